@@ -1,0 +1,2 @@
+def main(argv=None):
+    print("ok"); return 0
