@@ -1,0 +1,482 @@
+"""Edge side of the alarm path: send events to the aggregator until each is acknowledged.
+
+:class:`EventPublisher` is called from the video loop. ``publish()`` only appends to an
+in-memory buffer and wakes a background I/O thread, which alone owns the ZeroMQ DEALER
+socket (ZeroMQ sockets are not thread-safe). That thread sends each event, waits for the
+aggregator's ack carrying the event id, and resends unacknowledged events with exponential
+backoff. The buffer is bounded: when it is full the *oldest* event is dropped and counted
+(``DeliveryReport.dropped``) and a warning is logged.
+
+The buffer is :class:`MemoryOutbox`; a durable SQLite outbox will provide the same methods
+(``put``/``ack``/``get``/``__len__``/``ids``) so that events survive a restart of the edge
+worker. The socket passes through ``configure_socket`` before ``connect`` (where CURVE client
+keys will be set).
+
+Socket choices: ``IMMEDIATE=1`` so nothing is queued inside libzmq while no aggregator is
+connected (a send then fails with ``zmq.Again`` and the event stays in *our* buffer, where it
+is counted and bounded); ``LINGER=0`` so ``close()`` never hangs (undelivered events are
+reported, not hidden in a libzmq queue); ZMTP heartbeats so a dead peer is noticed. A
+socket monitor watches the connection: when a (re)connection completes, every event still
+waiting for its ack is resent at once instead of at its backoff time (whatever was in flight
+on the old connection is lost with it).
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+import random
+import socket
+import threading
+import time
+from collections import OrderedDict, deque
+from dataclasses import dataclass
+from typing import Callable, Iterator
+
+import zmq
+from zmq.utils.monitor import recv_monitor_message
+
+from .events import MAX_EVENT_BYTES, Event, EventError
+from .transport import decode_reply, is_local_endpoint
+
+__all__ = ["EventPublisher", "DeliveryReport", "MemoryOutbox", "PublisherError"]
+
+log = logging.getLogger(__name__)
+
+_RETRY_WHEN_DISCONNECTED_S = 0.1
+
+
+class PublisherError(RuntimeError):
+    """The publisher cannot be created or is used after ``close()``."""
+
+
+@dataclass(frozen=True)
+class DeliveryReport:
+    """Counts since the publisher started.
+
+    ``published == acknowledged + rejected + dropped + pending`` always holds.
+    """
+
+    published: int  # events accepted by publish()
+    sent: int  # distinct events sent at least once
+    acknowledged: int  # distinct events acknowledged by the aggregator
+    pending: int  # in the buffer, not yet acknowledged (sent or not)
+    dropped: int  # pushed out of the full buffer, never acknowledged
+    rejected: int  # refused by the aggregator as invalid (nack), not retried
+    resent: int  # retransmissions (all events together)
+    errors: int  # ZeroMQ errors logged by the I/O thread
+
+    @property
+    def undelivered(self) -> int:
+        return self.pending + self.dropped + self.rejected
+
+    @property
+    def complete(self) -> bool:
+        """Every published event has been acknowledged."""
+        return self.undelivered == 0
+
+
+class MemoryOutbox:
+    """Bounded, insertion-ordered buffer of unacknowledged events (id → wire bytes).
+
+    Not thread-safe by itself: :class:`EventPublisher` guards it with its lock.
+    """
+
+    def __init__(self, max_events: int) -> None:
+        if max_events < 1:
+            raise ValueError(f"max_events must be >= 1, got {max_events}")
+        self.max_events = max_events
+        self._items: OrderedDict[str, bytes] = OrderedDict()
+
+    def put(self, event_id: str, data: bytes) -> list[str]:
+        """Add an event; returns the ids dropped (oldest first) to make room."""
+        if event_id in self._items:
+            return []
+        dropped = []
+        while len(self._items) >= self.max_events:
+            old_id, _ = self._items.popitem(last=False)
+            dropped.append(old_id)
+        self._items[event_id] = data
+        return dropped
+
+    def ack(self, event_id: str) -> bool:
+        """Remove an acknowledged event; ``False`` if it was not (or no longer) here."""
+        return self._items.pop(event_id, None) is not None
+
+    def get(self, event_id: str) -> bytes | None:
+        return self._items.get(event_id)
+
+    def ids(self) -> Iterator[str]:
+        return iter(list(self._items))
+
+    def __contains__(self, event_id: object) -> bool:
+        return event_id in self._items
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+class EventPublisher:
+    """Deliver events to the aggregator's ingest endpoint with acknowledgements.
+
+    ``timeout_s``: how long to wait for an ack before the first resend; later resends back
+    off exponentially (with jitter) up to ``backoff_max_s``. ``max_buffer``: most
+    unacknowledged events kept; beyond it the oldest are dropped and counted.
+    ``configure_socket``: called with the DEALER socket before it connects (security hook).
+
+    Thread-safety: ``publish``, ``flush``, ``report`` and ``close`` may be called from any
+    thread; only the internal I/O thread touches the socket.
+    """
+
+    def __init__(
+        self,
+        endpoint: str,
+        *,
+        timeout_s: float = 2.0,
+        max_buffer: int = 10_000,
+        backoff_max_s: float = 15.0,
+        context: zmq.Context | None = None,
+        configure_socket: Callable[[zmq.Socket], None] | None = None,
+        name: str = "vigil-publisher",
+    ) -> None:
+        if timeout_s <= 0:
+            raise ValueError(f"timeout_s must be > 0, got {timeout_s}")
+        if backoff_max_s < timeout_s:
+            raise ValueError(f"backoff_max_s ({backoff_max_s}) must be >= timeout_s ({timeout_s})")
+        self.endpoint = endpoint
+        self.timeout_s = float(timeout_s)
+        self.backoff_max_s = float(backoff_max_s)
+        self._outbox = MemoryOutbox(max_buffer)
+
+        self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)  # notified on ack/nack/drop
+        self._unsent: deque[str] = deque()  # ids never sent, in order
+        self._retry: list[tuple[float, int, str]] = []  # heap (due, attempt, id) for sent ids
+        self._attempts: dict[str, int] = {}  # id -> sends so far (only sent, pending ids)
+        self._published = self._sent = self._acked = self._dropped = 0
+        self._rejected = self._resent = self._errors = 0
+        self._closed = False
+        self._stop = False
+
+        if not is_local_endpoint(endpoint):
+            log.warning("publishing events to %s without transport security (no CURVE yet)", endpoint)
+
+        self._own_context = context is None
+        self._ctx = context if context is not None else zmq.Context()
+        try:
+            self._sock = self._ctx.socket(zmq.DEALER)
+            self._sock.setsockopt(zmq.LINGER, 0)
+            self._sock.setsockopt(zmq.IMMEDIATE, 1)
+            self._sock.setsockopt(zmq.RECONNECT_IVL, 100)
+            self._sock.setsockopt(zmq.RECONNECT_IVL_MAX, 2000)
+            self._sock.setsockopt(zmq.HEARTBEAT_IVL, 1000)
+            self._sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, 3000)
+            self._sock.setsockopt(zmq.SNDHWM, 1000)
+            if configure_socket is not None:
+                configure_socket(self._sock)
+            self._monitor = self._sock.get_monitor_socket(
+                zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_DISCONNECTED
+            )
+            self._sock.connect(endpoint)
+        except zmq.ZMQError as exc:
+            self._close_socket()
+            if self._own_context:
+                self._ctx.term()
+            raise PublisherError(f"cannot connect event publisher to {endpoint}: {exc}") from exc
+
+        # Wake-up channel: publish() writes a byte, the I/O thread polls the other end.
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()  # a full memory barrier: the socket now belongs to the thread
+
+    # ------------------------------------------------------------------ caller side
+    def publish(self, event: Event) -> None:
+        """Queue ``event`` for delivery; returns at once.
+
+        Raises :class:`~vigil.alerts.events.EventError` for an event too large to send
+        and :class:`PublisherError` after ``close()``.
+        """
+        data = event.to_bytes()
+        if len(data) > MAX_EVENT_BYTES:
+            raise EventError(f"event {event.id} is {len(data)} bytes; the limit is {MAX_EVENT_BYTES}")
+        with self._lock:
+            if self._closed:
+                raise PublisherError("publish() after close()")
+            if event.id in self._outbox:
+                return
+            dropped = self._outbox.put(event.id, data)
+            self._published += 1
+            if dropped:
+                self._dropped += len(dropped)
+                for old in dropped:
+                    self._attempts.pop(old, None)  # a stale retry entry is skipped when due
+                    if self._unsent and self._unsent[0] == old:
+                        self._unsent.popleft()  # both are in publish order: keep them aligned
+                if self._dropped == len(dropped) or self._dropped % 1000 < len(dropped):
+                    log.warning(
+                        "event buffer full (%d): dropped the oldest unacknowledged event(s); "
+                        "%d dropped so far — is the aggregator at %s reachable?",
+                        self._outbox.max_events, self._dropped, self.endpoint,
+                    )
+                self._changed.notify_all()
+            self._unsent.append(event.id)
+        self._wake()
+
+    def report(self) -> DeliveryReport:
+        with self._lock:
+            return self._report_locked()
+
+    def flush(self, timeout_s: float = 5.0) -> DeliveryReport:
+        """Wait up to ``timeout_s`` until every buffered event is acknowledged; report."""
+        deadline = time.monotonic() + max(0.0, timeout_s)
+        with self._lock:
+            while len(self._outbox) and not self._stop:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self._changed.wait(left)
+            return self._report_locked()
+
+    def close(self, timeout_s: float = 1.0) -> DeliveryReport:
+        """Flush for up to ``timeout_s``, stop the I/O thread, close the socket; report.
+
+        Never hangs on the network (``LINGER=0``). Events still unacknowledged are counted
+        in ``pending`` of the returned report and logged.
+        """
+        with self._lock:
+            already = self._closed
+            self._closed = True
+        if already:
+            self._thread.join()
+            return self.report()
+        report = self.flush(timeout_s)
+        with self._lock:
+            self._stop = True
+        self._wake()
+        self._thread.join()
+        self._wake_r.close()
+        self._wake_w.close()
+        if self._own_context:
+            self._ctx.term()
+        report = self.report()
+        if report.undelivered:
+            log.warning(
+                "event publisher to %s closed with %d event(s) undelivered "
+                "(%d pending, %d dropped, %d rejected)",
+                self.endpoint, report.undelivered, report.pending, report.dropped, report.rejected,
+            )
+        return report
+
+    def __enter__(self) -> "EventPublisher":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _report_locked(self) -> DeliveryReport:
+        return DeliveryReport(
+            published=self._published, sent=self._sent, acknowledged=self._acked,
+            pending=len(self._outbox), dropped=self._dropped, rejected=self._rejected,
+            resent=self._resent, errors=self._errors,
+        )
+
+    def _wake(self) -> None:
+        try:
+            self._wake_w.send(b"\0")
+        except (BlockingIOError, InterruptedError):
+            pass  # the pipe is full: the thread is already due to wake
+        except OSError:
+            pass  # closed during shutdown
+
+    # ------------------------------------------------------------------ I/O thread
+    def _run(self) -> None:
+        poller = zmq.Poller()
+        poller.register(self._sock, zmq.POLLIN)
+        poller.register(self._wake_r, zmq.POLLIN)
+        poller.register(self._monitor, zmq.POLLIN)
+        blocked_until = 0.0  # no aggregator connected: don't try sending before this
+        self._reconnecting = False  # a connection was lost since the last one completed
+        try:
+            while True:
+                with self._lock:
+                    if self._stop:
+                        break
+                    timeout = self._poll_timeout(blocked_until)
+                try:
+                    ready = dict(poller.poll(timeout))
+                except zmq.ZMQError as exc:
+                    if exc.errno == zmq.ETERM:
+                        break
+                    self._log_zmq_error("poll", exc)
+                    time.sleep(0.05)
+                    continue
+                if self._wake_r.fileno() in ready or self._wake_r in ready:
+                    self._drain_wake()
+                if self._monitor in ready:
+                    if self._connection_events():
+                        blocked_until = 0.0
+                if self._sock in ready:
+                    self._receive_replies()
+                if time.monotonic() >= blocked_until:
+                    if not self._send_due():
+                        blocked_until = time.monotonic() + _RETRY_WHEN_DISCONNECTED_S
+        except Exception:  # a bug: say so loudly rather than die silently
+            log.exception("event publisher I/O thread failed; events will not be delivered")
+            with self._lock:
+                self._errors += 1
+                self._stop = True
+                self._changed.notify_all()
+        finally:
+            self._close_socket()
+
+    def _poll_timeout(self, blocked_until: float) -> int:
+        """Milliseconds until something is due (called with the lock held)."""
+        now = time.monotonic()
+        if blocked_until > now:
+            return max(1, int((blocked_until - now) * 1000) + 1)
+        if self._unsent:
+            return 0
+        if self._retry:
+            return max(0, int((self._retry[0][0] - now) * 1000) + 1)
+        return 1000
+
+    def _drain_wake(self) -> None:
+        try:
+            while self._wake_r.recv(4096):
+                pass
+        except (BlockingIOError, InterruptedError):
+            pass
+
+    def _connection_events(self) -> bool:
+        """Handle monitor events; ``True`` if a connection to the aggregator completed."""
+        connected = False
+        while True:
+            try:
+                msg = recv_monitor_message(self._monitor, zmq.NOBLOCK)
+            except zmq.Again:
+                return connected
+            except zmq.ZMQError as exc:
+                self._log_zmq_error("monitor recv", exc)
+                return connected
+            if msg["event"] == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+                connected = True
+                n = 0
+                if self._reconnecting:
+                    self._reconnecting = False
+                    with self._lock:
+                        now = time.monotonic()
+                        # Rebuilt, not pushed onto: no stale entry may fire a second resend.
+                        self._retry = [(now, a, event_id) for event_id, a in self._attempts.items()]
+                        heapq.heapify(self._retry)
+                        n = len(self._retry)
+                log.info("event publisher connected to %s%s", self.endpoint,
+                         f"; resending {n} unacknowledged event(s)" if n else "")
+            elif msg["event"] == zmq.EVENT_DISCONNECTED:
+                # What was in flight on that connection is gone: resend it on the next one.
+                self._reconnecting = True
+                log.warning("event publisher lost its connection to %s; buffering", self.endpoint)
+
+    def _receive_replies(self) -> None:
+        while True:
+            try:
+                frames = self._sock.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            except zmq.ZMQError as exc:
+                self._log_zmq_error("recv", exc)
+                return
+            if len(frames) != 1:
+                log.warning("ignoring a %d-frame reply from the aggregator", len(frames))
+                continue
+            try:
+                reply = decode_reply(frames[0])
+            except (ValueError, UnicodeDecodeError) as exc:
+                log.warning("ignoring an unreadable reply from the aggregator: %s", exc)
+                continue
+            with self._lock:
+                if "ack" in reply:
+                    if self._outbox.ack(reply["ack"]):
+                        self._acked += 1
+                        self._attempts.pop(reply["ack"], None)
+                        self._changed.notify_all()
+                else:
+                    event_id = reply["nack"]
+                    if self._outbox.ack(event_id):
+                        self._rejected += 1
+                        self._attempts.pop(event_id, None)
+                        self._changed.notify_all()
+                        log.error("aggregator rejected event %s: %s", event_id, reply.get("error", "?"))
+
+    def _next_due(self, now: float) -> tuple[str, bytes, int] | None:
+        """Pop the next event to send now: resends first (older), then new ones."""
+        with self._lock:
+            while self._retry and self._retry[0][0] <= now:
+                _, attempt, event_id = heapq.heappop(self._retry)
+                data = self._outbox.get(event_id)
+                if data is not None and self._attempts.get(event_id) == attempt:
+                    return event_id, data, attempt
+            while self._unsent:
+                event_id = self._unsent.popleft()
+                data = self._outbox.get(event_id)
+                if data is not None and event_id not in self._attempts:
+                    return event_id, data, 0
+        return None
+
+    def _send_due(self) -> bool:
+        """Send everything due; ``False`` if the aggregator is not connected (retry later)."""
+        while True:
+            now = time.monotonic()
+            item = self._next_due(now)
+            if item is None:
+                return True
+            event_id, data, attempt = item
+            try:
+                self._sock.send(data, zmq.NOBLOCK)
+            except zmq.Again:
+                # No connected aggregator (IMMEDIATE) or its pipe is full: put it back.
+                with self._lock:
+                    if attempt == 0:
+                        self._unsent.appendleft(event_id)
+                    else:
+                        heapq.heappush(self._retry, (now, attempt, event_id))
+                return False
+            except zmq.ZMQError as exc:
+                self._log_zmq_error("send", exc)
+                with self._lock:
+                    if attempt == 0:
+                        self._unsent.appendleft(event_id)
+                    else:
+                        heapq.heappush(self._retry, (now, attempt, event_id))
+                return False
+            with self._lock:
+                if event_id not in self._outbox:
+                    continue  # acked or dropped meanwhile
+                if attempt == 0:
+                    self._sent += 1
+                else:
+                    self._resent += 1
+                attempt += 1
+                self._attempts[event_id] = attempt
+                wait = min(self.timeout_s * (2 ** (attempt - 1)), self.backoff_max_s)
+                wait *= random.uniform(0.8, 1.2)
+                heapq.heappush(self._retry, (now + wait, attempt, event_id))
+
+    def _log_zmq_error(self, what: str, exc: zmq.ZMQError) -> None:
+        with self._lock:
+            self._errors += 1
+        log.error("event publisher to %s: ZeroMQ %s failed: %s (errno %s)", self.endpoint, what, exc, exc.errno)
+
+    def _close_socket(self) -> None:
+        sock = getattr(self, "_sock", None)
+        monitor = getattr(self, "_monitor", None)
+        if sock is not None and not sock.closed:
+            if monitor is not None:
+                try:
+                    sock.disable_monitor()
+                except zmq.ZMQError as exc:
+                    log.debug("disable_monitor: %s", exc)
+            sock.close(linger=0)
+        if monitor is not None and not monitor.closed:
+            monitor.close(linger=0)

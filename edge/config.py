@@ -1,0 +1,270 @@
+"""Node configuration: one YAML file per node, validated at start.
+
+Every model forbids unknown keys and every field carries a description. Relative paths to
+video sources and calibration files are resolved against the folder of the YAML file, so a
+config and its calibration travel together; the output folder is relative to the working
+directory.
+
+:func:`load_config` raises :class:`ConfigError` whose message names the file, the camera
+(when the error is inside ``cameras[i]``), the field path and the line of the YAML file.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from vigil.detectors.registry import DetectorConfig, parse_detector_config
+
+__all__ = [
+    "ConfigError",
+    "NodeConfig",
+    "CameraConfig",
+    "load_config",
+    "parse_config",
+]
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+class ConfigError(ValueError):
+    """The node configuration is unreadable or invalid; the message says where."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DistanceRuleConfig(_Strict):
+    """Interpersonal distance rule (the Italian rule is 1 m between people)."""
+
+    enabled: bool = Field(True, description="Raise distance_violation alarms")
+    threshold_m: float = Field(1.0, gt=0, le=20, description="Pairs closer than this (metres) are in violation")
+    hysteresis_m: float = Field(0.2, ge=0, le=5, description="A violation ends only once the pair is farther than threshold + hysteresis (metres)")
+    min_duration_s: float = Field(1.0, ge=0, le=600, description="A pair must stay close this long before the alarm starts (seconds)")
+    end_after_s: float = Field(1.0, ge=0, le=600, description="An open violation ends when the pair has been apart, or a track lost, this long (seconds)")
+    classes: list[str] = Field(default_factory=lambda: ["person"], min_length=1, description="Detector class names the rule applies to")
+    severity: Literal["info", "warning", "critical"] = Field("warning", description="Severity of the alarm events")
+
+
+class RulesConfig(_Strict):
+    distance: DistanceRuleConfig = Field(default_factory=DistanceRuleConfig, description="Interpersonal distance violations")
+
+
+class ZoneConfig(_Strict):
+    """A named region of the ground plane (metres, calibration world frame)."""
+
+    name: str = Field(description="Zone name, unique per camera")
+    polygon: list[tuple[float, float]] = Field(min_length=3, description="Ground polygon vertices [x, y] in metres")
+
+    @field_validator("polygon")
+    @classmethod
+    def _valid_polygon(cls, v: list[tuple[float, float]]) -> list[tuple[float, float]]:
+        from shapely.geometry import Polygon
+
+        poly = Polygon(v)
+        if not poly.is_valid or poly.area <= 0:
+            raise ValueError("polygon is self-intersecting or has zero area")
+        return v
+
+
+class TrackerConfig(_Strict):
+    """ByteTrack parameters (supervision's implementation)."""
+
+    track_activation_threshold: float = Field(0.35, ge=0, le=1, description="Detections above this confidence may start a track")
+    lost_track_buffer_s: float = Field(3.0, gt=0, le=60, description="How long a lost track is kept for re-association (seconds)")
+    minimum_matching_threshold: float = Field(0.8, gt=0, le=1, description="Association threshold (1 - IoU cost)")
+    minimum_consecutive_frames: int = Field(2, ge=1, le=30, description="Frames a track must be seen before it is reported")
+
+
+class CameraConfig(_Strict):
+    """One camera served by this node."""
+
+    name: str = Field(description="Camera name: letters, digits, '_', '.', '-'; unique on the node")
+    source: str = Field(description="Video file path, rtsp:// or http(s):// URL, or a device index / /dev/videoN")
+    fps: float | None = Field(None, gt=0, le=240, description="Frame rate to assume for a recorded file (overrides the container header)")
+    calibration: Path = Field(description="Vigil calibration file (YAML) mapping image pixels to ground metres")
+    zones: list[ZoneConfig] = Field(default_factory=list, description="Ground-plane zones (metres)")
+    rules: RulesConfig = Field(default_factory=RulesConfig, description="Rules that raise alarms")
+    enabled: bool = Field(True, description="Set false to keep a camera in the file without running it")
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not _NAME.match(v):
+            raise ValueError(f"invalid camera name {v!r}: use letters, digits, '_', '.', '-' (max 64)")
+        return v
+
+    @field_validator("source")
+    @classmethod
+    def _source(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("source is empty")
+        return v
+
+    @model_validator(mode="after")
+    def _unique_zones(self) -> "CameraConfig":
+        names = [z.name for z in self.zones]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"duplicate zone names: {dupes}")
+        return self
+
+
+class AggregatorLinkConfig(_Strict):
+    endpoint: str = Field("tcp://127.0.0.1:5555", description="ZeroMQ endpoint of the aggregator's ingest socket")
+    publish: bool = Field(True, description="Send events to the aggregator (false: only local outputs)")
+    flush_timeout_s: float = Field(5.0, ge=0, le=600, description="At the end of a replay, wait this long for acknowledgements")
+
+    @field_validator("endpoint")
+    @classmethod
+    def _endpoint(cls, v: str) -> str:
+        if not re.match(r"^(tcp|ipc|inproc)://\S+$", v):
+            raise ValueError(f"not a ZeroMQ endpoint: {v!r} (expected tcp://host:port or ipc://path)")
+        return v
+
+
+class OutputConfig(_Strict):
+    dir: Path = Field(Path("out"), description="Folder for replay outputs (annotated video, bird's-eye PNG); relative to the working directory")
+    annotated_video: bool = Field(True, description="Write an annotated video for recorded replays")
+    birdseye: bool = Field(True, description="Write a bird's-eye PNG of tracks and violations for recorded replays")
+
+
+class NodeConfig(_Strict):
+    """A Vigil edge node: its cameras, detector, tracker, rules and aggregator link."""
+
+    version: Literal[1] = Field(1, description="Config format version")
+    node: str = Field("vigil-node", description="Node name, used in logs")
+    detector: DetectorConfig = Field(default_factory=parse_detector_config, description="Detector backend and its settings")
+    tracker: TrackerConfig = Field(default_factory=TrackerConfig, description="Multi-object tracker")
+    aggregator: AggregatorLinkConfig = Field(default_factory=AggregatorLinkConfig, description="Where alarm events go")
+    output: OutputConfig = Field(default_factory=OutputConfig, description="Replay outputs")
+    cameras: list[CameraConfig] = Field(min_length=1, description="Cameras served by this node")
+
+    @model_validator(mode="after")
+    def _unique_cameras(self) -> "NodeConfig":
+        names = [c.name for c in self.cameras]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"duplicate camera names: {dupes}")
+        return self
+
+    def camera(self, name: str | None = None) -> CameraConfig:
+        """The named camera, or the first enabled one."""
+        for cam in self.cameras:
+            if (name is None and cam.enabled) or cam.name == name:
+                return cam
+        raise ConfigError(f"no camera named {name!r}; cameras: {[c.name for c in self.cameras]}")
+
+
+# ---------------------------------------------------------------------------- loading
+class _LineLoader(yaml.SafeLoader):
+    """SafeLoader that remembers the line of every mapping key (for error messages)."""
+
+
+def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    mapping = {}
+    lines = {}
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in mapping:
+            raise ConfigError(f"line {key_node.start_mark.line + 1}: duplicate key {key!r}")
+        mapping[key] = loader.construct_object(value_node, deep=deep)
+        lines[key] = key_node.start_mark.line + 1
+    loader.key_lines[id(mapping)] = lines
+    return mapping
+
+
+_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def _line_of(data: Any, loc: tuple, key_lines: dict) -> int | None:
+    line = None
+    node = data
+    for part in loc:
+        if isinstance(node, dict) and part in node:
+            line = key_lines.get(id(node), {}).get(part, line)
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            node = node[part]
+        else:
+            break
+    return line
+
+
+def _format_errors(exc: ValidationError, data: Any, source: str, key_lines: dict) -> str:
+    lines = [f"{source}: invalid configuration ({exc.error_count()} error{'s' if exc.error_count() > 1 else ''})"]
+    for err in exc.errors():
+        loc = tuple(err["loc"])
+        where = ""
+        if len(loc) >= 2 and loc[0] == "cameras" and isinstance(loc[1], int):
+            cams = data.get("cameras") if isinstance(data, dict) else None
+            name = cams[loc[1]].get("name") if isinstance(cams, list) and loc[1] < len(cams) and isinstance(cams[loc[1]], dict) else None
+            where = f"camera {name!r}: " if name else f"camera #{loc[1] + 1}: "
+        # discriminated unions put the tag in the path; hide it
+        field_path = ".".join(str(p) for p in loc if not (isinstance(p, str) and p.startswith("function-")))
+        line = _line_of(data, loc, key_lines)
+        at = f" (line {line})" if line else ""
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+        lines.append(f"  {where}{field_path}{at}: {msg}")
+    return "\n".join(lines)
+
+
+def parse_config(text: str, source: str = "<config>", base_dir: Path | None = None) -> NodeConfig:
+    """Validate YAML text; relative paths resolve against ``base_dir``."""
+    loader = _LineLoader(text)
+    loader.key_lines = {}
+    try:
+        data = loader.get_single_data()
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{source}: not valid YAML: {exc}") from None
+    finally:
+        loader.dispose()
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: expected a mapping at the top level, got {type(data).__name__}")
+    try:
+        cfg = NodeConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(exc, data, source, loader.key_lines)) from None
+    if base_dir is not None:
+        cfg = _resolve_paths(cfg, base_dir)
+    return cfg
+
+
+def _resolve_path(p: Path, base: Path) -> Path:
+    p = p.expanduser()
+    return p if p.is_absolute() else (base / p)
+
+
+def _is_url_or_device(source: str) -> bool:
+    return "://" in source or source.isdigit() or source.startswith("/dev/")
+
+
+def _resolve_paths(cfg: NodeConfig, base: Path) -> NodeConfig:
+    cameras = []
+    for cam in cfg.cameras:
+        update: dict[str, Any] = {"calibration": _resolve_path(cam.calibration, base)}
+        if not _is_url_or_device(cam.source):
+            update["source"] = str(_resolve_path(Path(cam.source), base))
+        cameras.append(cam.model_copy(update=update))
+    return cfg.model_copy(update={"cameras": cameras})
+
+
+def load_config(path: str | Path) -> NodeConfig:
+    """Read and validate a node config file; raises :class:`ConfigError` naming the file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read config file: {exc}") from None
+    return parse_config(text, source=str(path), base_dir=path.resolve().parent)

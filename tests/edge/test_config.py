@@ -1,0 +1,110 @@
+"""Node config validation: unknown keys, bad values and their messages (file, camera, field, line)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from vigil.edge.config import ConfigError, load_config, parse_config
+
+GOOD = """\
+version: 1
+node: test
+cameras:
+  - name: cam-a
+    source: video.avi
+    fps: 7
+    calibration: cam-a.calib.yaml
+"""
+
+
+def test_minimal_config_fills_defaults_and_resolves_paths_against_the_file(tmp_path: Path):
+    path = tmp_path / "node.yaml"
+    path.write_text(GOOD)
+    cfg = load_config(path)
+    cam = cfg.camera()
+    assert cam.name == "cam-a"
+    assert cam.source == str(tmp_path / "video.avi")
+    assert cam.calibration == tmp_path / "cam-a.calib.yaml"
+    assert cam.rules.distance.threshold_m == 1.0
+    assert cfg.aggregator.endpoint == "tcp://127.0.0.1:5555"
+    assert cfg.detector.type  # the embedded default detector
+
+
+def test_urls_and_devices_are_not_turned_into_paths(tmp_path: Path):
+    text = GOOD.replace("source: video.avi", "source: rtsp://10.0.0.5/stream1")
+    cfg = parse_config(text, base_dir=tmp_path)
+    assert cfg.camera().source == "rtsp://10.0.0.5/stream1"
+
+
+def test_unknown_key_in_a_camera_names_file_camera_field_and_line(tmp_path: Path):
+    path = tmp_path / "node.yaml"
+    path.write_text(GOOD + "    colour: red\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    msg = str(err.value)
+    assert str(path) in msg
+    assert "camera 'cam-a'" in msg
+    assert "cameras.0.colour" in msg
+    assert "(line 8)" in msg
+    assert "unknown key" in msg
+
+
+def test_unknown_top_level_key_is_rejected():
+    with pytest.raises(ConfigError, match=r"modle.*unknown key"):
+        parse_config(GOOD + "modle: yolo\n", source="x.yaml")
+
+
+@pytest.mark.parametrize(
+    "old, new, expected",
+    [
+        ("fps: 7", "fps: -3", r"cameras\.0\.fps \(line 6\): Input should be greater than 0"),
+        ("name: cam-a", "name: 'bad name!'", r"invalid camera name"),
+        ("version: 1", "version: 2", r"version \(line 1\)"),
+    ],
+)
+def test_bad_values_are_reported_with_their_field(old: str, new: str, expected: str):
+    with pytest.raises(ConfigError, match=expected):
+        parse_config(GOOD.replace(old, new), source="x.yaml")
+
+
+def test_bad_distance_rule_names_the_camera_and_nested_field():
+    text = GOOD + "    rules:\n      distance:\n        threshold_m: 0\n"
+    with pytest.raises(ConfigError, match=r"camera 'cam-a': cameras\.0\.rules\.distance\.threshold_m \(line 10\)"):
+        parse_config(text, source="x.yaml")
+
+
+def test_duplicate_camera_names_are_rejected():
+    text = GOOD + "  - name: cam-a\n    source: b.avi\n    calibration: b.yaml\n"
+    with pytest.raises(ConfigError, match="duplicate camera names"):
+        parse_config(text)
+
+
+def test_duplicate_yaml_keys_are_rejected_with_the_line():
+    with pytest.raises(ConfigError, match=r"line 2: duplicate key 'node'"):
+        parse_config("node: a\nnode: b\ncameras: []\n")
+
+
+def test_unknown_detector_backend_is_a_config_error():
+    with pytest.raises(ConfigError, match=r"detector"):
+        parse_config(GOOD + "detector:\n  type: no-such-backend\n")
+
+
+def test_self_intersecting_zone_is_rejected():
+    text = GOOD + "    zones:\n      - name: bowtie\n        polygon: [[0, 0], [1, 1], [1, 0], [0, 1]]\n"
+    with pytest.raises(ConfigError, match="self-intersecting"):
+        parse_config(text)
+
+
+def test_not_yaml_and_missing_file(tmp_path: Path):
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        parse_config("cameras: [", source="x.yaml")
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_config(tmp_path / "nope.yaml")
+
+
+def test_example_config_is_valid():
+    cfg = load_config(Path(__file__).resolve().parents[2] / "deploy" / "examples" / "pets2009-s2l1.yaml")
+    assert cfg.camera().fps == 7
+    assert cfg.camera().calibration.is_file()

@@ -1,0 +1,58 @@
+"""Video sources: exact replay of files, fps override, clear errors for missing or corrupt files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from vigil.edge.sources import FileSource, SourceError, open_source
+
+
+def _write_video(path: Path, n: int, fps: float = 10.0, size=(64, 48)) -> Path:
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, size)
+    assert writer.isOpened()
+    for i in range(n):
+        img = np.full((size[1], size[0], 3), (i * 10) % 255, np.uint8)
+        writer.write(img)
+    writer.release()
+    return path
+
+
+def test_file_is_replayed_frame_by_frame_with_its_own_timestamps(tmp_path: Path):
+    src = open_source(str(_write_video(tmp_path / "v.avi", 12, fps=10.0)))
+    frames = list(src)
+    assert [f.index for f in frames] == list(range(12))
+    assert frames[5].timestamp == pytest.approx(0.5)
+    assert frames[0].image.shape == (48, 64, 3)
+    assert src.stats.frames == 12 and src.stats.corrupt_skipped == 0
+
+
+def test_fps_override_sets_timestamps(tmp_path: Path):
+    src = FileSource(_write_video(tmp_path / "v.avi", 8, fps=10.0), fps=7.0)
+    frames = list(src)
+    assert src.header_fps == pytest.approx(10.0)
+    assert frames[7].timestamp == pytest.approx(1.0)
+
+
+def test_missing_file_names_the_file(tmp_path: Path):
+    with pytest.raises(SourceError, match=r"nope\.avi: video file not found"):
+        open_source(str(tmp_path / "nope.avi"))
+
+
+def test_corrupt_file_names_the_file(tmp_path: Path):
+    bad = tmp_path / "bad.avi"
+    bad.write_bytes(b"RIFF\x00\x00\x00\x00AVI garbage" * 50)
+    with pytest.raises(SourceError, match=r"bad\.avi"):
+        open_source(str(bad))
+
+
+def test_vtest_header_says_10_fps_and_has_795_frames(vtest: Path):
+    src = FileSource(vtest, fps=7.0)
+    assert src.header_fps == pytest.approx(10.0)
+    assert src.frame_count == 795
+    assert (src.width, src.height) == (768, 576)
+    n = sum(1 for _ in src)
+    assert n == 795
