@@ -94,6 +94,7 @@ def _run_one(cfg, cam, args, stop) -> dict:
             max_frames=args.max_frames,
             sinks=sinks,
             mot_out=Path(args.mot_out) if args.mot_out else None,
+            mot_classes=args.mot_classes.split(",") if args.mot_classes else None,
             write_media=not args.no_media,
             progress=not args.quiet,
             stop=stop,
@@ -175,6 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--source", help="override the camera's source (file path or URL)")
     p.add_argument("--max-frames", type=int, help="stop after N frames")
     p.add_argument("--mot-out", help="write MOTChallenge lines frame,id,left,top,width,height,conf,x,y,-1 (x, y ground metres)")
+    p.add_argument("--mot-classes", help="comma-separated detector classes written to --mot-out (default: the distance rule's classes, i.e. person)")
     p.add_argument("--events-out", help="write every event as JSON Lines")
     p.add_argument("--no-publish", action="store_true", help="do not send events to the aggregator")
     p.add_argument("--no-media", action="store_true", help="skip the annotated video and the bird's-eye PNG")

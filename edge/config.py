@@ -75,9 +75,12 @@ class ZoneConfig(_Strict):
 class TrackerConfig(_Strict):
     """ByteTrack parameters (supervision's implementation)."""
 
-    track_activation_threshold: float = Field(0.35, ge=0, le=1, description="Detections above this confidence may start a track")
+    track_activation_threshold: float = Field(0.25, ge=0, le=1, description="Detections above this confidence may start a track")
     lost_track_buffer_s: float = Field(3.0, gt=0, le=60, description="How long a lost track is kept for re-association (seconds)")
-    minimum_matching_threshold: float = Field(0.8, gt=0, le=1, description="Association threshold (1 - IoU cost)")
+    minimum_matching_threshold: float = Field(
+        0.95, gt=0, le=1,
+        description="Association cost limit (cost = 1 - IoU): 0.95 accepts matches down to IoU 0.05, which low-frame-rate cameras (people move a third of their width between frames at 7 fps) need",
+    )
     minimum_consecutive_frames: int = Field(2, ge=1, le=30, description="Frames a track must be seen before it is reported")
 
 

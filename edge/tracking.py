@@ -27,9 +27,9 @@ class Tracker:
     def __init__(
         self,
         fps: float,
-        track_activation_threshold: float = 0.35,
+        track_activation_threshold: float = 0.25,
         lost_track_buffer_s: float = 3.0,
-        minimum_matching_threshold: float = 0.8,
+        minimum_matching_threshold: float = 0.95,
         minimum_consecutive_frames: int = 2,
     ) -> None:
         with warnings.catch_warnings():

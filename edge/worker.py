@@ -18,7 +18,7 @@ import numpy as np
 
 from vigil.alerts.events import Event, utc_iso
 from vigil.detectors.detections import Detections
-from vigil.edge.config import CameraConfig, NodeConfig
+from vigil.edge.config import CameraConfig, ConfigError, NodeConfig
 from vigil.edge.sources import Frame, open_source
 from vigil.edge.tracking import Tracker
 
@@ -97,7 +97,7 @@ class CameraPipeline:
         self.rule_classes = np.array([i for i, n in enumerate(self.class_names) if n in set(rule.classes)], np.int64)
         unknown = sorted(set(rule.classes) - set(self.class_names))
         if unknown:
-            raise ValueError(f"camera {camera.name!r}: rules.distance.classes {unknown} are not classes of the detector ({self.class_names})")
+            raise ConfigError(f"camera {camera.name!r}: rules.distance.classes {unknown} are not classes of the detector ({self.class_names})")
         self.monitor = ViolationMonitor(
             threshold_m=rule.threshold_m,
             hysteresis_m=rule.hysteresis_m,
@@ -178,6 +178,7 @@ def run_camera(
     max_frames: int | None = None,
     sinks: list[EventSink] = (),
     mot_out: Path | None = None,
+    mot_classes: list[str] | None = None,
     write_media: bool = True,
     progress: bool = True,
     stop: Callable[[], bool] | None = None,
@@ -195,6 +196,12 @@ def run_camera(
     if max_frames is not None:
         total = min(total, max_frames) if total else max_frames
 
+    wanted = set(mot_classes or camera.rules.distance.classes)
+    unknown = wanted - set(pipeline.class_names)
+    if unknown:
+        src.close()
+        raise ConfigError(f"--mot-classes: {sorted(unknown)} are not detector classes ({pipeline.class_names})")
+    mot_ids = np.array([i for i, n in enumerate(pipeline.class_names) if n in wanted], np.int64)
     mot = MotWriter(mot_out) if mot_out else None
     video = None
     birdseye = BirdsEye() if (recorded and write_media and node.output.birdseye) else None
@@ -235,7 +242,7 @@ def run_camera(
             to = time.perf_counter()
             report.violations += sum(1 for c in changes if c.state == "start")
             if mot is not None:
-                mot.write(frame.index, tracked)
+                mot.write(frame.index, tracked[np.isin(tracked.class_id, mot_ids)])
             if birdseye is not None:
                 birdseye.add(tracked[np.isin(tracked.class_id, pipeline.rule_classes)])
                 for c in changes:
