@@ -1,6 +1,21 @@
 #!/usr/bin/env bash
 # README's second command: set everything up, then run the test suite.
+# Tests also use two Debian packages: postgresql (a real server, started on loopback by the
+# tests themselves) and espeak-ng (voice reminders rendered to WAV). They are installed here
+# when missing and this user may install packages; otherwise those tests skip and say why.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+need=()
+command -v espeak-ng >/dev/null || need+=(espeak-ng)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
+if [ ${#need[@]} -gt 0 ]; then
+    if [ "$(id -u)" = 0 ] || command -v sudo >/dev/null; then
+        echo "[test] installing Debian packages for the tests: ${need[*]}" >&2
+        s=; [ "$(id -u)" = 0 ] || s=sudo
+        $s apt-get update -qq && DEBIAN_FRONTEND=noninteractive $s apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+    else
+        echo "[test] not installing ${need[*]} (no root): the tests that need them will skip" >&2
+    fi
+fi
 exec .venv/bin/python -m pytest -q "$@"

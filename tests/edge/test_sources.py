@@ -56,3 +56,21 @@ def test_vtest_header_says_10_fps_and_has_795_frames(vtest: Path):
     assert (src.width, src.height) == (768, 576)
     n = sum(1 for _ in src)
     assert n == 795
+
+
+def test_corrupt_frame_inside_a_file_is_skipped_and_counted(tmp_path: Path):
+    path = tmp_path / "v.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (64, 48))
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        writer.write(rng.integers(0, 255, (48, 64, 3), dtype=np.uint8))
+    writer.release()
+    data = bytearray(path.read_bytes())
+    starts = [i for i in range(len(data) - 1) if data[i] == 0xFF and data[i + 1] == 0xD8]  # JPEG SOI markers
+    assert len(starts) == 20
+    data[starts[10] : starts[10] + 600] = bytes(600)  # wipe frame 10's JPEG header and data
+    path.write_bytes(bytes(data))
+    src = open_source(str(path))
+    indices = [f.index for f in src]
+    assert indices == [i for i in range(20) if i != 10]
+    assert src.stats.corrupt_skipped == 1 and src.stats.frames == 19
