@@ -25,7 +25,7 @@ import numpy as np
 from vigil.bench.cvml import read_cvml
 from vigil.bench.detection_eval import _iou, match_frame, parse_frames
 
-__all__ = ["read_mot", "evaluate_mot", "add_eval_command"]
+__all__ = ["read_mot", "evaluate_mot", "score_tracks", "add_eval_command"]
 
 
 def read_mot(path: str | Path) -> dict[int, dict[str, np.ndarray]]:
@@ -53,16 +53,23 @@ def read_mot(path: str | Path) -> dict[int, dict[str, np.ndarray]]:
 
 
 def evaluate_mot(mot_path: str | Path, gt_path: str | Path, frames: range, calibration: str | Path | None = None, iou: float = 0.5) -> dict:
-    """See the module docstring; returns a JSON-ready dict."""
-    import motmetrics as mm
-
-    gt = read_cvml(gt_path)
-    hyp = read_mot(mot_path)
+    """Score a MOT file; see the module docstring. Returns a JSON-ready dict."""
     camera = None
     if calibration is not None:
         from vigil.geometry.calibration_io import load_camera
 
         camera = load_camera(calibration)
+    return score_tracks(read_mot(mot_path), read_cvml(gt_path), frames, camera=camera, iou=iou)
+
+
+def score_tracks(hyp: dict[int, dict[str, np.ndarray]], gt: dict, frames: range, camera=None, iou: float = 0.5) -> dict:
+    """Score tracked boxes per video frame (``read_mot``'s layout) against CVML ground truth.
+
+    ``camera``: a :class:`vigil.geometry.camera.CameraModel`; when given, also the ground-plane
+    error in metres of matched boxes (``hyp[f]["world"]`` against the ground truth's foot points).
+    """
+    import motmetrics as mm
+
     acc = mm.MOTAccumulator(auto_id=True)
     tp = fp = fn = 0
     ground_err: list[float] = []
@@ -84,7 +91,7 @@ def evaluate_mot(mot_path: str | Path, gt_path: str | Path, frames: range, calib
             foot = np.stack([(gxy[:, 0] + gxy[:, 2]) / 2, gxy[:, 3]], axis=1)
             truth = camera.image_to_ground(foot)
             ours = h["world"][det_idx]
-            ok = np.all(np.isfinite(truth), axis=1) & np.all(ours != -1, axis=1)
+            ok = np.all(np.isfinite(truth), axis=1) & np.all(np.isfinite(ours), axis=1) & np.all(ours != -1, axis=1)
             ground_err.extend(np.linalg.norm(ours[ok] - truth[ok], axis=1).tolist())
         dist = 1.0 - _iou(g.xyxy, h["xyxy"]) if len(g) and len(h["ids"]) else np.zeros((len(g), len(h["ids"])))
         dist = np.where(dist > 1.0 - iou, np.nan, dist)
