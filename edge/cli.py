@@ -146,6 +146,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _print_report(res: dict) -> None:
+    if res.get("ok") is False:
+        print(f"camera {res['camera']}: FAILED: {res.get('error', 'unknown error')}", file=sys.stderr)
+        return
     lines = [
         f"camera {res['camera']}: {res['frames']} frames in {res['wall_s']:.1f} s ({res['fps']:.1f} fps), "
         f"{res['tracks']} tracks, {res['violations']} violations, {res['events']} events",

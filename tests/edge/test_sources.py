@@ -74,3 +74,25 @@ def test_corrupt_frame_inside_a_file_is_skipped_and_counted(tmp_path: Path):
     indices = [f.index for f in src]
     assert indices == [i for i in range(20) if i != 10]
     assert src.stats.corrupt_skipped == 1 and src.stats.frames == 19
+
+
+def test_live_source_keeps_only_the_newest_frame_and_counts_the_stale_ones(tmp_path: Path):
+    import time
+
+    from vigil.edge.sources import LiveSource
+
+    # a file opened as a live stream is read as fast as it decodes: far faster than this consumer
+    path = _write_video(tmp_path / "live.avi", 200, fps=10.0)
+    src = LiveSource(str(path), reconnect_backoff_s=0.05)
+    got = []
+    try:
+        for frame in src:
+            got.append(frame.index)
+            time.sleep(0.05)
+            if len(got) == 4:
+                break
+    finally:
+        src.close()
+    assert len(got) == 4
+    assert got == sorted(got) and got[-1] - got[0] > 3  # frames in between were skipped, not queued
+    assert src.stats.stale_dropped > 0
