@@ -1,0 +1,96 @@
+"""Zones: named polygons on the ground plane (metres, the calibration's world frame).
+
+:func:`make_zone` validates the vertices (finite, at least three, a simple polygon of positive
+area) and raises :class:`ZoneError` naming the zone and the problem.
+:func:`check_zone_visible` checks that a zone lies inside the area the camera sees (every
+point of its boundary maps to a pixel inside the image, in front of the camera).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Sequence
+
+import numpy as np
+import shapely
+from shapely.geometry import LineString, Polygon
+from shapely.validation import explain_validity
+
+if TYPE_CHECKING:  # pragma: no cover
+    from vigil.geometry.camera import CameraModel
+
+__all__ = ["Zone", "ZoneError", "make_zone", "check_zone_visible"]
+
+
+class ZoneError(ValueError):
+    """A zone is malformed, degenerate, or outside the calibrated area."""
+
+
+@dataclass(frozen=True, eq=False)
+class Zone:
+    """A named ground polygon. ``contains(xy)`` is vectorised; NaN rows are outside."""
+
+    name: str
+    polygon: Polygon
+    area_m2: float = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "area_m2", float(self.polygon.area))
+        shapely.prepare(self.polygon)
+
+    def contains(self, xy: np.ndarray) -> np.ndarray:
+        """``(N,) bool``: which ``(N, 2)`` ground points lie inside or on the boundary."""
+        xy = np.asarray(xy, np.float64).reshape(-1, 2)
+        if len(xy) == 0:
+            return np.zeros(0, bool)
+        ok = np.all(np.isfinite(xy), axis=1)
+        out = np.zeros(len(xy), bool)
+        if np.any(ok):
+            out[ok] = shapely.intersects_xy(self.polygon, xy[ok, 0], xy[ok, 1])
+        return out
+
+    @property
+    def vertices(self) -> np.ndarray:
+        return np.asarray(self.polygon.exterior.coords, np.float64)[:-1]
+
+
+def make_zone(name: str, vertices: Sequence[Sequence[float]]) -> Zone:
+    """Validate ``vertices`` ``[[x, y], ...]`` (metres) into a :class:`Zone`."""
+    try:
+        v = np.asarray(vertices, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ZoneError(f"zone {name!r}: vertices are not numeric") from None
+    if v.ndim != 2 or v.shape[1] != 2:
+        raise ZoneError(f"zone {name!r}: expected vertices of shape (N, 2), got {v.shape}")
+    if len(v) < 3:
+        raise ZoneError(f"zone {name!r}: needs at least 3 vertices, got {len(v)}")
+    if not np.all(np.isfinite(v)):
+        raise ZoneError(f"zone {name!r}: vertices must be finite numbers")
+    poly = Polygon(v)
+    if not poly.is_valid:
+        raise ZoneError(f"zone {name!r}: polygon is self-intersecting or not simple ({explain_validity(poly)}); vertices must go around the zone once without crossing")
+    if not poly.area > 0:
+        raise ZoneError(f"zone {name!r}: polygon has zero area")
+    return Zone(name, poly)
+
+
+def check_zone_visible(zone: Zone, camera: "CameraModel", image_size: tuple[int, int] | None = None, step_m: float = 0.25) -> None:
+    """Raise :class:`ZoneError` unless every point of the zone's boundary (sampled every
+    ``step_m``) projects to a finite pixel inside the image (``image_size`` or the camera's)."""
+    size = image_size or getattr(camera, "image_size", None)
+    ring = LineString(zone.polygon.exterior.coords)
+    n = max(int(math.ceil(ring.length / step_m)), len(zone.vertices))
+    pts = np.array([ring.interpolate(i / n, normalized=True).coords[0] for i in range(n)], np.float64)
+    px = camera.ground_to_image(pts)
+    bad = ~np.all(np.isfinite(px), axis=1)
+    if size is not None:
+        w, h = size
+        with np.errstate(invalid="ignore"):
+            bad |= (px[:, 0] < 0) | (px[:, 0] > w) | (px[:, 1] < 0) | (px[:, 1] > h)
+    if np.any(bad):
+        p = pts[np.flatnonzero(bad)[0]]
+        raise ZoneError(
+            f"zone {zone.name!r}: lies outside the calibrated area: ground point [{p[0]:.2f}, {p[1]:.2f}] m "
+            f"({int(bad.sum())} of {len(pts)} boundary samples) is not visible in the image"
+        )
