@@ -8,7 +8,7 @@ import numpy as np
 
 from vigil.detectors.detections import Detections
 
-__all__ = ["Detector", "ModelError", "COCO_TRAFFIC_CLASSES", "COCO_ALIASES"]
+__all__ = ["Detector", "detect_batch", "ModelError", "COCO_TRAFFIC_CLASSES", "COCO_ALIASES"]
 
 class ModelError(ValueError):
     """A detector cannot be built from its config and model (unknown backend, a class name
@@ -34,3 +34,14 @@ class Detector(Protocol):
     class_names: list[str]
 
     def detect(self, frame: np.ndarray) -> Detections: ...
+
+    def detect_batch(self, frames: list[np.ndarray]) -> list[Detections]:
+        """One :class:`Detections` per frame, in order (frames may differ in size); backends
+        run them as one or a few batched inferences where the model allows."""
+        ...
+
+
+def detect_batch(detector, frames: list[np.ndarray]) -> list[Detections]:
+    """``detector.detect_batch(frames)``, or a loop over ``detect`` for a detector without it."""
+    fn = getattr(detector, "detect_batch", None)
+    return fn(frames) if fn is not None else [detector.detect(f) for f in frames]

@@ -50,12 +50,21 @@ class Letterbox:
         return out
 
 
-def letterbox(image: np.ndarray, size_hw: tuple[int, int], fill: int = 127, out: np.ndarray | None = None) -> tuple[np.ndarray, Letterbox]:
+def letterbox(
+    image: np.ndarray,
+    size_hw: tuple[int, int],
+    fill: int = 127,
+    out: np.ndarray | None = None,
+    interpolation: int | None = None,
+) -> tuple[np.ndarray, Letterbox]:
     """Resize ``image`` keeping its aspect ratio to fit ``size_hw``, centred, padded with ``fill``.
 
     Returns the input image (written into ``out`` when given) and the :class:`Letterbox`
     that maps boxes back. The resized size is rounded to whole pixels and the padding to
-    whole pixels, and the transform records the scale actually applied per axis.
+    whole pixels (the left/top pad is the smaller half, as Ultralytics does), and the
+    transform records the scale actually applied per axis. ``interpolation``: an OpenCV
+    flag; ``None`` picks ``INTER_AREA`` to shrink and ``INTER_LINEAR`` to enlarge
+    (Ultralytics uses ``INTER_LINEAR`` both ways).
     """
     h, w = image.shape[:2]
     th, tw = size_hw
@@ -69,7 +78,7 @@ def letterbox(image: np.ndarray, size_hw: tuple[int, int], fill: int = 127, out:
     if (nh, nw) == (h, w):
         out[py : py + nh, px : px + nw] = image
     else:
-        interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+        interp = interpolation if interpolation is not None else (cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
         out[py : py + nh, px : px + nw] = cv2.resize(image, (nw, nh), interpolation=interp)
     return out, Letterbox(nw / w, nh / h, float(px), float(py))
 

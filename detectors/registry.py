@@ -13,6 +13,8 @@ from pydantic import BaseModel, Discriminator, Field, Tag, TypeAdapter
 
 from vigil.detectors.base import Detector, ModelError
 from vigil.detectors.onnx_darknet import DarknetOnnxConfig
+from vigil.detectors.onnx_yolo import OnnxYoloConfig
+from vigil.detectors.ultralytics_backend import UltralyticsConfig
 
 __all__ = ["ModelError", "register", "build_detector", "DetectorConfig", "parse_detector_config", "registered", "UnknownDetectorError"]
 
@@ -50,9 +52,13 @@ def _type_of(value: Any) -> str:
 #: What a node config embeds as ``detector: DetectorConfig``; add new backends' configs
 #: to this union with a ``Tag`` equal to their ``type``.
 DetectorConfig = Annotated[
-    Union[Annotated[DarknetOnnxConfig, Tag("darknet_onnx")]],
+    Union[
+        Annotated[DarknetOnnxConfig, Tag("darknet_onnx")],
+        Annotated[OnnxYoloConfig, Tag("onnx")],
+        Annotated[UltralyticsConfig, Tag("ultralytics")],
+    ],
     Discriminator(_type_of, custom_error_type="unknown_detector",
-                  custom_error_message="unknown detector type; known: darknet_onnx"),
+                  custom_error_message="unknown detector type; known: darknet_onnx, onnx, ultralytics"),
     Field(description="The object detector backend and its settings (`type` picks the backend)."),
 ]
 
@@ -76,5 +82,9 @@ def build_detector(cfg: Any = None) -> Detector:
 
 # register the built-in backends
 from vigil.detectors import onnx_darknet as _onnx_darknet  # noqa: E402
+from vigil.detectors import onnx_yolo as _onnx_yolo  # noqa: E402
+from vigil.detectors import ultralytics_backend as _ultralytics  # noqa: E402  (imports torch only when built)
 
 register("darknet_onnx")(_onnx_darknet.DarknetOnnxDetector)
+register("onnx")(_onnx_yolo.OnnxYoloDetector)
+register("ultralytics")(_ultralytics.build_ultralytics)

