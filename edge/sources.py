@@ -11,6 +11,7 @@ gets the freshest picture and stale frames are dropped and counted.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -124,18 +125,26 @@ class LiveSource:
 
     live = True
 
-    def __init__(self, uri: str, reconnect_backoff_s: float = 1.0, max_backoff_s: float = 30.0, open_timeout_s: float = 10.0) -> None:
+    def __init__(
+        self,
+        uri: str,
+        reconnect_backoff_s: float = 1.0,
+        max_backoff_s: float = 30.0,
+        open_timeout_s: float = 10.0,
+        read_timeout_s: float = 5.0,
+    ) -> None:
         self.uri = uri
         self._target: str | int = int(uri) if uri.isdigit() else uri
         self._backoff = reconnect_backoff_s
         self._max_backoff = max_backoff_s
         self._open_timeout = open_timeout_s
+        self._read_timeout = read_timeout_s
         self.stats = SourceStats()
         self._lock = threading.Condition()
         self._latest: tuple[int, float, np.ndarray] | None = None
         self._stop = threading.Event()
         self._connected = False
-        self._t0 = time.monotonic()
+        self.t0 = time.monotonic()
         self._thread = threading.Thread(target=self._reader, name=f"source:{uri}", daemon=True)
         self._thread.start()
 
@@ -144,7 +153,15 @@ class LiveSource:
         return self._connected
 
     def _open(self) -> cv2.VideoCapture | None:
-        cap = cv2.VideoCapture(self._target)
+        if isinstance(self._target, str) and "://" in self._target:
+            if self._target.startswith("rtsp") and "OPENCV_FFMPEG_CAPTURE_OPTIONS" not in os.environ:
+                # RTP over the RTSP TCP connection: no lost UDP packets, works through NAT
+                os.environ["OPENCV_FFMPEG_CAPTURE_OPTIONS"] = "rtsp_transport;tcp"
+            # bounded waits, so a dead camera is noticed and the reconnect loop runs
+            params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, int(self._open_timeout * 1000), cv2.CAP_PROP_READ_TIMEOUT_MSEC, int(self._read_timeout * 1000)]
+            cap = cv2.VideoCapture(self._target, cv2.CAP_FFMPEG, params)
+        else:
+            cap = cv2.VideoCapture(self._target)
         if cap.isOpened():
             return cap
         cap.release()
@@ -172,7 +189,7 @@ class LiveSource:
                 with self._lock:
                     if self._latest is not None:
                         self.stats.stale_dropped += 1
-                    self._latest = (index, time.monotonic() - self._t0, image)
+                    self._latest = (index, time.monotonic() - self.t0, image)
                     self._lock.notify_all()
                 index += 1
             self._connected = False
