@@ -8,9 +8,18 @@ One thread, two sockets (see :mod:`vigil.alerts.transport` for the protocol):
   batch, and only *then* acknowledged (duplicates too). Malformed or oversized frames are
   dropped, counted and logged (rate-limited) and the loop keeps serving; a malformed frame
   that still names a UUID ``id`` gets a nack so its sender stops resending it.
-* XPUB bound to the stream endpoint, publishing each *new* event as ``[topic, JSON]``. XPUB
-  rather than PUB so that the aggregator sees subscriptions (counted in ``subscriptions``);
-  SUB clients cannot tell the difference.
+* ROUTER bound to the stream endpoint, serving operator clients (see
+  :mod:`vigil.alerts.transport` for the messages). A client subscribes with filters
+  (camera, type, severity) and optionally ``since`` a stream sequence number; the aggregator
+  sends it ``[stream_seq, event JSON]`` for each matching event, first from the store (replay),
+  then live. A client whose queue is full (a slow reader) is switched to catching up from the
+  store from where it stopped, in bounded slices per loop turn: it receives everything, late,
+  and never slows ingest or the other clients. Clients renew their subscription every second;
+  one silent for ``client_timeout_s`` (or gone: ``EHOSTUNREACH``) is forgotten.
+
+Security: with ``keys`` (a :class:`~vigil.alerts.keys.CurveServer` or a keys folder) both
+sockets are CURVE servers and every connection is authenticated against the allow-list by ZAP
+(refusals counted in ``unauthorized``); without keys only loopback/ipc endpoints may be bound.
 
 If the store fails (disk full, database locked for too long) nothing in that batch is
 acknowledged: the publishers resend later. A frame above ``4 * MAX_EVENT_BYTES`` is refused
@@ -32,14 +41,18 @@ from typing import Callable
 import zmq
 
 from .events import MAX_EVENT_BYTES, Event, EventError
+from .keys import CurveServer, KeyFileError
 from .store import EventStore, StoreError
 from .transport import (
     DEFAULT_INGEST_ENDPOINT,
     DEFAULT_STREAM_ENDPOINT,
+    StreamFilter,
     check_bind_endpoint,
     encode_ack,
+    encode_acks,
     encode_nack,
-    topic_for,
+    encode_subscribed,
+    parse_subscribe,
 )
 
 __all__ = ["Aggregator", "AggregatorError", "COUNTERS"]
@@ -53,11 +66,47 @@ COUNTERS = (
     "malformed",  # dropped: wrong frame count, not JSON, not a valid event, oversized
     "oversized",  # of which larger than MAX_EVENT_BYTES
     "nacked",  # malformed frames that named an id and were answered with a nack
-    "published",  # events sent on the stream
+    "published",  # event messages sent to stream clients (live and replayed)
+    "replayed",  # of which read back from the store (replay, slow clients catching up)
+    "lagging",  # times a client's queue was full and it was switched to catching up
+    "stream_malformed",  # unreadable messages from stream clients (dropped)
+    "unauthorized",  # connections refused by the CURVE allow-list (with keys only)
     "store_errors",  # batches not committed (and so not acknowledged)
     "reply_errors",  # acks/nacks that could not be sent (peer gone, queue full)
-    "subscriptions",  # current stream subscriptions (SUB filters), not a running total
+    "subscriptions",  # current stream clients, not a running total
 )
+
+_STREAM_SLICE = 256  # events read from the store per lagging client per loop turn
+
+
+class _Client:
+    __slots__ = ("identity", "filters", "cursor", "live", "blocked_until", "last_heard")
+
+    def __init__(self, identity: bytes, filters: list[StreamFilter], cursor: int, live: bool, now: float) -> None:
+        self.identity = identity
+        self.filters = filters
+        self.cursor = cursor  # every event up to here was sent to it (or did not match)
+        self.live = live  # caught up: receives new events as they are stored
+        self.blocked_until = 0.0
+        self.last_heard = now
+
+    def wants(self, camera: str, type_: str, severity: str) -> bool:
+        return not self.filters or any(f.matches(camera, type_, severity) for f in self.filters)
+
+
+def _server_keepalive(sock: zmq.Socket) -> None:
+    """Dead peers are found by TCP keep-alive on the aggregator's side, not ZMTP heartbeats.
+
+    With ``ZMQ_HEARTBEAT_IVL`` on its bound sockets, libzmq 4.3.5 aborted the aggregator
+    (``Assertion failed: !_io_error (src/stream_engine_base.cpp:310)``: the heartbeat timer
+    writes on a connection that already failed) when an edge died while the aggregator was
+    stalled — seen in the fault tests. The clients (publisher, stream client) keep ZMTP
+    heartbeats to notice a dead aggregator; here keep-alive only has to reap dead peers.
+    """
+    sock.setsockopt(zmq.TCP_KEEPALIVE, 1)
+    sock.setsockopt(zmq.TCP_KEEPALIVE_IDLE, 10)
+    sock.setsockopt(zmq.TCP_KEEPALIVE_INTVL, 5)
+    sock.setsockopt(zmq.TCP_KEEPALIVE_CNT, 3)
 
 
 class AggregatorError(RuntimeError):
@@ -102,16 +151,44 @@ class Aggregator:
         configure_stream: Callable[[zmq.Socket], None] | None = None,
         batch_max: int = 256,
         stats_interval_s: float = 60.0,
+        keys: CurveServer | str | Path | None = None,
+        client_timeout_s: float = 5.0,
+        stream_hwm: int = 10_000,
     ) -> None:
-        for endpoint in (ingest_endpoint, stream_endpoint):
-            try:
-                check_bind_endpoint(endpoint)
-            except ValueError as exc:
-                raise AggregatorError(str(exc)) from None
+        self._curve: CurveServer | None = None
+        self._own_context = context is None
+        self._ctx = context if context is not None else zmq.Context()
+        self._own_store = False
+        self._ingest: zmq.Socket | None = None
+        self._stream: zmq.Socket | None = None
+        try:
+            self._setup(db, ingest_endpoint, stream_endpoint, configure_ingest, configure_stream,
+                        batch_max, stats_interval_s, keys, client_timeout_s, stream_hwm)
+        except BaseException:
+            self.close()
+            raise
+
+    def _setup(self, db, ingest_endpoint, stream_endpoint, configure_ingest, configure_stream,
+               batch_max, stats_interval_s, keys, client_timeout_s, stream_hwm) -> None:
+        if keys is None:
+            for endpoint in (ingest_endpoint, stream_endpoint):
+                try:
+                    check_bind_endpoint(endpoint)
+                except ValueError as exc:
+                    raise AggregatorError(str(exc)) from None
         self.batch_max = int(batch_max)
         self.stats_interval_s = float(stats_interval_s)
+        self.client_timeout_s = float(client_timeout_s)
         self._counters = dict.fromkeys(COUNTERS, 0)
         self._malformed_logged = 0
+        self._clients: dict[bytes, _Client] = {}
+
+        if keys is not None:
+            try:
+                self._curve = keys if isinstance(keys, CurveServer) else CurveServer(keys)
+            except KeyFileError as exc:
+                raise AggregatorError(str(exc)) from None
+            self._curve.start(self._ctx)
 
         if isinstance(db, (str, Path)):
             try:
@@ -123,31 +200,29 @@ class Aggregator:
             self.store = db
             self._own_store = False
 
-        self._own_context = context is None
-        self._ctx = context if context is not None else zmq.Context()
-        self._ingest: zmq.Socket | None = None
-        self._stream: zmq.Socket | None = None
-        try:
-            self._ingest = self._ctx.socket(zmq.ROUTER)
-            self._ingest.setsockopt(zmq.LINGER, 0)
-            self._ingest.setsockopt(zmq.ROUTER_MANDATORY, 1)  # a lost ack is an error we log
-            self._ingest.setsockopt(zmq.MAXMSGSIZE, 4 * MAX_EVENT_BYTES)
-            self._ingest.setsockopt(zmq.HEARTBEAT_IVL, 1000)
-            self._ingest.setsockopt(zmq.HEARTBEAT_TIMEOUT, 3000)
-            if configure_ingest is not None:
-                configure_ingest(self._ingest)
-            self._bind(self._ingest, ingest_endpoint, "ingest")
-            self._stream = self._ctx.socket(zmq.XPUB)
-            self._stream.setsockopt(zmq.LINGER, 0)
-            self._stream.setsockopt(zmq.XPUB_VERBOSER, 1)  # see every (un)subscribe
-            if configure_stream is not None:
-                configure_stream(self._stream)
-            self._bind(self._stream, stream_endpoint, "stream")
-            self.ingest_endpoint = self._ingest.getsockopt_string(zmq.LAST_ENDPOINT)
-            self.stream_endpoint = self._stream.getsockopt_string(zmq.LAST_ENDPOINT)
-        except BaseException:
-            self.close()
-            raise
+        self._ingest = self._ctx.socket(zmq.ROUTER)
+        self._ingest.setsockopt(zmq.LINGER, 0)
+        self._ingest.setsockopt(zmq.ROUTER_MANDATORY, 1)  # a lost ack is an error we log
+        self._ingest.setsockopt(zmq.MAXMSGSIZE, 4 * MAX_EVENT_BYTES)
+        _server_keepalive(self._ingest)
+        if self._curve is not None:
+            self._curve.configure(self._ingest)
+        if configure_ingest is not None:
+            configure_ingest(self._ingest)
+        self._bind(self._ingest, ingest_endpoint, "ingest")
+        self._stream = self._ctx.socket(zmq.ROUTER)
+        self._stream.setsockopt(zmq.LINGER, 0)
+        self._stream.setsockopt(zmq.ROUTER_MANDATORY, 1)  # full queue -> Again, gone -> EHOSTUNREACH
+        self._stream.setsockopt(zmq.SNDHWM, int(stream_hwm))
+        self._stream.setsockopt(zmq.MAXMSGSIZE, 64 * 1024)
+        _server_keepalive(self._stream)
+        if self._curve is not None:
+            self._curve.configure(self._stream)
+        if configure_stream is not None:
+            configure_stream(self._stream)
+        self._bind(self._stream, stream_endpoint, "stream")
+        self.ingest_endpoint = self._ingest.getsockopt_string(zmq.LAST_ENDPOINT)
+        self.stream_endpoint = self._stream.getsockopt_string(zmq.LAST_ENDPOINT)
         log.info("aggregator: ingest %s, stream %s, store %s",
                  self.ingest_endpoint, self.stream_endpoint, getattr(self.store, "path", self.store))
 
@@ -162,7 +237,10 @@ class Aggregator:
     # ------------------------------------------------------------------ serving
     def stats(self) -> dict[str, int]:
         """A snapshot of the counters (see :data:`COUNTERS`)."""
-        return dict(self._counters)
+        out = dict(self._counters)
+        if self._curve is not None:
+            out["unauthorized"] = self._curve.denied
+        return out
 
     def run(self, stop: threading.Event) -> None:
         """Serve until ``stop`` is set (checked at least every 100 ms)."""
@@ -172,10 +250,16 @@ class Aggregator:
         poller.register(self._ingest, zmq.POLLIN)
         poller.register(self._stream, zmq.POLLIN)
         next_stats = time.monotonic() + self.stats_interval_s
+        next_expiry = time.monotonic() + 1.0
         last_logged: dict[str, int] = {}
         while not stop.is_set():
+            now = time.monotonic()
+            timeout = 100
+            for c in self._clients.values():
+                if not c.live:
+                    timeout = min(timeout, max(0, int((c.blocked_until - now) * 1000) + 1))
             try:
-                ready = dict(poller.poll(100))
+                ready = dict(poller.poll(timeout))
             except zmq.ZMQError as exc:
                 if exc.errno == zmq.ETERM:
                     break
@@ -183,9 +267,14 @@ class Aggregator:
                 time.sleep(0.1)
                 continue
             if self._stream in ready:
-                self._drain_subscriptions()
+                self._handle_stream_requests()
             if self._ingest in ready:
                 self._handle_ingest()
+            if self._clients:
+                self._serve_lagging()
+            if self._clients and time.monotonic() >= next_expiry:
+                next_expiry = time.monotonic() + 1.0
+                self._expire_clients()
             if time.monotonic() >= next_stats:
                 next_stats = time.monotonic() + self.stats_interval_s
                 if self._counters != last_logged:
@@ -258,41 +347,143 @@ class Aggregator:
             batch.append((envelope, event))
         if not batch:
             return
+        texts = [event.to_json() for _, event in batch]
         try:
-            new_flags = self.store.add_many([event for _, event in batch])
+            seqs = self.store.add_many_seq([event for _, event in batch], texts)
         except StoreError as exc:
             self._counters["store_errors"] += 1
             log.error("aggregator: %s; %d event(s) not acknowledged (publishers will resend)", exc, len(batch))
             return
-        for (envelope, event), new in zip(batch, new_flags):
-            if new:
+        # one ack frame per peer per batch (``acks``), or the single form for one event
+        by_peer: dict[tuple[bytes, ...], list[tuple[str, bool]]] = {}
+        for (envelope, event), stream_seq in zip(batch, seqs):
+            by_peer.setdefault(tuple(envelope), []).append((event.id, stream_seq is not None))
+        for envelope, items in by_peer.items():
+            if len(items) == 1 or len(envelope) > 1:  # REQ peers get exactly one reply per request
+                for event_id, new in items:
+                    self._reply(list(envelope), encode_ack(event_id, "stored" if new else "duplicate"))
+            else:
+                self._reply(list(envelope), encode_acks([event_id for event_id, _ in items]))
+        fresh = []
+        for (_, event), stream_seq, text in zip(batch, seqs, texts):
+            if stream_seq is not None:
                 self._counters["stored"] += 1
-                self._publish(event)
+                fresh.append((stream_seq, event, text))
             else:
                 self._counters["duplicates"] += 1
-            self._reply(envelope, encode_ack(event.id, "stored" if new else "duplicate"))
+        if fresh and self._clients:
+            self._fan_out(fresh)
 
-    def _publish(self, event: Event) -> None:
+    # ------------------------------------------------------------------ operator stream
+    def _send_to(self, client: _Client, stream_seq: int, text: bytes) -> bool:
+        """Send one event; ``False`` if the client is full (now lagging) or gone (removed)."""
         try:
-            self._stream.send_multipart([topic_for(event), event.to_bytes()], zmq.NOBLOCK)
-            self._counters["published"] += 1
-        except zmq.ZMQError as exc:
-            log.error("aggregator: cannot publish event %s on the stream: %s (errno %s)", event.id, exc, exc.errno)
+            self._stream.send_multipart([client.identity, str(stream_seq).encode(), text], zmq.NOBLOCK)
+        except zmq.Again:
+            if client.live:
+                self._counters["lagging"] += 1
+                log.info("aggregator: stream client %s is slow; it will catch up from the store",
+                         client.identity.hex())
+            client.live = False
+            client.blocked_until = time.monotonic() + 0.05
+            return False
+        except zmq.ZMQError as exc:  # EHOSTUNREACH: disconnected
+            log.info("aggregator: stream client %s gone (%s)", client.identity.hex(), exc)
+            self._drop_client(client.identity)
+            return False
+        self._counters["published"] += 1
+        client.cursor = stream_seq
+        return True
 
-    def _drain_subscriptions(self) -> None:
-        while True:
+    def _fan_out(self, fresh: list[tuple[int, Event, str]]) -> None:
+        for stream_seq, event, text_s in fresh:
+            text = None
+            for client in list(self._clients.values()):
+                if not client.live or client.cursor >= stream_seq:
+                    continue
+                if not client.wants(event.camera, event.type, event.severity):
+                    client.cursor = stream_seq
+                    continue
+                if text is None:
+                    text = text_s.encode("utf-8")
+                self._send_to(client, stream_seq, text)
+
+    def _serve_lagging(self) -> None:
+        now = time.monotonic()
+        for client in list(self._clients.values()):
+            if client.live or client.blocked_until > now:
+                continue
             try:
-                frame = self._stream.recv(zmq.NOBLOCK)
+                rows = self.store.read_after(client.cursor, _STREAM_SLICE)
+            except StoreError as exc:
+                log.error("aggregator: cannot replay to stream client: %s", exc)
+                client.blocked_until = now + 1.0
+                continue
+            for stream_seq, camera, type_, severity, text in rows:
+                if not client.wants(camera, type_, severity):
+                    client.cursor = stream_seq
+                    continue
+                if not self._send_to(client, stream_seq, text.encode("utf-8")):
+                    break
+                self._counters["replayed"] += 1
+            else:
+                if len(rows) < _STREAM_SLICE and client.identity in self._clients:
+                    client.live = True  # caught up: new events now go out as they are stored
+
+    def _handle_stream_requests(self) -> None:
+        for _ in range(1000):
+            try:
+                frames = self._stream.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
                 return
             except zmq.ZMQError as exc:
                 log.error("aggregator: ZeroMQ recv on the stream failed: %s (errno %s)", exc, exc.errno)
                 return
-            if frame[:1] == b"\x01":
-                self._counters["subscriptions"] += 1
-                log.debug("aggregator: stream subscription %r", frame[1:])
-            elif frame[:1] == b"\x00":
-                self._counters["subscriptions"] = max(0, self._counters["subscriptions"] - 1)
+            identity = frames[0]
+            try:
+                if len(frames) != 2:
+                    raise ValueError(f"{len(frames) - 1} frames, expected 1")
+                request = parse_subscribe(frames[1])
+            except ValueError as exc:
+                self._counters["stream_malformed"] += 1
+                n = self._counters["stream_malformed"]
+                if n <= 10 or n % 1000 == 0:
+                    log.warning("aggregator: dropped a malformed stream request from %s: %s", identity.hex(), exc)
+                continue
+            now = time.monotonic()
+            if request.op == "bye":
+                self._drop_client(identity)
+                continue
+            client = self._clients.get(identity)
+            if client is not None:
+                client.last_heard = now
+                client.filters = request.filters
+                continue
+            last = self.store.last_stream_seq()
+            if request.since is None or request.since >= last:
+                client = _Client(identity, request.filters, last, True, now)
+            else:
+                client = _Client(identity, request.filters, max(0, request.since), False, now)
+            self._clients[identity] = client
+            self._counters["subscriptions"] = len(self._clients)
+            try:
+                self._stream.send_multipart([identity, encode_subscribed(client.cursor, last)], zmq.NOBLOCK)
+            except zmq.ZMQError:
+                pass  # it will renew its subscription
+            log.info("aggregator: stream client %s subscribed (since %s, %d filter(s))",
+                     identity.hex(), request.since, len(request.filters))
+
+    def _drop_client(self, identity: bytes) -> None:
+        if self._clients.pop(identity, None) is not None:
+            self._counters["subscriptions"] = len(self._clients)
+
+    def _expire_clients(self) -> None:
+        now = time.monotonic()
+        for identity, client in list(self._clients.items()):
+            if now - client.last_heard > self.client_timeout_s:
+                log.info("aggregator: stream client %s silent for %.0f s; forgotten",
+                         identity.hex(), now - client.last_heard)
+                self._drop_client(identity)
 
     # ------------------------------------------------------------------ lifecycle
     def close(self) -> None:
@@ -301,9 +492,12 @@ class Aggregator:
             if sock is not None:
                 sock.close(linger=0)
                 setattr(self, attr, None)
+        if self._curve is not None:
+            self._curve.stop()
+            self._curve = None
         if self._own_context and not self._ctx.closed:
             self._ctx.term()
-        if self._own_store:
+        if self._own_store and getattr(self, "store", None) is not None:
             self.store.close()
             self._own_store = False
 

@@ -1,4 +1,5 @@
-"""``vigil`` subcommands of the alarm path: ``aggregator``, ``tail``, ``events count|export``.
+"""``vigil`` subcommands of the alarm path: ``aggregator``, ``tail``, ``events count|export``,
+``keys new``.
 
 The main ``vigil`` CLI calls :func:`add_commands` with its ``argparse`` subparsers; each
 subcommand sets ``func(args) -> int`` (the exit code). Standalone:
@@ -15,14 +16,22 @@ import json
 import logging
 import os
 import sys
+from pathlib import Path
 from typing import Callable
 
 import zmq
 
 from .aggregator import Aggregator, AggregatorError
+from .keys import CurveServer, KeyFileError, client_configurator, new_key_pair
 from .store import EventStore, StoreError
 from .tail import tail
-from .transport import DEFAULT_INGEST_ENDPOINT, DEFAULT_STREAM_ENDPOINT, is_local_endpoint, INSECURE_BIND_MESSAGE, topic_prefix
+from .transport import (
+    DEFAULT_INGEST_ENDPOINT,
+    DEFAULT_STREAM_ENDPOINT,
+    INSECURE_BIND_MESSAGE,
+    StreamFilter,
+    is_local_endpoint,
+)
 
 __all__ = ["add_commands", "main"]
 
@@ -50,38 +59,78 @@ def _stdout_closed() -> int:
 
 
 # ---------------------------------------------------------------------- commands
+def _open_writer_store(args: argparse.Namespace):
+    if args.dsn:
+        from .pgstore import PgEventStore
+
+        return PgEventStore(args.dsn, writer_lock=True)
+    return EventStore(args.db)
+
+
 def cmd_aggregator(args: argparse.Namespace) -> int:
-    for endpoint in (args.ingest, args.stream):
-        if not is_local_endpoint(endpoint):
-            extra = (" (--insecure-dev does not lift this in this build: it has no CURVE support yet)"
-                     if args.insecure_dev else "")
-            return _error("aggregator", INSECURE_BIND_MESSAGE.format(endpoint=endpoint) + extra, 2)
+    if bool(args.db) == bool(args.dsn):
+        return _error("aggregator", "give exactly one of --db PATH (SQLite) or --dsn DSN (PostgreSQL)", 2)
+    if args.keys and args.insecure_dev:
+        return _error("aggregator", "give --keys DIR or --insecure-dev, not both", 2)
+    if not args.keys:
+        if not args.insecure_dev:
+            return _error("aggregator", "no CURVE keys: give --keys DIR (see `vigil keys new`), or "
+                          "--insecure-dev to run without transport security on loopback only", 2)
+        for endpoint in (args.ingest, args.stream):
+            if not is_local_endpoint(endpoint):
+                return _error("aggregator", INSECURE_BIND_MESSAGE.format(endpoint=endpoint)
+                              + " (--insecure-dev never lifts this)", 2)
     _ensure_logging()
     try:
-        agg = Aggregator(args.db, args.ingest, args.stream)
-    except AggregatorError as exc:
+        keys = CurveServer(args.keys) if args.keys else None
+    except KeyFileError as exc:
+        return _error("aggregator", str(exc), 2)
+    try:
+        store = _open_writer_store(args)
+    except StoreError as exc:
         return _error("aggregator", str(exc))
     try:
-        log.info("aggregator serving; stop with Ctrl-C or SIGTERM")
+        agg = Aggregator(store, args.ingest, args.stream, keys=keys, stream_hwm=args.stream_hwm)
+    except AggregatorError as exc:
+        store.close()
+        return _error("aggregator", str(exc))
+    try:
+        log.info("aggregator serving%s; stop with Ctrl-C or SIGTERM",
+                 " with CURVE" if keys else " WITHOUT transport security (--insecure-dev)")
         agg.serve_forever()
     finally:
         agg.close()
+        store.close()
     return 0
 
 
 def cmd_tail(args: argparse.Namespace) -> int:
-    if args.camera is not None and args.topic:
-        return _error("tail", "give --camera or --topic, not both", 2)
-    topic = topic_prefix(camera=args.camera) if args.camera is not None else (args.topic or "")
+    if bool(args.keys) != bool(args.name):
+        return _error("tail", "--keys DIR and --name NAME go together", 2)
+    configure = None
+    if args.keys:
+        try:
+            configure = client_configurator(args.keys, args.name)
+        except KeyFileError as exc:
+            return _error("tail", str(exc), 2)
+    filters = []
+    if args.camera or args.type or args.severity:
+        filters = [StreamFilter.of(camera=args.camera, type=args.type, severity=args.severity)]
+    state: dict = {}
     try:
-        n = tail(args.connect, topic_filter=topic, as_json=args.json, out=sys.stdout,
-                 max_events=args.max_events, timeout_s=args.timeout)
+        n = tail(args.connect, filters=filters, since=args.since, as_json=args.json, out=sys.stdout,
+                 max_events=args.max_events, timeout_s=args.timeout, configure_socket=configure, state=state)
     except KeyboardInterrupt:
-        return 0
+        n = None
     except BrokenPipeError:
         return _stdout_closed()
     except zmq.ZMQError as exc:
         return _error("tail", f"cannot follow {args.connect}: {exc}")
+    if state.get("last_stream_seq") is not None:
+        print(f"vigil tail: last stream_seq {state['last_stream_seq']} (resume with --since "
+              f"{state['last_stream_seq']})", file=sys.stderr)
+    if n is None:
+        return 0
     if args.max_events is not None and n < args.max_events:
         print(f"vigil tail: {n} of {args.max_events} event(s) before the {args.timeout} s timeout",
               file=sys.stderr)
@@ -89,26 +138,45 @@ def cmd_tail(args: argparse.Namespace) -> int:
     return 0
 
 
-def _open_store(path: str) -> EventStore:
+def cmd_keys_new(args: argparse.Namespace) -> int:
+    try:
+        public, secret = new_key_pair(args.name, args.dir, authorize=args.authorize, force=args.force)
+    except KeyFileError as exc:
+        return _error("keys new", str(exc), 2)
+    except OSError as exc:
+        return _error("keys new", f"cannot write to {args.dir}: {exc}")
+    print(f"public key {public}\nsecret key {secret} (keep it on this host only)")
+    if args.authorize:
+        print(f"authorized: {Path(args.dir) / 'authorized' / public.name}")
+    return 0
+
+
+def _open_store(path: str | None, dsn: str | None = None):
+    if bool(path) == bool(dsn):
+        raise StoreError("give exactly one of --db PATH or --dsn DSN")
+    if dsn:
+        from .pgstore import PgEventStore
+
+        return PgEventStore(dsn, readonly=True)
     return EventStore(path, readonly=True)
 
 
 def cmd_events_count(args: argparse.Namespace) -> int:
     try:
-        with _open_store(args.db) as store:
+        with _open_store(args.db, args.dsn) as store:
             events, distinct = store.count()
     except StoreError as exc:
         return _error("events count", str(exc))
     if args.json:
         print(json.dumps({"events": events, "distinct_ids": distinct}))
     else:
-        print(f"{events} event(s), {distinct} distinct id(s) in {args.db}")
+        print(f"{events} event(s), {distinct} distinct id(s) in {args.db or store.path}")
     return 0
 
 
 def cmd_events_export(args: argparse.Namespace) -> int:
     try:
-        with _open_store(args.db) as store:
+        with _open_store(args.db, args.dsn) as store:
             if args.output in (None, "-"):
                 try:
                     n = store.export_jsonl(sys.stdout, since_stream_seq=args.since)
@@ -136,17 +204,22 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     """Register ``aggregator``, ``tail`` and ``events`` on the ``vigil`` subparsers."""
     p = subparsers.add_parser(
         "aggregator", help="receive, store and re-publish alarm events",
-        description="Receive events from edge workers (ROUTER, acknowledged), store them in "
-                    "SQLite and re-publish new ones on the stream (PUB). Stops on Ctrl-C/SIGTERM.",
+        description="Receive events from edge workers (ROUTER, acknowledged after commit), store "
+                    "them once each (SQLite or PostgreSQL) and stream them to operator clients "
+                    "(replay from a sequence number, then live). Stops on Ctrl-C/SIGTERM.",
     )
-    p.add_argument("--db", required=True, help="SQLite event database (created if missing)")
+    p.add_argument("--db", help="SQLite event database (created if missing)")
+    p.add_argument("--dsn", help="PostgreSQL connection string instead of --db (schema created/migrated)")
+    p.add_argument("--keys", help="CURVE keys folder: DIR/aggregator.key_secret, allow-list DIR/authorized/*.key")
     p.add_argument("--ingest", default=DEFAULT_INGEST_ENDPOINT,
                    help=f"endpoint edge workers connect to (default {DEFAULT_INGEST_ENDPOINT})")
     p.add_argument("--stream", default=DEFAULT_STREAM_ENDPOINT,
                    help=f"endpoint operator clients subscribe to (default {DEFAULT_STREAM_ENDPOINT})")
+    p.add_argument("--stream-hwm", type=_positive_int, default=10_000,
+                   help="messages queued per operator client before it is switched to catching up "
+                        "from the store (default 10000)")
     p.add_argument("--insecure-dev", action="store_true",
-                   help="run without CURVE keys (this build has no CURVE: always so, and therefore "
-                        "only on loopback or ipc:// endpoints)")
+                   help="run without CURVE keys (no transport security): loopback or ipc:// endpoints only")
     p.set_defaults(func=cmd_aggregator)
 
     p = subparsers.add_parser("tail", help="follow the live event stream",
@@ -154,8 +227,14 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--connect", default=DEFAULT_STREAM_ENDPOINT,
                    help=f"aggregator stream endpoint (default {DEFAULT_STREAM_ENDPOINT})")
     p.add_argument("--json", action="store_true", help="print each event's JSON instead of a summary line")
-    p.add_argument("--camera", help="only this camera's events")
-    p.add_argument("--topic", default="", help="raw topic prefix filter (camera/type/severity)")
+    p.add_argument("--camera", action="append", help="only this camera's events (repeatable)")
+    p.add_argument("--type", action="append", help="only events of this type (repeatable)")
+    p.add_argument("--severity", action="append", choices=["info", "warning", "critical"],
+                   help="only events of this severity (repeatable)")
+    p.add_argument("--since", type=int, metavar="SEQ",
+                   help="first replay the stored events after stream sequence number SEQ (0: all)")
+    p.add_argument("--keys", help="CURVE keys folder (DIR/NAME.key_secret, DIR/aggregator.key)")
+    p.add_argument("--name", help="this client's key name in --keys")
     p.add_argument("--max-events", type=_positive_int, help="stop after N events")
     p.add_argument("--timeout", type=_positive_float,
                    help="stop after S seconds (exit 1 if --max-events was not reached)")
@@ -165,16 +244,30 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     ev = p.add_subparsers(dest="events_command", metavar="{count,export}")
     ev.required = True
     c = ev.add_parser("count", help="number of stored events")
-    c.add_argument("--db", required=True, help="SQLite event database")
+    c.add_argument("--db", help="SQLite event database")
+    c.add_argument("--dsn", help="PostgreSQL connection string instead of --db")
     c.add_argument("--json", action="store_true", help='print {"events": N, "distinct_ids": M}')
     c.set_defaults(func=cmd_events_count)
     x = ev.add_parser("export", help="write stored events, one JSON object per line")
-    x.add_argument("--db", required=True, help="SQLite event database")
+    x.add_argument("--db", help="SQLite event database")
+    x.add_argument("--dsn", help="PostgreSQL connection string instead of --db")
     x.add_argument("--format", choices=["jsonl"], default="jsonl", help="output format (jsonl)")
     x.add_argument("--output", "-o", help="output file (default: standard output)")
     x.add_argument("--since", type=int, default=0, metavar="STREAM_SEQ",
                    help="only events stored after this stream sequence number")
     x.set_defaults(func=cmd_events_export)
+
+    p = subparsers.add_parser("keys", help="CURVE key pairs for the aggregator, edge nodes and operators")
+    ks = p.add_subparsers(dest="keys_command", metavar="{new}")
+    ks.required = True
+    k = ks.add_parser("new", help="write DIR/NAME.key and DIR/NAME.key_secret (pyzmq certificate format)",
+                      description="Create a CURVE key pair. The aggregator's is named 'aggregator'; copy "
+                                  "each client's public NAME.key into the aggregator's DIR/authorized/.")
+    k.add_argument("name", help="key name (aggregator, an edge node, an operator)")
+    k.add_argument("--dir", required=True, help="keys folder (created if missing)")
+    k.add_argument("--authorize", action="store_true", help="also copy the public key into DIR/authorized/")
+    k.add_argument("--force", action="store_true", help="overwrite an existing key pair")
+    k.set_defaults(func=cmd_keys_new)
 
 
 def _positive_int(text: str) -> int:

@@ -7,10 +7,14 @@ aggregator's ack carrying the event id, and resends unacknowledged events with e
 backoff. The buffer is bounded: when it is full the *oldest* event is dropped and counted
 (``DeliveryReport.dropped``) and a warning is logged.
 
-The buffer is :class:`MemoryOutbox`; a durable SQLite outbox will provide the same methods
-(``put``/``ack``/``get``/``__len__``/``ids``) so that events survive a restart of the edge
-worker. The socket passes through ``configure_socket`` before ``connect`` (where CURVE client
-keys will be set).
+The buffer is :class:`MemoryOutbox` by default, or the durable
+:class:`~vigil.alerts.outbox.SqliteOutbox` (``outbox=PATH``): then ``publish()`` returns only
+once the event is committed to the local file, an event is deleted from it only when
+acknowledged, and a restarted publisher resends what the previous one left (in the order it
+was put, which is per-camera ``seq`` order). ``last_seq(camera)``/``next_seq(camera)`` keep
+per-camera sequence numbers increasing across restarts. The socket passes through
+``configure_socket`` before ``connect`` (CURVE client keys: see
+:func:`vigil.alerts.keys.client_configurator`).
 
 Socket choices: ``IMMEDIATE=1`` so nothing is queued inside libzmq while no aggregator is
 connected (a send then fails with ``zmq.Again`` and the event stays in *our* buffer, where it
@@ -31,13 +35,17 @@ import threading
 import time
 from collections import OrderedDict, deque
 from dataclasses import dataclass
-from typing import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable, Iterator
 
 import zmq
 from zmq.utils.monitor import recv_monitor_message
 
 from .events import MAX_EVENT_BYTES, Event, EventError
 from .transport import decode_reply, is_local_endpoint
+
+if TYPE_CHECKING:
+    from .outbox import SqliteOutbox
 
 __all__ = ["EventPublisher", "DeliveryReport", "MemoryOutbox", "PublisherError"]
 
@@ -65,6 +73,7 @@ class DeliveryReport:
     rejected: int  # refused by the aggregator as invalid (nack), not retried
     resent: int  # retransmissions (all events together)
     errors: int  # ZeroMQ errors logged by the I/O thread
+    recovered: int = 0  # of ``published``: left unacknowledged in the outbox by a previous run
 
     @property
     def undelivered(self) -> int:
@@ -87,8 +96,13 @@ class MemoryOutbox:
             raise ValueError(f"max_events must be >= 1, got {max_events}")
         self.max_events = max_events
         self._items: OrderedDict[str, bytes] = OrderedDict()
+        self._last: dict[str, int] = {}
 
-    def put(self, event_id: str, data: bytes) -> list[str]:
+    def last_seq(self, camera: str) -> int:
+        """Highest ``seq`` put for ``camera`` by this object (0 if none; not durable)."""
+        return self._last.get(camera, 0)
+
+    def put(self, event_id: str, data: bytes, camera: str | None = None, seq: int | None = None) -> list[str]:
         """Add an event; returns the ids dropped (oldest first) to make room."""
         if event_id in self._items:
             return []
@@ -97,11 +111,25 @@ class MemoryOutbox:
             old_id, _ = self._items.popitem(last=False)
             dropped.append(old_id)
         self._items[event_id] = data
+        if camera is not None and seq is not None and seq > self._last.get(camera, 0):
+            self._last[camera] = seq
+        return dropped
+
+    def put_many(self, items) -> list[str]:
+        dropped: list[str] = []
+        for event_id, data, camera, seq in items:
+            dropped.extend(self.put(event_id, data, camera, seq))
         return dropped
 
     def ack(self, event_id: str) -> bool:
         """Remove an acknowledged event; ``False`` if it was not (or no longer) here."""
         return self._items.pop(event_id, None) is not None
+
+    def ack_many(self, event_ids) -> list[bool]:
+        return [self.ack(i) for i in event_ids]
+
+    def close(self) -> None:
+        pass
 
     def get(self, event_id: str) -> bytes | None:
         return self._items.get(event_id)
@@ -120,9 +148,13 @@ class EventPublisher:
     """Deliver events to the aggregator's ingest endpoint with acknowledgements.
 
     ``timeout_s``: how long to wait for an ack before the first resend; later resends back
-    off exponentially (with jitter) up to ``backoff_max_s``. ``max_buffer``: most
+    off exponentially (with jitter) up to ``backoff_max_s``. At most ``max_in_flight`` events
+    are sent and unacknowledged at a time (flow control: a busy aggregator is not flooded
+    into ack timeouts and needless resends). ``max_buffer``: most
     unacknowledged events kept; beyond it the oldest are dropped and counted.
-    ``configure_socket``: called with the DEALER socket before it connects (security hook).
+    ``outbox``: ``None`` (in memory, lost on exit), a path (a durable
+    :class:`~vigil.alerts.outbox.SqliteOutbox` opened there, closed by :meth:`close`) or an
+    outbox object (left open). ``configure_socket``: called with the DEALER socket before it connects (security hook).
 
     Thread-safety: ``publish``, ``flush``, ``report`` and ``close`` may be called from any
     thread; only the internal I/O thread touches the socket.
@@ -138,6 +170,8 @@ class EventPublisher:
         context: zmq.Context | None = None,
         configure_socket: Callable[[zmq.Socket], None] | None = None,
         name: str = "vigil-publisher",
+        outbox: "str | Path | SqliteOutbox | MemoryOutbox | None" = None,
+        max_in_flight: int = 1000,
     ) -> None:
         if timeout_s <= 0:
             raise ValueError(f"timeout_s must be > 0, got {timeout_s}")
@@ -146,7 +180,18 @@ class EventPublisher:
         self.endpoint = endpoint
         self.timeout_s = float(timeout_s)
         self.backoff_max_s = float(backoff_max_s)
-        self._outbox = MemoryOutbox(max_buffer)
+        self.max_in_flight = int(max_in_flight)
+        self._own_outbox = False
+        if outbox is None:
+            self._outbox = MemoryOutbox(max_buffer)
+        elif isinstance(outbox, (str, Path)):
+            from .outbox import SqliteOutbox
+
+            self._outbox = SqliteOutbox(outbox, max_events=max_buffer)
+            self._own_outbox = True
+        else:
+            self._outbox = outbox
+        self._next_seq: dict[str, int] = {}
 
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)  # notified on ack/nack/drop
@@ -157,9 +202,12 @@ class EventPublisher:
         self._rejected = self._resent = self._errors = 0
         self._closed = False
         self._stop = False
+        # what a previous run left in a durable outbox goes first, in the order it was put
+        self._unsent.extend(self._outbox.ids())
+        self._recovered = self._published = len(self._unsent)
 
-        if not is_local_endpoint(endpoint):
-            log.warning("publishing events to %s without transport security (no CURVE yet)", endpoint)
+        if not is_local_endpoint(endpoint) and configure_socket is None:
+            log.warning("publishing events to %s without transport security (no CURVE keys)", endpoint)
 
         self._own_context = context is None
         self._ctx = context if context is not None else zmq.Context()
@@ -182,6 +230,8 @@ class EventPublisher:
             self._close_socket()
             if self._own_context:
                 self._ctx.term()
+            if self._own_outbox:
+                self._outbox.close()
             raise PublisherError(f"cannot connect event publisher to {endpoint}: {exc}") from exc
 
         # Wake-up channel: publish() writes a byte, the I/O thread polls the other end.
@@ -193,27 +243,45 @@ class EventPublisher:
 
     # ------------------------------------------------------------------ caller side
     def publish(self, event: Event) -> None:
-        """Queue ``event`` for delivery; returns at once.
+        """Queue ``event`` for delivery; returns once it is in the outbox (committed to the
+        file for a durable outbox).
 
-        Raises :class:`~vigil.alerts.events.EventError` for an event too large to send
-        and :class:`PublisherError` after ``close()``.
+        Raises :class:`~vigil.alerts.events.EventError` for an event too large to send,
+        :class:`PublisherError` after ``close()`` and
+        :class:`~vigil.alerts.outbox.OutboxError` when the outbox file cannot be written.
         """
-        data = event.to_bytes()
-        if len(data) > MAX_EVENT_BYTES:
-            raise EventError(f"event {event.id} is {len(data)} bytes; the limit is {MAX_EVENT_BYTES}")
+        self.publish_many([event])
+
+    def publish_many(self, events: list[Event]) -> None:
+        """:meth:`publish` several events with one outbox transaction (e.g. one video frame's)."""
+        datas = []
+        for event in events:
+            data = event.to_bytes()
+            if len(data) > MAX_EVENT_BYTES:
+                raise EventError(f"event {event.id} is {len(data)} bytes; the limit is {MAX_EVENT_BYTES}")
+            datas.append(data)
         with self._lock:
             if self._closed:
                 raise PublisherError("publish() after close()")
-            if event.id in self._outbox:
+            items, seen = [], set()
+            for event, data in zip(events, datas):
+                if event.id not in self._outbox and event.id not in seen:
+                    seen.add(event.id)
+                    items.append((event.id, data, event.camera, event.seq))
+            if not items:
                 return
-            dropped = self._outbox.put(event.id, data)
-            self._published += 1
+            dropped = self._outbox.put_many(items)
+            for event in events:
+                if event.seq >= self._next_seq.get(event.camera, 0):
+                    self._next_seq[event.camera] = event.seq + 1
+            self._published += len(items)
             if dropped:
                 self._dropped += len(dropped)
+                dropped_set = set(dropped)
                 for old in dropped:
                     self._attempts.pop(old, None)  # a stale retry entry is skipped when due
-                    if self._unsent and self._unsent[0] == old:
-                        self._unsent.popleft()  # both are in publish order: keep them aligned
+                while self._unsent and self._unsent[0] in dropped_set:
+                    self._unsent.popleft()  # both are in publish order: keep them aligned
                 if self._dropped == len(dropped) or self._dropped % 1000 < len(dropped):
                     log.warning(
                         "event buffer full (%d): dropped the oldest unacknowledged event(s); "
@@ -221,8 +289,21 @@ class EventPublisher:
                         self._outbox.max_events, self._dropped, self.endpoint,
                     )
                 self._changed.notify_all()
-            self._unsent.append(event.id)
+            self._unsent.extend(i for i, _, _, _ in items if i in self._outbox)
         self._wake()
+
+    def last_seq(self, camera: str) -> int:
+        """Highest ``seq`` published for ``camera``, by this or (durable outbox) an earlier run."""
+        with self._lock:
+            return max(self._outbox.last_seq(camera), self._next_seq.get(camera, 1) - 1)
+
+    def next_seq(self, camera: str) -> int:
+        """Reserve the next ``seq`` for ``camera`` (continues after a restart with a durable
+        outbox; an unused reservation is reused by the next run, so no gap is left)."""
+        with self._lock:
+            n = max(self._outbox.last_seq(camera) + 1, self._next_seq.get(camera, 1))
+            self._next_seq[camera] = n + 1
+            return n
 
     def report(self) -> DeliveryReport:
         with self._lock:
@@ -261,6 +342,9 @@ class EventPublisher:
         if self._own_context:
             self._ctx.term()
         report = self.report()
+        if self._own_outbox:
+            with self._lock:
+                self._outbox.close()
         if report.undelivered:
             log.warning(
                 "event publisher to %s closed with %d event(s) undelivered "
@@ -279,7 +363,7 @@ class EventPublisher:
         return DeliveryReport(
             published=self._published, sent=self._sent, acknowledged=self._acked,
             pending=len(self._outbox), dropped=self._dropped, rejected=self._rejected,
-            resent=self._resent, errors=self._errors,
+            resent=self._resent, errors=self._errors, recovered=self._recovered,
         )
 
     def _wake(self) -> None:
@@ -336,7 +420,7 @@ class EventPublisher:
         now = time.monotonic()
         if blocked_until > now:
             return max(1, int((blocked_until - now) * 1000) + 1)
-        if self._unsent:
+        if self._unsent and len(self._attempts) < self.max_in_flight:
             return 0
         if self._retry:
             return max(0, int((self._retry[0][0] - now) * 1000) + 1)
@@ -379,14 +463,16 @@ class EventPublisher:
                 log.warning("event publisher lost its connection to %s; buffering", self.endpoint)
 
     def _receive_replies(self) -> None:
-        while True:
+        acks: list[str] = []
+        nacks: list[tuple[str, str]] = []
+        for _ in range(4096):
             try:
                 frames = self._sock.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
-                return
+                break
             except zmq.ZMQError as exc:
                 self._log_zmq_error("recv", exc)
-                return
+                break
             if len(frames) != 1:
                 log.warning("ignoring a %d-frame reply from the aggregator", len(frames))
                 continue
@@ -395,19 +481,26 @@ class EventPublisher:
             except (ValueError, UnicodeDecodeError) as exc:
                 log.warning("ignoring an unreadable reply from the aggregator: %s", exc)
                 continue
-            with self._lock:
-                if "ack" in reply:
-                    if self._outbox.ack(reply["ack"]):
-                        self._acked += 1
-                        self._attempts.pop(reply["ack"], None)
-                        self._changed.notify_all()
-                else:
-                    event_id = reply["nack"]
-                    if self._outbox.ack(event_id):
-                        self._rejected += 1
-                        self._attempts.pop(event_id, None)
-                        self._changed.notify_all()
-                        log.error("aggregator rejected event %s: %s", event_id, reply.get("error", "?"))
+            if "acks" in reply:
+                acks.extend(reply["acks"])
+            elif "ack" in reply:
+                acks.append(reply["ack"])
+            else:
+                nacks.append((reply["nack"], str(reply.get("error", "?"))))
+        if not acks and not nacks:
+            return
+        with self._lock:  # one outbox transaction for the whole lot
+            flags = self._outbox.ack_many(acks + [i for i, _ in nacks])
+            for event_id, gone in zip(acks, flags):
+                if gone:
+                    self._acked += 1
+                    self._attempts.pop(event_id, None)
+            for (event_id, error), gone in zip(nacks, flags[len(acks):]):
+                if gone:
+                    self._rejected += 1
+                    self._attempts.pop(event_id, None)
+                    log.error("aggregator rejected event %s: %s", event_id, error)
+            self._changed.notify_all()
 
     def _next_due(self, now: float) -> tuple[str, bytes, int] | None:
         """Pop the next event to send now: resends first (older), then new ones."""
@@ -417,7 +510,7 @@ class EventPublisher:
                 data = self._outbox.get(event_id)
                 if data is not None and self._attempts.get(event_id) == attempt:
                     return event_id, data, attempt
-            while self._unsent:
+            while self._unsent and len(self._attempts) < self.max_in_flight:
                 event_id = self._unsent.popleft()
                 data = self._outbox.get(event_id)
                 if data is not None and event_id not in self._attempts:

@@ -172,44 +172,60 @@ class EventStore:
         Either all are committed or none (on error :class:`StoreError` is raised and the
         caller must not acknowledge any of them).
         """
+        return [s is not None for s in self.add_many_seq(events)]
+
+    def add_many_seq(self, events: Iterable[Event], texts: list[str] | None = None) -> list[int | None]:
+        """Like :meth:`add_many`; per event, its new ``stream_seq`` or ``None`` (a duplicate).
+
+        ``texts``: the events' :meth:`Event.to_json`, when the caller already has them.
+        One lookup, one multi-row insert and one read-back per batch (not per event).
+        """
         events = list(events)
         if self.readonly:
             raise StoreError(f"event database {self.path} is open read-only")
         if not events:
             return []
+        if texts is None:
+            texts = [ev.to_json() for ev in events]
         received_at = utc_iso(time.time())
-        result: list[bool] = []
+        first: dict[str, int] = {}
+        for i, ev in enumerate(events):
+            first.setdefault(ev.id, i)
+        ids = list(first)
         with self._lock:
             try:
                 self._db.execute("BEGIN IMMEDIATE")
                 try:
-                    for ev in events:
-                        text = ev.to_json()
-                        # Look up first (inside the write transaction, so no race) rather than
-                        # INSERT OR IGNORE: an ignored insert would still burn a stream_seq.
-                        row = self._db.execute("SELECT json FROM events WHERE id = ?", (ev.id,)).fetchone()
-                        new = row is None
-                        if new:
-                            self._db.execute(
-                                "INSERT INTO events"
-                                " (id, camera, seq, type, time, severity, state, json, received_at)"
-                                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                                (ev.id, ev.camera, ev.seq, ev.type, ev.time, ev.severity, ev.state,
-                                 text, received_at),
-                            )
-                        elif row[0] != text:
-                            log.warning(
-                                "event id %s resent with different content (camera %s seq %d); "
-                                "keeping the first", ev.id, ev.camera, ev.seq,
-                            )
-                        result.append(new)
+                    stored: dict[str, str] = {}
+                    for k in range(0, len(ids), 500):
+                        chunk = ids[k:k + 500]
+                        stored.update(self._db.execute(
+                            f"SELECT id, json FROM events WHERE id IN ({','.join('?' * len(chunk))})", chunk).fetchall())
+                    new_idx = [i for i in first.values() if events[i].id not in stored]
+                    seqs: dict[str, int] = {}
+                    if new_idx:
+                        (before,) = self._db.execute("SELECT COALESCE(MAX(stream_seq), 0) FROM events").fetchone()
+                        # Looked up first (inside the write transaction, so no race) rather than
+                        # INSERT OR IGNORE: an ignored insert must not burn a stream_seq.
+                        self._db.executemany(
+                            "INSERT INTO events (id, camera, seq, type, time, severity, state, json, received_at)"
+                            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                            [(events[i].id, events[i].camera, events[i].seq, events[i].type, events[i].time,
+                              events[i].severity, events[i].state, texts[i], received_at) for i in new_idx])
+                        seqs = {i: int(q) for q, i in self._db.execute(
+                            "SELECT stream_seq, id FROM events WHERE stream_seq > ?", (before,)).fetchall()}
                     self._db.execute("COMMIT")
                 except BaseException:
                     self._db.execute("ROLLBACK")
                     raise
             except sqlite3.Error as exc:
                 raise StoreError(f"cannot write to event database {self.path}: {exc}") from None
-        return result
+        for event_id, text in stored.items():
+            if text != texts[first[event_id]]:
+                ev = events[first[event_id]]
+                log.warning("event id %s resent with different content (camera %s seq %d); keeping the first",
+                            ev.id, ev.camera, ev.seq)
+        return [seqs.get(ev.id) if first[ev.id] == i else None for i, ev in enumerate(events)]
 
     # ------------------------------------------------------------------ reading
     def count(self) -> tuple[int, int]:
@@ -222,9 +238,15 @@ class EventStore:
         return int(n), int(distinct)
 
     def last_stream_seq(self) -> int:
-        with self._lock:
-            (last,) = self._db.execute("SELECT COALESCE(MAX(stream_seq), 0) FROM events").fetchone()
+        ((last,),) = self._fetch("SELECT COALESCE(MAX(stream_seq), 0) FROM events", ())
         return int(last)
+
+    def read_after(self, since_stream_seq: int, limit: int = 500) -> list[tuple[int, str, str, str, str]]:
+        """Up to ``limit`` rows ``(stream_seq, camera, type, severity, json)`` after ``since_stream_seq``,
+        in stream order: the stored JSON as stored (for replaying to operators)."""
+        rows = self._fetch("SELECT stream_seq, camera, type, severity, json FROM events"
+                           " WHERE stream_seq > ? ORDER BY stream_seq LIMIT ?", (int(since_stream_seq), int(limit)))
+        return [(int(a), b, c, d, e) for a, b, c, d, e in rows]
 
     def iter_events(self, since_stream_seq: int = 0, *, batch: int = 500) -> Iterator[StoredEvent]:
         """Events with ``stream_seq > since_stream_seq`` in stream order, read in batches."""

@@ -1,16 +1,17 @@
-"""``vigil tail``: follow the aggregator's event stream (SUB), one line per event.
+"""``vigil tail``: follow the aggregator's event stream, one line per event.
 
 Readable lines for people by default::
 
     2024-05-01T10:00:00.123Z  cam1  distance_violation  start  warning   tracks=3,7 distance_m=1.2 threshold_m=2
 
 or, with ``as_json``, each event's JSON on its own line (for ``jq`` and scripts).
-PUB/SUB delivers only what arrives while subscribed; the store keeps the full record
-(``vigil events export``).
+With ``since`` it first replays the stored events after that stream sequence number, then
+follows live; a reconnection resumes where it stopped (see :class:`StreamClient`).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import sys
@@ -21,8 +22,9 @@ from typing import IO, Any, Callable
 import zmq
 
 from .events import Event, EventError
+from .transport import StreamFilter, encode_subscribe
 
-__all__ = ["tail", "format_event", "summarize_payload"]
+__all__ = ["tail", "StreamClient", "format_event", "summarize_payload"]
 
 log = logging.getLogger(__name__)
 
@@ -84,10 +86,124 @@ def format_event(event: Event) -> str:
     return f"{line}  {summary}" if summary else line.rstrip()
 
 
+class StreamClient:
+    """An operator's connection to the aggregator's stream (see :mod:`vigil.alerts.transport`).
+
+    ``since``: replay every stored event with ``stream_seq > since`` first (``None``: live
+    only). Renews its subscription every ``keepalive_s`` with the last ``stream_seq`` it saw,
+    so a reconnection resumes where it stopped; duplicates are skipped by ``stream_seq``.
+    Not thread-safe: use from one thread.
+    """
+
+    def __init__(
+        self,
+        endpoint: str,
+        *,
+        filters: list[StreamFilter] | None = None,
+        since: int | None = None,
+        context: zmq.Context | None = None,
+        configure_socket: Callable[[zmq.Socket], None] | None = None,
+        keepalive_s: float = 1.0,
+        rcvhwm: int | None = None,
+    ) -> None:
+        self.endpoint = endpoint
+        self.filters = list(filters or [])
+        self.last_seq = since
+        self.subscribed = False
+        self.keepalive_s = keepalive_s
+        self._own_context = context is None
+        self._ctx = context if context is not None else zmq.Context()
+        self._sock = self._ctx.socket(zmq.DEALER)
+        try:
+            self._sock.setsockopt(zmq.LINGER, 0)
+            self._sock.setsockopt(zmq.IMMEDIATE, 1)  # no stale keep-alives queued while disconnected
+            self._sock.setsockopt(zmq.RECONNECT_IVL, 100)
+            self._sock.setsockopt(zmq.RECONNECT_IVL_MAX, 2000)
+            self._sock.setsockopt(zmq.HEARTBEAT_IVL, 1000)
+            self._sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, 3000)
+            self._sock.setsockopt(zmq.MAXMSGSIZE, 1024 * 1024)
+            if rcvhwm is not None:
+                self._sock.setsockopt(zmq.RCVHWM, rcvhwm)
+            if configure_socket is not None:
+                configure_socket(self._sock)
+            self._sock.connect(endpoint)
+        except BaseException:
+            self.close()
+            raise
+        self._next_keepalive = 0.0
+
+    def _keepalive(self) -> None:
+        now = time.monotonic()
+        if now < self._next_keepalive:
+            return
+        # until the first answer, re-send more often: the connection may just have come up
+        self._next_keepalive = now + (self.keepalive_s if self.subscribed else min(self.keepalive_s, 0.1))
+        try:
+            self._sock.send(encode_subscribe(self.filters, self.last_seq), zmq.NOBLOCK)
+        except zmq.Again:
+            pass  # not connected (yet): try again later
+
+    def recv(self, timeout_s: float) -> tuple[int, bytes] | None:
+        """The next new event as ``(stream_seq, event JSON)``, or ``None`` after ``timeout_s``."""
+        deadline = time.monotonic() + max(0.0, timeout_s)
+        while True:
+            self._keepalive()
+            left = deadline - time.monotonic()
+            wait_ms = max(0, min(int(left * 1000) + 1, int(self.keepalive_s * 1000)))
+            if not self._sock.poll(wait_ms if left > 0 else 0, zmq.POLLIN):
+                if time.monotonic() >= deadline:
+                    return None
+                continue
+            frames = self._sock.recv_multipart()
+            if len(frames) == 1:
+                try:
+                    obj = json.loads(frames[0])
+                    cursor = int(obj["subscribed"])
+                except (ValueError, KeyError, TypeError):
+                    log.warning("tail: skipping an unreadable control message from the aggregator")
+                    continue
+                self.subscribed = True
+                if self.last_seq is None:
+                    self.last_seq = cursor
+                self._next_keepalive = time.monotonic() + self.keepalive_s
+                continue
+            if len(frames) != 2:
+                log.warning("tail: skipping a %d-frame stream message (expected [stream_seq, event])", len(frames))
+                continue
+            try:
+                stream_seq = int(frames[0])
+            except ValueError:
+                log.warning("tail: skipping a stream message without a sequence number")
+                continue
+            self.subscribed = True
+            if self.last_seq is not None and stream_seq <= self.last_seq:
+                continue  # already seen (a replay overlapping a reconnection)
+            self.last_seq = stream_seq
+            return stream_seq, frames[1]
+
+    def close(self) -> None:
+        sock = getattr(self, "_sock", None)
+        if sock is not None and not sock.closed:
+            try:
+                sock.send(json.dumps({"op": "bye"}).encode(), zmq.NOBLOCK)
+            except zmq.ZMQError:
+                pass
+            sock.close(linger=0)
+        if self._own_context and not self._ctx.closed:
+            self._ctx.term()
+
+    def __enter__(self) -> "StreamClient":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 def tail(
     connect_endpoint: str,
     *,
-    topic_filter: str | bytes = "",
+    filters: list[StreamFilter] | None = None,
+    since: int | None = None,
     as_json: bool = False,
     out: IO[str] = sys.stdout,
     max_events: int | None = None,
@@ -95,50 +211,43 @@ def tail(
     stop: threading.Event | None = None,
     context: zmq.Context | None = None,
     configure_socket: Callable[[zmq.Socket], None] | None = None,
+    state: dict | None = None,
 ) -> int:
     """Print stream events until ``max_events`` were printed, ``timeout_s`` elapsed (overall),
     or ``stop`` is set. Returns how many events were printed.
 
-    ``topic_filter`` is a SUB prefix on ``camera/type/severity`` (see
-    :func:`~vigil.alerts.transport.topic_prefix`). Messages that are not valid events are
-    skipped with a warning.
+    ``filters``: see :class:`~vigil.alerts.transport.StreamFilter` (none: every event).
+    ``since``: first replay stored events with ``stream_seq > since``. ``state``, if given,
+    receives ``last_stream_seq`` (where to resume with ``since``). Messages that are not
+    valid events are skipped with a warning.
     """
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
-    own_context = context is None
-    ctx = context if context is not None else zmq.Context()
-    sock = ctx.socket(zmq.SUB)
     printed = 0
+    client = StreamClient(connect_endpoint, filters=filters, since=since, context=context,
+                          configure_socket=configure_socket)
     try:
-        sock.setsockopt(zmq.LINGER, 0)
-        if configure_socket is not None:
-            configure_socket(sock)
-        sock.setsockopt(zmq.SUBSCRIBE, topic_filter.encode("utf-8") if isinstance(topic_filter, str) else topic_filter)
-        sock.connect(connect_endpoint)
         while max_events is None or printed < max_events:
             if stop is not None and stop.is_set():
                 break
-            wait_ms = 200
+            wait = 0.2
             if deadline is not None:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     break
-                wait_ms = max(1, min(wait_ms, int(left * 1000) + 1))
-            if not sock.poll(wait_ms, zmq.POLLIN):
-                continue
-            frames = sock.recv_multipart()
-            if len(frames) != 2:
-                log.warning("tail: skipping a %d-frame stream message (expected [topic, event])", len(frames))
+                wait = min(wait, left)
+            item = client.recv(wait)
+            if state is not None:
+                state["last_stream_seq"] = client.last_seq
+            if item is None:
                 continue
             try:
-                event = Event.from_json(frames[1])
+                event = Event.from_json(item[1])
             except EventError as exc:
-                log.warning("tail: skipping an invalid event on topic %r: %s", frames[0][:100], exc)
+                log.warning("tail: skipping an invalid event at stream_seq %d: %s", item[0], exc)
                 continue
             out.write((event.to_json() if as_json else format_event(event)) + "\n")
             out.flush()
             printed += 1
     finally:
-        sock.close(linger=0)
-        if own_context:
-            ctx.term()
+        client.close()
     return printed

@@ -9,9 +9,9 @@ from __future__ import annotations
 import importlib
 
 #: modules providing ``add_eval_command(eval_subparsers)``
-EVAL_MODULES = ["vigil.bench.mot_eval", "vigil.bench.detect_cmd"]
+EVAL_MODULES = ["vigil.bench.mot_eval", "vigil.bench.detect_cmd", "vigil.bench.ground_eval"]
 #: modules providing ``add_bench_command(bench_subparsers)``
-BENCH_MODULES = ["vigil.bench.detect_cmd"]
+BENCH_MODULES = ["vigil.bench.detect_cmd", "vigil.bench.geometry_bench", "vigil.bench.bus_bench", "vigil.bench.soak", "vigil.bench.detector_batching"]
 
 
 def add_commands(sub) -> None:

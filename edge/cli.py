@@ -40,6 +40,12 @@ def _user_errors() -> tuple[type[BaseException], ...]:
         errors.append(ModelError)
     except ImportError:  # pragma: no cover
         pass
+    try:
+        from vigil.models.manifest import ManifestError
+
+        errors.append(ManifestError)
+    except ImportError:  # pragma: no cover
+        pass
     return tuple(errors)
 
 
@@ -67,7 +73,8 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 
 # ------------------------------------------------------------------------------------ run
-def _run_one(cfg, cam, args, stop) -> dict:
+def _run_one(cfg, cam, args, stop, status_extra: dict | None = None, detector=None) -> dict:
+    from vigil.edge.status import StatusWriter
     from vigil.edge.worker import run_camera
 
     sinks = []
@@ -82,9 +89,21 @@ def _run_one(cfg, cam, args, stop) -> dict:
         writer = JsonlEventWriter(events_out)
         sinks.append(writer)
     if cfg.aggregator.publish and not args.no_publish:
+        import re
+
         from vigil.alerts.publisher import EventPublisher
 
-        publisher = EventPublisher(cfg.aggregator.endpoint)
+        link = cfg.aggregator
+        configure = None
+        if link.keys_dir is not None:
+            from vigil.alerts.keys import client_configurator
+
+            configure = client_configurator(link.keys_dir, link.key_name or cfg.node)
+        outbox_dir = link.outbox_dir if link.outbox_dir is not None else cfg.output.dir / "outbox"
+        # one durable outbox per camera: unacknowledged events survive a restart and are resent;
+        # publisher.last_seq(cam.name) is where this camera's seq continues
+        publisher = EventPublisher(link.endpoint, outbox=Path(outbox_dir) / (re.sub(r"[^A-Za-z0-9._-]", "_", cam.name) + ".outbox.db"),
+                                   configure_socket=configure)
         sinks.append(publisher)
     try:
         report = run_camera(
@@ -98,8 +117,13 @@ def _run_one(cfg, cam, args, stop) -> dict:
             write_media=not args.no_media,
             progress=not args.quiet,
             stop=stop,
+            status=StatusWriter(cfg.operations.status_dir, status_extra),
+            detector=detector,
+            seq_start=publisher.last_seq(cam.name) if publisher is not None else 0,
         )
     finally:
+        if detector is not None and hasattr(detector, "close"):
+            detector.close()
         if writer is not None:
             writer.close()
         if publisher is not None:
@@ -114,6 +138,8 @@ def _run_one(cfg, cam, args, stop) -> dict:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    import threading
+
     from vigil.edge.config import load_config
 
     cfg = load_config(args.config)
@@ -122,27 +148,68 @@ def cmd_run(args: argparse.Namespace) -> int:
         print("vigil run: --source, --mot-out and --events-out need one camera: add --camera NAME", file=sys.stderr)
         return EXIT_ERROR
 
-    stopping = {"flag": False}
+    stopping = threading.Event()
 
     def _on_signal(signum, _frame):
-        stopping["flag"] = True
+        stopping.set()
         log.warning("signal %d: finishing the current frame and flushing", signum)
 
     signal.signal(signal.SIGINT, _on_signal)
     signal.signal(signal.SIGTERM, _on_signal)
 
-    if len(cams) == 1:
-        results = [_run_one(cfg, cams[0], args, lambda: stopping["flag"])]
-    else:
-        from vigil.edge.supervisor import run_cameras
+    ops = cfg.operations
+    metrics = None
+    if ops.metrics_port is not None:
+        from vigil.edge.status import serve_metrics
 
-        results = run_cameras(args, [c.name for c in cams])
+        metrics = serve_metrics(ops.status_dir, ops.metrics_host, ops.metrics_port)
+    try:
+        if len(cams) == 1:
+            results = [_run_one(cfg, cams[0], args, stopping.is_set)]
+        else:
+            from vigil.edge.supervisor import run_cameras
+
+            results = run_cameras(args, [c.name for c in cams], ops, stop_event=stopping)
+    finally:
+        if metrics is not None:
+            metrics.shutdown()
     for res in results:
         if args.json:
             print(json.dumps(res))
         else:
             _print_report(res)
     return EXIT_OK if all(r.get("ok", True) for r in results) else EXIT_ERROR
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    import time
+
+    from vigil.edge.config import load_config
+    from vigil.edge.status import effective_state, read_statuses
+
+    cfg = load_config(args.config)
+    statuses = {s.get("camera"): s for s in read_statuses(cfg.operations.status_dir)}
+    now = time.time()
+    rows = []
+    for cam in cfg.cameras:
+        st = statuses.get(cam.name)
+        if st is None:
+            rows.append({"camera": cam.name, "state": "disabled" if not cam.enabled else "not started"})
+            continue
+        rows.append({**st, "state": effective_state(st, now), "age_s": round(now - float(st.get("updated", now)), 1)})
+    if args.json:
+        print(json.dumps({"node": cfg.node, "cameras": rows}))
+        return EXIT_OK
+    print(f"node {cfg.node}: {len(rows)} camera{'s' if len(rows) != 1 else ''} (status from {cfg.operations.status_dir})")
+    print(f"  {'camera':<20} {'state':<12} {'fps':>6} {'frames':>8} {'events':>7} {'outbox':>7} {'drops':>6} {'reconn':>6} {'restarts':>8} {'updated':>9}")
+    for r in rows:
+        if "frames" not in r:
+            print(f"  {r['camera']:<20} {r['state']:<12}" + (f"  {r['error']}" if r.get("error") else ""))
+            continue
+        drops = int(r.get("stale_dropped", 0)) + int(r.get("corrupt_frames", 0))
+        print(f"  {r['camera']:<20} {r['state']:<12} {float(r.get('fps', 0)):>6.1f} {int(r['frames']):>8} {int(r.get('events', 0)):>7} "
+              f"{int(r.get('outbox_depth', 0)):>7} {drops:>6} {int(r.get('reconnects', 0)):>6} {int(r.get('restarts', 0)):>8} {r['age_s']:>7.1f} s")
+    return EXIT_OK
 
 
 def _print_report(res: dict) -> None:
@@ -187,11 +254,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_run)
 
+    p = sub.add_parser("status", help="show every camera's state as reported by its worker")
+    p.add_argument("--config", required=True, help="node config YAML")
+    p.add_argument("--json", action="store_true", help="one JSON object")
+    p.set_defaults(func=cmd_status)
+
     p = sub.add_parser("check-config", help="validate a node config (and its calibration files) without running")
     p.add_argument("config", help="node config YAML")
     p.set_defaults(func=cmd_check_config)
 
-    for module in ("vigil.alerts.cli", "vigil.models.cli", "vigil.bench.cli"):
+    for module in ("vigil.alerts.cli", "vigil.models.cli", "vigil.bench.cli", "vigil.calibration.cli"):
         try:
             mod = __import__(module, fromlist=["add_commands"])
         except ModuleNotFoundError as exc:

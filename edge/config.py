@@ -39,37 +39,20 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class DistanceRuleConfig(_Strict):
-    """Interpersonal distance rule (the Italian rule is 1 m between people)."""
-
-    enabled: bool = Field(True, description="Raise distance_violation alarms")
-    threshold_m: float = Field(1.0, gt=0, le=20, description="Pairs closer than this (metres) are in violation")
-    hysteresis_m: float = Field(0.2, ge=0, le=5, description="A violation ends only once the pair is farther than threshold + hysteresis (metres)")
-    min_duration_s: float = Field(1.0, ge=0, le=600, description="A pair must stay close this long before the alarm starts (seconds)")
-    end_after_s: float = Field(1.0, ge=0, le=600, description="An open violation ends when the pair has been apart, or a track lost, this long (seconds)")
-    classes: list[str] = Field(default_factory=lambda: ["person"], min_length=1, description="Detector class names the rule applies to")
-    severity: Literal["info", "warning", "critical"] = Field("warning", description="Severity of the alarm events")
-
-
-class RulesConfig(_Strict):
-    distance: DistanceRuleConfig = Field(default_factory=DistanceRuleConfig, description="Interpersonal distance violations")
-
-
-class ZoneConfig(_Strict):
-    """A named region of the ground plane (metres, calibration world frame)."""
-
-    name: str = Field(description="Zone name, unique per camera")
-    polygon: list[tuple[float, float]] = Field(min_length=3, description="Ground polygon vertices [x, y] in metres")
-
-    @field_validator("polygon")
-    @classmethod
-    def _valid_polygon(cls, v: list[tuple[float, float]]) -> list[tuple[float, float]]:
-        from shapely.geometry import Polygon
-
-        poly = Polygon(v)
-        if not poly.is_valid or poly.area <= 0:
-            raise ValueError("polygon is self-intersecting or has zero area")
-        return v
+# Rule and zone models live in vigil.geometry (they describe ground-plane rules); re-exported here.
+from vigil.geometry.rules_config import (  # noqa: E402
+    ContactRuleConfig,
+    DistanceRuleConfig,
+    HeatmapConfig,
+    PairThresholdConfig,
+    QueueLineConfig,
+    QueueRuleConfig,
+    RiskRuleConfig,
+    RulesConfig,
+    VoiceConfig,
+    ZoneConfig,
+    ZoneRuleConfig,
+)
 
 
 class TrackerConfig(_Strict):
@@ -94,6 +77,7 @@ class CameraConfig(_Strict):
     zones: list[ZoneConfig] = Field(default_factory=list, description="Ground-plane zones (metres)")
     rules: RulesConfig = Field(default_factory=RulesConfig, description="Rules that raise alarms")
     enabled: bool = Field(True, description="Set false to keep a camera in the file without running it")
+    loop: bool = Field(False, description="Replay a recorded file again from the start when it ends (soak tests, demos)")
 
     @field_validator("name")
     @classmethod
@@ -122,6 +106,9 @@ class AggregatorLinkConfig(_Strict):
     endpoint: str = Field("tcp://127.0.0.1:5555", description="ZeroMQ endpoint of the aggregator's ingest socket")
     publish: bool = Field(True, description="Send events to the aggregator (false: only local outputs)")
     flush_timeout_s: float = Field(5.0, ge=0, le=600, description="At the end of a replay, wait this long for acknowledgements")
+    outbox_dir: Path | None = Field(None, description="Folder of the durable event outboxes (one SQLite file per camera, CAMERA.outbox.db): events wait there until the aggregator acknowledges them, across restarts, and each camera's seq continues from it; default <output.dir>/outbox; relative to the working directory")
+    keys_dir: Path | None = Field(None, description="CURVE keys folder holding KEY_NAME.key_secret and aggregator.key (see `vigil keys new`); required for a non-loopback endpoint; relative to the working directory")
+    key_name: str | None = Field(None, description="This node's key name in keys_dir (default: the node name)")
 
     @field_validator("endpoint")
     @classmethod
@@ -130,11 +117,37 @@ class AggregatorLinkConfig(_Strict):
             raise ValueError(f"not a ZeroMQ endpoint: {v!r} (expected tcp://host:port or ipc://path)")
         return v
 
+    @model_validator(mode="after")
+    def _security(self) -> "AggregatorLinkConfig":
+        from vigil.alerts.transport import is_local_endpoint
+
+        if self.publish and self.keys_dir is None and not is_local_endpoint(self.endpoint):
+            raise ValueError(f"endpoint {self.endpoint} is not loopback: set keys_dir (CURVE keys) to reach it")
+        if self.key_name is not None and self.keys_dir is None:
+            raise ValueError("key_name needs keys_dir")
+        return self
+
 
 class OutputConfig(_Strict):
     dir: Path = Field(Path("out"), description="Folder for replay outputs (annotated video, bird's-eye PNG); relative to the working directory")
     annotated_video: bool = Field(True, description="Write an annotated video for recorded replays")
     birdseye: bool = Field(True, description="Write a bird's-eye PNG of tracks and violations for recorded replays")
+
+
+class OperationsConfig(_Strict):
+    """How the node supervises its workers and reports its health."""
+
+    status_dir: Path = Field(Path("out/status"), description="Folder where each camera worker writes its status (CAMERA.json) for `vigil status` and the metrics endpoint; relative to the working directory")
+    metrics_port: int | None = Field(None, ge=1, le=65535, description="Serve Prometheus metrics on this port (null: no endpoint)")
+    metrics_host: str = Field("127.0.0.1", description="Address the metrics endpoint binds to")
+    max_restarts: int = Field(5, ge=0, le=1000, description="Restarts of a crashed or stuck worker allowed within restart_window_s; then the camera is marked failed")
+    restart_window_s: float = Field(300.0, gt=0, le=86400, description="Window for max_restarts (seconds)")
+    restart_backoff_s: float = Field(2.0, ge=0, le=600, description="Wait before restarting a worker, doubled after each restart in the window (seconds)")
+    stuck_after_s: float = Field(60.0, gt=0, le=3600, description="A connected worker that processes no frame for this long is restarted (seconds)")
+    shutdown_timeout_s: float = Field(30.0, gt=0, le=600, description="On stop, how long workers get to finish their frame and flush their outboxes (seconds)")
+    shared_detector: bool = Field(True, description="With several cameras, run one detector process shared by all of them (frames through shared memory, batches across cameras) instead of one model per worker")
+    detector_max_batch: int = Field(2, ge=1, le=64, description="Largest batch the shared detector forms across cameras (CPU: 1-2; GPU: up to the number of cameras)")
+    detector_max_wait_ms: float = Field(5.0, ge=0, le=1000, description="How long the shared detector waits to fill a batch (milliseconds)")
 
 
 class NodeConfig(_Strict):
@@ -146,6 +159,7 @@ class NodeConfig(_Strict):
     tracker: TrackerConfig = Field(default_factory=TrackerConfig, description="Multi-object tracker")
     aggregator: AggregatorLinkConfig = Field(default_factory=AggregatorLinkConfig, description="Where alarm events go")
     output: OutputConfig = Field(default_factory=OutputConfig, description="Replay outputs")
+    operations: OperationsConfig = Field(default_factory=OperationsConfig, description="Supervision, status and metrics")
     cameras: list[CameraConfig] = Field(min_length=1, description="Cameras served by this node")
 
     @model_validator(mode="after")
@@ -258,7 +272,25 @@ def _resolve_paths(cfg: NodeConfig, base: Path) -> NodeConfig:
         if not _is_url_or_device(cam.source):
             update["source"] = str(_resolve_path(Path(cam.source), base))
         cameras.append(cam.model_copy(update=update))
-    return cfg.model_copy(update={"cameras": cameras})
+    return cfg.model_copy(update={"cameras": cameras, "detector": _resolve_detector_paths(cfg.detector, base)})
+
+
+# detector settings that name files; relative ones are relative to the config file
+_DETECTOR_FILE_FIELDS = ("model", "class_names", "darknet_cfg", "darknet_weights", "tensorrt_cache")
+
+
+def _resolve_detector_paths(det: Any, base: Path) -> Any:
+    update: dict[str, Any] = {}
+    for name in _DETECTOR_FILE_FIELDS:
+        value = getattr(det, name, None)
+        if isinstance(value, Path):
+            update[name] = _resolve_path(value, base)
+        elif isinstance(value, str) and value:
+            # e.g. ultralytics' `model`, which may also be a bare name such as yolo11n.yaml
+            candidate = _resolve_path(Path(value), base)
+            if candidate.exists():
+                update[name] = str(candidate)
+    return det.model_copy(update=update) if update else det
 
 
 def load_config(path: str | Path) -> NodeConfig:

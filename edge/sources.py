@@ -61,8 +61,9 @@ class FileSource:
 
     live = False
 
-    def __init__(self, path: str | Path, fps: float | None = None) -> None:
+    def __init__(self, path: str | Path, fps: float | None = None, loop: bool = False) -> None:
         self.path = Path(path)
+        self.loop = loop
         if not self.path.is_file():
             raise SourceError(f"{self.path}: video file not found")
         cap = cv2.VideoCapture(str(self.path))
@@ -88,30 +89,41 @@ class FileSource:
 
     def __iter__(self) -> Iterator[Frame]:
         cap = self._cap
-        index = 0
+        index = 0  # grows across loops
+        pos = 0  # position inside the file
         image: np.ndarray | None = self._first
         self._first = None
         bad_run = 0
+        count = self.frame_count
         while True:
             if image is None:
                 ok, image = cap.read()
                 if not ok or image is None:
                     image = None
-                    if self.frame_count is not None and index < self.frame_count - 1 and bad_run < _MAX_CONSECUTIVE_BAD:
+                    if count is not None and pos < count - 1 and bad_run < _MAX_CONSECUTIVE_BAD:
                         # a frame inside the file failed to decode: skip it and count it
                         bad_run += 1
                         self.stats.corrupt_skipped += 1
                         index += 1
+                        pos += 1
                         continue
-                    if self.frame_count is not None and index < self.frame_count - 1:
-                        log.warning("%s: unreadable from frame %d of %d on", self.path, index, self.frame_count)
-                        self.stats.corrupt_skipped += self.frame_count - index
-                    return
+                    if count is not None and pos < count - 1:
+                        log.warning("%s: unreadable from frame %d of %d on", self.path, pos, count)
+                        self.stats.corrupt_skipped += count - pos
+                    if not self.loop or pos == 0:
+                        return
+                    # replay from the start; indices and timestamps keep growing
+                    cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
+                    self.stats.extra["loops"] = self.stats.extra.get("loops", 0) + 1
+                    pos = 0
+                    bad_run = 0
+                    continue
             bad_run = 0
             self.stats.frames += 1
             yield Frame(index=index, timestamp=index / self.fps, image=image)
             image = None
             index += 1
+            pos += 1
 
     def close(self) -> None:
         self._cap.release()
@@ -214,7 +226,7 @@ class LiveSource:
         self._thread.join(timeout=5)
 
 
-def open_source(source: str, fps: float | None = None) -> FileSource | LiveSource:
+def open_source(source: str, fps: float | None = None, loop: bool = False) -> FileSource | LiveSource:
     """A file path → :class:`FileSource`; a URL, device index or ``/dev/videoN`` → :class:`LiveSource`."""
     if "://" in source and not source.startswith("file://"):
         return LiveSource(source)
@@ -222,4 +234,4 @@ def open_source(source: str, fps: float | None = None) -> FileSource | LiveSourc
         return LiveSource(source)
     if source.startswith("file://"):
         source = source[len("file://"):]
-    return FileSource(source, fps=fps)
+    return FileSource(source, fps=fps, loop=loop)

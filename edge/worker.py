@@ -45,6 +45,8 @@ class RunReport:
     delivered: int | None = None
     undelivered: int | None = None
     wall_s: float = 0.0
+    last_frame_monotonic: float | None = None
+    last_event_monotonic: float | None = None
     stage_s: dict[str, float] = field(default_factory=lambda: {s: 0.0 for s in STAGES})
     outputs: dict[str, str] = field(default_factory=dict)
 
@@ -81,10 +83,11 @@ class CameraPipeline:
     ground position).
     """
 
-    def __init__(self, node: NodeConfig, camera: CameraConfig, fps: float, detector=None, wall_t0: float | None = None) -> None:
+    def __init__(self, node: NodeConfig, camera: CameraConfig, fps: float, detector=None, wall_t0: float | None = None, seq_start: int = 0) -> None:
         from vigil.detectors.registry import build_detector
         from vigil.geometry.calibration_io import load_camera
-        from vigil.geometry.distancing import ViolationMonitor
+        from vigil.geometry.rules import RulesEngine
+        from vigil.geometry.zones import ZoneError
 
         self.node = node
         self.camera = camera
@@ -94,44 +97,78 @@ class CameraPipeline:
         self.tracker = Tracker.from_config(node.tracker, fps=fps)
         rule = camera.rules.distance
         self.rule = rule
-        self.rule_classes = np.array([i for i, n in enumerate(self.class_names) if n in set(rule.classes)], np.int64)
-        unknown = sorted(set(rule.classes) - set(self.class_names))
+        self.rule_classes = np.array([i for i, n in enumerate(self.class_names) if n in set(rule.all_classes)], np.int64)
+        try:
+            self.engine = RulesEngine(camera.rules, camera.zones, camera=self.model)
+        except (ZoneError, ValueError) as exc:
+            raise ConfigError(f"camera {camera.name!r}: {exc}") from None
+        unknown = sorted(self.engine.classes - set(self.class_names))
         if unknown:
-            raise ConfigError(f"camera {camera.name!r}: rules.distance.classes {unknown} are not classes of the detector ({self.class_names})")
-        self.monitor = ViolationMonitor(
-            threshold_m=rule.threshold_m,
-            hysteresis_m=rule.hysteresis_m,
-            min_duration_s=rule.min_duration_s,
-            end_after_s=rule.end_after_s,
-        ) if rule.enabled else None
+            raise ConfigError(f"camera {camera.name!r}: rules name classes {unknown} that are not classes of the detector ({self.class_names})")
+        self.engine_classes = np.array([i for i, n in enumerate(self.class_names) if n in self.engine.classes], np.int64)
+        self.voice = None
+        v = camera.rules.voice
+        if v.enabled:
+            from vigil.edge.voice import VoiceReminder
+
+            self.voice = VoiceReminder(v.message, v.voice, v.speed_wpm, v.min_interval_s)
+            self.voice_zones_off = {z.name for z in camera.zones if not z.voice}
         self.wall_t0 = time.time() if wall_t0 is None else wall_t0
-        self.seq = 0
+        self.seq = seq_start  # the last seq already used by this camera (durable outbox), 0 if none
         self.open_pairs: set[tuple[int, int]] = set()
         self.stage_s = {s: 0.0 for s in STAGES}
         self.track_ids: set[int] = set()
 
     # -------------------------------------------------------------------------------------
+    #: rule name (vigil.geometry.rules) -> event type
+    EVENT_TYPES = {
+        "distance": "distance_violation",
+        "contact": "contact_time",
+        "occupancy": "occupancy_limit",
+        "density": "density_limit",
+        "queue": "queue_spacing",
+        "risk": "risk_level",
+    }
+
     def _event(self, change, frame: Frame) -> Event:
+        """A :class:`RuleChange` as an event: track ids, world positions, metric, threshold."""
         self.seq += 1
-        a, b = (int(x) for x in change.pair)
+        r3 = lambda x: None if x is None else round(float(x), 3)  # noqa: E731
         payload = {
-            "tracks": [a, b],
-            "positions_m": {str(k): [round(float(v[0]), 3), round(float(v[1]), 3)] for k, v in change.positions.items()},
-            "distance_m": round(float(change.distance_m), 3),
-            "min_distance_m": round(float(change.min_distance_m), 3),
-            "threshold_m": self.rule.threshold_m,
+            "rule": change.rule,
+            "tracks": [int(t) for t in change.tracks],
+            "positions_m": {str(k): [r3(v[0]), r3(v[1])] for k, v in change.positions.items()},
+            "metric": change.metric,
+            "value": r3(change.value),
+            "threshold": r3(change.threshold),
+            "zone": change.zone,
             "duration_s": round(float(change.duration_s), 2),
             "frame": frame.index,
         }
+        if change.rule == "distance":
+            payload.update(distance_m=r3(change.value), min_distance_m=r3(change.worst), threshold_m=change.threshold)
+        else:
+            payload["worst"] = r3(change.worst)
+        if change.reason:
+            payload["reason"] = change.reason
+        payload.update({k: v for k, v in change.extra.items() if k not in payload})
         return Event(
-            type="distance_violation",
+            type=self.EVENT_TYPES.get(change.rule, change.rule),
             camera=self.camera.name,
             seq=self.seq,
             time=utc_iso(self.wall_t0 + frame.timestamp),
-            severity=self.rule.severity,
+            severity=change.severity,
             state=change.state,
             payload=payload,
         )
+
+    def _voice(self, changes) -> None:
+        if self.voice is None:
+            return
+        rules = set(self.camera.rules.voice.rules)
+        for ch in changes:
+            if ch.state == "start" and ch.rule in rules and ch.zone not in self.voice_zones_off:
+                self.voice.remind(ch.zone)
 
     def process(self, frame: Frame) -> tuple[Detections, list[Event], list]:
         t0 = time.perf_counter()
@@ -142,14 +179,16 @@ class CameraPipeline:
         world = self.model.image_to_ground(tracked.foot_points) if len(tracked) else np.zeros((0, 2))
         tracked = tracked.with_data(world_xy=world)
         t3 = time.perf_counter()
-        changes = []
-        if self.monitor is not None:
-            sel = tracked[np.isin(tracked.class_id, self.rule_classes)]
-            changes = self.monitor.update(frame.timestamp, sel.tracker_id, sel.data["world_xy"])
+        sel = tracked[np.isin(tracked.class_id, self.engine_classes)]
+        names = np.array(self.class_names, dtype=object)[sel.class_id] if len(sel) else np.zeros(0, dtype=object)
+        changes = self.engine.update(frame.timestamp, sel.tracker_id, names, sel.data["world_xy"])
+        self._voice(changes)
         t4 = time.perf_counter()
         events = []
         for ch in changes:
             events.append(self._event(ch, frame))
+            if ch.rule != "distance":
+                continue
             pair = tuple(int(x) for x in ch.pair)
             if ch.state == "end":
                 self.open_pairs.discard(pair)
@@ -162,10 +201,12 @@ class CameraPipeline:
         return tracked, events, changes
 
     def finish(self, frame: Frame | None) -> tuple[list[Event], list]:
-        """End every open violation at the end of the stream."""
-        if self.monitor is None or frame is None:
+        """End every open alarm at the end of the stream."""
+        if self.voice is not None:
+            self.voice.close()
+        if frame is None:
             return [], []
-        changes = self.monitor.flush(frame.timestamp)
+        changes = self.engine.flush(frame.timestamp)
         self.open_pairs.clear()
         return [self._event(ch, frame) for ch in changes], changes
 
@@ -183,13 +224,22 @@ def run_camera(
     progress: bool = True,
     stop: Callable[[], bool] | None = None,
     detector=None,
+    status: Callable[[dict], None] | None = None,
+    status_interval_s: float = 1.0,
+    seq_start: int = 0,
 ) -> RunReport:
-    """Run one camera to the end of its source; see the module docstring."""
+    """Run one camera to the end of its source; see the module docstring.
+
+    ``seq_start``: the camera's last event sequence number from an earlier run (events
+    continue at ``seq_start + 1``). ``status``: called about every ``status_interval_s`` from a reporter thread with a
+    snapshot dict (see :class:`StatusReporter`), also while the source is down; it also
+    interrupts a live source's wait when ``stop()`` turns true.
+    """
     from vigil.edge.outputs import AnnotatedVideo, BirdsEye, MotWriter
 
-    src = open_source(source or camera.source, fps=camera.fps)
+    src = open_source(source or camera.source, fps=camera.fps, loop=camera.loop)
     fps = getattr(src, "fps", None) or camera.fps or 25.0
-    pipeline = CameraPipeline(node, camera, fps=fps, detector=detector)
+    pipeline = CameraPipeline(node, camera, fps=fps, detector=detector, seq_start=seq_start)
     report = RunReport(camera=camera.name)
     recorded = not src.live
     total = getattr(src, "frame_count", None)
@@ -224,7 +274,10 @@ def run_camera(
     ok = False
     last: Frame | None = None
     wall0 = time.perf_counter()
+    reporter = StatusReporter(camera.name, report, pipeline, src, sinks, status, status_interval_s, stop) if status else None
     try:
+        if reporter is not None:
+            reporter.start()
         it = iter(src)
         while True:
             if stop is not None and stop():
@@ -240,25 +293,30 @@ def run_camera(
             tracked, events, changes = pipeline.process(frame)
             emit(events)
             to = time.perf_counter()
-            report.violations += sum(1 for c in changes if c.state == "start")
+            report.violations += sum(1 for c in changes if c.state == "start" and c.rule == "distance")
             if mot is not None:
                 mot.write(frame.index, tracked[np.isin(tracked.class_id, mot_ids)])
             if birdseye is not None:
                 birdseye.add(tracked[np.isin(tracked.class_id, pipeline.rule_classes)])
                 for c in changes:
-                    if c.state == "start":
+                    if c.state == "start" and c.rule == "distance":
                         pa, pb = (c.positions[k] for k in c.pair)
                         birdseye.add_violation(pa, pb)
             if video is not None:
                 video.write(frame.image, tracked, sorted(pipeline.open_pairs), label=f"{camera.name}  frame {frame.index}  t={frame.timestamp:.1f}s")
             pipeline.stage_s["outputs"] += time.perf_counter() - to
             report.frames += 1
+            report.last_frame_monotonic = time.monotonic()
+            if events:
+                report.last_event_monotonic = report.last_frame_monotonic
             if bar is not None:
                 bar.update(1)
         events, _ = pipeline.finish(last)
         emit(events)
         ok = True
     finally:
+        if reporter is not None:
+            reporter.finish("finished" if ok else "failed")
         if bar is not None:
             bar.close()
         src.close()
@@ -275,6 +333,89 @@ def run_camera(
             video.close(ok)
             if ok:
                 report.outputs["annotated_video"] = str(video.path)
+        if ok and recorded and write_media and pipeline.engine.heatmap is not None:
+            files = pipeline.engine.heatmap.save(out_dir / f"{camera.name}.heatmap")
+            report.outputs.update({f"heatmap_{k}": v for k, v in files.items()})
         if birdseye is not None and ok:
             report.outputs["birdseye"] = str(birdseye.save(out_dir / f"{camera.name}.birdseye.png", title=camera.name))
     return report
+
+
+class StatusReporter:
+    """A thread that snapshots a running camera every ``interval_s`` and hands it to ``sink``.
+
+    Snapshot keys: ``camera``, ``state`` (``running`` | ``connecting`` | ``finished`` |
+    ``failed``), ``pid``, ``updated`` (UNIX time), ``frames``, ``fps`` (over the last
+    interval), ``stages_ms`` (mean per frame over the last interval), ``corrupt_frames``,
+    ``stale_dropped``, ``reconnects``, ``connected``, ``events``, ``outbox_depth`` (events not
+    yet acknowledged), ``queue_depth`` (frames waiting in a shared detector), ``seconds_since_frame``, ``seconds_since_event``.
+    """
+
+    def __init__(self, camera: str, report: RunReport, pipeline: CameraPipeline, src, sinks, sink: Callable[[dict], None], interval_s: float, stop) -> None:
+        import threading
+
+        self.camera, self.report, self.pipeline, self.src, self.sinks = camera, report, pipeline, src, sinks
+        self.sink, self.interval_s, self.stop = sink, interval_s, stop
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"status:{camera}", daemon=True)
+        self._t0 = time.monotonic()
+        self._last = (self._t0, 0, dict(pipeline.stage_s))
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def snapshot(self, state: str | None = None) -> dict:
+        import os
+
+        now = time.monotonic()
+        t_prev, n_prev, st_prev = self._last
+        n = self.report.frames
+        st = dict(self.pipeline.stage_s)
+        dn = n - n_prev
+        self._last = (now, n, st)
+        connected = getattr(self.src, "connected", True)
+        depth = 0
+        for s in self.sinks:
+            rep = getattr(s, "report", None)
+            if callable(rep):
+                try:
+                    depth += int(getattr(rep(), "pending", 0) or 0)
+                except Exception:  # noqa: BLE001 - a status read must never break the worker
+                    log.debug("status: outbox depth unavailable", exc_info=True)
+        last_frame = self.report.last_frame_monotonic
+        last_event = self.report.last_event_monotonic
+        return {
+            "camera": self.camera,
+            "state": state or ("running" if connected else "connecting"),
+            "pid": os.getpid(),
+            "updated": time.time(),
+            "frames": n,
+            "fps": round(dn / (now - t_prev), 3) if now > t_prev else 0.0,
+            "stages_ms": {k: round(1000.0 * (st[k] - st_prev.get(k, 0.0)) / dn, 3) if dn else 0.0 for k in st},
+            "corrupt_frames": self.src.stats.corrupt_skipped,
+            "stale_dropped": self.src.stats.stale_dropped,
+            "reconnects": self.src.stats.reconnects,
+            "connected": bool(connected),
+            "events": self.report.events,
+            "outbox_depth": depth,
+            "queue_depth": int(getattr(self.pipeline.detector, "pending", 0) or 0),
+            "seconds_since_frame": round(now - (last_frame or self._t0), 3),
+            "seconds_since_event": round(now - last_event, 3) if last_event else None,
+        }
+
+    def _run(self) -> None:
+        while not self._done.wait(self.interval_s):
+            if self.stop is not None and self.stop() and getattr(self.src, "live", False):
+                self.src.close()  # wake the main loop if it waits for a frame that will not come
+            try:
+                self.sink(self.snapshot())
+            except Exception:  # noqa: BLE001
+                log.warning("status: reporting failed for camera %s", self.camera, exc_info=True)
+
+    def finish(self, state: str) -> None:
+        self._done.set()
+        self._thread.join(timeout=5)
+        try:
+            self.sink(self.snapshot(state))
+        except Exception:  # noqa: BLE001
+            log.warning("status: final report failed for camera %s", self.camera, exc_info=True)

@@ -16,7 +16,7 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap cleanup EXIT
 
-"$VIGIL" aggregator --db "$OUT/events.db" --ingest "$INGEST" --stream "$STREAM" &
+"$VIGIL" aggregator --insecure-dev --db "$OUT/events.db" --ingest "$INGEST" --stream "$STREAM" &
 pids+=($!)
 "$VIGIL" tail --connect "$STREAM" > >(tee "$OUT/tail.log") &
 pids+=($!)

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # README's second command: set everything up, then run the test suite.
-# Tests also use two Debian packages: postgresql (a real server, started on loopback by the
-# tests themselves) and espeak-ng (voice reminders rendered to WAV). They are installed here
+# Tests also use Debian packages: postgresql (a real server, started on loopback by the
+# tests themselves), espeak-ng (voice reminders rendered to WAV) and chromium (the
+# calibration page's browser test, driven by Playwright's Python client), systemd
+# (`systemd-analyze verify` of the units) and GStreamer's RTSP server (a real RTSP camera on
+# loopback for the reconnect test, run by the system Python). They are installed here
 # when missing and this user may install packages; otherwise those tests skip and say why.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,6 +12,10 @@ bash scripts/setup.sh
 need=()
 command -v espeak-ng >/dev/null || need+=(espeak-ng)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
+command -v chromium >/dev/null || need+=(chromium)
+command -v systemd-analyze >/dev/null || need+=(systemd)
+ls /usr/lib/*/libgstrtspserver-1.0.so.0 >/dev/null 2>&1 \
+    || need+=(gir1.2-gst-rtsp-server-1.0 gstreamer1.0-rtsp python3-gi python3-gst-1.0 gstreamer1.0-plugins-good gstreamer1.0-plugins-base)
 if [ ${#need[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ] || command -v sudo >/dev/null; then
         echo "[test] installing Debian packages for the tests: ${need[*]}" >&2

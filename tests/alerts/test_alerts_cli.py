@@ -69,7 +69,7 @@ def test_aggregator_address_in_use(tmp_path, capsys):
     sock = ctx.socket(zmq.ROUTER)
     port = sock.bind_to_random_port("tcp://127.0.0.1")
     try:
-        code = run(["aggregator", "--db", str(tmp_path / "e.db"), "--ingest", f"tcp://127.0.0.1:{port}",
+        code = run(["aggregator", "--insecure-dev", "--db", str(tmp_path / "e.db"), "--ingest", f"tcp://127.0.0.1:{port}",
                     "--stream", "tcp://127.0.0.1:*"])
     finally:
         sock.close(0)
@@ -80,7 +80,7 @@ def test_aggregator_address_in_use(tmp_path, capsys):
 
 def test_tail_timeout_without_events(tmp_path, capsys):
     ctx = zmq.Context()
-    pub = ctx.socket(zmq.PUB)
+    pub = ctx.socket(zmq.ROUTER)  # an aggregator that never answers
     port = pub.bind_to_random_port("tcp://127.0.0.1")
     try:
         code = run(["tail", "--connect", f"tcp://127.0.0.1:{port}", "--max-events", "1", "--timeout", "0.3"])

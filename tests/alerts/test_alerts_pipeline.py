@@ -19,7 +19,7 @@ from vigil.alerts.events import MAX_EVENT_BYTES, Event, EventError
 from vigil.alerts.publisher import EventPublisher, PublisherError
 from vigil.alerts.store import EventStore
 from vigil.alerts.tail import format_event, tail
-from vigil.alerts.transport import decode_reply
+from vigil.alerts.transport import StreamFilter, decode_reply
 
 
 class TailThread:
@@ -81,7 +81,8 @@ def test_round_trip_to_store_and_tail(tmp_path, make_event, running_aggregator, 
     assert [Event.from_json(line) for line in json_lines] == events
     assert human_lines == [format_event(ev) for ev in events]
     assert "cam2  distance_violation  update warning   track_ids=3,7 distance_m=1.2 threshold_m=2" in human_lines[1]
-    assert stats["received"] == stats["stored"] == stats["published"] == 3
+    assert stats["received"] == stats["stored"] == 3
+    assert stats["published"] == 6  # to each of the two clients
     with EventStore(db, readonly=True) as store:
         assert store.count() == (3, 3)
         assert [s.event for s in store.iter_events()] == events
@@ -89,7 +90,7 @@ def test_round_trip_to_store_and_tail(tmp_path, make_event, running_aggregator, 
 
 def test_tail_topic_filter(tmp_path, make_event, running_aggregator, wait_until):
     with running_aggregator(tmp_path / "e.db") as agg:
-        t = TailThread(agg.stream_endpoint, as_json=True, max_events=1, topic_filter="cam2/")
+        t = TailThread(agg.stream_endpoint, as_json=True, max_events=1, filters=[StreamFilter.of(camera="cam2")])
         assert wait_until(lambda: agg.stats()["subscriptions"] >= 1)
         with EventPublisher(agg.ingest_endpoint) as pub:
             pub.publish(make_event(camera="cam1"))
@@ -293,7 +294,7 @@ def test_sigterm_stops_the_aggregator_cleanly(tmp_path, make_event):
     ingest = tmp_path / "in.ipc"
     db = tmp_path / "e.db"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "vigil.alerts.cli", "aggregator", "--db", str(db),
+        [sys.executable, "-m", "vigil.alerts.cli", "aggregator", "--insecure-dev", "--db", str(db),
          "--ingest", f"ipc://{ingest}", "--stream", f"ipc://{tmp_path}/out.ipc"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
@@ -348,3 +349,75 @@ def test_aggregator_restart_and_in_flight_events_resent_on_reconnect(tmp_path, m
         assert report.resent == 1 and report.sent == 3
     finally:
         pub.close(0)
+
+
+def test_full_client_queue_switches_to_catch_up_from_store(tmp_path, make_event, running_aggregator, wait_until):
+    """A client whose queue is full is served later from the store: nothing lost, in order."""
+    from vigil.alerts.tail import StreamClient
+
+    small = lambda s: s.setsockopt(zmq.SNDBUF, 2048)  # noqa: E731 - tiny kernel buffer: the queue fills
+    with running_aggregator(tmp_path / "e.db", stream_hwm=20, configure_stream=small) as agg:
+        client = StreamClient(agg.stream_endpoint, since=None, rcvhwm=5,
+                              configure_socket=lambda s: s.setsockopt(zmq.RCVBUF, 2048))
+        try:
+            assert wait_until(lambda: client.recv(0.01) is None and client.subscribed, 5)
+            events = [make_event(payload={"pad": "x" * 500, "i": i}) for i in range(2000)]
+            with EventPublisher(agg.ingest_endpoint) as pub:
+                pub.publish_many(events)
+                assert pub.flush(10).complete
+            assert agg.stats()["lagging"] >= 1
+            got = []
+            deadline = time.monotonic() + 20
+            while len(got) < len(events) and time.monotonic() < deadline:
+                item = client.recv(0.5)
+                if item is not None:
+                    got.append(Event.from_json(item[1]).id)
+            assert got == [e.id for e in events]
+            assert agg.stats()["replayed"] > 0
+        finally:
+            client.close()
+
+
+def test_replay_since_and_filters(tmp_path, make_event, running_aggregator):
+    """`since` replays the store, then live; filters by camera, type, severity; resume after reconnect."""
+    with running_aggregator(tmp_path / "e.db") as agg:
+        first = [make_event(camera="a"), make_event(camera="b", severity="critical"), make_event(camera="a", type="crowd")]
+        with EventPublisher(agg.ingest_endpoint) as pub:
+            pub.publish_many(first)
+            assert pub.flush(5).complete
+            out = io.StringIO()
+            assert tail(agg.stream_endpoint, since=0, as_json=True, out=out, max_events=3, timeout_s=5) == 3
+            assert [Event.from_json(x) for x in out.getvalue().splitlines()] == first
+            out = io.StringIO()
+            state = {}
+            n = tail(agg.stream_endpoint, since=0, as_json=True, out=out, max_events=1, timeout_s=5, state=state,
+                     filters=[StreamFilter.of(camera="a", type="crowd")])
+            assert n == 1 and Event.from_json(out.getvalue()) == first[2] and state["last_stream_seq"] == 3
+            out = io.StringIO()
+            assert tail(agg.stream_endpoint, since=0, as_json=True, out=out, max_events=1, timeout_s=5,
+                        filters=[StreamFilter.of(severity=["critical"])]) == 1
+            assert Event.from_json(out.getvalue()) == first[1]
+            # resume: a client that saw up to stream_seq 2 gets 3 and then the live ones
+            later = make_event(camera="c")
+            t = TailThread(agg.stream_endpoint, since=2, as_json=True, max_events=2)
+            time.sleep(0.3)
+            pub.publish(later)
+            assert pub.flush(5).complete
+            assert [Event.from_json(x) for x in t.join()] == [first[2], later]
+
+
+def test_stream_rejects_malformed_requests_and_keeps_serving(tmp_path, make_event, running_aggregator, dealer, wait_until):
+    with running_aggregator(tmp_path / "e.db") as agg:
+        sock = dealer(agg.stream_endpoint)
+        for junk in (b"", b"nope", b"[]", b'{"op":"subscribe","since":-1}', b'{"op":"subscribe","filters":[{"x":1}]}',
+                     b'{"op":"dance"}'):
+            sock.send(junk)
+        sock.send_multipart([b"a", b"b"])
+        assert wait_until(lambda: agg.stats()["stream_malformed"] == 7)
+        t = TailThread(agg.stream_endpoint, as_json=True, max_events=1)
+        assert wait_until(lambda: agg.stats()["subscriptions"] >= 1)
+        ev = make_event()
+        with EventPublisher(agg.ingest_endpoint) as pub:
+            pub.publish(ev)
+            assert pub.flush(5).complete
+        assert [Event.from_json(x) for x in t.join()] == [ev]

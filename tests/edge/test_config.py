@@ -108,3 +108,10 @@ def test_example_config_is_valid():
     cfg = load_config(Path(__file__).resolve().parents[2] / "deploy" / "examples" / "pets2009-s2l1.yaml")
     assert cfg.camera().fps == 7
     assert cfg.camera().calibration.is_file()
+
+
+def test_detector_model_paths_are_relative_to_the_config_file(tmp_path: Path):
+    (tmp_path / "m.onnx").write_bytes(b"x")
+    text = GOOD + "detector:\n  type: onnx\n  model: m.onnx\n"
+    cfg = parse_config(text, base_dir=tmp_path)
+    assert cfg.detector.model == tmp_path / "m.onnx"

@@ -129,3 +129,20 @@ def test_check_config_accepts_the_example_and_names_a_bad_calibration(tmp_path: 
     assert "camera 'c1': calibration:" in err and "bad.calib.yaml" in err
     if (repo / "data" / "vtest.avi").is_file():
         assert main(["check-config", str(repo / "deploy" / "examples" / "pets2009-s2l1.yaml")]) == 0
+
+
+def test_sequence_numbers_continue_across_runs_through_the_durable_outbox(tmp_path: Path, vtest: Path, default_model, capsys):
+    import socket
+
+    with socket.socket() as s:  # nobody listens: events stay in the outbox
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cfg = _node_config(tmp_path, vtest, f"tcp://127.0.0.1:{port}")
+    cfg.write_text(cfg.read_text().replace("flush_timeout_s: 5", "flush_timeout_s: 0.2"))
+    first, second = tmp_path / "e1.jsonl", tmp_path / "e2.jsonl"
+    for out in (first, second):
+        assert main(["run", "--config", str(cfg), "--max-frames", str(FRAMES), "--events-out", str(out), "--no-media", "-q"]) == 0
+    s1 = [json.loads(x)["seq"] for x in first.read_text().splitlines()]
+    s2 = [json.loads(x)["seq"] for x in second.read_text().splitlines()]
+    assert s1 and s2 and s1 == list(range(1, len(s1) + 1))
+    assert s2 == list(range(len(s1) + 1, len(s1) + len(s2) + 1))

@@ -96,3 +96,17 @@ def test_live_source_keeps_only_the_newest_frame_and_counts_the_stale_ones(tmp_p
     assert len(got) == 4
     assert got == sorted(got) and got[-1] - got[0] > 3  # frames in between were skipped, not queued
     assert src.stats.stale_dropped > 0
+
+
+def test_looped_file_replays_from_the_start_with_growing_indices(tmp_path: Path):
+    src = FileSource(_write_video(tmp_path / "v.avi", 5, fps=10.0), loop=True)
+    frames = []
+    for f in src:
+        frames.append(f)
+        if len(frames) == 12:
+            break
+    assert [f.index for f in frames] == list(range(12))
+    assert frames[11].timestamp == pytest.approx(1.1)
+    # frame 5 is the file's first frame again
+    assert np.array_equal(frames[5].image, frames[0].image) and np.array_equal(frames[7].image, frames[2].image)
+    assert src.stats.extra["loops"] == 2

@@ -1,0 +1,126 @@
+"""Camera status files and the node's Prometheus endpoint.
+
+Each camera worker writes ``STATUS_DIR/CAMERA.json`` about once a second (atomically: a
+temporary file renamed over the old one), from a snapshot made by
+:class:`vigil.edge.worker.StatusReporter`. The supervisor adds ``restarts`` and marks
+failed cameras. ``vigil status`` and the metrics endpoint only read these files, so they
+work whatever process (or how many) runs the cameras.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Iterator
+
+log = logging.getLogger(__name__)
+
+__all__ = ["write_status", "read_statuses", "StatusWriter", "StatusCollector", "serve_metrics", "effective_state"]
+
+#: a status not refreshed for this many seconds means its worker stopped reporting
+STALE_AFTER_S = 5.0
+
+
+def write_status(status_dir: Path, status: dict) -> None:
+    """Atomically (re)write ``status_dir/<camera>.json``."""
+    status_dir = Path(status_dir)
+    status_dir.mkdir(parents=True, exist_ok=True)
+    path = status_dir / f"{status['camera']}.json"
+    tmp = status_dir / f".{status['camera']}.json.{os.getpid()}.tmp"
+    tmp.write_text(json.dumps(status, separators=(",", ":")), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def read_statuses(status_dir: Path) -> Iterator[dict]:
+    """Every camera's last status (unreadable files are skipped and logged)."""
+    status_dir = Path(status_dir)
+    if not status_dir.is_dir():
+        return
+    for path in sorted(status_dir.glob("*.json")):
+        try:
+            yield json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            log.warning("%s: unreadable status file: %s", path, exc)
+
+
+def effective_state(status: dict, now: float | None = None) -> str:
+    """The status's state, or ``stale`` when a live state has not been refreshed lately."""
+    now = time.time() if now is None else now
+    state = status.get("state", "unknown")
+    if state in ("running", "connecting") and now - float(status.get("updated", 0)) > STALE_AFTER_S:
+        return "stale"
+    return state
+
+
+class StatusWriter:
+    """A ``status`` callback for :func:`vigil.edge.worker.run_camera` writing status files.
+
+    ``extra``: fields merged into every status (the supervisor passes ``restarts``).
+    """
+
+    def __init__(self, status_dir: Path, extra: dict | None = None) -> None:
+        self.status_dir = Path(status_dir)
+        self.extra = dict(extra or {})
+
+    def __call__(self, snapshot: dict) -> None:
+        write_status(self.status_dir, {**snapshot, **self.extra})
+
+
+class StatusCollector:
+    """A Prometheus collector that turns the status files into metrics, per camera."""
+
+    def __init__(self, status_dir: Path) -> None:
+        self.status_dir = Path(status_dir)
+
+    def collect(self):
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+        now = time.time()
+        up = GaugeMetricFamily("vigil_camera_up", "1 when the camera's worker runs and its source delivers frames", labels=["camera"])
+        state = GaugeMetricFamily("vigil_camera_state", "The camera's state (1 for the current one)", labels=["camera", "state"])
+        frames = CounterMetricFamily("vigil_frames", "Frames processed", labels=["camera"])
+        fps = GaugeMetricFamily("vigil_fps", "Frames per second over the last status interval", labels=["camera"])
+        stage = GaugeMetricFamily("vigil_stage_latency_ms", "Mean latency per frame of each pipeline stage (ms)", labels=["camera", "stage"])
+        dropped = CounterMetricFamily("vigil_dropped_frames", "Frames dropped: stale (live source too fast) or corrupt (undecodable)", labels=["camera", "reason"])
+        reconnects = CounterMetricFamily("vigil_source_reconnects", "Reconnections to the camera's source", labels=["camera"])
+        events = CounterMetricFamily("vigil_events", "Alarm events produced", labels=["camera"])
+        outbox = GaugeMetricFamily("vigil_outbox_depth", "Events waiting for the aggregator's acknowledgement", labels=["camera"])
+        queue = GaugeMetricFamily("vigil_queue_depth", "Frames waiting in the camera's detector queue", labels=["camera"])
+        since_event = GaugeMetricFamily("vigil_seconds_since_last_event", "Seconds since the camera's last alarm event (absent before the first)", labels=["camera"])
+        since_frame = GaugeMetricFamily("vigil_seconds_since_last_frame", "Seconds since the camera's last processed frame", labels=["camera"])
+        restarts = CounterMetricFamily("vigil_worker_restarts", "Restarts of the camera's worker by the supervisor", labels=["camera"])
+        for st in read_statuses(self.status_dir):
+            cam = str(st.get("camera"))
+            eff = effective_state(st, now)
+            age = max(0.0, now - float(st.get("updated", now)))
+            up.add_metric([cam], 1.0 if eff == "running" else 0.0)
+            state.add_metric([cam, eff], 1.0)
+            frames.add_metric([cam], float(st.get("frames", 0)))
+            fps.add_metric([cam], float(st.get("fps", 0.0)) if eff == "running" else 0.0)
+            for name, ms in (st.get("stages_ms") or {}).items():
+                stage.add_metric([cam, name], float(ms))
+            dropped.add_metric([cam, "stale"], float(st.get("stale_dropped", 0)))
+            dropped.add_metric([cam, "corrupt"], float(st.get("corrupt_frames", 0)))
+            reconnects.add_metric([cam], float(st.get("reconnects", 0)))
+            events.add_metric([cam], float(st.get("events", 0)))
+            outbox.add_metric([cam], float(st.get("outbox_depth", 0)))
+            queue.add_metric([cam], float(st.get("queue_depth", 0)))
+            if st.get("seconds_since_event") is not None:
+                since_event.add_metric([cam], float(st["seconds_since_event"]) + age)
+            since_frame.add_metric([cam], float(st.get("seconds_since_frame", 0.0)) + age)
+            restarts.add_metric([cam], float(st.get("restarts", 0)))
+        yield from (up, state, frames, fps, stage, dropped, reconnects, events, outbox, queue, since_event, since_frame, restarts)
+
+
+def serve_metrics(status_dir: Path, host: str, port: int):
+    """Start the Prometheus endpoint (``/metrics``) in a daemon thread; returns the server."""
+    from prometheus_client import CollectorRegistry, start_http_server
+
+    registry = CollectorRegistry(auto_describe=True)
+    registry.register(StatusCollector(status_dir))
+    server, _thread = start_http_server(port, addr=host, registry=registry)
+    log.info("metrics on http://%s:%d/metrics", host, port)
+    return server
