@@ -1,5 +1,5 @@
 """``vigil`` subcommands of the alarm path: ``aggregator``, ``tail``, ``events count|export``,
-``keys new``.
+``keys new``, ``console`` (see :mod:`vigil.alerts.console.cli`).
 
 The main ``vigil`` CLI calls :func:`add_commands` with its ``argparse`` subparsers; each
 subcommand sets ``func(args) -> int`` (the exit code). Standalone:
@@ -268,6 +268,10 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     k.add_argument("--authorize", action="store_true", help="also copy the public key into DIR/authorized/")
     k.add_argument("--force", action="store_true", help="overwrite an existing key pair")
     k.set_defaults(func=cmd_keys_new)
+
+    from .console.cli import add_console_command  # the operator web console (`vigil console`)
+
+    add_console_command(subparsers)
 
 
 def _positive_int(text: str) -> int:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 
 #: modules providing ``add_eval_command(eval_subparsers)``
-EVAL_MODULES = ["vigil.bench.mot_eval", "vigil.bench.detect_cmd", "vigil.bench.ground_eval"]
+EVAL_MODULES = ["vigil.bench.mot_eval", "vigil.bench.detect_cmd", "vigil.bench.ground_eval", "vigil.bench.plates_eval"]
 #: modules providing ``add_bench_command(bench_subparsers)``
 BENCH_MODULES = ["vigil.bench.detect_cmd", "vigil.bench.geometry_bench", "vigil.bench.bus_bench", "vigil.bench.soak", "vigil.bench.detector_batching"]
 

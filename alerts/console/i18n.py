@@ -1,0 +1,114 @@
+"""Interface text in Italian and English. The language comes from the ``vigil_lang`` cookie
+(set by the switch in the header), else the browser's ``Accept-Language``, else Italian."""
+
+from __future__ import annotations
+
+__all__ = ["LANGS", "pick_lang", "translator"]
+
+LANGS = ("it", "en")
+DEFAULT = "it"
+
+TEXT: dict[str, tuple[str, str]] = {  # key: (it, en)
+    "title": ("Vigil — console operatori", "Vigil — operator console"),
+    "login": ("Accedi", "Log in"),
+    "logout": ("Esci", "Log out"),
+    "username": ("Utente", "User name"),
+    "password": ("Password", "Password"),
+    "login_failed": ("Utente o password non validi.", "Wrong user name or password."),
+    "login_throttled": ("Troppi tentativi: riprovare tra qualche minuto.", "Too many attempts: try again in a few minutes."),
+    "alarms": ("Allarmi", "Alarms"),
+    "cameras": ("Telecamere", "Cameras"),
+    "transits": ("Transiti", "Transits"),
+    "audit": ("Registro accessi", "Audit log"),
+    "camera": ("Telecamera", "Camera"),
+    "type": ("Tipo", "Type"),
+    "severity": ("Gravità", "Severity"),
+    "state": ("Fase", "State"),
+    "status": ("Stato", "Status"),
+    "time": ("Ora", "Time"),
+    "summary": ("Dettagli", "Summary"),
+    "all": ("tutte", "all"),
+    "filter": ("Filtra", "Filter"),
+    "live": ("in diretta", "live"),
+    "offline": ("disconnesso, riconnessione…", "disconnected, reconnecting…"),
+    "new": ("nuovo", "new"),
+    "acknowledged": ("preso in carico", "acknowledged"),
+    "closed": ("chiuso", "closed"),
+    "info": ("informazione", "info"),
+    "warning": ("avviso", "warning"),
+    "critical": ("critico", "critical"),
+    "start": ("inizio", "start"),
+    "update": ("aggiornamento", "update"),
+    "end": ("fine", "end"),
+    "alarm": ("Allarme", "Alarm"),
+    "metric": ("Misura", "Metric"),
+    "value": ("Valore", "Value"),
+    "threshold": ("Soglia", "Threshold"),
+    "zone": ("Zona", "Zone"),
+    "tracks": ("Persone (tracce)", "People (tracks)"),
+    "ground_view": ("Vista dall'alto (metri)", "Bird's-eye view (metres)"),
+    "no_positions": ("Nessuna posizione nell'evento.", "No positions in this event."),
+    "evidence": ("Prova (ritaglio, volti oscurati)", "Evidence (crop, faces blurred)"),
+    "no_evidence": ("Nessuna prova allegata.", "No evidence attached."),
+    "plate": ("Targa", "Plate"),
+    "plate_list": ("Lista", "List"),
+    "acknowledge": ("Prendi in carico", "Acknowledge"),
+    "close": ("Chiudi", "Close"),
+    "reopen": ("Riapri", "Reopen"),
+    "add_note": ("Aggiungi nota", "Add note"),
+    "note": ("Nota", "Note"),
+    "operator": ("Operatore", "Operator"),
+    "history": ("Storico dell'allarme", "Alarm history"),
+    "action": ("Azione", "Action"),
+    "lifecycle": ("Eventi dello stesso allarme", "Events of the same alarm"),
+    "ack": ("presa in carico", "acknowledged"),
+    "note_action": ("nota", "note"),
+    "search_plate": ("Cerca targa", "Search plate"),
+    "search": ("Cerca", "Search"),
+    "from": ("Dal", "From"),
+    "to": ("Al", "To"),
+    "results": ("risultati", "results"),
+    "no_results": ("Nessun transito trovato.", "No transits found."),
+    "search_logged": ("Ogni ricerca è registrata (chi, quando, cosa).", "Every search is logged (who, when, what)."),
+    "forbidden": ("Accesso negato: il tuo ruolo non consente questa funzione.", "Access denied: your role does not allow this."),
+    "transits_unavailable": ("Ricerca transiti non disponibile in questa installazione.", "Transit search is not available on this installation."),
+    "bad_plate": ("Targa non valida (2-10 lettere o cifre).", "Invalid plate (2-10 letters or digits)."),
+    "overview": ("Panoramica telecamere", "Camera overview"),
+    "last_event": ("Ultimo evento", "Last event"),
+    "open_alarms": ("Allarmi aperti", "Open alarms"),
+    "occupancy": ("Presenze", "Occupancy"),
+    "risk": ("Livello di rischio", "Risk level"),
+    "none": ("—", "—"),
+    "role": ("Ruolo", "Role"),
+    "user": ("Utente", "User"),
+    "target": ("Oggetto", "Target"),
+    "detail": ("Dettaglio", "Detail"),
+    "client": ("Origine", "Client"),
+    "not_found": ("Non trovato.", "Not found."),
+    "back": ("Torna agli allarmi", "Back to alarms"),
+    "csrf_failed": ("Richiesta rifiutata (token CSRF non valido): ricaricare la pagina.",
+                    "Request refused (invalid CSRF token): reload the page."),
+    "plate_hit": ("Targa segnalata", "Plate hit"),
+    "load_more": ("Più vecchi", "Older"),
+    "sound_on": ("Attiva suono", "Enable sound"),
+}
+
+
+def pick_lang(cookie: str | None, accept: str | None) -> str:
+    if cookie in LANGS:
+        return cookie
+    for part in (accept or "").split(","):
+        code = part.split(";")[0].strip().lower()[:2]
+        if code in LANGS:
+            return code
+    return DEFAULT
+
+
+def translator(lang: str):
+    i = LANGS.index(lang) if lang in LANGS else 0
+
+    def t(key: str) -> str:
+        pair = TEXT.get(key)
+        return pair[i] if pair else key
+
+    return t
