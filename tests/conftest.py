@@ -27,3 +27,14 @@ def pets_gt() -> Path:
     if not PETS_GT.is_file():
         pytest.skip(f"{PETS_GT} missing: ../shared exists only beside development checkouts")
     return PETS_GT
+
+
+@pytest.fixture
+def default_model():
+    """``(onnx_path, class_names)`` of the embedded detector; skips when it is not installed."""
+    from vigil.models.cache import ModelNotFoundError, resolve_default_model
+
+    try:
+        return resolve_default_model()
+    except ModelNotFoundError as exc:
+        pytest.skip(f"embedded model missing ({exc}); run `bash scripts/setup.sh`")

@@ -29,16 +29,6 @@ def test_ap_counts_missed_ground_truth_and_handles_empty():
     assert average_precision(np.zeros(0), np.zeros(0, bool), 0) == 0.0
 
 
-@pytest.fixture
-def default_model():
-    from vigil.models.cache import ModelNotFoundError, resolve_default_model
-
-    try:
-        return resolve_default_model()
-    except ModelNotFoundError as exc:
-        pytest.skip(f"embedded model missing ({exc}); run `bash scripts/setup.sh`")
-
-
 def test_eval_detect_scores_real_frames(vtest: Path, pets_gt: Path, default_model, capsys):
     from vigil.edge.cli import main
 

@@ -61,16 +61,6 @@ def _scrape(port: int) -> dict[tuple[str, tuple], float]:
     return out
 
 
-@pytest.fixture
-def default_model():
-    from vigil.models.cache import ModelNotFoundError, resolve_default_model
-
-    try:
-        return resolve_default_model()
-    except ModelNotFoundError as exc:
-        pytest.skip(f"embedded model missing ({exc}); run `bash scripts/setup.sh`")
-
-
 def test_metrics_endpoint_is_scraped_from_a_running_node_and_sigterm_stops_it_cleanly(tmp_path: Path, vtest: Path, default_model):
     port = _free_port()
     cfg = _config(tmp_path, vtest, ["cam-a"], port=port)

@@ -39,16 +39,6 @@ cameras:
     return cfg
 
 
-@pytest.fixture
-def default_model():
-    from vigil.models.cache import ModelNotFoundError, resolve_default_model
-
-    try:
-        return resolve_default_model()
-    except ModelNotFoundError as exc:
-        pytest.skip(f"embedded model missing ({exc}); run `bash scripts/setup.sh`")
-
-
 def test_replay_delivers_every_event_to_the_aggregator_and_writes_outputs(tmp_path: Path, vtest: Path, default_model, capsys):
     db = tmp_path / "events.db"
     agg = Aggregator(db, "tcp://127.0.0.1:*", "tcp://127.0.0.1:*", stats_interval_s=3600)
