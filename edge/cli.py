@@ -165,6 +165,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         metrics = serve_metrics(ops.status_dir, ops.metrics_host, ops.metrics_port)
     try:
         if len(cams) == 1:
+            from vigil.edge.logs import tag_camera
+
+            tag_camera(cams[0].name)
             results = [_run_one(cfg, cams[0], args, stopping.is_set)]
         else:
             from vigil.edge.supervisor import run_cameras

@@ -11,7 +11,7 @@ import logging
 import sys
 import time
 
-__all__ = ["configure_logging", "JsonFormatter"]
+__all__ = ["configure_logging", "JsonFormatter", "tag_camera"]
 
 
 class JsonFormatter(logging.Formatter):
@@ -37,3 +37,20 @@ def configure_logging(level: int = logging.INFO, as_json: bool = False) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+
+
+class _CameraTag(logging.Filter):
+    def __init__(self, camera: str) -> None:
+        super().__init__()
+        self.camera = camera
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, "camera", None) is None:
+            record.camera = self.camera
+        return True
+
+
+def tag_camera(camera: str) -> None:
+    """Every record of this process without a ``camera`` gets this one (a worker serves one camera)."""
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_CameraTag(camera))

@@ -41,6 +41,9 @@ def _worker(args: argparse.Namespace, camera: str, restarts: int, results, detec
     from vigil.edge.config import load_config
 
     _setup_logging(getattr(args, "verbose", False), getattr(args, "log_json", False))
+    from vigil.edge.logs import tag_camera
+
+    tag_camera(camera)
     args.quiet = True
     try:
         cfg = load_config(args.config)

@@ -78,7 +78,7 @@ class RunReport:
 class CameraPipeline:
     """Everything after decoding for one camera: detect, track, project, rules, events.
 
-    ``process(frame) -> (tracked, events)`` with ``tracked`` a :class:`Detections` carrying
+    ``process(frame) -> (tracked, events, changes)`` with ``tracked`` a :class:`Detections` carrying
     ``tracker_id`` and ``data["world_xy"]`` ``(N, 2)`` metres (NaN where a foot point has no
     ground position).
     """

@@ -1,0 +1,239 @@
+"""Per-camera plate pipeline: localise and read plates, vote per vehicle pass, emit transits.
+
+Modes (``plates.mode`` in the camera config):
+
+- ``gate``: plates are large in frame; the reader searches the region of interest
+  (``plates.roi``, default the whole frame) with no vehicle detector. Readings are linked
+  across frames by position into passes.
+- ``traffic``: plates are searched inside the tracked detections of the vehicle classes
+  (car, motorcycle, bus, truck); the tracker's id defines the pass.
+
+Per pass: readings are voted (sum of confidences per normalised text), the best crop kept,
+the direction taken from the pass's first and last position relative to ``plates.line``
+(``in``: crossing from the right of the line A→B to its left; ``out``: the reverse; ``null``:
+no crossing). The watch lists are checked on every new leading reading: a hit emits a
+``plate_hit`` alarm (severity ``critical``) while the vehicle is still in view, once per pass.
+When the pass ends (not seen for ``close_after_s``, or the stream ends) one ``plate_transit``
+event is emitted (severity ``info``, or ``critical`` with hits) carrying plate, confidence,
+direction, vehicle class, hits and the evidence id (hits only).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass, field
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+__all__ = ["PlatePipeline", "PlatePass", "side_of_line"]
+
+
+def side_of_line(line, point) -> float:
+    """> 0 left of A→B (image coordinates, y down: "left" as drawn on screen), < 0 right."""
+    (ax, ay), (bx, by) = line
+    px, py = point
+    return float((bx - ax) * (ay - py) - (by - ay) * (ax - px))
+
+
+@dataclass
+class PlatePass:
+    key: object
+    transit_id: str
+    first_t: float
+    last_t: float
+    first_pt: tuple[float, float]
+    last_pt: tuple[float, float]
+    vehicle_class: str | None = None
+    votes: dict = field(default_factory=dict)
+    counts: dict = field(default_factory=dict)
+    best: dict = field(default_factory=dict)    # text -> (confidence, crop, kind, country)
+    last_box: tuple | None = None
+    hit_sent: bool = False
+    hits: list = field(default_factory=list)
+    evidence_id: str | None = None
+    crossings: list = field(default_factory=list)
+
+    def leader(self) -> tuple[str | None, float]:
+        if not self.votes:
+            return None, 0.0
+        text = max(self.votes, key=lambda t: (self.votes[t], self.counts[t]))
+        return text, self.votes[text]
+
+    @property
+    def readings(self) -> int:
+        return sum(self.counts.values())
+
+
+class PlatePipeline:
+    """Plate reading for one camera. ``process(image, timestamp, tracked, class_names)`` returns
+    event specs: dicts with ``type``, ``severity``, ``state``, ``payload``."""
+
+    def __init__(self, cfg, camera: str, reader=None, watchlists=None, evidence=None) -> None:
+        self.cfg = cfg
+        self.camera = camera
+        if reader is None:
+            from vigil.detectors.plates.reader import PlateReader
+
+            reader = PlateReader(region=cfg.region, det_max_side=cfg.det_max_side, threads=cfg.threads,
+                                 max_plates=cfg.max_plates_per_frame, min_confidence=cfg.min_confidence)
+        self.reader = reader
+        if watchlists is None and cfg.watchlists:
+            from vigil.alerts.watchlists import WatchLists
+
+            watchlists = WatchLists(cfg.watchlists, check_interval_s=cfg.watchlist_check_s)
+        self.watchlists = watchlists
+        if evidence is None and cfg.evidence_dir is not None:
+            from vigil.alerts.evidence import EvidenceStore
+
+            evidence = EvidenceStore(cfg.evidence_dir)
+        self.evidence = evidence
+        self.passes: dict[object, PlatePass] = {}
+        self.frames = 0
+        self._next_key = 0
+
+    # ---------------------------------------------------------------- reading
+    def _read_gate(self, image) -> list[tuple[object, object, str | None, tuple[float, float]]]:
+        roi = tuple(self.cfg.roi) if self.cfg.roi else None
+        out = []
+        for r in self.reader.read(image, roi=roi):
+            cx, cy = (r.box[0] + r.box[2]) / 2, (r.box[1] + r.box[3]) / 2
+            out.append((self._gate_key(r.box), r, None, (cx, cy)))
+        return out
+
+    def _gate_key(self, box) -> object:
+        """Link a reading to an open pass by position (the nearest within 1.5 plate widths)."""
+        cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+        width = max(1.0, box[2] - box[0])
+        best, best_d = None, 1.5 * width
+        for key, p in self.passes.items():
+            if p.last_box is None:
+                continue
+            px, py = (p.last_box[0] + p.last_box[2]) / 2, (p.last_box[1] + p.last_box[3]) / 2
+            d = float(np.hypot(cx - px, cy - py))
+            if d < best_d:
+                best, best_d = key, d
+        if best is None:
+            self._next_key += 1
+            best = ("gate", self._next_key)
+        return best
+
+    def _read_traffic(self, image, tracked, class_names) -> list:
+        out = []
+        if tracked is None or len(tracked) == 0 or tracked.tracker_id is None:
+            return out
+        wanted = set(self.cfg.vehicle_classes)
+        rows = [i for i in range(len(tracked)) if class_names[int(tracked.class_id[i])] in wanted]
+        # the largest vehicles first (nearest, best plates), at most max_vehicles per frame
+        rows.sort(key=lambda i: -float((tracked.xyxy[i, 2] - tracked.xyxy[i, 0]) * (tracked.xyxy[i, 3] - tracked.xyxy[i, 1])))
+        for i in rows[: self.cfg.max_vehicles_per_frame]:
+            x1, y1, x2, y2 = (float(v) for v in tracked.xyxy[i])
+            if (x2 - x1) < self.cfg.min_vehicle_px or (y2 - y1) < self.cfg.min_vehicle_px / 2:
+                continue
+            readings = self.reader.read(image, roi=(x1, y1, x2, y2))
+            foot = ((x1 + x2) / 2, y2)
+            for r in readings[:1]:
+                out.append((("track", int(tracked.tracker_id[i])), r, class_names[int(tracked.class_id[i])], foot))
+        return out
+
+    # ---------------------------------------------------------------- per frame
+    def process(self, image, timestamp: float, tracked=None, class_names=()) -> list[dict]:
+        self.frames += 1
+        specs: list[dict] = []
+        if (self.frames - 1) % max(1, self.cfg.every_n_frames) == 0:
+            if self.cfg.mode == "traffic":
+                found = self._read_traffic(image, tracked, class_names)
+            else:
+                found = self._read_gate(image)
+            for key, reading, vclass, point in found:
+                specs += self._add(key, reading, vclass, point, timestamp)
+        if self.cfg.mode == "traffic" and tracked is not None and tracked.tracker_id is not None:
+            alive = {("track", int(t)) for t in tracked.tracker_id}
+            for key in alive & set(self.passes):
+                self.passes[key].last_t = timestamp  # still in view (even if not read this frame)
+        for key in [k for k, p in self.passes.items() if timestamp - p.last_t > self.cfg.close_after_s]:
+            specs += self._close(self.passes.pop(key))
+        return specs
+
+    def flush(self) -> list[dict]:
+        specs = []
+        for key in list(self.passes):
+            specs += self._close(self.passes.pop(key))
+        return specs
+
+    def _add(self, key, reading, vclass, point, t) -> list[dict]:
+        p = self.passes.get(key)
+        if p is None:
+            p = PlatePass(key, str(uuid.uuid4()), t, t, point, point, vclass)
+            self.passes[key] = p
+        p.last_t, p.last_pt, p.last_box = t, point, tuple(reading.box)
+        if vclass:
+            p.vehicle_class = vclass
+        if self.cfg.line:
+            s0, s1 = side_of_line(self.cfg.line, p.first_pt), side_of_line(self.cfg.line, point)
+            if s0 != 0 and s1 != 0 and (s0 > 0) != (s1 > 0):
+                p.crossings.append("in" if s0 < 0 < s1 else "out")
+        text = reading.text
+        p.votes[text] = p.votes.get(text, 0.0) + float(reading.confidence)
+        p.counts[text] = p.counts.get(text, 0) + 1
+        prev = p.best.get(text)
+        if prev is None or reading.confidence > prev[0]:
+            p.best[text] = (float(reading.confidence), reading.crop, reading.kind, reading.country)
+        return self._check_hit(p, t)
+
+    def _check_hit(self, p: PlatePass, t: float) -> list[dict]:
+        if self.watchlists is None or p.hit_sent:
+            return []
+        text, _ = p.leader()
+        if text is None or p.counts[text] < self.cfg.min_readings:
+            return []
+        hits = self.watchlists.match(text, when=None)
+        if not hits:
+            return []
+        p.hit_sent = True
+        p.hits = [h.to_dict() for h in hits]
+        p.evidence_id = self._store_evidence(p, text, t)
+        conf = p.best[text][0]
+        return [{"type": "plate_hit", "severity": "critical", "state": "start", "time_s": t,
+                 "payload": {"transit_id": p.transit_id, "plate": text, "confidence": round(conf, 3),
+                             "hits": p.hits, "lists": sorted({h["list"] for h in p.hits}),
+                             "vehicle_class": p.vehicle_class, "evidence_id": p.evidence_id}}]
+
+    def _store_evidence(self, p: PlatePass, text: str, t: float) -> str | None:
+        if self.evidence is None:
+            return None
+        crop = p.best[text][1]
+        if crop is None:
+            return None
+        try:
+            return self.evidence.put(crop, camera=self.camera, kind="plate", plate=text, transit_id=p.transit_id)
+        except Exception as exc:  # noqa: BLE001 - evidence must never stop the alarm
+            log.warning("plate evidence not stored: %s", exc)
+            return None
+
+    def _close(self, p: PlatePass) -> list[dict]:
+        text, score = p.leader()
+        if text is None or p.readings < self.cfg.min_readings:
+            return []
+        specs = []
+        if not p.hit_sent and self.watchlists is not None:
+            specs += self._check_hit(p, p.last_t)  # a short pass still raises its alarm first
+        if self.watchlists is not None and p.hits and text != p.hits[0].get("plate") and not self.watchlists.match(text):
+            pass  # the leader changed after the alarm: the transit keeps the alarm's hits
+        total = sum(p.votes.values())
+        conf, _crop, kind, country = p.best[text]
+        direction = None
+        if p.crossings:
+            direction = p.crossings[-1]
+        payload = {
+            "transit_id": p.transit_id, "plate": text, "confidence": round(conf * score / total, 3),
+            "readings": p.readings, "votes": {k: round(v, 3) for k, v in sorted(p.votes.items(), key=lambda kv: -kv[1])[:5]},
+            "direction": direction, "vehicle_class": p.vehicle_class, "kind": kind, "country": country,
+            "hits": p.hits, "evidence_id": p.evidence_id, "duration_s": round(p.last_t - p.first_t, 2),
+            "mode": self.cfg.mode,
+        }
+        specs.append({"type": "plate_transit", "severity": "critical" if p.hits else "info", "state": "end",
+                      "time_s": p.last_t, "payload": payload})
+        return specs
