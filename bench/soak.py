@@ -7,8 +7,9 @@ from ``/proc``; the first samples after ``--warmup-s`` are the baseline. At the 
 the node with SIGTERM (workers finish their frame and flush their outboxes), then compares
 the events the workers produced with what the aggregator stored.
 
-Prints one JSON object: per camera the RSS baseline/end/growth %, fd baseline/end, frames and
-fps; and ``events_produced``, ``events_stored``, ``distinct_ids``, ``events_lost``.
+Prints one JSON object: per camera worker, and for the supervisor and its other processes
+(the shared detector), the RSS baseline/end/growth % and fd baseline/end; frames and fps per
+camera; and ``events_produced``, ``events_stored``, ``distinct_ids``, ``events_lost``.
 """
 
 from __future__ import annotations
@@ -50,6 +51,26 @@ def _fds(pid: int) -> int | None:
         return None
 
 
+def _descendants(root: int) -> list[int]:
+    """Every live descendant process of ``root`` (from /proc)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(ppid, []).append(int(entry))
+    out, todo = [], [root]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            out.append(child)
+            todo.append(child)
+    return out
+
+
 def soak(video: str, calibration: str, cameras: int = 3, seconds: float = 600.0, warmup_s: float = 60.0, sample_s: float = 10.0,
          threshold_m: float = 2.0, workdir: str | None = None) -> dict:
     from vigil.edge.status import read_statuses
@@ -83,17 +104,24 @@ def soak(video: str, calibration: str, cameras: int = 3, seconds: float = 600.0,
         while time.monotonic() - t0 < seconds:
             time.sleep(sample_s)
             now = time.monotonic() - t0
+            camera_pids = set()
             for st in read_statuses(work / "status"):
                 pid = st.get("pid")
                 if not pid:
                     continue
                 cam = st["camera"]
+                camera_pids.add(pid)
                 if pids.setdefault(cam, pid) != pid:  # restarted: a new process, a new series
                     samples.setdefault(cam + ":restarted", [])
                     pids[cam] = pid
                 rss, fds = _rss_kib(pid), _fds(pid)
                 if rss is not None and fds is not None:
                     samples.setdefault(cam, []).append((now, rss, fds))
+            # the supervisor itself and its other children (the shared detector process, ...)
+            for pid in [node.pid] + [p for p in _descendants(node.pid) if p not in camera_pids]:
+                rss, fds = _rss_kib(pid), _fds(pid)
+                if rss is not None and fds is not None and rss > 20 * 1024:  # skip tiny helpers (resource tracker)
+                    samples.setdefault(f"process-{pid}" if pid != node.pid else "supervisor", []).append((now, rss, fds))
             if node.poll() is not None:
                 break
     finally:
@@ -116,6 +144,10 @@ def soak(video: str, calibration: str, cameras: int = 3, seconds: float = 600.0,
         rss0 = sorted(s[1] for s in base)[len(base) // 2]
         rss1 = sorted(s[1] for s in end)[len(end) // 2]
         rep = next((r for r in reports if r.get("camera") == cam), {})
+        if cam not in pids:  # not a camera worker: the supervisor or the shared detector
+            per_cam[cam] = {"rss_mib_after_warmup": round(rss0 / 1024, 1), "rss_mib_end": round(rss1 / 1024, 1),
+                            "rss_growth_pct": round(100.0 * (rss1 - rss0) / rss0, 2), "fds_after_warmup": base[0][2], "fds_end": end[-1][2]}
+            continue
         per_cam[cam] = {
             "rss_mib_after_warmup": round(rss0 / 1024, 1),
             "rss_mib_end": round(rss1 / 1024, 1),
@@ -130,7 +162,7 @@ def soak(video: str, calibration: str, cameras: int = 3, seconds: float = 600.0,
         "cameras": cameras,
         "seconds": round(time.monotonic() - t0, 1),
         "warmup_s": warmup_s,
-        "per_camera": per_cam,
+        "per_process": per_cam,
         "max_rss_growth_pct": max((c["rss_growth_pct"] for c in per_cam.values()), default=None),
         "fd_growth": max((c["fds_end"] - c["fds_after_warmup"] for c in per_cam.values()), default=None),
         "events_produced": produced,
