@@ -347,6 +347,7 @@ class Aggregator:
             batch.append((envelope, event))
         if not batch:
             return
+        batch = [(envelope, self._plate_transit(event)) for envelope, event in batch]
         texts = [event.to_json() for _, event in batch]
         try:
             seqs = self.store.add_many_seq([event for _, event in batch], texts)
@@ -354,6 +355,14 @@ class Aggregator:
             self._counters["store_errors"] += 1
             log.error("aggregator: %s; %d event(s) not acknowledged (publishers will resend)", exc, len(batch))
             return
+        # counted before the acks go out: a publisher that saw its ack then reads stats() sees it
+        fresh = []
+        for (_, event), stream_seq, text in zip(batch, seqs, texts):
+            if stream_seq is not None:
+                self._counters["stored"] += 1
+                fresh.append((stream_seq, event, text))
+            else:
+                self._counters["duplicates"] += 1
         # one ack frame per peer per batch (``acks``), or the single form for one event
         by_peer: dict[tuple[bytes, ...], list[tuple[str, bool]]] = {}
         for (envelope, event), stream_seq in zip(batch, seqs):
@@ -364,15 +373,28 @@ class Aggregator:
                     self._reply(list(envelope), encode_ack(event_id, "stored" if new else "duplicate"))
             else:
                 self._reply(list(envelope), encode_acks([event_id for event_id, _ in items]))
-        fresh = []
-        for (_, event), stream_seq, text in zip(batch, seqs, texts):
-            if stream_seq is not None:
-                self._counters["stored"] += 1
-                fresh.append((stream_seq, event, text))
-            else:
-                self._counters["duplicates"] += 1
         if fresh and self._clients:
             self._fan_out(fresh)
+
+    def _plate_transit(self, event: Event) -> Event:
+        """Record a ``plate_transit`` in the transit table (:mod:`vigil.alerts.transits`) and
+        return the event to store: a transit without list hits loses its clear plate (keyed
+        pseudonym instead), so the event table holds no plate of a vehicle on no list."""
+        if event.type != "plate_transit":
+            return event
+        try:
+            from vigil.alerts.transits import TransitStore, redact_event_payload
+
+            if getattr(self, "_transits", None) is None:
+                self._transits = TransitStore(self.store.path)
+            self._transits.add_event(event)
+            payload = redact_event_payload(event.payload, self._transits.key)
+        except Exception as exc:  # noqa: BLE001 - a transit problem must not stop event ingest
+            log.error("aggregator: plate transit %s not recorded: %s", event.id, exc)
+            payload = {k: v for k, v in event.payload.items() if k != "plate" or event.payload.get("hits")}
+        if payload is event.payload:
+            return event
+        return event.model_copy(update={"payload": payload})
 
     # ------------------------------------------------------------------ operator stream
     def _send_to(self, client: _Client, stream_seq: int, text: bytes) -> bool:
@@ -500,6 +522,9 @@ class Aggregator:
         if self._own_store and getattr(self, "store", None) is not None:
             self.store.close()
             self._own_store = False
+        if getattr(self, "_transits", None) is not None:
+            self._transits.close()
+            self._transits = None
 
     def __enter__(self) -> "Aggregator":
         return self

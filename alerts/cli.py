@@ -269,6 +269,10 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     k.add_argument("--force", action="store_true", help="overwrite an existing key pair")
     k.set_defaults(func=cmd_keys_new)
 
+    from .transits import add_transit_commands  # `vigil transits ...`, `vigil watchlist check`
+
+    add_transit_commands(subparsers)
+
     from .console.cli import add_console_command  # the operator web console (`vigil console`)
 
     add_console_command(subparsers)

@@ -67,6 +67,37 @@ class TrackerConfig(_Strict):
     minimum_consecutive_frames: int = Field(2, ge=1, le=30, description="Frames a track must be seen before it is reported")
 
 
+class PlatesConfig(_Strict):
+    """Licence-plate reading on this camera (transits, watch lists); disabled by default."""
+
+    enabled: bool = Field(False, description="Read plates on this camera")
+    mode: Literal["gate", "traffic"] = Field("gate", description="gate: search the ROI with no vehicle detector (plates large in frame); traffic: search inside tracked car/motorcycle/bus/truck detections")
+    roi: list[float] | None = Field(None, min_length=4, max_length=4, description="gate mode: region searched, [x1, y1, x2, y2] pixels (default: the whole frame)")
+    line: list[list[float]] | None = Field(None, min_length=2, max_length=2, description="Direction line [[xa, ya], [xb, yb]] in pixels: crossing from the right of A->B to its left is 'in', the reverse 'out'")
+    vehicle_classes: list[str] = Field(default_factory=lambda: ["car", "motorcycle", "bus", "truck"], description="traffic mode: detector classes searched for plates")
+    region: Literal["IT", "auto"] = Field("IT", description="Plate grammar: IT (Italian formats win, positional correction) or auto")
+    watchlists: list[Path] = Field(default_factory=list, description="Watch-list CSV files (plate,list,note,valid_until), reloaded on change; relative to the YAML file")
+    watchlist_check_s: float = Field(1.0, ge=0, le=3600, description="How often the watch-list files are checked for changes (seconds)")
+    evidence_dir: Path | None = Field(None, description="Access-controlled folder for plate crops of list hits (default: none stored)")
+    every_n_frames: int = Field(1, ge=1, le=100, description="Read plates on every Nth frame")
+    min_readings: int = Field(2, ge=1, le=50, description="Readings of the leading text needed for a hit alarm and a transit")
+    close_after_s: float = Field(1.0, gt=0, le=60, description="A pass ends when its plate/vehicle is not seen for this long")
+    min_confidence: float = Field(0.6, ge=0, le=1, description="Readings below this OCR confidence are ignored")
+    max_plates_per_frame: int = Field(4, ge=1, le=32, description="gate mode: plates read per frame")
+    max_vehicles_per_frame: int = Field(4, ge=1, le=64, description="traffic mode: vehicles searched per frame (largest first)")
+    min_vehicle_px: float = Field(80, ge=8, description="traffic mode: vehicles narrower than this are not searched")
+    det_max_side: int = Field(480, ge=64, le=2048, description="Text detector input size (longest side, pixels)")
+    threads: int = Field(2, ge=1, le=64, description="onnxruntime threads for plate OCR")
+
+    @model_validator(mode="after")
+    def _roi(self) -> "PlatesConfig":
+        if self.roi is not None and (self.roi[2] <= self.roi[0] or self.roi[3] <= self.roi[1]):
+            raise ValueError(f"plates.roi must be [x1, y1, x2, y2] with x2 > x1 and y2 > y1, got {self.roi}")
+        if self.line is not None and any(len(pt) != 2 for pt in self.line):
+            raise ValueError("plates.line must be two points [[xa, ya], [xb, yb]]")
+        return self
+
+
 class CameraConfig(_Strict):
     """One camera served by this node."""
 
@@ -78,6 +109,7 @@ class CameraConfig(_Strict):
     rules: RulesConfig = Field(default_factory=RulesConfig, description="Rules that raise alarms")
     enabled: bool = Field(True, description="Set false to keep a camera in the file without running it")
     loop: bool = Field(False, description="Replay a recorded file again from the start when it ends (soak tests, demos)")
+    plates: PlatesConfig = Field(default_factory=PlatesConfig, description="Licence-plate reading (gate or traffic mode), transits and watch lists")
 
     @field_validator("name")
     @classmethod
@@ -271,6 +303,8 @@ def _resolve_paths(cfg: NodeConfig, base: Path) -> NodeConfig:
         update: dict[str, Any] = {"calibration": _resolve_path(cam.calibration, base)}
         if not _is_url_or_device(cam.source):
             update["source"] = str(_resolve_path(Path(cam.source), base))
+        if cam.plates.watchlists:
+            update["plates"] = cam.plates.model_copy(update={"watchlists": [_resolve_path(Path(w), base) for w in cam.plates.watchlists]})
         cameras.append(cam.model_copy(update=update))
     return cfg.model_copy(update={"cameras": cameras, "detector": _resolve_detector_paths(cfg.detector, base)})
 

@@ -118,6 +118,11 @@ class CameraPipeline:
         self.open_pairs: set[tuple[int, int]] = set()
         self.stage_s = {s: 0.0 for s in STAGES}
         self.track_ids: set[int] = set()
+        self.plates = None
+        if camera.plates.enabled:
+            from vigil.edge.plates import PlatePipeline
+
+            self.plates = PlatePipeline(camera.plates, camera.name)
 
     # -------------------------------------------------------------------------------------
     #: rule name (vigil.geometry.rules) -> event type
@@ -194,6 +199,9 @@ class CameraPipeline:
                 self.open_pairs.discard(pair)
             else:
                 self.open_pairs.add(pair)
+        if self.plates is not None:
+            specs = self.plates.process(frame.image, frame.timestamp, tracked, self.class_names)
+            events.extend(self._plate_event(spec, frame) for spec in specs)
         t5 = time.perf_counter()
         self.track_ids.update(int(t) for t in tracked.tracker_id)
         for name, dt in zip(("detect", "track", "geometry", "rules", "events"), (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4)):
@@ -208,7 +216,23 @@ class CameraPipeline:
             return [], []
         changes = self.engine.flush(frame.timestamp)
         self.open_pairs.clear()
-        return [self._event(ch, frame) for ch in changes], changes
+        events = [self._event(ch, frame) for ch in changes]
+        if self.plates is not None:
+            events.extend(self._plate_event(spec, frame) for spec in self.plates.flush())
+        return events, changes
+
+    def _plate_event(self, spec: dict, frame: Frame) -> Event:
+        """A plate pipeline event spec (``plate_hit`` / ``plate_transit``) as an event."""
+        self.seq += 1
+        return Event(
+            type=spec["type"],
+            camera=self.camera.name,
+            seq=self.seq,
+            time=utc_iso(self.wall_t0 + float(spec.get("time_s", frame.timestamp))),
+            severity=spec["severity"],
+            state=spec["state"],
+            payload={**spec["payload"], "frame": frame.index},
+        )
 
 
 def run_camera(

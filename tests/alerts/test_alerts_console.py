@@ -1,0 +1,105 @@
+"""Operator console without a browser: accounts and hashing, the CLI, cookies behind an HTTPS
+proxy, CSRF on login, role checks and the bird's-eye shapes."""
+
+from __future__ import annotations
+
+import io
+import re
+import sys
+
+import pytest
+
+pytest.importorskip("jinja2")
+
+from vigil.alerts.console.app import birdseye, create_app  # noqa: E402
+from vigil.alerts.console.auth import hash_password, verify_password  # noqa: E402
+from vigil.alerts.console.db import ConsoleDB, ConsoleError  # noqa: E402
+from vigil.alerts.store import EventStore  # noqa: E402
+
+
+@pytest.fixture
+def cdb(tmp_path):
+    EventStore(tmp_path / "events.db").close()
+    db = ConsoleDB(tmp_path / "events.db")
+    db.add_user("op", "operator", "op-password")
+    yield db
+    db.close()
+
+
+def test_password_hashing():
+    h = hash_password("correct horse")
+    assert h.startswith("scrypt$") and "correct" not in h
+    assert verify_password("correct horse", h)
+    assert not verify_password("wrong horse", h)
+    assert not verify_password("anything", None)
+    with pytest.raises(ValueError):
+        hash_password("short")
+
+
+def test_console_db_needs_events_db(tmp_path):
+    with pytest.raises(ConsoleError, match="no event database"):
+        ConsoleDB(tmp_path / "missing.db")
+
+
+def test_user_add_cli(tmp_path, monkeypatch, capsys):
+    from vigil.alerts.cli import main
+
+    EventStore(tmp_path / "e.db").close()
+    monkeypatch.setattr(sys, "stdin", io.StringIO("sup-password\n"))
+    assert main(["console", "user", "add", "sup", "--role", "supervisor", "--db", str(tmp_path / "e.db")]) == 0
+    monkeypatch.setattr(sys, "stdin", io.StringIO("sup-password\n"))
+    assert main(["console", "user", "add", "sup", "--role", "admin", "--db", str(tmp_path / "e.db")]) == 2
+    db = ConsoleDB(tmp_path / "e.db")
+    assert db.check_login("sup", "sup-password") == {"name": "sup", "role": "supervisor"}
+    assert db.check_login("sup", "nope-nope-nope") is None
+    db.close()
+    assert main(["console", "--db", str(tmp_path / "e.db"), "--stream", "tcp://127.0.0.1:5556"]) == 2
+    assert "no CURVE keys" in capsys.readouterr().err
+
+
+def _login(client, user, password, **headers):
+    page = client.get("/login", headers=headers)
+    token = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
+    return client.post("/login", data={"csrf": token, "username": user, "password": password},
+                       headers=headers, follow_redirects=False)
+
+
+def test_cookies_secure_behind_https_proxy(cdb):
+    from starlette.testclient import TestClient
+
+    app = create_app(cdb, follow=False)
+    with TestClient(app, base_url="https://console.example") as client:
+        r = _login(client, "op", "op-password")
+        assert r.status_code == 303
+        cookie = r.headers["set-cookie"]
+        assert cookie.startswith("__Host-vigil_session=") and "Secure" in cookie and "HttpOnly" in cookie
+        assert "samesite=strict" in cookie.lower()
+        assert "max-age=31536000" in r.headers["strict-transport-security"]
+        assert "script-src 'self'" in r.headers["content-security-policy"]
+        page = client.get("/")
+        assert page.status_code == 200 and "op (operator)" in page.text
+        assert client.get("/transits?plate=AB123CD").status_code == 403
+        assert client.get("/audit").status_code == 403
+
+
+def test_login_refuses_missing_csrf_and_throttles(cdb):
+    from starlette.testclient import TestClient
+
+    with TestClient(create_app(cdb, follow=False)) as client:
+        r = client.post("/login", data={"csrf": "x", "username": "op", "password": "op-password"})
+        assert r.status_code == 400
+        for _ in range(5):
+            assert _login(client, "op", "bad-password").status_code == 401
+        r = _login(client, "op", "op-password")  # right password, but throttled now
+        assert r.status_code == 401 and ("Too many attempts" in r.text or "Troppi tentativi" in r.text)
+        assert client.get("/", follow_redirects=False).status_code == 303  # not logged in
+    actions = [a["action"] for a in cdb.audit_log()]
+    assert actions.count("login_failed") == 5 and "login_throttled" in actions and "csrf_refused" in actions
+
+
+def test_birdseye_shapes():
+    shapes = birdseye({"positions_m": {"1": [0, 0], "2": [3, 4]}, "threshold_m": 6.0})
+    assert len(shapes["people"]) == 2 and shapes["lines"][0]["d"] == 5.0 and shapes["lines"][0]["close"]
+    (a, b) = (p["px"] for p in shapes["people"])
+    assert b[1] < a[1]  # world y up is screen up
+    assert birdseye({}) is None and birdseye({"positions_m": {"1": "x"}}) is None
