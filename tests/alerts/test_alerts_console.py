@@ -103,3 +103,24 @@ def test_birdseye_shapes():
     (a, b) = (p["px"] for p in shapes["people"])
     assert b[1] < a[1]  # world y up is screen up
     assert birdseye({}) is None and birdseye({"positions_m": {"1": "x"}}) is None
+
+
+def test_supervisor_searches_real_transit_records_and_every_search_is_logged(cdb, tmp_path):
+    from starlette.testclient import TestClient
+
+    from vigil.alerts.transits import TransitStore
+
+    store = TransitStore(tmp_path / "events.db", key=b"k" * 32)
+    store.add({"camera": "gate-north", "plate": "AB123CD", "time": "2026-11-23T07:00:00Z", "hits": [{"list": "A1", "note": "stolen"}], "direction": "in"})
+    store.add({"camera": "gate-north", "plate": "AB123CD", "time": "2026-11-23T07:05:00Z", "hits": [], "direction": "out"})
+    store.add({"camera": "gate-south", "plate": "ZZ999ZZ", "time": "2026-11-23T07:06:00Z", "hits": []})
+    cdb.add_user("sam", "supervisor", "sam-password")
+    with TestClient(create_app(cdb, follow=False, transits=store)) as client:
+        assert _login(client, "sam", "sam-password").status_code == 303
+        page = client.get("/transits?plate=ab 123 cd")
+        assert page.status_code == 200
+        assert page.text.count("gate-north") >= 2 and "ZZ999ZZ" not in page.text and "gate-south" not in page.text
+        assert "A1" in page.text
+    store.close()
+    searches = [a for a in cdb.audit_log() if a["action"] == "transit_search"]
+    assert searches and searches[-1]["user"] == "sam" and "AB123CD" in str(searches[-1])
