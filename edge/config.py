@@ -88,6 +88,27 @@ class PlatesConfig(_Strict):
     min_vehicle_px: float = Field(80, ge=8, description="traffic mode: vehicles narrower than this are not searched")
     det_max_side: int = Field(480, ge=64, le=2048, description="Text detector input size (longest side, pixels)")
     threads: int = Field(2, ge=1, le=64, description="onnxruntime threads for plate OCR")
+    queue_size: int = Field(8, ge=0, le=1024, description="Plate OCR runs in a worker thread fed by a queue of this many frames; when it is full the new frame's reading is dropped (counted) instead of blocking the video loop. 0: read inline in the video loop (deterministic; for tests and benchmarks)")
+    detector_model: Path | None = Field(None, description="ONNX plate/text detector with the PP-OCR DB layout (input (1, 3, H, W) float, (x/255 - 0.5)/0.5, BGR; output (1, 1, H, W) text probability); default: the PP-OCRv4 detector of rapidocr-onnxruntime; relative to the YAML file")
+    recognizer_format: Literal["ppocr", "fast_plate_ocr"] = Field("ppocr", description="ppocr: CTC recogniser (input (N, 3, 48, W) float; output (N, T, 1 + len(alphabet) [+ 1]), class 0 the blank); fast_plate_ocr: fixed-size crop in, per-slot class probabilities over recognizer_alphabet out (fast-plate-ocr / fast-alpr / open-image-models)")
+    recognizer_model: Path | None = Field(None, description="ONNX plate recogniser (see recognizer_format); default: the PP-OCRv4 recogniser of rapidocr-onnxruntime; relative to the YAML file")
+    recognizer_alphabet: str | None = Field(None, description="ppocr: the characters after the CTC blank (default: the model's metadata); fast_plate_ocr (required): one character per output class in order, the pad character included, e.g. '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_'")
+    recognizer_pad: str = Field("_", min_length=1, max_length=1, description="fast_plate_ocr: the pad character (empty slot) of recognizer_alphabet")
+    recognizer_input: list[int] | None = Field(None, min_length=2, max_length=2, description="fast_plate_ocr: input [height, width] in pixels (default: the model's input shape, else [64, 128])")
+    recognizer_channels: Literal[1, 3] = Field(1, description="fast_plate_ocr: 1 (grayscale) or 3 (RGB) input channels; uint8 0-255 (float32 with the same values if the model's input is float), NHWC (NCHW when the model's shape says so)")
+
+    @model_validator(mode="after")
+    def _recognizer(self) -> "PlatesConfig":
+        if self.recognizer_format == "fast_plate_ocr":
+            if self.recognizer_model is None or not self.recognizer_alphabet:
+                raise ValueError("plates.recognizer_format fast_plate_ocr needs recognizer_model and recognizer_alphabet")
+            if self.recognizer_pad not in self.recognizer_alphabet:
+                raise ValueError(f"plates.recognizer_pad {self.recognizer_pad!r} is not in recognizer_alphabet")
+        if self.recognizer_alphabet and len(set(self.recognizer_alphabet)) != len(self.recognizer_alphabet):
+            raise ValueError("plates.recognizer_alphabet has repeated characters")
+        if self.recognizer_input is not None and min(self.recognizer_input) < 8:
+            raise ValueError(f"plates.recognizer_input must be [height, width] of at least 8 pixels, got {self.recognizer_input}")
+        return self
 
     @model_validator(mode="after")
     def _roi(self) -> "PlatesConfig":
@@ -303,8 +324,15 @@ def _resolve_paths(cfg: NodeConfig, base: Path) -> NodeConfig:
         update: dict[str, Any] = {"calibration": _resolve_path(cam.calibration, base)}
         if not _is_url_or_device(cam.source):
             update["source"] = str(_resolve_path(Path(cam.source), base))
+        plates_update: dict[str, Any] = {}
         if cam.plates.watchlists:
-            update["plates"] = cam.plates.model_copy(update={"watchlists": [_resolve_path(Path(w), base) for w in cam.plates.watchlists]})
+            plates_update["watchlists"] = [_resolve_path(Path(w), base) for w in cam.plates.watchlists]
+        for name in ("detector_model", "recognizer_model"):
+            value = getattr(cam.plates, name)
+            if value is not None:
+                plates_update[name] = _resolve_path(Path(value), base)
+        if plates_update:
+            update["plates"] = cam.plates.model_copy(update=plates_update)
         cameras.append(cam.model_copy(update=update))
     return cfg.model_copy(update={"cameras": cameras, "detector": _resolve_detector_paths(cfg.detector, base)})
 

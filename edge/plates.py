@@ -16,19 +16,33 @@ no crossing). The watch lists are checked on every new leading reading: a hit em
 When the pass ends (not seen for ``close_after_s``, or the stream ends) one ``plate_transit``
 event is emitted (severity ``info``, or ``critical`` with hits) carrying plate, confidence,
 direction, vehicle class, hits and the evidence id (hits only).
+
+OCR runs off the video loop (``plates.queue_size`` > 0, the default): ``process()`` hands the
+frame's reading request to one worker thread through a bounded queue and returns at once; when
+the queue is full the request is dropped and counted (``stats["dropped"]``), never blocking the
+loop. Results are merged on later ``process()`` calls strictly in frame order, each frame replayed
+with its own timestamp (readings, "still in view", pass closing), so voting, direction and
+transits are the same as inline reading, only emitted a frame or a few later. ``flush()`` waits
+for the queued requests before closing the passes (nothing is lost at the end of a replay).
+onnxruntime releases the GIL during inference, so a thread is enough. ``queue_size: 0`` reads
+inline in the video loop.
 """
 
 from __future__ import annotations
 
 import logging
+import queue
+import threading
+import time
 import uuid
+from collections import deque
 from dataclasses import dataclass, field
 
 import numpy as np
 
 log = logging.getLogger(__name__)
 
-__all__ = ["PlatePipeline", "PlatePass", "side_of_line"]
+__all__ = ["PlatePipeline", "PlatePass", "side_of_line", "build_reader"]
 
 
 def side_of_line(line, point) -> float:
@@ -36,6 +50,36 @@ def side_of_line(line, point) -> float:
     (ax, ay), (bx, by) = line
     px, py = point
     return float((bx - ax) * (ay - py) - (by - ay) * (ax - px))
+
+
+def build_reader(cfg):
+    """The :class:`~vigil.detectors.plates.reader.PlateReader` a :class:`PlatesConfig` asks for
+    (the default PP-OCRv4 models, or the configured ONNX detector / recogniser)."""
+    from vigil.detectors.plates.ocr import OnnxPlateRecognizer, TextRecognizer
+    from vigil.detectors.plates.reader import PlateReader
+
+    recognizer = None
+    if cfg.recognizer_format == "fast_plate_ocr":
+        h, w = cfg.recognizer_input or (None, None)
+        recognizer = OnnxPlateRecognizer(cfg.recognizer_model, cfg.recognizer_alphabet, height=h, width=w,
+                                         grayscale=cfg.recognizer_channels == 1, pad=cfg.recognizer_pad,
+                                         threads=cfg.threads)
+    elif cfg.recognizer_model is not None or cfg.recognizer_alphabet:
+        recognizer = TextRecognizer(cfg.recognizer_model, threads=cfg.threads, alphabet=cfg.recognizer_alphabet)
+    return PlateReader(region=cfg.region, det_max_side=cfg.det_max_side, threads=cfg.threads,
+                       max_plates=cfg.max_plates_per_frame, min_confidence=cfg.min_confidence,
+                       det_model=cfg.detector_model, recognizer=recognizer)
+
+
+@dataclass
+class _FrameRecord:
+    """One processed frame waiting to be merged: its reading request (if any) and its result."""
+
+    t: float
+    job: tuple | None = None                    # ("gate", roi) or ("traffic", [(key, vclass, foot, roi)])
+    found: list = field(default_factory=list)   # gate: readings; traffic: (key, reading, vclass, foot)
+    alive: set | None = None                    # traffic: tracker keys in view on this frame
+    done: threading.Event = field(default_factory=threading.Event)
 
 
 @dataclass
@@ -75,10 +119,7 @@ class PlatePipeline:
         self.cfg = cfg
         self.camera = camera
         if reader is None:
-            from vigil.detectors.plates.reader import PlateReader
-
-            reader = PlateReader(region=cfg.region, det_max_side=cfg.det_max_side, threads=cfg.threads,
-                                 max_plates=cfg.max_plates_per_frame, min_confidence=cfg.min_confidence)
+            reader = build_reader(cfg)
         self.reader = reader
         if watchlists is None and cfg.watchlists:
             from vigil.alerts.watchlists import WatchLists
@@ -93,12 +134,93 @@ class PlatePipeline:
         self.passes: dict[object, PlatePass] = {}
         self.frames = 0
         self._next_key = 0
+        # OCR off the video loop: requests -> worker thread -> records merged in frame order
+        self.queue_size = int(getattr(cfg, "queue_size", 0) or 0)
+        self.stats = {"queued": 0, "dropped": 0, "processed": 0, "errors": 0}
+        self._requests: queue.Queue | None = queue.Queue(maxsize=self.queue_size) if self.queue_size > 0 else None
+        self._records: deque[_FrameRecord] = deque()
+        self._thread: threading.Thread | None = None
+
+    # ---------------------------------------------------------------- OCR worker
+    @property
+    def queue_depth(self) -> int:
+        """Reading requests waiting for the OCR thread."""
+        return self._requests.qsize() if self._requests is not None else 0
+
+    def status(self) -> dict:
+        """Counters for the status reporter."""
+        return {"plate_queue_depth": self.queue_depth, "plate_queued": self.stats["queued"],
+                "plate_dropped": self.stats["dropped"], "plate_processed": self.stats["processed"],
+                "plate_errors": self.stats["errors"]}
+
+    def _run_job(self, image, job) -> list:
+        kind, arg = job
+        try:
+            if kind == "gate":
+                return list(self.reader.read(image, roi=arg))
+            out = []
+            for key, vclass, foot, roi in arg:
+                for r in self.reader.read(image, roi=roi)[:1]:
+                    out.append((key, r, vclass, foot))
+            return out
+        except Exception:  # noqa: BLE001 - a failed reading must never stop the camera
+            self.stats["errors"] += 1
+            log.warning("plate reading failed on camera %s", self.camera, exc_info=True)
+            return []
+
+    def _worker(self) -> None:
+        q = self._requests
+        while True:
+            item = q.get()
+            try:
+                if item is None:
+                    return
+                rec, image = item
+                rec.found = self._run_job(image, rec.job)
+                self.stats["processed"] += 1
+                rec.done.set()
+            finally:
+                q.task_done()
+
+    def _submit(self, rec: _FrameRecord, image) -> None:
+        if self._requests is None:
+            rec.found = self._run_job(image, rec.job)
+            self.stats["processed"] += 1
+            rec.done.set()
+            return
+        if self._thread is None or not self._thread.is_alive():
+            self._thread = threading.Thread(target=self._worker, name=f"plates:{self.camera}", daemon=True)
+            self._thread.start()
+        try:
+            self._requests.put_nowait((rec, image))
+            self.stats["queued"] += 1
+        except queue.Full:
+            self.stats["dropped"] += 1
+            rec.job, rec.found = None, []
+            rec.done.set()
+
+    def drain(self, timeout_s: float = 60.0) -> list[dict]:
+        """Wait (up to ``timeout_s``) for the queued readings and merge them; event specs."""
+        deadline = time.monotonic() + timeout_s
+        for rec in list(self._records):
+            if not rec.done.wait(max(0.0, deadline - time.monotonic())):
+                log.warning("plate OCR did not finish within %.0f s on camera %s; readings dropped", timeout_s, self.camera)
+                break
+        return self._merge(force=True)
+
+    def close(self) -> None:
+        """Stop the OCR thread (a later ``process()`` starts a new one)."""
+        t = self._thread
+        if t is not None and t.is_alive() and self._requests is not None:
+            self._requests.put(None)
+            t.join(timeout=10)
+        self._thread = None
 
     # ---------------------------------------------------------------- reading
-    def _read_gate(self, image) -> list[tuple[object, object, str | None, tuple[float, float]]]:
-        roi = tuple(self.cfg.roi) if self.cfg.roi else None
+    def _gate_found(self, readings) -> list[tuple[object, object, str | None, tuple[float, float]]]:
+        """Gate readings linked to passes (at merge time, against the passes open then)."""
         out = []
-        for r in self.reader.read(image, roi=roi):
+        for r in readings:
             cx, cy = (r.box[0] + r.box[2]) / 2, (r.box[1] + r.box[3]) / 2
             out.append((self._gate_key(r.box), r, None, (cx, cy)))
         return out
@@ -120,7 +242,8 @@ class PlatePipeline:
             best = ("gate", self._next_key)
         return best
 
-    def _read_traffic(self, image, tracked, class_names) -> list:
+    def _traffic_job(self, tracked, class_names) -> list:
+        """The vehicles to search on this frame: (key, class, foot point, roi)."""
         out = []
         if tracked is None or len(tracked) == 0 or tracked.tracker_id is None:
             return out
@@ -132,33 +255,50 @@ class PlatePipeline:
             x1, y1, x2, y2 = (float(v) for v in tracked.xyxy[i])
             if (x2 - x1) < self.cfg.min_vehicle_px or (y2 - y1) < self.cfg.min_vehicle_px / 2:
                 continue
-            readings = self.reader.read(image, roi=(x1, y1, x2, y2))
             foot = ((x1 + x2) / 2, y2)
-            for r in readings[:1]:
-                out.append((("track", int(tracked.tracker_id[i])), r, class_names[int(tracked.class_id[i])], foot))
+            out.append((("track", int(tracked.tracker_id[i])), class_names[int(tracked.class_id[i])], foot, (x1, y1, x2, y2)))
         return out
 
     # ---------------------------------------------------------------- per frame
     def process(self, image, timestamp: float, tracked=None, class_names=()) -> list[dict]:
         self.frames += 1
-        specs: list[dict] = []
+        rec = _FrameRecord(float(timestamp))
+        if self.cfg.mode == "traffic" and tracked is not None and tracked.tracker_id is not None:
+            rec.alive = {("track", int(t)) for t in tracked.tracker_id}
         if (self.frames - 1) % max(1, self.cfg.every_n_frames) == 0:
             if self.cfg.mode == "traffic":
-                found = self._read_traffic(image, tracked, class_names)
+                vehicles = self._traffic_job(tracked, class_names)
+                rec.job = ("traffic", vehicles) if vehicles else None
             else:
-                found = self._read_gate(image)
+                rec.job = ("gate", tuple(self.cfg.roi) if self.cfg.roi else None)
+        self._records.append(rec)
+        if rec.job is None:
+            rec.done.set()
+        else:
+            self._submit(rec, image)
+        return self._merge()
+
+    def _merge(self, force: bool = False) -> list[dict]:
+        """Replay the finished frames in order (``force``: also those whose reading never finished)."""
+        specs: list[dict] = []
+        while self._records and (force or self._records[0].done.is_set()):
+            rec = self._records.popleft()
+            found = rec.found if rec.done.is_set() else []
+            if rec.job is not None and rec.job[0] == "gate":
+                found = self._gate_found(found)
             for key, reading, vclass, point in found:
-                specs += self._add(key, reading, vclass, point, timestamp)
-        if self.cfg.mode == "traffic" and tracked is not None and tracked.tracker_id is not None:
-            alive = {("track", int(t)) for t in tracked.tracker_id}
-            for key in alive & set(self.passes):
-                self.passes[key].last_t = timestamp  # still in view (even if not read this frame)
-        for key in [k for k, p in self.passes.items() if timestamp - p.last_t > self.cfg.close_after_s]:
-            specs += self._close(self.passes.pop(key))
+                specs += self._add(key, reading, vclass, point, rec.t)
+            if rec.alive:
+                for key in rec.alive & set(self.passes):
+                    self.passes[key].last_t = rec.t  # still in view (even if not read this frame)
+            for key in [k for k, p in self.passes.items() if rec.t - p.last_t > self.cfg.close_after_s]:
+                specs += self._close(self.passes.pop(key))
         return specs
 
     def flush(self) -> list[dict]:
-        specs = []
+        """End of stream: wait for the queued readings, merge them, close every pass and the OCR thread."""
+        specs = self.drain()
+        self.close()
         for key in list(self.passes):
             specs += self._close(self.passes.pop(key))
         return specs

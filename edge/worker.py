@@ -118,6 +118,9 @@ class CameraPipeline:
         self.open_pairs: set[tuple[int, int]] = set()
         self.stage_s = {s: 0.0 for s in STAGES}
         self.track_ids: set[int] = set()
+        hm = camera.rules.heatmap
+        self.heatmap_interval_s = float(hm.publish_interval_s) if self.engine.heatmap is not None else 0.0
+        self._heatmap_next: float | None = None
         self.plates = None
         if camera.plates.enabled:
             from vigil.edge.plates import PlatePipeline
@@ -167,6 +170,33 @@ class CameraPipeline:
             payload=payload,
         )
 
+    def _heatmap_events(self, frame: Frame, final: bool = False) -> list[Event]:
+        """A ``heatmap`` event (info, update) every ``publish_interval_s`` of stream time, and
+        one at the end of the stream (``final``): both layers as compact 0-255 grids."""
+        if self.heatmap_interval_s <= 0:
+            return []
+        if self._heatmap_next is None:
+            self._heatmap_next = frame.timestamp + self.heatmap_interval_s
+            if not final:
+                return []
+        if not final and frame.timestamp < self._heatmap_next:
+            return []
+        while self._heatmap_next <= frame.timestamp:
+            self._heatmap_next += self.heatmap_interval_s
+        hm = self.engine.heatmap
+        cfg = self.camera.rules.heatmap
+        self.seq += 1
+        payload = {
+            "rule": "heatmap",
+            "layers": hm.compact(cfg.publish_max_cells),
+            "bounds_m": [round(b, 3) for b in hm.bounds],
+            "decay_tau_s": hm.decay_tau_s,
+            "final": final,
+            "frame": frame.index,
+        }
+        return [Event(type="heatmap", camera=self.camera.name, seq=self.seq, time=utc_iso(self.wall_t0 + frame.timestamp),
+                      severity="info", state="update", payload=payload)]
+
     def _voice(self, changes) -> None:
         if self.voice is None:
             return
@@ -199,6 +229,7 @@ class CameraPipeline:
                 self.open_pairs.discard(pair)
             else:
                 self.open_pairs.add(pair)
+        events.extend(self._heatmap_events(frame))
         if self.plates is not None:
             specs = self.plates.process(frame.image, frame.timestamp, tracked, self.class_names)
             events.extend(self._plate_event(spec, frame) for spec in specs)
@@ -212,11 +243,14 @@ class CameraPipeline:
         """End every open alarm at the end of the stream."""
         if self.voice is not None:
             self.voice.close()
-        if frame is None:
+        if frame is None:  # nothing was processed: only stop the plate reader's thread
+            if self.plates is not None:
+                self.plates.flush()
             return [], []
         changes = self.engine.flush(frame.timestamp)
         self.open_pairs.clear()
         events = [self._event(ch, frame) for ch in changes]
+        events.extend(self._heatmap_events(frame, final=True))
         if self.plates is not None:
             events.extend(self._plate_event(spec, frame) for spec in self.plates.flush())
         return events, changes
@@ -372,7 +406,8 @@ class StatusReporter:
     ``failed``), ``pid``, ``updated`` (UNIX time), ``frames``, ``fps`` (over the last
     interval), ``stages_ms`` (mean per frame over the last interval), ``corrupt_frames``,
     ``stale_dropped``, ``reconnects``, ``connected``, ``events``, ``outbox_depth`` (events not
-    yet acknowledged), ``queue_depth`` (frames waiting in a shared detector), ``seconds_since_frame``, ``seconds_since_event``.
+    yet acknowledged), ``queue_depth`` (frames waiting in a shared detector), ``seconds_since_frame``, ``seconds_since_event``;
+    with plate reading also ``plate_queue_depth``, ``plate_queued``, ``plate_dropped``, ``plate_processed``, ``plate_errors``.
     """
 
     def __init__(self, camera: str, report: RunReport, pipeline: CameraPipeline, src, sinks, sink: Callable[[dict], None], interval_s: float, stop) -> None:
@@ -425,7 +460,15 @@ class StatusReporter:
             "queue_depth": int(getattr(self.pipeline.detector, "pending", 0) or 0),
             "seconds_since_frame": round(now - (last_frame or self._t0), 3),
             "seconds_since_event": round(now - last_event, 3) if last_event else None,
-        }
+        } | self._plate_status()
+
+    def _plate_status(self) -> dict:
+        """``plate_queue_depth``, ``plate_dropped``, ... of the plate OCR thread (cameras reading plates)."""
+        plates = getattr(self.pipeline, "plates", None)
+        try:
+            return plates.status() if plates is not None else {}
+        except Exception:  # noqa: BLE001 - a status read must never break the worker
+            return {}
 
     def _run(self) -> None:
         while not self._done.wait(self.interval_s):

@@ -15,6 +15,7 @@ close and decays with time constant ``tau`` once they part. The risk level is
 
 from __future__ import annotations
 
+import base64
 import json
 import math
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ import numpy as np
 
 from vigil.geometry.metrics import pairs_within
 
-__all__ = ["RiskParams", "RiskModel", "proximity", "HeatMap"]
+__all__ = ["RiskParams", "RiskModel", "proximity", "HeatMap", "compact_grid", "decode_compact_grid"]
 
 
 @dataclass(frozen=True)
@@ -146,6 +147,15 @@ class HeatMap:
         np.add.at(self.occupancy, (r[inside], c[inside]), dt)
         np.add.at(self.risk, (r[inside], c[inside]), per[inside] * dt)
 
+    UNITS = {"occupancy": "person-seconds", "risk": "proximity-weighted person-seconds"}
+
+    def compact(self, max_cells: int = 2500) -> dict:
+        """Both layers as compact grids (:func:`compact_grid`) for a JSON event payload:
+        ``{"occupancy": grid, "risk": grid}``; about ``2 * 1.34 * max_cells`` bytes."""
+        x0, _, y0, _ = self.bounds
+        return {name: compact_grid(arr, (x0, y0), self.cell_m, unit=self.UNITS[name], max_cells=max_cells)
+                for name, arr in (("occupancy", self.occupancy), ("risk", self.risk))}
+
     def save(self, prefix: str | Path) -> dict[str, str]:
         """Write ``PREFIX.occupancy.npy``, ``PREFIX.risk.npy`` (float32, rows = y), the same as
         colour PNGs (north = y up), and ``PREFIX.grid.json`` (bounds, cell size)."""
@@ -173,3 +183,55 @@ class HeatMap:
                                     "units": {"occupancy": "person-seconds", "risk": "proximity-weighted person-seconds"}}))
         out["grid_json"] = str(meta)
         return out
+
+
+def compact_grid(values: np.ndarray, origin_m: tuple[float, float], cell_m: float, *, unit: str = "", max_cells: int = 2500) -> dict:
+    """A ``(rows, cols)`` grid (row ``r`` at ``y = origin_y + r * cell_m``) as a small JSON object.
+
+    Downsampled by summing ``k x k`` blocks (``k`` the smallest integer that leaves at most
+    ``max_cells`` cells; the last row/column block may be partial) and quantised to 0-255
+    against ``scale`` (the largest block value, what 255 means, in ``unit``). Keys:
+    ``origin_m`` ``[x, y]``, ``cell_m`` (after downsampling), ``shape`` ``[rows, cols]``,
+    ``downsample`` ``k``, ``scale``, ``unit``, ``encoding`` (``u8-b64``), ``data`` (base64 of
+    the row-major bytes). Non-finite values count as 0. :func:`decode_compact_grid` reverses it.
+    """
+    if max_cells < 1:
+        raise ValueError(f"max_cells must be >= 1, got {max_cells!r}")
+    arr = np.nan_to_num(np.asarray(values, np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+    if arr.ndim != 2:
+        raise ValueError(f"compact_grid: expected a 2-D grid, got shape {arr.shape}")
+    rows, cols = arr.shape
+    k = max(1, int(math.ceil(math.sqrt(rows * cols / max_cells))))
+    while math.ceil(rows / k) * math.ceil(cols / k) > max_cells:
+        k += 1
+    if k > 1:
+        r2, c2 = math.ceil(rows / k), math.ceil(cols / k)
+        pad = np.zeros((r2 * k, c2 * k))
+        pad[:rows, :cols] = arr
+        arr = pad.reshape(r2, k, c2, k).sum(axis=(1, 3))
+    top = float(arr.max()) if arr.size else 0.0
+    if top > 0:
+        q = np.clip(np.rint(255.0 * np.clip(arr, 0, None) / top), 0, 255).astype(np.uint8)
+    else:
+        top, q = 0.0, np.zeros(arr.shape, np.uint8)
+    return {
+        "origin_m": [round(float(origin_m[0]), 3), round(float(origin_m[1]), 3)],
+        "cell_m": round(float(cell_m) * k, 4),
+        "shape": [int(arr.shape[0]), int(arr.shape[1])],
+        "downsample": k,
+        "scale": float(f"{top:.6g}"),
+        "unit": unit,
+        "encoding": "u8-b64",
+        "data": base64.b64encode(q.tobytes()).decode("ascii"),
+    }
+
+
+def decode_compact_grid(grid: dict) -> np.ndarray:
+    """The ``(rows, cols)`` float values of a :func:`compact_grid` object (``q / 255 * scale``)."""
+    if grid.get("encoding") != "u8-b64":
+        raise ValueError(f"unknown grid encoding {grid.get('encoding')!r}")
+    rows, cols = (int(v) for v in grid["shape"])
+    raw = np.frombuffer(base64.b64decode(grid["data"]), np.uint8)
+    if raw.size != rows * cols:
+        raise ValueError(f"grid data holds {raw.size} cells, shape says {rows} x {cols}")
+    return raw.reshape(rows, cols).astype(np.float64) * (float(grid["scale"]) / 255.0)

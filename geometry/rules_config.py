@@ -130,6 +130,8 @@ class HeatmapConfig(_Strict):
     cell_m: float = Field(0.5, gt=0, le=50, description="Grid cell size (metres)")
     bounds: tuple[float, float, float, float] | None = Field(None, description="[x_min, x_max, y_min, y_max] metres; default: the zones' bounding box")
     decay_tau_s: float | None = Field(None, gt=0, description="If set, the map fades with this time constant (seconds); otherwise it accumulates")
+    publish_interval_s: float = Field(30.0, ge=0, le=86400, description="Send the map to the aggregator as a `heatmap` event (compact 0-255 grid) every this many seconds; 0: never")
+    publish_max_cells: int = Field(2500, ge=16, le=4096, description="Largest grid sent per layer; a larger map is downsampled by summing blocks of cells")
 
     @field_validator("bounds")
     @classmethod

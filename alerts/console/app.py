@@ -26,11 +26,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .db import ACTIONS, ConsoleDB
+from .db import ACTIONS, NON_ALARM_TYPES, ConsoleDB
 from .i18n import LANGS, pick_lang, translator
 from .live import Hub, StreamFollower
 
-__all__ = ["create_app", "serve"]
+__all__ = ["create_app", "serve", "heatmap_layer", "heatmap_view"]
 
 log = logging.getLogger("vigil.alerts.console")
 
@@ -96,6 +96,78 @@ def birdseye(payload: dict, size: int = 320) -> dict | None:
                 lines.append({"a": pa, "b": pb, "d": round(d, 2), "close": close,
                               "mid": ((pa[0] + pb[0]) / 2, (pa[1] + pb[1]) / 2)})
     return {"size": size, "grid": grid, "people": people, "lines": lines, "scale_m": round(span, 1)}
+
+
+#: heat map colour ramp (value 0..1 -> colour), yellow to dark red
+_HEAT_STOPS = ((0.0, (255, 255, 204)), (0.25, (254, 217, 118)), (0.5, (253, 141, 60)), (0.75, (227, 26, 28)), (1.0, (128, 0, 38)))
+_HEAT_MAX_CELLS = 16384
+
+
+def _heat_colour(q: int) -> str:
+    v = q / 255.0
+    for (a, ca), (b, cb) in zip(_HEAT_STOPS, _HEAT_STOPS[1:]):
+        if v <= b:
+            f = (v - a) / (b - a)
+            return "#%02x%02x%02x" % tuple(round(x + (y - x) * f) for x, y in zip(ca, cb))
+    return "#%02x%02x%02x" % _HEAT_STOPS[-1][1]
+
+
+def _num(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and v == v and abs(v) != float("inf")
+
+
+def heatmap_layer(grid: Any, size: int = 240) -> dict | None:
+    """Shapes for one layer of a ``heatmap`` event (a compact grid from
+    ``vigil.geometry.risk.compact_grid``) as an SVG: cells with a value > 0 (row 0 at the
+    bottom: y up), the legend ramp and the scale. ``None`` if the grid is malformed."""
+    import base64
+    import binascii
+
+    if not isinstance(grid, dict) or grid.get("encoding") != "u8-b64":
+        return None
+    shape, data, scale, cell = grid.get("shape"), grid.get("data"), grid.get("scale"), grid.get("cell_m")
+    origin = grid.get("origin_m")
+    if not (isinstance(shape, list) and len(shape) == 2 and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in shape)):
+        return None
+    rows, cols = shape
+    if rows * cols > _HEAT_MAX_CELLS or not isinstance(data, str) or not _num(scale) or not _num(cell) or cell <= 0:
+        return None
+    if not (isinstance(origin, list) and len(origin) == 2 and all(_num(v) for v in origin)):
+        return None
+    try:
+        raw = base64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    if len(raw) != rows * cols:
+        return None
+    px = size / max(rows, cols)
+    w, h = round(cols * px, 1), round(rows * px, 1)
+    cells = []
+    for i, q in enumerate(raw):
+        if q:
+            r, c = divmod(i, cols)
+            cells.append({"x": round(c * px, 2), "y": round((rows - 1 - r) * px, 2), "fill": _heat_colour(q),
+                          "value": round(q / 255.0 * float(scale), 3)})
+    return {"rows": rows, "cols": cols, "w": w, "h": h, "px": round(px, 2), "cells": cells,
+            "scale": round(float(scale), 3), "unit": str(grid.get("unit", ""))[:60], "cell_m": round(float(cell), 3),
+            "origin": [round(float(v), 2) for v in origin],
+            "extent": [round(float(origin[0]) + cols * float(cell), 2), round(float(origin[1]) + rows * float(cell), 2)],
+            "stops": [{"offset": round(o * 100), "colour": "#%02x%02x%02x" % c} for o, c in _HEAT_STOPS]}
+
+
+def heatmap_view(ev: dict | None, size: int = 240) -> dict | None:
+    """The layers of a stored ``heatmap`` event ready for the template, with its time."""
+    if not ev:
+        return None
+    layers = (ev.get("payload") or {}).get("layers")
+    if not isinstance(layers, dict):
+        return None
+    out = []
+    for name in ("occupancy", "risk"):
+        layer = heatmap_layer(layers.get(name), size)
+        if layer is not None:
+            out.append({"name": name, **layer})
+    return {"time": str(ev.get("time", "")), "id": ev.get("id"), "layers": out} if out else None
 
 
 def create_app(db: ConsoleDB, *, stream_endpoint: str | None = None, configure_socket=None,
@@ -266,11 +338,11 @@ def create_app(db: ConsoleDB, *, stream_endpoint: str | None = None, configure_s
         if s is None:
             return to_login(request)
         f = filters_of(request)
-        rows = db.events(**f, limit=200)
+        rows = db.events(**f, limit=200, exclude_types=NON_ALARM_TYPES)
         st = db.statuses([r["id"] for r in rows])
         items = [_public(r, st.get(r["id"])) for r in rows]
         return render(request, "alarms.html", session=s, items=items, filters=f, cameras=db.distinct("camera"),
-                      types=db.distinct("type"), severities=SEVERITIES, states=STATES,
+                      types=[x for x in db.distinct("type") if x not in NON_ALARM_TYPES], severities=SEVERITIES, states=STATES,
                       cursor=max([hub.last_seq] + [i["stream_seq"] for i in items]))
 
     async def stream(request: Request) -> Response:
@@ -291,7 +363,7 @@ def create_app(db: ConsoleDB, *, stream_endpoint: str | None = None, configure_s
             next_check = time.monotonic() + 15
             while not hub.closing:
                 target = hub.last_seq
-                rows = db.events(**f, after=cursor, limit=200)
+                rows = db.events(**f, after=cursor, limit=200, exclude_types=NON_ALARM_TYPES)
                 st = db.statuses([r["id"] for r in rows]) if rows else {}
                 for r in rows:
                     cursor = r["stream_seq"]
@@ -370,7 +442,10 @@ def create_app(db: ConsoleDB, *, stream_endpoint: str | None = None, configure_s
         s = session_of(request)
         if s is None:
             return to_login(request)
-        return render(request, "cameras.html", session=s, cams=db.camera_overview())
+        cams = db.camera_overview()
+        for c in cams:
+            c["heat"] = heatmap_view(c.pop("heatmap", None))
+        return render(request, "cameras.html", session=s, cams=cams)
 
     async def transits_page(request: Request) -> Response:
         s = session_of(request)

@@ -27,9 +27,11 @@ from typing import Any
 from ..events import utc_iso
 from .auth import ROLES, hash_password, needs_rehash, new_token, token_digest, verify_password
 
-__all__ = ["ConsoleDB", "ConsoleError", "ACTIONS"]
+__all__ = ["ConsoleDB", "ConsoleError", "ACTIONS", "NON_ALARM_TYPES"]
 
 ACTIONS = ("ack", "close", "reopen", "note")
+#: event types that are state, not alarms: stored, shown on /cameras, never in the alarm list or feed
+NON_ALARM_TYPES = ("heatmap",)
 CONSOLE_SCHEMA_VERSION = 1
 
 _SCHEMA = (
@@ -206,9 +208,13 @@ class ConsoleDB:
 
     def events(self, *, camera: str | None = None, type: str | None = None, severity: str | None = None,
                state: str | None = None, before: int | None = None, after: int | None = None,
-               limit: int = 200) -> list[dict]:
-        """Stored events, newest first (``after``: oldest first), with the filters applied."""
+               limit: int = 200, exclude_types: tuple[str, ...] = ()) -> list[dict]:
+        """Stored events, newest first (``after``: oldest first), with the filters applied
+        (``exclude_types``: leave these types out)."""
         where, params = [], []
+        if exclude_types:
+            where.append(f"type NOT IN ({','.join('?' * len(exclude_types))})")
+            params.extend(exclude_types)
         for col, val in (("camera", camera), ("type", type), ("severity", severity), ("state", state)):
             if val:
                 where.append(f"{col} = ?")
@@ -257,13 +263,15 @@ class ConsoleDB:
         return [r[0] for r in self._q(f"SELECT DISTINCT {column} FROM {{events}} ORDER BY {column}")]
 
     def camera_overview(self) -> list[dict]:
-        """Per camera: last event, open-alarm count in the recent window, latest occupancy and risk."""
+        """Per camera: last alarm event, open-alarm count in the recent window, latest occupancy,
+        risk and ``heatmap`` event (the raw event; ``None`` if none)."""
         out = []
         for cam in self.distinct("camera"):
-            last = self.events(camera=cam, limit=1)
+            last = self.events(camera=cam, limit=1, exclude_types=NON_ALARM_TYPES)
             occ = self.events(camera=cam, type="occupancy_limit", limit=1)
             risk = self.events(camera=cam, type="risk_level", limit=1)
-            recent = self.events(camera=cam, limit=200)
+            heat = self.events(camera=cam, type="heatmap", limit=1)
+            recent = self.events(camera=cam, limit=200, exclude_types=NON_ALARM_TYPES)
             open_keys: dict[tuple, str] = {}
             for e in reversed(recent):
                 p = e.get("payload") or {}
@@ -276,6 +284,7 @@ class ConsoleDB:
                 "open": n_open,
                 "occupancy": _metric(occ[0]) if occ else None,
                 "risk": _metric(risk[0]) if risk else None,
+                "heatmap": heat[0] if heat else None,
                 "worst": max((e["severity"] for e in recent if e["state"] != "end"),
                              key=("info", "warning", "critical").index, default="info"),
             })

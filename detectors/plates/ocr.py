@@ -147,12 +147,18 @@ def crop_quad(image: np.ndarray, quad: np.ndarray) -> np.ndarray:
 class TextRecognizer:
     """PP-OCRv4 CTC recogniser (input height 48, width up to ``max_width``)."""
 
-    def __init__(self, model_path: str | Path | None = None, threads: int = 2, max_width: int = 320):
+    def __init__(self, model_path: str | Path | None = None, threads: int = 2, max_width: int = 320,
+                 alphabet: str | None = None):
+        """``alphabet``: the characters of the CTC classes after the blank, in order (default:
+        the ``character`` list in the model's metadata, as PP-OCR exports carry)."""
         self.session = _session(Path(model_path) if model_path else default_model_dir() / "ch_PP-OCRv4_rec_infer.onnx", threads)
         self.input_name = self.session.get_inputs()[0].name
-        chars = self.session.get_modelmeta().custom_metadata_map.get("character", "").splitlines()
+        if alphabet:
+            chars = list(alphabet)
+        else:
+            chars = self.session.get_modelmeta().custom_metadata_map.get("character", "").splitlines()
         if not chars:
-            raise OcrUnavailable("the recognition model carries no character list")
+            raise OcrUnavailable("the recognition model carries no character list (set an alphabet)")
         self.alphabet = ["<blank>"] + chars + [" "]
         self.max_width = int(max_width)
 
@@ -188,28 +194,50 @@ class TextRecognizer:
 
 
 class OnnxPlateRecognizer:
-    """A fixed-size plate recogniser (fast-alpr / open-image-models "cct" style).
+    """A fixed-size plate recogniser (fast-plate-ocr / fast-alpr / open-image-models "cct" style).
 
-    Input: ``(N, H, W, C)`` uint8 (or float when ``normalize``); output ``(N, slots, len(alphabet))``
-    with the pad character ``pad`` ignored.
+    Input: one plate crop resized to ``height`` × ``width`` (default: the model's input shape,
+    else 64 × 128), grayscale (``grayscale=True``, 1 channel) or RGB (3 channels), laid out
+    ``(N, H, W, C)`` (or ``(N, C, H, W)`` when the model's input shape says so), as uint8 pixel
+    values 0-255 (float32 with the same values when the model's input is float).
+    Output: ``(N, slots, len(alphabet))`` (or flattened ``(N, slots * len(alphabet))``) class
+    probabilities per character slot; the arg-max of each slot is its character and slots whose
+    character is the pad character ``pad`` are dropped. Confidence: mean probability of the kept slots.
     """
 
-    def __init__(self, model_path: str | Path, alphabet: str, height: int = 64, width: int = 128,
+    def __init__(self, model_path: str | Path, alphabet: str, height: int | None = None, width: int | None = None,
                  grayscale: bool = True, pad: str = "_", threads: int = 2):
+        if not alphabet:
+            raise ValueError("a fixed-slot plate recogniser needs its alphabet")
         self.session = _session(Path(model_path), threads)
-        self.input_name = self.session.get_inputs()[0].name
-        self.alphabet, self.height, self.width, self.grayscale, self.pad = alphabet, height, width, grayscale, pad
+        inp = self.session.get_inputs()[0]
+        self.input_name = inp.name
+        shape = list(inp.shape) if inp.shape is not None else []
+        channels = 1 if grayscale else 3
+        self.nchw = len(shape) == 4 and shape[1] == channels and shape[3] != channels
+        hw = (shape[2], shape[3]) if self.nchw else (shape[1], shape[2]) if len(shape) == 4 else (None, None)
+        self.height = int(height or (hw[0] if isinstance(hw[0], int) else 64))
+        self.width = int(width or (hw[1] if isinstance(hw[1], int) else 128))
+        self.dtype = np.float32 if "float" in str(inp.type) else np.uint8
+        self.alphabet, self.grayscale, self.pad = alphabet, grayscale, pad
+
+    def _prep(self, c: np.ndarray) -> np.ndarray:
+        img = cv2.resize(c, (self.width, self.height))
+        if self.grayscale:
+            img = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY) if img.ndim == 3 else img
+            img = img[..., None]
+        else:
+            img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB) if img.ndim == 3 else cv2.cvtColor(img, cv2.COLOR_GRAY2RGB)
+        return img.transpose(2, 0, 1) if self.nchw else img
 
     def __call__(self, crops: list[np.ndarray]) -> list[tuple[str, float, list[float]]]:
         if not crops:
             return []
-        batch = []
-        for c in crops:
-            img = cv2.resize(c, (self.width, self.height))
-            if self.grayscale:
-                img = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)[..., None] if img.ndim == 3 else img[..., None]
-            batch.append(img)
-        out = self.session.run(None, {self.input_name: np.stack(batch).astype(np.uint8)})[0]
+        batch = np.stack([self._prep(c) for c in crops]).astype(self.dtype)
+        out = np.asarray(self.session.run(None, {self.input_name: batch})[0])
+        if out.size % (len(crops) * len(self.alphabet)):
+            raise ValueError(f"recogniser output shape {out.shape} is not (N, slots, {len(self.alphabet)}): "
+                             f"the alphabet has {len(self.alphabet)} characters")
         out = out.reshape(len(crops), -1, len(self.alphabet))
         results = []
         for row in out:

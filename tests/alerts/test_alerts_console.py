@@ -124,3 +124,51 @@ def test_supervisor_searches_real_transit_records_and_every_search_is_logged(cdb
     store.close()
     searches = [a for a in cdb.audit_log() if a["action"] == "transit_search"]
     assert searches and searches[-1]["user"] == "sam" and "AB123CD" in str(searches[-1])
+
+
+def test_cameras_page_draws_the_latest_heat_map_and_the_alarm_list_leaves_it_out(tmp_path):
+    import numpy as np
+    from starlette.testclient import TestClient
+
+    from vigil.alerts.events import Event
+    from vigil.geometry.risk import HeatMap
+
+    hm = HeatMap((-2, 4, 0, 3), cell_m=1.0)  # 3 rows x 6 cols
+    xy = np.array([[-1.5, 0.5], [-0.6, 0.5], [3.5, 2.5]])
+    hm.update(0.0, xy)
+    hm.update(2.0, xy)
+    layers = hm.compact()
+    nonzero = {k: int(np.count_nonzero(v)) for k, v in (("occupancy", hm.occupancy), ("risk", hm.risk))}
+    assert nonzero == {"occupancy": 3, "risk": 2}
+    store = EventStore(tmp_path / "events.db")
+    alarm = Event(type="distance_violation", camera="cam-a", seq=1, time="2026-11-23T07:00:00Z", severity="warning",
+                  state="start", payload={"tracks": [1, 2], "distance_m": 0.8, "threshold_m": 1.0})
+    old = Event(type="heatmap", camera="cam-a", seq=2, time="2026-11-23T07:00:30Z", severity="info", state="update",
+                payload={"rule": "heatmap", "layers": HeatMap((0, 1, 0, 1), 1.0).compact()})
+    heat = Event(type="heatmap", camera="cam-a", seq=3, time="2026-11-23T07:01:00Z", severity="info", state="update",
+                 payload={"rule": "heatmap", "layers": layers, "frame": 42})
+    store.add_many([alarm, old, heat])
+    store.close()
+    db = ConsoleDB(tmp_path / "events.db")
+    db.add_user("op", "operator", "op-password")
+    try:
+        assert {e["type"] for e in db.events()} == {"distance_violation", "heatmap"}  # kept in the database
+        with TestClient(create_app(db, follow=False)) as client:
+            assert _login(client, "op", "op-password").status_code == 303
+            page = client.get("/cameras")
+            assert page.status_code == 200
+            svgs = re.findall(r'<figure class="heat-layer" data-layer="(\w+)">(.*?)</figure>', page.text, re.S)
+            assert [name for name, _ in svgs] == ["occupancy", "risk"]
+            for name, body in svgs:
+                assert 'data-rows="3" data-cols="6"' in body
+                assert body.count('class="hm-cell"') == nonzero[name]
+                assert "person-seconds" in body
+            assert "2026-11-23 07:01:00" in page.text  # the time of the latest map
+            assert "<script>" not in page.text and " style=" not in page.text
+            # the open alarm counts, the heat map (state update) does not
+            assert re.search(r'class="open">1<', page.text)
+            alarms = client.get("/")
+            assert "distance_violation" in alarms.text and "heatmap" not in alarms.text
+            assert "heatmap" not in client.get("/?type=heatmap").text.split("<tbody", 1)[-1]
+    finally:
+        db.close()

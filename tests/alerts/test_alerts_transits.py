@@ -127,7 +127,7 @@ def test_aggregator_records_transits_and_hit_reaches_tail_first(tmp_path, monkey
     lists = tmp_path / "a1.csv"
     lists.write_text("AB123CD,A1,stolen\n")
     cfg = PlatesConfig(enabled=True, mode="gate", watchlists=[lists], min_readings=2, close_after_s=0.5,
-                       evidence_dir=tmp_path / "evidence", line=[[0, 100], [400, 100]])
+                       evidence_dir=tmp_path / "evidence", line=[[0, 100], [400, 100]], queue_size=0)
     reader = _ScriptedReader({0: [("AB123CD", (100, 150))], 1: [("A8123CD", (100, 120))], 2: [("AB123CD", (100, 90))],
                               3: [("AB123CD", (100, 60))], 10: [("EF456GH", (300, 150))], 11: [("EF456GH", (300, 140))]})
     pipe = PlatePipeline(cfg, "gate-nord", reader=reader)

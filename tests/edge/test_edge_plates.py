@@ -1,5 +1,7 @@
 """Edge plate pipeline: gate and traffic modes, per-pass voting, direction, watch-list reload,
-config, and the CameraPipeline wiring."""
+config, and the CameraPipeline wiring. Tests that script the reader frame by frame read inline
+(``queue_size=0``): with the OCR thread a full queue drops frames, which would shift the script;
+the threaded path is tested in test_edge_plates_queue.py."""
 
 import os
 from pathlib import Path
@@ -36,7 +38,7 @@ def run(pipe, frames, dt=0.1, tracked=None, names=()):
 
 
 def test_gate_one_transit_per_pass_with_voting_and_direction():
-    cfg = PlatesConfig(enabled=True, mode="gate", min_readings=2, close_after_s=0.5, line=[[0, 200], [640, 200]])
+    cfg = PlatesConfig(enabled=True, mode="gate", min_readings=2, close_after_s=0.5, line=[[0, 200], [640, 200]], queue_size=0)
     # a car driving up the frame (crosses y=200 upwards: from the right of A->B to its left -> "in")
     script = {i: [(t, 0.9, (300, 300 - 30 * i))] for i, t in enumerate(["AB123CD", "A8123CD", "AB123CD", "AB123CO", "AB123CD", "AB123CD"])}
     # a second car later, driving down, read once only at low confidence: too few readings -> no transit
@@ -60,7 +62,7 @@ def test_side_of_line_convention():
 
 def test_gate_roi_is_passed_to_the_reader():
     reader = ScriptedReader({})
-    pipe = PlatePipeline(PlatesConfig(enabled=True, roi=[10, 20, 300, 400]), "gate", reader=reader)
+    pipe = PlatePipeline(PlatesConfig(enabled=True, roi=[10, 20, 300, 400], queue_size=0), "gate", reader=reader)
     pipe.process(IMG, 0.0)
     assert reader.rois == [(10, 20, 300, 400)]
 
@@ -76,7 +78,7 @@ def test_traffic_mode_reads_inside_vehicles_and_votes_per_track():
         return Detections(xyxy=np.array([[100, 200, 300, 400], [400, 200, 600, 400], [0, 0, 50, 150]], np.float32),
                           confidence=np.ones(3), class_id=np.array([2, 7, 0]), tracker_id=np.array([5, 6, 9]))
 
-    cfg = PlatesConfig(enabled=True, mode="traffic", min_readings=2, close_after_s=0.3)
+    cfg = PlatesConfig(enabled=True, mode="traffic", min_readings=2, close_after_s=0.3, queue_size=0)
     pipe = PlatePipeline(cfg, "traffic", reader=reader)
     specs = run(pipe, 12, tracked=tracked, names=names)
     got = sorted((s["payload"]["plate"], s["payload"]["vehicle_class"]) for s in specs if s["type"] == "plate_transit")
@@ -89,7 +91,7 @@ def test_hit_alarm_before_transit_and_list_edit_takes_effect(tmp_path):
     lst = tmp_path / "lists.csv"
     lst.write_text("ZZ000ZZ,A1\n")
     cfg = PlatesConfig(enabled=True, watchlists=[lst], watchlist_check_s=0, min_readings=2, close_after_s=0.3,
-                       evidence_dir=tmp_path / "ev")
+                       evidence_dir=tmp_path / "ev", queue_size=0)
     script = {i: [("AB123CD", 0.9, (300, 300))] for i in range(3)}
     script.update({20 + i: [("AB123CD", 0.9, (300, 300))] for i in range(3)})
     pipe = PlatePipeline(cfg, "gate", reader=ScriptedReader(script))
@@ -155,7 +157,7 @@ cameras:
   - name: gate-nord
     source: a.mp4
     calibration: {calib}
-    plates: {{enabled: true, min_readings: 2}}
+    plates: {{enabled: true, min_readings: 2, queue_size: 0}}
 """
     cfg = parse_config(text, base_dir=tmp_path)
 

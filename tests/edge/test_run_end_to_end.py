@@ -136,3 +136,29 @@ def test_sequence_numbers_continue_across_runs_through_the_durable_outbox(tmp_pa
     s2 = [json.loads(x)["seq"] for x in second.read_text().splitlines()]
     assert s1 and s2 and s1 == list(range(1, len(s1) + 1))
     assert s2 == list(range(len(s1) + 1, len(s1) + len(s2) + 1))
+
+
+def test_replay_with_the_heat_map_publishes_heatmap_events(tmp_path: Path, vtest: Path, default_model, capsys):
+    from vigil.geometry.risk import decode_compact_grid
+
+    cfg = _node_config(tmp_path, vtest, "tcp://127.0.0.1:9")
+    cfg.write_text(cfg.read_text().replace(
+        "      distance: {threshold_m: 3.0, min_duration_s: 0, end_after_s: 1.0}",
+        "      distance: {threshold_m: 3.0, min_duration_s: 0, end_after_s: 1.0}\n"
+        "      heatmap: {enabled: true, cell_m: 0.5, bounds: [-30, 30, -30, 30], publish_interval_s: 1.0, publish_max_cells: 900}"))
+    events = tmp_path / "events.jsonl"
+    assert main(["run", "--config", str(cfg), "--max-frames", str(FRAMES), "--events-out", str(events), "--no-publish", "--no-media", "-q"]) == 0
+    lines = [json.loads(x) for x in events.read_text().splitlines()]
+    heat = [e for e in lines if e["type"] == "heatmap"]
+    # 25 frames at 7 fps: about 3.4 s of stream, so 3 periodic maps and the final one
+    assert len(heat) >= 3 and heat[-1]["payload"]["final"] is True
+    assert [e["seq"] for e in lines] == list(range(1, len(lines) + 1))
+    assert any(e["type"] == "distance_violation" for e in lines)  # the other rules keep their events
+    for e in heat:
+        assert e["severity"] == "info" and e["state"] == "update" and e["camera"] == "pets"
+        assert len(json.dumps(e)) < 16 * 1024
+        occ = e["payload"]["layers"]["occupancy"]
+        rows, cols = occ["shape"]
+        assert rows * cols <= 900 and occ["origin_m"] == [-30.0, -30.0] and occ["unit"] == "person-seconds"
+        assert decode_compact_grid(occ).shape == (rows, cols)
+    assert heat[-1]["payload"]["layers"]["occupancy"]["scale"] > 0  # people were seen on the map

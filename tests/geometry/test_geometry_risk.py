@@ -72,3 +72,44 @@ def test_heatmap_accumulates_person_seconds(tmp_path):
 def test_heatmap_bad_bounds():
     with pytest.raises(ValueError, match="bounds"):
         HeatMap((0, 0, 0, 1))
+
+
+def test_compact_grid_round_trips_within_one_quantisation_step():
+    from vigil.geometry.risk import compact_grid, decode_compact_grid
+
+    rng = np.random.default_rng(0)
+    values = rng.uniform(0, 40, size=(12, 20))
+    values[3, 4] = 0.0
+    g = compact_grid(values, (-3.25, 7.5), 0.5, unit="person-seconds", max_cells=2500)
+    assert g["shape"] == [12, 20] and g["downsample"] == 1
+    assert g["origin_m"] == [-3.25, 7.5] and g["cell_m"] == 0.5 and g["unit"] == "person-seconds"
+    assert g["scale"] == pytest.approx(values.max(), rel=1e-5)
+    back = decode_compact_grid(json.loads(json.dumps(g)))
+    assert back.shape == values.shape
+    assert np.abs(back - values).max() <= g["scale"] / 255.0
+    assert back[3, 4] == 0.0
+    zero = compact_grid(np.zeros((3, 4)), (0, 0), 1.0)
+    assert zero["scale"] == 0.0 and not decode_compact_grid(zero).any()
+
+
+def test_compact_grid_of_a_large_area_is_downsampled_under_the_size_bound():
+    from vigil.geometry.risk import compact_grid, decode_compact_grid
+
+    hm = HeatMap((-100, 100, -60, 60), cell_m=0.25)  # 480 x 800 cells
+    xy = np.array([[-99.9, -59.9], [0.1, 0.1], [0.6, 0.1], [99.9, 59.9]])
+    hm.update(0.0, xy)
+    hm.update(1.0, xy)
+    layers = hm.compact(max_cells=2500)
+    assert set(layers) == {"occupancy", "risk"}
+    occ = layers["occupancy"]
+    rows, cols = occ["shape"]
+    assert rows * cols <= 2500 and occ["downsample"] > 1
+    k = occ["downsample"]
+    assert (rows, cols) == (math.ceil(480 / k), math.ceil(800 / k)) and occ["cell_m"] == pytest.approx(0.25 * k)
+    # block sums keep the total person-seconds (within the quantisation)
+    back = decode_compact_grid(occ)
+    assert back.sum() == pytest.approx(hm.occupancy.sum(), abs=rows * cols * occ["scale"] / 255.0)
+    assert back[0, 0] > 0 and back[-1, -1] > 0
+    assert len(json.dumps(layers, separators=(",", ":"))) < 16 * 1024
+    worst = compact_grid(np.random.default_rng(1).uniform(0, 1, (2000, 2000)), (0, 0), 0.1, max_cells=4096)
+    assert len(json.dumps(worst)) < 8 * 1024
