@@ -11,30 +11,13 @@ Screenshots go to ``$VIGIL_ARTIFACTS`` (default: the test's tmp_path).
 
 from __future__ import annotations
 
-import os
-import shutil
 import socket
-import tempfile
 import threading
 import time
 from pathlib import Path
 
 import pytest
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]
-
-
-def _need():
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        pytest.skip("playwright (Python client) not installed: pip install 'vigil[test]'")
-    if not CHROMIUM.is_file() and not shutil.which("chromium"):
-        pytest.skip("Debian's chromium not installed (apt-get install chromium; scripts/test.sh does it when it may)")
 
 
 class FakeTransits:
@@ -55,7 +38,6 @@ class FakeTransits:
 
 @pytest.fixture
 def stack(tmp_path):
-    _need()
     import uvicorn
 
     from vigil.alerts.aggregator import Aggregator
@@ -100,25 +82,22 @@ def _login(page, url, user, password):
     page.click("#login-submit")
 
 
-def test_console_live_ack_roles(stack, tmp_path):
+def test_console_live_ack_roles(launch_chromium, artifacts_dir, stack, tmp_path):
     from playwright.sync_api import sync_playwright
 
     from vigil.alerts.events import Event, utc_iso
     from vigil.alerts.publisher import EventPublisher
 
     url, cdb = stack["url"], stack["db"]
-    artifacts = Path(os.environ.get("VIGIL_ARTIFACTS") or tmp_path)
-    artifacts.mkdir(parents=True, exist_ok=True)
-    profile = tempfile.mkdtemp(prefix="vigil-chromium-", dir=tmp_path)
+    artifacts = artifacts_dir
     pub = EventPublisher(stack["agg"].ingest_endpoint, timeout_s=0.5)
     # one alarm stored before anyone looks: the list starts from the database
     pub.publish(Event(type="occupancy_limit", camera="piazza", seq=1, time=utc_iso(time.time()), severity="warning",
                       payload={"rule": "occupancy", "zone": "fountain", "value": 14.0, "threshold": 12.0, "tracks": []}))
     assert pub.flush(5).pending == 0
     with sync_playwright() as pw:
-        ctx = pw.chromium.launch_persistent_context(
-            profile, executable_path=str(CHROMIUM if CHROMIUM.is_file() else shutil.which("chromium")),
-            args=CHROMIUM_ARGS, headless=True, viewport={"width": 1400, "height": 900}, locale="en-US",
+        ctx = launch_chromium(
+            pw, viewport={"width": 1400, "height": 900}, locale="en-US",
         )
         try:
             page = ctx.new_page()

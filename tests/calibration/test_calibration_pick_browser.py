@@ -7,10 +7,7 @@ saves, and checks the written calibration file. A screenshot of the page goes to
 
 from __future__ import annotations
 
-import os
-import shutil
 import socket
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -22,21 +19,10 @@ import yaml
 REPO = Path(__file__).resolve().parents[2]
 VTEST = REPO / "data" / "vtest.avi"
 PETS_XML = REPO.parent / "shared" / "data" / "pets2009" / "View_001.xml"
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]
 PLAZA_8 = np.array([[-12, -14], [-8, -14], [6, -9], [6, -5], [-7, 6], [-10, 2], [-12, -6], [-2, -4]], float)
 
 
 def _need():
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        pytest.skip("playwright (Python client) not installed: pip install 'vigil[test]'")
-    if not CHROMIUM.is_file() and not shutil.which("chromium"):
-        pytest.skip("Debian's chromium not installed (apt-get install chromium; scripts/test.sh does it when it may)")
     if not VTEST.is_file():
         pytest.skip(f"{VTEST} missing: run `bash scripts/setup.sh`")
     if not PETS_XML.is_file():
@@ -69,7 +55,7 @@ def server(tmp_path):
     sock.close()
 
 
-def test_pick_points_in_chromium(server, tmp_path):
+def test_pick_points_in_chromium(launch_chromium, artifacts_dir, server, tmp_path):
     from playwright.sync_api import sync_playwright
 
     from vigil.geometry.calibration_io import load_calibration
@@ -78,13 +64,10 @@ def test_pick_points_in_chromium(server, tmp_path):
     url, out = server
     tsai = TsaiCamera.from_pets_xml(PETS_XML)
     pixels = tsai.ground_to_image(PLAZA_8)
-    artifacts = Path(os.environ.get("VIGIL_ARTIFACTS") or tmp_path)
-    artifacts.mkdir(parents=True, exist_ok=True)
-    profile = tempfile.mkdtemp(prefix="vigil-chromium-", dir=tmp_path)
+    artifacts = artifacts_dir
     with sync_playwright() as pw:
-        ctx = pw.chromium.launch_persistent_context(
-            profile, executable_path=str(CHROMIUM if CHROMIUM.is_file() else shutil.which("chromium")),
-            args=CHROMIUM_ARGS, headless=True, viewport={"width": 1500, "height": 950},
+        ctx = launch_chromium(
+            pw, viewport={"width": 1500, "height": 950},
         )
         try:
             page = ctx.new_page()
