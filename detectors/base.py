@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import os
 from typing import Protocol, runtime_checkable
 
 import numpy as np
 
 from vigil.detectors.detections import Detections
 
-__all__ = ["Detector", "detect_batch", "ModelError", "COCO_TRAFFIC_CLASSES", "COCO_ALIASES"]
+__all__ = [
+    "Detector", "detect_batch", "ModelError", "COCO_TRAFFIC_CLASSES", "COCO_ALIASES",
+    "check_stride_multiple", "check_class_thresholds", "cpu_count",
+]
 
 class ModelError(ValueError):
     """A detector cannot be built from its config and model (unknown backend, a class name
@@ -21,6 +25,29 @@ COCO_TRAFFIC_CLASSES = ("person", "bicycle", "car", "motorcycle", "bus", "truck"
 
 #: Darknet's coco.names spells a few COCO classes the VOC way; backends report the COCO names.
 COCO_ALIASES = {"motorbike": "motorcycle", "aeroplane": "airplane", "sofa": "couch", "tvmonitor": "tv"}
+
+
+def check_stride_multiple(size, what: str = "input_size"):
+    """Config check shared by the backends: ``[height, width]`` positive multiples of 32 (or None)."""
+    if size is not None and any(x <= 0 or x % 32 for x in size):
+        raise ValueError(f"{what} must be positive multiples of 32 (the network stride), got {list(size)}")
+    return size
+
+
+def check_class_thresholds(thresholds: dict[str, float]) -> dict[str, float]:
+    """Config check shared by the backends: every per-class threshold in (0, 1]."""
+    for name, t in thresholds.items():
+        if not 0 < t <= 1:
+            raise ValueError(f"class_confidence[{name!r}] must be in (0, 1], got {t}")
+    return thresholds
+
+
+def cpu_count() -> int:
+    """CPU cores this process may run on (the default number of inference threads)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
 
 
 @runtime_checkable

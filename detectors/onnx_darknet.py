@@ -8,7 +8,6 @@ measured best on PETS2009 S2.L1 (see ``bench/detection_eval.py`` and the report 
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 from typing import Literal
@@ -16,17 +15,11 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from vigil.detectors.base import COCO_ALIASES, COCO_TRAFFIC_CLASSES, ModelError
+from vigil.detectors.base import COCO_ALIASES, COCO_TRAFFIC_CLASSES, ModelError, check_class_thresholds, check_stride_multiple, cpu_count
 from vigil.detectors.detections import Detections
 from vigil.detectors.ops import Letterbox, Tile, letterbox, merge_tiles, nms, suppress_nested, tile_grid
 
 __all__ = ["TilingConfig", "DarknetOnnxConfig", "DarknetOnnxDetector"]
-
-
-def _multiple_of_32(v: tuple[int, int]) -> tuple[int, int]:
-    if any(x <= 0 or x % 32 for x in v):
-        raise ValueError(f"sizes must be positive multiples of 32 (the network stride), got {list(v)}")
-    return v
 
 
 class TilingConfig(BaseModel):
@@ -60,7 +53,7 @@ class TilingConfig(BaseModel):
     @field_validator("input_size")
     @classmethod
     def _input_size(cls, v: tuple[int, int]) -> tuple[int, int]:
-        return _multiple_of_32(v)
+        return check_stride_multiple(v)
 
 
 class PartBoxFix(BaseModel):
@@ -138,15 +131,12 @@ class DarknetOnnxConfig(BaseModel):
     @field_validator("input_size")
     @classmethod
     def _input_size(cls, v: tuple[int, int]) -> tuple[int, int]:
-        return _multiple_of_32(v)
+        return check_stride_multiple(v)
 
     @field_validator("class_confidence")
     @classmethod
     def _thresholds(cls, v: dict[str, float]) -> dict[str, float]:
-        for k, t in v.items():
-            if not 0 < t <= 1:
-                raise ValueError(f"class_confidence[{k!r}] must be in (0, 1], got {t}")
-        return v
+        return check_class_thresholds(v)
 
     @model_validator(mode="after")
     def _model_source(self) -> "DarknetOnnxConfig":
@@ -157,13 +147,6 @@ class DarknetOnnxConfig(BaseModel):
         if (self.model is not None or self.darknet_cfg is not None) and self.class_names is None:
             raise ValueError("`class_names` is required with a custom `model` or `darknet_cfg`")
         return self
-
-
-def _cpu_count() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - not Linux
-        return max(1, os.cpu_count() or 1)
 
 
 class DarknetOnnxDetector:
@@ -202,7 +185,7 @@ class DarknetOnnxDetector:
             self._fix_class = names.index(cfg.part_box_fix.class_name)
 
         so = ort.SessionOptions()
-        so.intra_op_num_threads = cfg.threads or _cpu_count()
+        so.intra_op_num_threads = cfg.threads or cpu_count()
         so.inter_op_num_threads = 1
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         self.session = ort.InferenceSession(str(onnx_path), so, providers=["CPUExecutionProvider"])

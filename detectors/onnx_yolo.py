@@ -37,7 +37,7 @@ import cv2
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from vigil.detectors.base import COCO_ALIASES, ModelError
+from vigil.detectors.base import COCO_ALIASES, ModelError, check_class_thresholds, check_stride_multiple, cpu_count
 from vigil.detectors.detections import Detections
 from vigil.detectors.ops import Letterbox, letterbox, nms
 
@@ -121,27 +121,15 @@ class OnnxYoloConfig(BaseModel):
     @field_validator("input_size")
     @classmethod
     def _input_size(cls, v: tuple[int, int] | None) -> tuple[int, int] | None:
-        if v is not None and any(x <= 0 or x % 32 for x in v):
-            raise ValueError(f"input_size must be positive multiples of 32 (the network stride), got {list(v)}")
-        return v
+        return check_stride_multiple(v)
 
     @field_validator("class_confidence")
     @classmethod
     def _thresholds(cls, v: dict[str, float]) -> dict[str, float]:
-        for k, t in v.items():
-            if not 0 < t <= 1:
-                raise ValueError(f"class_confidence[{k!r}] must be in (0, 1], got {t}")
-        return v
+        return check_class_thresholds(v)
 
 
 # ---------------------------------------------------------------------------- helpers
-def _cpu_count() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - not Linux
-        return max(1, os.cpu_count() or 1)
-
-
 def choose_providers(requested: Sequence[str], available: Sequence[str]) -> list[str]:
     """onnxruntime provider names for the config names ``requested`` that are ``available``,
     in order, ending with CPU; each requested one that is missing is logged (warning)."""
@@ -434,7 +422,7 @@ class OnnxYoloDetector(YoloDetectorBase):
             else:
                 options.append((p, {}))
         so = ort.SessionOptions()
-        so.intra_op_num_threads = cfg.threads or _cpu_count()
+        so.intra_op_num_threads = cfg.threads or cpu_count()
         so.inter_op_num_threads = 1
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         try:

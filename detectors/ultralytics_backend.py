@@ -26,8 +26,8 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from vigil.detectors.base import ModelError
-from vigil.detectors.onnx_yolo import YoloDetectorBase, _cpu_count, read_names_file
+from vigil.detectors.base import ModelError, check_class_thresholds, check_stride_multiple, cpu_count
+from vigil.detectors.onnx_yolo import YoloDetectorBase, read_names_file
 
 __all__ = ["UltralyticsConfig", "build_ultralytics", "prepare_offline_env", "import_ultralytics", "INSTALL_HINT"]
 
@@ -70,17 +70,12 @@ class UltralyticsConfig(BaseModel):
     @field_validator("input_size")
     @classmethod
     def _input_size(cls, v: tuple[int, int]) -> tuple[int, int]:
-        if any(x <= 0 or x % 32 for x in v):
-            raise ValueError(f"input_size must be positive multiples of 32 (the network stride), got {list(v)}")
-        return v
+        return check_stride_multiple(v)
 
     @field_validator("class_confidence")
     @classmethod
     def _thresholds(cls, v: dict[str, float]) -> dict[str, float]:
-        for k, t in v.items():
-            if not 0 < t <= 1:
-                raise ValueError(f"class_confidence[{k!r}] must be in (0, 1], got {t}")
-        return v
+        return check_class_thresholds(v)
 
 
 def prepare_offline_env() -> Path:
@@ -144,7 +139,7 @@ class UltralyticsDetector(YoloDetectorBase):
             torch.manual_seed(cfg.seed)
         else:
             raise ModelError(f"ultralytics backend: model {src!r} must be a .pt file or a .yaml model definition (for ONNX use `type: onnx`)")
-        torch.set_num_threads(cfg.threads or _cpu_count())
+        torch.set_num_threads(cfg.threads or cpu_count())
         try:
             yolo = YOLO(src, task="detect")
         except ModelError:

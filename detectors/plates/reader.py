@@ -11,7 +11,6 @@ normalised by :mod:`.grammar`, and candidates scored for plate-likeness. Optiona
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
