@@ -46,6 +46,9 @@ def _user_errors() -> tuple[type[BaseException], ...]:
         errors.append(ManifestError)
     except ImportError:  # pragma: no cover
         pass
+    from vigil.alerts.keys import KeyFileError
+
+    errors.append(KeyFileError)
     return tuple(errors)
 
 
@@ -63,6 +66,11 @@ def cmd_check_config(args: argparse.Namespace) -> int:
             problems.append(f"camera {cam.name!r}: calibration: {exc}")
         if "://" not in cam.source and not cam.source.isdigit() and not cam.source.startswith("/dev/") and not Path(cam.source).is_file():
             problems.append(f"camera {cam.name!r}: source: file not found: {cam.source}")
+    link = cfg.aggregator
+    if link.publish and link.keys_dir is not None:
+        for key in (link.keys_dir / f"{link.key_name or cfg.node}.key_secret", link.keys_dir / "aggregator.key"):
+            if not key.is_file():
+                problems.append(f"aggregator.keys_dir: key file not found: {key} (see `vigil keys new`)")
     if problems:
         print(f"{args.config}: invalid configuration", file=sys.stderr)
         for p in problems:

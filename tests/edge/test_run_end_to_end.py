@@ -162,3 +162,12 @@ def test_replay_with_the_heat_map_publishes_heatmap_events(tmp_path: Path, vtest
         assert rows * cols <= 900 and occ["origin_m"] == [-30.0, -30.0] and occ["unit"] == "person-seconds"
         assert decode_compact_grid(occ).shape == (rows, cols)
     assert heat[-1]["payload"]["layers"]["occupancy"]["scale"] > 0  # people were seen on the map
+
+
+def test_missing_curve_keys_are_a_clear_error(tmp_path: Path, vtest: Path, capsys):
+    cfg = _node_config(tmp_path, vtest, "tcp://10.1.2.3:5555")
+    cfg.write_text(cfg.read_text().replace("flush_timeout_s: 5", "flush_timeout_s: 5, keys_dir: '" + str(tmp_path / "keys") + "', key_name: node1"))
+    assert main(["check-config", str(cfg)]) == 2
+    assert f"key file not found: {tmp_path / 'keys' / 'node1.key_secret'}" in capsys.readouterr().err
+    assert main(["run", "--config", str(cfg), "--max-frames", "1", "--no-media", "-q"]) == 2
+    assert "node1.key_secret" in capsys.readouterr().err
