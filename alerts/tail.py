@@ -57,10 +57,18 @@ def summarize_payload(payload: dict[str, Any], width: int = 100) -> str:
                 return i, key
         return len(_PRIORITY), key
 
+    # generic keys that repeat a rule-specific one (value = distance_m, threshold = threshold_m)
+    # or say nothing (zone = none) only make the line longer
+    shown = dict(payload)
+    for generic, specific in (("value", "distance_m"), ("threshold", "threshold_m")):
+        if specific in shown and shown.get(generic) == shown[specific]:
+            shown.pop(generic)
+    if shown.get("zone") is None:
+        shown.pop("zone", None)
     out: list[str] = []
     length = 0
-    for key in sorted(payload, key=rank):
-        text = _short_value(payload[key])
+    for key in sorted(shown, key=rank):
+        text = _short_value(shown[key])
         if text is None:
             continue
         item = f"{key}={text}"
