@@ -149,7 +149,7 @@ class Aggregator:
         context: zmq.Context | None = None,
         configure_ingest: Callable[[zmq.Socket], None] | None = None,
         configure_stream: Callable[[zmq.Socket], None] | None = None,
-        batch_max: int = 256,
+        batch_max: int = 1024,
         stats_interval_s: float = 60.0,
         keys: CurveServer | str | Path | None = None,
         client_timeout_s: float = 5.0,
