@@ -65,6 +65,7 @@ class TrackerConfig(_Strict):
         description="Association cost limit (cost = 1 - IoU): 0.95 accepts matches down to IoU 0.05, which low-frame-rate cameras (people move a third of their width between frames at 7 fps) need",
     )
     minimum_consecutive_frames: int = Field(2, ge=1, le=30, description="Frames a track must be seen before it is reported")
+    coast_s: float = Field(0.0, ge=0, le=10, description="Keep reporting a track the detector lost (a person hidden behind another) at its predicted position for this long (seconds); such rows carry data['coasting'] = True")
 
 
 class PlatesConfig(_Strict):

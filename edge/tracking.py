@@ -31,6 +31,7 @@ class Tracker:
         lost_track_buffer_s: float = 3.0,
         minimum_matching_threshold: float = 0.95,
         minimum_consecutive_frames: int = 2,
+        coast_s: float = 0.0,
     ) -> None:
         with warnings.catch_warnings():
             # 0.30.x marks ByteTrack deprecated in favour of `trackers`; see the module docstring.
@@ -46,6 +47,10 @@ class Tracker:
                 minimum_consecutive_frames=minimum_consecutive_frames,
             )
         self._sv = sv
+        # a track the detector loses (e.g. a person hidden behind another) is still reported,
+        # at its Kalman-predicted box and flagged data["coasting"], for up to coast_frames
+        self.coast_frames = int(round(coast_s * fps))
+        self._last: dict[int, tuple[int, float]] = {}  # tracker_id -> (class_id, confidence)
 
     @classmethod
     def from_config(cls, cfg, fps: float) -> "Tracker":
@@ -55,6 +60,7 @@ class Tracker:
             lost_track_buffer_s=cfg.lost_track_buffer_s,
             minimum_matching_threshold=cfg.minimum_matching_threshold,
             minimum_consecutive_frames=cfg.minimum_consecutive_frames,
+            coast_s=cfg.coast_s,
         )
 
     def update(self, detections: Detections) -> Detections:
@@ -71,11 +77,41 @@ class Tracker:
         )
         out = self._bt.update_with_detections(sv_in)
         if len(out) == 0:
-            return Detections.empty(detections.metadata).with_tracker_id(np.zeros(0, np.int64))
-        rows = np.asarray(out.data["_row"], dtype=np.int64)
-        kept = detections[rows]
-        # ByteTrack returns the detector's boxes for matched rows; keep ours (identical) and its ids
-        return kept.with_tracker_id(np.asarray(out.tracker_id, dtype=np.int64))
+            kept = Detections.empty(detections.metadata).with_tracker_id(np.zeros(0, np.int64))
+        else:
+            rows = np.asarray(out.data["_row"], dtype=np.int64)
+            # ByteTrack returns the detector's boxes for matched rows; keep ours (identical) and its ids
+            kept = detections[rows].with_tracker_id(np.asarray(out.tracker_id, dtype=np.int64))
+        if self.coast_frames <= 0:
+            return kept
+        for tid, cid, conf in zip(kept.tracker_id, kept.class_id, kept.confidence):
+            self._last[int(tid)] = (int(cid), float(conf))
+        seen = set(int(t) for t in kept.tracker_id)
+        boxes, cids, confs, tids = [], [], [], []
+        frame_id = self._bt.frame_id
+        for track in self._bt.lost_tracks:
+            tid = int(track.external_track_id)
+            if tid in seen or tid not in self._last or frame_id - track.frame_id > self.coast_frames:
+                continue
+            box = np.asarray(track.tlbr, np.float32)
+            if not np.all(np.isfinite(box)) or box[2] <= box[0] or box[3] <= box[1]:
+                continue
+            cid, conf = self._last[tid]
+            boxes.append(box)
+            cids.append(cid)
+            confs.append(conf)
+            tids.append(tid)
+        live = set(int(t.external_track_id) for t in self._bt.tracked_tracks) | set(int(t.external_track_id) for t in self._bt.lost_tracks)
+        self._last = {k: v for k, v in self._last.items() if k in live}
+        flagged = kept.with_data(coasting=np.zeros(len(kept), bool))
+        if not boxes:
+            return flagged
+        coasting = Detections(
+            xyxy=np.stack(boxes), confidence=confs, class_id=cids, tracker_id=tids,
+            data={**{k: np.zeros((len(boxes), *v.shape[1:]), v.dtype) for k, v in kept.data.items()}, "coasting": np.ones(len(boxes), bool)},
+            metadata=kept.metadata,
+        )
+        return Detections.merge([flagged, coasting], metadata=kept.metadata)
 
     def reset(self) -> None:
         self._bt.reset()

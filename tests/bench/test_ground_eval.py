@@ -33,3 +33,14 @@ def test_bench_geometry_cli(capsys):
     assert main(["bench", "geometry", "--people", "30", "--frames", "2", "--no-growth", "--json"]) == 0
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert out["people"] == 30 and "ms_per_frame" in out
+
+
+def test_ground_matching_is_one_to_one_within_the_gate():
+    import numpy as np
+
+    from vigil.bench.ground_eval import match_on_ground
+
+    pred = np.array([[0.0, 0.0], [1.1, 0.0], [5.0, 5.0], [np.nan, 0.0]])
+    gt = np.array([[1.0, 0.0], [0.2, 0.0], [9.0, 9.0]])
+    assert match_on_ground(pred, gt, gate_m=1.0).tolist() == [1, 0, -1, -1]
+    assert match_on_ground(pred, np.zeros((0, 2)), gate_m=1.0).tolist() == [-1, -1, -1, -1]
