@@ -26,10 +26,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import IO, Iterable, Iterator
+from typing import Iterable
 
-from .events import Event, EventError, utc_iso
-from .store import StoredEvent, StoreError
+from .events import Event, utc_iso
+from .store import EventReads, StoreError
 
 __all__ = ["PgEventStore", "PG_SCHEMA_VERSION", "redact_dsn"]
 
@@ -74,7 +74,11 @@ def redact_dsn(dsn: str) -> str:
         return "<dsn>"
 
 
-class PgEventStore:
+class PgEventStore(EventReads):
+    """The event store in PostgreSQL (reading is :class:`vigil.alerts.store.EventReads`)."""
+
+    _PARAM = "%s"  # psycopg's parameter marker
+
     def __init__(self, dsn: str, *, readonly: bool = False, writer_lock: bool = False) -> None:
         try:
             import psycopg
@@ -197,48 +201,6 @@ class PgEventStore:
                 return self._db.execute(sql, params).fetchall()
             except self._psycopg.Error as exc:
                 raise StoreError(f"cannot read event database {self.path}: {exc}") from None
-
-    def count(self) -> tuple[int, int]:
-        ((n, distinct),) = self._fetch("SELECT COUNT(*), COUNT(DISTINCT id) FROM events", ())
-        return int(n), int(distinct)
-
-    def last_stream_seq(self) -> int:
-        ((last,),) = self._fetch("SELECT COALESCE(MAX(stream_seq), 0) FROM events", ())
-        return int(last)
-
-    def read_after(self, since_stream_seq: int, limit: int = 500) -> list[tuple[int, str, str, str, str]]:
-        rows = self._fetch("SELECT stream_seq, camera, type, severity, json FROM events"
-                           " WHERE stream_seq > %s ORDER BY stream_seq LIMIT %s", (int(since_stream_seq), int(limit)))
-        return [(int(a), b, c, d, e) for a, b, c, d, e in rows]
-
-    def iter_events(self, since_stream_seq: int = 0, *, batch: int = 500) -> Iterator[StoredEvent]:
-        cursor = int(since_stream_seq)
-        while True:
-            rows = self._fetch("SELECT stream_seq, received_at, json FROM events"
-                               " WHERE stream_seq > %s ORDER BY stream_seq LIMIT %s", (cursor, batch))
-            for stream_seq, received_at, text in rows:
-                try:
-                    event = Event.from_json(text)
-                except EventError as exc:
-                    raise StoreError(f"stored event at stream_seq {stream_seq} is unreadable: {exc}") from None
-                yield StoredEvent(int(stream_seq), received_at, event)
-                cursor = int(stream_seq)
-            if len(rows) < batch:
-                return
-
-    def export_jsonl(self, fh: IO[str], since_stream_seq: int = 0, *, batch: int = 500) -> int:
-        n = 0
-        cursor = int(since_stream_seq)
-        while True:
-            rows = self._fetch("SELECT stream_seq, json FROM events WHERE stream_seq > %s"
-                               " ORDER BY stream_seq LIMIT %s", (cursor, batch))
-            for stream_seq, text in rows:
-                fh.write(text)
-                fh.write("\n")
-                cursor = int(stream_seq)
-                n += 1
-            if len(rows) < batch:
-                return n
 
     # ------------------------------------------------------------------ lifecycle
     def close(self) -> None:

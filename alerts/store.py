@@ -67,7 +67,73 @@ class StoredEvent:
     event: Event
 
 
-class EventStore:
+class EventReads:
+    """Reading the ``events`` table, shared by the SQLite and PostgreSQL stores.
+
+    A subclass gives ``_fetch(sql, params) -> rows`` and the driver's parameter marker
+    ``_PARAM`` (the queries here are written with ``?``).
+    """
+
+    _PARAM = "?"
+
+    def _fetch(self, sql: str, params: tuple) -> list[tuple]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _read(self, sql: str, params: tuple) -> list[tuple]:
+        return self._fetch(sql if self._PARAM == "?" else sql.replace("?", self._PARAM), params)
+
+    def count(self) -> tuple[int, int]:
+        """``(events, distinct_ids)``: equal by construction; both reported as a check."""
+        ((n, distinct),) = self._read("SELECT COUNT(*), COUNT(DISTINCT id) FROM events", ())
+        return int(n), int(distinct)
+
+    def last_stream_seq(self) -> int:
+        ((last,),) = self._read("SELECT COALESCE(MAX(stream_seq), 0) FROM events", ())
+        return int(last)
+
+    def read_after(self, since_stream_seq: int, limit: int = 500) -> list[tuple[int, str, str, str, str]]:
+        """Up to ``limit`` rows ``(stream_seq, camera, type, severity, json)`` after ``since_stream_seq``,
+        in stream order: the stored JSON as stored (for replaying to operators)."""
+        rows = self._read("SELECT stream_seq, camera, type, severity, json FROM events"
+                          " WHERE stream_seq > ? ORDER BY stream_seq LIMIT ?", (int(since_stream_seq), int(limit)))
+        return [(int(a), b, c, d, e) for a, b, c, d, e in rows]
+
+    def iter_events(self, since_stream_seq: int = 0, *, batch: int = 500) -> Iterator[StoredEvent]:
+        """Events with ``stream_seq > since_stream_seq`` in stream order, read in batches."""
+        cursor = int(since_stream_seq)
+        while True:
+            rows = self._read("SELECT stream_seq, received_at, json FROM events"
+                              " WHERE stream_seq > ? ORDER BY stream_seq LIMIT ?", (cursor, batch))
+            for stream_seq, received_at, text in rows:
+                try:
+                    event = Event.from_json(text)
+                except EventError as exc:
+                    raise StoreError(f"stored event at stream_seq {stream_seq} is unreadable: {exc}") from None
+                yield StoredEvent(int(stream_seq), received_at, event)
+                cursor = int(stream_seq)
+            if len(rows) < batch:
+                return
+
+    def export_jsonl(self, fh: IO[str], since_stream_seq: int = 0, *, batch: int = 500) -> int:
+        """Write each stored event's JSON as one line to ``fh`` (stream order); returns the count.
+
+        The stored JSON is written as stored, without re-validation (an export is a copy).
+        """
+        cursor = int(since_stream_seq)
+        n = 0
+        while True:
+            rows = self._read("SELECT stream_seq, json FROM events"
+                              " WHERE stream_seq > ? ORDER BY stream_seq LIMIT ?", (cursor, batch))
+            for stream_seq, text in rows:
+                fh.write(text)
+                fh.write("\n")
+                cursor = int(stream_seq)
+                n += 1
+            if len(rows) < batch:
+                return n
+
+
+class EventStore(EventReads):
     """SQLite event store. Thread-safe (one connection behind a lock).
 
     ``readonly=True`` opens an existing database for reading only (for ``vigil events``):
@@ -226,61 +292,6 @@ class EventStore:
                 log.warning("event id %s resent with different content (camera %s seq %d); keeping the first",
                             ev.id, ev.camera, ev.seq)
         return [seqs.get(ev.id) if first[ev.id] == i else None for i, ev in enumerate(events)]
-
-    # ------------------------------------------------------------------ reading
-    def count(self) -> tuple[int, int]:
-        """``(events, distinct_ids)``: equal by construction; both reported as a check."""
-        with self._lock:
-            try:
-                n, distinct = self._db.execute("SELECT COUNT(*), COUNT(DISTINCT id) FROM events").fetchone()
-            except sqlite3.Error as exc:
-                raise StoreError(f"cannot read event database {self.path}: {exc}") from None
-        return int(n), int(distinct)
-
-    def last_stream_seq(self) -> int:
-        ((last,),) = self._fetch("SELECT COALESCE(MAX(stream_seq), 0) FROM events", ())
-        return int(last)
-
-    def read_after(self, since_stream_seq: int, limit: int = 500) -> list[tuple[int, str, str, str, str]]:
-        """Up to ``limit`` rows ``(stream_seq, camera, type, severity, json)`` after ``since_stream_seq``,
-        in stream order: the stored JSON as stored (for replaying to operators)."""
-        rows = self._fetch("SELECT stream_seq, camera, type, severity, json FROM events"
-                           " WHERE stream_seq > ? ORDER BY stream_seq LIMIT ?", (int(since_stream_seq), int(limit)))
-        return [(int(a), b, c, d, e) for a, b, c, d, e in rows]
-
-    def iter_events(self, since_stream_seq: int = 0, *, batch: int = 500) -> Iterator[StoredEvent]:
-        """Events with ``stream_seq > since_stream_seq`` in stream order, read in batches."""
-        cursor = int(since_stream_seq)
-        while True:
-            rows = self._fetch("SELECT stream_seq, received_at, json FROM events"
-                               " WHERE stream_seq > ? ORDER BY stream_seq LIMIT ?", (cursor, batch))
-            for stream_seq, received_at, text in rows:
-                try:
-                    event = Event.from_json(text)
-                except EventError as exc:
-                    raise StoreError(f"stored event at stream_seq {stream_seq} is unreadable: {exc}") from None
-                yield StoredEvent(int(stream_seq), received_at, event)
-                cursor = int(stream_seq)
-            if len(rows) < batch:
-                return
-
-    def export_jsonl(self, fh: IO[str], since_stream_seq: int = 0, *, batch: int = 500) -> int:
-        """Write each stored event's JSON as one line to ``fh`` (stream order); returns the count.
-
-        The stored JSON is written as stored, without re-validation (an export is a copy).
-        """
-        cursor = int(since_stream_seq)
-        n = 0
-        while True:
-            rows = self._fetch("SELECT stream_seq, json FROM events"
-                               " WHERE stream_seq > ? ORDER BY stream_seq LIMIT ?", (cursor, batch))
-            for stream_seq, text in rows:
-                fh.write(text)
-                fh.write("\n")
-                cursor = int(stream_seq)
-                n += 1
-            if len(rows) < batch:
-                return n
 
     def _fetch(self, sql: str, params: tuple) -> list[tuple]:
         with self._lock:
