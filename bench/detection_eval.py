@@ -22,6 +22,7 @@ from typing import Any, Callable, Iterable, Mapping
 import numpy as np
 
 from vigil.bench.cvml import GroundTruthFrame, read_cvml
+from vigil.detectors.ops import box_iou
 
 __all__ = ["match_frame", "FrameMatch", "EvalResult", "evaluate_detections", "evaluate_video", "parse_frames", "main"]
 
@@ -47,18 +48,6 @@ class FrameMatch:
         return self.num_gt - self.tp
 
 
-def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    a = np.asarray(a, np.float64).reshape(-1, 4)
-    b = np.asarray(b, np.float64).reshape(-1, 4)
-    ix = (np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0])).clip(0)
-    iy = (np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1])).clip(0)
-    inter = ix * iy
-    aa = ((a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1]))[:, None]
-    ab = ((b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]))[None, :]
-    union = aa + ab - inter
-    return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
-
-
 def match_frame(det_xyxy: np.ndarray, det_score: np.ndarray, gt_xyxy: np.ndarray, iou_threshold: float = 0.5) -> FrameMatch:
     """Greedy matching by descending score: each detection takes the unmatched ground
     truth it overlaps most, if that IoU reaches ``iou_threshold``."""
@@ -67,7 +56,7 @@ def match_frame(det_xyxy: np.ndarray, det_score: np.ndarray, gt_xyxy: np.ndarray
     d2g = np.full(len(det_xyxy), -1, np.int64)
     ious = np.zeros(len(det_xyxy))
     if len(det_xyxy) and len(gt_xyxy):
-        m = _iou(det_xyxy, gt_xyxy)
+        m = box_iou(det_xyxy, gt_xyxy)
         taken = np.zeros(len(gt_xyxy), bool)
         for i in np.argsort(-np.asarray(det_score), kind="stable"):
             row = np.where(taken, -1.0, m[i])

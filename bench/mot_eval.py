@@ -23,7 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from vigil.bench.cvml import read_cvml
-from vigil.bench.detection_eval import _iou, match_frame, parse_frames
+from vigil.bench.detection_eval import match_frame, parse_frames
+from vigil.detectors.ops import box_iou
 
 __all__ = ["read_mot", "evaluate_mot", "score_tracks", "add_eval_command"]
 
@@ -93,7 +94,7 @@ def score_tracks(hyp: dict[int, dict[str, np.ndarray]], gt: dict, frames: range,
             ours = h["world"][det_idx]
             ok = np.all(np.isfinite(truth), axis=1) & np.all(np.isfinite(ours), axis=1) & np.all(ours != -1, axis=1)
             ground_err.extend(np.linalg.norm(ours[ok] - truth[ok], axis=1).tolist())
-        dist = 1.0 - _iou(g.xyxy, h["xyxy"]) if len(g) and len(h["ids"]) else np.zeros((len(g), len(h["ids"])))
+        dist = 1.0 - box_iou(g.xyxy, h["xyxy"]) if len(g) and len(h["ids"]) else np.zeros((len(g), len(h["ids"])))
         dist = np.where(dist > 1.0 - iou, np.nan, dist)
         acc.update(g.ids.tolist(), h["ids"].tolist(), dist)
     summary = mm.metrics.create().compute(acc, metrics=["mota", "motp", "idf1", "num_switches", "mostly_tracked", "num_unique_objects"], name="all")

@@ -84,8 +84,9 @@ def letterbox(
 
 
 # ---------------------------------------------------------------------------- NMS
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """``(len(a), len(b))`` IoU matrix."""
+def _overlaps(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(inter, area_a, area_b)``: pairwise intersection areas ``(len(a), len(b))`` and the
+    boxes' areas as a column and a row (square pixels)."""
     a = np.asarray(a, np.float64).reshape(-1, 4)
     b = np.asarray(b, np.float64).reshape(-1, 4)
     ix1 = np.maximum(a[:, None, 0], b[None, :, 0])
@@ -95,20 +96,18 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     inter = (ix2 - ix1).clip(0) * (iy2 - iy1).clip(0)
     area_a = ((a[:, 2] - a[:, 0]).clip(0) * (a[:, 3] - a[:, 1]).clip(0))[:, None]
     area_b = ((b[:, 2] - b[:, 0]).clip(0) * (b[:, 3] - b[:, 1]).clip(0))[None, :]
+    return inter, area_a, area_b
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``(len(a), len(b))`` IoU matrix."""
+    inter, area_a, area_b = _overlaps(a, b)
     union = area_a + area_b - inter
     return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
 
 
 def _intersection_over_smaller(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    a = np.asarray(a, np.float64).reshape(-1, 4)
-    b = np.asarray(b, np.float64).reshape(-1, 4)
-    ix1 = np.maximum(a[:, None, 0], b[None, :, 0])
-    iy1 = np.maximum(a[:, None, 1], b[None, :, 1])
-    ix2 = np.minimum(a[:, None, 2], b[None, :, 2])
-    iy2 = np.minimum(a[:, None, 3], b[None, :, 3])
-    inter = (ix2 - ix1).clip(0) * (iy2 - iy1).clip(0)
-    area_a = ((a[:, 2] - a[:, 0]).clip(0) * (a[:, 3] - a[:, 1]).clip(0))[:, None]
-    area_b = ((b[:, 2] - b[:, 0]).clip(0) * (b[:, 3] - b[:, 1]).clip(0))[None, :]
+    inter, area_a, area_b = _overlaps(a, b)
     smaller = np.minimum(area_a, area_b)
     return np.where(smaller > 0, inter / np.where(smaller > 0, smaller, 1), 0.0)
 
