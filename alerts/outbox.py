@@ -25,7 +25,9 @@ import sqlite3
 import time
 from collections import OrderedDict
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterable
+
+from .publisher import PendingView
 
 __all__ = ["SqliteOutbox", "OutboxError", "OUTBOX_SCHEMA_VERSION"]
 
@@ -51,7 +53,7 @@ class OutboxError(RuntimeError):
     """The outbox file cannot be opened or written (message names it and says why)."""
 
 
-class SqliteOutbox:
+class SqliteOutbox(PendingView):
     def __init__(self, path: str | Path, *, max_events: int = 200_000, synchronous: str = "NORMAL") -> None:
         if max_events < 1:
             raise ValueError(f"max_events must be >= 1, got {max_events}")
@@ -175,17 +177,6 @@ class SqliteOutbox:
             seen.add(i)
         return out
 
-    def get(self, event_id: str) -> bytes | None:
-        return self._items.get(event_id)
-
-    def ids(self) -> Iterator[str]:
-        return iter(list(self._items))
-
-    def __contains__(self, event_id: object) -> bool:
-        return event_id in self._items
-
-    def __len__(self) -> int:
-        return len(self._items)
 
     def close(self) -> None:
         try:

@@ -85,7 +85,26 @@ class DeliveryReport:
         return self.undelivered == 0
 
 
-class MemoryOutbox:
+class PendingView:
+    """Read access to an outbox's pending events, kept in ``self._items`` (id → wire bytes,
+    oldest first); shared by :class:`MemoryOutbox` and :class:`vigil.alerts.outbox.SqliteOutbox`."""
+
+    _items: "OrderedDict[str, bytes]"
+
+    def get(self, event_id: str) -> bytes | None:
+        return self._items.get(event_id)
+
+    def ids(self) -> Iterator[str]:
+        return iter(list(self._items))
+
+    def __contains__(self, event_id: object) -> bool:
+        return event_id in self._items
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+class MemoryOutbox(PendingView):
     """Bounded, insertion-ordered buffer of unacknowledged events (id → wire bytes).
 
     Not thread-safe by itself: :class:`EventPublisher` guards it with its lock.
@@ -131,17 +150,6 @@ class MemoryOutbox:
     def close(self) -> None:
         pass
 
-    def get(self, event_id: str) -> bytes | None:
-        return self._items.get(event_id)
-
-    def ids(self) -> Iterator[str]:
-        return iter(list(self._items))
-
-    def __contains__(self, event_id: object) -> bool:
-        return event_id in self._items
-
-    def __len__(self) -> int:
-        return len(self._items)
 
 
 class EventPublisher:
