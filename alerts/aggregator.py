@@ -2,9 +2,9 @@
 
 One thread, two sockets (see :mod:`vigil.alerts.transport` for the protocol):
 
-* ROUTER bound to the ingest endpoint. Each message ``[identity, event JSON]`` (or
-  ``[identity, b"", event JSON]`` from a REQ client) is validated with
-  :meth:`Event.from_json`; the valid ones are committed to the store in one transaction per
+* ROUTER bound to the ingest endpoint. Each message ``[identity, event JSON, ...]`` (one
+  or more events, one per frame) or ``[identity, b"", event JSON]`` (a REQ client) is
+  validated frame by frame with :meth:`Event.from_json`; the valid ones are committed to the store in one transaction per
   batch, and only *then* acknowledged (duplicates too). Malformed or oversized frames are
   dropped, counted and logged (rate-limited) and the loop keeps serving; a malformed frame
   that still names a UUID ``id`` gets a nack so its sender stops resending it.
@@ -46,6 +46,7 @@ from .store import EventStore, StoreError
 from .transport import (
     DEFAULT_INGEST_ENDPOINT,
     DEFAULT_STREAM_ENDPOINT,
+    MAX_BATCH_EVENTS,
     StreamFilter,
     check_bind_endpoint,
     encode_ack,
@@ -315,36 +316,46 @@ class Aggregator:
 
     def _handle_ingest(self) -> None:
         batch: list[tuple[list[bytes], Event]] = []
-        for _ in range(self.batch_max):
+        n_frames = 0
+        while n_frames < self.batch_max:
             try:
-                frames = self._ingest.recv_multipart(zmq.NOBLOCK)
+                frames = self._ingest.recv_multipart(zmq.NOBLOCK, copy=True)
             except zmq.Again:
                 break
             except zmq.ZMQError as exc:
                 log.error("aggregator: ZeroMQ recv failed: %s (errno %s)", exc, exc.errno)
                 break
-            self._counters["received"] += 1
-            if len(frames) == 2:
-                envelope, payload = frames[:1], frames[1]
-            elif len(frames) == 3 and frames[1] == b"":
-                envelope, payload = frames[:2], frames[2]  # REQ client
+            if len(frames) == 3 and frames[1] == b"":
+                envelope, payloads = frames[:2], frames[2:]  # REQ client: one event per request
+            elif len(frames) >= 2 and frames[1] != b"":
+                envelope, payloads = frames[:1], frames[1:]  # DEALER: one event per frame
             else:
-                self._malformed(f"{len(frames) - 1} payload frames, expected 1", frames[0])
+                self._counters["received"] += 1
+                self._malformed(f"{len(frames) - 1} payload frame(s) after an empty delimiter or none",
+                                frames[0])
                 continue
-            if len(payload) > MAX_EVENT_BYTES:
-                self._counters["oversized"] += 1
-                self._malformed(f"{len(payload)} bytes, limit {MAX_EVENT_BYTES}", envelope[0])
+            if len(payloads) > MAX_BATCH_EVENTS:
+                self._counters["received"] += len(payloads)
+                self._malformed(f"{len(payloads)} event frames in one message, limit {MAX_BATCH_EVENTS}",
+                                envelope[0])
                 continue
-            try:
-                event = Event.from_json(payload)
-            except EventError as exc:
-                self._malformed(str(exc), envelope[0])
-                event_id = _id_in(payload)
-                if event_id is not None:
-                    self._counters["nacked"] += 1
-                    self._reply(envelope, encode_nack(event_id, str(exc)))
-                continue
-            batch.append((envelope, event))
+            n_frames += len(payloads)
+            for payload in payloads:
+                self._counters["received"] += 1
+                if len(payload) > MAX_EVENT_BYTES:
+                    self._counters["oversized"] += 1
+                    self._malformed(f"{len(payload)} bytes, limit {MAX_EVENT_BYTES}", envelope[0])
+                    continue
+                try:
+                    event = Event.from_json(payload)
+                except EventError as exc:
+                    self._malformed(str(exc), envelope[0])
+                    event_id = _id_in(payload)
+                    if event_id is not None:
+                        self._counters["nacked"] += 1
+                        self._reply(envelope, encode_nack(event_id, str(exc)))
+                    continue
+                batch.append((envelope, event))
         if not batch:
             return
         batch = [(envelope, self._plate_transit(event)) for envelope, event in batch]

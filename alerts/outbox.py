@@ -11,8 +11,10 @@ as the event, so an event either exists with its sequence number or neither does
 Durability: ``synchronous="NORMAL"`` (default) survives the process being killed at any
 instant (a commit is a write to the WAL before ``put`` returns); ``"FULL"`` also survives
 power loss, at the cost of an fsync per event. The unacknowledged events are mirrored in
-memory (in insertion order, which is per-camera ``seq`` order) so the sender never reads the
-file; the mirror and the file are bounded by ``max_events`` (the oldest is dropped, and the
+memory (in insertion order, which is per-camera ``seq`` order) with their row numbers, so
+the sender never reads the file and an acknowledgement deletes its row by row number (the
+table has no index on the random event id: such an index made every insert and delete about
+four times dearer); the mirror and the file are bounded by ``max_events`` (the oldest is dropped, and the
 drop is reported to the caller, beyond that).
 
 Not thread-safe by itself: the publisher guards it with its lock.
@@ -33,19 +35,31 @@ __all__ = ["SqliteOutbox", "OutboxError", "OUTBOX_SCHEMA_VERSION"]
 
 log = logging.getLogger(__name__)
 
-OUTBOX_SCHEMA_VERSION = 1
+OUTBOX_SCHEMA_VERSION = 2
 
-_SCHEMA = (
-    "CREATE TABLE IF NOT EXISTS outbox_version (version INTEGER PRIMARY KEY)",
-    """CREATE TABLE IF NOT EXISTS outbox (
+# Schema 2: rows are addressed by their rowid ``n`` (kept in memory beside each pending id), so
+# the table has no index on the random UUID ``id``: inserting and deleting through such an
+# index cost ~4x more than the rows themselves. Ids are unique because ``put`` checks the
+# in-memory mirror first. Schema 1 (``id TEXT UNIQUE``) is migrated on open.
+_TABLE = """CREATE TABLE IF NOT EXISTS outbox (
         n       INTEGER PRIMARY KEY AUTOINCREMENT,
-        id      TEXT NOT NULL UNIQUE,
+        id      TEXT NOT NULL,
         camera  TEXT,
         seq     INTEGER,
         data    BLOB NOT NULL,
         put_at  REAL NOT NULL
-    )""",
+    )"""
+
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS outbox_version (version INTEGER PRIMARY KEY)",
     "CREATE TABLE IF NOT EXISTS sequences (camera TEXT PRIMARY KEY, last_seq INTEGER NOT NULL)",
+)
+
+_MIGRATE_1_TO_2 = (
+    "ALTER TABLE outbox RENAME TO outbox_v1",
+    _TABLE,
+    "INSERT INTO outbox (n, id, camera, seq, data, put_at) SELECT n, id, camera, seq, data, put_at FROM outbox_v1",
+    "DROP TABLE outbox_v1",
 )
 
 
@@ -76,15 +90,30 @@ class SqliteOutbox(PendingView):
             for stmt in _SCHEMA:
                 self._db.execute(stmt)
             row = self._db.execute("SELECT MAX(version) FROM outbox_version").fetchone()
-            if row[0] is None:
-                self._db.execute("INSERT INTO outbox_version VALUES (?)", (OUTBOX_SCHEMA_VERSION,))
-            elif row[0] > OUTBOX_SCHEMA_VERSION:
+            has_table = self._db.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'outbox'").fetchone() is not None
+            version = row[0] if row[0] is not None else (1 if has_table else None)
+            if version is not None and version > OUTBOX_SCHEMA_VERSION:
                 self._db.execute("ROLLBACK")
-                raise OutboxError(f"event outbox {self.path} has schema {row[0]}; this build reads "
+                raise OutboxError(f"event outbox {self.path} has schema {version}; this build reads "
                                   f"{OUTBOX_SCHEMA_VERSION}: upgrade vigil")
+            if version == 1:
+                for stmt in _MIGRATE_1_TO_2:
+                    self._db.execute(stmt)
+                log.info("event outbox %s migrated to schema %d", self.path, OUTBOX_SCHEMA_VERSION)
+            self._db.execute(_TABLE)
+            if version != OUTBOX_SCHEMA_VERSION:
+                self._db.execute("DELETE FROM outbox_version")
+                self._db.execute("INSERT INTO outbox_version VALUES (?)", (OUTBOX_SCHEMA_VERSION,))
             self._db.execute("COMMIT")
-            rows = self._db.execute("SELECT id, data FROM outbox ORDER BY n").fetchall()
-            self._items: OrderedDict[str, bytes] = OrderedDict((i, bytes(d)) for i, d in rows)
+            rows = self._db.execute("SELECT n, id, data FROM outbox ORDER BY n").fetchall()
+            self._items: OrderedDict[str, bytes] = OrderedDict()
+            self._rowid: dict[str, int] = {}
+            for n, i, d in rows:
+                if i in self._items:  # cannot happen through put(); a hand-edited file
+                    continue
+                self._items[i] = bytes(d)
+                self._rowid[i] = n
             self._last = dict(self._db.execute("SELECT camera, last_seq FROM sequences").fetchall())
         except sqlite3.Error as exc:
             self._db.close()
@@ -117,6 +146,10 @@ class SqliteOutbox(PendingView):
             return []
         n_over = len(self._items) + len(fresh) - self.max_events
         dropped = [i for i, _ in zip(self._items, range(max(0, n_over)))]
+        # more new events than max_events: only the newest are kept (the others count as dropped)
+        n_keep = len(fresh) - max(0, n_over - len(dropped))
+        kept = list(fresh.values())[len(fresh) - n_keep:]
+        dropped += [item[0] for item in list(fresh.values())[:len(fresh) - n_keep]]
         lasts: dict[str, int] = {}
         for _, _, camera, seq in fresh.values():
             if camera is not None and seq is not None and seq > max(self._last.get(camera, 0), lasts.get(camera, 0)):
@@ -126,9 +159,12 @@ class SqliteOutbox(PendingView):
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 if dropped:
-                    self._db.executemany("DELETE FROM outbox WHERE id = ?", [(i,) for i in dropped])
+                    self._db.executemany("DELETE FROM outbox WHERE n = ?",
+                                         [(self._rowid[i],) for i in dropped if i in self._rowid])
                 self._db.executemany("INSERT INTO outbox (id, camera, seq, data, put_at) VALUES (?, ?, ?, ?, ?)",
-                                     [(i, c, q, d, now) for i, d, c, q in fresh.values()])
+                                     [(i, c, q, d, now) for i, d, c, q in kept])
+                # rowids of one statement in one write transaction are consecutive (AUTOINCREMENT)
+                (last,) = self._db.execute("SELECT last_insert_rowid()").fetchone()
                 if lasts:
                     self._db.executemany(
                         "INSERT INTO sequences (camera, last_seq) VALUES (?, ?) "
@@ -141,10 +177,12 @@ class SqliteOutbox(PendingView):
         except sqlite3.Error as exc:
             raise OutboxError(f"cannot write to the event outbox {self.path}: {exc}") from None
         for i in dropped:
-            del self._items[i]
-        n_keep = len(fresh) - max(0, n_over - len(dropped))  # more new than max_events: keep the newest
-        for i, d, _, _ in list(fresh.values())[len(fresh) - n_keep:]:
+            self._items.pop(i, None)
+            self._rowid.pop(i, None)
+        first_n = int(last) - len(kept) + 1
+        for k, (i, d, _, _) in enumerate(kept):
             self._items[i] = d
+            self._rowid[i] = first_n + k
         self._last.update(lasts)
         return dropped
 
@@ -160,7 +198,7 @@ class SqliteOutbox(PendingView):
             try:
                 self._db.execute("BEGIN IMMEDIATE")
                 try:
-                    self._db.executemany("DELETE FROM outbox WHERE id = ?", [(i,) for i in gone])
+                    self._db.executemany("DELETE FROM outbox WHERE n = ?", [(self._rowid[i],) for i in gone])
                     self._db.execute("COMMIT")
                 except BaseException:
                     self._db.execute("ROLLBACK")
@@ -170,6 +208,7 @@ class SqliteOutbox(PendingView):
                 log.error("cannot delete acknowledged events from %s: %s", self.path, exc)
             for i in gone:
                 self._items.pop(i, None)
+                self._rowid.pop(i, None)
         seen: set[str] = set()
         out = []
         for i, p in zip(event_ids, present):  # a repeated id counts once

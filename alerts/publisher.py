@@ -42,7 +42,7 @@ import zmq
 from zmq.utils.monitor import recv_monitor_message
 
 from .events import MAX_EVENT_BYTES, Event, EventError
-from .transport import decode_reply, is_local_endpoint
+from .transport import MAX_BATCH_BYTES, MAX_BATCH_EVENTS, decode_reply, is_local_endpoint
 
 if TYPE_CHECKING:
     from .outbox import SqliteOutbox
@@ -158,7 +158,10 @@ class EventPublisher:
     ``timeout_s``: how long to wait for an ack before the first resend; later resends back
     off exponentially (with jitter) up to ``backoff_max_s``. At most ``max_in_flight`` events
     are sent and unacknowledged at a time (flow control: a busy aggregator is not flooded
-    into ack timeouts and needless resends). ``max_buffer``: most
+    into ack timeouts and needless resends). Events waiting to go out together travel in
+    one ZeroMQ message of up to ``batch_max`` frames (one event per frame, at most
+    :data:`~vigil.alerts.transport.MAX_BATCH_BYTES` in all), so a burst costs one send, not
+    one per event. ``max_buffer``: most
     unacknowledged events kept; beyond it the oldest are dropped and counted.
     ``outbox``: ``None`` (in memory, lost on exit), a path (a durable
     :class:`~vigil.alerts.outbox.SqliteOutbox` opened there, closed by :meth:`close`) or an
@@ -180,6 +183,7 @@ class EventPublisher:
         name: str = "vigil-publisher",
         outbox: "str | Path | SqliteOutbox | MemoryOutbox | None" = None,
         max_in_flight: int = 1000,
+        batch_max: int = 256,
     ) -> None:
         if timeout_s <= 0:
             raise ValueError(f"timeout_s must be > 0, got {timeout_s}")
@@ -189,6 +193,9 @@ class EventPublisher:
         self.timeout_s = float(timeout_s)
         self.backoff_max_s = float(backoff_max_s)
         self.max_in_flight = int(max_in_flight)
+        if not 1 <= batch_max <= MAX_BATCH_EVENTS:
+            raise ValueError(f"batch_max must be 1..{MAX_BATCH_EVENTS}, got {batch_max}")
+        self.batch_max = int(batch_max)
         self._own_outbox = False
         if outbox is None:
             self._outbox = MemoryOutbox(max_buffer)
@@ -510,59 +517,78 @@ class EventPublisher:
                     log.error("aggregator rejected event %s: %s", event_id, error)
             self._changed.notify_all()
 
-    def _next_due(self, now: float) -> tuple[str, bytes, int] | None:
-        """Pop the next event to send now: resends first (older), then new ones."""
+    def _next_batch(self, now: float) -> list[tuple[str, bytes, int]]:
+        """Take the events to send now, as ``(id, data, attempt)``: resends first (older),
+        then new ones; at most ``batch_max`` events and ``MAX_BATCH_BYTES`` bytes."""
+        batch: list[tuple[str, bytes, int]] = []
+        size = 0
         with self._lock:
-            while self._retry and self._retry[0][0] <= now:
-                _, attempt, event_id = heapq.heappop(self._retry)
+            while self._retry and self._retry[0][0] <= now and len(batch) < self.batch_max:
+                _, attempt, event_id = self._retry[0]
                 data = self._outbox.get(event_id)
-                if data is not None and self._attempts.get(event_id) == attempt:
-                    return event_id, data, attempt
-            while self._unsent and len(self._attempts) < self.max_in_flight:
-                event_id = self._unsent.popleft()
+                if data is None or self._attempts.get(event_id) != attempt:
+                    heapq.heappop(self._retry)  # acked, dropped or superseded: stale
+                    continue
+                if batch and size + len(data) > MAX_BATCH_BYTES:
+                    return batch
+                heapq.heappop(self._retry)
+                batch.append((event_id, data, attempt))
+                size += len(data)
+            in_flight = len(self._attempts)
+            while self._unsent and in_flight < self.max_in_flight and len(batch) < self.batch_max:
+                event_id = self._unsent[0]
                 data = self._outbox.get(event_id)
-                if data is not None and event_id not in self._attempts:
-                    return event_id, data, 0
-        return None
+                if data is None or event_id in self._attempts:
+                    self._unsent.popleft()
+                    continue
+                if batch and size + len(data) > MAX_BATCH_BYTES:
+                    return batch
+                self._unsent.popleft()
+                batch.append((event_id, data, 0))
+                size += len(data)
+                in_flight += 1
+        return batch
+
+    def _put_back(self, batch: list[tuple[str, bytes, int]], now: float) -> None:
+        """A batch that could not be sent goes back where it came from (called unlocked)."""
+        with self._lock:
+            for event_id, _, attempt in reversed(batch):
+                if attempt == 0:
+                    self._unsent.appendleft(event_id)
+                else:
+                    heapq.heappush(self._retry, (now, attempt, event_id))
 
     def _send_due(self) -> bool:
-        """Send everything due; ``False`` if the aggregator is not connected (retry later)."""
+        """Send everything due, up to ``batch_max`` events per message (one frame each);
+        ``False`` if the aggregator is not connected (retry later)."""
         while True:
             now = time.monotonic()
-            item = self._next_due(now)
-            if item is None:
+            batch = self._next_batch(now)
+            if not batch:
                 return True
-            event_id, data, attempt = item
             try:
-                self._sock.send(data, zmq.NOBLOCK)
+                self._sock.send_multipart([data for _, data, _ in batch], zmq.NOBLOCK, copy=False)
             except zmq.Again:
                 # No connected aggregator (IMMEDIATE) or its pipe is full: put it back.
-                with self._lock:
-                    if attempt == 0:
-                        self._unsent.appendleft(event_id)
-                    else:
-                        heapq.heappush(self._retry, (now, attempt, event_id))
+                self._put_back(batch, now)
                 return False
             except zmq.ZMQError as exc:
                 self._log_zmq_error("send", exc)
-                with self._lock:
-                    if attempt == 0:
-                        self._unsent.appendleft(event_id)
-                    else:
-                        heapq.heappush(self._retry, (now, attempt, event_id))
+                self._put_back(batch, now)
                 return False
+            jitter = random.uniform(0.8, 1.2)
             with self._lock:
-                if event_id not in self._outbox:
-                    continue  # acked or dropped meanwhile
-                if attempt == 0:
-                    self._sent += 1
-                else:
-                    self._resent += 1
-                attempt += 1
-                self._attempts[event_id] = attempt
-                wait = min(self.timeout_s * (2 ** (attempt - 1)), self.backoff_max_s)
-                wait *= random.uniform(0.8, 1.2)
-                heapq.heappush(self._retry, (now + wait, attempt, event_id))
+                for event_id, _, attempt in batch:
+                    if event_id not in self._outbox:
+                        continue  # acked or dropped meanwhile
+                    if attempt == 0:
+                        self._sent += 1
+                    else:
+                        self._resent += 1
+                    attempt += 1
+                    self._attempts[event_id] = attempt
+                    wait = min(self.timeout_s * (2 ** (attempt - 1)), self.backoff_max_s) * jitter
+                    heapq.heappush(self._retry, (now + wait, attempt, event_id))
 
     def _log_zmq_error(self, what: str, exc: zmq.ZMQError) -> None:
         with self._lock:

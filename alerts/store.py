@@ -270,7 +270,6 @@ class EventStore(EventReads):
                     new_idx = [i for i in first.values() if events[i].id not in stored]
                     seqs: dict[str, int] = {}
                     if new_idx:
-                        (before,) = self._db.execute("SELECT COALESCE(MAX(stream_seq), 0) FROM events").fetchone()
                         # Looked up first (inside the write transaction, so no race) rather than
                         # INSERT OR IGNORE: an ignored insert must not burn a stream_seq.
                         self._db.executemany(
@@ -278,8 +277,11 @@ class EventStore(EventReads):
                             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                             [(events[i].id, events[i].camera, events[i].seq, events[i].type, events[i].time,
                               events[i].severity, events[i].state, texts[i], received_at) for i in new_idx])
-                        seqs = {i: int(q) for q, i in self._db.execute(
-                            "SELECT stream_seq, id FROM events WHERE stream_seq > ?", (before,)).fetchall()}
+                        # stream_seq is the rowid (AUTOINCREMENT): the rows of one statement in one
+                        # write transaction take consecutive values, ending at last_insert_rowid().
+                        (last,) = self._db.execute("SELECT last_insert_rowid()").fetchone()
+                        first_seq = int(last) - len(new_idx) + 1
+                        seqs = {events[i].id: first_seq + k for k, i in enumerate(new_idx)}
                     self._db.execute("COMMIT")
                 except BaseException:
                     self._db.execute("ROLLBACK")

@@ -1,7 +1,10 @@
 """The wire protocol between edge publishers, the aggregator and operator clients.
 
-Ingest (edge → aggregator): a DEALER connects to the aggregator's ROUTER and sends one
-frame per event, the event's JSON. The aggregator answers each event with one JSON frame:
+Ingest (edge → aggregator): a DEALER connects to the aggregator's ROUTER and sends
+messages of one or more frames, each frame one event's JSON (at most
+:data:`MAX_BATCH_EVENTS` frames and :data:`MAX_BATCH_BYTES` bytes per message; each frame
+is judged on its own, so one bad frame does not spoil the others). A REQ client sends one
+event per request. The aggregator answers each event with one JSON frame:
 
 * ``{"ack": "<event id>", "status": "stored" | "duplicate"}`` once the event is committed
   to the store (a duplicate is acknowledged too, so a resend after a lost ack completes),
@@ -39,11 +42,13 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, unquote
 
-from .events import Event
+from .events import MAX_EVENT_BYTES, Event
 
 __all__ = [
     "DEFAULT_INGEST_ENDPOINT",
     "DEFAULT_STREAM_ENDPOINT",
+    "MAX_BATCH_EVENTS",
+    "MAX_BATCH_BYTES",
     "INSECURE_BIND_MESSAGE",
     "check_bind_endpoint",
     "is_local_endpoint",
@@ -61,6 +66,8 @@ __all__ = [
 ]
 
 DEFAULT_INGEST_ENDPOINT = "tcp://127.0.0.1:5555"
+MAX_BATCH_EVENTS = 1024  # event frames in one ingest message
+MAX_BATCH_BYTES = 4 * MAX_EVENT_BYTES  # bytes of event frames in one ingest message (256 KiB)
 DEFAULT_STREAM_ENDPOINT = "tcp://127.0.0.1:5556"
 
 INSECURE_BIND_MESSAGE = (

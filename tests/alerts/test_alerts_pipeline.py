@@ -147,6 +147,28 @@ def test_unacked_event_is_resent(tmp_path, make_event):
         ctx.term()
 
 
+def test_queued_events_travel_in_batches_of_at_most_batch_max_frames(make_event):
+    ctx = zmq.Context()
+    router = ctx.socket(zmq.ROUTER)
+    router.setsockopt(zmq.LINGER, 0)
+    router.setsockopt(zmq.RCVTIMEO, 5000)
+    port = router.bind_to_random_port("tcp://127.0.0.1")
+    events = [make_event() for _ in range(10)]
+    pub = EventPublisher(f"tcp://127.0.0.1:{port}", timeout_s=30, backoff_max_s=60, batch_max=4)
+    try:
+        pub.publish_many(events)
+        messages = [router.recv_multipart() for _ in range(3)]
+        assert [len(m) - 1 for m in messages] == [4, 4, 2]  # identity + one frame per event
+        assert [f for m in messages for f in m[1:]] == [ev.to_bytes() for ev in events]
+        router.send_multipart([messages[0][0], json.dumps({"acks": [ev.id for ev in events]}).encode()])
+        report = pub.flush(5)
+        assert report.complete and (report.sent, report.acknowledged, report.resent) == (10, 10, 0)
+    finally:
+        pub.close(0)
+        router.close(0)
+        ctx.term()
+
+
 def test_buffered_while_aggregator_down(tmp_path, make_event, running_aggregator):
     ingest = f"ipc://{tmp_path}/ingest.ipc"
     events = [make_event() for _ in range(5)]
@@ -249,12 +271,12 @@ def test_malformed_and_oversized_frames_are_dropped_and_counted(
                 blob = b'{"schema":1,' + blob + b"}"
             sock.send(blob)
             n_bad += 1
-        sock.send_multipart([b"a", b"b"])  # two payload frames
+        sock.send_multipart([b"a", b"b"])  # a message of two junk event frames: each one counted
         sock.send(b"{" + b" " * (MAX_EVENT_BYTES + 10) + b"}")  # oversized, under MAXMSGSIZE
         sock.send(b'{"x": ' * 5000)  # deeply nested garbage
         sock.send(json.dumps({**make_event().model_dump(by_alias=True), "extra": 1}).encode())
         sock.send(b"\xff\xfe not utf-8")
-        n_bad += 5
+        n_bad += 6
         ev = make_event()
         with EventPublisher(agg.ingest_endpoint) as pub:
             pub.publish(ev)
@@ -268,6 +290,28 @@ def test_malformed_and_oversized_frames_are_dropped_and_counted(
     assert stats["malformed"] == n_bad
     assert stats["oversized"] == 1
     assert stats["stored"] == 1
+
+
+def test_batch_message_stores_good_frames_and_acks_them_together(
+        tmp_path, make_event, running_aggregator, dealer, wait_until):
+    """One ingest message carries several events (one per frame): each frame is judged on
+    its own, the good ones are stored and acknowledged in one ``acks`` reply, a bad one with
+    an id is nacked, junk is counted."""
+    with running_aggregator(tmp_path / "e.db") as agg:
+        sock = dealer(agg.ingest_endpoint)
+        good = [make_event(seq=k) for k in (1, 2, 3)]
+        bad = {**make_event(seq=4).model_dump(by_alias=True), "seq": 0}
+        sock.send_multipart([good[0].to_bytes(), b"junk", json.dumps(bad).encode(), good[1].to_bytes(),
+                             good[2].to_bytes(), good[0].to_bytes()])
+        replies = [decode_reply(sock.recv()) for _ in range(2)]
+        nack = next(r for r in replies if "nack" in r)
+        acks = next(r for r in replies if "acks" in r)
+        assert nack["nack"] == bad["id"]
+        assert acks["acks"] == [good[0].id, good[1].id, good[2].id, good[0].id]
+        assert [s.event for s in agg.store.iter_events()] == good
+        stats = agg.stats()
+    assert (stats["received"], stats["stored"], stats["duplicates"], stats["malformed"], stats["nacked"]) \
+        == (6, 3, 1, 2, 1)
 
 
 def test_req_client_is_acked(tmp_path, make_event, running_aggregator, dealer):
