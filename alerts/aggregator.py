@@ -1,6 +1,7 @@
 """The aggregator: receive events from edge workers, store them, acknowledge, re-publish.
 
-One thread, two sockets (see :mod:`vigil.alerts.transport` for the protocol):
+One serving thread owns both sockets (see :mod:`vigil.alerts.transport` for the protocol);
+a writer thread commits the validated batches meanwhile (see :meth:`Aggregator.run`):
 
 * ROUTER bound to the ingest endpoint. Each message ``[identity, event JSON, ...]`` (one
   or more events, one per frame) or ``[identity, b"", event JSON]`` (a REQ client) is
@@ -31,10 +32,13 @@ from __future__ import annotations
 
 import json
 import logging
+import queue
 import signal
+import socket
 import threading
 import time
 import uuid
+from collections import deque
 from pathlib import Path
 from typing import Callable
 
@@ -59,6 +63,9 @@ from .transport import (
 __all__ = ["Aggregator", "AggregatorError", "COUNTERS"]
 
 log = logging.getLogger(__name__)
+
+_MAX_QUEUED_BATCHES = 8  # validated batches waiting for the writer before ingest pauses
+_WRITER_MAX_EVENTS = 8192  # events the writer commits in one transaction at most
 
 COUNTERS = (
     "received",  # ingest messages of any shape
@@ -244,44 +251,131 @@ class Aggregator:
         return out
 
     def run(self, stop: threading.Event) -> None:
-        """Serve until ``stop`` is set (checked at least every 100 ms)."""
+        """Serve until ``stop`` is set (checked at least every 100 ms).
+
+        Validated batches are committed by a writer thread (:meth:`_writer`) while this
+        thread receives and validates the next ones; the acknowledgements and the stream
+        fan-out of a batch go out here once the writer reports it committed. At most
+        ``_MAX_QUEUED_BATCHES`` batches wait for the writer; beyond that ingest is not read,
+        so a slow disk pushes back on the publishers (ZeroMQ high-water marks) instead of
+        growing memory.
+        """
         if self._ingest is None or self._stream is None:
             raise AggregatorError("aggregator is closed")
+        self._jobs: queue.Queue = queue.Queue()
+        self._results: deque = deque()
+        self._queued = 0
+        self._done_r, self._done_w = socket.socketpair()
+        self._done_r.setblocking(False)
+        self._done_w.setblocking(False)
+        writer = threading.Thread(target=self._writer, name="aggregator-store-writer", daemon=True)
+        writer.start()
         poller = zmq.Poller()
         poller.register(self._ingest, zmq.POLLIN)
         poller.register(self._stream, zmq.POLLIN)
+        poller.register(self._done_r, zmq.POLLIN)
+        ingest_polled = True
         next_stats = time.monotonic() + self.stats_interval_s
         next_expiry = time.monotonic() + 1.0
         last_logged: dict[str, int] = {}
-        while not stop.is_set():
-            now = time.monotonic()
-            timeout = 100
-            for c in self._clients.values():
-                if not c.live:
-                    timeout = min(timeout, max(0, int((c.blocked_until - now) * 1000) + 1))
-            try:
-                ready = dict(poller.poll(timeout))
-            except zmq.ZMQError as exc:
-                if exc.errno == zmq.ETERM:
-                    break
-                log.error("aggregator: ZeroMQ poll failed: %s (errno %s)", exc, exc.errno)
-                time.sleep(0.1)
-                continue
-            if self._stream in ready:
-                self._handle_stream_requests()
-            if self._ingest in ready:
-                self._handle_ingest()
-            if self._clients:
-                self._serve_lagging()
-            if self._clients and time.monotonic() >= next_expiry:
-                next_expiry = time.monotonic() + 1.0
-                self._expire_clients()
-            if time.monotonic() >= next_stats:
-                next_stats = time.monotonic() + self.stats_interval_s
-                if self._counters != last_logged:
-                    last_logged = self.stats()
-                    log.info("aggregator: %s", self._format_stats())
+        try:
+            while not stop.is_set():
+                now = time.monotonic()
+                timeout = 100
+                for c in self._clients.values():
+                    if not c.live:
+                        timeout = min(timeout, max(0, int((c.blocked_until - now) * 1000) + 1))
+                want_ingest = self._queued < _MAX_QUEUED_BATCHES
+                if want_ingest != ingest_polled:
+                    poller.modify(self._ingest, zmq.POLLIN if want_ingest else 0)
+                    ingest_polled = want_ingest
+                try:
+                    ready = dict(poller.poll(timeout))
+                except zmq.ZMQError as exc:
+                    if exc.errno == zmq.ETERM:
+                        break
+                    log.error("aggregator: ZeroMQ poll failed: %s (errno %s)", exc, exc.errno)
+                    time.sleep(0.1)
+                    continue
+                if self._done_r.fileno() in ready or self._done_r in ready:
+                    self._finish_committed()
+                if self._stream in ready:
+                    self._handle_stream_requests()
+                if self._ingest in ready and self._queued < _MAX_QUEUED_BATCHES:
+                    self._handle_ingest()
+                if self._clients:
+                    self._serve_lagging()
+                if self._clients and time.monotonic() >= next_expiry:
+                    next_expiry = time.monotonic() + 1.0
+                    self._expire_clients()
+                if time.monotonic() >= next_stats:
+                    next_stats = time.monotonic() + self.stats_interval_s
+                    if self._counters != last_logged:
+                        last_logged = self.stats()
+                        log.info("aggregator: %s", self._format_stats())
+        finally:
+            self._jobs.put(None)  # the writer commits what is queued, then stops
+            writer.join()
+            self._finish_committed()  # their acks go out (publishers resend whatever did not)
+            self._done_r.close()
+            self._done_w.close()
         log.info("aggregator stopping: %s", self._format_stats())
+
+    def _writer(self) -> None:
+        """Writer thread: commit queued batches (several at once when they pile up) and hand
+        the results back to the serving thread."""
+        while True:
+            job = self._jobs.get()
+            stopping = job is None
+            jobs = [] if stopping else [job]
+            while not stopping and sum(len(j[0]) for j in jobs) < _WRITER_MAX_EVENTS:
+                try:
+                    more = self._jobs.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    stopping = True
+                else:
+                    jobs.append(more)
+            if jobs:
+                events = [event for batch, _ in jobs for _, event in batch]
+                texts = [text for _, batch_texts in jobs for text in batch_texts]
+                try:
+                    seqs: list | StoreError = self.store.add_many_seq(events, texts)
+                except StoreError as exc:
+                    seqs = exc
+                except Exception as exc:  # noqa: BLE001 - a bug must not kill ingest silently
+                    log.exception("aggregator: unexpected error storing %d event(s)", len(events))
+                    seqs = StoreError(f"unexpected {type(exc).__name__}: {exc}")
+                self._results.append((jobs, seqs))
+                try:
+                    self._done_w.send(b"\0")
+                except (BlockingIOError, InterruptedError):
+                    pass  # the serving thread is already due to wake
+                except OSError:
+                    pass
+            if stopping:
+                return
+
+    def _finish_committed(self) -> None:
+        """Acknowledge and fan out every batch the writer has committed (serving thread)."""
+        try:
+            while self._done_r.recv(4096):
+                pass
+        except (BlockingIOError, InterruptedError, OSError):
+            pass
+        while self._results:
+            jobs, seqs = self._results.popleft()
+            self._queued -= len(jobs)
+            if isinstance(seqs, StoreError):
+                n = sum(len(batch) for batch, _ in jobs)
+                self._counters["store_errors"] += 1
+                log.error("aggregator: %s; %d event(s) not acknowledged (publishers will resend)", seqs, n)
+                continue
+            k = 0
+            for batch, texts in jobs:
+                self._acknowledge(batch, texts, seqs[k:k + len(batch)])
+                k += len(batch)
 
     def serve_forever(self) -> None:
         """:meth:`run` until SIGINT or SIGTERM (handlers installed from the main thread only)."""
@@ -360,12 +454,13 @@ class Aggregator:
             return
         batch = [(envelope, self._plate_transit(event)) for envelope, event in batch]
         texts = [event.to_json() for _, event in batch]
-        try:
-            seqs = self.store.add_many_seq([event for _, event in batch], texts)
-        except StoreError as exc:
-            self._counters["store_errors"] += 1
-            log.error("aggregator: %s; %d event(s) not acknowledged (publishers will resend)", exc, len(batch))
-            return
+        self._queued += 1
+        self._jobs.put((batch, texts))
+
+    def _acknowledge(self, batch: list[tuple[list[bytes], Event]], texts: list[str],
+                     seqs: list[int | None]) -> None:
+        """Count, acknowledge and fan out one committed batch (``seqs``: per event its new
+        ``stream_seq``, or ``None`` for a duplicate)."""
         # counted before the acks go out: a publisher that saw its ack then reads stats() sees it
         fresh = []
         for (_, event), stream_seq, text in zip(batch, seqs, texts):

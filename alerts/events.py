@@ -3,7 +3,8 @@
 An :class:`Event` is JSON on the wire and one JSON object per line in files. It never
 carries images: evidence is a separate object referenced by id in the payload.
 
-Fields: ``schema`` (int, 1), ``id`` (UUID4 string), ``type`` (e.g. ``distance_violation``),
+Fields: ``schema`` (int, 1), ``id`` (a UUID string; Vigil makes time-ordered version-7
+ids, see :func:`new_event_id`, and accepts any version), ``type`` (e.g. ``distance_violation``),
 ``camera`` (camera name), ``seq`` (per camera, strictly increasing from 1), ``time``
 (UTC ISO 8601 with ``Z``), ``severity`` (``info`` | ``warning`` | ``critical``),
 ``state`` (``start`` | ``update`` | ``end``), ``payload`` (JSON object: track ids, world
@@ -16,6 +17,7 @@ import json
 import math
 import os
 import re
+import time
 import uuid
 from datetime import datetime, timezone
 from typing import Any, Literal
@@ -32,19 +34,30 @@ __all__ = ["Event", "EventError", "SCHEMA_VERSION", "MAX_EVENT_BYTES", "new_even
 
 _CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
-# Random bytes for event ids, read from the OS in blocks (one system call per 256 ids instead
+# Random bytes for event ids, read from the OS in blocks (one system call per 400 ids instead
 # of one per id). Tagged with the process id: a forked child never reuses its parent's bytes.
 _id_pool: list = [b"", 0, -1]  # bytes, offset, pid
 
 
 def new_event_id() -> str:
-    """A random (version 4) UUID string, as ``str(uuid.uuid4())`` but cheaper in bulk."""
+    """A new event id: a time-ordered UUID, version 7 (RFC 9562): 48 bits of Unix time in
+    milliseconds, then 74 random bits.
+
+    Time order matters to the stores: ids of new events land at the end of the unique id
+    index instead of all over it, so inserts touch a few hot pages (a random UUID4 index
+    slows down as the table outgrows the page cache). Uniqueness rests on the 74 random bits.
+    """
     pool, offset, pid = _id_pool
-    if offset + 16 > len(pool) or pid != os.getpid():
-        pool, offset = os.urandom(16 * 256), 0
+    if offset + 10 > len(pool) or pid != os.getpid():
+        pool, offset = os.urandom(10 * 400), 0
         _id_pool[0], _id_pool[2] = pool, os.getpid()
-    _id_pool[1] = offset + 16
-    return str(uuid.UUID(bytes=pool[offset:offset + 16], version=4))
+    _id_pool[1] = offset + 10
+    rand = int.from_bytes(pool[offset:offset + 10], "big")  # 80 bits, 74 used
+    ms = time.time_ns() // 1_000_000
+    value = ((ms & 0xFFFF_FFFF_FFFF) << 80) | (0x7 << 76) | (((rand >> 62) & 0xFFF) << 64) \
+        | (0b10 << 62) | (rand & 0x3FFF_FFFF_FFFF_FFFF)
+    h = f"{value:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 class EventError(ValueError):

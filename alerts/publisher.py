@@ -182,7 +182,7 @@ class EventPublisher:
         configure_socket: Callable[[zmq.Socket], None] | None = None,
         name: str = "vigil-publisher",
         outbox: "str | Path | SqliteOutbox | MemoryOutbox | None" = None,
-        max_in_flight: int = 1000,
+        max_in_flight: int = 8192,
         batch_max: int = 256,
     ) -> None:
         if timeout_s <= 0:
@@ -217,6 +217,7 @@ class EventPublisher:
         self._rejected = self._resent = self._errors = 0
         self._closed = False
         self._stop = False
+        self._idle = True  # the I/O thread is in (or about to enter) a poll that waits
         # what a previous run left in a durable outbox goes first, in the order it was put
         self._unsent.extend(self._outbox.ids())
         self._recovered = self._published = len(self._unsent)
@@ -305,7 +306,9 @@ class EventPublisher:
                     )
                 self._changed.notify_all()
             self._unsent.extend(i for i, _, _, _ in items if i in self._outbox)
-        self._wake()
+            wake = self._idle
+        if wake:  # a busy I/O thread finds the new events when it next looks (under the lock)
+            self._wake()
 
     def last_seq(self, camera: str) -> int:
         """Highest ``seq`` published for ``camera``, by this or (durable outbox) an earlier run."""
@@ -315,10 +318,16 @@ class EventPublisher:
     def next_seq(self, camera: str) -> int:
         """Reserve the next ``seq`` for ``camera`` (continues after a restart with a durable
         outbox; an unused reservation is reused by the next run, so no gap is left)."""
+        return self.next_seqs(camera, 1)[0]
+
+    def next_seqs(self, camera: str, n: int) -> range:
+        """Reserve the next ``n`` sequence numbers for ``camera`` at once (see :meth:`next_seq`)."""
+        if n < 1:
+            raise ValueError(f"n must be >= 1, got {n}")
         with self._lock:
-            n = max(self._outbox.last_seq(camera) + 1, self._next_seq.get(camera, 1))
-            self._next_seq[camera] = n + 1
-            return n
+            first = max(self._outbox.last_seq(camera) + 1, self._next_seq.get(camera, 1))
+            self._next_seq[camera] = first + n
+            return range(first, first + n)
 
     def report(self) -> DeliveryReport:
         with self._lock:
@@ -403,6 +412,7 @@ class EventPublisher:
                     if self._stop:
                         break
                     timeout = self._poll_timeout(blocked_until)
+                    self._idle = timeout != 0  # publish() must wake us
                 try:
                     ready = dict(poller.poll(timeout))
                 except zmq.ZMQError as exc:
@@ -411,6 +421,7 @@ class EventPublisher:
                     self._log_zmq_error("poll", exc)
                     time.sleep(0.05)
                     continue
+                self._idle = False  # from here on we look for work before polling again
                 if self._wake_r.fileno() in ready or self._wake_r in ready:
                     self._drain_wake()
                 if self._monitor in ready:

@@ -29,6 +29,7 @@ import sys
 import threading
 import time
 import uuid
+from collections import Counter
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -78,10 +79,12 @@ def _publisher_run(index: int, opts: dict) -> dict:
             else:
                 batch = min(n - k, 64)
             events = []
+            per_camera = Counter(cameras[j % len(cameras)] for j in range(k, k + batch))
+            seqs = {c: iter(pub.next_seqs(c, count)) for c, count in per_camera.items()}
             for j in range(k, k + batch):
                 camera = cameras[j % len(cameras)]
                 now = time.time()
-                events.append(Event(type="bench", camera=camera, seq=pub.next_seq(camera), time=utc_iso(now),
+                events.append(Event(type="bench", camera=camera, seq=next(seqs[camera]), time=utc_iso(now),
                                     severity="info", state="update", payload={"t": now, "run": run_id, "k": j}))
             pub.publish_many(events)
             k += batch
