@@ -155,7 +155,7 @@ class DarknetOnnxDetector:
     def __init__(self, cfg: DarknetOnnxConfig | None = None, warmup_shape: tuple[int, int] | None = (576, 768)):
         import onnxruntime as ort
 
-        from vigil.models.cache import converted_darknet, read_class_names, resolve_default_model
+        from vigil.models.cache import converted_darknet, read_class_names, resolve_darknet_model
         from vigil.models.darknet import heads_from_onnx
 
         self.cfg = cfg = cfg or DarknetOnnxConfig()
@@ -165,7 +165,7 @@ class DarknetOnnxDetector:
             onnx_path = converted_darknet(cfg.darknet_cfg, cfg.darknet_weights)  # type: ignore[arg-type]
             names = read_class_names(cfg.class_names)  # type: ignore[arg-type]
         else:
-            onnx_path, names = resolve_default_model()
+            onnx_path, names = resolve_darknet_model()
         self.model_path = onnx_path
         self.class_names: list[str] = [COCO_ALIASES.get(n, n) for n in names]
         names = self.class_names

