@@ -17,7 +17,7 @@ import zmq
 from vigil.alerts.aggregator import Aggregator, AggregatorError
 from vigil.alerts.events import MAX_EVENT_BYTES, Event, EventError
 from vigil.alerts.publisher import EventPublisher, PublisherError
-from vigil.alerts.store import EventStore
+from vigil.alerts.store import EventStore, StoreError
 from vigil.alerts.tail import format_event, tail
 from vigil.alerts.transport import StreamFilter, decode_reply
 
@@ -465,3 +465,43 @@ def test_stream_rejects_malformed_requests_and_keeps_serving(tmp_path, make_even
             pub.publish(ev)
             assert pub.flush(5).complete
         assert [Event.from_json(x) for x in t.join()] == [ev]
+
+
+class _FlakySlowStore:
+    """A real SQLite store behind a fault injector: the first commit fails (disk full, say),
+    every commit takes ``delay_s``; records the batch sizes it was given."""
+
+    def __init__(self, path, delay_s: float) -> None:
+        self.inner = EventStore(path)
+        self.path = self.inner.path
+        self.delay_s = delay_s
+        self.calls: list[int] = []
+
+    def add_many_seq(self, events, texts=None):
+        events = list(events)
+        self.calls.append(len(events))
+        time.sleep(self.delay_s)
+        if len(self.calls) == 1:
+            raise StoreError(f"cannot write to event database {self.path}: database or disk is full")
+        return self.inner.add_many_seq(events, texts)
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+
+def test_failed_commit_is_not_acked_and_slow_commits_are_grouped_without_loss(tmp_path, make_event, running_aggregator):
+    """A batch the store cannot commit is not acknowledged (the publisher resends it), and
+    while commits are slow the writer takes what piled up in one transaction: nothing is lost
+    or stored twice, and ingest keeps answering."""
+    store = _FlakySlowStore(tmp_path / "e.db", delay_s=0.05)
+    events = [make_event(camera=f"cam{k % 3}", seq=k + 1) for k in range(600)]
+    with running_aggregator(store) as agg:
+        with EventPublisher(agg.ingest_endpoint, timeout_s=0.3, backoff_max_s=0.6, batch_max=16) as pub:
+            for k in range(0, len(events), 20):
+                pub.publish_many(events[k:k + 20])
+            report = pub.flush(30)
+        stats = agg.stats()
+        assert store.count() == (600, 600)
+    assert report.complete and report.acknowledged == 600
+    assert stats["store_errors"] == 1 and stats["stored"] == 600
+    assert max(store.calls) > 16  # several ingest batches committed together
