@@ -83,6 +83,10 @@ class RuleChange:
         return self.tracks if self.rule in ("distance", "contact") else None
 
 
+def _KEY_ORDER(change: "RuleChange"):
+    return change.key
+
+
 class Observation:
     """A key's metric in one frame. ``bad``: beyond the threshold; ``hold``: not beyond it
     but inside the hysteresis band (an open alarm stays open, a new one does not start).
@@ -146,7 +150,9 @@ class Lifecycle:
         """Feed one frame's observations; keys missing from ``obs`` are *clear* if
         ``present(key)`` (their subjects were seen) and *lost* otherwise."""
         ends, starts, updates = [], [], []
-        for key in sorted(self._open):
+        # Keys are visited in dict order and the changes sorted by key at the end: the same
+        # output as visiting sorted keys, without sorting every open alarm each frame.
+        for key in list(self._open):
             rec = self._open[key]
             o = obs.get(key)
             if o is None and not present(key):
@@ -175,7 +181,7 @@ class Lifecycle:
                 del self._open[key]
                 self._ended[key] = now
 
-        for key in sorted(self._pending):
+        for key in list(self._pending):
             o = obs.get(key)
             since, seen = self._pending[key]
             if o is not None:
@@ -183,7 +189,7 @@ class Lifecycle:
                     del self._pending[key]
             elif present(key) or now - seen > self.end_after_s:
                 del self._pending[key]
-        for key in sorted(k for k, o in obs.items() if o.bad and k not in self._open):
+        for key in [k for k, o in obs.items() if o.bad and k not in self._open]:
             o = obs[key]
             since, _ = self._pending.get(key, (now, now))
             self._pending[key] = (since, now)
@@ -198,7 +204,8 @@ class Lifecycle:
                 starts.append(self._change("start", key, rec, now))
         for key in [k for k, t in self._ended.items() if now - t >= self.cooldown_s]:
             del self._ended[key]
-        return ends + starts + updates
+        by_key = _KEY_ORDER
+        return sorted(ends, key=by_key) + sorted(starts, key=by_key) + sorted(updates, key=by_key)
 
     def flush(self, now: float) -> list[RuleChange]:
         out = [self._change("end", key, self._open[key], now, "flush") for key in sorted(self._open)]
@@ -400,11 +407,12 @@ class RulesEngine:
         sev0 = d.severity
         pts = xy.tolist()
         names = cls.tolist()
+        tid = np.asarray(tids)
+        swap = tid[j] < tid[i]  # each key is (lower track id, higher track id)
+        i, j = np.where(swap, j, i), np.where(swap, i, j)
+        ta_all, tb_all = tid[i].tolist(), tid[j].tolist()
         obs = {}
-        for a, b, dd, t, zn in zip(i.tolist(), j.tolist(), dist.tolist(), thr.tolist(), zones):
-            ta, tb = tids[a], tids[b]
-            if tb < ta:
-                ta, tb, a, b = tb, ta, b, a
+        for a, b, ta, tb, dd, t, zn in zip(i.tolist(), j.tolist(), ta_all, tb_all, dist.tolist(), thr.tolist(), zones):
             obs[(ta, tb)] = Observation(
                 dd < t, dd, t, "critical" if crit is not None and dd < crit else sev0, dd >= t, (ta, tb),
                 ((ta, pts[a]), (tb, pts[b])), zn, (("classes", (names[a], names[b])),),
