@@ -133,6 +133,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
     try:
         torch, YOLO = import_ultralytics()
     except ModelError as exc:
+        if args.format == "onnx" and not args.end2end:
+            return _export_without_torch(src, args)
         print(f"vigil models export: {exc}", file=sys.stderr)
         return 2
     kw = {"format": args.format, "imgsz": args.imgsz, "verbose": False}
@@ -148,6 +150,29 @@ def _cmd_export(args: argparse.Namespace) -> int:
         from vigil.models.manifest import import_model
 
         m = import_model(out, name=args.import_as or src.stem, licence=args.licence, origin=f"exported from {src.resolve()} by ultralytics", force=True)
+        msg["imported"] = m.name
+    print(json.dumps(msg) if args.json else f"exported {out}")
+    return 0
+
+
+def _export_without_torch(src, args: argparse.Namespace) -> int:
+    """ONNX export of a YOLOv8/YOLOv5u detection checkpoint by :mod:`vigil.models.ultralytics_pt`
+    (numpy + onnx; dynamic input size) when the ultralytics extra is not installed."""
+    from vigil.models.ultralytics_pt import UltralyticsPtError, convert
+
+    out = src.with_suffix(".onnx")
+    try:
+        convert(src, out)
+    except (UltralyticsPtError, OSError) as exc:
+        print(f"vigil models export: {exc} (without the ultralytics extra only YOLOv8/YOLOv5u detection checkpoints "
+              "convert; pip install '.[ultralytics]' for the others)", file=sys.stderr)
+        return 2
+    msg = {"model": str(src), "exported": str(out), "converter": "vigil.models.ultralytics_pt"}
+    if args.import_as is not None:
+        from vigil.models.manifest import import_model
+
+        m = import_model(out, name=args.import_as or src.stem, licence=args.licence,
+                         origin=f"converted from {src.resolve()} by vigil.models.ultralytics_pt", force=True)
         msg["imported"] = m.name
     print(json.dumps(msg) if args.json else f"exported {out}")
     return 0
@@ -179,7 +204,8 @@ def add_commands(sub) -> None:
     q.add_argument("name", nargs="?", metavar="NAME")
     q.add_argument("--json", action="store_true")
     q.set_defaults(func=_cmd_verify)
-    q = msub.add_parser("export", help="Ultralytics .pt -> ONNX (needs the ultralytics extra; engine: GPU node only)")
+    q = msub.add_parser("export", help="Ultralytics .pt -> ONNX (YOLOv8/YOLOv5u detection without torch, others with the "
+                        "ultralytics extra; engine: GPU node only)")
     q.add_argument("model", metavar="MODEL.pt")
     q.add_argument("--format", choices=["onnx", "engine"], default="onnx")
     q.add_argument("--imgsz", type=int, default=640)

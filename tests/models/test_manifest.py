@@ -97,3 +97,29 @@ def test_cli_export_needs_a_local_file_and_a_gpu_for_engines(tmp_path, cache, ca
     if importlib.util.find_spec("ultralytics") is None:
         assert main(["models", "export", str(pt)]) == 2
         assert "pip install '.[ultralytics]'" in capsys.readouterr().err
+
+
+def _fetched_checkpoint():
+    from vigil.models.cache import default_weights_path
+
+    return default_weights_path()  # the user's cache, read before a test points VIGIL_CACHE_DIR elsewhere
+
+
+FETCHED_PT = _fetched_checkpoint()
+
+
+def test_cli_export_converts_a_yolov8_checkpoint_without_torch(tmp_path, cache, capsys):
+    import shutil
+
+    if importlib.util.find_spec("ultralytics") is not None:
+        pytest.skip("ultralytics is installed: export goes through it")
+    real = FETCHED_PT
+    if not real.is_file():
+        pytest.skip("the YOLOv8s checkpoint has not been fetched (vigil models prepare)")
+    pt = tmp_path / "yolov8s.pt"
+    shutil.copy(real, pt)
+    assert main(["models", "export", str(pt), "--import-as", "v8s", "--licence", "AGPL-3.0", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["converter"] == "vigil.models.ultralytics_pt" and out["imported"] == "v8s"
+    assert (tmp_path / "yolov8s.onnx").is_file()
+    assert main(["models", "verify", "v8s", "--json"]) == 0
