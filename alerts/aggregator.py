@@ -34,7 +34,6 @@ import json
 import logging
 import queue
 import signal
-import socket
 import threading
 import time
 import uuid
@@ -52,6 +51,7 @@ from .transport import (
     DEFAULT_STREAM_ENDPOINT,
     MAX_BATCH_EVENTS,
     StreamFilter,
+    Wakeup,
     check_bind_endpoint,
     encode_ack,
     encode_acks,
@@ -265,15 +265,13 @@ class Aggregator:
         self._jobs: queue.Queue = queue.Queue()
         self._results: deque = deque()
         self._queued = 0
-        self._done_r, self._done_w = socket.socketpair()
-        self._done_r.setblocking(False)
-        self._done_w.setblocking(False)
+        self._committed = Wakeup()  # set by the writer after each commit
         writer = threading.Thread(target=self._writer, name="aggregator-store-writer", daemon=True)
         writer.start()
         poller = zmq.Poller()
         poller.register(self._ingest, zmq.POLLIN)
         poller.register(self._stream, zmq.POLLIN)
-        poller.register(self._done_r, zmq.POLLIN)
+        poller.register(self._committed.reader, zmq.POLLIN)
         ingest_polled = True
         next_stats = time.monotonic() + self.stats_interval_s
         next_expiry = time.monotonic() + 1.0
@@ -297,7 +295,7 @@ class Aggregator:
                     log.error("aggregator: ZeroMQ poll failed: %s (errno %s)", exc, exc.errno)
                     time.sleep(0.1)
                     continue
-                if self._done_r.fileno() in ready or self._done_r in ready:
+                if self._committed.is_set_in(ready):
                     self._finish_committed()
                 if self._stream in ready:
                     self._handle_stream_requests()
@@ -317,8 +315,7 @@ class Aggregator:
             self._jobs.put(None)  # the writer commits what is queued, then stops
             writer.join()
             self._finish_committed()  # their acks go out (publishers resend whatever did not)
-            self._done_r.close()
-            self._done_w.close()
+            self._committed.close()
         log.info("aggregator stopping: %s", self._format_stats())
 
     def _writer(self) -> None:
@@ -328,7 +325,8 @@ class Aggregator:
             job = self._jobs.get()
             stopping = job is None
             jobs = [] if stopping else [job]
-            while not stopping and sum(len(j[0]) for j in jobs) < _WRITER_MAX_EVENTS:
+            n_events = 0 if stopping else len(job[0])
+            while not stopping and n_events < _WRITER_MAX_EVENTS:
                 try:
                     more = self._jobs.get_nowait()
                 except queue.Empty:
@@ -337,6 +335,7 @@ class Aggregator:
                     stopping = True
                 else:
                     jobs.append(more)
+                    n_events += len(more[0])
             if jobs:
                 events = [event for batch, _ in jobs for _, event in batch]
                 texts = [text for _, batch_texts in jobs for text in batch_texts]
@@ -348,22 +347,13 @@ class Aggregator:
                     log.exception("aggregator: unexpected error storing %d event(s)", len(events))
                     seqs = StoreError(f"unexpected {type(exc).__name__}: {exc}")
                 self._results.append((jobs, seqs))
-                try:
-                    self._done_w.send(b"\0")
-                except (BlockingIOError, InterruptedError):
-                    pass  # the serving thread is already due to wake
-                except OSError:
-                    pass
+                self._committed.set()
             if stopping:
                 return
 
     def _finish_committed(self) -> None:
         """Acknowledge and fan out every batch the writer has committed (serving thread)."""
-        try:
-            while self._done_r.recv(4096):
-                pass
-        except (BlockingIOError, InterruptedError, OSError):
-            pass
+        self._committed.clear()
         while self._results:
             jobs, seqs = self._results.popleft()
             self._queued -= len(jobs)

@@ -30,7 +30,6 @@ from __future__ import annotations
 import heapq
 import logging
 import random
-import socket
 import threading
 import time
 from collections import OrderedDict, deque
@@ -42,7 +41,7 @@ import zmq
 from zmq.utils.monitor import recv_monitor_message
 
 from .events import MAX_EVENT_BYTES, Event, EventError
-from .transport import MAX_BATCH_BYTES, MAX_BATCH_EVENTS, decode_reply, is_local_endpoint
+from .transport import MAX_BATCH_BYTES, MAX_BATCH_EVENTS, Wakeup, decode_reply, is_local_endpoint
 
 if TYPE_CHECKING:
     from .outbox import SqliteOutbox
@@ -251,9 +250,7 @@ class EventPublisher:
             raise PublisherError(f"cannot connect event publisher to {endpoint}: {exc}") from exc
 
         # Wake-up channel: publish() writes a byte, the I/O thread polls the other end.
-        self._wake_r, self._wake_w = socket.socketpair()
-        self._wake_r.setblocking(False)
-        self._wake_w.setblocking(False)
+        self._wakeup = Wakeup()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()  # a full memory barrier: the socket now belongs to the thread
 
@@ -361,8 +358,7 @@ class EventPublisher:
             self._stop = True
         self._wake()
         self._thread.join()
-        self._wake_r.close()
-        self._wake_w.close()
+        self._wakeup.close()
         if self._own_context:
             self._ctx.term()
         report = self.report()
@@ -391,18 +387,13 @@ class EventPublisher:
         )
 
     def _wake(self) -> None:
-        try:
-            self._wake_w.send(b"\0")
-        except (BlockingIOError, InterruptedError):
-            pass  # the pipe is full: the thread is already due to wake
-        except OSError:
-            pass  # closed during shutdown
+        self._wakeup.set()
 
     # ------------------------------------------------------------------ I/O thread
     def _run(self) -> None:
         poller = zmq.Poller()
         poller.register(self._sock, zmq.POLLIN)
-        poller.register(self._wake_r, zmq.POLLIN)
+        poller.register(self._wakeup.reader, zmq.POLLIN)
         poller.register(self._monitor, zmq.POLLIN)
         blocked_until = 0.0  # no aggregator connected: don't try sending before this
         self._reconnecting = False  # a connection was lost since the last one completed
@@ -422,8 +413,8 @@ class EventPublisher:
                     time.sleep(0.05)
                     continue
                 self._idle = False  # from here on we look for work before polling again
-                if self._wake_r.fileno() in ready or self._wake_r in ready:
-                    self._drain_wake()
+                if self._wakeup.is_set_in(ready):
+                    self._wakeup.clear()
                 if self._monitor in ready:
                     if self._connection_events():
                         blocked_until = 0.0
@@ -451,13 +442,6 @@ class EventPublisher:
         if self._retry:
             return max(0, int((self._retry[0][0] - now) * 1000) + 1)
         return 1000
-
-    def _drain_wake(self) -> None:
-        try:
-            while self._wake_r.recv(4096):
-                pass
-        except (BlockingIOError, InterruptedError):
-            pass
 
     def _connection_events(self) -> bool:
         """Handle monitor events; ``True`` if a connection to the aggregator completed."""

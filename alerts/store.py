@@ -167,8 +167,9 @@ class EventStore(EventReads):
                 if str(mode).lower() != "wal":
                     log.warning("event database %s: journal_mode is %s, not WAL", self.path, mode)
                 self._db.execute(f"PRAGMA synchronous = {synchronous.upper()}")
-            # The UNIQUE index on random event ids takes inserts all over the B-tree: keep up
-            # to 64 MiB of pages in memory (SQLite's default is 2 MiB) so they seldom miss.
+            # Keep up to 64 MiB of pages in memory (SQLite's default is 2 MiB): duplicate checks
+            # and the UNIQUE id index stay cached (Vigil's UUIDv7 ids append to that index, but
+            # other publishers may send random UUID4 ids, which land all over it).
             self._db.execute("PRAGMA cache_size = -65536")
             self._migrate()
         except sqlite3.Error as exc:

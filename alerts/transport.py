@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import socket
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, unquote
@@ -59,6 +60,7 @@ __all__ = [
     "encode_nack",
     "decode_reply",
     "StreamFilter",
+    "Wakeup",
     "SubscribeRequest",
     "encode_subscribe",
     "parse_subscribe",
@@ -253,3 +255,39 @@ def parse_subscribe(frame: bytes) -> SubscribeRequest:
 
 def encode_subscribed(cursor: int, last: int) -> bytes:
     return json.dumps({"subscribed": cursor, "last": last}, separators=(",", ":")).encode("utf-8")
+
+
+# ---------------------------------------------------------------------- threads
+class Wakeup:
+    """Wakes a thread that waits in a ZeroMQ poll, from another thread.
+
+    A non-blocking socket pair: :meth:`set` writes a byte (a full pipe means a wake-up is
+    already pending; a closed one means shutdown: both are ignored), register :attr:`reader`
+    in the ``zmq.Poller`` and call :meth:`clear` when it is readable.
+    """
+
+    def __init__(self) -> None:
+        self.reader, self._writer = socket.socketpair()
+        self.reader.setblocking(False)
+        self._writer.setblocking(False)
+
+    def set(self) -> None:
+        try:
+            self._writer.send(b"\0")
+        except OSError:  # BlockingIOError (already pending), or closed during shutdown
+            pass
+
+    def clear(self) -> None:
+        try:
+            while self.reader.recv(4096):
+                pass
+        except OSError:  # BlockingIOError: drained
+            pass
+
+    def is_set_in(self, ready: dict) -> bool:
+        """Whether a ``dict(poller.poll())`` result says the reader is readable."""
+        return self.reader in ready or self.reader.fileno() in ready
+
+    def close(self) -> None:
+        self.reader.close()
+        self._writer.close()
