@@ -222,17 +222,13 @@ class TransitStore:
         text = clean(plate)
         if not text:
             return []
-        where, params = "WHERE (plate_hash = ? OR plate = ?)", [pseudonym(text, self.key), text]
-        if since is not None:
-            where += " AND ts >= ?"
-            params.append(_to_ts(since))
-        if until is not None:
-            where += " AND ts <= ?"
-            params.append(_to_ts(until))
-        return self._rows(where, tuple(params))
+        return self._rows_in_window("WHERE (plate_hash = ? OR plate = ?)", [pseudonym(text, self.key), text], since, until)
 
     def all(self, since=None, until=None) -> list[dict]:
-        where, params = "WHERE 1=1", []
+        return self._rows_in_window("WHERE 1=1", [], since, until)
+
+    def _rows_in_window(self, where: str, params: list, since, until) -> list[dict]:
+        """:meth:`_rows` for ``where`` narrowed to ``since <= ts <= until`` (either may be None)."""
         if since is not None:
             where += " AND ts >= ?"
             params.append(_to_ts(since))

