@@ -13,7 +13,6 @@ coordinates in metres, metric value and threshold, ...).
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import re

@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
@@ -188,12 +186,10 @@ def bench_detect(config: str, source: str | None = None, frames: int = 150, came
 
 # ------------------------------------------------------------------------------------ CLI
 def _cmd_eval(args: argparse.Namespace) -> int:
-    from vigil.bench.detection_eval import parse_frames
+    from vigil.bench.detection_eval import missing_input, parse_frames
 
-    for path, what in ((args.video, "--video"), (args.gt, "--gt")):
-        if not Path(path).is_file():
-            print(f"vigil eval detect: {what} {path}: file not found", file=sys.stderr)
-            return 2
+    if missing_input("vigil eval detect", ((args.video, "--video"), (args.gt, "--gt"))):
+        return 2
     res = eval_detect(args.video, args.gt, parse_frames(args.frames), config=args.config, fps=args.fps)
     if args.json:
         print(json.dumps(res))

@@ -17,6 +17,7 @@ import json
 import sys
 import time
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
@@ -142,6 +143,16 @@ def evaluate_detections(
             "centre_dx": float(np.median(a[:, 2])), "top_dy": float(np.median(a[:, 3])), "bottom_dy": float(np.median(a[:, 4])),
         }
     return EvalResult(frames, tp, fp, n_gt - tp, p, r, f1, float(iou[h].mean()) if tp else 0.0, curve=curve, box_stats=stats)
+
+
+def missing_input(prog: str, files: Iterable[tuple[str | Path, str]]) -> bool:
+    """For the eval/bench commands: print ``PROG: OPTION PATH: file not found`` for the first
+    ``(path, option)`` that is not a file and return True (the command exits 2)."""
+    for path, what in files:
+        if not Path(path).is_file():
+            print(f"{prog}: {what} {path}: file not found", file=sys.stderr)
+            return True
+    return False
 
 
 def parse_frames(spec: str) -> range:

@@ -161,12 +161,10 @@ def evaluate_ground(video: str | Path, gt: str | Path, calibration: str | Path, 
 
 
 def _cmd(args: argparse.Namespace) -> int:
-    from vigil.bench.detection_eval import parse_frames
+    from vigil.bench.detection_eval import missing_input, parse_frames
 
-    for path, what in ((args.video, "--video"), (args.gt, "--gt"), (args.calibration, "--calibration")):
-        if not Path(path).is_file():
-            print(f"vigil eval ground: {what} {path}: file not found", file=sys.stderr)
-            return 2
+    if missing_input("vigil eval ground", ((args.video, "--video"), (args.gt, "--gt"), (args.calibration, "--calibration"))):
+        return 2
     if not args.threshold > 0:
         print("vigil eval ground: --threshold must be > 0", file=sys.stderr)
         return 2

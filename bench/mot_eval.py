@@ -16,14 +16,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 
 from vigil.bench.cvml import read_cvml
-from vigil.bench.detection_eval import match_frame, parse_frames
+from vigil.bench.detection_eval import match_frame, missing_input, parse_frames
 from vigil.detectors.ops import box_iou
 
 __all__ = ["read_mot", "evaluate_mot", "score_tracks", "add_eval_command"]
@@ -126,10 +125,8 @@ def score_tracks(hyp: dict[int, dict[str, np.ndarray]], gt: dict, frames: range,
 
 
 def _cmd_eval_mot(args: argparse.Namespace) -> int:
-    for path, what in ((args.mot, "--mot"), (args.gt, "--gt")):
-        if not Path(path).is_file():
-            print(f"vigil eval mot: {what} {path}: file not found", file=sys.stderr)
-            return 2
+    if missing_input("vigil eval mot", ((args.mot, "--mot"), (args.gt, "--gt"))):
+        return 2
     res = evaluate_mot(args.mot, args.gt, parse_frames(args.frames), calibration=args.calibration, iou=args.iou)
     if args.json:
         print(json.dumps(res))

@@ -174,10 +174,10 @@ def soak(video: str, calibration: str, cameras: int = 3, seconds: float = 600.0,
 
 
 def _cmd(args: argparse.Namespace) -> int:
-    for path, what in ((args.video, "--video"), (args.calibration, "--calibration")):
-        if not Path(path).is_file():
-            print(f"vigil bench soak: {what} {path}: file not found", file=sys.stderr)
-            return 2
+    from vigil.bench.detection_eval import missing_input
+
+    if missing_input("vigil bench soak", ((args.video, "--video"), (args.calibration, "--calibration"))):
+        return 2
     res = soak(args.video, args.calibration, cameras=args.cameras, seconds=args.minutes * 60, warmup_s=args.warmup_s, sample_s=args.sample_s, workdir=args.workdir)
     print(json.dumps(res) if args.json else json.dumps(res, indent=2))
     ok = res["events_lost"] == 0 and (res["max_rss_growth_pct"] or 0) < 5.0 and (res["fd_growth"] or 0) <= 0
