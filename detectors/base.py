@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import os
-from typing import Protocol, runtime_checkable
+from typing import Annotated, Protocol, runtime_checkable
 
 import numpy as np
+from pydantic import AfterValidator
 
 from vigil.detectors.detections import Detections
 
 __all__ = [
     "Detector", "detect_batch", "ModelError", "COCO_TRAFFIC_CLASSES", "COCO_ALIASES",
-    "check_stride_multiple", "check_class_thresholds", "cpu_count",
+    "check_stride_multiple", "check_class_thresholds", "cpu_count", "StrideSize", "ClassThresholds",
 ]
 
 class ModelError(ValueError):
@@ -40,6 +41,11 @@ def check_class_thresholds(thresholds: dict[str, float]) -> dict[str, float]:
         if not 0 < t <= 1:
             raise ValueError(f"class_confidence[{name!r}] must be in (0, 1], got {t}")
     return thresholds
+
+
+#: Config field types of the backends, checked by the functions above.
+StrideSize = Annotated[tuple[int, int], AfterValidator(check_stride_multiple)]
+ClassThresholds = Annotated[dict[str, float], AfterValidator(check_class_thresholds)]
 
 
 def cpu_count() -> int:

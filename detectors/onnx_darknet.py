@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from vigil.detectors.base import COCO_ALIASES, COCO_TRAFFIC_CLASSES, ModelError, check_class_thresholds, check_stride_multiple, cpu_count
+from vigil.detectors.base import COCO_ALIASES, COCO_TRAFFIC_CLASSES, ModelError, ClassThresholds, StrideSize, cpu_count
 from vigil.detectors.detections import Detections
 from vigil.detectors.ops import Letterbox, Tile, letterbox, merge_tiles, nms, suppress_nested, tile_grid
 
@@ -37,7 +37,7 @@ class TilingConfig(BaseModel):
         "or height (rows) divided by the tile count; make it exceed the largest object you want to "
         "see whole in some tile.",
     )
-    input_size: tuple[int, int] = Field(
+    input_size: StrideSize = Field(
         (448, 576), title="Tile input size",
         description="Model input [height, width] for each tile, multiples of 32; the tile is letterboxed into it.",
     )
@@ -49,11 +49,6 @@ class TilingConfig(BaseModel):
         2.0, ge=0, title="Cut margin (px)",
         description="A box within this many frame pixels of an inner tile edge counts as possibly cut by the tile.",
     )
-
-    @field_validator("input_size")
-    @classmethod
-    def _input_size(cls, v: tuple[int, int]) -> tuple[int, int]:
-        return check_stride_multiple(v)
 
 
 class PartBoxFix(BaseModel):
@@ -103,12 +98,12 @@ class DarknetOnnxConfig(BaseModel):
         description="Class names to report; every other class is dropped before NMS.",
     )
     confidence: float = Field(0.25, gt=0, le=1, title="Confidence threshold", description="Minimum objectness x class probability.")
-    class_confidence: dict[str, float] = Field(
+    class_confidence: ClassThresholds = Field(
         default_factory=dict, title="Per-class thresholds",
         description="Confidence thresholds overriding `confidence` for some classes, e.g. {car: 0.4}.",
     )
     nms_iou: float = Field(0.45, gt=0, le=1, title="NMS IoU", description="Class-aware non-maximum suppression IoU threshold.")
-    input_size: tuple[int, int] = Field(
+    input_size: StrideSize = Field(
         (576, 768), title="Input size",
         description="Model input [height, width] for whole-frame inference (no tiling), multiples of 32; the frame is letterboxed into it.",
     )
@@ -127,16 +122,6 @@ class DarknetOnnxConfig(BaseModel):
     threads: int | None = Field(
         None, ge=1, title="Threads", description="onnxruntime intra-op threads; default: the number of CPU cores available."
     )
-
-    @field_validator("input_size")
-    @classmethod
-    def _input_size(cls, v: tuple[int, int]) -> tuple[int, int]:
-        return check_stride_multiple(v)
-
-    @field_validator("class_confidence")
-    @classmethod
-    def _thresholds(cls, v: dict[str, float]) -> dict[str, float]:
-        return check_class_thresholds(v)
 
     @model_validator(mode="after")
     def _model_source(self) -> "DarknetOnnxConfig":

@@ -35,9 +35,9 @@ from typing import Any, Literal, Sequence
 
 import cv2
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
-from vigil.detectors.base import COCO_ALIASES, COCO_TRAFFIC_CLASSES, ModelError, check_class_thresholds, check_stride_multiple, cpu_count
+from vigil.detectors.base import COCO_ALIASES, COCO_TRAFFIC_CLASSES, ModelError, ClassThresholds, StrideSize, cpu_count
 from vigil.detectors.detections import Detections
 from vigil.detectors.ops import Letterbox, letterbox, nms
 
@@ -99,7 +99,7 @@ class OnnxYoloConfig(BaseModel):
         None, title="TensorRT engine cache",
         description="Folder where TensorRT keeps built engines (building takes minutes); default: <model cache>/tensorrt.",
     )
-    input_size: tuple[int, int] | None = Field(
+    input_size: StrideSize | None = Field(
         None, title="Input size",
         description="Model input [height, width], multiples of 32. Taken from the model when its input is static "
         "(then this must agree or be left out); required for models with dynamic height/width unless their metadata has `imgsz`.",
@@ -110,7 +110,7 @@ class OnnxYoloConfig(BaseModel):
         "person, bicycle, car, motorcycle, bus, truck).",
     )
     confidence: float = Field(0.25, gt=0, le=1, title="Confidence threshold", description="Minimum class score.")
-    class_confidence: dict[str, float] = Field(
+    class_confidence: ClassThresholds = Field(
         default_factory=dict, title="Per-class thresholds",
         description="Confidence thresholds overriding `confidence` for some classes, e.g. {car: 0.4}.",
     )
@@ -123,16 +123,6 @@ class OnnxYoloConfig(BaseModel):
     )
     threads: int | None = Field(None, ge=1, title="Threads", description="onnxruntime intra-op threads; default: the CPU cores available.")
     warmup: bool = Field(True, title="Warm-up", description="Run one inference at load so the first frame is not slow.")
-
-    @field_validator("input_size")
-    @classmethod
-    def _input_size(cls, v: tuple[int, int] | None) -> tuple[int, int] | None:
-        return check_stride_multiple(v)
-
-    @field_validator("class_confidence")
-    @classmethod
-    def _thresholds(cls, v: dict[str, float]) -> dict[str, float]:
-        return check_class_thresholds(v)
 
 
 # ---------------------------------------------------------------------------- helpers
