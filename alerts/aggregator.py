@@ -170,14 +170,35 @@ class Aggregator:
         self._ingest: zmq.Socket | None = None
         self._stream: zmq.Socket | None = None
         try:
-            self._setup(db, ingest_endpoint, stream_endpoint, configure_ingest, configure_stream,
-                        batch_max, stats_interval_s, keys, client_timeout_s, stream_hwm)
+            self._setup(
+                db,
+                ingest_endpoint,
+                stream_endpoint,
+                configure_ingest,
+                configure_stream,
+                batch_max,
+                stats_interval_s,
+                keys,
+                client_timeout_s,
+                stream_hwm,
+            )
         except BaseException:
             self.close()
             raise
 
-    def _setup(self, db, ingest_endpoint, stream_endpoint, configure_ingest, configure_stream,
-               batch_max, stats_interval_s, keys, client_timeout_s, stream_hwm) -> None:
+    def _setup(
+        self,
+        db,
+        ingest_endpoint,
+        stream_endpoint,
+        configure_ingest,
+        configure_stream,
+        batch_max,
+        stats_interval_s,
+        keys,
+        client_timeout_s,
+        stream_hwm,
+    ) -> None:
         if keys is None:
             for endpoint in (ingest_endpoint, stream_endpoint):
                 try:
@@ -231,8 +252,12 @@ class Aggregator:
         self._bind(self._stream, stream_endpoint, "stream")
         self.ingest_endpoint = self._ingest.getsockopt_string(zmq.LAST_ENDPOINT)
         self.stream_endpoint = self._stream.getsockopt_string(zmq.LAST_ENDPOINT)
-        log.info("aggregator: ingest %s, stream %s, store %s",
-                 self.ingest_endpoint, self.stream_endpoint, getattr(self.store, "path", self.store))
+        log.info(
+            "aggregator: ingest %s, stream %s, store %s",
+            self.ingest_endpoint,
+            self.stream_endpoint,
+            getattr(self.store, "path", self.store),
+        )
 
     @staticmethod
     def _bind(sock: zmq.Socket, endpoint: str, what: str) -> None:
@@ -364,7 +389,7 @@ class Aggregator:
                 continue
             k = 0
             for batch, texts in jobs:
-                self._acknowledge(batch, texts, seqs[k:k + len(batch)])
+                self._acknowledge(batch, texts, seqs[k : k + len(batch)])
                 k += len(batch)
 
     def serve_forever(self) -> None:
@@ -388,8 +413,9 @@ class Aggregator:
         n = self._counters["malformed"]
         if n <= 10 or n % 1000 == 0:
             who = identity.hex() if identity else "?"
-            log.warning("aggregator: dropped a malformed message from peer %s: %s (%d malformed so far)",
-                        who, reason[:300], n)
+            log.warning(
+                "aggregator: dropped a malformed message from peer %s: %s (%d malformed so far)", who, reason[:300], n
+            )
 
     def _reply(self, envelope: list[bytes], frame: bytes) -> None:
         try:
@@ -415,13 +441,11 @@ class Aggregator:
                 envelope, payloads = frames[:1], frames[1:]  # DEALER: one event per frame
             else:
                 self._counters["received"] += 1
-                self._malformed(f"{len(frames) - 1} payload frame(s) after an empty delimiter or none",
-                                frames[0])
+                self._malformed(f"{len(frames) - 1} payload frame(s) after an empty delimiter or none", frames[0])
                 continue
             if len(payloads) > MAX_BATCH_EVENTS:
                 self._counters["received"] += len(payloads)
-                self._malformed(f"{len(payloads)} event frames in one message, limit {MAX_BATCH_EVENTS}",
-                                envelope[0])
+                self._malformed(f"{len(payloads)} event frames in one message, limit {MAX_BATCH_EVENTS}", envelope[0])
                 continue
             n_frames += len(payloads)
             for payload in payloads:
@@ -447,8 +471,7 @@ class Aggregator:
         self._queued += 1
         self._jobs.put((batch, texts))
 
-    def _acknowledge(self, batch: list[tuple[list[bytes], Event]], texts: list[str],
-                     seqs: list[int | None]) -> None:
+    def _acknowledge(self, batch: list[tuple[list[bytes], Event]], texts: list[str], seqs: list[int | None]) -> None:
         """Count, acknowledge and fan out one committed batch (``seqs``: per event its new
         ``stream_seq``, or ``None`` for a duplicate)."""
         # counted before the acks go out: a publisher that saw its ack then reads stats() sees it
@@ -500,8 +523,7 @@ class Aggregator:
         except zmq.Again:
             if client.live:
                 self._counters["lagging"] += 1
-                log.info("aggregator: stream client %s is slow; it will catch up from the store",
-                         client.identity.hex())
+                log.info("aggregator: stream client %s is slow; it will catch up from the store", client.identity.hex())
             client.live = False
             client.blocked_until = time.monotonic() + 0.05
             return False
@@ -588,8 +610,12 @@ class Aggregator:
                 self._stream.send_multipart([identity, encode_subscribed(client.cursor, last)], zmq.NOBLOCK)
             except zmq.ZMQError:
                 pass  # it will renew its subscription
-            log.info("aggregator: stream client %s subscribed (since %s, %d filter(s))",
-                     identity.hex(), request.since, len(request.filters))
+            log.info(
+                "aggregator: stream client %s subscribed (since %s, %d filter(s))",
+                identity.hex(),
+                request.since,
+                len(request.filters),
+            )
 
     def _drop_client(self, identity: bytes) -> None:
         if self._clients.pop(identity, None) is not None:
@@ -599,8 +625,9 @@ class Aggregator:
         now = time.monotonic()
         for identity, client in list(self._clients.items()):
             if now - client.last_heard > self.client_timeout_s:
-                log.info("aggregator: stream client %s silent for %.0f s; forgotten",
-                         identity.hex(), now - client.last_heard)
+                log.info(
+                    "aggregator: stream client %s silent for %.0f s; forgotten", identity.hex(), now - client.last_heard
+                )
                 self._drop_client(identity)
 
     # ------------------------------------------------------------------ lifecycle

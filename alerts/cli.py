@@ -74,12 +74,19 @@ def cmd_aggregator(args: argparse.Namespace) -> int:
         return _error("aggregator", "give --keys DIR or --insecure-dev, not both", 2)
     if not args.keys:
         if not args.insecure_dev:
-            return _error("aggregator", "no CURVE keys: give --keys DIR (see `vigil keys new`), or "
-                          "--insecure-dev to run without transport security on loopback only", 2)
+            return _error(
+                "aggregator",
+                "no CURVE keys: give --keys DIR (see `vigil keys new`), or "
+                "--insecure-dev to run without transport security on loopback only",
+                2,
+            )
         for endpoint in (args.ingest, args.stream):
             if not is_local_endpoint(endpoint):
-                return _error("aggregator", INSECURE_BIND_MESSAGE.format(endpoint=endpoint)
-                              + " (--insecure-dev never lifts this)", 2)
+                return _error(
+                    "aggregator",
+                    INSECURE_BIND_MESSAGE.format(endpoint=endpoint) + " (--insecure-dev never lifts this)",
+                    2,
+                )
     _ensure_logging()
     try:
         keys = CurveServer(args.keys) if args.keys else None
@@ -95,8 +102,10 @@ def cmd_aggregator(args: argparse.Namespace) -> int:
         store.close()
         return _error("aggregator", str(exc))
     try:
-        log.info("aggregator serving%s; stop with Ctrl-C or SIGTERM",
-                 " with CURVE" if keys else " WITHOUT transport security (--insecure-dev)")
+        log.info(
+            "aggregator serving%s; stop with Ctrl-C or SIGTERM",
+            " with CURVE" if keys else " WITHOUT transport security (--insecure-dev)",
+        )
         agg.serve_forever()
     finally:
         agg.close()
@@ -118,8 +127,17 @@ def cmd_tail(args: argparse.Namespace) -> int:
         filters = [StreamFilter.of(camera=args.camera, type=args.type, severity=args.severity)]
     state: dict = {}
     try:
-        n = tail(args.connect, filters=filters, since=args.since, as_json=args.json, out=sys.stdout,
-                 max_events=args.max_events, timeout_s=args.timeout, configure_socket=configure, state=state)
+        n = tail(
+            args.connect,
+            filters=filters,
+            since=args.since,
+            as_json=args.json,
+            out=sys.stdout,
+            max_events=args.max_events,
+            timeout_s=args.timeout,
+            configure_socket=configure,
+            state=state,
+        )
     except KeyboardInterrupt:
         n = None
     except BrokenPipeError:
@@ -127,13 +145,14 @@ def cmd_tail(args: argparse.Namespace) -> int:
     except zmq.ZMQError as exc:
         return _error("tail", f"cannot follow {args.connect}: {exc}")
     if state.get("last_stream_seq") is not None:
-        print(f"vigil tail: last stream_seq {state['last_stream_seq']} (resume with --since "
-              f"{state['last_stream_seq']})", file=sys.stderr)
+        print(
+            f"vigil tail: last stream_seq {state['last_stream_seq']} (resume with --since {state['last_stream_seq']})",
+            file=sys.stderr,
+        )
     if n is None:
         return 0
     if args.max_events is not None and n < args.max_events:
-        print(f"vigil tail: {n} of {args.max_events} event(s) before the {args.timeout} s timeout",
-              file=sys.stderr)
+        print(f"vigil tail: {n} of {args.max_events} event(s) before the {args.timeout} s timeout", file=sys.stderr)
         return 1
     return 0
 
@@ -203,41 +222,69 @@ def cmd_events_export(args: argparse.Namespace) -> int:
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
     """Register ``aggregator``, ``tail`` and ``events`` on the ``vigil`` subparsers."""
     p = subparsers.add_parser(
-        "aggregator", help="receive, store and re-publish alarm events",
+        "aggregator",
+        help="receive, store and re-publish alarm events",
         description="Receive events from edge workers (ROUTER, acknowledged after commit), store "
-                    "them once each (SQLite or PostgreSQL) and stream them to operator clients "
-                    "(replay from a sequence number, then live). Stops on Ctrl-C/SIGTERM.",
+        "them once each (SQLite or PostgreSQL) and stream them to operator clients "
+        "(replay from a sequence number, then live). Stops on Ctrl-C/SIGTERM.",
     )
     p.add_argument("--db", help="SQLite event database (created if missing)")
     p.add_argument("--dsn", help="PostgreSQL connection string instead of --db (schema created/migrated)")
     p.add_argument("--keys", help="CURVE keys folder: DIR/aggregator.key_secret, allow-list DIR/authorized/*.key")
-    p.add_argument("--ingest", default=DEFAULT_INGEST_ENDPOINT,
-                   help=f"endpoint edge workers connect to (default {DEFAULT_INGEST_ENDPOINT})")
-    p.add_argument("--stream", default=DEFAULT_STREAM_ENDPOINT,
-                   help=f"endpoint operator clients subscribe to (default {DEFAULT_STREAM_ENDPOINT})")
-    p.add_argument("--stream-hwm", type=_positive_int, default=10_000,
-                   help="messages queued per operator client before it is switched to catching up "
-                        "from the store (default 10000)")
-    p.add_argument("--insecure-dev", action="store_true",
-                   help="run without CURVE keys (no transport security): loopback or ipc:// endpoints only")
+    p.add_argument(
+        "--ingest",
+        default=DEFAULT_INGEST_ENDPOINT,
+        help=f"endpoint edge workers connect to (default {DEFAULT_INGEST_ENDPOINT})",
+    )
+    p.add_argument(
+        "--stream",
+        default=DEFAULT_STREAM_ENDPOINT,
+        help=f"endpoint operator clients subscribe to (default {DEFAULT_STREAM_ENDPOINT})",
+    )
+    p.add_argument(
+        "--stream-hwm",
+        type=_positive_int,
+        default=10_000,
+        help="messages queued per operator client before it is switched to catching up from the store (default 10000)",
+    )
+    p.add_argument(
+        "--insecure-dev",
+        action="store_true",
+        help="run without CURVE keys (no transport security): loopback or ipc:// endpoints only",
+    )
     p.set_defaults(func=cmd_aggregator)
 
-    p = subparsers.add_parser("tail", help="follow the live event stream",
-                              description="Print one line per event from the aggregator's stream.")
-    p.add_argument("--connect", default=DEFAULT_STREAM_ENDPOINT,
-                   help=f"aggregator stream endpoint (default {DEFAULT_STREAM_ENDPOINT})")
+    p = subparsers.add_parser(
+        "tail",
+        help="follow the live event stream",
+        description="Print one line per event from the aggregator's stream.",
+    )
+    p.add_argument(
+        "--connect",
+        default=DEFAULT_STREAM_ENDPOINT,
+        help=f"aggregator stream endpoint (default {DEFAULT_STREAM_ENDPOINT})",
+    )
     p.add_argument("--json", action="store_true", help="print each event's JSON instead of a summary line")
     p.add_argument("--camera", action="append", help="only this camera's events (repeatable)")
     p.add_argument("--type", action="append", help="only events of this type (repeatable)")
-    p.add_argument("--severity", action="append", choices=["info", "warning", "critical"],
-                   help="only events of this severity (repeatable)")
-    p.add_argument("--since", type=int, metavar="SEQ",
-                   help="first replay the stored events after stream sequence number SEQ (0: all)")
+    p.add_argument(
+        "--severity",
+        action="append",
+        choices=["info", "warning", "critical"],
+        help="only events of this severity (repeatable)",
+    )
+    p.add_argument(
+        "--since",
+        type=int,
+        metavar="SEQ",
+        help="first replay the stored events after stream sequence number SEQ (0: all)",
+    )
     p.add_argument("--keys", help="CURVE keys folder (DIR/NAME.key_secret, DIR/aggregator.key)")
     p.add_argument("--name", help="this client's key name in --keys")
     p.add_argument("--max-events", type=_positive_int, help="stop after N events")
-    p.add_argument("--timeout", type=_positive_float,
-                   help="stop after S seconds (exit 1 if --max-events was not reached)")
+    p.add_argument(
+        "--timeout", type=_positive_float, help="stop after S seconds (exit 1 if --max-events was not reached)"
+    )
     p.set_defaults(func=cmd_tail)
 
     p = subparsers.add_parser("events", help="inspect the event database")
@@ -253,16 +300,24 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     x.add_argument("--dsn", help="PostgreSQL connection string instead of --db")
     x.add_argument("--format", choices=["jsonl"], default="jsonl", help="output format (jsonl)")
     x.add_argument("--output", "-o", help="output file (default: standard output)")
-    x.add_argument("--since", type=int, default=0, metavar="STREAM_SEQ",
-                   help="only events stored after this stream sequence number")
+    x.add_argument(
+        "--since",
+        type=int,
+        default=0,
+        metavar="STREAM_SEQ",
+        help="only events stored after this stream sequence number",
+    )
     x.set_defaults(func=cmd_events_export)
 
     p = subparsers.add_parser("keys", help="CURVE key pairs for the aggregator, edge nodes and operators")
     ks = p.add_subparsers(dest="keys_command", metavar="{new}")
     ks.required = True
-    k = ks.add_parser("new", help="write DIR/NAME.key and DIR/NAME.key_secret (pyzmq certificate format)",
-                      description="Create a CURVE key pair. The aggregator's is named 'aggregator'; copy "
-                                  "each client's public NAME.key into the aggregator's DIR/authorized/.")
+    k = ks.add_parser(
+        "new",
+        help="write DIR/NAME.key and DIR/NAME.key_secret (pyzmq certificate format)",
+        description="Create a CURVE key pair. The aggregator's is named 'aggregator'; copy "
+        "each client's public NAME.key into the aggregator's DIR/authorized/.",
+    )
     k.add_argument("name", help="key name (aggregator, an edge node, an operator)")
     k.add_argument("--dir", required=True, help="keys folder (created if missing)")
     k.add_argument("--authorize", action="store_true", help="also copy the public key into DIR/authorized/")

@@ -51,10 +51,15 @@ def new_event_id() -> str:
         pool, offset = os.urandom(10 * 400), 0
         _id_pool[0], _id_pool[2] = pool, os.getpid()
     _id_pool[1] = offset + 10
-    rand = int.from_bytes(pool[offset:offset + 10], "big")  # 80 bits, 74 used
+    rand = int.from_bytes(pool[offset : offset + 10], "big")  # 80 bits, 74 used
     ms = time.time_ns() // 1_000_000
-    value = ((ms & 0xFFFF_FFFF_FFFF) << 80) | (0x7 << 76) | (((rand >> 62) & 0xFFF) << 64) \
-        | (0b10 << 62) | (rand & 0x3FFF_FFFF_FFFF_FFFF)
+    value = (
+        ((ms & 0xFFFF_FFFF_FFFF) << 80)
+        | (0x7 << 76)
+        | (((rand >> 62) & 0xFFF) << 64)
+        | (0b10 << 62)
+        | (rand & 0x3FFF_FFFF_FFFF_FFFF)
+    )
     h = f"{value:032x}"
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 

@@ -30,7 +30,10 @@ class EvidenceError(ValueError):
 def _blur_faces(image: np.ndarray) -> np.ndarray:
     import cv2
 
-    path = Path(getattr(cv2, "data", None).haarcascades if hasattr(cv2, "data") else "") / "haarcascade_frontalface_default.xml"
+    path = (
+        Path(getattr(cv2, "data", None).haarcascades if hasattr(cv2, "data") else "")
+        / "haarcascade_frontalface_default.xml"
+    )
     if not path.is_file() or min(image.shape[:2]) < 48:
         return image
     cascade = cv2.CascadeClassifier(str(path))
@@ -39,7 +42,7 @@ def _blur_faces(image: np.ndarray) -> np.ndarray:
     gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY) if image.ndim == 3 else image
     out = image.copy()
     for x, y, w, h in cascade.detectMultiScale(gray, 1.1, 5, minSize=(24, 24)):
-        out[y:y + h, x:x + w] = cv2.GaussianBlur(out[y:y + h, x:x + w], (0, 0), max(w, h) / 6)
+        out[y : y + h, x : x + w] = cv2.GaussianBlur(out[y : y + h, x : x + w], (0, 0), max(w, h) / 6)
     return out
 
 
@@ -63,7 +66,10 @@ class EvidenceStore:
         if not ok:
             raise EvidenceError("cannot encode evidence image")
         eid = uuid.uuid4().hex
-        for suffix, data in ((".jpg", buf.tobytes()), (".json", json.dumps({"id": eid, "created": time.time(), **meta}).encode())):
+        for suffix, data in (
+            (".jpg", buf.tobytes()),
+            (".json", json.dumps({"id": eid, "created": time.time(), **meta}).encode()),
+        ):
             fd = os.open(self.folder / f"{eid}{suffix}", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)

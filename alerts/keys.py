@@ -144,8 +144,12 @@ class _AllowList:
         else:
             self.denied += 1
             if self.denied <= 10 or self.denied % 1000 == 0:
-                log.warning("refused a CURVE client whose key is not in %s: %s (%d refused so far)",
-                            self.folder, key.decode("ascii", "replace"), self.denied)
+                log.warning(
+                    "refused a CURVE client whose key is not in %s: %s (%d refused so far)",
+                    self.folder,
+                    key.decode("ascii", "replace"),
+                    self.denied,
+                )
         return ok
 
 

@@ -90,13 +90,17 @@ class SqliteOutbox(PendingView):
             for stmt in _SCHEMA:
                 self._db.execute(stmt)
             row = self._db.execute("SELECT MAX(version) FROM outbox_version").fetchone()
-            has_table = self._db.execute(
-                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'outbox'").fetchone() is not None
+            has_table = (
+                self._db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'outbox'").fetchone()
+                is not None
+            )
             version = row[0] if row[0] is not None else (1 if has_table else None)
             if version is not None and version > OUTBOX_SCHEMA_VERSION:
                 self._db.execute("ROLLBACK")
-                raise OutboxError(f"event outbox {self.path} has schema {version}; this build reads "
-                                  f"{OUTBOX_SCHEMA_VERSION}: upgrade vigil")
+                raise OutboxError(
+                    f"event outbox {self.path} has schema {version}; this build reads "
+                    f"{OUTBOX_SCHEMA_VERSION}: upgrade vigil"
+                )
             if version == 1:
                 for stmt in _MIGRATE_1_TO_2:
                     self._db.execute(stmt)
@@ -122,8 +126,11 @@ class SqliteOutbox(PendingView):
             self._db.close()
             raise
         if self._items:
-            log.info("event outbox %s: %d unacknowledged event(s) from a previous run will be sent",
-                     self.path, len(self._items))
+            log.info(
+                "event outbox %s: %d unacknowledged event(s) from a previous run will be sent",
+                self.path,
+                len(self._items),
+            )
 
     # ------------------------------------------------------------------ sequences
     def last_seq(self, camera: str) -> int:
@@ -148,8 +155,8 @@ class SqliteOutbox(PendingView):
         dropped = [i for i, _ in zip(self._items, range(max(0, n_over)))]
         # more new events than max_events: only the newest are kept (the others count as dropped)
         n_keep = len(fresh) - max(0, n_over - len(dropped))
-        kept = list(fresh.values())[len(fresh) - n_keep:]
-        dropped += [item[0] for item in list(fresh.values())[:len(fresh) - n_keep]]
+        kept = list(fresh.values())[len(fresh) - n_keep :]
+        dropped += [item[0] for item in list(fresh.values())[: len(fresh) - n_keep]]
         lasts: dict[str, int] = {}
         for _, _, camera, seq in fresh.values():
             if camera is not None and seq is not None and seq > max(self._last.get(camera, 0), lasts.get(camera, 0)):
@@ -159,17 +166,21 @@ class SqliteOutbox(PendingView):
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 if dropped:
-                    self._db.executemany("DELETE FROM outbox WHERE n = ?",
-                                         [(self._rowid[i],) for i in dropped if i in self._rowid])
-                self._db.executemany("INSERT INTO outbox (id, camera, seq, data, put_at) VALUES (?, ?, ?, ?, ?)",
-                                     [(i, c, q, d, now) for i, d, c, q in kept])
+                    self._db.executemany(
+                        "DELETE FROM outbox WHERE n = ?", [(self._rowid[i],) for i in dropped if i in self._rowid]
+                    )
+                self._db.executemany(
+                    "INSERT INTO outbox (id, camera, seq, data, put_at) VALUES (?, ?, ?, ?, ?)",
+                    [(i, c, q, d, now) for i, d, c, q in kept],
+                )
                 # rowids of one statement in one write transaction are consecutive (AUTOINCREMENT)
                 (last,) = self._db.execute("SELECT last_insert_rowid()").fetchone()
                 if lasts:
                     self._db.executemany(
                         "INSERT INTO sequences (camera, last_seq) VALUES (?, ?) "
                         "ON CONFLICT (camera) DO UPDATE SET last_seq = MAX(last_seq, excluded.last_seq)",
-                        list(lasts.items()))
+                        list(lasts.items()),
+                    )
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
@@ -215,7 +226,6 @@ class SqliteOutbox(PendingView):
             out.append(p and i not in seen)
             seen.add(i)
         return out
-
 
     def close(self) -> None:
         try:

@@ -118,23 +118,27 @@ class PgEventStore(EventReads):
         with self._lock:
             version = self._version(self._db)
             if version > PG_SCHEMA_VERSION:
-                raise StoreError(f"event database {self.path} has schema {version}; this build reads up to "
-                                 f"{PG_SCHEMA_VERSION}: upgrade vigil")
+                raise StoreError(
+                    f"event database {self.path} has schema {version}; this build reads up to "
+                    f"{PG_SCHEMA_VERSION}: upgrade vigil"
+                )
             if version == PG_SCHEMA_VERSION:
                 return
             if self.readonly:
-                raise StoreError(f"{self.path} is not a vigil event database (schema {version}): "
-                                 "open it once with the aggregator")
+                raise StoreError(
+                    f"{self.path} is not a vigil event database (schema {version}): open it once with the aggregator"
+                )
             with self._db.transaction():
                 self._db.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
-                self._db.execute("CREATE TABLE IF NOT EXISTS vigil_schema_version ("
-                                 " version integer PRIMARY KEY, applied_at text NOT NULL)")
+                self._db.execute(
+                    "CREATE TABLE IF NOT EXISTS vigil_schema_version ("
+                    " version integer PRIMARY KEY, applied_at text NOT NULL)"
+                )
                 version = self._version(self._db)  # re-read under the lock
                 for target in range(version + 1, PG_SCHEMA_VERSION + 1):
                     for stmt in _MIGRATIONS[target]:
                         self._db.execute(stmt)
-                    self._db.execute("INSERT INTO vigil_schema_version VALUES (%s, %s)",
-                                     (target, utc_iso(time.time())))
+                    self._db.execute("INSERT INTO vigil_schema_version VALUES (%s, %s)", (target, utc_iso(time.time())))
                     log.info("event database %s migrated to schema %d", self.path, target)
 
     @property
@@ -165,9 +169,14 @@ class PgEventStore(EventReads):
         else:
             texts = {ev.id: ev.to_json() for ev in uniq}
         cols = (
-            [ev.id for ev in uniq], [ev.camera for ev in uniq], [ev.seq for ev in uniq],
-            [ev.type for ev in uniq], [ev.time for ev in uniq], [ev.severity for ev in uniq],
-            [ev.state for ev in uniq], [texts[ev.id] for ev in uniq],
+            [ev.id for ev in uniq],
+            [ev.camera for ev in uniq],
+            [ev.seq for ev in uniq],
+            [ev.type for ev in uniq],
+            [ev.time for ev in uniq],
+            [ev.severity for ev in uniq],
+            [ev.state for ev in uniq],
+            [texts[ev.id] for ev in uniq],
         )
         with self._lock:
             try:
@@ -185,8 +194,11 @@ class PgEventStore(EventReads):
                     new = {i: int(s) for i, s in rows}
                     old = [ev.id for ev in uniq if ev.id not in new]
                     if old:
-                        stored = dict(self._db.execute(
-                            "SELECT id::text, json FROM events WHERE id = ANY(%s::uuid[])", (old,)).fetchall())
+                        stored = dict(
+                            self._db.execute(
+                                "SELECT id::text, json FROM events WHERE id = ANY(%s::uuid[])", (old,)
+                            ).fetchall()
+                        )
                         for event_id in old:
                             if stored.get(event_id) != texts[event_id]:
                                 log.warning("event id %s resent with different content; keeping the first", event_id)

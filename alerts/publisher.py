@@ -150,7 +150,6 @@ class MemoryOutbox(PendingView):
         pass
 
 
-
 class EventPublisher:
     """Deliver events to the aggregator's ingest endpoint with acknowledgements.
 
@@ -237,9 +236,7 @@ class EventPublisher:
             self._sock.setsockopt(zmq.SNDHWM, 1000)
             if configure_socket is not None:
                 configure_socket(self._sock)
-            self._monitor = self._sock.get_monitor_socket(
-                zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_DISCONNECTED
-            )
+            self._monitor = self._sock.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_DISCONNECTED)
             self._sock.connect(endpoint)
         except zmq.ZMQError as exc:
             self._close_socket()
@@ -299,7 +296,9 @@ class EventPublisher:
                     log.warning(
                         "event buffer full (%d): dropped the oldest unacknowledged event(s); "
                         "%d dropped so far — is the aggregator at %s reachable?",
-                        self._outbox.max_events, self._dropped, self.endpoint,
+                        self._outbox.max_events,
+                        self._dropped,
+                        self.endpoint,
                     )
                 self._changed.notify_all()
             self._unsent.extend(i for i, _, _, _ in items if i in self._outbox)
@@ -367,9 +366,12 @@ class EventPublisher:
                 self._outbox.close()
         if report.undelivered:
             log.warning(
-                "event publisher to %s closed with %d event(s) undelivered "
-                "(%d pending, %d dropped, %d rejected)",
-                self.endpoint, report.undelivered, report.pending, report.dropped, report.rejected,
+                "event publisher to %s closed with %d event(s) undelivered (%d pending, %d dropped, %d rejected)",
+                self.endpoint,
+                report.undelivered,
+                report.pending,
+                report.dropped,
+                report.rejected,
             )
         return report
 
@@ -381,9 +383,15 @@ class EventPublisher:
 
     def _report_locked(self) -> DeliveryReport:
         return DeliveryReport(
-            published=self._published, sent=self._sent, acknowledged=self._acked,
-            pending=len(self._outbox), dropped=self._dropped, rejected=self._rejected,
-            resent=self._resent, errors=self._errors, recovered=self._recovered,
+            published=self._published,
+            sent=self._sent,
+            acknowledged=self._acked,
+            pending=len(self._outbox),
+            dropped=self._dropped,
+            rejected=self._rejected,
+            resent=self._resent,
+            errors=self._errors,
+            recovered=self._recovered,
         )
 
     def _wake(self) -> None:
@@ -465,8 +473,11 @@ class EventPublisher:
                         self._retry = [(now, a, event_id) for event_id, a in self._attempts.items()]
                         heapq.heapify(self._retry)
                         n = len(self._retry)
-                log.info("event publisher connected to %s%s", self.endpoint,
-                         f"; resending {n} unacknowledged event(s)" if n else "")
+                log.info(
+                    "event publisher connected to %s%s",
+                    self.endpoint,
+                    f"; resending {n} unacknowledged event(s)" if n else "",
+                )
             elif msg["event"] == zmq.EVENT_DISCONNECTED:
                 # What was in flight on that connection is gone: resend it on the next one.
                 self._reconnecting = True
@@ -505,7 +516,7 @@ class EventPublisher:
                 if gone:
                     self._acked += 1
                     self._attempts.pop(event_id, None)
-            for (event_id, error), gone in zip(nacks, flags[len(acks):]):
+            for (event_id, error), gone in zip(nacks, flags[len(acks) :]):
                 if gone:
                     self._rejected += 1
                     self._attempts.pop(event_id, None)

@@ -94,16 +94,21 @@ class EventReads:
     def read_after(self, since_stream_seq: int, limit: int = 500) -> list[tuple[int, str, str, str, str]]:
         """Up to ``limit`` rows ``(stream_seq, camera, type, severity, json)`` after ``since_stream_seq``,
         in stream order: the stored JSON as stored (for replaying to operators)."""
-        rows = self._read("SELECT stream_seq, camera, type, severity, json FROM events"
-                          " WHERE stream_seq > ? ORDER BY stream_seq LIMIT ?", (int(since_stream_seq), int(limit)))
+        rows = self._read(
+            "SELECT stream_seq, camera, type, severity, json FROM events"
+            " WHERE stream_seq > ? ORDER BY stream_seq LIMIT ?",
+            (int(since_stream_seq), int(limit)),
+        )
         return [(int(a), b, c, d, e) for a, b, c, d, e in rows]
 
     def iter_events(self, since_stream_seq: int = 0, *, batch: int = 500) -> Iterator[StoredEvent]:
         """Events with ``stream_seq > since_stream_seq`` in stream order, read in batches."""
         cursor = int(since_stream_seq)
         while True:
-            rows = self._read("SELECT stream_seq, received_at, json FROM events"
-                              " WHERE stream_seq > ? ORDER BY stream_seq LIMIT ?", (cursor, batch))
+            rows = self._read(
+                "SELECT stream_seq, received_at, json FROM events WHERE stream_seq > ? ORDER BY stream_seq LIMIT ?",
+                (cursor, batch),
+            )
             for stream_seq, received_at, text in rows:
                 try:
                     event = Event.from_json(text)
@@ -122,8 +127,9 @@ class EventReads:
         cursor = int(since_stream_seq)
         n = 0
         while True:
-            rows = self._read("SELECT stream_seq, json FROM events"
-                              " WHERE stream_seq > ? ORDER BY stream_seq LIMIT ?", (cursor, batch))
+            rows = self._read(
+                "SELECT stream_seq, json FROM events WHERE stream_seq > ? ORDER BY stream_seq LIMIT ?", (cursor, batch)
+            )
             for stream_seq, text in rows:
                 fh.write(text)
                 fh.write("\n")
@@ -209,8 +215,7 @@ class EventStore(EventReads):
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 self._db.execute(
-                    "CREATE TABLE IF NOT EXISTS schema_version ("
-                    " version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)"
+                    "CREATE TABLE IF NOT EXISTS schema_version ( version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)"
                 )
                 version = self._schema_version()  # re-read inside the write lock
                 for target in range(version + 1, STORE_SCHEMA_VERSION + 1):
@@ -268,9 +273,12 @@ class EventStore(EventReads):
                 try:
                     stored: dict[str, str] = {}
                     for k in range(0, len(ids), 500):
-                        chunk = ids[k:k + 500]
-                        stored.update(self._db.execute(
-                            f"SELECT id, json FROM events WHERE id IN ({','.join('?' * len(chunk))})", chunk).fetchall())
+                        chunk = ids[k : k + 500]
+                        stored.update(
+                            self._db.execute(
+                                f"SELECT id, json FROM events WHERE id IN ({','.join('?' * len(chunk))})", chunk
+                            ).fetchall()
+                        )
                     new_idx = [i for i in first.values() if events[i].id not in stored]
                     seqs: dict[str, int] = {}
                     if new_idx:
@@ -279,8 +287,21 @@ class EventStore(EventReads):
                         self._db.executemany(
                             "INSERT INTO events (id, camera, seq, type, time, severity, state, json, received_at)"
                             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                            [(events[i].id, events[i].camera, events[i].seq, events[i].type, events[i].time,
-                              events[i].severity, events[i].state, texts[i], received_at) for i in new_idx])
+                            [
+                                (
+                                    events[i].id,
+                                    events[i].camera,
+                                    events[i].seq,
+                                    events[i].type,
+                                    events[i].time,
+                                    events[i].severity,
+                                    events[i].state,
+                                    texts[i],
+                                    received_at,
+                                )
+                                for i in new_idx
+                            ],
+                        )
                         # stream_seq is the rowid (AUTOINCREMENT): the rows of one statement in one
                         # write transaction take consecutive values, ending at last_insert_rowid().
                         (last,) = self._db.execute("SELECT last_insert_rowid()").fetchone()
@@ -295,8 +316,12 @@ class EventStore(EventReads):
         for event_id, text in stored.items():
             if text != texts[first[event_id]]:
                 ev = events[first[event_id]]
-                log.warning("event id %s resent with different content (camera %s seq %d); keeping the first",
-                            ev.id, ev.camera, ev.seq)
+                log.warning(
+                    "event id %s resent with different content (camera %s seq %d); keeping the first",
+                    ev.id,
+                    ev.camera,
+                    ev.seq,
+                )
         return [seqs.get(ev.id) if first[ev.id] == i else None for i, ev in enumerate(events)]
 
     def _fetch(self, sql: str, params: tuple) -> list[tuple]:

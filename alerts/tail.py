@@ -38,10 +38,18 @@ def _short_value(value: Any) -> str | None:
     if isinstance(value, int):
         return str(value)
     if isinstance(value, float):
-        return f"{value:.3g}" if abs(value) >= 1000 or (value and abs(value) < 0.01) else f"{value:.2f}".rstrip("0").rstrip(".")
+        return (
+            f"{value:.3g}"
+            if abs(value) >= 1000 or (value and abs(value) < 0.01)
+            else f"{value:.2f}".rstrip("0").rstrip(".")
+        )
     if isinstance(value, str):
         return value if len(value) <= 24 else value[:23] + "…"
-    if isinstance(value, (list, tuple)) and value and all(isinstance(v, (int, float, str)) and not isinstance(v, bool) for v in value):
+    if (
+        isinstance(value, (list, tuple))
+        and value
+        and all(isinstance(v, (int, float, str)) and not isinstance(v, bool) for v in value)
+    ):
         parts = [_short_value(v) or "" for v in value[:6]]
         return ",".join(parts) + (",…" if len(value) > 6 else "")
     return None  # nested structures (coordinates, dicts): left out of the one-line summary
@@ -231,8 +239,9 @@ def tail(
     """
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
     printed = 0
-    client = StreamClient(connect_endpoint, filters=filters, since=since, context=context,
-                          configure_socket=configure_socket)
+    client = StreamClient(
+        connect_endpoint, filters=filters, since=since, context=context, configure_socket=configure_socket
+    )
     try:
         while max_events is None or printed < max_events:
             if stop is not None and stop.is_set():

@@ -36,12 +36,34 @@ from vigil.detectors.plates.grammar import clean
 
 log = logging.getLogger(__name__)
 
-__all__ = ["TransitStore", "TransitError", "load_key", "pseudonym", "transit_from_event", "redact_event_payload",
-           "TRANSIT_EVENT_TYPES", "EXPORT_FIELDS"]
+__all__ = [
+    "TransitStore",
+    "TransitError",
+    "load_key",
+    "pseudonym",
+    "transit_from_event",
+    "redact_event_payload",
+    "TRANSIT_EVENT_TYPES",
+    "EXPORT_FIELDS",
+]
 
 TRANSIT_EVENT_TYPES = ("plate_transit", "plate_hit")
-EXPORT_FIELDS = ["id", "time", "camera", "plate", "plate_hash", "pseudonymised", "confidence", "direction",
-                 "vehicle_class", "hits", "evidence_id", "event_id", "kind", "country"]
+EXPORT_FIELDS = [
+    "id",
+    "time",
+    "camera",
+    "plate",
+    "plate_hash",
+    "pseudonymised",
+    "confidence",
+    "direction",
+    "vehicle_class",
+    "hits",
+    "evidence_id",
+    "event_id",
+    "kind",
+    "country",
+]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS transits (
@@ -159,8 +181,15 @@ def redact_event_payload(payload: dict, key: bytes) -> dict:
 class TransitStore:
     """Transit records in the SQLite database at ``db_path`` (thread-safe)."""
 
-    def __init__(self, db_path: str | Path, *, key: bytes | str | None = None, key_file: str | Path | None = None,
-                 retention_days: float = 7.0, hit_retention_days: float | None = None) -> None:
+    def __init__(
+        self,
+        db_path: str | Path,
+        *,
+        key: bytes | str | None = None,
+        key_file: str | Path | None = None,
+        retention_days: float = 7.0,
+        hit_retention_days: float | None = None,
+    ) -> None:
         self.path = Path(db_path)
         self._key_arg, self._key_file = key, key_file
         self._key: bytes | None = None
@@ -192,12 +221,27 @@ class TransitStore:
         tid = str(transit.get("id") or uuid.uuid4())
         plate_hash = pseudonym(plate, self.key) if plate else str(given_hash)
         pseudonymised = not hits
-        row = (tid, ts, _iso(ts), camera, None if pseudonymised else plate, plate_hash, int(pseudonymised),
-               _num(transit.get("confidence")), transit.get("direction"), transit.get("vehicle_class"),
-               json.dumps(hits, separators=(",", ":")), None if pseudonymised else transit.get("evidence_id"),
-               transit.get("event_id"), transit.get("kind"), transit.get("country"))
+        row = (
+            tid,
+            ts,
+            _iso(ts),
+            camera,
+            None if pseudonymised else plate,
+            plate_hash,
+            int(pseudonymised),
+            _num(transit.get("confidence")),
+            transit.get("direction"),
+            transit.get("vehicle_class"),
+            json.dumps(hits, separators=(",", ":")),
+            None if pseudonymised else transit.get("evidence_id"),
+            transit.get("event_id"),
+            transit.get("kind"),
+            transit.get("country"),
+        )
         with self._lock:
-            cur = self._db.execute(f"INSERT OR IGNORE INTO transits ({', '.join(_COLS)}) VALUES ({', '.join('?' * len(_COLS))})", row)
+            cur = self._db.execute(
+                f"INSERT OR IGNORE INTO transits ({', '.join(_COLS)}) VALUES ({', '.join('?' * len(_COLS))})", row
+            )
         return tid if cur.rowcount else None
 
     def add_event(self, event) -> str | None:
@@ -222,7 +266,9 @@ class TransitStore:
         text = clean(plate)
         if not text:
             return []
-        return self._rows_in_window("WHERE (plate_hash = ? OR plate = ?)", [pseudonym(text, self.key), text], since, until)
+        return self._rows_in_window(
+            "WHERE (plate_hash = ? OR plate = ?)", [pseudonym(text, self.key), text], since, until
+        )
 
     def all(self, since=None, until=None) -> list[dict]:
         return self._rows_in_window("WHERE 1=1", [], since, until)
@@ -248,8 +294,14 @@ class TransitStore:
             w = csv.DictWriter(fh, fieldnames=EXPORT_FIELDS, extrasaction="ignore")
             w.writeheader()
             for r in rows:
-                w.writerow({**r, "hits": ";".join(h.get("list", "") for h in r["hits"]),
-                            "plate": r["plate"] or "", "pseudonymised": int(r["pseudonymised"])})
+                w.writerow(
+                    {
+                        **r,
+                        "hits": ";".join(h.get("list", "") for h in r["hits"]),
+                        "plate": r["plate"] or "",
+                        "pseudonymised": int(r["pseudonymised"]),
+                    }
+                )
         elif format == "json":
             json.dump(rows, fh, indent=1)
             fh.write("\n")
@@ -264,12 +316,15 @@ class TransitStore:
         now = time.time() if now is None else _to_ts(now)
         deleted = 0
         with self._lock:
-            cur = self._db.execute("DELETE FROM transits WHERE pseudonymised = 1 AND ts < ?",
-                                   (now - self.retention_days * 86400.0,))
+            cur = self._db.execute(
+                "DELETE FROM transits WHERE pseudonymised = 1 AND ts < ?", (now - self.retention_days * 86400.0,)
+            )
             deleted += cur.rowcount
             if self.hit_retention_days is not None:
-                cur = self._db.execute("DELETE FROM transits WHERE pseudonymised = 0 AND ts < ?",
-                                       (now - float(self.hit_retention_days) * 86400.0,))
+                cur = self._db.execute(
+                    "DELETE FROM transits WHERE pseudonymised = 0 AND ts < ?",
+                    (now - float(self.hit_retention_days) * 86400.0,),
+                )
                 deleted += cur.rowcount
         return deleted
 
@@ -284,8 +339,23 @@ class TransitStore:
         self.close()
 
 
-_COLS = ["id", "ts", "time", "camera", "plate", "plate_hash", "pseudonymised", "confidence", "direction",
-         "vehicle_class", "hits", "evidence_id", "event_id", "kind", "country"]
+_COLS = [
+    "id",
+    "ts",
+    "time",
+    "camera",
+    "plate",
+    "plate_hash",
+    "pseudonymised",
+    "confidence",
+    "direction",
+    "vehicle_class",
+    "hits",
+    "evidence_id",
+    "event_id",
+    "kind",
+    "country",
+]
 
 
 def _num(v) -> float | None:
@@ -309,9 +379,11 @@ def _cmd_search(args) -> int:
     else:
         for r in rows:
             hits = ",".join(h.get("list", "") for h in r["hits"]) or "-"
-            print(f"{r['time']}  {r['camera']}  {r['plate'] or clean(args.plate) + ' (pseudonymised)'}  "
-                  f"conf {r['confidence'] if r['confidence'] is not None else '-'}  dir {r['direction'] or '-'}  "
-                  f"{r['vehicle_class'] or '-'}  hits {hits}")
+            print(
+                f"{r['time']}  {r['camera']}  {r['plate'] or clean(args.plate) + ' (pseudonymised)'}  "
+                f"conf {r['confidence'] if r['confidence'] is not None else '-'}  dir {r['direction'] or '-'}  "
+                f"{r['vehicle_class'] or '-'}  hits {hits}"
+            )
     return 0
 
 
@@ -331,8 +403,9 @@ def _cmd_export(args) -> int:
 def _cmd_purge(args) -> int:
     import sys
 
-    with TransitStore(args.db, key_file=args.key_file, retention_days=args.retention_days,
-                      hit_retention_days=args.hit_retention_days) as store:
+    with TransitStore(
+        args.db, key_file=args.key_file, retention_days=args.retention_days, hit_retention_days=args.hit_retention_days
+    ) as store:
         n = store.purge()
     print(f"{n} transit(s) deleted", file=sys.stderr)
     return 0
@@ -355,7 +428,10 @@ def add_transit_commands(subparsers) -> None:
 
     def common(q):
         q.add_argument("--db", required=True, help="the aggregator's SQLite database")
-        q.add_argument("--key-file", help="pseudonymisation key file (default $VIGIL_PLATE_KEY / $VIGIL_PLATE_KEY_FILE / ~/.config/vigil/plate-hmac.key)")
+        q.add_argument(
+            "--key-file",
+            help="pseudonymisation key file (default $VIGIL_PLATE_KEY / $VIGIL_PLATE_KEY_FILE / ~/.config/vigil/plate-hmac.key)",
+        )
 
     s = ts.add_parser("search", help="transits of one plate (also pseudonymised ones)")
     common(s)

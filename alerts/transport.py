@@ -83,7 +83,7 @@ def _tcp_host(endpoint: str) -> str | None:
     """The host part of a ``tcp://host:port`` endpoint (brackets removed), else ``None``."""
     if not endpoint.startswith("tcp://"):
         return None
-    rest = endpoint[len("tcp://"):]
+    rest = endpoint[len("tcp://") :]
     if ";" in rest:  # "source;destination" form: the bind side is the last part
         rest = rest.rsplit(";", 1)[1]
     if rest.startswith("["):
@@ -133,7 +133,7 @@ def topic_prefix(camera: str | None = None, type: str | None = None, severity: s
     out = ""
     for i, value in enumerate(parts):
         if value is None:
-            if any(v is not None for v in parts[i + 1:]):
+            if any(v is not None for v in parts[i + 1 :]):
                 raise ValueError("topic_prefix: give camera before type, and type before severity")
             break
         out += _part(value) + ("/" if i < 2 else "")
@@ -197,9 +197,11 @@ class StreamFilter:
         return cls(norm(camera), norm(type), norm(severity))
 
     def matches(self, camera: str, type_: str, severity: str) -> bool:
-        return ((self.camera is None or camera in self.camera)
-                and (self.type is None or type_ in self.type)
-                and (self.severity is None or severity in self.severity))
+        return (
+            (self.camera is None or camera in self.camera)
+            and (self.type is None or type_ in self.type)
+            and (self.severity is None or severity in self.severity)
+        )
 
     def to_obj(self) -> dict[str, list[str]]:
         return {k: sorted(getattr(self, k)) for k in _FILTER_FIELDS if getattr(self, k) is not None}
@@ -213,8 +215,9 @@ class SubscribeRequest:
 
 
 def encode_subscribe(filters: list[StreamFilter], since: int | None) -> bytes:
-    return json.dumps({"op": "subscribe", "filters": [f.to_obj() for f in filters], "since": since},
-                      separators=(",", ":")).encode("utf-8")
+    return json.dumps(
+        {"op": "subscribe", "filters": [f.to_obj() for f in filters], "since": since}, separators=(",", ":")
+    ).encode("utf-8")
 
 
 def parse_subscribe(frame: bytes) -> SubscribeRequest:

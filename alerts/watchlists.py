@@ -37,8 +37,18 @@ log = logging.getLogger(__name__)
 __all__ = ["WatchEntry", "ListHit", "WatchLists", "parse_list", "LIST_NAMES"]
 
 LIST_NAMES = {"A1": "stolen", "C": "flagged", "A2": "not inspected", "UNINSURED": "uninsured"}
-_ALIASES = {"A1": "A1", "C": "C", "A2": "A2", "UNINSURED": "UNINSURED", "U": "UNINSURED", "STOLEN": "A1",
-            "FLAGGED": "C", "NOT_INSPECTED": "A2", "NOTINSPECTED": "A2", "NO_INSURANCE": "UNINSURED"}
+_ALIASES = {
+    "A1": "A1",
+    "C": "C",
+    "A2": "A2",
+    "UNINSURED": "UNINSURED",
+    "U": "UNINSURED",
+    "STOLEN": "A1",
+    "FLAGGED": "C",
+    "NOT_INSPECTED": "A2",
+    "NOTINSPECTED": "A2",
+    "NO_INSURANCE": "UNINSURED",
+}
 
 
 @dataclass(frozen=True)
@@ -56,18 +66,25 @@ class WatchEntry:
 
 @dataclass(frozen=True)
 class ListHit:
-    plate: str          #: the list's plate
-    read: str           #: the plate as read
-    list: str           #: A1, C, A2, UNINSURED
+    plate: str  #: the list's plate
+    read: str  #: the plate as read
+    list: str  #: A1, C, A2, UNINSURED
     list_name: str
     note: str
-    exact: bool         #: False: matched through confusable characters
+    exact: bool  #: False: matched through confusable characters
     source: str
     line: int
 
     def to_dict(self) -> dict:
-        return {"list": self.list, "list_name": self.list_name, "plate": self.plate, "note": self.note,
-                "exact": self.exact, "source": self.source, "line": self.line}
+        return {
+            "list": self.list,
+            "list_name": self.list_name,
+            "plate": self.plate,
+            "note": self.note,
+            "exact": self.exact,
+            "source": self.source,
+            "line": self.line,
+        }
 
 
 def _parse_until(text: str) -> datetime:
@@ -203,7 +220,10 @@ class WatchLists:
             when_dt = when if when.tzinfo else when.replace(tzinfo=timezone.utc)
         with self._lock:
             candidates = list(self._index.get(confusable_key(read), []))
-        hits = [ListHit(e.plate, read, e.list, LIST_NAMES[e.list], e.note, e.plate == read, e.source, e.line)
-                for e in candidates if e.active(when_dt)]
+        hits = [
+            ListHit(e.plate, read, e.list, LIST_NAMES[e.list], e.note, e.plate == read, e.source, e.line)
+            for e in candidates
+            if e.active(when_dt)
+        ]
         hits.sort(key=lambda h: (not h.exact, h.list))
         return hits

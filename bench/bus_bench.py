@@ -59,9 +59,14 @@ def _publisher_run(index: int, opts: dict) -> dict:
 
         configure = client_configurator(opts["keys"], opts["name"])
     outbox = opts["outbox"] if index == 0 else f"{opts['outbox']}.{index}"
-    pub = EventPublisher(opts["connect"], outbox=outbox, configure_socket=configure,
-                         timeout_s=opts.get("ack_timeout_s", 2.0), backoff_max_s=5.0,
-                         max_buffer=max(200_000, 2 * opts["events"]))
+    pub = EventPublisher(
+        opts["connect"],
+        outbox=outbox,
+        configure_socket=configure,
+        timeout_s=opts.get("ack_timeout_s", 2.0),
+        backoff_max_s=5.0,
+        max_buffer=max(200_000, 2 * opts["events"]),
+    )
     cameras = [f"bench{index}-{c}" for c in range(opts.get("cameras", 1))]
     n, rate = opts["events"], opts["rate"]
     run_id = opts["run_id"]
@@ -84,8 +89,17 @@ def _publisher_run(index: int, opts: dict) -> dict:
             for j in range(k, k + batch):
                 camera = cameras[j % len(cameras)]
                 now = time.time()
-                events.append(Event(type="bench", camera=camera, seq=next(seqs[camera]), time=utc_iso(now),
-                                    severity="info", state="update", payload={"t": now, "run": run_id, "k": j}))
+                events.append(
+                    Event(
+                        type="bench",
+                        camera=camera,
+                        seq=next(seqs[camera]),
+                        time=utc_iso(now),
+                        severity="info",
+                        state="update",
+                        payload={"t": now, "run": run_id, "k": j},
+                    )
+                )
             pub.publish_many(events)
             k += batch
         t_sent = time.monotonic()
@@ -94,10 +108,14 @@ def _publisher_run(index: int, opts: dict) -> dict:
     finally:
         final = pub.close(0)
     return {
-        "published": final.published - final.recovered, "recovered": final.recovered,
-        "acknowledged": final.acknowledged, "undelivered": final.undelivered,
-        "resent": final.resent, "send_s": t_sent - t0,
-        "acked_s": (t_acked - t0) if report.complete else None, "complete": final.complete,
+        "published": final.published - final.recovered,
+        "recovered": final.recovered,
+        "acknowledged": final.acknowledged,
+        "undelivered": final.undelivered,
+        "resent": final.resent,
+        "send_s": t_sent - t0,
+        "acked_s": (t_acked - t0) if report.complete else None,
+        "complete": final.complete,
     }
 
 
@@ -115,8 +133,9 @@ class _LatencyClient(threading.Thread):
         from vigil.alerts.tail import StreamClient
         from vigil.alerts.transport import StreamFilter
 
-        self.client = StreamClient(endpoint, filters=[StreamFilter.of(type="bench")], since=since,
-                                   configure_socket=configure)
+        self.client = StreamClient(
+            endpoint, filters=[StreamFilter.of(type="bench")], since=since, configure_socket=configure
+        )
         self.run_id = run_id.encode()
         self.latencies_ms: list[float] = []
         self.received = 0
@@ -228,29 +247,40 @@ def cmd_bench_bus(args: argparse.Namespace) -> int:
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     opts = {
-        "connect": args.connect, "stream": args.stream, "events": args.events, "rate": args.rate,
-        "publishers": args.publishers, "outbox": str(args.outbox), "keys": args.keys, "name": args.name,
-        "cameras": args.cameras, "flush_timeout_s": args.flush_timeout,
+        "connect": args.connect,
+        "stream": args.stream,
+        "events": args.events,
+        "rate": args.rate,
+        "publishers": args.publishers,
+        "outbox": str(args.outbox),
+        "keys": args.keys,
+        "name": args.name,
+        "cameras": args.cameras,
+        "flush_timeout_s": args.flush_timeout,
     }
     result = run_bus_bench(opts)
     if args.json:
         print(json.dumps(result), flush=True)
     else:
         lat = result.get("latency_ms") or {}
-        print(f"{result['published']} events sent ({result['recovered']} recovered from the outbox), "
-              f"{result['acknowledged']} acknowledged, {result['undelivered']} undelivered; "
-              f"stored {result['stored_per_s']} events/s; latency edge→operator p50 {lat.get('p50')} ms, "
-              f"p99 {lat.get('p99')} ms")
+        print(
+            f"{result['published']} events sent ({result['recovered']} recovered from the outbox), "
+            f"{result['acknowledged']} acknowledged, {result['undelivered']} undelivered; "
+            f"stored {result['stored_per_s']} events/s; latency edge→operator p50 {lat.get('p50')} ms, "
+            f"p99 {lat.get('p99')} ms"
+        )
     return 0 if result["complete"] else 1
 
 
 def add_bench_command(bench_sub) -> None:
     """Register ``bus`` on the ``vigil bench`` subparsers."""
     p = bench_sub.add_parser(
-        "bus", help="alarm bus throughput and latency through the real outbox and transport",
+        "bus",
+        help="alarm bus throughput and latency through the real outbox and transport",
         description="Send synthetic events through the durable edge outbox and the transport to a "
-                    "running aggregator; print what was sent and acknowledged, the sustained stored "
-                    "rate and the latency edge → operator client.")
+        "running aggregator; print what was sent and acknowledged, the sustained stored "
+        "rate and the latency edge → operator client.",
+    )
     p.add_argument("--connect", required=True, help="aggregator ingest endpoint")
     p.add_argument("--stream", help="aggregator stream endpoint: measure latency edge → operator client")
     p.add_argument("--events", type=int, required=True, help="events to send in all")

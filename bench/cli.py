@@ -11,7 +11,13 @@ import importlib
 #: modules providing ``add_eval_command(eval_subparsers)``
 EVAL_MODULES = ["vigil.bench.mot_eval", "vigil.bench.detect_cmd", "vigil.bench.ground_eval", "vigil.bench.plates_eval"]
 #: modules providing ``add_bench_command(bench_subparsers)``
-BENCH_MODULES = ["vigil.bench.detect_cmd", "vigil.bench.geometry_bench", "vigil.bench.bus_bench", "vigil.bench.soak", "vigil.bench.detector_batching"]
+BENCH_MODULES = [
+    "vigil.bench.detect_cmd",
+    "vigil.bench.geometry_bench",
+    "vigil.bench.bus_bench",
+    "vigil.bench.soak",
+    "vigil.bench.detector_batching",
+]
 
 
 def add_commands(sub) -> None:

@@ -46,7 +46,15 @@ def _load_node(config: str | None):
     return NodeConfig.model_validate({"cameras": [{"name": "eval", "source": "unused", "calibration": "unused"}]})
 
 
-def eval_detect(video: str, gt_path: str, frames: range, config: str | None = None, fps: float | None = None, class_name: str = "person", iou: float = 0.5) -> dict:
+def eval_detect(
+    video: str,
+    gt_path: str,
+    frames: range,
+    config: str | None = None,
+    fps: float | None = None,
+    class_name: str = "person",
+    iou: float = 0.5,
+) -> dict:
     """See the module docstring; returns a JSON-ready dict."""
     from vigil.bench.cvml import read_cvml
     from vigil.bench.detection_eval import match_frame
@@ -197,7 +205,9 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         d, t = res["detector"], res["tracked"]
         print(f"{res['frames']} frames, class {res['class']}, IoU {res['iou_threshold']}")
         print(f"  detector: precision {d['precision']:.3f}, recall {d['recall']:.3f}, AP50 {d['ap50']:.3f}")
-        print(f"  tracked:  precision {t['precision']:.3f}, recall {t['recall']:.3f}; MOTA {res['mota']:.3f}, IDF1 {res['idf1']:.3f}, ID switches {res['id_switches']}")
+        print(
+            f"  tracked:  precision {t['precision']:.3f}, recall {t['recall']:.3f}; MOTA {res['mota']:.3f}, IDF1 {res['idf1']:.3f}, ID switches {res['id_switches']}"
+        )
         print(f"  {res['fps']:.1f} frames/s (decode + detect + track)")
     return 0
 
@@ -207,14 +217,18 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(res))
     else:
-        print(f"{res['frames']} frames: detector {res['detector_fps']:.1f} fps, pipeline {res['pipeline_fps']:.1f} fps "
-              f"(ratio {res['pipeline_over_detector']:.2f})")
+        print(
+            f"{res['frames']} frames: detector {res['detector_fps']:.1f} fps, pipeline {res['pipeline_fps']:.1f} fps "
+            f"(ratio {res['pipeline_over_detector']:.2f})"
+        )
         print("  ms per frame: " + ", ".join(f"{k} {v:.1f}" for k, v in res["stages_ms"].items()))
     return 0
 
 
 def add_eval_command(eval_sub) -> None:
-    p = eval_sub.add_parser("detect", help="detector and tracker against CVML ground truth: P/R/AP50, MOTA, IDF1, ID switches")
+    p = eval_sub.add_parser(
+        "detect", help="detector and tracker against CVML ground truth: P/R/AP50, MOTA, IDF1, ID switches"
+    )
     p.add_argument("--video", required=True)
     p.add_argument("--gt", required=True, help="CVML ground truth XML")
     p.add_argument("--frames", default="0:400", help="video frames A:B[:step] (B exclusive), default 0:400")

@@ -49,7 +49,9 @@ class FrameMatch:
         return self.num_gt - self.tp
 
 
-def match_frame(det_xyxy: np.ndarray, det_score: np.ndarray, gt_xyxy: np.ndarray, iou_threshold: float = 0.5) -> FrameMatch:
+def match_frame(
+    det_xyxy: np.ndarray, det_score: np.ndarray, gt_xyxy: np.ndarray, iou_threshold: float = 0.5
+) -> FrameMatch:
     """Greedy matching by descending score: each detection takes the unmatched ground
     truth it overlaps most, if that IoU reaches ``iou_threshold``."""
     det_xyxy = np.asarray(det_xyxy, np.float64).reshape(-1, 4)
@@ -85,8 +87,10 @@ class EvalResult:
     box_stats: dict[str, float] = field(default_factory=dict)  # matched boxes vs ground truth
 
     def row(self) -> str:
-        return (f"P={self.precision:.3f} R={self.recall:.3f} F1={self.f1:.3f} (tp={self.tp} fp={self.fp} fn={self.fn}) "
-                f"IoU={self.mean_iou:.3f} det={self.ms_per_frame:.1f} ms/frame total={self.ms_per_frame_total:.1f} ms/frame")
+        return (
+            f"P={self.precision:.3f} R={self.recall:.3f} F1={self.f1:.3f} (tp={self.tp} fp={self.fp} fn={self.fn}) "
+            f"IoU={self.mean_iou:.3f} det={self.ms_per_frame:.1f} ms/frame total={self.ms_per_frame_total:.1f} ms/frame"
+        )
 
 
 def _prf(tp: int, fp: int, fn: int) -> tuple[float, float, float]:
@@ -122,7 +126,15 @@ def evaluate_detections(
         for i in np.nonzero(m.det_to_gt >= 0)[0]:
             p, g = np.asarray(xyxy[i], float), gt.xyxy[m.det_to_gt[i]].astype(float)
             gw, gh = g[2] - g[0], g[3] - g[1]
-            rel.append(((p[2] - p[0]) / gw, (p[3] - p[1]) / gh, ((p[0] + p[2]) - (g[0] + g[2])) / 2 / gw, (p[1] - g[1]) / gh, (p[3] - g[3]) / gh))
+            rel.append(
+                (
+                    (p[2] - p[0]) / gw,
+                    (p[3] - p[1]) / gh,
+                    ((p[0] + p[2]) - (g[0] + g[2])) / 2 / gw,
+                    (p[1] - g[1]) / gh,
+                    (p[3] - g[3]) / gh,
+                )
+            )
     s = np.concatenate(scores) if scores else np.zeros(0)
     h = np.concatenate(hits) if hits else np.zeros(0, bool)
     iou = np.concatenate(ious) if ious else np.zeros(0)
@@ -139,10 +151,15 @@ def evaluate_detections(
     if rel:
         a = np.asarray(rel)
         stats = {
-            "width_ratio": float(np.median(a[:, 0])), "height_ratio": float(np.median(a[:, 1])),
-            "centre_dx": float(np.median(a[:, 2])), "top_dy": float(np.median(a[:, 3])), "bottom_dy": float(np.median(a[:, 4])),
+            "width_ratio": float(np.median(a[:, 0])),
+            "height_ratio": float(np.median(a[:, 1])),
+            "centre_dx": float(np.median(a[:, 2])),
+            "top_dy": float(np.median(a[:, 3])),
+            "bottom_dy": float(np.median(a[:, 4])),
         }
-    return EvalResult(frames, tp, fp, n_gt - tp, p, r, f1, float(iou[h].mean()) if tp else 0.0, curve=curve, box_stats=stats)
+    return EvalResult(
+        frames, tp, fp, n_gt - tp, p, r, f1, float(iou[h].mean()) if tp else 0.0, curve=curve, box_stats=stats
+    )
 
 
 def missing_input(prog: str, files: Iterable[tuple[str | Path, str]]) -> bool:
@@ -225,7 +242,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--video", required=True)
     ap.add_argument("--gt", required=True, help="CVML ground-truth XML")
     ap.add_argument("--frames", default=None, help="start:stop[:step] (default: every annotated frame)")
-    ap.add_argument("--config", default=None, help="detector config as JSON or a path to a JSON/YAML file (default: the default detector)")
+    ap.add_argument(
+        "--config",
+        default=None,
+        help="detector config as JSON or a path to a JSON/YAML file (default: the default detector)",
+    )
     ap.add_argument("--iou", type=float, default=0.5)
     ap.add_argument("--json", action="store_true", help="print the result as JSON")
     args = ap.parse_args(argv)
@@ -245,8 +266,15 @@ def main(argv: list[str] | None = None) -> int:
     det = build_detector(cfg)
     load_s = time.perf_counter() - t
     person = [det.class_names.index("person")] if "person" in det.class_names else None
-    res = evaluate_video(det.detect, args.video, args.gt, parse_frames(args.frames) if args.frames else None,
-                         class_ids=person, iou_threshold=args.iou, progress=not args.json)
+    res = evaluate_video(
+        det.detect,
+        args.video,
+        args.gt,
+        parse_frames(args.frames) if args.frames else None,
+        class_ids=person,
+        iou_threshold=args.iou,
+        progress=not args.json,
+    )
     if args.json:
         print(json.dumps({**asdict(res), "load_s": load_s}, indent=1))
     else:

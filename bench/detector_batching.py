@@ -158,8 +158,18 @@ def raw_onnx_batching(det, sizes: list[int], reps: int = 2) -> dict | None:
     return out
 
 
-def run(video: str, cameras: int = 4, frames: int = 24, batches: tuple[int, ...] = (4, 8), rounds: int = 1,
-        max_wait_ms: float = 5.0, slots: int = 2, detector_cfg=None, progress: bool = True, builder=None) -> dict:
+def run(
+    video: str,
+    cameras: int = 4,
+    frames: int = 24,
+    batches: tuple[int, ...] = (4, 8),
+    rounds: int = 1,
+    max_wait_ms: float = 5.0,
+    slots: int = 2,
+    detector_cfg=None,
+    progress: bool = True,
+    builder=None,
+) -> dict:
     """Measure; see the module docstring. Returns the JSON-able result. ``builder`` replaces
     ``build_detector`` (picklable; for tests)."""
     from vigil.detectors.registry import build_detector
@@ -177,8 +187,10 @@ def run(video: str, cameras: int = 4, frames: int = 24, batches: tuple[int, ...]
     commands = [ctx.Queue() for _ in range(cameras)]
     go = ctx.Event()  # released when every camera is armed
     # cameras look at different parts of the video
-    procs = [ctx.Process(target=_camera, args=(i, video, i * frames, frames, commands[i], results, go), daemon=True)
-             for i in range(cameras)]
+    procs = [
+        ctx.Process(target=_camera, args=(i, video, i * frames, frames, commands[i], results, go), daemon=True)
+        for i in range(cameras)
+    ]
     for p in procs:
         p.start()
     try:
@@ -202,8 +214,15 @@ def run(video: str, cameras: int = 4, frames: int = 24, batches: tuple[int, ...]
         runs: dict[int, list[dict]] = {b: [] for b in settings}
         for r in range(rounds):
             for b in settings:
-                with DetectorServer(detector_cfg, builder=builder, max_batch=b, max_wait_ms=max_wait_ms, slots=slots,
-                                    client_timeout_s=120, inference_timeout_s=30) as srv:
+                with DetectorServer(
+                    detector_cfg,
+                    builder=builder,
+                    max_batch=b,
+                    max_wait_ms=max_wait_ms,
+                    slots=slots,
+                    client_timeout_s=120,
+                    inference_timeout_s=30,
+                ) as srv:
                     go.clear()
                     for i in range(cameras):
                         commands[i].put(srv.client(f"cam{i}", shapes[i], slots=slots))
@@ -218,19 +237,26 @@ def run(video: str, cameras: int = 4, frames: int = 24, batches: tuple[int, ...]
                 t1 = max(v[1] for v in done.values())  # type: ignore[index]
                 n_frames = cameras * frames
                 n_batches = after["batches"] - before["batches"]
-                infer_s = after["inference_ms_mean"] * after["batches"] - before["inference_ms_mean"] * before["batches"]
+                infer_s = (
+                    after["inference_ms_mean"] * after["batches"] - before["inference_ms_mean"] * before["batches"]
+                )
                 rec = {
                     "fps": n_frames / (t1 - t0),
                     "mean_batch": n_frames / n_batches if n_batches else 0.0,
                     "inference_ms_per_batch": infer_s / n_batches if n_batches else 0.0,
                     "inference_ms_per_frame": infer_s / n_frames,
-                    "server_cpu_ms_per_frame": (cpu1 - cpu0) / n_frames * 1e3 if cpu0 is not None and cpu1 is not None else None,
+                    "server_cpu_ms_per_frame": (cpu1 - cpu0) / n_frames * 1e3
+                    if cpu0 is not None and cpu1 is not None
+                    else None,
                     "drops": sum(v[2] for v in done.values()),  # type: ignore[index]
                 }
                 cpu = rec["server_cpu_ms_per_frame"]
                 runs[b].append(rec)
-                say(f"round {r + 1}/{rounds} max_batch={b}: {rec['fps']:.2f} frames/s, mean batch {rec['mean_batch']:.2f}, "
-                    f"{rec['inference_ms_per_batch']:.1f} ms/batch" + (f", server CPU {cpu:.0f} ms/frame" if cpu is not None else ""))
+                say(
+                    f"round {r + 1}/{rounds} max_batch={b}: {rec['fps']:.2f} frames/s, mean batch {rec['mean_batch']:.2f}, "
+                    f"{rec['inference_ms_per_batch']:.1f} ms/batch"
+                    + (f", server CPU {cpu:.0f} ms/frame" if cpu is not None else "")
+                )
     finally:
         for q in commands:
             q.put(None)
@@ -247,8 +273,11 @@ def run(video: str, cameras: int = 4, frames: int = 24, batches: tuple[int, ...]
             "mean_batch": statistics.median(r["mean_batch"] for r in recs),
             "inference_ms_per_batch": statistics.median(r["inference_ms_per_batch"] for r in recs),
             "inference_ms_per_frame": statistics.median(r["inference_ms_per_frame"] for r in recs),
-            "server_cpu_ms_per_frame": (statistics.median(r["server_cpu_ms_per_frame"] for r in recs)
-                                        if all(r["server_cpu_ms_per_frame"] is not None for r in recs) else None),
+            "server_cpu_ms_per_frame": (
+                statistics.median(r["server_cpu_ms_per_frame"] for r in recs)
+                if all(r["server_cpu_ms_per_frame"] is not None for r in recs)
+                else None
+            ),
         }
     single = by["1"]["fps"]
     best = max((b for b in settings if b != 1), key=lambda b: by[str(b)]["fps"], default=1)
@@ -258,7 +287,9 @@ def run(video: str, cameras: int = 4, frames: int = 24, batches: tuple[int, ...]
         "batched_fps": round(batched, 3),
         "ratio": round(batched / single, 3) if single else None,
         "best_max_batch": best,
-        "by_max_batch": {k: {kk: (round(vv, 3) if isinstance(vv, float) else vv) for kk, vv in v.items()} for k, v in by.items()},
+        "by_max_batch": {
+            k: {kk: (round(vv, 3) if isinstance(vv, float) else vv) for kk, vv in v.items()} for k, v in by.items()
+        },
         "direct_fps": round(direct_fps, 3),
         "backend_detect_batch": batched_inference,
         "raw_onnx": raw,
@@ -281,7 +312,9 @@ def _parser(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--rounds", type=int, default=1, help="alternating rounds; each setting's median is reported")
     p.add_argument("--max-wait-ms", type=float, default=5.0, help="how long the server waits to fill a batch")
     p.add_argument("--slots", type=int, default=2, help="frames each camera keeps in flight")
-    p.add_argument("--config", default=None, help="detector config: JSON, or a JSON/YAML file (default: the default detector)")
+    p.add_argument(
+        "--config", default=None, help="detector config: JSON, or a JSON/YAML file (default: the default detector)"
+    )
     p.add_argument("--json", action="store_true", help="print only the JSON result on stdout")
     return p
 
@@ -307,8 +340,17 @@ def _execute(args: argparse.Namespace) -> int:
     if args.cameras < 1 or args.frames < 2 or any(b < 1 for b in batches):
         print("--cameras >= 1, --frames >= 2 and --batches >= 1 please", file=sys.stderr)
         return 2
-    res = run(video, cameras=args.cameras, frames=args.frames, batches=batches, rounds=max(1, args.rounds),
-              max_wait_ms=args.max_wait_ms, slots=args.slots, detector_cfg=_load_cfg(args.config), progress=not args.json)
+    res = run(
+        video,
+        cameras=args.cameras,
+        frames=args.frames,
+        batches=batches,
+        rounds=max(1, args.rounds),
+        max_wait_ms=args.max_wait_ms,
+        slots=args.slots,
+        detector_cfg=_load_cfg(args.config),
+        progress=not args.json,
+    )
     if args.json:
         print(json.dumps(res))
     else:

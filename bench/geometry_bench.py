@@ -58,8 +58,14 @@ def bench_geometry(people: int, frames: int = 50, density: float = 0.25, seed: i
         if k >= 3:  # warm-up frames
             times.append(dt * 1000.0)
     t = np.asarray(times)
-    return {"people": people, "frames": frames, "density_per_m2": density, "ms_per_frame": round(float(np.median(t)), 3),
-            "p95_ms": round(float(np.percentile(t, 95)), 3), "changes": changes}
+    return {
+        "people": people,
+        "frames": frames,
+        "density_per_m2": density,
+        "ms_per_frame": round(float(np.median(t)), 3),
+        "p95_ms": round(float(np.percentile(t, 95)), 3),
+        "changes": changes,
+    }
 
 
 def _cmd(args: argparse.Namespace) -> int:
@@ -67,7 +73,12 @@ def _cmd(args: argparse.Namespace) -> int:
     res = bench_geometry(args.people, frames=args.frames, density=args.density)
     res["cpu"] = cpu
     if args.growth:
-        table = {n: bench_geometry(n, frames=args.frames if n <= 1000 else max(5, args.frames // 5), density=args.density)["ms_per_frame"] for n in (100, 1000, 10000)}
+        table = {
+            n: bench_geometry(n, frames=args.frames if n <= 1000 else max(5, args.frames // 5), density=args.density)[
+                "ms_per_frame"
+            ]
+            for n in (100, 1000, 10000)
+        }
         res["growth"] = {
             "ms_per_frame": {str(n): v for n, v in table.items()},
             "ratio_1000_over_100": round(table[1000] / table[100], 2) if table[100] else None,
@@ -82,7 +93,9 @@ def _cmd(args: argparse.Namespace) -> int:
         if args.growth:
             for n, v in res["growth"]["ms_per_frame"].items():
                 print(f"  N={n:>6}: {v:8.3f} ms")
-            print(f"  growth x{res['growth']['ratio_10000_over_100']} from 100 to 10,000 people (x100 people); bound at 1,000: {BOUND_MS_AT_1000} ms")
+            print(
+                f"  growth x{res['growth']['ratio_10000_over_100']} from 100 to 10,000 people (x100 people); bound at 1,000: {BOUND_MS_AT_1000} ms"
+            )
     return 0
 
 

@@ -38,7 +38,14 @@ __all__ = ["evaluate_ground", "add_eval_command", "pair_scores"]
 def _prf(tp: int, fp: int, fn: int) -> dict:
     p = tp / (tp + fp) if tp + fp else 0.0
     r = tp / (tp + fn) if tp + fn else 0.0
-    return {"precision": round(p, 4), "recall": round(r, 4), "f1": round(2 * p * r / (p + r), 4) if p + r else 0.0, "tp": tp, "fp": fp, "fn": fn}
+    return {
+        "precision": round(p, 4),
+        "recall": round(r, 4),
+        "f1": round(2 * p * r / (p + r), 4) if p + r else 0.0,
+        "tp": tp,
+        "fp": fp,
+        "fn": fn,
+    }
 
 
 def pair_scores(pred_xy: np.ndarray, gt_xy: np.ndarray, det_to_gt: np.ndarray, threshold_m: float) -> dict:
@@ -87,9 +94,19 @@ def match_on_ground(pred_xy: np.ndarray, gt_xy: np.ndarray, gate_m: float) -> np
     return out
 
 
-def evaluate_ground(video: str | Path, gt: str | Path, calibration: str | Path, frames: range, config: str | Path | None = None,
-                    threshold_m: float = 2.0, iou: float = 0.5, fps: float | None = None, detector=None, progress: bool = False,
-                    gate_m: float = 1.0) -> dict:
+def evaluate_ground(
+    video: str | Path,
+    gt: str | Path,
+    calibration: str | Path,
+    frames: range,
+    config: str | Path | None = None,
+    threshold_m: float = 2.0,
+    iou: float = 0.5,
+    fps: float | None = None,
+    detector=None,
+    progress: bool = False,
+    gate_m: float = 1.0,
+) -> dict:
     """See the module docstring; returns a JSON-ready dict."""
     from vigil.bench.cvml import read_cvml
     from vigil.bench.detection_eval import match_frame
@@ -152,10 +169,20 @@ def evaluate_ground(video: str | Path, gt: str | Path, calibration: str | Path, 
     return {
         "frames": evaluated,
         "frame_range": [frames.start, frames.stop],
-        "ground_error_m": {"median": pct(50), "p90": pct(90), "p95": pct(95), "mean": round(float(e.mean()), 3) if e.size else None, "matched": int(e.size)},
+        "ground_error_m": {
+            "median": pct(50),
+            "p90": pct(90),
+            "p95": pct(95),
+            "mean": round(float(e.mean()), 3) if e.size else None,
+            "matched": int(e.size),
+        },
         "no_ground_position": no_ground,
-        "violation_pairs": {"threshold_m": threshold_m, **_prf(*strict.tolist()), "matched_only": _prf(*matched.tolist()),
-                            "ground_matched": {"gate_m": gate_m, **_prf(*on_ground.tolist())}},
+        "violation_pairs": {
+            "threshold_m": threshold_m,
+            **_prf(*strict.tolist()),
+            "matched_only": _prf(*matched.tolist()),
+            "ground_matched": {"gate_m": gate_m, **_prf(*on_ground.tolist())},
+        },
         "wall_s": round(time.perf_counter() - t0, 1),
     }
 
@@ -163,14 +190,24 @@ def evaluate_ground(video: str | Path, gt: str | Path, calibration: str | Path, 
 def _cmd(args: argparse.Namespace) -> int:
     from vigil.bench.detection_eval import missing_input, parse_frames
 
-    if missing_input("vigil eval ground", ((args.video, "--video"), (args.gt, "--gt"), (args.calibration, "--calibration"))):
+    if missing_input(
+        "vigil eval ground", ((args.video, "--video"), (args.gt, "--gt"), (args.calibration, "--calibration"))
+    ):
         return 2
     if not args.threshold > 0:
         print("vigil eval ground: --threshold must be > 0", file=sys.stderr)
         return 2
     try:
-        res = evaluate_ground(args.video, args.gt, args.calibration, parse_frames(args.frames), config=args.config,
-                              threshold_m=args.threshold, iou=args.iou, fps=args.fps)
+        res = evaluate_ground(
+            args.video,
+            args.gt,
+            args.calibration,
+            parse_frames(args.frames),
+            config=args.config,
+            threshold_m=args.threshold,
+            iou=args.iou,
+            fps=args.fps,
+        )
     except ValueError as exc:  # config, calibration or model errors name their file
         print(f"vigil eval ground: {exc}", file=sys.stderr)
         return 2
@@ -178,24 +215,40 @@ def _cmd(args: argparse.Namespace) -> int:
         print(json.dumps(res))
     else:
         g, v = res["ground_error_m"], res["violation_pairs"]
-        print(f"frames {res['frames']}: ground error median {g['median']} m, p95 {g['p95']} m over {g['matched']} matched people")
+        print(
+            f"frames {res['frames']}: ground error median {g['median']} m, p95 {g['p95']} m over {g['matched']} matched people"
+        )
         gm = v["ground_matched"]
-        print(f"violating pairs at {v['threshold_m']} m, people matched on the ground within {gm['gate_m']} m: "
-              f"precision {gm['precision']:.3f}, recall {gm['recall']:.3f}, F1 {gm['f1']:.3f}")
-        print(f"violating pairs at {v['threshold_m']} m, people matched by box IoU: precision {v['precision']:.3f}, "
-              f"recall {v['recall']:.3f}, F1 {v['f1']:.3f} (matched-only F1 {v['matched_only']['f1']:.3f})")
+        print(
+            f"violating pairs at {v['threshold_m']} m, people matched on the ground within {gm['gate_m']} m: "
+            f"precision {gm['precision']:.3f}, recall {gm['recall']:.3f}, F1 {gm['f1']:.3f}"
+        )
+        print(
+            f"violating pairs at {v['threshold_m']} m, people matched by box IoU: precision {v['precision']:.3f}, "
+            f"recall {v['recall']:.3f}, F1 {v['f1']:.3f} (matched-only F1 {v['matched_only']['f1']:.3f})"
+        )
     return 0
 
 
 def add_eval_command(eval_sub) -> None:
-    p = eval_sub.add_parser("ground", help="foot-point error (m) and violating-pair P/R/F1 of the pipeline against CVML ground truth")
+    p = eval_sub.add_parser(
+        "ground", help="foot-point error (m) and violating-pair P/R/F1 of the pipeline against CVML ground truth"
+    )
     p.add_argument("--video", required=True, help="video file (e.g. data/vtest.avi)")
     p.add_argument("--gt", required=True, help="CVML ground-truth XML (e.g. PETS2009-S2L1-dev.xml)")
-    p.add_argument("--calibration", required=True, help="Vigil calibration file used for both our positions and the ground truth's")
+    p.add_argument(
+        "--calibration", required=True, help="Vigil calibration file used for both our positions and the ground truth's"
+    )
     p.add_argument("--frames", default="0:400", help="video frames A:B (B exclusive), default 0:400")
-    p.add_argument("--config", help="node config: detector, tracker and rules of its first camera (default: built-in defaults)")
-    p.add_argument("--fps", type=float, default=None, help="frame rate of the recording (default: the config's, else 7)")
+    p.add_argument(
+        "--config", help="node config: detector, tracker and rules of its first camera (default: built-in defaults)"
+    )
+    p.add_argument(
+        "--fps", type=float, default=None, help="frame rate of the recording (default: the config's, else 7)"
+    )
     p.add_argument("--threshold", type=float, default=2.0, help="violation distance in metres (default 2)")
-    p.add_argument("--iou", type=float, default=0.5, help="IoU for matching a tracked box to ground truth (default 0.5)")
+    p.add_argument(
+        "--iou", type=float, default=0.5, help="IoU for matching a tracked box to ground truth (default 0.5)"
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=_cmd)

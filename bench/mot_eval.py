@@ -52,7 +52,9 @@ def read_mot(path: str | Path) -> dict[int, dict[str, np.ndarray]]:
     return out
 
 
-def evaluate_mot(mot_path: str | Path, gt_path: str | Path, frames: range, calibration: str | Path | None = None, iou: float = 0.5) -> dict:
+def evaluate_mot(
+    mot_path: str | Path, gt_path: str | Path, frames: range, calibration: str | Path | None = None, iou: float = 0.5
+) -> dict:
     """Score a MOT file; see the module docstring. Returns a JSON-ready dict."""
     camera = None
     if calibration is not None:
@@ -96,7 +98,9 @@ def score_tracks(hyp: dict[int, dict[str, np.ndarray]], gt: dict, frames: range,
         dist = 1.0 - box_iou(g.xyxy, h["xyxy"]) if len(g) and len(h["ids"]) else np.zeros((len(g), len(h["ids"])))
         dist = np.where(dist > 1.0 - iou, np.nan, dist)
         acc.update(g.ids.tolist(), h["ids"].tolist(), dist)
-    summary = mm.metrics.create().compute(acc, metrics=["mota", "motp", "idf1", "num_switches", "mostly_tracked", "num_unique_objects"], name="all")
+    summary = mm.metrics.create().compute(
+        acc, metrics=["mota", "motp", "idf1", "num_switches", "mostly_tracked", "num_unique_objects"], name="all"
+    )
     p = tp / (tp + fp) if tp + fp else 0.0
     r = tp / (tp + fn) if tp + fn else 0.0
     res = {
@@ -131,8 +135,10 @@ def _cmd_eval_mot(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(res))
     else:
-        print(f"frames {res['frames']}: precision {res['precision']:.3f}, recall {res['recall']:.3f} (IoU {res['iou_threshold']}), "
-              f"MOTA {res['mota']:.3f}, IDF1 {res['idf1']:.3f}, ID switches {res['id_switches']}")
+        print(
+            f"frames {res['frames']}: precision {res['precision']:.3f}, recall {res['recall']:.3f} (IoU {res['iou_threshold']}), "
+            f"MOTA {res['mota']:.3f}, IDF1 {res['idf1']:.3f}, ID switches {res['id_switches']}"
+        )
         if "ground_error_m" in res:
             g = res["ground_error_m"]
             print(f"ground-plane error: median {g['median']} m, p90 {g['p90']} m over {g['pairs']} matched boxes")
@@ -140,7 +146,9 @@ def _cmd_eval_mot(args: argparse.Namespace) -> int:
 
 
 def add_eval_command(eval_sub) -> None:
-    p = eval_sub.add_parser("mot", help="score a --mot-out file against CVML ground truth (P/R, MOTA, IDF1, ground error)")
+    p = eval_sub.add_parser(
+        "mot", help="score a --mot-out file against CVML ground truth (P/R, MOTA, IDF1, ground error)"
+    )
     p.add_argument("--mot", required=True, help="MOTChallenge file written by `vigil run --mot-out`")
     p.add_argument("--gt", required=True, help="CVML ground-truth XML (e.g. PETS2009-S2L1-dev.xml)")
     p.add_argument("--calibration", help="Vigil calibration file: also report the ground-plane error in metres")

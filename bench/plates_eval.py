@@ -71,10 +71,18 @@ def evaluate_dir(folder: Path, reader, limit: int | None = None, verbose: bool =
         if verbose and not ok:
             print(f"  miss {path.name}: read {got or '(no plate)'} want {'/'.join(sorted(accepted))}", file=sys.stderr)
     n = len(items)
-    cpu_s = time.process_time() - cpu0  # includes decoding; CPU of all threads (a busy machine inflates wall time, not this)
-    return {"dataset": str(folder), "images": n, "correct": correct, "accuracy": round(correct / n, 4),
-            "ms_per_image": round(1000 * total_s / max(1, n - len(errors)), 1),
-            "cpu_ms_per_image": round(1000 * cpu_s / max(1, n), 1), "unreadable": errors}
+    cpu_s = (
+        time.process_time() - cpu0
+    )  # includes decoding; CPU of all threads (a busy machine inflates wall time, not this)
+    return {
+        "dataset": str(folder),
+        "images": n,
+        "correct": correct,
+        "accuracy": round(correct / n, 4),
+        "ms_per_image": round(1000 * total_s / max(1, n - len(errors)), 1),
+        "cpu_ms_per_image": round(1000 * cpu_s / max(1, n), 1),
+        "unreadable": errors,
+    }
 
 
 def evaluate_synthetic(n: int, reader, seed: int = 0, verbose: bool = False) -> dict:
@@ -90,10 +98,18 @@ def evaluate_synthetic(n: int, reader, seed: int = 0, verbose: bool = False) -> 
         got = readings[0].text if readings else ""
         correct += got == label
         if verbose and got != label:
-            print(f"  miss: read {got or '(no plate)'} want {label} (raw {readings[0].raw if readings else ''})", file=sys.stderr)
-    return {"dataset": f"synthetic-it-{n}-seed{seed}", "images": n, "correct": correct,
-            "accuracy": round(correct / max(1, n), 4), "ms_per_image": round(1000 * total_s / max(1, n), 1),
-            "cpu_ms_per_image": round(1000 * cpu_s / max(1, n), 1)}
+            print(
+                f"  miss: read {got or '(no plate)'} want {label} (raw {readings[0].raw if readings else ''})",
+                file=sys.stderr,
+            )
+    return {
+        "dataset": f"synthetic-it-{n}-seed{seed}",
+        "images": n,
+        "correct": correct,
+        "accuracy": round(correct / max(1, n), 4),
+        "ms_per_image": round(1000 * total_s / max(1, n), 1),
+        "cpu_ms_per_image": round(1000 * cpu_s / max(1, n), 1),
+    }
 
 
 def cmd_eval_plates(args: argparse.Namespace) -> int:
@@ -118,8 +134,10 @@ def cmd_eval_plates(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps(r))
         else:
-            print(f"{r['dataset']}: accuracy {r['accuracy']:.3f} ({r['correct']}/{r['images']}), "
-                  f"{r['ms_per_image']} ms/image wall, {r['cpu_ms_per_image']} ms/image CPU (all threads)")
+            print(
+                f"{r['dataset']}: accuracy {r['accuracy']:.3f} ({r['correct']}/{r['images']}), "
+                f"{r['ms_per_image']} ms/image wall, {r['cpu_ms_per_image']} ms/image CPU (all threads)"
+            )
     return 0
 
 

@@ -71,8 +71,16 @@ def _descendants(root: int) -> list[int]:
     return out
 
 
-def soak(video: str, calibration: str, cameras: int = 3, seconds: float = 600.0, warmup_s: float = 60.0, sample_s: float = 10.0,
-         threshold_m: float = 2.0, workdir: str | None = None) -> dict:
+def soak(
+    video: str,
+    calibration: str,
+    cameras: int = 3,
+    seconds: float = 600.0,
+    warmup_s: float = 60.0,
+    sample_s: float = 10.0,
+    threshold_m: float = 2.0,
+    workdir: str | None = None,
+) -> dict:
     from vigil.edge.status import read_statuses
 
     work = Path(workdir or tempfile.mkdtemp(prefix="vigil-soak-"))
@@ -80,23 +88,30 @@ def soak(video: str, calibration: str, cameras: int = 3, seconds: float = 600.0,
     ingest, stream = f"tcp://127.0.0.1:{_free_port()}", f"tcp://127.0.0.1:{_free_port()}"
     db = work / "events.db"
     cams = "".join(
-        f"  - name: soak-{i}\n    source: \"{Path(video).resolve()}\"\n    fps: 7\n    loop: true\n"
-        f"    calibration: \"{Path(calibration).resolve()}\"\n"
+        f'  - name: soak-{i}\n    source: "{Path(video).resolve()}"\n    fps: 7\n    loop: true\n'
+        f'    calibration: "{Path(calibration).resolve()}"\n'
         f"    rules: {{distance: {{threshold_m: {threshold_m}, min_duration_s: 0.5}}}}\n"
         for i in range(cameras)
     )
     cfg = work / "node.yaml"
     cfg.write_text(
-        f"node: soak\naggregator: {{endpoint: \"{ingest}\", outbox_dir: \"{work / 'outbox'}\", flush_timeout_s: 30}}\n"
-        f"output: {{dir: \"{work / 'out'}\"}}\noperations: {{status_dir: \"{work / 'status'}\", shutdown_timeout_s: 60}}\n"
+        f'node: soak\naggregator: {{endpoint: "{ingest}", outbox_dir: "{work / "outbox"}", flush_timeout_s: 30}}\n'
+        f'output: {{dir: "{work / "out"}"}}\noperations: {{status_dir: "{work / "status"}", shutdown_timeout_s: 60}}\n'
         f"cameras:\n{cams}"
     )
     vigil = [sys.executable, "-m", "vigil"]
-    agg = subprocess.Popen(vigil + ["aggregator", "--insecure-dev", "--db", str(db), "--ingest", ingest, "--stream", stream],
-                           stdout=subprocess.DEVNULL, stderr=open(work / "aggregator.log", "w"))
+    agg = subprocess.Popen(
+        vigil + ["aggregator", "--insecure-dev", "--db", str(db), "--ingest", ingest, "--stream", stream],
+        stdout=subprocess.DEVNULL,
+        stderr=open(work / "aggregator.log", "w"),
+    )
     time.sleep(2.0)
-    node = subprocess.Popen(vigil + ["run", "--config", str(cfg), "--no-media", "-q", "--json"], stdout=subprocess.PIPE,
-                            stderr=open(work / "node.log", "w"), text=True)
+    node = subprocess.Popen(
+        vigil + ["run", "--config", str(cfg), "--no-media", "-q", "--json"],
+        stdout=subprocess.PIPE,
+        stderr=open(work / "node.log", "w"),
+        text=True,
+    )
     t0 = time.monotonic()
     samples: dict[str, list[tuple[float, int, int]]] = {}
     pids: dict[str, int] = {}
@@ -121,7 +136,9 @@ def soak(video: str, calibration: str, cameras: int = 3, seconds: float = 600.0,
             for pid in [node.pid] + [p for p in _descendants(node.pid) if p not in camera_pids]:
                 rss, fds = _rss_kib(pid), _fds(pid)
                 if rss is not None and fds is not None and rss > 20 * 1024:  # skip tiny helpers (resource tracker)
-                    samples.setdefault(f"process-{pid}" if pid != node.pid else "supervisor", []).append((now, rss, fds))
+                    samples.setdefault(f"process-{pid}" if pid != node.pid else "supervisor", []).append(
+                        (now, rss, fds)
+                    )
             if node.poll() is not None:
                 break
     finally:
@@ -132,7 +149,9 @@ def soak(video: str, calibration: str, cameras: int = 3, seconds: float = 600.0,
         agg.wait(60)
     reports = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
     produced = sum(int(r.get("events", 0)) for r in reports)
-    counted = subprocess.run(vigil + ["events", "count", "--db", str(db), "--json"], capture_output=True, text=True, timeout=120)
+    counted = subprocess.run(
+        vigil + ["events", "count", "--db", str(db), "--json"], capture_output=True, text=True, timeout=120
+    )
     stored = json.loads(counted.stdout) if counted.returncode == 0 else {"events": None, "distinct_ids": None}
     per_cam = {}
     for cam, series in samples.items():
@@ -140,13 +159,18 @@ def soak(video: str, calibration: str, cameras: int = 3, seconds: float = 600.0,
             continue
         after = [s for s in series if s[0] >= warmup_s] or series
         base = after[: max(1, min(3, len(after)))]
-        end = after[-max(1, min(3, len(after))):]
+        end = after[-max(1, min(3, len(after))) :]
         rss0 = sorted(s[1] for s in base)[len(base) // 2]
         rss1 = sorted(s[1] for s in end)[len(end) // 2]
         rep = next((r for r in reports if r.get("camera") == cam), {})
         if cam not in pids:  # not a camera worker: the supervisor or the shared detector
-            per_cam[cam] = {"rss_mib_after_warmup": round(rss0 / 1024, 1), "rss_mib_end": round(rss1 / 1024, 1),
-                            "rss_growth_pct": round(100.0 * (rss1 - rss0) / rss0, 2), "fds_after_warmup": base[0][2], "fds_end": end[-1][2]}
+            per_cam[cam] = {
+                "rss_mib_after_warmup": round(rss0 / 1024, 1),
+                "rss_mib_end": round(rss1 / 1024, 1),
+                "rss_growth_pct": round(100.0 * (rss1 - rss0) / rss0, 2),
+                "fds_after_warmup": base[0][2],
+                "fds_end": end[-1][2],
+            }
             continue
         per_cam[cam] = {
             "rss_mib_after_warmup": round(rss0 / 1024, 1),
@@ -178,14 +202,24 @@ def _cmd(args: argparse.Namespace) -> int:
 
     if missing_input("vigil bench soak", ((args.video, "--video"), (args.calibration, "--calibration"))):
         return 2
-    res = soak(args.video, args.calibration, cameras=args.cameras, seconds=args.minutes * 60, warmup_s=args.warmup_s, sample_s=args.sample_s, workdir=args.workdir)
+    res = soak(
+        args.video,
+        args.calibration,
+        cameras=args.cameras,
+        seconds=args.minutes * 60,
+        warmup_s=args.warmup_s,
+        sample_s=args.sample_s,
+        workdir=args.workdir,
+    )
     print(json.dumps(res) if args.json else json.dumps(res, indent=2))
     ok = res["events_lost"] == 0 and (res["max_rss_growth_pct"] or 0) < 5.0 and (res["fd_growth"] or 0) <= 0
     return 0 if ok else 1
 
 
 def add_bench_command(bench_sub) -> None:
-    p = bench_sub.add_parser("soak", help="several cameras replaying a file in a loop: memory, file descriptors, lost events")
+    p = bench_sub.add_parser(
+        "soak", help="several cameras replaying a file in a loop: memory, file descriptors, lost events"
+    )
     p.add_argument("--video", default="data/vtest.avi")
     p.add_argument("--calibration", default="deploy/examples/pets2009-view001.calib.yaml")
     p.add_argument("--cameras", type=int, default=3)

@@ -61,7 +61,9 @@ def _polyline_segments(px: np.ndarray, image_size) -> list[np.ndarray]:
     return [s for s in segs if len(s) >= 2]
 
 
-def draw_grid(image: np.ndarray, to_px, extent, step: float = 1.0, major: int = 5, labels: bool = True, minor_alpha: float = 1.0) -> np.ndarray:
+def draw_grid(
+    image: np.ndarray, to_px, extent, step: float = 1.0, major: int = 5, labels: bool = True, minor_alpha: float = 1.0
+) -> np.ndarray:
     """Draw ground grid lines on ``image``; ``to_px`` maps (N,2) metres -> (N,2) pixels of ``image``."""
     import cv2
 
@@ -78,12 +80,18 @@ def draw_grid(image: np.ndarray, to_px, extent, step: float = 1.0, major: int = 
             pts = np.c_[np.full_like(t, val), t] if axis == 0 else np.c_[t, np.full_like(t, val)]
             is_axis = abs(val) < 1e-9
             is_major = abs(val / (step * major) - round(val / (step * major))) < 1e-6
-            colour = ((0, 0, 255) if axis == 1 else (0, 200, 0)) if is_axis else ((0, 255, 255) if is_major else (255, 255, 0))
+            colour = (
+                ((0, 0, 255) if axis == 1 else (0, 200, 0))
+                if is_axis
+                else ((0, 255, 255) if is_major else (255, 255, 0))
+            )
             thick = 2 if (is_axis or is_major) else 1
             if not (is_axis or is_major) and minor_alpha <= 0:
                 continue
             for seg in _polyline_segments(to_px(pts), (w, h)):
-                cv2.polylines(overlay, [np.round(seg * 16).astype(np.int32)], False, colour, thick, cv2.LINE_AA, shift=4)
+                cv2.polylines(
+                    overlay, [np.round(seg * 16).astype(np.int32)], False, colour, thick, cv2.LINE_AA, shift=4
+                )
     out = cv2.addWeighted(overlay, 0.75, out, 0.25, 0)
     if labels:
         xs = np.arange(math.ceil(x0 / (step * major)) * step * major, x1 + 1e-9, step * major)
@@ -94,7 +102,9 @@ def draw_grid(image: np.ndarray, to_px, extent, step: float = 1.0, major: int = 
                 if np.all(np.isfinite(p)) and 0 <= p[0] < w - 40 and 12 <= p[1] < h:
                     org = (int(p[0]) + 3, int(p[1]) - 3)
                     cv2.putText(out, f"{x:g},{y:g}", org, cv2.FONT_HERSHEY_SIMPLEX, 0.35, (0, 0, 0), 3, cv2.LINE_AA)
-                    cv2.putText(out, f"{x:g},{y:g}", org, cv2.FONT_HERSHEY_SIMPLEX, 0.35, (255, 255, 255), 1, cv2.LINE_AA)
+                    cv2.putText(
+                        out, f"{x:g},{y:g}", org, cv2.FONT_HERSHEY_SIMPLEX, 0.35, (255, 255, 255), 1, cv2.LINE_AA
+                    )
     return out
 
 
@@ -121,7 +131,9 @@ def render_birdseye(frame: np.ndarray, camera: CameraModel, extent, px_per_m: fl
     return bird, to_px
 
 
-def render_check(frame: np.ndarray, camera: CameraModel, *, extent=None, step: float = 1.0, title: str | None = None) -> np.ndarray:
+def render_check(
+    frame: np.ndarray, camera: CameraModel, *, extent=None, step: float = 1.0, title: str | None = None
+) -> np.ndarray:
     """Frame with the metric grid | bird's-eye warp with the same grid, side by side (BGR)."""
     import cv2
 
@@ -139,11 +151,27 @@ def render_check(frame: np.ndarray, camera: CameraModel, *, extent=None, step: f
     bird, to_px = render_birdseye(frame, camera, extent, px_per_m)
     bird = draw_grid(bird, to_px, extent, step, minor_alpha=0.0)
     canvas = np.full((max(h, bird.shape[0]) + 28, w + 8 + bird.shape[1], 3), 24, np.uint8)
-    canvas[28:28 + h, :w] = left
-    canvas[28:28 + bird.shape[0], w + 8:] = bird
+    canvas[28 : 28 + h, :w] = left
+    canvas[28 : 28 + bird.shape[0], w + 8 :] = bird
     head = title or "calibration check"
-    cv2.putText(canvas, f"{head}: grid {step:g} m (yellow every {5 * step:g} m; red x-axis y=0, green y-axis x=0)", (6, 19),
-                cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1, cv2.LINE_AA)
-    cv2.putText(canvas, f"bird's-eye, +x right, +y up, {px_per_m:.1f} px/m", (w + 14, 19), cv2.FONT_HERSHEY_SIMPLEX, 0.5,
-                (255, 255, 255), 1, cv2.LINE_AA)
+    cv2.putText(
+        canvas,
+        f"{head}: grid {step:g} m (yellow every {5 * step:g} m; red x-axis y=0, green y-axis x=0)",
+        (6, 19),
+        cv2.FONT_HERSHEY_SIMPLEX,
+        0.5,
+        (255, 255, 255),
+        1,
+        cv2.LINE_AA,
+    )
+    cv2.putText(
+        canvas,
+        f"bird's-eye, +x right, +y up, {px_per_m:.1f} px/m",
+        (w + 14, 19),
+        cv2.FONT_HERSHEY_SIMPLEX,
+        0.5,
+        (255, 255, 255),
+        1,
+        cv2.LINE_AA,
+    )
     return canvas

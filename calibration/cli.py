@@ -56,25 +56,39 @@ def _cmd_intrinsics(args: argparse.Namespace) -> int:
     board = parse_board(args.board)
     images = expand_images(args.images)
     res = calibrate_chessboard(images, board, args.square, min_images=args.min_images)
-    save_intrinsics(args.output, res.intrinsics, {
-        "board_width": board[0], "board_height": board[1], "square_size": float(args.square),
-        "images_used": len(res.per_image),
-    })
+    save_intrinsics(
+        args.output,
+        res.intrinsics,
+        {
+            "board_width": board[0],
+            "board_height": board[1],
+            "square_size": float(args.square),
+            "images_used": len(res.per_image),
+        },
+    )
     if args.json:
         out = res.as_dict()
         out["output"] = str(args.output)
         print(json.dumps(out))
         return EXIT_OK
     k = res.intrinsics
-    print(f"intrinsics from {len(res.per_image)} of {len(images)} images ({k.image_size[0]}x{k.image_size[1]}), board {board[0]}x{board[1]}, square {args.square:g} m")
+    print(
+        f"intrinsics from {len(res.per_image)} of {len(images)} images ({k.image_size[0]}x{k.image_size[1]}), board {board[0]}x{board[1]}, square {args.square:g} m"
+    )
     print(f"  RMS reprojection error: {res.rms:.3f} px")
     med = float(np.median([r["rms_px"] for r in res.per_image]))
     for r in res.per_image:
-        flag = "  <- much worse than the others: check this image (blur, board flex)" if r["rms_px"] > 3 * med and r["rms_px"] > 0.5 else ""
+        flag = (
+            "  <- much worse than the others: check this image (blur, board flex)"
+            if r["rms_px"] > 3 * med and r["rms_px"] > 0.5
+            else ""
+        )
         print(f"  {r['image']}: {r['rms_px']:.3f} px{flag}")
     for r in res.rejected:
         print(f"  {r['image']}: NOT USED: {r['reason']}")
-    print(f"  fx {k.K[0, 0]:.2f}  fy {k.K[1, 1]:.2f}  cx {k.K[0, 2]:.2f}  cy {k.K[1, 2]:.2f}  dist {np.round(k.dist, 5).tolist()}")
+    print(
+        f"  fx {k.K[0, 0]:.2f}  fy {k.K[1, 1]:.2f}  cx {k.K[0, 2]:.2f}  cy {k.K[1, 2]:.2f}  dist {np.round(k.dist, 5).tolist()}"
+    )
     print(f"  written: {args.output}")
     return EXIT_OK
 
@@ -82,13 +96,17 @@ def _cmd_intrinsics(args: argparse.Namespace) -> int:
 # ------------------------------------------------------------------------------------ ground
 def _print_fit(fit, out: Path | None) -> None:
     d = fit.as_dict()
-    print(f"ground calibration ({d['model']}) from {d['inliers']} of {len(d['points'])} points; "
-          f"residual RMS {d['rms_m']:.3f} m, max {d['max_m']:.3f} m (inliers)")
+    print(
+        f"ground calibration ({d['model']}) from {d['inliers']} of {len(d['points'])} points; "
+        f"residual RMS {d['rms_m']:.3f} m, max {d['max_m']:.3f} m (inliers)"
+    )
     for p in d["points"]:
         rm = "n/a" if p["residual_m"] is None else f"{p['residual_m']:.3f} m"
         rp = "n/a" if p["residual_px"] is None else f"{p['residual_px']:.2f} px"
-        print(f"  {p['name']:<8} image {p['image'][0]:8.1f} {p['image'][1]:8.1f}  ground {p['ground'][0]:8.3f} {p['ground'][1]:8.3f}"
-              f"  residual {rm:>9} {rp:>9}{'  OUTLIER (not used)' if p['outlier'] else ''}")
+        print(
+            f"  {p['name']:<8} image {p['image'][0]:8.1f} {p['image'][1]:8.1f}  ground {p['ground'][0]:8.3f} {p['ground'][1]:8.3f}"
+            f"  residual {rm:>9} {rp:>9}{'  OUTLIER (not used)' if p['outlier'] else ''}"
+        )
     if out is not None:
         print(f"  written: {out}")
 
@@ -101,8 +119,15 @@ def _cmd_ground(args: argparse.Namespace) -> int:
     h, w = frame.shape[:2]
     names, img, gnd = load_points(args.points)
     intr = load_intrinsics(args.intrinsics) if args.intrinsics else None
-    fit = fit_ground(img, gnd, names=names, image_size=(w, h), intrinsics=intr,
-                     threshold_m=args.threshold_m, threshold_px=args.threshold_px)
+    fit = fit_ground(
+        img,
+        gnd,
+        names=names,
+        image_size=(w, h),
+        intrinsics=intr,
+        threshold_m=args.threshold_m,
+        threshold_px=args.threshold_px,
+    )
     name = args.name or Path(args.output).name.split(".")[0]
     write_ground_calibration(fit, args.output, name, source=f"vigil calibrate ground: {args.points} on {args.image}")
     if args.json:
@@ -122,7 +147,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
     from vigil.geometry.calibration_io import load_camera
 
     from .check import render_check
-    from .fileio import atomic_write_bytes
+    from vigil.fileio import atomic_write_bytes
 
     cfg = load_config(args.config)
     cam_cfg = cfg.camera(args.camera)
@@ -139,11 +164,11 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
 # ------------------------------------------------------------------------------------ import
 def _cmd_import(args: argparse.Namespace) -> int:
-    from vigil.geometry.calibration_io import calibration_dict, parse_calibration
-
     import yaml
 
-    from .fileio import atomic_write_text
+    from vigil.geometry.calibration_io import calibration_dict, parse_calibration
+
+    from vigil.fileio import atomic_write_text
     from .intrinsics import save_intrinsics
     from .tsai import import_tsai, tsai_to_intrinsics, tsai_to_pinhole
 
@@ -156,7 +181,9 @@ def _cmd_import(args: argparse.Namespace) -> int:
     else:
         model = cam
     data = calibration_dict(model, name, source)
-    text = f"# Vigil calibration imported by `vigil calibrate import` from {args.tsai}\n" + yaml.safe_dump(data, sort_keys=False, default_flow_style=None)
+    text = f"# Vigil calibration imported by `vigil calibrate import` from {args.tsai}\n" + yaml.safe_dump(
+        data, sort_keys=False, default_flow_style=None
+    )
     parse_calibration(text, "<generated>").build()
     written = []
     if args.output:
@@ -176,17 +203,29 @@ def _cmd_import(args: argparse.Namespace) -> int:
 def _cmd_pick(args: argparse.Namespace) -> int:
     from .pick import serve
 
-    return serve(args.source, output=Path(args.output), port=args.port, host=args.host, frame=args.frame,
-                 intrinsics=args.intrinsics, name=args.name, points=args.points)
+    return serve(
+        args.source,
+        output=Path(args.output),
+        port=args.port,
+        host=args.host,
+        frame=args.frame,
+        intrinsics=args.intrinsics,
+        name=args.name,
+        points=args.points,
+    )
 
 
 # ------------------------------------------------------------------------------------ parser
 def add_commands(sub) -> None:
-    p = sub.add_parser("calibrate", help="camera calibration: intrinsics, ground points, checks, point picking, imports")
+    p = sub.add_parser(
+        "calibrate", help="camera calibration: intrinsics, ground points, checks, point picking, imports"
+    )
     csub = p.add_subparsers(dest="calibrate_command", required=True, metavar="ACTION")
 
     q = csub.add_parser("intrinsics", help="lens intrinsics from chessboard images (OpenCV YAML)")
-    q.add_argument("--images", required=True, nargs="+", help="image files, folders or quoted glob patterns ('dir/*.jpg')")
+    q.add_argument(
+        "--images", required=True, nargs="+", help="image files, folders or quoted glob patterns ('dir/*.jpg')"
+    )
     q.add_argument("--board", default="9x6", help="inner corners COLSxROWS (default 9x6)")
     q.add_argument("--square", type=float, default=0.025, help="square side in metres (default 0.025)")
     q.add_argument("--min-images", type=int, default=3, help="fewest images with the board found (default 3)")
@@ -198,9 +237,18 @@ def add_commands(sub) -> None:
     q.add_argument("--image", required=True, help="the frame the points were picked on (image, or video: see --frame)")
     q.add_argument("--frame", type=int, default=0, help="frame index when --image is a video (default 0)")
     q.add_argument("--points", required=True, help="YAML: points: [{name, image: [u, v], ground: [x, y]}, ...]")
-    q.add_argument("--intrinsics", help="OpenCV intrinsics YAML: fit a pinhole camera with solvePnP (models lens distortion)")
-    q.add_argument("--threshold-m", type=float, default=0.5, help="RANSAC / outlier threshold on the ground, metres (default 0.5)")
-    q.add_argument("--threshold-px", type=float, default=4.0, help="outlier threshold in the image for solvePnP, pixels (default 4)")
+    q.add_argument(
+        "--intrinsics", help="OpenCV intrinsics YAML: fit a pinhole camera with solvePnP (models lens distortion)"
+    )
+    q.add_argument(
+        "--threshold-m", type=float, default=0.5, help="RANSAC / outlier threshold on the ground, metres (default 0.5)"
+    )
+    q.add_argument(
+        "--threshold-px",
+        type=float,
+        default=4.0,
+        help="outlier threshold in the image for solvePnP, pixels (default 4)",
+    )
     q.add_argument("--name", help="camera name in the file (default: output file name)")
     q.add_argument("-o", "--output", required=True, help="Vigil calibration YAML to write")
     q.add_argument("--json", action="store_true", help="print the fit and per-point residuals as JSON")
@@ -222,13 +270,22 @@ def add_commands(sub) -> None:
     q.add_argument("--intrinsics", help="OpenCV intrinsics YAML (fit a pinhole camera instead of a homography)")
     q.add_argument("--points", help="YAML points file to start from (and kept up to date beside the output)")
     q.add_argument("--name", help="camera name in the file (default: output file name)")
-    q.add_argument("-o", "--output", default="camera.calib.yaml", help="Vigil calibration YAML to write (default camera.calib.yaml)")
+    q.add_argument(
+        "-o",
+        "--output",
+        default="camera.calib.yaml",
+        help="Vigil calibration YAML to write (default camera.calib.yaml)",
+    )
     q.set_defaults(func=_cmd_pick)
 
     q = csub.add_parser("import", help="import a PETS 2009 Tsai XML calibration as a Vigil calibration")
     q.add_argument("--tsai", required=True, help="PETS 2009 View_00N.xml")
-    q.add_argument("--model", choices=("tsai", "pinhole"), default="tsai",
-                   help="tsai: exact; pinhole: OpenCV model with k1,k2,k3 fitted to the Tsai lens (default tsai)")
+    q.add_argument(
+        "--model",
+        choices=("tsai", "pinhole"),
+        default="tsai",
+        help="tsai: exact; pinhole: OpenCV model with k1,k2,k3 fitted to the Tsai lens (default tsai)",
+    )
     q.add_argument("--name", help="camera name (default: the XML file name)")
     q.add_argument("-o", "--output", help="Vigil calibration YAML to write (default: print)")
     q.add_argument("--intrinsics-out", help="also write the lens as OpenCV intrinsics YAML")

@@ -34,10 +34,18 @@ import yaml
 from vigil.geometry.calibration_io import calibration_dict, parse_calibration
 from vigil.geometry.camera import CalibrationError, CameraModel, HomographyCamera, PinholeCamera
 
-from .fileio import atomic_write_text
+from vigil.fileio import atomic_write_text
 from .intrinsics import Intrinsics
 
-__all__ = ["GroundFit", "calibration_text", "fit_ground", "load_points", "parse_points", "validate_points", "write_ground_calibration"]
+__all__ = [
+    "GroundFit",
+    "calibration_text",
+    "fit_ground",
+    "load_points",
+    "parse_points",
+    "validate_points",
+    "write_ground_calibration",
+]
 
 
 @dataclass
@@ -66,8 +74,12 @@ class GroundFit:
             "model": self.method,
             "points": [
                 {
-                    "name": n, "image": [float(u), float(v)], "ground": [float(x), float(y)],
-                    "residual_m": _f(rm), "residual_px": _f(rp), "outlier": not bool(ok),
+                    "name": n,
+                    "image": [float(u), float(v)],
+                    "ground": [float(x), float(y)],
+                    "residual_m": _f(rm),
+                    "residual_px": _f(rp),
+                    "outlier": not bool(ok),
                 }
                 for n, (u, v), (x, y), rm, rp, ok in zip(
                     self.names, self.image_pts, self.ground_pts, self.residuals_m, self.residuals_px, self.inliers
@@ -105,7 +117,9 @@ def parse_points(data, source: str = "points") -> tuple[list[str], np.ndarray, n
             raise CalibrationError(f"{source}: {label}: expected a mapping with image and ground, got {item!r}")
         unknown = set(item) - {"name", "image", "ground"}
         if unknown:
-            raise CalibrationError(f"{source}: {label}: unknown key(s) {sorted(unknown)} (allowed: name, image, ground)")
+            raise CalibrationError(
+                f"{source}: {label}: unknown key(s) {sorted(unknown)} (allowed: name, image, ground)"
+            )
         name = str(item.get("name") or f"#{i + 1}")
         label = f"point {name}" if item.get("name") else label
         for key in ("image", "ground"):
@@ -133,7 +147,9 @@ def load_points(path: str | Path) -> tuple[list[str], np.ndarray, np.ndarray]:
     return parse_points(data, str(path))
 
 
-def validate_points(names: Sequence[str], image_pts: np.ndarray, ground_pts: np.ndarray, *, min_points: int = 4) -> None:
+def validate_points(
+    names: Sequence[str], image_pts: np.ndarray, ground_pts: np.ndarray, *, min_points: int = 4
+) -> None:
     """Reject too few, repeated or collinear points with a message naming them."""
     n = len(names)
     if n < min_points:
@@ -201,7 +217,14 @@ def _fit_pinhole(img, gnd, intr: Intrinsics, image_size, threshold_px) -> tuple[
     inl = np.ones(n, bool)
     if n >= 6:
         ok, rv, tv, idx = cv2.solvePnPRansac(
-            obj, img, K, dist, iterationsCount=2000, reprojectionError=threshold_px, confidence=0.999, flags=cv2.SOLVEPNP_EPNP
+            obj,
+            img,
+            K,
+            dist,
+            iterationsCount=2000,
+            reprojectionError=threshold_px,
+            confidence=0.999,
+            flags=cv2.SOLVEPNP_EPNP,
         )
         if ok and idx is not None and len(idx) >= 4:
             inl = np.zeros(n, bool)
@@ -213,7 +236,9 @@ def _fit_pinhole(img, gnd, intr: Intrinsics, image_size, threshold_px) -> tuple[
     cam = PinholeCamera(K, intr.dist, rv.reshape(-1), tv.reshape(-1), image_size=image_size)
     zc = obj[inl] @ cam.R[2] + cam.tvec[2]
     if np.any(zc <= 0):
-        raise CalibrationError("the fitted pose puts some points behind the camera; check the points and the intrinsics")
+        raise CalibrationError(
+            "the fitted pose puts some points behind the camera; check the points and the intrinsics"
+        )
     return cam, inl
 
 
@@ -267,8 +292,12 @@ def calibration_text(fit: GroundFit, name: str, source: str | None = None) -> st
         + (f"; outliers (not used): {', '.join(fit.outliers)}" if fit.outliers else ""),
         "# point        image u, v (px)        ground x, y (m)     residual m    px",
     ]
-    for n, (u, v), (x, y), rm, rp, ok in zip(fit.names, fit.image_pts, fit.ground_pts, fit.residuals_m, fit.residuals_px, fit.inliers):
-        lines.append(f"#  {n:<10} {u:9.2f} {v:9.2f}   {x:9.3f} {y:9.3f}   {rm:9.3f} {rp:7.2f}{'' if ok else '  OUTLIER'}")
+    for n, (u, v), (x, y), rm, rp, ok in zip(
+        fit.names, fit.image_pts, fit.ground_pts, fit.residuals_m, fit.residuals_px, fit.inliers
+    ):
+        lines.append(
+            f"#  {n:<10} {u:9.2f} {v:9.2f}   {x:9.3f} {y:9.3f}   {rm:9.3f} {rp:7.2f}{'' if ok else '  OUTLIER'}"
+        )
     text = "\n".join(lines) + "\n" + yaml.safe_dump(data, sort_keys=False, default_flow_style=None)
     parse_calibration(text, "<generated>").build()  # never write a file Vigil cannot read back
     return text

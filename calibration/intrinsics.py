@@ -25,9 +25,17 @@ import numpy as np
 
 from vigil.geometry.camera import CalibrationError
 
-from .fileio import atomic_write
+from vigil.fileio import atomic_write
 
-__all__ = ["ChessboardResult", "Intrinsics", "calibrate_chessboard", "expand_images", "load_intrinsics", "parse_board", "save_intrinsics"]
+__all__ = [
+    "ChessboardResult",
+    "Intrinsics",
+    "calibrate_chessboard",
+    "expand_images",
+    "load_intrinsics",
+    "parse_board",
+    "save_intrinsics",
+]
 
 
 @dataclass
@@ -45,9 +53,13 @@ class Intrinsics:
         self.dist = np.asarray(self.dist, dtype=np.float64).reshape(-1)
         where = f"{self.source}: " if self.source else ""
         if not np.all(np.isfinite(self.K)) or self.K[0, 0] <= 0 or self.K[1, 1] <= 0:
-            raise CalibrationError(f"{where}camera_matrix: expected finite [[fx,0,cx],[0,fy,cy],[0,0,1]] with fx, fy > 0")
+            raise CalibrationError(
+                f"{where}camera_matrix: expected finite [[fx,0,cx],[0,fy,cy],[0,0,1]] with fx, fy > 0"
+            )
         if self.dist.size not in (0, 4, 5, 8, 12, 14) or not np.all(np.isfinite(self.dist)):
-            raise CalibrationError(f"{where}distortion_coefficients: expected 0, 4, 5, 8, 12 or 14 finite values, got {self.dist.size}")
+            raise CalibrationError(
+                f"{where}distortion_coefficients: expected 0, 4, 5, 8, 12 or 14 finite values, got {self.dist.size}"
+            )
         w, h = (int(v) for v in self.image_size)
         if w <= 0 or h <= 0:
             raise CalibrationError(f"{where}image_width/image_height: must be > 0, got {w}x{h}")
@@ -99,7 +111,11 @@ def expand_images(patterns: Iterable[str]) -> list[Path]:
         else:
             p = Path(pat)
             if p.is_dir():
-                out.extend(sorted(q for q in p.iterdir() if q.suffix.lower() in (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")))
+                out.extend(
+                    sorted(
+                        q for q in p.iterdir() if q.suffix.lower() in (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
+                    )
+                )
             elif not p.is_file():
                 raise CalibrationError(f"{p}: image not found")
             else:
@@ -244,8 +260,13 @@ def load_intrinsics(path: str | Path) -> Intrinsics:
             dist = d.mat() if d is not None else np.zeros(0)
             if dist is None:
                 dist = np.zeros(0)
-            return Intrinsics(K, np.asarray(dist).reshape(-1), (int(w.real()), int(h.real())),
-                              rms=None if rms is None else float(rms.real()), source=str(path))
+            return Intrinsics(
+                K,
+                np.asarray(dist).reshape(-1),
+                (int(w.real()), int(h.real())),
+                rms=None if rms is None else float(rms.real()),
+                source=str(path),
+            )
         finally:
             fs.release()
     import yaml

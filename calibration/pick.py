@@ -45,15 +45,28 @@ def _grid_lines(camera, image_size) -> list[list[list[float]]]:
         return []
     for x in np.arange(x0, x1 + 0.5):
         t = np.linspace(y0, y1, 60)
-        lines += [s.round(1).tolist() for s in _polyline_segments(camera.ground_to_image(np.c_[np.full_like(t, x), t]), image_size)]
+        lines += [
+            s.round(1).tolist()
+            for s in _polyline_segments(camera.ground_to_image(np.c_[np.full_like(t, x), t]), image_size)
+        ]
     for y in np.arange(y0, y1 + 0.5):
         t = np.linspace(x0, x1, 60)
-        lines += [s.round(1).tolist() for s in _polyline_segments(camera.ground_to_image(np.c_[t, np.full_like(t, y)]), image_size)]
+        lines += [
+            s.round(1).tolist()
+            for s in _polyline_segments(camera.ground_to_image(np.c_[t, np.full_like(t, y)]), image_size)
+        ]
     return lines
 
 
-def create_app(frame: np.ndarray, output: str | Path, *, intrinsics=None, name: str | None = None,
-               points: list[dict] | None = None, source: str = ""):
+def create_app(
+    frame: np.ndarray,
+    output: str | Path,
+    *,
+    intrinsics=None,
+    name: str | None = None,
+    points: list[dict] | None = None,
+    source: str = "",
+):
     """The Starlette application for one frame; saving writes ``output``."""
     import cv2
     from starlette.applications import Starlette
@@ -61,7 +74,7 @@ def create_app(frame: np.ndarray, output: str | Path, *, intrinsics=None, name: 
     from starlette.responses import HTMLResponse, JSONResponse, Response
     from starlette.routing import Route
 
-    from .fileio import atomic_write_text
+    from vigil.fileio import atomic_write_text
     from .ground import fit_ground, parse_points, write_ground_calibration
 
     output = Path(output)
@@ -82,14 +95,22 @@ def create_app(frame: np.ndarray, output: str | Path, *, intrinsics=None, name: 
         return d, fit
 
     async def page(request: Request) -> HTMLResponse:
-        return HTMLResponse(_PAGE.replace("__W__", str(w)).replace("__H__", str(h)).replace("__OUT__", _html_escape(str(output))))
+        return HTMLResponse(
+            _PAGE.replace("__W__", str(w)).replace("__H__", str(h)).replace("__OUT__", _html_escape(str(output)))
+        )
 
     async def frame_jpg(request: Request) -> Response:
         return Response(jpg_bytes, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
 
     async def api_state(request: Request) -> JSONResponse:
-        return JSONResponse({"image_size": [w, h], "points": state["points"], "output": str(output),
-                             "model": "pinhole" if intrinsics is not None else "homography"})
+        return JSONResponse(
+            {
+                "image_size": [w, h],
+                "points": state["points"],
+                "output": str(output),
+                "model": "pinhole" if intrinsics is not None else "homography",
+            }
+        )
 
     async def _body(request: Request):
         try:
@@ -97,7 +118,7 @@ def create_app(frame: np.ndarray, output: str | Path, *, intrinsics=None, name: 
         except (json.JSONDecodeError, UnicodeDecodeError):
             raise CalibrationError("request body is not JSON") from None
         if not isinstance(body, dict) or not isinstance(body.get("points"), list):
-            raise CalibrationError("expected {\"points\": [...]}")
+            raise CalibrationError('expected {"points": [...]}')
         return body
 
     async def api_fit(request: Request) -> JSONResponse:
@@ -118,24 +139,40 @@ def create_app(frame: np.ndarray, output: str | Path, *, intrinsics=None, name: 
             write_ground_calibration(fit, output, cam_name, source=f"vigil calibrate pick on {source}")
             import yaml
 
-            atomic_write_text(points_path, yaml.safe_dump({"points": body["points"]}, sort_keys=False, default_flow_style=None))
+            atomic_write_text(
+                points_path, yaml.safe_dump({"points": body["points"]}, sort_keys=False, default_flow_style=None)
+            )
             log.info("saved %s and %s", output, points_path)
             return JSONResponse({"ok": True, "saved": str(output), "points_file": str(points_path), **d})
         except CalibrationError as exc:
             return JSONResponse({"ok": False, "error": str(exc)}, status_code=400)
 
-    return Starlette(routes=[
-        Route("/", page), Route("/frame.jpg", frame_jpg), Route("/api/state", api_state),
-        Route("/api/fit", api_fit, methods=["POST"]), Route("/api/save", api_save, methods=["POST"]),
-    ])
+    return Starlette(
+        routes=[
+            Route("/", page),
+            Route("/frame.jpg", frame_jpg),
+            Route("/api/state", api_state),
+            Route("/api/fit", api_fit, methods=["POST"]),
+            Route("/api/save", api_save, methods=["POST"]),
+        ]
+    )
 
 
 def _html_escape(s: str) -> str:
     return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
 
 
-def serve(source: str, *, output: Path, port: int = 8765, host: str = "127.0.0.1", frame: int = 0,
-          intrinsics: str | None = None, name: str | None = None, points: str | None = None) -> int:
+def serve(
+    source: str,
+    *,
+    output: Path,
+    port: int = 8765,
+    host: str = "127.0.0.1",
+    frame: int = 0,
+    intrinsics: str | None = None,
+    name: str | None = None,
+    points: str | None = None,
+) -> int:
     """Run the page until interrupted (Ctrl-C)."""
     import uvicorn
 
@@ -148,7 +185,9 @@ def serve(source: str, *, output: Path, port: int = 8765, host: str = "127.0.0.1
     start = []
     if points:
         names, ip, gp = load_points(points)
-        start = [{"name": n, "image": list(map(float, a)), "ground": list(map(float, b))} for n, a, b in zip(names, ip, gp)]
+        start = [
+            {"name": n, "image": list(map(float, a)), "ground": list(map(float, b))} for n, a, b in zip(names, ip, gp)
+        ]
     app = create_app(img, output, intrinsics=intr, name=name, points=start, source=source)
     import socket
 
@@ -159,8 +198,10 @@ def serve(source: str, *, output: Path, port: int = 8765, host: str = "127.0.0.1
     except OSError as exc:
         raise CalibrationError(f"--port {port}: cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     actual = sock.getsockname()[1]
-    print(f"open http://{host}:{actual}/ in a browser; click points, type their ground metres, Save writes {output}. Ctrl-C to stop.",
-          flush=True)
+    print(
+        f"open http://{host}:{actual}/ in a browser; click points, type their ground metres, Save writes {output}. Ctrl-C to stop.",
+        flush=True,
+    )
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
     server.run(sockets=[sock])
     return 0

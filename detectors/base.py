@@ -11,9 +11,18 @@ from pydantic import AfterValidator
 from vigil.detectors.detections import Detections
 
 __all__ = [
-    "Detector", "detect_batch", "ModelError", "COCO_TRAFFIC_CLASSES", "COCO_ALIASES",
-    "check_stride_multiple", "check_class_thresholds", "cpu_count", "StrideSize", "ClassThresholds",
+    "Detector",
+    "detect_batch",
+    "ModelError",
+    "COCO_TRAFFIC_CLASSES",
+    "COCO_ALIASES",
+    "check_stride_multiple",
+    "check_class_thresholds",
+    "cpu_count",
+    "StrideSize",
+    "ClassThresholds",
 ]
+
 
 class ModelError(ValueError):
     """A detector cannot be built from its config and model (unknown backend, a class name

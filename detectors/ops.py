@@ -140,7 +140,9 @@ def nms(xyxy: np.ndarray, scores: np.ndarray, class_id: np.ndarray | None, iou_t
     return np.asarray(keep, np.int64)
 
 
-def suppress_nested(xyxy: np.ndarray, scores: np.ndarray, class_id: np.ndarray, contain_threshold: float) -> tuple[np.ndarray, np.ndarray]:
+def suppress_nested(
+    xyxy: np.ndarray, scores: np.ndarray, class_id: np.ndarray, contain_threshold: float
+) -> tuple[np.ndarray, np.ndarray]:
     """Drop boxes lying mostly inside a larger box of the same class.
 
     A box whose intersection with a larger same-class box covers ``contain_threshold`` of
@@ -158,7 +160,9 @@ def suppress_nested(xyxy: np.ndarray, scores: np.ndarray, class_id: np.ndarray, 
     iy = (np.minimum(xyxy[:, None, 3], xyxy[None, :, 3]) - np.maximum(xyxy[:, None, 1], xyxy[None, :, 1])).clip(0)
     inside = ix * iy / np.maximum(area[:, None], 1e-9)  # [i, j]: share of i inside j
     cls = np.asarray(class_id).reshape(-1)
-    bigger = (area[None, :] > area[:, None]) | ((area[None, :] == area[:, None]) & (np.arange(n)[None, :] < np.arange(n)[:, None]))
+    bigger = (area[None, :] > area[:, None]) | (
+        (area[None, :] == area[:, None]) & (np.arange(n)[None, :] < np.arange(n)[:, None])
+    )
     nested = (inside >= contain_threshold) & bigger & (cls[:, None] == cls[None, :])
     np.fill_diagonal(nested, False)
     keep = np.ones(n, bool)

@@ -16,7 +16,15 @@ from vigil.detectors.onnx_darknet import DarknetOnnxConfig
 from vigil.detectors.onnx_yolo import OnnxYoloConfig
 from vigil.detectors.ultralytics_backend import UltralyticsConfig
 
-__all__ = ["ModelError", "register", "build_detector", "DetectorConfig", "parse_detector_config", "registered", "UnknownDetectorError"]
+__all__ = [
+    "ModelError",
+    "register",
+    "build_detector",
+    "DetectorConfig",
+    "parse_detector_config",
+    "registered",
+    "UnknownDetectorError",
+]
 
 _BUILDERS: dict[str, Callable[[Any], Detector]] = {}
 DEFAULT_TYPE = "onnx"
@@ -57,8 +65,11 @@ DetectorConfig = Annotated[
         Annotated[OnnxYoloConfig, Tag("onnx")],
         Annotated[UltralyticsConfig, Tag("ultralytics")],
     ],
-    Discriminator(_type_of, custom_error_type="unknown_detector",
-                  custom_error_message="unknown detector type; known: darknet_onnx, onnx, ultralytics"),
+    Discriminator(
+        _type_of,
+        custom_error_type="unknown_detector",
+        custom_error_message="unknown detector type; known: darknet_onnx, onnx, ultralytics",
+    ),
     Field(description="The object detector backend and its settings (`type` picks the backend)."),
 ]
 
@@ -76,7 +87,9 @@ def build_detector(cfg: Any = None) -> Detector:
         cfg = parse_detector_config(cfg)
     name = getattr(cfg, "type", None)
     if name not in _BUILDERS:
-        raise UnknownDetectorError(f"unknown detector backend {name!r}; registered: {', '.join(registered()) or 'none'}")
+        raise UnknownDetectorError(
+            f"unknown detector backend {name!r}; registered: {', '.join(registered()) or 'none'}"
+        )
     return _BUILDERS[name](cfg)
 
 

@@ -53,8 +53,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from multiprocessing import connection as mpc
-from multiprocessing import get_context
-from multiprocessing import shared_memory
+from multiprocessing import get_context, shared_memory
 from pathlib import Path
 from typing import Any, Callable
 
@@ -144,8 +143,16 @@ class DetectorClient:
     ``metadata["frame_seq"]`` equal to the :attr:`last_seq` that ``submit`` set.
     """
 
-    def __init__(self, address: str, authkey: bytes, camera: str, frame_shape: tuple[int, ...] | None,
-                 slots: int, class_names: list[str], timeout_s: float) -> None:
+    def __init__(
+        self,
+        address: str,
+        authkey: bytes,
+        camera: str,
+        frame_shape: tuple[int, ...] | None,
+        slots: int,
+        class_names: list[str],
+        timeout_s: float,
+    ) -> None:
         if frame_shape is not None:
             if len(frame_shape) == 2:
                 frame_shape = (*frame_shape, 3)
@@ -178,7 +185,10 @@ class DetectorClient:
 
     # pickling: configuration only; the connection and mapping are per process
     def __getstate__(self) -> dict:
-        return {k: getattr(self, k) for k in ("address", "authkey", "camera", "frame_shape", "slots", "class_names", "timeout_s")}
+        return {
+            k: getattr(self, k)
+            for k in ("address", "authkey", "camera", "frame_shape", "slots", "class_names", "timeout_s")
+        }
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
@@ -206,21 +216,27 @@ class DetectorClient:
         if self._conn is not None:
             return self
         if self.frame_shape is None:
-            raise ValueError(f"camera {self.camera!r}: the frame shape is not known yet (give frame_shape, or submit a frame)")
+            raise ValueError(
+                f"camera {self.camera!r}: the frame shape is not known yet (give frame_shape, or submit a frame)"
+            )
         deadline = time.monotonic() + 2.0
         while True:
             try:
                 return self._connect()
             except _Taken:
                 if time.monotonic() > deadline:
-                    raise DetectorError(f"camera {self.camera!r}: refused by the shared detector: already connected") from None
+                    raise DetectorError(
+                        f"camera {self.camera!r}: refused by the shared detector: already connected"
+                    ) from None
                 time.sleep(0.02)  # our own previous connection may not be gone yet (a shape change)
 
     def _connect(self) -> "DetectorClient":
         try:
             conn = mpc.Client(self.address, family="AF_UNIX", authkey=self.authkey)
         except (OSError, EOFError) as exc:
-            raise DetectorClosed(f"camera {self.camera!r}: cannot reach the shared detector at {self.address}: {exc}") from exc
+            raise DetectorClosed(
+                f"camera {self.camera!r}: cannot reach the shared detector at {self.address}: {exc}"
+            ) from exc
         try:
             conn.send({"camera": self.camera, "shape": self.frame_shape, "slots": self.slots})
             if not conn.poll(max(self.timeout_s, 5.0)):
@@ -240,7 +256,9 @@ class DetectorClient:
         shm = _attach(reply["shm"])
         step = _slot_bytes(self.frame_shape)
         self._header = np.ndarray((_HEADER // 8,), np.int64, buffer=shm.buf, offset=0)
-        self._views = [np.ndarray(self.frame_shape, np.uint8, buffer=shm.buf, offset=_HEADER + i * step) for i in range(self.slots)]
+        self._views = [
+            np.ndarray(self.frame_shape, np.uint8, buffer=shm.buf, offset=_HEADER + i * step) for i in range(self.slots)
+        ]
         self._shm, self._conn = shm, conn
         self._free = deque(range(self.slots))
         return self
@@ -280,13 +298,17 @@ class DetectorClient:
         """Validate a frame; connect (the first frame gives the shape if none was given), and
         reconnect with the new shape when the camera's resolution changes between frames."""
         if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
-            raise ValueError(f"camera {self.camera!r}: expected a BGR uint8 (H, W, 3) frame, got {frame.dtype} {frame.shape}")
+            raise ValueError(
+                f"camera {self.camera!r}: expected a BGR uint8 (H, W, 3) frame, got {frame.dtype} {frame.shape}"
+            )
         if self.frame_shape is None:
             self.frame_shape = tuple(frame.shape)
         if frame.shape != self.frame_shape:
             if self.pending:
-                raise ValueError(f"camera {self.camera!r}: expected a uint8 frame of shape {self.frame_shape}, got {frame.dtype} "
-                                 f"{frame.shape} while {self.pending} frame(s) of the old shape are pending")
+                raise ValueError(
+                    f"camera {self.camera!r}: expected a uint8 frame of shape {self.frame_shape}, got {frame.dtype} "
+                    f"{frame.shape} while {self.pending} frame(s) of the old shape are pending"
+                )
             self.close()
             self.frame_shape = tuple(frame.shape)
         self.connect()
@@ -350,7 +372,9 @@ class DetectorClient:
     def _remaining(self, deadline: float) -> float:
         left = deadline - time.monotonic()
         if left <= 0:
-            raise DetectorTimeout(f"camera {self.camera!r}: no result from the shared detector within {self.timeout_s:g} s")
+            raise DetectorTimeout(
+                f"camera {self.camera!r}: no result from the shared detector within {self.timeout_s:g} s"
+            )
         return left
 
     def _pump(self, timeout: float, want: int | None = None) -> None:
@@ -394,8 +418,16 @@ class _Camera:
 class _Serve:
     """Runs inside the detector process."""
 
-    def __init__(self, detector: Any, listener: Any, control: Any, prefix: str, max_batch: int,
-                 max_wait_s: float, inference_timeout_s: float) -> None:
+    def __init__(
+        self,
+        detector: Any,
+        listener: Any,
+        control: Any,
+        prefix: str,
+        max_batch: int,
+        max_wait_s: float,
+        inference_timeout_s: float,
+    ) -> None:
         self.detector = detector
         self.listener = listener
         self.control = control
@@ -414,8 +446,18 @@ class _Serve:
         self.pending: deque[tuple[float, _Camera, int, int]] = deque()
         self.busy_since = 0.0
         self.t0 = time.monotonic()
-        self.s = {"frames_in": 0, "frames_out": 0, "batches": 0, "errors": 0, "infer_s": 0.0, "infer_max_s": 0.0,
-                  "infer_last_s": 0.0, "wait_s": 0.0, "watchdog_trips": 0, "last_error": None}
+        self.s = {
+            "frames_in": 0,
+            "frames_out": 0,
+            "batches": 0,
+            "errors": 0,
+            "infer_s": 0.0,
+            "infer_max_s": 0.0,
+            "infer_last_s": 0.0,
+            "wait_s": 0.0,
+            "watchdog_trips": 0,
+            "last_error": None,
+        }
 
     # -------------------------------------------------------------- threads
     def accept_loop(self) -> None:
@@ -442,7 +484,13 @@ class _Serve:
             seg = f"{self.prefix}{self.n_segments}"
             self.n_segments += 1
         if taken or self.stop.is_set():
-            conn.send({"ok": False, "taken": taken, "error": f"camera {name!r} is already connected" if taken else "shutting down"})
+            conn.send(
+                {
+                    "ok": False,
+                    "taken": taken,
+                    "error": f"camera {name!r} is already connected" if taken else "shutting down",
+                }
+            )
             conn.close()
             return
         step = _slot_bytes(shape)  # type: ignore[arg-type]
@@ -503,8 +551,13 @@ class _Serve:
             for c in [*self.by_name.values(), *self.incoming]:
                 if c.header is not None:
                     c.drops, c.submitted = int(c.header[_H_DROPS]), int(c.header[_H_SUBMITTED])
-                cams[c.name] = {"connected": True, "frames_in": c.frames_in, "frames_out": c.frames_out,
-                                "drops": c.drops, "submitted": c.submitted}
+                cams[c.name] = {
+                    "connected": True,
+                    "frames_in": c.frames_in,
+                    "frames_out": c.frames_out,
+                    "drops": c.drops,
+                    "submitted": c.submitted,
+                }
             for name, g in self.gone.items():
                 cams.setdefault(name, g)
             queued = len(self.pending)
@@ -555,8 +608,13 @@ class _Serve:
                 cam.drops, cam.submitted = int(cam.header[_H_DROPS]), int(cam.header[_H_SUBMITTED])
             self.cams.pop(cam.conn, None)
             self.by_name.pop(cam.name, None)
-            self.gone[cam.name] = {"connected": False, "frames_in": cam.frames_in, "frames_out": cam.frames_out,
-                                   "drops": cam.drops, "submitted": cam.submitted}
+            self.gone[cam.name] = {
+                "connected": False,
+                "frames_in": cam.frames_in,
+                "frames_out": cam.frames_out,
+                "drops": cam.drops,
+                "submitted": cam.submitted,
+            }
             self.pending = deque(p for p in self.pending if p[1] is not cam)
         self._free_camera(cam)
 
@@ -679,8 +737,17 @@ class _Serve:
             self._drop_camera(cam)
 
 
-def _serve(builder: Callable[[Any], Any], detector_cfg: Any, address: str, authkey: bytes, control: Any,
-           prefix: str, max_batch: int, max_wait_s: float, inference_timeout_s: float) -> None:
+def _serve(
+    builder: Callable[[Any], Any],
+    detector_cfg: Any,
+    address: str,
+    authkey: bytes,
+    control: Any,
+    prefix: str,
+    max_batch: int,
+    max_wait_s: float,
+    inference_timeout_s: float,
+) -> None:
     """Entry point of the detector process."""
     import signal
 
@@ -720,9 +787,18 @@ class DetectorServer:
     detector process, so its import cost and threads stay there.
     """
 
-    def __init__(self, detector_cfg: Any = None, *, max_batch: int = 8, max_wait_ms: float = 5.0, slots: int = 2,
-                 inference_timeout_s: float = 5.0, client_timeout_s: float = 30.0, start_timeout_s: float = 300.0,
-                 builder: Callable[[Any], Any] | None = None) -> None:
+    def __init__(
+        self,
+        detector_cfg: Any = None,
+        *,
+        max_batch: int = 8,
+        max_wait_ms: float = 5.0,
+        slots: int = 2,
+        inference_timeout_s: float = 5.0,
+        client_timeout_s: float = 30.0,
+        start_timeout_s: float = 300.0,
+        builder: Callable[[Any], Any] | None = None,
+    ) -> None:
         if max_batch < 1:
             raise ValueError(f"max_batch must be >= 1, got {max_batch}")
         if max_wait_ms < 0:
@@ -767,9 +843,20 @@ class DetectorServer:
         self._address = os.path.join(self._dir, "detector.sock")
         parent, child = ctx.Pipe()
         self._proc = ctx.Process(
-            target=_serve, name="vigil-detector", daemon=True,
-            args=(self.builder, self.detector_cfg, self._address, self._authkey, child, self.prefix,
-                  self.max_batch, self.max_wait_ms / 1e3, self.inference_timeout_s),
+            target=_serve,
+            name="vigil-detector",
+            daemon=True,
+            args=(
+                self.builder,
+                self.detector_cfg,
+                self._address,
+                self._authkey,
+                child,
+                self.prefix,
+                self.max_batch,
+                self.max_wait_ms / 1e3,
+                self.inference_timeout_s,
+            ),
         )
         self._proc.start()
         child.close()
@@ -839,8 +926,14 @@ class DetectorServer:
         self.stop()
 
     # ------------------------------------------------------------------ clients and health
-    def client(self, camera_name: str, frame_shape: tuple[int, ...] | None = None, *, slots: int | None = None,
-               timeout_s: float | None = None) -> DetectorClient:
+    def client(
+        self,
+        camera_name: str,
+        frame_shape: tuple[int, ...] | None = None,
+        *,
+        slots: int | None = None,
+        timeout_s: float | None = None,
+    ) -> DetectorClient:
         """A handle for one camera (not yet connected: it connects in the process that uses it).
 
         ``frame_shape`` ``(H, W)`` or ``(H, W, 3)`` sizes the camera's slots; ``None`` takes it
@@ -848,8 +941,15 @@ class DetectorServer:
         """
         if self._address is None or not self.class_names:
             raise RuntimeError("start() the DetectorServer before asking for clients")
-        return DetectorClient(self._address, self._authkey, camera_name, frame_shape, slots or self.slots,
-                              self.class_names, self.client_timeout_s if timeout_s is None else timeout_s)
+        return DetectorClient(
+            self._address,
+            self._authkey,
+            camera_name,
+            frame_shape,
+            slots or self.slots,
+            self.class_names,
+            self.client_timeout_s if timeout_s is None else timeout_s,
+        )
 
     def stats(self, timeout: float = 2.0) -> dict:
         """Health and counters; ``{"alive": False, ...}`` when the detector process is gone."""

@@ -26,7 +26,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from vigil.detectors.base import ModelError, ClassThresholds, StrideSize, cpu_count
+from vigil.detectors.base import ClassThresholds, ModelError, StrideSize, cpu_count
 from vigil.detectors.onnx_yolo import YoloDetectorBase, read_names_file
 
 __all__ = ["UltralyticsConfig", "build_ultralytics", "prepare_offline_env", "import_ultralytics", "INSTALL_HINT"]
@@ -47,24 +47,54 @@ class UltralyticsConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    type: Literal["ultralytics"] = Field("ultralytics", title="Backend", description="Detector backend: Ultralytics YOLO on torch.")
+    type: Literal["ultralytics"] = Field(
+        "ultralytics", title="Backend", description="Detector backend: Ultralytics YOLO on torch."
+    )
     model: str = Field(
-        ..., title="Model",
+        ...,
+        title="Model",
         description="A local .pt file (never downloaded), or a .yaml model definition (a file, or a name ultralytics "
         "ships such as yolo11n.yaml: random weights, for tests and benchmarks).",
     )
-    class_names: Path | None = Field(None, title="Class names file", description="Overrides the model's own names: one per line, or YAML with `names:`.")
-    input_size: StrideSize = Field((640, 640), title="Input size", description="Model input [height, width], multiples of 32; frames are letterboxed into it.")
+    class_names: Path | None = Field(
+        None,
+        title="Class names file",
+        description="Overrides the model's own names: one per line, or YAML with `names:`.",
+    )
+    input_size: StrideSize = Field(
+        (640, 640),
+        title="Input size",
+        description="Model input [height, width], multiples of 32; frames are letterboxed into it.",
+    )
     device: str = Field("cpu", title="Device", description="torch device: cpu, cuda, cuda:1...")
     half: bool = Field(False, title="FP16", description="Run in half precision (CUDA only).")
-    classes: list[str] | None = Field(None, min_length=1, title="Kept classes", description="Class names to report; null reports every class.")
+    classes: list[str] | None = Field(
+        None, min_length=1, title="Kept classes", description="Class names to report; null reports every class."
+    )
     confidence: float = Field(0.25, gt=0, le=1, title="Confidence threshold", description="Minimum class score.")
-    class_confidence: ClassThresholds = Field(default_factory=dict, title="Per-class thresholds", description="Thresholds overriding `confidence` for some classes.")
-    nms_iou: float = Field(0.7, gt=0, le=1, title="NMS IoU", description="Class-aware NMS IoU threshold (not used by end-to-end heads).")
-    max_detections: int = Field(300, ge=1, title="Max detections", description="At most this many boxes per frame, best first.")
-    max_batch: int = Field(8, ge=1, title="Max batch", description="`detect_batch` runs at most this many frames per forward pass.")
-    threads: int | None = Field(None, ge=1, title="Threads", description="torch intra-op threads; default: the CPU cores available (ultralytics alone would use one fewer).")
-    seed: int = Field(0, title="Seed", description="torch seed used when building a .yaml model (random weights), so runs repeat.")
+    class_confidence: ClassThresholds = Field(
+        default_factory=dict,
+        title="Per-class thresholds",
+        description="Thresholds overriding `confidence` for some classes.",
+    )
+    nms_iou: float = Field(
+        0.7, gt=0, le=1, title="NMS IoU", description="Class-aware NMS IoU threshold (not used by end-to-end heads)."
+    )
+    max_detections: int = Field(
+        300, ge=1, title="Max detections", description="At most this many boxes per frame, best first."
+    )
+    max_batch: int = Field(
+        8, ge=1, title="Max batch", description="`detect_batch` runs at most this many frames per forward pass."
+    )
+    threads: int | None = Field(
+        None,
+        ge=1,
+        title="Threads",
+        description="torch intra-op threads; default: the CPU cores available (ultralytics alone would use one fewer).",
+    )
+    seed: int = Field(
+        0, title="Seed", description="torch seed used when building a .yaml model (random weights), so runs repeat."
+    )
     warmup: bool = Field(True, title="Warm-up", description="Run one inference at load.")
 
 
@@ -128,7 +158,9 @@ class UltralyticsDetector(YoloDetectorBase):
         elif suffix in (".yaml", ".yml"):
             torch.manual_seed(cfg.seed)
         else:
-            raise ModelError(f"ultralytics backend: model {src!r} must be a .pt file or a .yaml model definition (for ONNX use `type: onnx`)")
+            raise ModelError(
+                f"ultralytics backend: model {src!r} must be a .pt file or a .yaml model definition (for ONNX use `type: onnx`)"
+            )
         torch.set_num_threads(cfg.threads or cpu_count())
         try:
             yolo = YOLO(src, task="detect")

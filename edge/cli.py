@@ -64,7 +64,12 @@ def cmd_check_config(args: argparse.Namespace) -> int:
             load_camera(cam.calibration)
         except Exception as exc:  # noqa: BLE001 - reported below with the camera's name
             problems.append(f"camera {cam.name!r}: calibration: {exc}")
-        if "://" not in cam.source and not cam.source.isdigit() and not cam.source.startswith("/dev/") and not Path(cam.source).is_file():
+        if (
+            "://" not in cam.source
+            and not cam.source.isdigit()
+            and not cam.source.startswith("/dev/")
+            and not Path(cam.source).is_file()
+        ):
             problems.append(f"camera {cam.name!r}: source: file not found: {cam.source}")
     link = cfg.aggregator
     if link.publish and link.keys_dir is not None:
@@ -76,7 +81,9 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         for p in problems:
             print(f"  {p}", file=sys.stderr)
         return EXIT_ERROR
-    print(f"{args.config}: OK ({len(cfg.cameras)} camera{'s' if len(cfg.cameras) != 1 else ''}: {', '.join(c.name for c in cfg.cameras)}; detector {cfg.detector.type})")
+    print(
+        f"{args.config}: OK ({len(cfg.cameras)} camera{'s' if len(cfg.cameras) != 1 else ''}: {', '.join(c.name for c in cfg.cameras)}; detector {cfg.detector.type})"
+    )
     return EXIT_OK
 
 
@@ -110,8 +117,11 @@ def _run_one(cfg, cam, args, stop, status_extra: dict | None = None, detector=No
         outbox_dir = link.outbox_dir if link.outbox_dir is not None else cfg.output.dir / "outbox"
         # one durable outbox per camera: unacknowledged events survive a restart and are resent;
         # publisher.last_seq(cam.name) is where this camera's seq continues
-        publisher = EventPublisher(link.endpoint, outbox=Path(outbox_dir) / (re.sub(r"[^A-Za-z0-9._-]", "_", cam.name) + ".outbox.db"),
-                                   configure_socket=configure)
+        publisher = EventPublisher(
+            link.endpoint,
+            outbox=Path(outbox_dir) / (re.sub(r"[^A-Za-z0-9._-]", "_", cam.name) + ".outbox.db"),
+            configure_socket=configure,
+        )
         sinks.append(publisher)
     try:
         report = run_camera(
@@ -211,15 +221,21 @@ def cmd_status(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"node": cfg.node, "cameras": rows}))
         return EXIT_OK
-    print(f"node {cfg.node}: {len(rows)} camera{'s' if len(rows) != 1 else ''} (status from {cfg.operations.status_dir})")
-    print(f"  {'camera':<20} {'state':<12} {'fps':>6} {'frames':>8} {'events':>7} {'outbox':>7} {'drops':>6} {'reconn':>6} {'restarts':>8} {'updated':>9}")
+    print(
+        f"node {cfg.node}: {len(rows)} camera{'s' if len(rows) != 1 else ''} (status from {cfg.operations.status_dir})"
+    )
+    print(
+        f"  {'camera':<20} {'state':<12} {'fps':>6} {'frames':>8} {'events':>7} {'outbox':>7} {'drops':>6} {'reconn':>6} {'restarts':>8} {'updated':>9}"
+    )
     for r in rows:
         if "frames" not in r:
             print(f"  {r['camera']:<20} {r['state']:<12}" + (f"  {r['error']}" if r.get("error") else ""))
             continue
         drops = int(r.get("stale_dropped", 0)) + int(r.get("corrupt_frames", 0))
-        print(f"  {r['camera']:<20} {r['state']:<12} {float(r.get('fps', 0)):>6.1f} {int(r['frames']):>8} {int(r.get('events', 0)):>7} "
-              f"{int(r.get('outbox_depth', 0)):>7} {drops:>6} {int(r.get('reconnects', 0)):>6} {int(r.get('restarts', 0)):>8} {r['age_s']:>7.1f} s")
+        print(
+            f"  {r['camera']:<20} {r['state']:<12} {float(r.get('fps', 0)):>6.1f} {int(r['frames']):>8} {int(r.get('events', 0)):>7} "
+            f"{int(r.get('outbox_depth', 0)):>7} {drops:>6} {int(r.get('reconnects', 0)):>6} {int(r.get('restarts', 0)):>8} {r['age_s']:>7.1f} s"
+        )
     return EXIT_OK
 
 
@@ -256,8 +272,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--camera", help="run only this camera (default: every enabled camera)")
     p.add_argument("--source", help="override the camera's source (file path or URL)")
     p.add_argument("--max-frames", type=int, help="stop after N frames")
-    p.add_argument("--mot-out", help="write MOTChallenge lines frame,id,left,top,width,height,conf,x,y,-1 (x, y ground metres)")
-    p.add_argument("--mot-classes", help="comma-separated detector classes written to --mot-out (default: the distance rule's classes, i.e. person)")
+    p.add_argument(
+        "--mot-out", help="write MOTChallenge lines frame,id,left,top,width,height,conf,x,y,-1 (x, y ground metres)"
+    )
+    p.add_argument(
+        "--mot-classes",
+        help="comma-separated detector classes written to --mot-out (default: the distance rule's classes, i.e. person)",
+    )
     p.add_argument("--events-out", help="write every event as JSON Lines")
     p.add_argument("--no-publish", action="store_true", help="do not send events to the aggregator")
     p.add_argument("--no-media", action="store_true", help="skip the annotated video and the bird's-eye PNG")
@@ -274,7 +295,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("config", help="node config YAML")
     p.set_defaults(func=cmd_check_config)
 
-    for module in ("vigil.alerts.cli", "vigil.models.cli", "vigil.bench.cli", "vigil.calibration.cli", "vigil.detectors.plates.cli"):
+    for module in (
+        "vigil.alerts.cli",
+        "vigil.models.cli",
+        "vigil.bench.cli",
+        "vigil.calibration.cli",
+        "vigil.detectors.plates.cli",
+    ):
         try:
             mod = __import__(module, fromlist=["add_commands"])
         except ModuleNotFoundError as exc:

@@ -41,74 +41,143 @@ class _Strict(BaseModel):
 
 # Rule and zone models live in vigil.geometry (they describe ground-plane rules); re-exported here.
 from vigil.geometry.rules_config import (  # noqa: E402
-    ContactRuleConfig,
-    DistanceRuleConfig,
-    HeatmapConfig,
-    PairThresholdConfig,
-    QueueLineConfig,
-    QueueRuleConfig,
-    RiskRuleConfig,
     RulesConfig,
-    VoiceConfig,
     ZoneConfig,
-    ZoneRuleConfig,
 )
 
 
 class TrackerConfig(_Strict):
     """ByteTrack parameters (supervision's implementation)."""
 
-    track_activation_threshold: float = Field(0.25, ge=0, le=1, description="Detections above this confidence may start a track")
-    lost_track_buffer_s: float = Field(3.0, gt=0, le=60, description="How long a lost track is kept for re-association (seconds)")
+    track_activation_threshold: float = Field(
+        0.25, ge=0, le=1, description="Detections above this confidence may start a track"
+    )
+    lost_track_buffer_s: float = Field(
+        3.0, gt=0, le=60, description="How long a lost track is kept for re-association (seconds)"
+    )
     minimum_matching_threshold: float = Field(
-        0.95, gt=0, le=1,
+        0.95,
+        gt=0,
+        le=1,
         description="Association cost limit (cost = 1 - IoU): 0.95 accepts matches down to IoU 0.05, which low-frame-rate cameras (people move a third of their width between frames at 7 fps) need",
     )
-    minimum_consecutive_frames: int = Field(2, ge=1, le=30, description="Frames a track must be seen before it is reported")
-    coast_s: float = Field(0.0, ge=0, le=10, description="Keep reporting a track the detector lost (a person hidden behind another) at its predicted position for this long (seconds); such rows carry data['coasting'] = True")
+    minimum_consecutive_frames: int = Field(
+        2, ge=1, le=30, description="Frames a track must be seen before it is reported"
+    )
+    coast_s: float = Field(
+        0.0,
+        ge=0,
+        le=10,
+        description="Keep reporting a track the detector lost (a person hidden behind another) at its predicted position for this long (seconds); such rows carry data['coasting'] = True",
+    )
 
 
 class PlatesConfig(_Strict):
     """Licence-plate reading on this camera (transits, watch lists); disabled by default."""
 
     enabled: bool = Field(False, description="Read plates on this camera")
-    mode: Literal["gate", "traffic"] = Field("gate", description="gate: search the ROI with no vehicle detector (plates large in frame); traffic: search inside tracked car/motorcycle/bus/truck detections")
-    roi: list[float] | None = Field(None, min_length=4, max_length=4, description="gate mode: region searched, [x1, y1, x2, y2] pixels (default: the whole frame)")
-    line: list[list[float]] | None = Field(None, min_length=2, max_length=2, description="Direction line [[xa, ya], [xb, yb]] in pixels: crossing from the right of A->B to its left is 'in', the reverse 'out'")
-    vehicle_classes: list[str] = Field(default_factory=lambda: ["car", "motorcycle", "bus", "truck"], description="traffic mode: detector classes searched for plates")
-    region: Literal["IT", "auto"] = Field("IT", description="Plate grammar: IT (Italian formats win, positional correction) or auto")
-    watchlists: list[Path] = Field(default_factory=list, description="Watch-list CSV files (plate,list,note,valid_until), reloaded on change; relative to the YAML file")
-    watchlist_check_s: float = Field(1.0, ge=0, le=3600, description="How often the watch-list files are checked for changes (seconds)")
-    evidence_dir: Path | None = Field(None, description="Access-controlled folder for plate crops of list hits (default: none stored)")
+    mode: Literal["gate", "traffic"] = Field(
+        "gate",
+        description="gate: search the ROI with no vehicle detector (plates large in frame); traffic: search inside tracked car/motorcycle/bus/truck detections",
+    )
+    roi: list[float] | None = Field(
+        None,
+        min_length=4,
+        max_length=4,
+        description="gate mode: region searched, [x1, y1, x2, y2] pixels (default: the whole frame)",
+    )
+    line: list[list[float]] | None = Field(
+        None,
+        min_length=2,
+        max_length=2,
+        description="Direction line [[xa, ya], [xb, yb]] in pixels: crossing from the right of A->B to its left is 'in', the reverse 'out'",
+    )
+    vehicle_classes: list[str] = Field(
+        default_factory=lambda: ["car", "motorcycle", "bus", "truck"],
+        description="traffic mode: detector classes searched for plates",
+    )
+    region: Literal["IT", "auto"] = Field(
+        "IT", description="Plate grammar: IT (Italian formats win, positional correction) or auto"
+    )
+    watchlists: list[Path] = Field(
+        default_factory=list,
+        description="Watch-list CSV files (plate,list,note,valid_until), reloaded on change; relative to the YAML file",
+    )
+    watchlist_check_s: float = Field(
+        1.0, ge=0, le=3600, description="How often the watch-list files are checked for changes (seconds)"
+    )
+    evidence_dir: Path | None = Field(
+        None, description="Access-controlled folder for plate crops of list hits (default: none stored)"
+    )
     every_n_frames: int = Field(1, ge=1, le=100, description="Read plates on every Nth frame")
-    min_readings: int = Field(2, ge=1, le=50, description="Readings of the leading text needed for a hit alarm and a transit")
-    close_after_s: float = Field(1.0, gt=0, le=60, description="A pass ends when its plate/vehicle is not seen for this long")
+    min_readings: int = Field(
+        2, ge=1, le=50, description="Readings of the leading text needed for a hit alarm and a transit"
+    )
+    close_after_s: float = Field(
+        1.0, gt=0, le=60, description="A pass ends when its plate/vehicle is not seen for this long"
+    )
     min_confidence: float = Field(0.6, ge=0, le=1, description="Readings below this OCR confidence are ignored")
     max_plates_per_frame: int = Field(4, ge=1, le=32, description="gate mode: plates read per frame")
-    max_vehicles_per_frame: int = Field(4, ge=1, le=64, description="traffic mode: vehicles searched per frame (largest first)")
+    max_vehicles_per_frame: int = Field(
+        4, ge=1, le=64, description="traffic mode: vehicles searched per frame (largest first)"
+    )
     min_vehicle_px: float = Field(80, ge=8, description="traffic mode: vehicles narrower than this are not searched")
     det_max_side: int = Field(480, ge=64, le=2048, description="Text detector input size (longest side, pixels)")
     threads: int = Field(2, ge=1, le=64, description="onnxruntime threads for plate OCR")
-    queue_size: int = Field(8, ge=0, le=1024, description="Plate OCR runs in a worker thread fed by a queue of this many frames; when it is full the new frame's reading is dropped (counted) instead of blocking the video loop. 0: read inline in the video loop (deterministic; for tests and benchmarks)")
-    detector_model: Path | None = Field(None, description="ONNX plate/text detector with the PP-OCR DB layout (input (1, 3, H, W) float, (x/255 - 0.5)/0.5, BGR; output (1, 1, H, W) text probability); default: the PP-OCRv4 detector of rapidocr-onnxruntime; relative to the YAML file")
-    recognizer_format: Literal["ppocr", "fast_plate_ocr"] = Field("ppocr", description="ppocr: CTC recogniser (input (N, 3, 48, W) float; output (N, T, 1 + len(alphabet) [+ 1]), class 0 the blank); fast_plate_ocr: fixed-size crop in, per-slot class probabilities over recognizer_alphabet out (fast-plate-ocr / fast-alpr / open-image-models)")
-    recognizer_model: Path | None = Field(None, description="ONNX plate recogniser (see recognizer_format); default: the PP-OCRv4 recogniser of rapidocr-onnxruntime; relative to the YAML file")
-    recognizer_alphabet: str | None = Field(None, description="ppocr: the characters after the CTC blank (default: the model's metadata); fast_plate_ocr (required): one character per output class in order, the pad character included, e.g. '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_'")
-    recognizer_pad: str = Field("_", min_length=1, max_length=1, description="fast_plate_ocr: the pad character (empty slot) of recognizer_alphabet")
-    recognizer_input: list[int] | None = Field(None, min_length=2, max_length=2, description="fast_plate_ocr: input [height, width] in pixels (default: the model's input shape, else [64, 128])")
-    recognizer_channels: Literal[1, 3] = Field(1, description="fast_plate_ocr: 1 (grayscale) or 3 (RGB) input channels; uint8 0-255 (float32 with the same values if the model's input is float), NHWC (NCHW when the model's shape says so)")
+    queue_size: int = Field(
+        8,
+        ge=0,
+        le=1024,
+        description="Plate OCR runs in a worker thread fed by a queue of this many frames; when it is full the new frame's reading is dropped (counted) instead of blocking the video loop. 0: read inline in the video loop (deterministic; for tests and benchmarks)",
+    )
+    detector_model: Path | None = Field(
+        None,
+        description="ONNX plate/text detector with the PP-OCR DB layout (input (1, 3, H, W) float, (x/255 - 0.5)/0.5, BGR; output (1, 1, H, W) text probability); default: the PP-OCRv4 detector of rapidocr-onnxruntime; relative to the YAML file",
+    )
+    recognizer_format: Literal["ppocr", "fast_plate_ocr"] = Field(
+        "ppocr",
+        description="ppocr: CTC recogniser (input (N, 3, 48, W) float; output (N, T, 1 + len(alphabet) [+ 1]), class 0 the blank); fast_plate_ocr: fixed-size crop in, per-slot class probabilities over recognizer_alphabet out (fast-plate-ocr / fast-alpr / open-image-models)",
+    )
+    recognizer_model: Path | None = Field(
+        None,
+        description="ONNX plate recogniser (see recognizer_format); default: the PP-OCRv4 recogniser of rapidocr-onnxruntime; relative to the YAML file",
+    )
+    recognizer_alphabet: str | None = Field(
+        None,
+        description="ppocr: the characters after the CTC blank (default: the model's metadata); fast_plate_ocr (required): one character per output class in order, the pad character included, e.g. '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_'",
+    )
+    recognizer_pad: str = Field(
+        "_",
+        min_length=1,
+        max_length=1,
+        description="fast_plate_ocr: the pad character (empty slot) of recognizer_alphabet",
+    )
+    recognizer_input: list[int] | None = Field(
+        None,
+        min_length=2,
+        max_length=2,
+        description="fast_plate_ocr: input [height, width] in pixels (default: the model's input shape, else [64, 128])",
+    )
+    recognizer_channels: Literal[1, 3] = Field(
+        1,
+        description="fast_plate_ocr: 1 (grayscale) or 3 (RGB) input channels; uint8 0-255 (float32 with the same values if the model's input is float), NHWC (NCHW when the model's shape says so)",
+    )
 
     @model_validator(mode="after")
     def _recognizer(self) -> "PlatesConfig":
         if self.recognizer_format == "fast_plate_ocr":
             if self.recognizer_model is None or not self.recognizer_alphabet:
-                raise ValueError("plates.recognizer_format fast_plate_ocr needs recognizer_model and recognizer_alphabet")
+                raise ValueError(
+                    "plates.recognizer_format fast_plate_ocr needs recognizer_model and recognizer_alphabet"
+                )
             if self.recognizer_pad not in self.recognizer_alphabet:
                 raise ValueError(f"plates.recognizer_pad {self.recognizer_pad!r} is not in recognizer_alphabet")
         if self.recognizer_alphabet and len(set(self.recognizer_alphabet)) != len(self.recognizer_alphabet):
             raise ValueError("plates.recognizer_alphabet has repeated characters")
         if self.recognizer_input is not None and min(self.recognizer_input) < 8:
-            raise ValueError(f"plates.recognizer_input must be [height, width] of at least 8 pixels, got {self.recognizer_input}")
+            raise ValueError(
+                f"plates.recognizer_input must be [height, width] of at least 8 pixels, got {self.recognizer_input}"
+            )
         return self
 
     @model_validator(mode="after")
@@ -125,13 +194,20 @@ class CameraConfig(_Strict):
 
     name: str = Field(description="Camera name: letters, digits, '_', '.', '-'; unique on the node")
     source: str = Field(description="Video file path, rtsp:// or http(s):// URL, or a device index / /dev/videoN")
-    fps: float | None = Field(None, gt=0, le=240, description="Frame rate to assume for a recorded file (overrides the container header)")
+    fps: float | None = Field(
+        None, gt=0, le=240, description="Frame rate to assume for a recorded file (overrides the container header)"
+    )
     calibration: Path = Field(description="Vigil calibration file (YAML) mapping image pixels to ground metres")
     zones: list[ZoneConfig] = Field(default_factory=list, description="Ground-plane zones (metres)")
     rules: RulesConfig = Field(default_factory=RulesConfig, description="Rules that raise alarms")
     enabled: bool = Field(True, description="Set false to keep a camera in the file without running it")
-    loop: bool = Field(False, description="Replay a recorded file again from the start when it ends (soak tests, demos)")
-    plates: PlatesConfig = Field(default_factory=PlatesConfig, description="Licence-plate reading (gate or traffic mode), transits and watch lists")
+    loop: bool = Field(
+        False, description="Replay a recorded file again from the start when it ends (soak tests, demos)"
+    )
+    plates: PlatesConfig = Field(
+        default_factory=PlatesConfig,
+        description="Licence-plate reading (gate or traffic mode), transits and watch lists",
+    )
 
     @field_validator("name")
     @classmethod
@@ -159,9 +235,17 @@ class CameraConfig(_Strict):
 class AggregatorLinkConfig(_Strict):
     endpoint: str = Field("tcp://127.0.0.1:5555", description="ZeroMQ endpoint of the aggregator's ingest socket")
     publish: bool = Field(True, description="Send events to the aggregator (false: only local outputs)")
-    flush_timeout_s: float = Field(5.0, ge=0, le=600, description="At the end of a replay, wait this long for acknowledgements")
-    outbox_dir: Path | None = Field(None, description="Folder of the durable event outboxes (one SQLite file per camera, CAMERA.outbox.db): events wait there until the aggregator acknowledges them, across restarts, and each camera's seq continues from it; default <output.dir>/outbox; relative to the working directory")
-    keys_dir: Path | None = Field(None, description="CURVE keys folder holding KEY_NAME.key_secret and aggregator.key (see `vigil keys new`); required for a non-loopback endpoint; relative to the working directory")
+    flush_timeout_s: float = Field(
+        5.0, ge=0, le=600, description="At the end of a replay, wait this long for acknowledgements"
+    )
+    outbox_dir: Path | None = Field(
+        None,
+        description="Folder of the durable event outboxes (one SQLite file per camera, CAMERA.outbox.db): events wait there until the aggregator acknowledges them, across restarts, and each camera's seq continues from it; default <output.dir>/outbox; relative to the working directory",
+    )
+    keys_dir: Path | None = Field(
+        None,
+        description="CURVE keys folder holding KEY_NAME.key_secret and aggregator.key (see `vigil keys new`); required for a non-loopback endpoint; relative to the working directory",
+    )
     key_name: str | None = Field(None, description="This node's key name in keys_dir (default: the node name)")
 
     @field_validator("endpoint")
@@ -183,7 +267,10 @@ class AggregatorLinkConfig(_Strict):
 
 
 class OutputConfig(_Strict):
-    dir: Path = Field(Path("out"), description="Folder for replay outputs (annotated video, bird's-eye PNG); relative to the working directory")
+    dir: Path = Field(
+        Path("out"),
+        description="Folder for replay outputs (annotated video, bird's-eye PNG); relative to the working directory",
+    )
     annotated_video: bool = Field(True, description="Write an annotated video for recorded replays")
     birdseye: bool = Field(True, description="Write a bird's-eye PNG of tracks and violations for recorded replays")
 
@@ -191,17 +278,52 @@ class OutputConfig(_Strict):
 class OperationsConfig(_Strict):
     """How the node supervises its workers and reports its health."""
 
-    status_dir: Path = Field(Path("out/status"), description="Folder where each camera worker writes its status (CAMERA.json) for `vigil status` and the metrics endpoint; relative to the working directory")
-    metrics_port: int | None = Field(None, ge=1, le=65535, description="Serve Prometheus metrics on this port (null: no endpoint)")
+    status_dir: Path = Field(
+        Path("out/status"),
+        description="Folder where each camera worker writes its status (CAMERA.json) for `vigil status` and the metrics endpoint; relative to the working directory",
+    )
+    metrics_port: int | None = Field(
+        None, ge=1, le=65535, description="Serve Prometheus metrics on this port (null: no endpoint)"
+    )
     metrics_host: str = Field("127.0.0.1", description="Address the metrics endpoint binds to")
-    max_restarts: int = Field(5, ge=0, le=1000, description="Restarts of a crashed or stuck worker allowed within restart_window_s; then the camera is marked failed")
+    max_restarts: int = Field(
+        5,
+        ge=0,
+        le=1000,
+        description="Restarts of a crashed or stuck worker allowed within restart_window_s; then the camera is marked failed",
+    )
     restart_window_s: float = Field(300.0, gt=0, le=86400, description="Window for max_restarts (seconds)")
-    restart_backoff_s: float = Field(2.0, ge=0, le=600, description="Wait before restarting a worker, doubled after each restart in the window (seconds)")
-    stuck_after_s: float = Field(60.0, gt=0, le=3600, description="A connected worker that processes no frame for this long is restarted (seconds)")
-    shutdown_timeout_s: float = Field(30.0, gt=0, le=600, description="On stop, how long workers get to finish their frame and flush their outboxes (seconds)")
-    shared_detector: bool = Field(True, description="With several cameras, run one detector process shared by all of them (frames through shared memory, batches across cameras) instead of one model per worker")
-    detector_max_batch: int = Field(2, ge=1, le=64, description="Largest batch the shared detector forms across cameras (CPU: 1-2; GPU: up to the number of cameras)")
-    detector_max_wait_ms: float = Field(5.0, ge=0, le=1000, description="How long the shared detector waits to fill a batch (milliseconds)")
+    restart_backoff_s: float = Field(
+        2.0,
+        ge=0,
+        le=600,
+        description="Wait before restarting a worker, doubled after each restart in the window (seconds)",
+    )
+    stuck_after_s: float = Field(
+        60.0,
+        gt=0,
+        le=3600,
+        description="A connected worker that processes no frame for this long is restarted (seconds)",
+    )
+    shutdown_timeout_s: float = Field(
+        30.0,
+        gt=0,
+        le=600,
+        description="On stop, how long workers get to finish their frame and flush their outboxes (seconds)",
+    )
+    shared_detector: bool = Field(
+        True,
+        description="With several cameras, run one detector process shared by all of them (frames through shared memory, batches across cameras) instead of one model per worker",
+    )
+    detector_max_batch: int = Field(
+        2,
+        ge=1,
+        le=64,
+        description="Largest batch the shared detector forms across cameras (CPU: 1-2; GPU: up to the number of cameras)",
+    )
+    detector_max_wait_ms: float = Field(
+        5.0, ge=0, le=1000, description="How long the shared detector waits to fill a batch (milliseconds)"
+    )
 
 
 class NodeConfig(_Strict):
@@ -209,11 +331,15 @@ class NodeConfig(_Strict):
 
     version: Literal[1] = Field(1, description="Config format version")
     node: str = Field("vigil-node", description="Node name, used in logs")
-    detector: DetectorConfig = Field(default_factory=parse_detector_config, description="Detector backend and its settings")
+    detector: DetectorConfig = Field(
+        default_factory=parse_detector_config, description="Detector backend and its settings"
+    )
     tracker: TrackerConfig = Field(default_factory=TrackerConfig, description="Multi-object tracker")
     aggregator: AggregatorLinkConfig = Field(default_factory=AggregatorLinkConfig, description="Where alarm events go")
     output: OutputConfig = Field(default_factory=OutputConfig, description="Replay outputs")
-    operations: OperationsConfig = Field(default_factory=OperationsConfig, description="Supervision, status and metrics")
+    operations: OperationsConfig = Field(
+        default_factory=OperationsConfig, description="Supervision, status and metrics"
+    )
     cameras: list[CameraConfig] = Field(min_length=1, description="Cameras served by this node")
 
     @model_validator(mode="after")
@@ -274,7 +400,11 @@ def _format_errors(exc: ValidationError, data: Any, source: str, key_lines: dict
         where = ""
         if len(loc) >= 2 and loc[0] == "cameras" and isinstance(loc[1], int):
             cams = data.get("cameras") if isinstance(data, dict) else None
-            name = cams[loc[1]].get("name") if isinstance(cams, list) and loc[1] < len(cams) and isinstance(cams[loc[1]], dict) else None
+            name = (
+                cams[loc[1]].get("name")
+                if isinstance(cams, list) and loc[1] < len(cams) and isinstance(cams[loc[1]], dict)
+                else None
+            )
             where = f"camera {name!r}: " if name else f"camera #{loc[1] + 1}: "
         # discriminated unions put the tag in the path; hide it
         field_path = ".".join(str(p) for p in loc if not (isinstance(p, str) and p.startswith("function-")))

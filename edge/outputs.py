@@ -97,7 +97,9 @@ class AnnotatedVideo(_AtomicFile):
             cv2.rectangle(canvas, (x1, y1), (x2, y2), colour, 2)
             cls = int(tracked.class_id[i])
             name = self._names[cls] if 0 <= cls < len(self._names) else str(cls)
-            cv2.putText(canvas, f"{tid} {name}", (x1, max(12, y1 - 4)), cv2.FONT_HERSHEY_SIMPLEX, 0.45, colour, 1, cv2.LINE_AA)
+            cv2.putText(
+                canvas, f"{tid} {name}", (x1, max(12, y1 - 4)), cv2.FONT_HERSHEY_SIMPLEX, 0.45, colour, 1, cv2.LINE_AA
+            )
             centre[tid] = ((x1 + x2) // 2, y2)
         for a, b in violating:
             if a in centre and b in centre:
@@ -163,7 +165,9 @@ class BirdsEye:
         for tid, path in self._paths.items():
             poly = np.array([to_px(p) for p in path], np.int32).reshape(-1, 1, 2)
             cv2.polylines(img, [poly], False, track_colour(tid), 1, cv2.LINE_AA)
-            cv2.putText(img, str(tid), to_px(path[-1]), cv2.FONT_HERSHEY_SIMPLEX, 0.35, track_colour(tid), 1, cv2.LINE_AA)
+            cv2.putText(
+                img, str(tid), to_px(path[-1]), cv2.FONT_HERSHEY_SIMPLEX, 0.35, track_colour(tid), 1, cv2.LINE_AA
+            )
         for pa, pb in self._violations:
             cv2.line(img, to_px(pa), to_px(pb), (0, 0, 255), 2, cv2.LINE_AA)
         label = f"{title}  grid 1 m  x {lo[0]:.0f}..{hi[0]:.0f} m, y {lo[1]:.0f}..{hi[1]:.0f} m  tracks {len(self._paths)}  violations {len(self._violations)}"

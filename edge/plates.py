@@ -61,14 +61,26 @@ def build_reader(cfg):
     recognizer = None
     if cfg.recognizer_format == "fast_plate_ocr":
         h, w = cfg.recognizer_input or (None, None)
-        recognizer = OnnxPlateRecognizer(cfg.recognizer_model, cfg.recognizer_alphabet, height=h, width=w,
-                                         grayscale=cfg.recognizer_channels == 1, pad=cfg.recognizer_pad,
-                                         threads=cfg.threads)
+        recognizer = OnnxPlateRecognizer(
+            cfg.recognizer_model,
+            cfg.recognizer_alphabet,
+            height=h,
+            width=w,
+            grayscale=cfg.recognizer_channels == 1,
+            pad=cfg.recognizer_pad,
+            threads=cfg.threads,
+        )
     elif cfg.recognizer_model is not None or cfg.recognizer_alphabet:
         recognizer = TextRecognizer(cfg.recognizer_model, threads=cfg.threads, alphabet=cfg.recognizer_alphabet)
-    return PlateReader(region=cfg.region, det_max_side=cfg.det_max_side, threads=cfg.threads,
-                       max_plates=cfg.max_plates_per_frame, min_confidence=cfg.min_confidence,
-                       det_model=cfg.detector_model, recognizer=recognizer)
+    return PlateReader(
+        region=cfg.region,
+        det_max_side=cfg.det_max_side,
+        threads=cfg.threads,
+        max_plates=cfg.max_plates_per_frame,
+        min_confidence=cfg.min_confidence,
+        det_model=cfg.detector_model,
+        recognizer=recognizer,
+    )
 
 
 @dataclass
@@ -76,9 +88,9 @@ class _FrameRecord:
     """One processed frame waiting to be merged: its reading request (if any) and its result."""
 
     t: float
-    job: tuple | None = None                    # ("gate", roi) or ("traffic", [(key, vclass, foot, roi)])
-    found: list = field(default_factory=list)   # gate: readings; traffic: (key, reading, vclass, foot)
-    alive: set | None = None                    # traffic: tracker keys in view on this frame
+    job: tuple | None = None  # ("gate", roi) or ("traffic", [(key, vclass, foot, roi)])
+    found: list = field(default_factory=list)  # gate: readings; traffic: (key, reading, vclass, foot)
+    alive: set | None = None  # traffic: tracker keys in view on this frame
     done: threading.Event = field(default_factory=threading.Event)
 
 
@@ -93,7 +105,7 @@ class PlatePass:
     vehicle_class: str | None = None
     votes: dict = field(default_factory=dict)
     counts: dict = field(default_factory=dict)
-    best: dict = field(default_factory=dict)    # text -> (confidence, crop, kind, country)
+    best: dict = field(default_factory=dict)  # text -> (confidence, crop, kind, country)
     last_box: tuple | None = None
     hit_sent: bool = False
     hits: list = field(default_factory=list)
@@ -149,9 +161,13 @@ class PlatePipeline:
 
     def status(self) -> dict:
         """Counters for the status reporter."""
-        return {"plate_queue_depth": self.queue_depth, "plate_queued": self.stats["queued"],
-                "plate_dropped": self.stats["dropped"], "plate_processed": self.stats["processed"],
-                "plate_errors": self.stats["errors"]}
+        return {
+            "plate_queue_depth": self.queue_depth,
+            "plate_queued": self.stats["queued"],
+            "plate_dropped": self.stats["dropped"],
+            "plate_processed": self.stats["processed"],
+            "plate_errors": self.stats["errors"],
+        }
 
     def _run_job(self, image, job) -> list:
         kind, arg = job
@@ -204,7 +220,9 @@ class PlatePipeline:
         deadline = time.monotonic() + timeout_s
         for rec in list(self._records):
             if not rec.done.wait(max(0.0, deadline - time.monotonic())):
-                log.warning("plate OCR did not finish within %.0f s on camera %s; readings dropped", timeout_s, self.camera)
+                log.warning(
+                    "plate OCR did not finish within %.0f s on camera %s; readings dropped", timeout_s, self.camera
+                )
                 break
         return self._merge(force=True)
 
@@ -250,13 +268,17 @@ class PlatePipeline:
         wanted = set(self.cfg.vehicle_classes)
         rows = [i for i in range(len(tracked)) if class_names[int(tracked.class_id[i])] in wanted]
         # the largest vehicles first (nearest, best plates), at most max_vehicles per frame
-        rows.sort(key=lambda i: -float((tracked.xyxy[i, 2] - tracked.xyxy[i, 0]) * (tracked.xyxy[i, 3] - tracked.xyxy[i, 1])))
+        rows.sort(
+            key=lambda i: -float((tracked.xyxy[i, 2] - tracked.xyxy[i, 0]) * (tracked.xyxy[i, 3] - tracked.xyxy[i, 1]))
+        )
         for i in rows[: self.cfg.max_vehicles_per_frame]:
             x1, y1, x2, y2 = (float(v) for v in tracked.xyxy[i])
             if (x2 - x1) < self.cfg.min_vehicle_px or (y2 - y1) < self.cfg.min_vehicle_px / 2:
                 continue
             foot = ((x1 + x2) / 2, y2)
-            out.append((("track", int(tracked.tracker_id[i])), class_names[int(tracked.class_id[i])], foot, (x1, y1, x2, y2)))
+            out.append(
+                (("track", int(tracked.tracker_id[i])), class_names[int(tracked.class_id[i])], foot, (x1, y1, x2, y2))
+            )
         return out
 
     # ---------------------------------------------------------------- per frame
@@ -336,10 +358,23 @@ class PlatePipeline:
         p.hits = [h.to_dict() for h in hits]
         p.evidence_id = self._store_evidence(p, text, t)
         conf = p.best[text][0]
-        return [{"type": "plate_hit", "severity": "critical", "state": "start", "time_s": t,
-                 "payload": {"transit_id": p.transit_id, "plate": text, "confidence": round(conf, 3),
-                             "hits": p.hits, "lists": sorted({h["list"] for h in p.hits}),
-                             "vehicle_class": p.vehicle_class, "evidence_id": p.evidence_id}}]
+        return [
+            {
+                "type": "plate_hit",
+                "severity": "critical",
+                "state": "start",
+                "time_s": t,
+                "payload": {
+                    "transit_id": p.transit_id,
+                    "plate": text,
+                    "confidence": round(conf, 3),
+                    "hits": p.hits,
+                    "lists": sorted({h["list"] for h in p.hits}),
+                    "vehicle_class": p.vehicle_class,
+                    "evidence_id": p.evidence_id,
+                },
+            }
+        ]
 
     def _store_evidence(self, p: PlatePass, text: str, t: float) -> str | None:
         if self.evidence is None:
@@ -360,7 +395,12 @@ class PlatePipeline:
         specs = []
         if not p.hit_sent and self.watchlists is not None:
             specs += self._check_hit(p, p.last_t)  # a short pass still raises its alarm first
-        if self.watchlists is not None and p.hits and text != p.hits[0].get("plate") and not self.watchlists.match(text):
+        if (
+            self.watchlists is not None
+            and p.hits
+            and text != p.hits[0].get("plate")
+            and not self.watchlists.match(text)
+        ):
             pass  # the leader changed after the alarm: the transit keeps the alarm's hits
         total = sum(p.votes.values())
         conf, _crop, kind, country = p.best[text]
@@ -368,12 +408,27 @@ class PlatePipeline:
         if p.crossings:
             direction = p.crossings[-1]
         payload = {
-            "transit_id": p.transit_id, "plate": text, "confidence": round(conf * score / total, 3),
-            "readings": p.readings, "votes": {k: round(v, 3) for k, v in sorted(p.votes.items(), key=lambda kv: -kv[1])[:5]},
-            "direction": direction, "vehicle_class": p.vehicle_class, "kind": kind, "country": country,
-            "hits": p.hits, "evidence_id": p.evidence_id, "duration_s": round(p.last_t - p.first_t, 2),
+            "transit_id": p.transit_id,
+            "plate": text,
+            "confidence": round(conf * score / total, 3),
+            "readings": p.readings,
+            "votes": {k: round(v, 3) for k, v in sorted(p.votes.items(), key=lambda kv: -kv[1])[:5]},
+            "direction": direction,
+            "vehicle_class": p.vehicle_class,
+            "kind": kind,
+            "country": country,
+            "hits": p.hits,
+            "evidence_id": p.evidence_id,
+            "duration_s": round(p.last_t - p.first_t, 2),
             "mode": self.cfg.mode,
         }
-        specs.append({"type": "plate_transit", "severity": "critical" if p.hits else "info", "state": "end",
-                      "time_s": p.last_t, "payload": payload})
+        specs.append(
+            {
+                "type": "plate_transit",
+                "severity": "critical" if p.hits else "info",
+                "state": "end",
+                "time_s": p.last_t,
+                "payload": payload,
+            }
+        )
         return specs

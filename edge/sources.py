@@ -85,7 +85,11 @@ class FileSource:
         self._first = first
         self.stats = SourceStats()
         if fps is None and self.header_fps is None:
-            log.warning("%s: no frame rate in the header; assuming %.1f fps (set 'fps' in the camera config)", self.path, self.fps)
+            log.warning(
+                "%s: no frame rate in the header; assuming %.1f fps (set 'fps' in the camera config)",
+                self.path,
+                self.fps,
+            )
 
     def __iter__(self) -> Iterator[Frame]:
         cap = self._cap
@@ -170,7 +174,12 @@ class LiveSource:
                 # RTP over the RTSP TCP connection: no lost UDP packets, works through NAT
                 os.environ["OPENCV_FFMPEG_CAPTURE_OPTIONS"] = "rtsp_transport;tcp"
             # bounded waits, so a dead camera is noticed and the reconnect loop runs
-            params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, int(self._open_timeout * 1000), cv2.CAP_PROP_READ_TIMEOUT_MSEC, int(self._read_timeout * 1000)]
+            params = [
+                cv2.CAP_PROP_OPEN_TIMEOUT_MSEC,
+                int(self._open_timeout * 1000),
+                cv2.CAP_PROP_READ_TIMEOUT_MSEC,
+                int(self._read_timeout * 1000),
+            ]
             cap = cv2.VideoCapture(self._target, cv2.CAP_FFMPEG, params)
         else:
             cap = cv2.VideoCapture(self._target)
@@ -233,5 +242,5 @@ def open_source(source: str, fps: float | None = None, loop: bool = False) -> Fi
     if source.isdigit() or source.startswith("/dev/video"):
         return LiveSource(source)
     if source.startswith("file://"):
-        source = source[len("file://"):]
+        source = source[len("file://") :]
     return FileSource(source, fps=fps, loop=loop)

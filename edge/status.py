@@ -79,19 +79,43 @@ class StatusCollector:
         from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
         now = time.time()
-        up = GaugeMetricFamily("vigil_camera_up", "1 when the camera's worker runs and its source delivers frames", labels=["camera"])
-        state = GaugeMetricFamily("vigil_camera_state", "The camera's state (1 for the current one)", labels=["camera", "state"])
+        up = GaugeMetricFamily(
+            "vigil_camera_up", "1 when the camera's worker runs and its source delivers frames", labels=["camera"]
+        )
+        state = GaugeMetricFamily(
+            "vigil_camera_state", "The camera's state (1 for the current one)", labels=["camera", "state"]
+        )
         frames = CounterMetricFamily("vigil_frames", "Frames processed", labels=["camera"])
         fps = GaugeMetricFamily("vigil_fps", "Frames per second over the last status interval", labels=["camera"])
-        stage = GaugeMetricFamily("vigil_stage_latency_ms", "Mean latency per frame of each pipeline stage (ms)", labels=["camera", "stage"])
-        dropped = CounterMetricFamily("vigil_dropped_frames", "Frames dropped: stale (live source too fast) or corrupt (undecodable)", labels=["camera", "reason"])
-        reconnects = CounterMetricFamily("vigil_source_reconnects", "Reconnections to the camera's source", labels=["camera"])
+        stage = GaugeMetricFamily(
+            "vigil_stage_latency_ms", "Mean latency per frame of each pipeline stage (ms)", labels=["camera", "stage"]
+        )
+        dropped = CounterMetricFamily(
+            "vigil_dropped_frames",
+            "Frames dropped: stale (live source too fast) or corrupt (undecodable)",
+            labels=["camera", "reason"],
+        )
+        reconnects = CounterMetricFamily(
+            "vigil_source_reconnects", "Reconnections to the camera's source", labels=["camera"]
+        )
         events = CounterMetricFamily("vigil_events", "Alarm events produced", labels=["camera"])
-        outbox = GaugeMetricFamily("vigil_outbox_depth", "Events waiting for the aggregator's acknowledgement", labels=["camera"])
-        queue = GaugeMetricFamily("vigil_queue_depth", "Frames waiting in the camera's detector queue", labels=["camera"])
-        since_event = GaugeMetricFamily("vigil_seconds_since_last_event", "Seconds since the camera's last alarm event (absent before the first)", labels=["camera"])
-        since_frame = GaugeMetricFamily("vigil_seconds_since_last_frame", "Seconds since the camera's last processed frame", labels=["camera"])
-        restarts = CounterMetricFamily("vigil_worker_restarts", "Restarts of the camera's worker by the supervisor", labels=["camera"])
+        outbox = GaugeMetricFamily(
+            "vigil_outbox_depth", "Events waiting for the aggregator's acknowledgement", labels=["camera"]
+        )
+        queue = GaugeMetricFamily(
+            "vigil_queue_depth", "Frames waiting in the camera's detector queue", labels=["camera"]
+        )
+        since_event = GaugeMetricFamily(
+            "vigil_seconds_since_last_event",
+            "Seconds since the camera's last alarm event (absent before the first)",
+            labels=["camera"],
+        )
+        since_frame = GaugeMetricFamily(
+            "vigil_seconds_since_last_frame", "Seconds since the camera's last processed frame", labels=["camera"]
+        )
+        restarts = CounterMetricFamily(
+            "vigil_worker_restarts", "Restarts of the camera's worker by the supervisor", labels=["camera"]
+        )
         for st in read_statuses(self.status_dir):
             cam = str(st.get("camera"))
             eff = effective_state(st, now)
@@ -112,7 +136,21 @@ class StatusCollector:
                 since_event.add_metric([cam], float(st["seconds_since_event"]) + age)
             since_frame.add_metric([cam], float(st.get("seconds_since_frame", 0.0)) + age)
             restarts.add_metric([cam], float(st.get("restarts", 0)))
-        yield from (up, state, frames, fps, stage, dropped, reconnects, events, outbox, queue, since_event, since_frame, restarts)
+        yield from (
+            up,
+            state,
+            frames,
+            fps,
+            stage,
+            dropped,
+            reconnects,
+            events,
+            outbox,
+            queue,
+            since_event,
+            since_frame,
+            restarts,
+        )
 
 
 def serve_metrics(status_dir: Path, host: str, port: int):

@@ -47,7 +47,9 @@ def _worker(args: argparse.Namespace, camera: str, restarts: int, results, detec
     args.quiet = True
     try:
         cfg = load_config(args.config)
-        res = _run_one(cfg, cfg.camera(camera), args, stopping.is_set, status_extra={"restarts": restarts}, detector=detector)
+        res = _run_one(
+            cfg, cfg.camera(camera), args, stopping.is_set, status_extra={"restarts": restarts}, detector=detector
+        )
         res["ok"] = True
         results.put(res)
     except _user_errors() as exc:  # bad input: restarting cannot help
@@ -90,7 +92,9 @@ class Supervisor:
         from vigil.edge.config import load_config
 
         cfg = load_config(self.args.config)
-        self.server = DetectorServer(cfg.detector, max_batch=self.ops.detector_max_batch, max_wait_ms=self.ops.detector_max_wait_ms).start()
+        self.server = DetectorServer(
+            cfg.detector, max_batch=self.ops.detector_max_batch, max_wait_ms=self.ops.detector_max_wait_ms
+        ).start()
         log.info("shared detector process started (pid %s, max batch %d)", self.server.pid, self.ops.detector_max_batch)
 
     # ------------------------------------------------------------------ control
@@ -99,7 +103,11 @@ class Supervisor:
 
     def _start(self, cam: _Camera) -> None:
         client = self.server.client(cam.name) if self.server is not None else None
-        cam.proc = self.ctx.Process(target=_worker, args=(self.args, cam.name, cam.total_restarts, self.results, client), name=f"vigil-worker:{cam.name}")
+        cam.proc = self.ctx.Process(
+            target=_worker,
+            args=(self.args, cam.name, cam.total_restarts, self.results, client),
+            name=f"vigil-worker:{cam.name}",
+        )
         cam.proc.start()
         cam.started = time.monotonic()
         log.info("camera %s: worker started (pid %s)", cam.name, cam.proc.pid, extra={"camera": cam.name})
@@ -110,8 +118,24 @@ class Supervisor:
             cam.restarts.popleft()
         if len(cam.restarts) >= self.ops.max_restarts:
             cam.failed = True
-            log.error("camera %s: %s; %d restarts within %.0f s: giving up", cam.name, why, len(cam.restarts), self.ops.restart_window_s, extra={"camera": cam.name})
-            write_status(self.ops.status_dir, {"camera": cam.name, "state": "failed", "updated": time.time(), "error": why, "restarts": cam.total_restarts})
+            log.error(
+                "camera %s: %s; %d restarts within %.0f s: giving up",
+                cam.name,
+                why,
+                len(cam.restarts),
+                self.ops.restart_window_s,
+                extra={"camera": cam.name},
+            )
+            write_status(
+                self.ops.status_dir,
+                {
+                    "camera": cam.name,
+                    "state": "failed",
+                    "updated": time.time(),
+                    "error": why,
+                    "restarts": cam.total_restarts,
+                },
+            )
             return
         delay = self.ops.restart_backoff_s * (2 ** len(cam.restarts))
         cam.restarts.append(now)
@@ -183,8 +207,16 @@ class Supervisor:
                     if cam.proc.exitcode == _EXIT_BAD_INPUT:
                         cam.failed = True  # a config, calibration or missing-file error: restarting cannot help
                         log.error("camera %s: bad input; not restarting", cam.name, extra={"camera": cam.name})
-                        write_status(self.ops.status_dir, {"camera": cam.name, "state": "failed", "updated": time.time(),
-                                                           "error": (cam.result or {}).get("error", "bad input"), "restarts": cam.total_restarts})
+                        write_status(
+                            self.ops.status_dir,
+                            {
+                                "camera": cam.name,
+                                "state": "failed",
+                                "updated": time.time(),
+                                "error": (cam.result or {}).get("error", "bad input"),
+                                "restarts": cam.total_restarts,
+                            },
+                        )
                         continue
                     self._restart_or_fail(cam, f"worker exited with code {cam.proc.exitcode}")
                     continue
@@ -220,7 +252,9 @@ class Supervisor:
                 p.join(5)
 
 
-def run_cameras(args: argparse.Namespace, cameras: list[str], ops, stop_event: threading.Event | None = None) -> list[dict]:
+def run_cameras(
+    args: argparse.Namespace, cameras: list[str], ops, stop_event: threading.Event | None = None
+) -> list[dict]:
     """Supervise ``cameras`` until they finish or ``stop_event`` is set."""
     sup = Supervisor(args, cameras, ops)
     if stop_event is not None:

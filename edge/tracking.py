@@ -101,14 +101,22 @@ class Tracker:
             cids.append(cid)
             confs.append(conf)
             tids.append(tid)
-        live = set(int(t.external_track_id) for t in self._bt.tracked_tracks) | set(int(t.external_track_id) for t in self._bt.lost_tracks)
+        live = set(int(t.external_track_id) for t in self._bt.tracked_tracks) | set(
+            int(t.external_track_id) for t in self._bt.lost_tracks
+        )
         self._last = {k: v for k, v in self._last.items() if k in live}
         flagged = kept.with_data(coasting=np.zeros(len(kept), bool))
         if not boxes:
             return flagged
         coasting = Detections(
-            xyxy=np.stack(boxes), confidence=confs, class_id=cids, tracker_id=tids,
-            data={**{k: np.zeros((len(boxes), *v.shape[1:]), v.dtype) for k, v in kept.data.items()}, "coasting": np.ones(len(boxes), bool)},
+            xyxy=np.stack(boxes),
+            confidence=confs,
+            class_id=cids,
+            tracker_id=tids,
+            data={
+                **{k: np.zeros((len(boxes), *v.shape[1:]), v.dtype) for k, v in kept.data.items()},
+                "coasting": np.ones(len(boxes), bool),
+            },
             metadata=kept.metadata,
         )
         return Detections.merge([flagged, coasting], metadata=kept.metadata)

@@ -61,8 +61,15 @@ class VoiceReminder:
     replaced in tests.
     """
 
-    def __init__(self, message: str, voice: str = "it", speed_wpm: int = 150, min_interval_s: float = 30.0,
-                 clock=time.monotonic, spawn=None) -> None:
+    def __init__(
+        self,
+        message: str,
+        voice: str = "it",
+        speed_wpm: int = 150,
+        min_interval_s: float = 30.0,
+        clock=time.monotonic,
+        spawn=None,
+    ) -> None:
         if not message.strip():
             raise ValueError("voice message is empty")
         if min_interval_s < 0:
@@ -104,7 +111,9 @@ class VoiceReminder:
             if self._spawn is not None:
                 self._proc = self._spawn(cmd)
             else:
-                self._proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                self._proc = subprocess.Popen(
+                    cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+                )
         except OSError as exc:
             log.warning("voice reminder failed, disabling it: %s", exc)
             self.enabled = False

@@ -83,7 +83,15 @@ class CameraPipeline:
     ground position).
     """
 
-    def __init__(self, node: NodeConfig, camera: CameraConfig, fps: float, detector=None, wall_t0: float | None = None, seq_start: int = 0) -> None:
+    def __init__(
+        self,
+        node: NodeConfig,
+        camera: CameraConfig,
+        fps: float,
+        detector=None,
+        wall_t0: float | None = None,
+        seq_start: int = 0,
+    ) -> None:
         from vigil.detectors.registry import build_detector
         from vigil.geometry.calibration_io import load_camera
         from vigil.geometry.rules import RulesEngine
@@ -97,15 +105,21 @@ class CameraPipeline:
         self.tracker = Tracker.from_config(node.tracker, fps=fps)
         rule = camera.rules.distance
         self.rule = rule
-        self.rule_classes = np.array([i for i, n in enumerate(self.class_names) if n in set(rule.all_classes)], np.int64)
+        self.rule_classes = np.array(
+            [i for i, n in enumerate(self.class_names) if n in set(rule.all_classes)], np.int64
+        )
         try:
             self.engine = RulesEngine(camera.rules, camera.zones, camera=self.model)
         except (ZoneError, ValueError) as exc:
             raise ConfigError(f"camera {camera.name!r}: {exc}") from None
         unknown = sorted(self.engine.classes - set(self.class_names))
         if unknown:
-            raise ConfigError(f"camera {camera.name!r}: rules name classes {unknown} that are not classes of the detector ({self.class_names})")
-        self.engine_classes = np.array([i for i, n in enumerate(self.class_names) if n in self.engine.classes], np.int64)
+            raise ConfigError(
+                f"camera {camera.name!r}: rules name classes {unknown} that are not classes of the detector ({self.class_names})"
+            )
+        self.engine_classes = np.array(
+            [i for i, n in enumerate(self.class_names) if n in self.engine.classes], np.int64
+        )
         self.voice = None
         v = camera.rules.voice
         if v.enabled:
@@ -194,8 +208,17 @@ class CameraPipeline:
             "final": final,
             "frame": frame.index,
         }
-        return [Event(type="heatmap", camera=self.camera.name, seq=self.seq, time=utc_iso(self.wall_t0 + frame.timestamp),
-                      severity="info", state="update", payload=payload)]
+        return [
+            Event(
+                type="heatmap",
+                camera=self.camera.name,
+                seq=self.seq,
+                time=utc_iso(self.wall_t0 + frame.timestamp),
+                severity="info",
+                state="update",
+                payload=payload,
+            )
+        ]
 
     def _voice(self, changes) -> None:
         if self.voice is None:
@@ -207,7 +230,9 @@ class CameraPipeline:
 
     def process(self, frame: Frame) -> tuple[Detections, list[Event], list]:
         t0 = time.perf_counter()
-        dets = self.detector.detect(frame.image).with_metadata(camera=self.camera.name, frame_index=frame.index, timestamp=frame.timestamp)
+        dets = self.detector.detect(frame.image).with_metadata(
+            camera=self.camera.name, frame_index=frame.index, timestamp=frame.timestamp
+        )
         t1 = time.perf_counter()
         tracked = self.tracker.update(dets)
         t2 = time.perf_counter()
@@ -235,7 +260,9 @@ class CameraPipeline:
             events.extend(self._plate_event(spec, frame) for spec in specs)
         t5 = time.perf_counter()
         self.track_ids.update(int(t) for t in tracked.tracker_id)
-        for name, dt in zip(("detect", "track", "geometry", "rules", "events"), (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4)):
+        for name, dt in zip(
+            ("detect", "track", "geometry", "rules", "events"), (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4)
+        ):
             self.stage_s[name] += dt
         return tracked, events, changes
 
@@ -315,7 +342,9 @@ def run_camera(
     birdseye = BirdsEye() if (recorded and write_media and node.output.birdseye) else None
     out_dir = Path(node.output.dir)
     if recorded and write_media and node.output.annotated_video:
-        video = AnnotatedVideo(out_dir / f"{camera.name}.annotated.mp4", fps, (src.width, src.height), pipeline.class_names)
+        video = AnnotatedVideo(
+            out_dir / f"{camera.name}.annotated.mp4", fps, (src.width, src.height), pipeline.class_names
+        )
 
     bar = None
     if progress:
@@ -332,7 +361,9 @@ def run_camera(
     ok = False
     last: Frame | None = None
     wall0 = time.perf_counter()
-    reporter = StatusReporter(camera.name, report, pipeline, src, sinks, status, status_interval_s, stop) if status else None
+    reporter = (
+        StatusReporter(camera.name, report, pipeline, src, sinks, status, status_interval_s, stop) if status else None
+    )
     try:
         if reporter is not None:
             reporter.start()
@@ -361,7 +392,12 @@ def run_camera(
                         pa, pb = (c.positions[k] for k in c.pair)
                         birdseye.add_violation(pa, pb)
             if video is not None:
-                video.write(frame.image, tracked, sorted(pipeline.open_pairs), label=f"{camera.name}  frame {frame.index}  t={frame.timestamp:.1f}s")
+                video.write(
+                    frame.image,
+                    tracked,
+                    sorted(pipeline.open_pairs),
+                    label=f"{camera.name}  frame {frame.index}  t={frame.timestamp:.1f}s",
+                )
             pipeline.stage_s["outputs"] += time.perf_counter() - to
             report.frames += 1
             report.last_frame_monotonic = time.monotonic()
@@ -410,7 +446,17 @@ class StatusReporter:
     with plate reading also ``plate_queue_depth``, ``plate_queued``, ``plate_dropped``, ``plate_processed``, ``plate_errors``.
     """
 
-    def __init__(self, camera: str, report: RunReport, pipeline: CameraPipeline, src, sinks, sink: Callable[[dict], None], interval_s: float, stop) -> None:
+    def __init__(
+        self,
+        camera: str,
+        report: RunReport,
+        pipeline: CameraPipeline,
+        src,
+        sinks,
+        sink: Callable[[dict], None],
+        interval_s: float,
+        stop,
+    ) -> None:
         import threading
 
         self.camera, self.report, self.pipeline, self.src, self.sinks = camera, report, pipeline, src, sinks

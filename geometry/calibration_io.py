@@ -36,7 +36,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from .camera import CalibrationError, CameraModel, HomographyCamera, PinholeCamera, TsaiCamera, TsaiParameters
 
-__all__ = ["CalibrationFile", "FORMAT_VERSION", "calibration_dict", "load_calibration", "load_camera", "parse_calibration", "save_camera"]
+__all__ = [
+    "CalibrationFile",
+    "FORMAT_VERSION",
+    "calibration_dict",
+    "load_calibration",
+    "load_camera",
+    "parse_calibration",
+    "save_camera",
+]
 
 FORMAT_VERSION = 1
 
@@ -91,7 +99,9 @@ class PinholeSection(_Strict):
     camera_matrix: tuple[tuple[float, float, float], tuple[float, float, float], tuple[float, float, float]] = Field(
         description="OpenCV camera matrix K, pixels"
     )
-    dist_coeffs: list[float] = Field(default_factory=list, description="OpenCV distortion coefficients k1 k2 p1 p2 [k3 ...]")
+    dist_coeffs: list[float] = Field(
+        default_factory=list, description="OpenCV distortion coefficients k1 k2 p1 p2 [k3 ...]"
+    )
     rvec: tuple[float, float, float] = Field(description="Rodrigues rotation world -> camera, radians")
     tvec_m: tuple[float, float, float] = Field(description="translation world -> camera, metres")
 
@@ -128,10 +138,25 @@ class CalibrationFile(_Strict):
                 raise CalibrationError("tsai: section missing")
             return TsaiCamera(
                 TsaiParameters(
-                    width=self.image_size[0], height=self.image_size[1],
-                    ncx=t.ncx, nfx=t.nfx, dx=t.dx_mm, dy=t.dy_mm, dpx=t.dpx_mm, dpy=t.dpy_mm,
-                    focal=t.focal_mm, kappa1=t.kappa1_per_mm2, cx=t.cx_px, cy=t.cy_px, sx=t.sx,
-                    tx=t.tx_mm, ty=t.ty_mm, tz=t.tz_mm, rx=t.rx_rad, ry=t.ry_rad, rz=t.rz_rad,
+                    width=self.image_size[0],
+                    height=self.image_size[1],
+                    ncx=t.ncx,
+                    nfx=t.nfx,
+                    dx=t.dx_mm,
+                    dy=t.dy_mm,
+                    dpx=t.dpx_mm,
+                    dpy=t.dpy_mm,
+                    focal=t.focal_mm,
+                    kappa1=t.kappa1_per_mm2,
+                    cx=t.cx_px,
+                    cy=t.cy_px,
+                    sx=t.sx,
+                    tx=t.tx_mm,
+                    ty=t.ty_mm,
+                    tz=t.tz_mm,
+                    rx=t.rx_rad,
+                    ry=t.ry_rad,
+                    rz=t.rz_rad,
                 )
             )
         if self.model == "homography":
@@ -140,7 +165,9 @@ class CalibrationFile(_Strict):
                 raise CalibrationError("homography: section missing")
             if h.matrix is not None:
                 w, hh = self.image_size
-                return HomographyCamera(np.array(h.matrix), ground_pixel=(w / 2.0, hh - 1.0), image_size=self.image_size)
+                return HomographyCamera(
+                    np.array(h.matrix), ground_pixel=(w / 2.0, hh - 1.0), image_size=self.image_size
+                )
             pts = h.points or []
             return HomographyCamera.from_points(
                 [p.image for p in pts], [p.ground for p in pts], image_size=self.image_size
@@ -209,9 +236,23 @@ def parse_calibration(text: str, source: str = "<string>") -> CalibrationFile:
 
 
 _TSAI_FIELDS = {
-    "dx": "dx_mm", "dy": "dy_mm", "dpx": "dpx_mm", "dpy": "dpy_mm", "focal": "focal_mm",
-    "kappa1": "kappa1_per_mm2", "cx": "cx_px", "cy": "cy_px", "tx": "tx_mm", "ty": "ty_mm", "tz": "tz_mm",
-    "rx": "rx_rad", "ry": "ry_rad", "rz": "rz_rad", "ncx": "ncx", "nfx": "nfx", "sx": "sx",
+    "dx": "dx_mm",
+    "dy": "dy_mm",
+    "dpx": "dpx_mm",
+    "dpy": "dpy_mm",
+    "focal": "focal_mm",
+    "kappa1": "kappa1_per_mm2",
+    "cx": "cx_px",
+    "cy": "cy_px",
+    "tx": "tx_mm",
+    "ty": "ty_mm",
+    "tz": "tz_mm",
+    "rx": "rx_rad",
+    "ry": "ry_rad",
+    "rz": "rz_rad",
+    "ncx": "ncx",
+    "nfx": "nfx",
+    "sx": "sx",
 }
 _PINHOLE_FIELDS = {"tvec": "tvec_m"}
 
@@ -277,9 +318,23 @@ def calibration_dict(camera: CameraModel, name: str, source: str | None = None) 
         p = camera.params
         out["model"] = "tsai"
         section = {
-            "ncx": p.ncx, "nfx": p.nfx, "dx_mm": p.dx, "dy_mm": p.dy, "dpx_mm": p.dpx, "dpy_mm": p.dpy,
-            "focal_mm": p.focal, "kappa1_per_mm2": p.kappa1, "cx_px": p.cx, "cy_px": p.cy, "sx": p.sx,
-            "tx_mm": p.tx, "ty_mm": p.ty, "tz_mm": p.tz, "rx_rad": p.rx, "ry_rad": p.ry, "rz_rad": p.rz,
+            "ncx": p.ncx,
+            "nfx": p.nfx,
+            "dx_mm": p.dx,
+            "dy_mm": p.dy,
+            "dpx_mm": p.dpx,
+            "dpy_mm": p.dpy,
+            "focal_mm": p.focal,
+            "kappa1_per_mm2": p.kappa1,
+            "cx_px": p.cx,
+            "cy_px": p.cy,
+            "sx": p.sx,
+            "tx_mm": p.tx,
+            "ty_mm": p.ty,
+            "tz_mm": p.tz,
+            "rx_rad": p.rx,
+            "ry_rad": p.ry,
+            "rz_rad": p.rz,
         }
         out["tsai"] = {k: float(v) for k, v in section.items()}
     elif isinstance(camera, HomographyCamera):

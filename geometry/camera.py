@@ -237,7 +237,9 @@ class HomographyCamera(CameraModel):
         cam = cls(H, image_size=image_size)
         cam.fit_residuals_m = np.linalg.norm(cam.image_to_ground(img) - gnd, axis=1)
         if not np.all(np.isfinite(cam.fit_residuals_m)):
-            raise CalibrationError("homography points: fitted homography does not map all points to finite ground positions")
+            raise CalibrationError(
+                "homography points: fitted homography does not map all points to finite ground positions"
+            )
         return cam
 
     def image_to_ground(self, points_px: np.ndarray) -> np.ndarray:
@@ -374,7 +376,9 @@ class TsaiCamera(CameraModel):
         self.T = np.array([p.tx, p.ty, p.tz], dtype=np.float64)
         self.centre_mm = -self.R.T @ self.T
         if abs(self.centre_mm[2]) < 1e-6:
-            raise CalibrationError("extrinsic: the camera centre lies on the ground plane Z=0; the ground is seen edge-on")
+            raise CalibrationError(
+                "extrinsic: the camera centre lies on the ground plane Z=0; the ground is seen edge-on"
+            )
         # Undistorted radius beyond which (kappa1 < 0) the lens model cannot image a point.
         if p.kappa1 < 0:
             self._rd_max = 1.0 / math.sqrt(-3.0 * p.kappa1)
@@ -528,7 +532,9 @@ class PinholeCamera(CameraModel):
         self.R = cv2.Rodrigues(rvec_a)[0]
         self.centre = -self.R.T @ tvec_a
         if abs(self.centre[2]) < 1e-9:
-            raise CalibrationError("rvec/tvec: the camera centre lies on the ground plane Z=0; the ground is seen edge-on")
+            raise CalibrationError(
+                "rvec/tvec: the camera centre lies on the ground plane Z=0; the ground is seen edge-on"
+            )
         self.image_size = _image_size(image_size)
 
     def __repr__(self) -> str:
@@ -561,6 +567,8 @@ class PinholeCamera(CameraModel):
         zc = pw @ self.R[2] + self.tvec[2]
         ok = np.all(np.isfinite(g), axis=1) & (zc > 0)
         if np.any(ok):
-            img, _ = cv2.projectPoints(pw[ok].reshape(-1, 1, 3), self.rvec, self.tvec, self.K, self.dist if self.dist.size else None)
+            img, _ = cv2.projectPoints(
+                pw[ok].reshape(-1, 1, 3), self.rvec, self.tvec, self.K, self.dist if self.dist.size else None
+            )
             out[ok] = img.reshape(-1, 2)
         return out

@@ -61,7 +61,9 @@ def _pairs_within(xy: np.ndarray, ids: np.ndarray, radius: float, strict: bool) 
     return out
 
 
-def close_pairs(world_xy: np.ndarray, ids: np.ndarray | Sequence, threshold_m: float = DEFAULT_THRESHOLD_M) -> list[tuple]:
+def close_pairs(
+    world_xy: np.ndarray, ids: np.ndarray | Sequence, threshold_m: float = DEFAULT_THRESHOLD_M
+) -> list[tuple]:
     """Pairs ``(id_a, id_b, distance_m)`` with ``id_a < id_b`` strictly closer than ``threshold_m``.
 
     Rows with a NaN (or infinite) position are ignored. The result is sorted by ``(id_a, id_b)``.
@@ -148,7 +150,9 @@ class ViolationMonitor:
         self.min_duration_s = check("min_duration_s", min_duration_s, positive=False)
         self.end_after_s = check("end_after_s", end_after_s, positive=False)
         self.hysteresis_m = check("hysteresis_m", hysteresis_m, positive=False)
-        self.update_interval_s = None if update_interval_s is None else check("update_interval_s", update_interval_s, positive=True)
+        self.update_interval_s = (
+            None if update_interval_s is None else check("update_interval_s", update_interval_s, positive=True)
+        )
         self._last_seen: dict = {}  # track id -> last timestamp with a finite position
         self._last_pos: dict = {}  # track id -> (x, y)
         self._pending: dict = {}  # pair -> first time seen close (waiting for min_duration)
@@ -245,7 +249,11 @@ class ViolationMonitor:
                 del self._pending[pair]
                 a, b = pair
                 rec = _Open(
-                    started_at=since, distance_m=d, min_distance_m=d, last_in_violation=now, last_reported=now,
+                    started_at=since,
+                    distance_m=d,
+                    min_distance_m=d,
+                    last_in_violation=now,
+                    last_reported=now,
                     positions={a: self._last_pos[a], b: self._last_pos[b]},
                 )
                 self._open[pair] = rec

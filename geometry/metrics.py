@@ -58,7 +58,9 @@ def _positive(value, name: str) -> float:
     return float(value)
 
 
-def pairs_within(world_xy: np.ndarray, radius_m: float, *, strict: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def pairs_within(
+    world_xy: np.ndarray, radius_m: float, *, strict: bool = True
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Index pairs ``(i, j)`` with ``i < j`` and distance ``< radius_m`` (``<=`` if not strict).
 
     Returns ``(i, j, d)`` arrays sorted by ``(i, j)``. Rows with a non-finite position are
@@ -128,7 +130,9 @@ class PairThresholds:
         return out
 
 
-def pair_violations(world_xy: np.ndarray, classes: Sequence[str] | np.ndarray, thresholds: PairThresholds, *, margin_m: float = 0.0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def pair_violations(
+    world_xy: np.ndarray, classes: Sequence[str] | np.ndarray, thresholds: PairThresholds, *, margin_m: float = 0.0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Pairs ``(i, j, d, threshold)`` closer than their class-pair/zone threshold (+ ``margin_m``).
 
     ``classes`` holds each row's class name. With ``margin_m > 0`` the pairs inside the

@@ -98,7 +98,13 @@ class HeatMap:
     ``outside``.
     """
 
-    def __init__(self, bounds: tuple[float, float, float, float], cell_m: float = 0.5, decay_tau_s: float | None = None, params: RiskParams | None = None) -> None:
+    def __init__(
+        self,
+        bounds: tuple[float, float, float, float],
+        cell_m: float = 0.5,
+        decay_tau_s: float | None = None,
+        params: RiskParams | None = None,
+    ) -> None:
         x0, x1, y0, y1 = (float(b) for b in bounds)
         if not all(math.isfinite(b) for b in (x0, x1, y0, y1)) or not (x1 > x0 and y1 > y0):
             raise ValueError(f"heat map bounds: expected finite x_min < x_max, y_min < y_max, got {bounds!r}")
@@ -153,8 +159,10 @@ class HeatMap:
         """Both layers as compact grids (:func:`compact_grid`) for a JSON event payload:
         ``{"occupancy": grid, "risk": grid}``; about ``2 * 1.34 * max_cells`` bytes."""
         x0, _, y0, _ = self.bounds
-        return {name: compact_grid(arr, (x0, y0), self.cell_m, unit=self.UNITS[name], max_cells=max_cells)
-                for name, arr in (("occupancy", self.occupancy), ("risk", self.risk))}
+        return {
+            name: compact_grid(arr, (x0, y0), self.cell_m, unit=self.UNITS[name], max_cells=max_cells)
+            for name, arr in (("occupancy", self.occupancy), ("risk", self.risk))
+        }
 
     def save(self, prefix: str | Path) -> dict[str, str]:
         """Write ``PREFIX.occupancy.npy``, ``PREFIX.risk.npy`` (float32, rows = y), the same as
@@ -179,13 +187,24 @@ class HeatMap:
                 raise OSError(f"cannot write {png}")
             out[f"{name}_png"] = str(png)
         meta = prefix.with_name(f"{prefix.name}.grid.json")
-        meta.write_text(json.dumps({"bounds_m": list(self.bounds), "cell_m": self.cell_m, "rows": self.rows, "cols": self.cols,
-                                    "units": {"occupancy": "person-seconds", "risk": "proximity-weighted person-seconds"}}))
+        meta.write_text(
+            json.dumps(
+                {
+                    "bounds_m": list(self.bounds),
+                    "cell_m": self.cell_m,
+                    "rows": self.rows,
+                    "cols": self.cols,
+                    "units": {"occupancy": "person-seconds", "risk": "proximity-weighted person-seconds"},
+                }
+            )
+        )
         out["grid_json"] = str(meta)
         return out
 
 
-def compact_grid(values: np.ndarray, origin_m: tuple[float, float], cell_m: float, *, unit: str = "", max_cells: int = 2500) -> dict:
+def compact_grid(
+    values: np.ndarray, origin_m: tuple[float, float], cell_m: float, *, unit: str = "", max_cells: int = 2500
+) -> dict:
     """A ``(rows, cols)`` grid (row ``r`` at ``y = origin_y + r * cell_m``) as a small JSON object.
 
     Downsampled by summing ``k x k`` blocks (``k`` the smallest integer that leaves at most

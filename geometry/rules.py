@@ -39,7 +39,14 @@ from typing import Callable, Hashable, Literal, Sequence
 
 import numpy as np
 
-from vigil.geometry.metrics import ContactTimer, PairThresholds, pair_violations, pairs_within, queue_spacing, zone_capacity
+from vigil.geometry.metrics import (
+    ContactTimer,
+    PairThresholds,
+    pair_violations,
+    pairs_within,
+    queue_spacing,
+    zone_capacity,
+)
 from vigil.geometry.risk import HeatMap, RiskModel, RiskParams, proximity
 from vigil.geometry.rules_config import RulesConfig, ZoneConfig
 from vigil.geometry.zones import Zone, ZoneError, check_zone_visible, make_zone
@@ -95,8 +102,18 @@ class Observation:
 
     __slots__ = ("bad", "value", "threshold", "severity", "hold", "tracks", "positions", "zone", "extra")
 
-    def __init__(self, bad: bool, value: float, threshold: float, severity: str, hold: bool = False, tracks: tuple = (),
-                 positions=(), zone: str | None = None, extra=()) -> None:
+    def __init__(
+        self,
+        bad: bool,
+        value: float,
+        threshold: float,
+        severity: str,
+        hold: bool = False,
+        tracks: tuple = (),
+        positions=(),
+        zone: str | None = None,
+        extra=(),
+    ) -> None:
         self.bad, self.value, self.threshold, self.severity, self.hold = bad, value, threshold, severity, hold
         self.tracks, self.positions, self.zone, self.extra = tracks, positions, zone, extra
 
@@ -115,15 +132,28 @@ class _Alarm:
 class Lifecycle:
     """The alarm lifecycle of one rule (see module docstring)."""
 
-    def __init__(self, rule: str, metric: str, *, min_duration_s: float = 0.0, end_after_s: float = 0.0,
-                 cooldown_s: float = 0.0, update_interval_s: float | None = None, higher_is_worse: bool = True) -> None:
+    def __init__(
+        self,
+        rule: str,
+        metric: str,
+        *,
+        min_duration_s: float = 0.0,
+        end_after_s: float = 0.0,
+        cooldown_s: float = 0.0,
+        update_interval_s: float | None = None,
+        higher_is_worse: bool = True,
+    ) -> None:
         for name, v in (("min_duration_s", min_duration_s), ("end_after_s", end_after_s), ("cooldown_s", cooldown_s)):
             if not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):
                 raise ValueError(f"{rule}.{name}: must be a finite number >= 0, got {v!r}")
         if update_interval_s is not None and not (math.isfinite(update_interval_s) and update_interval_s > 0):
             raise ValueError(f"{rule}.update_interval_s: must be > 0, got {update_interval_s!r}")
         self.rule, self.metric = rule, metric
-        self.min_duration_s, self.end_after_s, self.cooldown_s = float(min_duration_s), float(end_after_s), float(cooldown_s)
+        self.min_duration_s, self.end_after_s, self.cooldown_s = (
+            float(min_duration_s),
+            float(end_after_s),
+            float(cooldown_s),
+        )
         self.update_interval_s = update_interval_s
         self.higher_is_worse = higher_is_worse
         self._pending: dict[Hashable, tuple[float, float]] = {}  # key -> (since, last seen bad)
@@ -140,10 +170,22 @@ class Lifecycle:
     def _change(self, state: State, key, rec: _Alarm, now: float, reason: str | None = None) -> RuleChange:
         o = rec.obs
         return RuleChange(
-            rule=self.rule, state=state, key=key, metric=self.metric, value=float(o.value), threshold=float(o.threshold),
-            severity=o.severity, started_at=rec.started_at, duration_s=max(0.0, rec.last_bad - rec.started_at),
-            timestamp_s=now, worst=float(rec.worst), tracks=tuple(o.tracks), positions={k: _pos(v) for k, v in dict(o.positions() if callable(o.positions) else o.positions).items()}, zone=o.zone,
-            reason=reason, extra=dict(o.extra),
+            rule=self.rule,
+            state=state,
+            key=key,
+            metric=self.metric,
+            value=float(o.value),
+            threshold=float(o.threshold),
+            severity=o.severity,
+            started_at=rec.started_at,
+            duration_s=max(0.0, rec.last_bad - rec.started_at),
+            timestamp_s=now,
+            worst=float(rec.worst),
+            tracks=tuple(o.tracks),
+            positions={k: _pos(v) for k, v in dict(o.positions() if callable(o.positions) else o.positions).items()},
+            zone=o.zone,
+            reason=reason,
+            extra=dict(o.extra),
         )
 
     def step(self, now: float, obs: dict, present: Callable[[Hashable], bool] = lambda key: False) -> list[RuleChange]:
@@ -170,7 +212,9 @@ class Lifecycle:
                 rec.clear_since = None
                 if o.bad:
                     rec.last_bad = now
-                if o.severity != prev_sev or (self.update_interval_s is not None and now - rec.last_reported >= self.update_interval_s):
+                if o.severity != prev_sev or (
+                    self.update_interval_s is not None and now - rec.last_reported >= self.update_interval_s
+                ):
                     rec.last_reported = now
                     updates.append(self._change("update", key, rec, now))
                 continue
@@ -228,7 +272,9 @@ class ZoneSpec:
         return self.zone.name
 
 
-def visible_ground_bounds(camera, image_size: tuple[int, int] | None = None, max_range_m: float = 100.0) -> tuple[float, float, float, float] | None:
+def visible_ground_bounds(
+    camera, image_size: tuple[int, int] | None = None, max_range_m: float = 100.0
+) -> tuple[float, float, float, float] | None:
     """Bounding box ``[x0, x1, y0, y1]`` (metres) of the ground seen by the camera (a pixel
     grid projected to the ground), clipped to ``max_range_m`` around the median point."""
     size = image_size or getattr(camera, "image_size", None)
@@ -262,23 +308,42 @@ class RulesEngine:
     that every zone lies inside the calibrated area (:class:`ZoneError` otherwise).
     """
 
-    def __init__(self, rules: RulesConfig | None = None, zones: Sequence[ZoneConfig] = (), camera=None, image_size: tuple[int, int] | None = None) -> None:
+    def __init__(
+        self,
+        rules: RulesConfig | None = None,
+        zones: Sequence[ZoneConfig] = (),
+        camera=None,
+        image_size: tuple[int, int] | None = None,
+    ) -> None:
         self.config = rules = rules or RulesConfig()
         self.zones: list[ZoneSpec] = []
         for zc in zones:
             z = make_zone(zc.name, zc.polygon)
             if camera is not None:
                 check_zone_visible(z, camera, image_size)
-            cap = zc.max_people if zc.max_people is not None else (zone_capacity(z.area_m2, zc.m2_per_person) if zc.m2_per_person else None)
+            cap = (
+                zc.max_people
+                if zc.max_people is not None
+                else (zone_capacity(z.area_m2, zc.m2_per_person) if zc.m2_per_person else None)
+            )
             self.zones.append(ZoneSpec(z, zc, cap))
         names = [z.name for z in self.zones]
         if len(set(names)) != len(names):
             raise ZoneError(f"duplicate zone names: {sorted({n for n in names if names.count(n) > 1})}")
 
         d = rules.distance
-        self.thresholds = PairThresholds(d.by_pair(), [(s.zone, s.config.distance_threshold_m) for s in self.zones if s.config.distance_threshold_m])
-        lc = lambda cfg, rule, metric, hiw=True: Lifecycle(rule, metric, min_duration_s=cfg.min_duration_s, end_after_s=cfg.end_after_s,  # noqa: E731
-                                                           cooldown_s=cfg.cooldown_s, update_interval_s=cfg.update_interval_s, higher_is_worse=hiw)
+        self.thresholds = PairThresholds(
+            d.by_pair(), [(s.zone, s.config.distance_threshold_m) for s in self.zones if s.config.distance_threshold_m]
+        )
+        lc = lambda cfg, rule, metric, hiw=True: Lifecycle(
+            rule,
+            metric,
+            min_duration_s=cfg.min_duration_s,
+            end_after_s=cfg.end_after_s,  # noqa: E731
+            cooldown_s=cfg.cooldown_s,
+            update_interval_s=cfg.update_interval_s,
+            higher_is_worse=hiw,
+        )
         self.lifecycles: dict[str, Lifecycle] = {}
         if d.enabled:
             self.lifecycles["distance"] = lc(d, "distance", "distance_m", False)
@@ -301,7 +366,9 @@ class RulesEngine:
             if r.critical_level < r.alarm_level:
                 raise ValueError(f"risk.critical_level ({r.critical_level}) must be >= alarm_level ({r.alarm_level})")
             self.lifecycles["risk"] = lc(r, "risk", "risk_level")
-            self.risk_models = {None: RiskModel(self.risk_params)} | {s.name: RiskModel(self.risk_params) for s in self.zones}
+            self.risk_models = {None: RiskModel(self.risk_params)} | {
+                s.name: RiskModel(self.risk_params) for s in self.zones
+            }
         self.heatmap: HeatMap | None = None
         h = rules.heatmap
         if h.enabled:
@@ -324,7 +391,13 @@ class RulesEngine:
         """Every class name some enabled rule looks at."""
         cfg = self.config
         out = set(self.thresholds.classes) if "distance" in self.lifecycles else set()
-        for name, rc in (("contact", cfg.contact), ("occupancy", cfg.zones), ("density", cfg.zones), ("queue", cfg.queue), ("risk", cfg.risk)):
+        for name, rc in (
+            ("contact", cfg.contact),
+            ("occupancy", cfg.zones),
+            ("density", cfg.zones),
+            ("queue", cfg.queue),
+            ("risk", cfg.risk),
+        ):
             if name in self.lifecycles:
                 out |= set(rc.classes)
         if self.heatmap is not None:
@@ -414,8 +487,15 @@ class RulesEngine:
         obs = {}
         for a, b, ta, tb, dd, t, zn in zip(i.tolist(), j.tolist(), ta_all, tb_all, dist.tolist(), thr.tolist(), zones):
             obs[(ta, tb)] = Observation(
-                dd < t, dd, t, "critical" if crit is not None and dd < crit else sev0, dd >= t, (ta, tb),
-                ((ta, pts[a]), (tb, pts[b])), zn, (("classes", (names[a], names[b])),),
+                dd < t,
+                dd,
+                t,
+                "critical" if crit is not None and dd < crit else sev0,
+                dd >= t,
+                (ta, tb),
+                ((ta, pts[a]), (tb, pts[b])),
+                zn,
+                (("classes", (names[a], names[b])),),
             )
         return obs
 
@@ -435,9 +515,18 @@ class RulesEngine:
                 continue
             zn = self._zone_of((xy[[ka]] + xy[[kb]]) / 2.0)[0] if self.zones else None
             obs[key] = Observation(
-                bad=total > c.limit_s, value=float(total), threshold=float(c.limit_s), severity=c.severity, tracks=key,
-                positions={key[0]: _pos(xy[ka]), key[1]: _pos(xy[kb])}, zone=zn,
-                extra={"window_s": c.window_s, "distance_m": float(np.linalg.norm(xy[ka] - xy[kb])), "contact_threshold_m": c.threshold_m},
+                bad=total > c.limit_s,
+                value=float(total),
+                threshold=float(c.limit_s),
+                severity=c.severity,
+                tracks=key,
+                positions={key[0]: _pos(xy[ka]), key[1]: _pos(xy[kb])},
+                zone=zn,
+                extra={
+                    "window_s": c.window_s,
+                    "distance_m": float(np.linalg.norm(xy[ka] - xy[kb])),
+                    "contact_threshold_m": c.threshold_m,
+                },
             )
         return obs
 
@@ -451,16 +540,31 @@ class RulesEngine:
             n = len(inside)
             dens = n / s.zone.area_m2
             tracks = tuple(sorted(tids[k] for k in inside))
-            positions = (lambda inside=inside: {tids[k]: xy[k] for k in inside})
+            positions = lambda inside=inside: {tids[k]: xy[k] for k in inside}
             m = {"people": n, "density_per_m2": dens, "capacity": s.capacity, "area_m2": s.zone.area_m2}
             key = (s.name,)
             if s.capacity is not None:
-                out["occupancy"][key] = Observation(bad=n > s.capacity, value=float(n), threshold=float(s.capacity), severity=zc.severity,
-                                                   tracks=tracks, positions=positions, zone=s.name, extra={"area_m2": round(s.zone.area_m2, 3)})
+                out["occupancy"][key] = Observation(
+                    bad=n > s.capacity,
+                    value=float(n),
+                    threshold=float(s.capacity),
+                    severity=zc.severity,
+                    tracks=tracks,
+                    positions=positions,
+                    zone=s.name,
+                    extra={"area_m2": round(s.zone.area_m2, 3)},
+                )
             if s.config.max_density_per_m2:
-                out["density"][key] = Observation(bad=dens > s.config.max_density_per_m2, value=dens, threshold=s.config.max_density_per_m2,
-                                                 severity=zc.severity, tracks=tracks, positions=positions, zone=s.name,
-                                                 extra={"people": n, "area_m2": round(s.zone.area_m2, 3)})
+                out["density"][key] = Observation(
+                    bad=dens > s.config.max_density_per_m2,
+                    value=dens,
+                    threshold=s.config.max_density_per_m2,
+                    severity=zc.severity,
+                    tracks=tracks,
+                    positions=positions,
+                    zone=s.name,
+                    extra={"people": n, "area_m2": round(s.zone.area_m2, 3)},
+                )
             if s.config.queue is not None:
                 ql = s.config.queue
                 res = queue_spacing(xy[qsel], ql.line[0], ql.line[1], ql.corridor_m)
@@ -469,9 +573,14 @@ class RulesEngine:
                     close = np.flatnonzero(res.gaps_m < ql.min_spacing_m)
                     members = sorted({int(k) for g in close for k in (res.order[g], res.order[g + 1])})
                     out["queue"][key] = Observation(
-                        bad=len(close) > 0, value=res.min_gap_m, threshold=ql.min_spacing_m, severity=self.config.queue.severity,
-                        tracks=tuple(sorted(tids[qsel[k]] for k in members)), positions={tids[qsel[k]]: _pos(xy[qsel[k]]) for k in members},
-                        zone=s.name, extra={"queue_length": int(len(res.order)), "gaps_m": [round(float(g), 3) for g in res.gaps_m]},
+                        bad=len(close) > 0,
+                        value=res.min_gap_m,
+                        threshold=ql.min_spacing_m,
+                        severity=self.config.queue.severity,
+                        tracks=tuple(sorted(tids[qsel[k]] for k in members)),
+                        positions={tids[qsel[k]]: _pos(xy[qsel[k]]) for k in members},
+                        zone=s.name,
+                        extra={"queue_length": int(len(res.order)), "gaps_m": [round(float(g), 3) for g in res.gaps_m]},
                     )
             self.zone_metrics[s.name] = m
         return out
@@ -488,9 +597,14 @@ class RulesEngine:
                 self.zone_metrics.setdefault(name, {})["risk_level"] = level
             involved = [k for k, w in zip(idx, per) if w > 0]
             obs[(name or "*",)] = Observation(
-                bad=level > r.alarm_level, hold=level > r.alarm_level - r.hysteresis, value=level, threshold=r.alarm_level,
-                severity="critical" if level >= r.critical_level else r.severity, tracks=tuple(sorted(tids[k] for k in involved)),
-                positions={tids[k]: _pos(xy[k]) for k in involved}, zone=name,
+                bad=level > r.alarm_level,
+                hold=level > r.alarm_level - r.hysteresis,
+                value=level,
+                threshold=r.alarm_level,
+                severity="critical" if level >= r.critical_level else r.severity,
+                tracks=tuple(sorted(tids[k] for k in involved)),
+                positions={tids[k]: _pos(xy[k]) for k in involved},
+                zone=name,
                 extra={"exposure": round(model.exposure, 3), "proximity": round(p, 4)},
             )
         return obs

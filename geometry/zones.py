@@ -69,13 +69,17 @@ def make_zone(name: str, vertices: Sequence[Sequence[float]]) -> Zone:
         raise ZoneError(f"zone {name!r}: vertices must be finite numbers")
     poly = Polygon(v)
     if not poly.is_valid:
-        raise ZoneError(f"zone {name!r}: polygon is self-intersecting or not simple ({explain_validity(poly)}); vertices must go around the zone once without crossing")
+        raise ZoneError(
+            f"zone {name!r}: polygon is self-intersecting or not simple ({explain_validity(poly)}); vertices must go around the zone once without crossing"
+        )
     if not poly.area > 0:
         raise ZoneError(f"zone {name!r}: polygon has zero area")
     return Zone(name, poly)
 
 
-def check_zone_visible(zone: Zone, camera: "CameraModel", image_size: tuple[int, int] | None = None, step_m: float = 0.25) -> None:
+def check_zone_visible(
+    zone: Zone, camera: "CameraModel", image_size: tuple[int, int] | None = None, step_m: float = 0.25
+) -> None:
     """Raise :class:`ZoneError` unless every point of the zone's boundary (sampled every
     ``step_m``) projects to a finite pixel inside the image (``image_size`` or the camera's)."""
     size = image_size or getattr(camera, "image_size", None)

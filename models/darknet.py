@@ -136,7 +136,8 @@ def parse_cfg(path: str | os.PathLike) -> tuple[Section, list[Section]]:
         if s.type not in SUPPORTED or s.type in ("net", "network"):
             raise DarknetError(
                 f"{path}:{s.line}: layer {i} has unsupported type [{s.type}] (supported: "
-                + ", ".join(t for t in SUPPORTED if t not in ("net", "network")) + ")"
+                + ", ".join(t for t in SUPPORTED if t not in ("net", "network"))
+                + ")"
             )
     return net, layers
 
@@ -168,7 +169,9 @@ def _shapes(net: Section, layers: list[Section], cfg_path: str) -> list[tuple[in
     def ref(s: Section, r: int) -> int:
         j = r + s.index if r < 0 else r
         if not 0 <= j < s.index:
-            raise DarknetError(f"{cfg_path}:{s.line}: layer {s.index} [{s.type}] refers to layer {r} (resolved {j}), out of range")
+            raise DarknetError(
+                f"{cfg_path}:{s.line}: layer {s.index} [{s.type}] refers to layer {r} (resolved {j}), out of range"
+            )
         return j
 
     for s in layers:
@@ -178,10 +181,14 @@ def _shapes(net: Section, layers: list[Section], cfg_path: str) -> list[tuple[in
             filters = s.get_int("filters", 1)
             groups = s.get_int("groups", 1)
             if c % groups or filters % groups:
-                raise DarknetError(f"{cfg_path}:{s.line}: layer {s.index}: groups={groups} does not divide channels {c} / filters {filters}")
+                raise DarknetError(
+                    f"{cfg_path}:{s.line}: layer {s.index}: groups={groups} does not divide channels {c} / filters {filters}"
+                )
             act = s.options.get("activation", "logistic")
             if act not in ACTIVATIONS:
-                raise DarknetError(f"{cfg_path}:{s.line}: layer {s.index}: unsupported activation {act!r} (supported: {', '.join(ACTIVATIONS)})")
+                raise DarknetError(
+                    f"{cfg_path}:{s.line}: layer {s.index}: unsupported activation {act!r} (supported: {', '.join(ACTIVATIONS)})"
+                )
             h, w = (h + 2 * pad - size) // stride + 1, (w + 2 * pad - size) // stride + 1
             c = filters
         elif s.type == "maxpool":
@@ -193,7 +200,9 @@ def _shapes(net: Section, layers: list[Section], cfg_path: str) -> list[tuple[in
             idx = [ref(s, r) for r in s.get_ints("layers")]
             shapes = [out[j] for j in idx]
             if len({(hh, ww) for _, hh, ww in shapes}) != 1:
-                raise DarknetError(f"{cfg_path}:{s.line}: layer {s.index} [route]: inputs have different sizes {shapes}")
+                raise DarknetError(
+                    f"{cfg_path}:{s.line}: layer {s.index} [route]: inputs have different sizes {shapes}"
+                )
             groups = s.get_int("groups", 1)
             c = sum(cc for cc, _, _ in shapes) // groups
             h, w = shapes[0][1], shapes[0][2]
@@ -203,10 +212,14 @@ def _shapes(net: Section, layers: list[Section], cfg_path: str) -> list[tuple[in
         elif s.type == "shortcut":
             j = ref(s, s.get_ints("from")[0])
             if out[j] != (c, h, w):
-                raise DarknetError(f"{cfg_path}:{s.line}: layer {s.index} [shortcut]: shape {out[j]} does not match {(c, h, w)}")
+                raise DarknetError(
+                    f"{cfg_path}:{s.line}: layer {s.index} [shortcut]: shape {out[j]} does not match {(c, h, w)}"
+                )
             act = s.options.get("activation", "linear")
             if act != "linear":
-                raise DarknetError(f"{cfg_path}:{s.line}: layer {s.index} [shortcut]: only activation=linear is supported, got {act!r}")
+                raise DarknetError(
+                    f"{cfg_path}:{s.line}: layer {s.index} [shortcut]: only activation=linear is supported, got {act!r}"
+                )
         elif s.type == "yolo":
             pass
         out.append((c, h, w))
@@ -299,20 +312,35 @@ def to_onnx(model: DarknetModel, name: str = "darknet") -> tuple[onnx.ModelProto
             pad = size // 2 if s.get_int("pad", 0) else s.get_int("padding", 0)
             inits += [numpy_helper.from_array(w, f"{n}.W"), numpy_helper.from_array(b, f"{n}.b")]
             y = f"{n}_out"
-            nodes.append(helper.make_node(
-                "Conv", [x, f"{n}.W", f"{n}.b"], [y], name=n, kernel_shape=[size, size],
-                strides=[stride, stride], pads=[pad] * 4, group=s.get_int("groups", 1),
-            ))
+            nodes.append(
+                helper.make_node(
+                    "Conv",
+                    [x, f"{n}.W", f"{n}.b"],
+                    [y],
+                    name=n,
+                    kernel_shape=[size, size],
+                    strides=[stride, stride],
+                    pads=[pad] * 4,
+                    group=s.get_int("groups", 1),
+                )
+            )
             x = _activation(nodes, inits, s.options.get("activation", "logistic"), y, n)
         elif s.type == "maxpool":
             size, stride = s.get_int("size", 1), s.get_int("stride", 1)
             padding = s.get_int("padding", size - 1)
             begin = padding // 2
             y = f"{n}_out"
-            nodes.append(helper.make_node(
-                "MaxPool", [x], [y], name=n, kernel_shape=[size, size], strides=[stride, stride],
-                pads=[begin, begin, padding - begin, padding - begin],
-            ))
+            nodes.append(
+                helper.make_node(
+                    "MaxPool",
+                    [x],
+                    [y],
+                    name=n,
+                    kernel_shape=[size, size],
+                    strides=[stride, stride],
+                    pads=[begin, begin, padding - begin, padding - begin],
+                )
+            )
             x = y
         elif s.type == "route":
             idx = [r + s.index if r < 0 else r for r in s.get_ints("layers")]
@@ -333,8 +361,17 @@ def to_onnx(model: DarknetModel, name: str = "darknet") -> tuple[onnx.ModelProto
             sc = f"{n}.scales"
             inits.append(numpy_helper.from_array(np.array([1, 1, stride, stride], np.float32), sc))
             y = f"{n}_out"
-            nodes.append(helper.make_node("Resize", [x, "", sc], [y], name=n, mode="nearest",
-                                          coordinate_transformation_mode="asymmetric", nearest_mode="floor"))
+            nodes.append(
+                helper.make_node(
+                    "Resize",
+                    [x, "", sc],
+                    [y],
+                    name=n,
+                    mode="nearest",
+                    coordinate_transformation_mode="asymmetric",
+                    nearest_mode="floor",
+                )
+            )
             x = y
         elif s.type == "shortcut":
             j = s.get_ints("from")[0]
@@ -355,13 +392,20 @@ def to_onnx(model: DarknetModel, name: str = "darknet") -> tuple[onnx.ModelProto
             # (Darknet divides by the runtime width/height), so they are kept as they are.
         names.append(x)
     graph = helper.make_graph(
-        nodes, name,
+        nodes,
+        name,
         [helper.make_tensor_value_info("images", TensorProto.FLOAT, ["N", net.get_int("channels", 3), "H", "W"])],
-        [helper.make_tensor_value_info(o, TensorProto.FLOAT, ["N", len(h.anchors) * (5 + h.num_classes), f"{o}_h", f"{o}_w"])
-         for o, h in zip(outputs, heads)],
+        [
+            helper.make_tensor_value_info(
+                o, TensorProto.FLOAT, ["N", len(h.anchors) * (5 + h.num_classes), f"{o}_h", f"{o}_w"]
+            )
+            for o, h in zip(outputs, heads)
+        ],
         initializer=inits,
     )
-    proto = helper.make_model(graph, producer_name="vigil.models.darknet", opset_imports=[helper.make_opsetid("", OPSET)])
+    proto = helper.make_model(
+        graph, producer_name="vigil.models.darknet", opset_imports=[helper.make_opsetid("", OPSET)]
+    )
     proto.ir_version = 8
     meta = {
         "vigil.yolo_heads": json.dumps([asdict(h) for h in heads]),
@@ -375,7 +419,9 @@ def to_onnx(model: DarknetModel, name: str = "darknet") -> tuple[onnx.ModelProto
     return proto, heads
 
 
-def convert(cfg_path: str | os.PathLike, weights_path: str | os.PathLike, onnx_path: str | os.PathLike | None = None) -> onnx.ModelProto:
+def convert(
+    cfg_path: str | os.PathLike, weights_path: str | os.PathLike, onnx_path: str | os.PathLike | None = None
+) -> onnx.ModelProto:
     """Convert a Darknet model; write it to ``onnx_path`` when given. Returns the proto."""
     proto, _ = to_onnx(load_darknet(cfg_path, weights_path), name=Path(str(cfg_path)).stem)
     if onnx_path is not None:
@@ -393,7 +439,9 @@ def heads_from_onnx(proto_or_meta) -> list[YoloHead]:
     if "vigil.yolo_heads" not in meta:
         raise DarknetError("model has no 'vigil.yolo_heads' metadata: not converted by vigil.models.darknet")
     return [
-        YoloHead(h["output"], tuple(tuple(a) for a in h["anchors"]), int(h["num_classes"]), float(h.get("scale_x_y", 1.0)))
+        YoloHead(
+            h["output"], tuple(tuple(a) for a in h["anchors"]), int(h["num_classes"]), float(h.get("scale_x_y", 1.0))
+        )
         for h in json.loads(meta["vigil.yolo_heads"])
     ]
 

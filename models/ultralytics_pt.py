@@ -168,8 +168,10 @@ def _rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad=Fals
         return np.zeros(size, storage.dtype)
     last = int(storage_offset) + sum((s - 1) * st for s, st in zip(size, stride))
     if storage_offset < 0 or last >= storage.size or any(st < 0 for st in stride):
-        raise UltralyticsPtError(f"tensor (offset {storage_offset}, size {size}, stride {stride}) runs past its storage of {storage.size} elements")
-    base = storage[int(storage_offset):]
+        raise UltralyticsPtError(
+            f"tensor (offset {storage_offset}, size {size}, stride {stride}) runs past its storage of {storage.size} elements"
+        )
+    base = storage[int(storage_offset) :]
     item = storage.itemsize
     return np.lib.stride_tricks.as_strided(base, size, tuple(st * item for st in stride), writeable=False).copy()
 
@@ -218,7 +220,21 @@ _ALLOWED: dict[tuple[str, str], Any] = {
 for _n in _STORAGE_DTYPES:
     _ALLOWED[("torch", _n)] = _StorageType(_n)
 # torch dtypes / devices (newer checkpoints may carry them as plain attributes): kept as names
-for _n in ("float16", "float32", "float64", "bfloat16", "half", "float", "double", "int8", "int16", "int32", "int64", "uint8", "bool"):
+for _n in (
+    "float16",
+    "float32",
+    "float64",
+    "bfloat16",
+    "half",
+    "float",
+    "double",
+    "int8",
+    "int16",
+    "int32",
+    "int64",
+    "uint8",
+    "bool",
+):
     _ALLOWED[("torch", _n)] = f"torch.{_n}"
 _ALLOWED[("torch", "device")] = lambda *a: "device(" + ", ".join(map(str, a)) + ")"
 # numpy scalars and arrays (training metrics of newer checkpoints): constructors only, no code
@@ -255,7 +271,9 @@ class SafeUnpickler(pickle.Unpickler):
     from ``<prefix>/data/<key>`` of the zip.
     """
 
-    def __init__(self, file, zf: zipfile.ZipFile | None, prefix: str, source: str = "<checkpoint>", big_endian: bool = False):
+    def __init__(
+        self, file, zf: zipfile.ZipFile | None, prefix: str, source: str = "<checkpoint>", big_endian: bool = False
+    ):
         super().__init__(file)
         self._zf, self._prefix, self._source, self._big = zf, prefix, source, big_endian
         self._storages: dict[str, np.ndarray] = {}
@@ -264,7 +282,9 @@ class SafeUnpickler(pickle.Unpickler):
         key = (module, name)
         if key in _ALLOWED:
             return _ALLOWED[key]
-        if key in _STUB_EXACT or (module.startswith(_STUB_PREFIXES) and name.isidentifier() and not name.startswith("_")):
+        if key in _STUB_EXACT or (
+            module.startswith(_STUB_PREFIXES) and name.isidentifier() and not name.startswith("_")
+        ):
             return _stub_class(module, name)
         raise UnsafeCheckpointError(
             f"{self._source}: the pickle references {module}.{name}, which is not on the allow-list "
@@ -292,7 +312,9 @@ class SafeUnpickler(pickle.Unpickler):
         else:
             dt = np.dtype(stype.dtype).newbyteorder(">" if self._big else "<")
             if len(raw) < int(numel) * dt.itemsize:
-                raise UltralyticsPtError(f"{self._source}: storage {key!r} is truncated ({len(raw)} bytes for {numel} x {dt})")
+                raise UltralyticsPtError(
+                    f"{self._source}: storage {key!r} is truncated ({len(raw)} bytes for {numel} x {dt})"
+                )
             arr = np.frombuffer(raw, dt, int(numel)).astype(dt.newbyteorder("="))
         self._storages[key] = arr
         return arr
@@ -524,8 +546,16 @@ class _Builder:
         groups = int(d.get("groups", 1))
         name = self.g.uid(re.sub(r"[^A-Za-z0-9]+", "_", where).strip("_"))
         wn, bn_ = self.g.weight(w, f"{name}.weight"), self.g.weight(b, f"{name}.bias")
-        return self.g.op("Conv", [x, wn, bn_], name, kernel_shape=[kh, kw], strides=[sh, sw],
-                         pads=[ph, pw, ph, pw], dilations=[dh, dw], group=groups)
+        return self.g.op(
+            "Conv",
+            [x, wn, bn_],
+            name,
+            kernel_shape=[kh, kw],
+            strides=[sh, sw],
+            pads=[ph, pw, ph, pw],
+            dilations=[dh, dw],
+            group=groups,
+        )
 
     def act(self, x: str, act: Any, where: str) -> str:
         t = _tname(act)
@@ -569,8 +599,11 @@ class _Builder:
         if t == "C2f":
             y = self.conv_block(x, mods["cv1"], f"{where}.cv1")
             c = int(m.__dict__.get("c") or 0) or None
-            parts = self.g.op("Split", [y], n_out=2, axis=1, num_outputs=2) if c is None else \
-                self.g.op("Split", [y, self.g.const(np.array([c, c], np.int64))], n_out=2, axis=1)
+            parts = (
+                self.g.op("Split", [y], n_out=2, axis=1, num_outputs=2)
+                if c is None
+                else self.g.op("Split", [y, self.g.const(np.array([c, c], np.int64))], n_out=2, axis=1)
+            )
             ys = list(parts)
             for k, b in (mods["m"].__dict__.get("_modules") or {}).items():
                 ys.append(self.module(ys[-1], b, f"{where}.m.{k}"))
@@ -589,13 +622,22 @@ class _Builder:
         if t == "Upsample":
             d = m.__dict__
             if d.get("mode", "nearest") != "nearest" or d.get("size") is not None:
-                raise UltralyticsPtError(f"{where}: Upsample mode={d.get('mode')!r} size={d.get('size')!r}: only nearest with a scale_factor is supported")
+                raise UltralyticsPtError(
+                    f"{where}: Upsample mode={d.get('mode')!r} size={d.get('size')!r}: only nearest with a scale_factor is supported"
+                )
             sf = d.get("scale_factor")
             sh, sw = (float(sf[0]), float(sf[-1])) if isinstance(sf, (list, tuple)) else (float(sf), float(sf))
             scales = self.g.const(np.array([1, 1, sh, sw], np.float32))
-            return self.g.op("Resize", [x, "", scales], mode="nearest",
-                             coordinate_transformation_mode="asymmetric", nearest_mode="floor")
-        raise UltralyticsPtError(f"{where}: unsupported module type {t} (supported layers: {', '.join(SUPPORTED_LAYERS)})")
+            return self.g.op(
+                "Resize",
+                [x, "", scales],
+                mode="nearest",
+                coordinate_transformation_mode="asymmetric",
+                nearest_mode="floor",
+            )
+        raise UltralyticsPtError(
+            f"{where}: unsupported module type {t} (supported layers: {', '.join(SUPPORTED_LAYERS)})"
+        )
 
     def maxpool(self, x: str, m: Stub, where: str) -> str:
         d = m.__dict__
@@ -605,7 +647,9 @@ class _Builder:
         dl = _pair(d.get("dilation", 1), "dilation", where)
         if s == (None, None):
             s = k
-        return self.g.op("MaxPool", [x], kernel_shape=list(k), strides=list(s), pads=[p[0], p[1], p[0], p[1]], dilations=list(dl))
+        return self.g.op(
+            "MaxPool", [x], kernel_shape=list(k), strides=list(s), pads=[p[0], p[1], p[0], p[1]], dilations=list(dl)
+        )
 
     # --- the head
     def detect(self, feats: list[str], m: Stub, where: str) -> str:
@@ -657,8 +701,14 @@ class _Builder:
             if proj.size != reg_max:
                 raise UltralyticsPtError(f"{where}: DFL weight has {proj.size} values, reg_max is {reg_max}")
             p = g.op("Softmax", [g.op("Reshape", [box, g.const(np.array([0, 4, reg_max, -1], np.int64))])], axis=2)
-            dist = g.op("ReduceSum", [g.op("Mul", [p, g.const(proj.reshape(1, 1, reg_max, 1).astype(np.float32))]),
-                                      g.const(np.array([2], np.int64))], keepdims=0)  # (B, 4, N)
+            dist = g.op(
+                "ReduceSum",
+                [
+                    g.op("Mul", [p, g.const(proj.reshape(1, 1, reg_max, 1).astype(np.float32))]),
+                    g.const(np.array([2], np.int64)),
+                ],
+                keepdims=0,
+            )  # (B, 4, N)
         else:
             dist = box
         lt, rb = g.op("Split", [dist, g.const(np.array([2, 2], np.int64))], n_out=2, axis=1)
@@ -701,13 +751,15 @@ class _Builder:
         batch = 1 if input_size is not None else "batch"
         n_anchors = sum((h // s) * (w // s) for s in ck.strides) if input_size is not None else "anchors"
         graph = helper.make_graph(
-            self.g.nodes, ck.arch,
+            self.g.nodes,
+            ck.arch,
             [helper.make_tensor_value_info("images", TensorProto.FLOAT, [batch, 3, h, w])],
             [helper.make_tensor_value_info("output0", TensorProto.FLOAT, [batch, 4 + ck.nc, n_anchors])],
             initializer=self.g.inits,
         )
-        proto = helper.make_model(graph, producer_name="vigil.models.ultralytics_pt",
-                                  opset_imports=[helper.make_opsetid("", OPSET)])
+        proto = helper.make_model(
+            graph, producer_name="vigil.models.ultralytics_pt", opset_imports=[helper.make_opsetid("", OPSET)]
+        )
         proto.ir_version = 8
         return proto
 
@@ -744,7 +796,9 @@ def to_onnx(ck: Checkpoint, input_size: tuple[int, int] | None = None) -> onnx.M
     if input_size is not None:
         input_size = (int(input_size[0]), int(input_size[1]))
         if any(v <= 0 or v % ck.stride for v in input_size):
-            raise UltralyticsPtError(f"input_size {list(input_size)} must be positive multiples of the stride {ck.stride}")
+            raise UltralyticsPtError(
+                f"input_size {list(input_size)} must be positive multiples of the stride {ck.stride}"
+            )
     proto = _Builder(ck).build(input_size)
     for k, v in _metadata(ck, input_size).items():
         p = proto.metadata_props.add()
@@ -753,8 +807,9 @@ def to_onnx(ck: Checkpoint, input_size: tuple[int, int] | None = None) -> onnx.M
     return proto
 
 
-def convert(pt_path: str | os.PathLike, onnx_path: str | os.PathLike | None = None,
-            input_size: tuple[int, int] | None = None) -> onnx.ModelProto:
+def convert(
+    pt_path: str | os.PathLike, onnx_path: str | os.PathLike | None = None, input_size: tuple[int, int] | None = None
+) -> onnx.ModelProto:
     """Convert an Ultralytics detection ``.pt`` to ONNX; write it to ``onnx_path`` when given.
 
     The model takes ``images`` ``(B, 3, H, W) float32`` RGB in ``[0, 1]`` (dynamic ``B``,

@@ -45,8 +45,14 @@ def default_model():
 
 # --------------------------------------------------------------------------- browser tests
 CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 
 
@@ -71,7 +77,9 @@ def launch_chromium(tmp_path):
 
     def launch(pw, **options):
         profile = tempfile.mkdtemp(prefix="vigil-chromium-", dir=tmp_path)
-        return pw.chromium.launch_persistent_context(profile, executable_path=path, args=CHROMIUM_ARGS, headless=True, **options)
+        return pw.chromium.launch_persistent_context(
+            profile, executable_path=path, args=CHROMIUM_ARGS, headless=True, **options
+        )
 
     return launch
 

@@ -46,14 +46,25 @@ _LOGIN_WINDOW_S, _LOGIN_MAX_FAILURES = 300.0, 5
 def _summary(payload: dict) -> str:
     from ..tail import summarize_payload
 
-    return summarize_payload({k: v for k, v in payload.items() if k not in ("positions_m", "frame", "rule", "metric")}, 90)
+    return summarize_payload(
+        {k: v for k, v in payload.items() if k not in ("positions_m", "frame", "rule", "metric")}, 90
+    )
 
 
 def _public(ev: dict, status: dict | None) -> dict:
     p = ev.get("payload") or {}
-    return {"stream_seq": ev["stream_seq"], "id": ev["id"], "time": ev["time"], "camera": ev["camera"],
-            "type": ev["type"], "severity": ev["severity"], "state": ev["state"], "summary": _summary(p),
-            "plate": p.get("plate"), "status": (status or {}).get("status", "new")}
+    return {
+        "stream_seq": ev["stream_seq"],
+        "id": ev["id"],
+        "time": ev["time"],
+        "camera": ev["camera"],
+        "type": ev["type"],
+        "severity": ev["severity"],
+        "state": ev["state"],
+        "summary": _summary(p),
+        "plate": p.get("plate"),
+        "status": (status or {}).get("status", "new"),
+    }
 
 
 def birdseye(payload: dict, size: int = 320) -> dict | None:
@@ -61,7 +72,11 @@ def birdseye(payload: dict, size: int = 320) -> dict | None:
     pos = payload.get("positions_m") or {}
     pts = {}
     for k, v in pos.items():
-        if isinstance(v, (list, tuple)) and len(v) == 2 and all(isinstance(c, (int, float)) and not isinstance(c, bool) for c in v):
+        if (
+            isinstance(v, (list, tuple))
+            and len(v) == 2
+            and all(isinstance(c, (int, float)) and not isinstance(c, bool) for c in v)
+        ):
             pts[str(k)] = (float(v[0]), float(v[1]))
     if not pts:
         return None
@@ -93,13 +108,26 @@ def birdseye(payload: dict, size: int = 320) -> dict | None:
                 d = ((a[0] - b[0]) ** 2 + (a[1] - b[1]) ** 2) ** 0.5
                 close = isinstance(thr, (int, float)) and d < thr
                 pa, pb = to_px(*a), to_px(*b)
-                lines.append({"a": pa, "b": pb, "d": round(d, 2), "close": close,
-                              "mid": ((pa[0] + pb[0]) / 2, (pa[1] + pb[1]) / 2)})
+                lines.append(
+                    {
+                        "a": pa,
+                        "b": pb,
+                        "d": round(d, 2),
+                        "close": close,
+                        "mid": ((pa[0] + pb[0]) / 2, (pa[1] + pb[1]) / 2),
+                    }
+                )
     return {"size": size, "grid": grid, "people": people, "lines": lines, "scale_m": round(span, 1)}
 
 
 #: heat map colour ramp (value 0..1 -> colour), yellow to dark red
-_HEAT_STOPS = ((0.0, (255, 255, 204)), (0.25, (254, 217, 118)), (0.5, (253, 141, 60)), (0.75, (227, 26, 28)), (1.0, (128, 0, 38)))
+_HEAT_STOPS = (
+    (0.0, (255, 255, 204)),
+    (0.25, (254, 217, 118)),
+    (0.5, (253, 141, 60)),
+    (0.75, (227, 26, 28)),
+    (1.0, (128, 0, 38)),
+)
 _HEAT_MAX_CELLS = 16384
 
 
@@ -127,7 +155,11 @@ def heatmap_layer(grid: Any, size: int = 240) -> dict | None:
         return None
     shape, data, scale, cell = grid.get("shape"), grid.get("data"), grid.get("scale"), grid.get("cell_m")
     origin = grid.get("origin_m")
-    if not (isinstance(shape, list) and len(shape) == 2 and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in shape)):
+    if not (
+        isinstance(shape, list)
+        and len(shape) == 2
+        and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in shape)
+    ):
         return None
     rows, cols = shape
     if rows * cols > _HEAT_MAX_CELLS or not isinstance(data, str) or not _num(scale) or not _num(cell) or cell <= 0:
@@ -146,13 +178,28 @@ def heatmap_layer(grid: Any, size: int = 240) -> dict | None:
     for i, q in enumerate(raw):
         if q:
             r, c = divmod(i, cols)
-            cells.append({"x": round(c * px, 2), "y": round((rows - 1 - r) * px, 2), "fill": _heat_colour(q),
-                          "value": round(q / 255.0 * float(scale), 3)})
-    return {"rows": rows, "cols": cols, "w": w, "h": h, "px": round(px, 2), "cells": cells,
-            "scale": round(float(scale), 3), "unit": str(grid.get("unit", ""))[:60], "cell_m": round(float(cell), 3),
-            "origin": [round(float(v), 2) for v in origin],
-            "extent": [round(float(origin[0]) + cols * float(cell), 2), round(float(origin[1]) + rows * float(cell), 2)],
-            "stops": [{"offset": round(o * 100), "colour": "#%02x%02x%02x" % c} for o, c in _HEAT_STOPS]}
+            cells.append(
+                {
+                    "x": round(c * px, 2),
+                    "y": round((rows - 1 - r) * px, 2),
+                    "fill": _heat_colour(q),
+                    "value": round(q / 255.0 * float(scale), 3),
+                }
+            )
+    return {
+        "rows": rows,
+        "cols": cols,
+        "w": w,
+        "h": h,
+        "px": round(px, 2),
+        "cells": cells,
+        "scale": round(float(scale), 3),
+        "unit": str(grid.get("unit", ""))[:60],
+        "cell_m": round(float(cell), 3),
+        "origin": [round(float(v), 2) for v in origin],
+        "extent": [round(float(origin[0]) + cols * float(cell), 2), round(float(origin[1]) + rows * float(cell), 2)],
+        "stops": [{"offset": round(o * 100), "colour": "#%02x%02x%02x" % c} for o, c in _HEAT_STOPS],
+    }
 
 
 def heatmap_view(ev: dict | None, size: int = 240) -> dict | None:
@@ -170,9 +217,17 @@ def heatmap_view(ev: dict | None, size: int = 240) -> dict | None:
     return {"time": str(ev.get("time", "")), "id": ev.get("id"), "layers": out} if out else None
 
 
-def create_app(db: ConsoleDB, *, stream_endpoint: str | None = None, configure_socket=None,
-               transits: Any = None, transits_db: str | Path | None = None, evidence_dir: str | Path | None = None,
-               secure_cookies: bool = False, follow: bool = True):
+def create_app(
+    db: ConsoleDB,
+    *,
+    stream_endpoint: str | None = None,
+    configure_socket=None,
+    transits: Any = None,
+    transits_db: str | Path | None = None,
+    evidence_dir: str | Path | None = None,
+    secure_cookies: bool = False,
+    follow: bool = True,
+):
     """The Starlette application over an open :class:`ConsoleDB`.
 
     ``stream_endpoint``: the aggregator's operator stream (``None``: poll the database).
@@ -186,15 +241,29 @@ def create_app(db: ConsoleDB, *, stream_endpoint: str | None = None, configure_s
     from starlette.applications import Starlette
     from starlette.concurrency import run_in_threadpool
     from starlette.requests import Request
-    from starlette.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response, StreamingResponse
+    from starlette.responses import (
+        FileResponse,
+        HTMLResponse,
+        JSONResponse,
+        PlainTextResponse,
+        RedirectResponse,
+        Response,
+        StreamingResponse,
+    )
     from starlette.routing import Mount, Route
     from starlette.staticfiles import StaticFiles
 
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(HERE / "templates")),
-                             autoescape=True, undefined=jinja2.StrictUndefined)
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(HERE / "templates")), autoescape=True, undefined=jinja2.StrictUndefined
+    )
     hub = Hub()
-    follower = StreamFollower(hub, endpoint=stream_endpoint, start_seq=db.last_stream_seq(),
-                              configure_socket=configure_socket, last_seq_in_db=db.last_stream_seq)
+    follower = StreamFollower(
+        hub,
+        endpoint=stream_endpoint,
+        start_seq=db.last_stream_seq(),
+        configure_socket=configure_socket,
+        last_seq_in_db=db.last_stream_seq,
+    )
     failures: dict[tuple[str, str], list[float]] = {}
     evidence_root = Path(evidence_dir).resolve() if evidence_dir else None
     transit_state: dict[str, Any] = {"obj": transits}
@@ -227,8 +296,15 @@ def create_app(db: ConsoleDB, *, stream_endpoint: str | None = None, configure_s
     def render(request: Request, name: str, status_code: int = 200, **ctx) -> HTMLResponse:
         lang = lang_of(request)
         ctx.setdefault("session", None)
-        html = env.get_template(name).render(t=translator(lang), lang=lang, langs=LANGS, path=request.url.path,
-                                              query=request.url.query, search_roles=SEARCH_ROLES, **ctx)
+        html = env.get_template(name).render(
+            t=translator(lang),
+            lang=lang,
+            langs=LANGS,
+            path=request.url.path,
+            query=request.url.query,
+            search_roles=SEARCH_ROLES,
+            **ctx,
+        )
         return HTMLResponse(html, status_code=status_code, headers={"Cache-Control": "no-store"})
 
     def to_login(request: Request) -> Response:
@@ -291,13 +367,17 @@ def create_app(db: ConsoleDB, *, stream_endpoint: str | None = None, configure_s
 
             token = new_token()
             resp = render(request, "login.html", 401, login_csrf=token, error=error, username=name)
-            resp.set_cookie("vigil_login", token, httponly=True, samesite="strict", secure=is_secure(request), max_age=3600)
+            resp.set_cookie(
+                "vigil_login", token, httponly=True, samesite="strict", secure=is_secure(request), max_age=3600
+            )
             return resp
         failures.pop(key, None)
         token = db.new_session(user["name"], client_of(request))
         db.audit(user["name"], "login", "", f"role={user['role']}", client_of(request))
         resp = RedirectResponse("/", status_code=303)
-        resp.set_cookie(cookie_name(request), token, httponly=True, samesite="strict", secure=is_secure(request), path="/")
+        resp.set_cookie(
+            cookie_name(request), token, httponly=True, samesite="strict", secure=is_secure(request), path="/"
+        )
         resp.delete_cookie("vigil_login")
         return resp
 
@@ -341,9 +421,18 @@ def create_app(db: ConsoleDB, *, stream_endpoint: str | None = None, configure_s
         rows = db.events(**f, limit=200, exclude_types=NON_ALARM_TYPES)
         st = db.statuses([r["id"] for r in rows])
         items = [_public(r, st.get(r["id"])) for r in rows]
-        return render(request, "alarms.html", session=s, items=items, filters=f, cameras=db.distinct("camera"),
-                      types=[x for x in db.distinct("type") if x not in NON_ALARM_TYPES], severities=SEVERITIES, states=STATES,
-                      cursor=max([hub.last_seq] + [i["stream_seq"] for i in items]))
+        return render(
+            request,
+            "alarms.html",
+            session=s,
+            items=items,
+            filters=f,
+            cameras=db.distinct("camera"),
+            types=[x for x in db.distinct("type") if x not in NON_ALARM_TYPES],
+            severities=SEVERITIES,
+            states=STATES,
+            cursor=max([hub.last_seq] + [i["stream_seq"] for i in items]),
+        )
 
     async def stream(request: Request) -> Response:
         s = session_of(request)
@@ -379,8 +468,9 @@ def create_app(db: ConsoleDB, *, stream_endpoint: str | None = None, configure_s
                     yield f"id: {cursor}\n: keep-alive\n\n"
                 await hub.wait(cursor, 1.0)
 
-        return StreamingResponse(gen(), media_type="text/event-stream",
-                                 headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+        return StreamingResponse(
+            gen(), media_type="text/event-stream", headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+        )
 
     async def alarm(request: Request) -> Response:
         s = session_of(request)
@@ -397,10 +487,20 @@ def create_app(db: ConsoleDB, *, stream_endpoint: str | None = None, configure_s
         actions = db.actions(ev["id"])
         status = db.statuses([ev["id"]]).get(ev["id"], {"status": "new"})
         db.audit(s["user"], "alarm_view", ev["id"], "", client_of(request))
-        return render(request, "alarm.html", session=s, ev=ev, p=p, status=status, actions=actions,
-                      related=db.related(ev), svg=birdseye(p), evidence_url=evidence_url,
-                      extra={k: v for k, v in p.items() if k not in ("positions_m",)},
-                      lists=p.get("lists") or ([p["list"]] if p.get("list") else []))
+        return render(
+            request,
+            "alarm.html",
+            session=s,
+            ev=ev,
+            p=p,
+            status=status,
+            actions=actions,
+            related=db.related(ev),
+            svg=birdseye(p),
+            evidence_url=evidence_url,
+            extra={k: v for k, v in p.items() if k not in ("positions_m",)},
+            lists=p.get("lists") or ([p["list"]] if p.get("list") else []),
+        )
 
     async def alarm_action(request: Request) -> Response:
         s = session_of(request)
@@ -462,7 +562,9 @@ def create_app(db: ConsoleDB, *, stream_endpoint: str | None = None, configure_s
                 error = "bad_plate"
             else:
                 store = _transits()
-                db.audit(s["user"], "transit_search", plate, json.dumps({"since": since, "until": until}), client_of(request))
+                db.audit(
+                    s["user"], "transit_search", plate, json.dumps({"since": since, "until": until}), client_of(request)
+                )
                 if store is None:
                     error = "transits_unavailable"
                 else:
@@ -472,9 +574,18 @@ def create_app(db: ConsoleDB, *, stream_endpoint: str | None = None, configure_s
             for k in r:
                 if k not in columns:
                     columns.append(k)
-        return render(request, "transits.html", session=s, plate=plate, since=since or "", until=until or "",
-                      results=results, columns=columns, error=error,
-                      searches=db.audit_log(20, "transit_search") if s["role"] == "admin" else [])
+        return render(
+            request,
+            "transits.html",
+            session=s,
+            plate=plate,
+            since=since or "",
+            until=until or "",
+            results=results,
+            columns=columns,
+            error=error,
+            searches=db.audit_log(20, "transit_search") if s["role"] == "admin" else [],
+        )
 
     async def audit_page(request: Request) -> Response:
         s = session_of(request)
@@ -482,7 +593,9 @@ def create_app(db: ConsoleDB, *, stream_endpoint: str | None = None, configure_s
             return to_login(request)
         if s["role"] not in SEARCH_ROLES:
             return forbidden(request, s, "audit")
-        return render(request, "audit.html", session=s, rows=db.audit_log(500, request.query_params.get("action") or None))
+        return render(
+            request, "audit.html", session=s, rows=db.audit_log(500, request.query_params.get("action") or None)
+        )
 
     async def healthz(request: Request) -> Response:
         return JSONResponse({"ok": True, "last_stream_seq": hub.last_seq})
@@ -498,15 +611,25 @@ def create_app(db: ConsoleDB, *, stream_endpoint: str | None = None, configure_s
             if follow:
                 follower.stop()
 
-    app = Starlette(routes=[
-        Route("/login", login_page), Route("/login", login, methods=["POST"]),
-        Route("/logout", logout, methods=["POST"]), Route("/lang/{code}", set_lang),
-        Route("/", alarms), Route("/api/stream", stream),
-        Route("/alarm/{event_id}", alarm), Route("/alarm/{event_id}/action", alarm_action, methods=["POST"]),
-        Route("/evidence/{evidence_id}", evidence), Route("/cameras", cameras),
-        Route("/transits", transits_page), Route("/audit", audit_page), Route("/healthz", healthz),
-        Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
-    ], lifespan=lifespan)
+    app = Starlette(
+        routes=[
+            Route("/login", login_page),
+            Route("/login", login, methods=["POST"]),
+            Route("/logout", logout, methods=["POST"]),
+            Route("/lang/{code}", set_lang),
+            Route("/", alarms),
+            Route("/api/stream", stream),
+            Route("/alarm/{event_id}", alarm),
+            Route("/alarm/{event_id}/action", alarm_action, methods=["POST"]),
+            Route("/evidence/{evidence_id}", evidence),
+            Route("/cameras", cameras),
+            Route("/transits", transits_page),
+            Route("/audit", audit_page),
+            Route("/healthz", healthz),
+            Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
+        ],
+        lifespan=lifespan,
+    )
     app.state.hub = hub
     app.state.follower = follower
     app.state.db = db
@@ -514,8 +637,11 @@ def create_app(db: ConsoleDB, *, stream_endpoint: str | None = None, configure_s
 
 
 _HEADERS = [
-    (b"content-security-policy", b"default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
-                                 b"connect-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'"),
+    (
+        b"content-security-policy",
+        b"default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+        b"connect-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+    ),
     (b"x-content-type-options", b"nosniff"),
     (b"x-frame-options", b"DENY"),
     (b"referrer-policy", b"same-origin"),
@@ -544,14 +670,22 @@ class _SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
-def serve(db: ConsoleDB, *, host: str = "127.0.0.1", port: int = 8080, forwarded_allow_ips: str | None = None,
-          **kwargs) -> int:
+def serve(
+    db: ConsoleDB, *, host: str = "127.0.0.1", port: int = 8080, forwarded_allow_ips: str | None = None, **kwargs
+) -> int:
     """Run the console until interrupted. ``forwarded_allow_ips``: the reverse proxy's address(es)
     whose ``X-Forwarded-Proto``/``-For`` are trusted (default: loopback only)."""
     import uvicorn
 
     app = create_app(db, **kwargs)
-    uvicorn.run(app, host=host, port=port, log_level="info", proxy_headers=True,
-                forwarded_allow_ips=forwarded_allow_ips or "127.0.0.1", timeout_graceful_shutdown=3,
-                server_header=False)
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level="info",
+        proxy_headers=True,
+        forwarded_allow_ips=forwarded_allow_ips or "127.0.0.1",
+        timeout_graceful_shutdown=3,
+        server_header=False,
+    )
     return 0

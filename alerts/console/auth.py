@@ -46,8 +46,15 @@ def verify_password(password: str, stored: str | None) -> bool:
         kind, n, r, p, salt, dk = stored.split("$")
         if kind != "scrypt":
             return False
-        got = hashlib.scrypt(password.encode("utf-8")[:4096], salt=base64.b64decode(salt), n=int(n), r=int(r),
-                             p=int(p), maxmem=64 * 1024 * 1024, dklen=len(base64.b64decode(dk)))
+        got = hashlib.scrypt(
+            password.encode("utf-8")[:4096],
+            salt=base64.b64decode(salt),
+            n=int(n),
+            r=int(r),
+            p=int(p),
+            maxmem=64 * 1024 * 1024,
+            dklen=len(base64.b64decode(dk)),
+        )
     except (ValueError, TypeError):
         return False
     return hmac.compare_digest(got, base64.b64decode(dk)) and known

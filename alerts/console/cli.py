@@ -42,8 +42,11 @@ def cmd_console(args: argparse.Namespace) -> int:
             except KeyFileError as exc:
                 return _error(str(exc), 2)
         elif not args.insecure_dev:
-            return _error("no CURVE keys for the stream: give --keys DIR --name NAME, or --insecure-dev "
-                          "for a loopback/ipc stream without transport security", 2)
+            return _error(
+                "no CURVE keys for the stream: give --keys DIR --name NAME, or --insecure-dev "
+                "for a loopback/ipc stream without transport security",
+                2,
+            )
         elif not is_local_endpoint(args.stream):
             return _error(INSECURE_BIND_MESSAGE.format(endpoint=args.stream) + " (--insecure-dev never lifts this)", 2)
     if not logging.getLogger().handlers:
@@ -56,11 +59,20 @@ def cmd_console(args: argparse.Namespace) -> int:
 
     if args.host not in ("127.0.0.1", "::1", "localhost") and not args.secure_cookies:
         logging.getLogger("vigil.alerts.console").warning(
-            "console listening on %s: put it behind an HTTPS reverse proxy (and consider --secure-cookies)", args.host)
+            "console listening on %s: put it behind an HTTPS reverse proxy (and consider --secure-cookies)", args.host
+        )
     try:
-        return serve(db, host=args.host, port=args.port, forwarded_allow_ips=args.forwarded_allow_ips,
-                     stream_endpoint=args.stream, configure_socket=configure, transits_db=args.transits_db,
-                     evidence_dir=args.evidence_dir, secure_cookies=args.secure_cookies)
+        return serve(
+            db,
+            host=args.host,
+            port=args.port,
+            forwarded_allow_ips=args.forwarded_allow_ips,
+            stream_endpoint=args.stream,
+            configure_socket=configure,
+            transits_db=args.transits_db,
+            evidence_dir=args.evidence_dir,
+            secure_cookies=args.secure_cookies,
+        )
     finally:
         db.close()
 
@@ -93,19 +105,24 @@ def cmd_user_add(args: argparse.Namespace) -> int:
 
 def add_console_command(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
-        "console", help="the operator web console (live alarms, acknowledgements, transit search)",
+        "console",
+        help="the operator web console (live alarms, acknowledgements, transit search)",
         description="Serve the operator console: reads the aggregator's SQLite database and follows its "
-                    "operator stream. Put it behind an HTTPS reverse proxy for anything but localhost.")
+        "operator stream. Put it behind an HTTPS reverse proxy for anything but localhost.",
+    )
     p.add_argument("--db", help="the aggregator's SQLite event database")
-    p.add_argument("--state-db", help="keep the console's accounts, sessions and audit log in this file "
-                                      "(default: tables in --db)")
+    p.add_argument(
+        "--state-db", help="keep the console's accounts, sessions and audit log in this file (default: tables in --db)"
+    )
     p.add_argument("--stream", help="aggregator stream endpoint to follow (default: poll --db every 250 ms)")
     p.add_argument("--keys", help="CURVE keys folder for the stream (DIR/NAME.key_secret, DIR/aggregator.key)")
     p.add_argument("--name", help="this client's key name in --keys")
     p.add_argument("--insecure-dev", action="store_true", help="follow a loopback/ipc stream without CURVE")
     p.add_argument("--host", default="127.0.0.1", help="listen address (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8080, help="listen port (default 8080)")
-    p.add_argument("--forwarded-allow-ips", help="reverse proxy address(es) trusted for X-Forwarded-* (default 127.0.0.1)")
+    p.add_argument(
+        "--forwarded-allow-ips", help="reverse proxy address(es) trusted for X-Forwarded-* (default 127.0.0.1)"
+    )
     p.add_argument("--secure-cookies", action="store_true", help="always mark cookies Secure (HTTPS proxy in front)")
     p.add_argument("--transits-db", help="database of plate transits (default: --db)")
     p.add_argument("--evidence-dir", help="folder of evidence crops, named <evidence id>.jpg|.png")

@@ -58,8 +58,14 @@ class ConsoleError(RuntimeError):
 
 
 class ConsoleDB:
-    def __init__(self, events_db: str | Path, state_db: str | Path | None = None, *,
-                 idle_timeout_s: float = 1800.0, max_age_s: float = 12 * 3600.0) -> None:
+    def __init__(
+        self,
+        events_db: str | Path,
+        state_db: str | Path | None = None,
+        *,
+        idle_timeout_s: float = 1800.0,
+        max_age_s: float = 12 * 3600.0,
+    ) -> None:
         self.events_path = Path(events_db)
         self.state_path = Path(state_db) if state_db else self.events_path
         self.idle_timeout_s = idle_timeout_s
@@ -78,8 +84,9 @@ class ConsoleDB:
                 self._events = "events"
             for stmt in _SCHEMA:
                 self._db.execute(stmt)
-            self._db.execute("INSERT OR IGNORE INTO console_schema VALUES (?, ?)",
-                             (CONSOLE_SCHEMA_VERSION, utc_iso(time.time())))
+            self._db.execute(
+                "INSERT OR IGNORE INTO console_schema VALUES (?, ?)", (CONSOLE_SCHEMA_VERSION, utc_iso(time.time()))
+            )
             (version,) = self._db.execute("SELECT MAX(version) FROM console_schema").fetchone()
             if version > CONSOLE_SCHEMA_VERSION:
                 raise ConsoleError(f"console tables in {self.state_path} have schema {version}; upgrade vigil")
@@ -108,8 +115,10 @@ class ConsoleDB:
         verb = "INSERT OR REPLACE" if replace else "INSERT"
         try:
             with self._lock:
-                self._db.execute(f"{verb} INTO console_users (name, role, password, enabled, created_at) VALUES (?, ?, ?, 1, ?)",
-                                 (name, role, pw, utc_iso(time.time())))
+                self._db.execute(
+                    f"{verb} INTO console_users (name, role, password, enabled, created_at) VALUES (?, ?, ?, 1, ?)",
+                    (name, role, pw, utc_iso(time.time())),
+                )
         except sqlite3.IntegrityError:
             raise ValueError(f"user {name!r} exists (use --replace to reset the password and role)") from None
         self.audit("-", "user_add", name, f"role={role}")
@@ -126,7 +135,9 @@ class ConsoleDB:
             return None
         if needs_rehash(stored):
             with self._lock:
-                self._db.execute("UPDATE console_users SET password = ? WHERE name = ?", (hash_password(password), name))
+                self._db.execute(
+                    "UPDATE console_users SET password = ? WHERE name = ?", (hash_password(password), name)
+                )
         return {"name": name, "role": rows[0][1]}
 
     # ------------------------------------------------------------------ sessions
@@ -134,10 +145,13 @@ class ConsoleDB:
         token = new_token()
         now = time.time()
         with self._lock:
-            self._db.execute("DELETE FROM console_sessions WHERE expires < ? OR last_seen < ?",
-                             (now, now - self.idle_timeout_s))
-            self._db.execute("INSERT INTO console_sessions VALUES (?, ?, ?, ?, ?, ?, ?)",
-                             (token_digest(token), user, new_token(), now, now, now + self.max_age_s, client))
+            self._db.execute(
+                "DELETE FROM console_sessions WHERE expires < ? OR last_seen < ?", (now, now - self.idle_timeout_s)
+            )
+            self._db.execute(
+                "INSERT INTO console_sessions VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (token_digest(token), user, new_token(), now, now, now + self.max_age_s, client),
+            )
         return token
 
     def session(self, token: str | None) -> dict | None:
@@ -146,8 +160,11 @@ class ConsoleDB:
             return None
         now = time.time()
         d = token_digest(token)
-        rows = self._q("SELECT s.user, s.csrf, s.last_seen, s.expires, u.role, u.enabled FROM console_sessions s"
-                       " JOIN console_users u ON u.name = s.user WHERE s.token_digest = ?", (d,))
+        rows = self._q(
+            "SELECT s.user, s.csrf, s.last_seen, s.expires, u.role, u.enabled FROM console_sessions s"
+            " JOIN console_users u ON u.name = s.user WHERE s.token_digest = ?",
+            (d,),
+        )
         if not rows:
             return None
         user, csrf, last_seen, expires, role, enabled = rows[0]
@@ -163,8 +180,10 @@ class ConsoleDB:
 
     # ------------------------------------------------------------------ audit
     def audit(self, user: str, action: str, target: str = "", detail: str = "", client: str = "") -> None:
-        self._q("INSERT INTO console_audit (time, user, action, target, detail, client) VALUES (?, ?, ?, ?, ?, ?)",
-                (utc_iso(time.time()), user, action, target[:200], detail[:1000], client[:100]))
+        self._q(
+            "INSERT INTO console_audit (time, user, action, target, detail, client) VALUES (?, ?, ?, ?, ?, ?)",
+            (utc_iso(time.time()), user, action, target[:200], detail[:1000], client[:100]),
+        )
 
     def audit_log(self, limit: int = 200, action: str | None = None) -> list[dict]:
         sql = "SELECT id, time, user, action, target, detail, client FROM console_audit"
@@ -181,34 +200,53 @@ class ConsoleDB:
         if action not in ACTIONS:
             raise ValueError(f"action must be one of {ACTIONS}")
         note = (note or "").strip()[:2000]
-        self._q("INSERT INTO console_actions (event_id, time, user, action, note) VALUES (?, ?, ?, ?, ?)",
-                (event_id, utc_iso(time.time()), user, action, note))
+        self._q(
+            "INSERT INTO console_actions (event_id, time, user, action, note) VALUES (?, ?, ?, ?, ?)",
+            (event_id, utc_iso(time.time()), user, action, note),
+        )
         self.audit(user, f"alarm_{action}", event_id, note, client)
 
     def actions(self, event_id: str) -> list[dict]:
-        rows = self._q("SELECT id, time, user, action, note FROM console_actions WHERE event_id = ? ORDER BY id", (event_id,))
+        rows = self._q(
+            "SELECT id, time, user, action, note FROM console_actions WHERE event_id = ? ORDER BY id", (event_id,)
+        )
         return [dict(zip(("id", "time", "user", "action", "note"), r)) for r in rows]
 
     def statuses(self, event_ids: list[str]) -> dict[str, dict]:
         """Latest action per event id: ``{id: {"status", "user", "time"}}`` (absent: new)."""
         out: dict[str, dict] = {}
         for k in range(0, len(event_ids), 500):
-            chunk = event_ids[k:k + 500]
+            chunk = event_ids[k : k + 500]
             rows = self._q(
                 "SELECT a.event_id, a.action, a.user, a.time FROM console_actions a JOIN ("
                 " SELECT event_id, MAX(id) AS id FROM console_actions WHERE action != 'note' AND event_id IN"
-                f" ({','.join('?' * len(chunk))}) GROUP BY event_id) m ON m.id = a.id", tuple(chunk))
+                f" ({','.join('?' * len(chunk))}) GROUP BY event_id) m ON m.id = a.id",
+                tuple(chunk),
+            )
             for eid, action, user, t in rows:
-                out[eid] = {"status": {"ack": "acknowledged", "close": "closed", "reopen": "new"}[action], "user": user, "time": t}
+                out[eid] = {
+                    "status": {"ack": "acknowledged", "close": "closed", "reopen": "new"}[action],
+                    "user": user,
+                    "time": t,
+                }
         return out
 
     # ------------------------------------------------------------------ events (read only)
     def last_stream_seq(self) -> int:
         return int(self._q("SELECT COALESCE(MAX(stream_seq), 0) FROM {events}")[0][0])
 
-    def events(self, *, camera: str | None = None, type: str | None = None, severity: str | None = None,
-               state: str | None = None, before: int | None = None, after: int | None = None,
-               limit: int = 200, exclude_types: tuple[str, ...] = ()) -> list[dict]:
+    def events(
+        self,
+        *,
+        camera: str | None = None,
+        type: str | None = None,
+        severity: str | None = None,
+        state: str | None = None,
+        before: int | None = None,
+        after: int | None = None,
+        limit: int = 200,
+        exclude_types: tuple[str, ...] = (),
+    ) -> list[dict]:
         """Stored events, newest first (``after``: oldest first), with the filters applied
         (``exclude_types``: leave these types out)."""
         where, params = [], []
@@ -247,8 +285,11 @@ class ConsoleDB:
         """The lifecycle of the same alarm: same camera and type, same tracks or zone, by ``seq``."""
         p = ev.get("payload") or {}
         key = (sorted(p.get("tracks") or []), p.get("zone"))
-        rows = self._q("SELECT stream_seq, received_at, json FROM {events} WHERE camera = ? AND type = ?"
-                       " AND seq BETWEEN ? AND ? ORDER BY seq", (ev["camera"], ev["type"], ev["seq"] - 2000, ev["seq"] + 2000))
+        rows = self._q(
+            "SELECT stream_seq, received_at, json FROM {events} WHERE camera = ? AND type = ?"
+            " AND seq BETWEEN ? AND ? ORDER BY seq",
+            (ev["camera"], ev["type"], ev["seq"] - 2000, ev["seq"] + 2000),
+        )
         out = []
         for r in rows:
             e = self._row(*r)
@@ -278,20 +319,31 @@ class ConsoleDB:
                 k = (e["type"], tuple(sorted(p.get("tracks") or [])), p.get("zone"))
                 open_keys[k] = e["state"]
             n_open = sum(1 for s in open_keys.values() if s != "end")
-            out.append({
-                "camera": cam,
-                "last": last[0] if last else None,
-                "open": n_open,
-                "occupancy": _metric(occ[0]) if occ else None,
-                "risk": _metric(risk[0]) if risk else None,
-                "heatmap": heat[0] if heat else None,
-                "worst": max((e["severity"] for e in recent if e["state"] != "end"),
-                             key=("info", "warning", "critical").index, default="info"),
-            })
+            out.append(
+                {
+                    "camera": cam,
+                    "last": last[0] if last else None,
+                    "open": n_open,
+                    "occupancy": _metric(occ[0]) if occ else None,
+                    "risk": _metric(risk[0]) if risk else None,
+                    "heatmap": heat[0] if heat else None,
+                    "worst": max(
+                        (e["severity"] for e in recent if e["state"] != "end"),
+                        key=("info", "warning", "critical").index,
+                        default="info",
+                    ),
+                }
+            )
         return out
 
 
 def _metric(ev: dict) -> dict[str, Any]:
     p = ev.get("payload") or {}
-    return {"value": p.get("value"), "threshold": p.get("threshold"), "zone": p.get("zone"),
-            "state": ev["state"], "time": ev["time"], "severity": ev["severity"]}
+    return {
+        "value": p.get("value"),
+        "threshold": p.get("threshold"),
+        "zone": p.get("zone"),
+        "state": ev["state"],
+        "time": ev["time"],
+        "severity": ev["severity"],
+    }

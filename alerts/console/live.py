@@ -74,9 +74,15 @@ class Hub:
 class StreamFollower:
     """A background thread following the aggregator's stream (or polling the database)."""
 
-    def __init__(self, hub: Hub, *, endpoint: str | None, start_seq: int,
-                 configure_socket: Callable[[zmq.Socket], None] | None = None,
-                 last_seq_in_db: Callable[[], int] | None = None) -> None:
+    def __init__(
+        self,
+        hub: Hub,
+        *,
+        endpoint: str | None,
+        start_seq: int,
+        configure_socket: Callable[[zmq.Socket], None] | None = None,
+        last_seq_in_db: Callable[[], int] | None = None,
+    ) -> None:
         self.hub = hub
         self.endpoint = endpoint
         self.start_seq = start_seq
@@ -106,8 +112,9 @@ class StreamFollower:
 
         while not self._stop.is_set():
             try:
-                with StreamClient(self.endpoint, since=self.hub.last_seq,
-                                  configure_socket=self.configure_socket) as client:
+                with StreamClient(
+                    self.endpoint, since=self.hub.last_seq, configure_socket=self.configure_socket
+                ) as client:
                     log.info("console: following %s from stream_seq %d", self.endpoint, self.hub.last_seq)
                     while not self._stop.is_set():
                         got = client.recv(0.2)

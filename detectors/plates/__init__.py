@@ -2,7 +2,16 @@
 
 from .grammar import PlateParse, confusable_key, normalize, parse
 
-__all__ = ["PlateParse", "confusable_key", "normalize", "parse", "PlateReader", "PlateReading", "ImageError", "load_image"]
+__all__ = [
+    "PlateParse",
+    "confusable_key",
+    "normalize",
+    "parse",
+    "PlateReader",
+    "PlateReading",
+    "ImageError",
+    "load_image",
+]
 
 
 def __getattr__(name):  # lazy: the grammar needs neither OpenCV nor onnxruntime

@@ -19,8 +19,13 @@ def cmd_read(args: argparse.Namespace) -> int:
     from .reader import ImageError, PlateReader, load_image
 
     try:
-        reader = PlateReader(region=args.region, det_max_side=args.det_size, threads=args.threads,
-                             max_plates=args.max_plates, use_haar=args.haar)
+        reader = PlateReader(
+            region=args.region,
+            det_max_side=args.det_size,
+            threads=args.threads,
+            max_plates=args.max_plates,
+            use_haar=args.haar,
+        )
     except OcrUnavailable as exc:
         print(f"vigil plates read: {exc}", file=sys.stderr)
         return 2
@@ -54,8 +59,12 @@ def add_commands(sub) -> None:
     r = psub.add_parser("read", help="read plates in image files")
     r.add_argument("images", nargs="+", metavar="IMAGE")
     r.add_argument("--json", action="store_true", help="one JSON object per line per image")
-    r.add_argument("--region", choices=["auto", "IT"], default="auto",
-                   help="plate grammar: IT (Italian formats win) or auto (default)")
+    r.add_argument(
+        "--region",
+        choices=["auto", "IT"],
+        default="auto",
+        help="plate grammar: IT (Italian formats win) or auto (default)",
+    )
     r.add_argument("--max-plates", type=int, default=1, help="plates reported per image (default 1)")
     r.add_argument("--det-size", type=int, default=480, help="text detector input size, longest side (default 480)")
     r.add_argument("--threads", type=int, default=2)

@@ -43,8 +43,22 @@ DIGITS = frozenset("0123456789")
 #: reading → letter, where a letter must stand
 TO_LETTER = {"0": "O", "1": "I", "8": "B", "2": "Z", "5": "S", "6": "G", "4": "A", "7": "T", "3": "B"}
 #: reading → digit, where a digit must stand
-TO_DIGIT = {"O": "0", "D": "0", "Q": "0", "U": "0", "I": "1", "L": "1", "J": "1", "T": "7", "B": "8",
-            "Z": "2", "S": "5", "G": "6", "A": "4", "E": "8"}
+TO_DIGIT = {
+    "O": "0",
+    "D": "0",
+    "Q": "0",
+    "U": "0",
+    "I": "1",
+    "L": "1",
+    "J": "1",
+    "T": "7",
+    "B": "8",
+    "Z": "2",
+    "S": "5",
+    "G": "6",
+    "A": "4",
+    "E": "8",
+}
 #: Italian letter positions: letters that do not exist there, mapped to the one they are mistaken for
 IT_LETTER_FIX = {"O": "D", "Q": "D", "U": "V", "I": "T"}
 
@@ -60,11 +74,11 @@ for _g in _CONFUSABLE_GROUPS:
 class PlateParse:
     """A normalised plate reading."""
 
-    text: str              #: upper case, letters and digits only
-    kind: str              #: car, trailer, motorcycle, moped, police, ..., generic, free
-    country: str | None    #: "IT" when an Italian format matched; None otherwise
-    corrections: int = 0   #: characters changed by positional correction
-    valid: bool = True     #: False: too few characters to be a plate
+    text: str  #: upper case, letters and digits only
+    kind: str  #: car, trailer, motorcycle, moped, police, ..., generic, free
+    country: str | None  #: "IT" when an Italian format matched; None otherwise
+    corrections: int = 0  #: characters changed by positional correction
+    valid: bool = True  #: False: too few characters to be a plate
 
     def to_dict(self) -> dict:
         return {"text": self.text, "kind": self.kind, "country": self.country, "corrections": self.corrections}
@@ -145,7 +159,7 @@ def parse(text: str, region: str = "auto") -> PlateParse:
                 head_changes = sum(a != b for a, b in zip(head, prefix))
                 if head_changes > 1 or any(_KEY.get(a, a) != _KEY.get(b, b) for a, b in zip(head, prefix)):
                     continue
-                fit = _fit(cand[len(prefix):], pattern, IT_LETTERS, region_it)
+                fit = _fit(cand[len(prefix) :], pattern, IT_LETTERS, region_it)
                 if fit is None:
                     continue
                 res = PlateParse(fitted_head + fit[0], kind, "IT", fit[1] + head_changes)

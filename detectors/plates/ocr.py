@@ -80,9 +80,19 @@ def _order_quad(pts: np.ndarray) -> np.ndarray:
 class TextDetector:
     """PP-OCR DB text detector at a bounded input size (``max_side`` pixels, multiple of 32)."""
 
-    def __init__(self, model_path: str | Path | None = None, max_side: int = 480, threads: int = 2,
-                 thresh: float = 0.3, box_thresh: float = 0.5, unclip_ratio: float = 1.6, min_size: int = 3):
-        self.session = _session(Path(model_path) if model_path else default_model_dir() / "ch_PP-OCRv4_det_infer.onnx", threads)
+    def __init__(
+        self,
+        model_path: str | Path | None = None,
+        max_side: int = 480,
+        threads: int = 2,
+        thresh: float = 0.3,
+        box_thresh: float = 0.5,
+        unclip_ratio: float = 1.6,
+        min_size: int = 3,
+    ):
+        self.session = _session(
+            Path(model_path) if model_path else default_model_dir() / "ch_PP-OCRv4_det_infer.onnx", threads
+        )
         self.input_name = self.session.get_inputs()[0].name
         self.max_side = int(max_side)
         self.thresh, self.box_thresh, self.unclip_ratio, self.min_size = thresh, box_thresh, unclip_ratio, min_size
@@ -113,7 +123,7 @@ class TextDetector:
             x0, y0, bw, bh = cv2.boundingRect(c)
             sub = np.zeros((bh, bw), np.uint8)
             cv2.fillPoly(sub, [c.reshape(-1, 2) - [x0, y0]], 1)
-            score = float(cv2.mean(prob[y0:y0 + bh, x0:x0 + bw], sub)[0])
+            score = float(cv2.mean(prob[y0 : y0 + bh, x0 : x0 + bw], sub)[0])
             if score < self.box_thresh:
                 continue
             # unclip: grow the rectangle by area * ratio / perimeter on every side
@@ -147,11 +157,14 @@ def crop_quad(image: np.ndarray, quad: np.ndarray) -> np.ndarray:
 class TextRecognizer:
     """PP-OCRv4 CTC recogniser (input height 48, width up to ``max_width``)."""
 
-    def __init__(self, model_path: str | Path | None = None, threads: int = 2, max_width: int = 320,
-                 alphabet: str | None = None):
+    def __init__(
+        self, model_path: str | Path | None = None, threads: int = 2, max_width: int = 320, alphabet: str | None = None
+    ):
         """``alphabet``: the characters of the CTC classes after the blank, in order (default:
         the ``character`` list in the model's metadata, as PP-OCR exports carry)."""
-        self.session = _session(Path(model_path) if model_path else default_model_dir() / "ch_PP-OCRv4_rec_infer.onnx", threads)
+        self.session = _session(
+            Path(model_path) if model_path else default_model_dir() / "ch_PP-OCRv4_rec_infer.onnx", threads
+        )
         self.input_name = self.session.get_inputs()[0].name
         if alphabet:
             chars = list(alphabet)
@@ -205,8 +218,16 @@ class OnnxPlateRecognizer:
     character is the pad character ``pad`` are dropped. Confidence: mean probability of the kept slots.
     """
 
-    def __init__(self, model_path: str | Path, alphabet: str, height: int | None = None, width: int | None = None,
-                 grayscale: bool = True, pad: str = "_", threads: int = 2):
+    def __init__(
+        self,
+        model_path: str | Path,
+        alphabet: str,
+        height: int | None = None,
+        width: int | None = None,
+        grayscale: bool = True,
+        pad: str = "_",
+        threads: int = 2,
+    ):
         if not alphabet:
             raise ValueError("a fixed-slot plate recogniser needs its alphabet")
         self.session = _session(Path(model_path), threads)
@@ -236,12 +257,20 @@ class OnnxPlateRecognizer:
         batch = np.stack([self._prep(c) for c in crops]).astype(self.dtype)
         out = np.asarray(self.session.run(None, {self.input_name: batch})[0])
         if out.size % (len(crops) * len(self.alphabet)):
-            raise ValueError(f"recogniser output shape {out.shape} is not (N, slots, {len(self.alphabet)}): "
-                             f"the alphabet has {len(self.alphabet)} characters")
+            raise ValueError(
+                f"recogniser output shape {out.shape} is not (N, slots, {len(self.alphabet)}): "
+                f"the alphabet has {len(self.alphabet)} characters"
+            )
         out = out.reshape(len(crops), -1, len(self.alphabet))
         results = []
         for row in out:
             idx, p = row.argmax(-1), row.max(-1)
             chars = [(self.alphabet[i], float(q)) for i, q in zip(idx, p) if self.alphabet[i] != self.pad]
-            results.append(("".join(c for c, _ in chars), float(np.mean([q for _, q in chars])) if chars else 0.0, [q for _, q in chars]))
+            results.append(
+                (
+                    "".join(c for c, _ in chars),
+                    float(np.mean([q for _, q in chars])) if chars else 0.0,
+                    [q for _, q in chars],
+                )
+            )
         return results

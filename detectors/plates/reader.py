@@ -60,8 +60,11 @@ class PlateReading:
     score: float = 0.0
 
     def to_dict(self) -> dict:
-        return {"text": self.text, "confidence": round(float(self.confidence), 4),
-                "box": [round(float(v), 1) for v in self.box]}
+        return {
+            "text": self.text,
+            "confidence": round(float(self.confidence), 4),
+            "box": [round(float(v), 1) for v in self.box],
+        }
 
 
 def _merge_pairs(boxes: list[TextBox]) -> list[TextBox]:
@@ -69,7 +72,7 @@ def _merge_pairs(boxes: list[TextBox]) -> list[TextBox]:
     out = []
     for i, a in enumerate(boxes):
         ax1, ay1, ax2, ay2 = a.xyxy
-        for b in boxes[i + 1:]:
+        for b in boxes[i + 1 :]:
             bx1, by1, bx2, by2 = b.xyxy
             if bx1 < ax1:
                 (ax1, ay1, ax2, ay2), (bx1, by1, bx2, by2) = (bx1, by1, bx2, by2), (ax1, ay1, ax2, ay2)
@@ -139,9 +142,20 @@ class PlateReader:
     ``max_plates``: readings returned per image (best first).
     """
 
-    def __init__(self, region: str = "auto", det_max_side: int = 480, threads: int = 2, max_plates: int = 1,
-                 min_text_height: float = 8.0, min_confidence: float = 0.5, pad: float = 0.0, use_haar: bool = False,
-                 det_model: str | None = None, rec_model: str | None = None, recognizer=None):
+    def __init__(
+        self,
+        region: str = "auto",
+        det_max_side: int = 480,
+        threads: int = 2,
+        max_plates: int = 1,
+        min_text_height: float = 8.0,
+        min_confidence: float = 0.5,
+        pad: float = 0.0,
+        use_haar: bool = False,
+        det_model: str | None = None,
+        rec_model: str | None = None,
+        recognizer=None,
+    ):
         self.region = region
         self.pad = float(pad)
         self.detector = TextDetector(det_model, max_side=det_max_side, threads=threads, unclip_ratio=1.8)
@@ -196,8 +210,18 @@ class PlateReader:
             if not parsed.valid or conf < self.min_confidence:
                 continue
             x1, y1, x2, y2 = box.xyxy
-            readings.append(PlateReading(parsed.text, conf, (x1 + ox, y1 + oy, x2 + ox, y2 + oy), parsed.kind,
-                                         parsed.country, text, crop, _plate_score(parsed, conf, box)))
+            readings.append(
+                PlateReading(
+                    parsed.text,
+                    conf,
+                    (x1 + ox, y1 + oy, x2 + ox, y2 + oy),
+                    parsed.kind,
+                    parsed.country,
+                    text,
+                    crop,
+                    _plate_score(parsed, conf, box),
+                )
+            )
         readings.sort(key=lambda r: -r.score)
         # drop readings overlapping a better one
         kept: list[PlateReading] = []

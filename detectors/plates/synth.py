@@ -40,13 +40,21 @@ def render_plate(text: str, height: int = 110, rng: np.random.Generator | None =
     band = int(height * 0.42)
     blue = (153, 51, 0)
     img[:, :band] = blue
-    img[:, width - band:] = blue
+    img[:, width - band :] = blue
     # EU stars ring and the country letter
     cx, cy, r = band // 2, int(height * 0.3), int(band * 0.3)
     for k in range(12):
         a = 2 * np.pi * k / 12
         cv2.circle(img, (int(cx + r * np.cos(a)), int(cy + r * np.sin(a))), max(1, height // 60), (0, 204, 255), -1)
-    cv2.putText(img, "I", (int(band * 0.35), int(height * 0.85)), cv2.FONT_HERSHEY_SIMPLEX, height / 90, (255, 255, 255), max(1, height // 40))
+    cv2.putText(
+        img,
+        "I",
+        (int(band * 0.35), int(height * 0.85)),
+        cv2.FONT_HERSHEY_SIMPLEX,
+        height / 90,
+        (255, 255, 255),
+        max(1, height // 40),
+    )
     cv2.rectangle(img, (0, 0), (width - 1, height - 1), (40, 40, 40), max(1, height // 50))
     # the series "AB 123 CD" in a fixed pitch, as the plate font is
     font = cv2.FONT_HERSHEY_DUPLEX if rng.random() < 0.5 else cv2.FONT_HERSHEY_SIMPLEX
@@ -71,7 +79,9 @@ def render_plate(text: str, height: int = 110, rng: np.random.Generator | None =
     return img
 
 
-def render_scene(text: str, rng: np.random.Generator, size: tuple[int, int] = (640, 480)) -> tuple[np.ndarray, np.ndarray]:
+def render_scene(
+    text: str, rng: np.random.Generator, size: tuple[int, int] = (640, 480)
+) -> tuple[np.ndarray, np.ndarray]:
     """A scene (BGR) with the plate under a random perspective; returns (image, plate quad)."""
     w, h = size
     scene = rng.integers(40, 200, (h // 8, w // 8, 3), dtype=np.uint8)
@@ -99,7 +109,9 @@ def render_scene(text: str, rng: np.random.Generator, size: tuple[int, int] = (6
     if k > 0.3:
         scene = cv2.GaussianBlur(scene, (0, 0), k)
     gain = rng.uniform(0.35, 1.0)
-    scene = np.clip(scene.astype(np.float32) * gain + rng.normal(0, rng.uniform(1, 6), scene.shape), 0, 255).astype(np.uint8)
+    scene = np.clip(scene.astype(np.float32) * gain + rng.normal(0, rng.uniform(1, 6), scene.shape), 0, 255).astype(
+        np.uint8
+    )
     ok, buf = cv2.imencode(".jpg", scene, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(35, 90))])
     scene = cv2.imdecode(buf, cv2.IMREAD_COLOR)
     return scene, dst

@@ -24,8 +24,9 @@ def wait_until(predicate: Callable[[], bool], timeout_s: float = 5.0, interval_s
 
 
 @contextmanager
-def running_aggregator(db, ingest: str = "tcp://127.0.0.1:*", stream: str = "tcp://127.0.0.1:*",
-                       **kwargs) -> Iterator[Aggregator]:
+def running_aggregator(
+    db, ingest: str = "tcp://127.0.0.1:*", stream: str = "tcp://127.0.0.1:*", **kwargs
+) -> Iterator[Aggregator]:
     """An aggregator serving in a background thread; stopped and closed on exit."""
     agg = Aggregator(db, ingest, stream, stats_interval_s=3600, **kwargs)
     stop = threading.Event()

@@ -69,8 +69,18 @@ def test_aggregator_address_in_use(tmp_path, capsys):
     sock = ctx.socket(zmq.ROUTER)
     port = sock.bind_to_random_port("tcp://127.0.0.1")
     try:
-        code = run(["aggregator", "--insecure-dev", "--db", str(tmp_path / "e.db"), "--ingest", f"tcp://127.0.0.1:{port}",
-                    "--stream", "tcp://127.0.0.1:*"])
+        code = run(
+            [
+                "aggregator",
+                "--insecure-dev",
+                "--db",
+                str(tmp_path / "e.db"),
+                "--ingest",
+                f"tcp://127.0.0.1:{port}",
+                "--stream",
+                "tcp://127.0.0.1:*",
+            ]
+        )
     finally:
         sock.close(0)
         ctx.term()

@@ -60,8 +60,9 @@ def test_user_add_cli(tmp_path, monkeypatch, capsys):
 def _login(client, user, password, **headers):
     page = client.get("/login", headers=headers)
     token = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
-    return client.post("/login", data={"csrf": token, "username": user, "password": password},
-                       headers=headers, follow_redirects=False)
+    return client.post(
+        "/login", data={"csrf": token, "username": user, "password": password}, headers=headers, follow_redirects=False
+    )
 
 
 def test_cookies_secure_behind_https_proxy(cdb):
@@ -111,8 +112,18 @@ def test_supervisor_searches_real_transit_records_and_every_search_is_logged(cdb
     from vigil.alerts.transits import TransitStore
 
     store = TransitStore(tmp_path / "events.db", key=b"k" * 32)
-    store.add({"camera": "gate-north", "plate": "AB123CD", "time": "2026-11-23T07:00:00Z", "hits": [{"list": "A1", "note": "stolen"}], "direction": "in"})
-    store.add({"camera": "gate-north", "plate": "AB123CD", "time": "2026-11-23T07:05:00Z", "hits": [], "direction": "out"})
+    store.add(
+        {
+            "camera": "gate-north",
+            "plate": "AB123CD",
+            "time": "2026-11-23T07:00:00Z",
+            "hits": [{"list": "A1", "note": "stolen"}],
+            "direction": "in",
+        }
+    )
+    store.add(
+        {"camera": "gate-north", "plate": "AB123CD", "time": "2026-11-23T07:05:00Z", "hits": [], "direction": "out"}
+    )
     store.add({"camera": "gate-south", "plate": "ZZ999ZZ", "time": "2026-11-23T07:06:00Z", "hits": []})
     cdb.add_user("sam", "supervisor", "sam-password")
     with TestClient(create_app(cdb, follow=False, transits=store)) as client:
@@ -141,12 +152,33 @@ def test_cameras_page_draws_the_latest_heat_map_and_the_alarm_list_leaves_it_out
     nonzero = {k: int(np.count_nonzero(v)) for k, v in (("occupancy", hm.occupancy), ("risk", hm.risk))}
     assert nonzero == {"occupancy": 3, "risk": 2}
     store = EventStore(tmp_path / "events.db")
-    alarm = Event(type="distance_violation", camera="cam-a", seq=1, time="2026-11-23T07:00:00Z", severity="warning",
-                  state="start", payload={"tracks": [1, 2], "distance_m": 0.8, "threshold_m": 1.0})
-    old = Event(type="heatmap", camera="cam-a", seq=2, time="2026-11-23T07:00:30Z", severity="info", state="update",
-                payload={"rule": "heatmap", "layers": HeatMap((0, 1, 0, 1), 1.0).compact()})
-    heat = Event(type="heatmap", camera="cam-a", seq=3, time="2026-11-23T07:01:00Z", severity="info", state="update",
-                 payload={"rule": "heatmap", "layers": layers, "frame": 42})
+    alarm = Event(
+        type="distance_violation",
+        camera="cam-a",
+        seq=1,
+        time="2026-11-23T07:00:00Z",
+        severity="warning",
+        state="start",
+        payload={"tracks": [1, 2], "distance_m": 0.8, "threshold_m": 1.0},
+    )
+    old = Event(
+        type="heatmap",
+        camera="cam-a",
+        seq=2,
+        time="2026-11-23T07:00:30Z",
+        severity="info",
+        state="update",
+        payload={"rule": "heatmap", "layers": HeatMap((0, 1, 0, 1), 1.0).compact()},
+    )
+    heat = Event(
+        type="heatmap",
+        camera="cam-a",
+        seq=3,
+        time="2026-11-23T07:01:00Z",
+        severity="info",
+        state="update",
+        payload={"rule": "heatmap", "layers": layers, "frame": 42},
+    )
     store.add_many([alarm, old, heat])
     store.close()
     db = ConsoleDB(tmp_path / "events.db")

@@ -14,10 +14,8 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from pathlib import Path
 
 import pytest
-
 
 
 class FakeTransits:
@@ -25,9 +23,27 @@ class FakeTransits:
 
     def __init__(self) -> None:
         self.rows = [
-            {"time": "2026-11-23T06:58:01Z", "camera": "gate-north", "plate": "AB123CD", "confidence": 0.97, "list": "A1"},
-            {"time": "2026-11-23T06:41:17Z", "camera": "gate-south", "plate": "AB123CD", "confidence": 0.91, "list": "A1"},
-            {"time": "2026-11-23T06:30:00Z", "camera": "gate-south", "plate": "ZZ999ZZ", "confidence": 0.88, "list": ""},
+            {
+                "time": "2026-11-23T06:58:01Z",
+                "camera": "gate-north",
+                "plate": "AB123CD",
+                "confidence": 0.97,
+                "list": "A1",
+            },
+            {
+                "time": "2026-11-23T06:41:17Z",
+                "camera": "gate-south",
+                "plate": "AB123CD",
+                "confidence": 0.91,
+                "list": "A1",
+            },
+            {
+                "time": "2026-11-23T06:30:00Z",
+                "camera": "gate-south",
+                "plate": "ZZ999ZZ",
+                "confidence": 0.88,
+                "list": "",
+            },
         ]
         self.calls = []
 
@@ -92,12 +108,22 @@ def test_console_live_ack_roles(launch_chromium, artifacts_dir, stack, tmp_path)
     artifacts = artifacts_dir
     pub = EventPublisher(stack["agg"].ingest_endpoint, timeout_s=0.5)
     # one alarm stored before anyone looks: the list starts from the database
-    pub.publish(Event(type="occupancy_limit", camera="piazza", seq=1, time=utc_iso(time.time()), severity="warning",
-                      payload={"rule": "occupancy", "zone": "fountain", "value": 14.0, "threshold": 12.0, "tracks": []}))
+    pub.publish(
+        Event(
+            type="occupancy_limit",
+            camera="piazza",
+            seq=1,
+            time=utc_iso(time.time()),
+            severity="warning",
+            payload={"rule": "occupancy", "zone": "fountain", "value": 14.0, "threshold": 12.0, "tracks": []},
+        )
+    )
     assert pub.flush(5).pending == 0
     with sync_playwright() as pw:
         ctx = launch_chromium(
-            pw, viewport={"width": 1400, "height": 900}, locale="en-US",
+            pw,
+            viewport={"width": 1400, "height": 900},
+            locale="en-US",
         )
         try:
             page = ctx.new_page()
@@ -118,12 +144,31 @@ def test_console_live_ack_roles(launch_chromium, artifacts_dir, stack, tmp_path)
             page.click("#sound")  # unlock audio (the user gesture browsers want)
 
             # an edge node raises a distance alarm and a critical plate hit: both appear live
-            dist = Event(type="distance_violation", camera="piazza", seq=2, time=utc_iso(time.time()), severity="warning",
-                         payload={"rule": "distance", "tracks": [3, 7], "positions_m": {"3": [1.0, 2.0], "7": [1.9, 2.4]},
-                                  "metric": "distance_m", "value": 0.985, "threshold": 1.5,
-                                  "distance_m": 0.985, "threshold_m": 1.5})
-            hit = Event(type="plate_hit", camera="gate-north", seq=1, time=utc_iso(time.time()), severity="critical",
-                        payload={"plate": "AB123CD", "list": "A1", "confidence": 0.97})
+            dist = Event(
+                type="distance_violation",
+                camera="piazza",
+                seq=2,
+                time=utc_iso(time.time()),
+                severity="warning",
+                payload={
+                    "rule": "distance",
+                    "tracks": [3, 7],
+                    "positions_m": {"3": [1.0, 2.0], "7": [1.9, 2.4]},
+                    "metric": "distance_m",
+                    "value": 0.985,
+                    "threshold": 1.5,
+                    "distance_m": 0.985,
+                    "threshold_m": 1.5,
+                },
+            )
+            hit = Event(
+                type="plate_hit",
+                camera="gate-north",
+                seq=1,
+                time=utc_iso(time.time()),
+                severity="critical",
+                payload={"plate": "AB123CD", "list": "A1", "confidence": 0.97},
+            )
             t0 = time.monotonic()
             pub.publish(dist)
             page.wait_for_selector(f'#alarms tbody tr[data-id="{dist.id}"]', timeout=5000)
@@ -179,7 +224,9 @@ def test_console_live_ack_roles(launch_chromium, artifacts_dir, stack, tmp_path)
             # a forged POST without the CSRF token is refused
             status = page.evaluate(
                 "async (id) => (await fetch('/alarm/' + id + '/action', {method: 'POST',"
-                " headers: {'Content-Type': 'application/x-www-form-urlencoded'}, body: 'action=close'})).status", dist.id)
+                " headers: {'Content-Type': 'application/x-www-form-urlencoded'}, body: 'action=close'})).status",
+                dist.id,
+            )
             assert status == 400
 
             page.click("header form button[type=submit]")  # log out

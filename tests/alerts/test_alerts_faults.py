@@ -13,7 +13,6 @@ as the edge), real sockets on loopback, real SQLite files.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
 import subprocess
@@ -58,9 +57,22 @@ class AggregatorProc:
         self.log = self.tmp / f"aggregator.{self.runs}.log"
         security = ["--keys", str(self.keys)] if self.keys else ["--insecure-dev"]
         self.proc = subprocess.Popen(
-            [PY, "-m", "vigil.alerts.cli", "aggregator", *security, "--db", str(self.db),
-             "--ingest", self.ingest, "--stream", self.stream, *self.extra],
-            stdout=subprocess.DEVNULL, stderr=open(self.log, "w"),
+            [
+                PY,
+                "-m",
+                "vigil.alerts.cli",
+                "aggregator",
+                *security,
+                "--db",
+                str(self.db),
+                "--ingest",
+                self.ingest,
+                "--stream",
+                self.stream,
+                *self.extra,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=open(self.log, "w"),
         )
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
@@ -100,9 +112,26 @@ class AggregatorProc:
 def bench(agg: AggregatorProc, outbox: Path, events: int, rate: float, *extra: str) -> subprocess.Popen:
     security = [] if "--keys" in extra else ["--insecure-dev"]
     return subprocess.Popen(
-        [PY, "-m", "vigil.bench.bus_bench", "bus", "--connect", agg.ingest, "--events", str(events),
-         "--rate", str(rate), "--outbox", str(outbox), *security, "--json", *extra],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            PY,
+            "-m",
+            "vigil.bench.bus_bench",
+            "bus",
+            "--connect",
+            agg.ingest,
+            "--events",
+            str(events),
+            "--rate",
+            str(rate),
+            "--outbox",
+            str(outbox),
+            *security,
+            "--json",
+            *extra,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 
@@ -200,8 +229,9 @@ def test_fault3_aggregator_down_30s_outbox_grows_then_drains(tmp_path, aggregato
 def test_fault4_slow_operator_client_does_not_slow_edge_or_aggregator(tmp_path, aggregator):
     agg = aggregator(extra=["--stream-hwm", "100"])
     ctx = zmq.Context()
-    slow = StreamClient(agg.stream, since=None, context=ctx, rcvhwm=10,
-                        configure_socket=lambda s: s.setsockopt(zmq.RCVBUF, 4096))
+    slow = StreamClient(
+        agg.stream, since=None, context=ctx, rcvhwm=10, configure_socket=lambda s: s.setsockopt(zmq.RCVBUF, 4096)
+    )
     try:
         deadline = time.monotonic() + 10
         while not slow.subscribed and time.monotonic() < deadline:

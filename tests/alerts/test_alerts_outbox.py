@@ -69,8 +69,10 @@ def test_outbox_schema_1_file_is_migrated_with_its_pending_events(tmp_path, make
                              seq INTEGER, data BLOB NOT NULL, put_at REAL NOT NULL);
         CREATE TABLE sequences (camera TEXT PRIMARY KEY, last_seq INTEGER NOT NULL);
     """)
-    db.executemany("INSERT INTO outbox (id, camera, seq, data, put_at) VALUES (?, ?, ?, ?, 0)",
-                   [(e.id, e.camera, e.seq, e.to_bytes()) for e in events])
+    db.executemany(
+        "INSERT INTO outbox (id, camera, seq, data, put_at) VALUES (?, ?, ?, ?, 0)",
+        [(e.id, e.camera, e.seq, e.to_bytes()) for e in events],
+    )
     db.execute("INSERT INTO sequences VALUES ('cam1', ?)", (events[-1].seq,))
     db.commit()
     db.close()
@@ -84,7 +86,9 @@ def test_outbox_schema_1_file_is_migrated_with_its_pending_events(tmp_path, make
     db = sqlite3.connect(path)
     assert db.execute("SELECT version FROM outbox_version").fetchall() == [(2,)]
     assert db.execute("SELECT id FROM outbox ORDER BY n").fetchall() == [(events[0].id,), (events[2].id,), (new.id,)]
-    assert db.execute("SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND tbl_name = 'outbox'").fetchone() == (0,)
+    assert db.execute("SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND tbl_name = 'outbox'").fetchone() == (
+        0,
+    )
     db.close()
 
 

@@ -11,8 +11,6 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import threading
-import time
 import uuid
 
 import pytest
@@ -35,8 +33,9 @@ def _bindir() -> str | None:
 def pg_server():
     bindir = _bindir()
     if bindir is None:
-        pytest.skip("PostgreSQL server binaries not found (/usr/lib/postgresql/*/bin/initdb): "
-                    "apt-get install postgresql")
+        pytest.skip(
+            "PostgreSQL server binaries not found (/usr/lib/postgresql/*/bin/initdb): apt-get install postgresql"
+        )
     run_as: list[str] = []
     owner = None
     if os.geteuid() == 0:  # the server refuses to run as root
@@ -53,18 +52,40 @@ def pg_server():
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     try:
-        subprocess.run([*run_as, f"{bindir}/initdb", "-D", data, "-A", "trust", "-U", "vigil", "--no-sync"],
-                       check=True, capture_output=True, timeout=120)
-        subprocess.run([*run_as, f"{bindir}/pg_ctl", "-D", data, "-l", os.path.join(base, "log"), "-w", "-t", "60",
-                        "-o", f"-c listen_addresses=127.0.0.1 -p {port} -k {base} -c fsync=off", "start"],
-                       check=True, capture_output=True, timeout=90)
+        subprocess.run(
+            [*run_as, f"{bindir}/initdb", "-D", data, "-A", "trust", "-U", "vigil", "--no-sync"],
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
+        subprocess.run(
+            [
+                *run_as,
+                f"{bindir}/pg_ctl",
+                "-D",
+                data,
+                "-l",
+                os.path.join(base, "log"),
+                "-w",
+                "-t",
+                "60",
+                "-o",
+                f"-c listen_addresses=127.0.0.1 -p {port} -k {base} -c fsync=off",
+                "start",
+            ],
+            check=True,
+            capture_output=True,
+            timeout=90,
+        )
     except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
         shutil.rmtree(base, ignore_errors=True)
         pytest.skip(f"could not start a PostgreSQL test server: {exc} {getattr(exc, 'stderr', b'')!r}")
     try:
         yield f"host=127.0.0.1 port={port} user=vigil"
     finally:
-        subprocess.run([*run_as, f"{bindir}/pg_ctl", "-D", data, "-m", "immediate", "stop"], capture_output=True, timeout=60)
+        subprocess.run(
+            [*run_as, f"{bindir}/pg_ctl", "-D", data, "-m", "immediate", "stop"], capture_output=True, timeout=60
+        )
         shutil.rmtree(base, ignore_errors=True)
 
 

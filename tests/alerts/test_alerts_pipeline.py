@@ -2,7 +2,6 @@
 
 import io
 import json
-import os
 import random
 import signal
 import subprocess
@@ -67,8 +66,11 @@ def test_round_trip_to_store_and_tail(tmp_path, make_event, running_aggregator, 
         as_json = TailThread(agg.stream_endpoint, as_json=True, max_events=3)
         human = TailThread(agg.stream_endpoint, max_events=3)
         assert wait_until(lambda: agg.stats()["subscriptions"] >= 2)  # no slow-joiner loss
-        events = [make_event(camera="cam1"), make_event(camera="cam2", state="update"),
-                  make_event(camera="cam1", state="end", severity="info")]
+        events = [
+            make_event(camera="cam1"),
+            make_event(camera="cam2", state="update"),
+            make_event(camera="cam1", state="end", severity="info"),
+        ]
         with EventPublisher(agg.ingest_endpoint, timeout_s=1.0) as pub:
             for ev in events:
                 pub.publish(ev)
@@ -260,7 +262,8 @@ def test_invalid_event_is_nacked_not_retried(tmp_path, make_event, running_aggre
 
 
 def test_malformed_and_oversized_frames_are_dropped_and_counted(
-        tmp_path, make_event, running_aggregator, dealer, wait_until):
+    tmp_path, make_event, running_aggregator, dealer, wait_until
+):
     rng = random.Random(1234)
     with running_aggregator(tmp_path / "e.db") as agg:
         sock = dealer(agg.ingest_endpoint)
@@ -293,7 +296,8 @@ def test_malformed_and_oversized_frames_are_dropped_and_counted(
 
 
 def test_batch_message_stores_good_frames_and_acks_them_together(
-        tmp_path, make_event, running_aggregator, dealer, wait_until):
+    tmp_path, make_event, running_aggregator, dealer, wait_until
+):
     """One ingest message carries several events (one per frame): each frame is judged on
     its own, the good ones are stored and acknowledged in one ``acks`` reply, a bad one with
     an id is nacked, junk is counted."""
@@ -301,8 +305,16 @@ def test_batch_message_stores_good_frames_and_acks_them_together(
         sock = dealer(agg.ingest_endpoint)
         good = [make_event(seq=k) for k in (1, 2, 3)]
         bad = {**make_event(seq=4).model_dump(by_alias=True), "seq": 0}
-        sock.send_multipart([good[0].to_bytes(), b"junk", json.dumps(bad).encode(), good[1].to_bytes(),
-                             good[2].to_bytes(), good[0].to_bytes()])
+        sock.send_multipart(
+            [
+                good[0].to_bytes(),
+                b"junk",
+                json.dumps(bad).encode(),
+                good[1].to_bytes(),
+                good[2].to_bytes(),
+                good[0].to_bytes(),
+            ]
+        )
         replies = [decode_reply(sock.recv()) for _ in range(2)]
         nack = next(r for r in replies if "nack" in r)
         acks = next(r for r in replies if "acks" in r)
@@ -310,8 +322,13 @@ def test_batch_message_stores_good_frames_and_acks_them_together(
         assert acks["acks"] == [good[0].id, good[1].id, good[2].id, good[0].id]
         assert [s.event for s in agg.store.iter_events()] == good
         stats = agg.stats()
-    assert (stats["received"], stats["stored"], stats["duplicates"], stats["malformed"], stats["nacked"]) \
-        == (6, 3, 1, 2, 1)
+    assert (stats["received"], stats["stored"], stats["duplicates"], stats["malformed"], stats["nacked"]) == (
+        6,
+        3,
+        1,
+        2,
+        1,
+    )
 
 
 def test_req_client_is_acked(tmp_path, make_event, running_aggregator, dealer):
@@ -338,9 +355,22 @@ def test_sigterm_stops_the_aggregator_cleanly(tmp_path, make_event):
     ingest = tmp_path / "in.ipc"
     db = tmp_path / "e.db"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "vigil.alerts.cli", "aggregator", "--insecure-dev", "--db", str(db),
-         "--ingest", f"ipc://{ingest}", "--stream", f"ipc://{tmp_path}/out.ipc"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "vigil.alerts.cli",
+            "aggregator",
+            "--insecure-dev",
+            "--db",
+            str(db),
+            "--ingest",
+            f"ipc://{ingest}",
+            "--stream",
+            f"ipc://{tmp_path}/out.ipc",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         deadline = time.monotonic() + 10
@@ -401,8 +431,9 @@ def test_full_client_queue_switches_to_catch_up_from_store(tmp_path, make_event,
 
     small = lambda s: s.setsockopt(zmq.SNDBUF, 2048)  # noqa: E731 - tiny kernel buffer: the queue fills
     with running_aggregator(tmp_path / "e.db", stream_hwm=20, configure_stream=small) as agg:
-        client = StreamClient(agg.stream_endpoint, since=None, rcvhwm=5,
-                              configure_socket=lambda s: s.setsockopt(zmq.RCVBUF, 2048))
+        client = StreamClient(
+            agg.stream_endpoint, since=None, rcvhwm=5, configure_socket=lambda s: s.setsockopt(zmq.RCVBUF, 2048)
+        )
         try:
             assert wait_until(lambda: client.recv(0.01) is None and client.subscribed, 5)
             events = [make_event(payload={"pad": "x" * 500, "i": i}) for i in range(2000)]
@@ -425,7 +456,11 @@ def test_full_client_queue_switches_to_catch_up_from_store(tmp_path, make_event,
 def test_replay_since_and_filters(tmp_path, make_event, running_aggregator):
     """`since` replays the store, then live; filters by camera, type, severity; resume after reconnect."""
     with running_aggregator(tmp_path / "e.db") as agg:
-        first = [make_event(camera="a"), make_event(camera="b", severity="critical"), make_event(camera="a", type="crowd")]
+        first = [
+            make_event(camera="a"),
+            make_event(camera="b", severity="critical"),
+            make_event(camera="a", type="crowd"),
+        ]
         with EventPublisher(agg.ingest_endpoint) as pub:
             pub.publish_many(first)
             assert pub.flush(5).complete
@@ -434,12 +469,30 @@ def test_replay_since_and_filters(tmp_path, make_event, running_aggregator):
             assert [Event.from_json(x) for x in out.getvalue().splitlines()] == first
             out = io.StringIO()
             state = {}
-            n = tail(agg.stream_endpoint, since=0, as_json=True, out=out, max_events=1, timeout_s=5, state=state,
-                     filters=[StreamFilter.of(camera="a", type="crowd")])
+            n = tail(
+                agg.stream_endpoint,
+                since=0,
+                as_json=True,
+                out=out,
+                max_events=1,
+                timeout_s=5,
+                state=state,
+                filters=[StreamFilter.of(camera="a", type="crowd")],
+            )
             assert n == 1 and Event.from_json(out.getvalue()) == first[2] and state["last_stream_seq"] == 3
             out = io.StringIO()
-            assert tail(agg.stream_endpoint, since=0, as_json=True, out=out, max_events=1, timeout_s=5,
-                        filters=[StreamFilter.of(severity=["critical"])]) == 1
+            assert (
+                tail(
+                    agg.stream_endpoint,
+                    since=0,
+                    as_json=True,
+                    out=out,
+                    max_events=1,
+                    timeout_s=5,
+                    filters=[StreamFilter.of(severity=["critical"])],
+                )
+                == 1
+            )
             assert Event.from_json(out.getvalue()) == first[1]
             # resume: a client that saw up to stream_seq 2 gets 3 and then the live ones
             later = make_event(camera="c")
@@ -450,11 +503,19 @@ def test_replay_since_and_filters(tmp_path, make_event, running_aggregator):
             assert [Event.from_json(x) for x in t.join()] == [first[2], later]
 
 
-def test_stream_rejects_malformed_requests_and_keeps_serving(tmp_path, make_event, running_aggregator, dealer, wait_until):
+def test_stream_rejects_malformed_requests_and_keeps_serving(
+    tmp_path, make_event, running_aggregator, dealer, wait_until
+):
     with running_aggregator(tmp_path / "e.db") as agg:
         sock = dealer(agg.stream_endpoint)
-        for junk in (b"", b"nope", b"[]", b'{"op":"subscribe","since":-1}', b'{"op":"subscribe","filters":[{"x":1}]}',
-                     b'{"op":"dance"}'):
+        for junk in (
+            b"",
+            b"nope",
+            b"[]",
+            b'{"op":"subscribe","since":-1}',
+            b'{"op":"subscribe","filters":[{"x":1}]}',
+            b'{"op":"dance"}',
+        ):
             sock.send(junk)
         sock.send_multipart([b"a", b"b"])
         assert wait_until(lambda: agg.stats()["stream_malformed"] == 7)
@@ -498,7 +559,7 @@ def test_failed_commit_is_not_acked_and_slow_commits_are_grouped_without_loss(tm
     with running_aggregator(store) as agg:
         with EventPublisher(agg.ingest_endpoint, timeout_s=0.3, backoff_max_s=0.6, batch_max=16) as pub:
             for k in range(0, len(events), 20):
-                pub.publish_many(events[k:k + 20])
+                pub.publish_many(events[k : k + 20])
             report = pub.flush(30)
         stats = agg.stats()
         assert store.count() == (600, 600)

@@ -23,8 +23,17 @@ def store(tmp_path):
 
 
 def _transit(plate, t, hits=(), **kw):
-    return {"camera": "gate-nord", "time": t, "plate": plate, "confidence": 0.93, "direction": "in",
-            "vehicle_class": "car", "hits": list(hits), "evidence_id": "e" * 32 if hits else None, **kw}
+    return {
+        "camera": "gate-nord",
+        "time": t,
+        "plate": plate,
+        "confidence": 0.93,
+        "direction": "in",
+        "vehicle_class": "car",
+        "hits": list(hits),
+        "evidence_id": "e" * 32 if hits else None,
+        **kw,
+    }
 
 
 HIT = {"list": "A1", "list_name": "stolen", "plate": "AB123CD", "note": "", "exact": True}
@@ -34,7 +43,11 @@ def test_no_hit_transits_are_pseudonymised_and_still_searchable(store, tmp_path)
     now = time.time()
     store.add(_transit("EF 456 GH", now - 60))
     store.add(_transit("AB123CD", now - 30, hits=[HIT]))
-    raw = sqlite3.connect(tmp_path / "events.db").execute("SELECT plate, plate_hash, evidence_id FROM transits ORDER BY ts").fetchall()
+    raw = (
+        sqlite3.connect(tmp_path / "events.db")
+        .execute("SELECT plate, plate_hash, evidence_id FROM transits ORDER BY ts")
+        .fetchall()
+    )
     assert raw[0][0] is None and raw[0][1] == pseudonym("EF456GH", KEY) and raw[0][2] is None
     assert raw[1][0] == "AB123CD" and raw[1][2] == "e" * 32
     dump = "\n".join(sqlite3.connect(tmp_path / "events.db").iterdump())
@@ -126,10 +139,26 @@ def test_aggregator_records_transits_and_hit_reaches_tail_first(tmp_path, monkey
     monkeypatch.setenv("VIGIL_PLATE_KEY", KEY.hex())
     lists = tmp_path / "a1.csv"
     lists.write_text("AB123CD,A1,stolen\n")
-    cfg = PlatesConfig(enabled=True, mode="gate", watchlists=[lists], min_readings=2, close_after_s=0.5,
-                       evidence_dir=tmp_path / "evidence", line=[[0, 100], [400, 100]], queue_size=0)
-    reader = _ScriptedReader({0: [("AB123CD", (100, 150))], 1: [("A8123CD", (100, 120))], 2: [("AB123CD", (100, 90))],
-                              3: [("AB123CD", (100, 60))], 10: [("EF456GH", (300, 150))], 11: [("EF456GH", (300, 140))]})
+    cfg = PlatesConfig(
+        enabled=True,
+        mode="gate",
+        watchlists=[lists],
+        min_readings=2,
+        close_after_s=0.5,
+        evidence_dir=tmp_path / "evidence",
+        line=[[0, 100], [400, 100]],
+        queue_size=0,
+    )
+    reader = _ScriptedReader(
+        {
+            0: [("AB123CD", (100, 150))],
+            1: [("A8123CD", (100, 120))],
+            2: [("AB123CD", (100, 90))],
+            3: [("AB123CD", (100, 60))],
+            10: [("EF456GH", (300, 150))],
+            11: [("EF456GH", (300, 140))],
+        }
+    )
     pipe = PlatePipeline(cfg, "gate-nord", reader=reader)
     db = tmp_path / "events.db"
     with running_aggregator(db) as agg:
@@ -140,15 +169,37 @@ def test_aggregator_records_transits_and_hit_reaches_tail_first(tmp_path, monkey
             for frame in range(20):
                 for spec in pipe.process(np.zeros((200, 400, 3), np.uint8), frame * 0.1):
                     seq += 1
-                    pub.publish(Event(type=spec["type"], camera="gate-nord", seq=seq, time=utc_iso(time.time()),
-                                      severity=spec["severity"], state=spec["state"], payload=spec["payload"]))
+                    pub.publish(
+                        Event(
+                            type=spec["type"],
+                            camera="gate-nord",
+                            seq=seq,
+                            time=utc_iso(time.time()),
+                            severity=spec["severity"],
+                            state=spec["state"],
+                            payload=spec["payload"],
+                        )
+                    )
             for spec in pipe.flush():
                 seq += 1
-                pub.publish(Event(type=spec["type"], camera="gate-nord", seq=seq, time=utc_iso(time.time()),
-                                  severity=spec["severity"], state=spec["state"], payload=spec["payload"]))
+                pub.publish(
+                    Event(
+                        type=spec["type"],
+                        camera="gate-nord",
+                        seq=seq,
+                        time=utc_iso(time.time()),
+                        severity=spec["severity"],
+                        state=spec["state"],
+                        payload=spec["payload"],
+                    )
+                )
             assert pub.flush(5).complete
         lines = [json.loads(x) for x in t.join()]
-    assert [(e["type"], e["severity"]) for e in lines] == [("plate_hit", "critical"), ("plate_transit", "critical"), ("plate_transit", "info")]
+    assert [(e["type"], e["severity"]) for e in lines] == [
+        ("plate_hit", "critical"),
+        ("plate_transit", "critical"),
+        ("plate_transit", "info"),
+    ]
     hit, transit, other = lines
     assert hit["payload"]["plate"] == "AB123CD" and hit["payload"]["lists"] == ["A1"]
     assert hit["payload"]["evidence_id"] and (tmp_path / "evidence" / f"{hit['payload']['evidence_id']}.jpg").is_file()
@@ -179,6 +230,15 @@ class _ScriptedReader:
         self.frame += 1
         out = []
         for text, (cx, cy) in self.script.get(self.frame, []):
-            out.append(PlateReading(text, 0.9, (cx - 40, cy - 10, cx + 40, cy + 10), "car", "IT", text,
-                                    np.full((20, 80, 3), 200, np.uint8)))
+            out.append(
+                PlateReading(
+                    text,
+                    0.9,
+                    (cx - 40, cy - 10, cx + 40, cy + 10),
+                    "car",
+                    "IT",
+                    text,
+                    np.full((20, 80, 3), 200, np.uint8),
+                )
+            )
         return out

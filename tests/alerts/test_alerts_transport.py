@@ -1,27 +1,36 @@
 import pytest
 
 from vigil.alerts.transport import (
-    check_bind_endpoint, decode_reply, encode_ack, encode_nack, is_local_endpoint, split_topic,
-    topic_for, topic_prefix,
+    check_bind_endpoint,
+    decode_reply,
+    encode_ack,
+    encode_nack,
+    is_local_endpoint,
+    split_topic,
+    topic_for,
+    topic_prefix,
 )
 
 
-@pytest.mark.parametrize("endpoint, local", [
-    ("tcp://127.0.0.1:5555", True),
-    ("tcp://127.0.0.1:*", True),
-    ("tcp://127.8.0.1:5555", True),
-    ("tcp://localhost:5555", True),
-    ("tcp://[::1]:5555", True),
-    ("ipc:///tmp/vigil.ipc", True),
-    ("inproc://x", True),
-    ("tcp://0.0.0.0:5555", False),
-    ("tcp://*:5555", False),
-    ("tcp://192.168.1.10:5555", False),
-    ("tcp://eth0:5555", False),
-    ("tcp://[::]:5555", False),
-    ("tcp://aggregator.example:5555", False),
-    ("udp://127.0.0.1:5555", False),
-])
+@pytest.mark.parametrize(
+    "endpoint, local",
+    [
+        ("tcp://127.0.0.1:5555", True),
+        ("tcp://127.0.0.1:*", True),
+        ("tcp://127.8.0.1:5555", True),
+        ("tcp://localhost:5555", True),
+        ("tcp://[::1]:5555", True),
+        ("ipc:///tmp/vigil.ipc", True),
+        ("inproc://x", True),
+        ("tcp://0.0.0.0:5555", False),
+        ("tcp://*:5555", False),
+        ("tcp://192.168.1.10:5555", False),
+        ("tcp://eth0:5555", False),
+        ("tcp://[::]:5555", False),
+        ("tcp://aggregator.example:5555", False),
+        ("udp://127.0.0.1:5555", False),
+    ],
+)
 def test_local_endpoints(endpoint, local):
     assert is_local_endpoint(endpoint) is local
     if local:

@@ -1,10 +1,7 @@
 """Watch lists: CSV parsing with line-numbered errors, reload on change, tolerant matching."""
 
 import os
-import time
 from datetime import datetime, timezone
-
-import pytest
 
 from vigil.alerts.watchlists import WatchLists, parse_list
 
@@ -18,16 +15,19 @@ def _write(path, text):
 
 def test_malformed_rows_reported_with_line_numbers_rest_loaded(tmp_path):
     f = tmp_path / "a1.csv"
-    _write(f, "plate,list,note,valid_until\n"
-              "AB123CD,A1,stolen,2099-01-01\n"
-              "only-one-column\n"
-              "AB,C\n"
-              "EF456GH,ZZ\n"
-              "EF456GH,C,,31/12/2030\n"
-              "\n"
-              "# a comment\n"
-              "GH 789 JK,uninsured\n"
-              "JK012LM,A2,not inspected,,extra\n")
+    _write(
+        f,
+        "plate,list,note,valid_until\n"
+        "AB123CD,A1,stolen,2099-01-01\n"
+        "only-one-column\n"
+        "AB,C\n"
+        "EF456GH,ZZ\n"
+        "EF456GH,C,,31/12/2030\n"
+        "\n"
+        "# a comment\n"
+        "GH 789 JK,uninsured\n"
+        "JK012LM,A2,not inspected,,extra\n",
+    )
     wl = WatchLists([f])
     assert sorted(e.plate for e in wl.entries()) == ["AB123CD", "GH789JK"]
     lines = sorted(int(e.split(":")[1]) for e in wl.errors)
@@ -81,5 +81,5 @@ def test_reload_is_rate_limited(tmp_path):
     _write(f, "AB123CD,A1\n")
     wl = WatchLists([f], check_interval_s=3600)
     _write(f, "EF456GH,A1\n")
-    assert wl.match("AB123CD")      # not re-checked yet
+    assert wl.match("AB123CD")  # not re-checked yet
     assert wl.reload() and wl.match("EF456GH")

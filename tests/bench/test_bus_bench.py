@@ -25,8 +25,25 @@ def agg(tmp_path):
 @pytest.mark.parametrize("publishers", [1, 2])
 def test_bench_bus_sends_through_outbox_and_reports(tmp_path, agg, capsys, publishers):
     outbox = tmp_path / "ob.db"
-    rc = main(["bus", "--connect", agg.ingest_endpoint, "--stream", agg.stream_endpoint, "--events", "400",
-               "--rate", "2000", "--publishers", str(publishers), "--outbox", str(outbox), "--insecure-dev", "--json"])
+    rc = main(
+        [
+            "bus",
+            "--connect",
+            agg.ingest_endpoint,
+            "--stream",
+            agg.stream_endpoint,
+            "--events",
+            "400",
+            "--rate",
+            "2000",
+            "--publishers",
+            str(publishers),
+            "--outbox",
+            str(outbox),
+            "--insecure-dev",
+            "--json",
+        ]
+    )
     res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert rc == 0, res
     assert res["published"] == res["acknowledged"] == 400 and res["undelivered"] == 0 and res["complete"]

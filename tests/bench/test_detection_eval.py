@@ -10,8 +10,10 @@ from vigil.bench.detection_eval import evaluate_detections, match_frame, parse_f
 
 def test_read_cvml(tmp_path):
     p = tmp_path / "gt.xml"
-    p.write_text('<dataset><frame number="3"><objectlist><object id="7"><box h="80" w="30" xc="100" yc="200"/></object>'
-                 '</objectlist></frame><frame number="4"><objectlist/></frame></dataset>')
+    p.write_text(
+        '<dataset><frame number="3"><objectlist><object id="7"><box h="80" w="30" xc="100" yc="200"/></object>'
+        '</objectlist></frame><frame number="4"><objectlist/></frame></dataset>'
+    )
     gt = read_cvml(p)
     np.testing.assert_allclose(gt[3].xyxy, [[85, 160, 115, 240]])
     assert gt[3].ids.tolist() == [7] and len(gt[4]) == 0

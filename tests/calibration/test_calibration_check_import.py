@@ -38,7 +38,23 @@ def pets_xml() -> Path:
 def test_import_tsai(pets_xml, tmp_path, model):
     out = tmp_path / "v1.yaml"
     lens = tmp_path / "lens.yaml"
-    assert main(["calibrate", "import", "--tsai", str(pets_xml), "--model", model, "-o", str(out), "--intrinsics-out", str(lens)]) == 0
+    assert (
+        main(
+            [
+                "calibrate",
+                "import",
+                "--tsai",
+                str(pets_xml),
+                "--model",
+                model,
+                "-o",
+                str(out),
+                "--intrinsics-out",
+                str(lens),
+            ]
+        )
+        == 0
+    )
     cal, cam = load_calibration(out)
     assert cal.model == model and cal.camera == "View_001" and cal.image_size == (768, 576)
     ref = TsaiCamera.from_pets_xml(pets_xml)
@@ -69,11 +85,27 @@ def test_check_on_vtest(artifacts, capsys):
     if not VTEST.is_file():
         pytest.skip(f"{VTEST} missing: run `bash scripts/setup.sh` (extracts it from Debian's opencv-doc)")
     out = artifacts / "calibrate-check-vtest.png"
-    assert main(["calibrate", "check", "--config", str(CONFIG), "--camera", "pets-view001", "--frame", "100", "-o", str(out)]) == 0
+    assert (
+        main(
+            [
+                "calibrate",
+                "check",
+                "--config",
+                str(CONFIG),
+                "--camera",
+                "pets-view001",
+                "--frame",
+                "100",
+                "-o",
+                str(out),
+            ]
+        )
+        == 0
+    )
     img = cv2.imread(str(out))
     assert img is not None
     assert img.shape[0] >= 576 and img.shape[1] > 768 + 300  # frame + bird's-eye side by side
-    frame_part = img[28:28 + 576, :768].astype(int)
+    frame_part = img[28 : 28 + 576, :768].astype(int)
     cap = cv2.VideoCapture(str(VTEST))
     cap.set(cv2.CAP_PROP_POS_FRAMES, 100)
     ok, frame = cap.read()

@@ -67,8 +67,10 @@ def ground_error(camera, tsai: TsaiCamera, grid: np.ndarray) -> np.ndarray:
 
 
 def _write_points(path: Path, img: np.ndarray, gnd: np.ndarray, names=None) -> Path:
-    pts = [{"name": (names[i] if names else f"P{i + 1}"), "image": [float(u), float(v)], "ground": [float(x), float(y)]}
-           for i, ((u, v), (x, y)) in enumerate(zip(img, gnd))]
+    pts = [
+        {"name": (names[i] if names else f"P{i + 1}"), "image": [float(u), float(v)], "ground": [float(x), float(y)]}
+        for i, ((u, v), (x, y)) in enumerate(zip(img, gnd))
+    ]
     path.write_text(yaml.safe_dump({"points": pts}, sort_keys=False))
     return path
 
@@ -94,14 +96,30 @@ def test_acceptance_pets_plaza_with_intrinsics(tsai, tmp_path, frame_png, capsys
     points = _write_points(tmp_path / "points.yaml", img, PLAZA_8)
     intr = save_intrinsics(tmp_path / "lens.yaml", tsai_to_intrinsics(tsai))
     out = tmp_path / "camera.yaml"
-    rc = main(["calibrate", "ground", "--image", str(frame_png), "--points", str(points), "--intrinsics", str(intr), "-o", str(out), "--json"])
+    rc = main(
+        [
+            "calibrate",
+            "ground",
+            "--image",
+            str(frame_png),
+            "--points",
+            str(points),
+            "--intrinsics",
+            str(intr),
+            "-o",
+            str(out),
+            "--json",
+        ]
+    )
     assert rc == 0
     rep = json.loads(capsys.readouterr().out)
     assert rep["model"] == "pinhole" and rep["outliers"] == []
     cal, cam = load_calibration(out)
     assert cal.model == "pinhole" and cal.image_size == (768, 576)
     err = ground_error(cam, tsai, walking_area_grid(tsai))
-    print(f"pinhole+distortion from 8 points vs Tsai over the walking area: max {err.max():.2e} m, median {np.median(err):.2e} m")
+    print(
+        f"pinhole+distortion from 8 points vs Tsai over the walking area: max {err.max():.2e} m, median {np.median(err):.2e} m"
+    )
     assert err.max() < 0.10
 
 
@@ -116,7 +134,9 @@ def test_pets_plaza_homography(tsai, tmp_path, frame_png, capsys):
     cal, cam = load_calibration(out)
     assert cal.model == "homography"
     err = ground_error(cam, tsai, walking_area_grid(tsai))
-    print(f"homography from 8 points vs Tsai over the walking area: max {err.max():.4f} m, median {np.median(err):.4f} m")
+    print(
+        f"homography from 8 points vs Tsai over the walking area: max {err.max():.4f} m, median {np.median(err):.4f} m"
+    )
     assert np.median(err) < 0.05 and err.max() < 0.15
     # the file carries the points and residuals as comments
     assert "P1" in out.read_text() and "residual" in out.read_text()
@@ -145,9 +165,17 @@ GOOD_G = np.array([[0, 0], [10, 0], [10, 15], [0, 15], [5, 7]], float)
         (GOOD[:3], GOOD_G[:3], "at least 4 points"),
         (np.r_[GOOD[:4], GOOD[1:2]], np.r_[GOOD_G[:4], [[3, 3]]], "points P2 and P5 have the same image position"),
         (GOOD, np.r_[GOOD_G[:4], GOOD_G[2:3]], "points P3 and P5 have the same ground position"),
-        (np.array([[100, 100], [200, 200], [300, 300], [400, 400], [500, 500]], float), GOOD_G, "image points .* are collinear"),
+        (
+            np.array([[100, 100], [200, 200], [300, 300], [400, 400], [500, 500]], float),
+            GOOD_G,
+            "image points .* are collinear",
+        ),
         (GOOD, np.array([[0, 0], [1, 1], [2, 2], [3, 3], [4, 4]], float), "ground points .* are collinear"),
-        (GOOD[:4], np.array([[0, 0], [5, 0], [10, 0], [0, 15]], float), r"ground points \['P1', 'P2', 'P3'\] are collinear"),
+        (
+            GOOD[:4],
+            np.array([[0, 0], [5, 0], [10, 0], [0, 15]], float),
+            r"ground points \['P1', 'P2', 'P3'\] are collinear",
+        ),
     ],
 )
 def test_bad_points_name_the_culprit_and_write_nothing(tmp_path, frame_png, capsys, img, gnd, match):
@@ -180,7 +208,9 @@ def test_points_file_errors(tmp_path):
     p.write_text("points:\n  - {name: A, image: [1, 2], ground: [1, x]}\n")
     with pytest.raises(CalibrationError, match="point A: ground"):
         load_points(p)
-    p.write_text("points:\n  - {name: A, image: [1, 2], ground: [1, 2]}\n  - {name: A, image: [3, 2], ground: [3, 2]}\n")
+    p.write_text(
+        "points:\n  - {name: A, image: [1, 2], ground: [1, 2]}\n  - {name: A, image: [3, 2], ground: [3, 2]}\n"
+    )
     with pytest.raises(CalibrationError, match="repeated: \\['A'\\]"):
         load_points(p)
 
@@ -191,14 +221,46 @@ def test_intrinsics_for_another_resolution(tsai, tmp_path, frame_png, capsys):
     lens = save_intrinsics(tmp_path / "lens.yaml", intr)
     points = _write_points(tmp_path / "points.yaml", tsai.ground_to_image(PLAZA_8), PLAZA_8)
     out = tmp_path / "camera.yaml"
-    assert main(["calibrate", "ground", "--image", str(frame_png), "--points", str(points), "--intrinsics", str(lens), "-o", str(out)]) == 2
+    assert (
+        main(
+            [
+                "calibrate",
+                "ground",
+                "--image",
+                str(frame_png),
+                "--points",
+                str(points),
+                "--intrinsics",
+                str(lens),
+                "-o",
+                str(out),
+            ]
+        )
+        == 2
+    )
     assert "1920x1080" in capsys.readouterr().err and not out.exists()
 
 
 def test_homography_file_loads_with_vigil(tsai, tmp_path, frame_png):
     points = _write_points(tmp_path / "points.yaml", tsai.ground_to_image(PLAZA_8), PLAZA_8)
     out = tmp_path / "camera.yaml"
-    assert main(["calibrate", "ground", "--image", str(frame_png), "--points", str(points), "--name", "view1", "-o", str(out)]) == 0
+    assert (
+        main(
+            [
+                "calibrate",
+                "ground",
+                "--image",
+                str(frame_png),
+                "--points",
+                str(points),
+                "--name",
+                "view1",
+                "-o",
+                str(out),
+            ]
+        )
+        == 0
+    )
     cal, cam = load_calibration(out)
     assert cal.camera == "view1"
     np.testing.assert_allclose(cam.image_to_ground(tsai.ground_to_image(PLAZA_8)), PLAZA_8, atol=0.1)

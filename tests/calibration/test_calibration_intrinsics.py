@@ -10,7 +10,14 @@ import numpy as np
 import pytest
 
 from vigil.calibration.cli import main
-from vigil.calibration.intrinsics import Intrinsics, calibrate_chessboard, expand_images, load_intrinsics, parse_board, save_intrinsics
+from vigil.calibration.intrinsics import (
+    Intrinsics,
+    calibrate_chessboard,
+    expand_images,
+    load_intrinsics,
+    parse_board,
+    save_intrinsics,
+)
 from vigil.geometry.camera import CalibrationError
 
 DATA = Path(__file__).resolve().parents[2] / "data"
@@ -20,13 +27,29 @@ DATA = Path(__file__).resolve().parents[2] / "data"
 def boards() -> list[Path]:
     files = sorted(DATA.glob("left*.jpg"))
     if len(files) < 3:
-        pytest.skip(f"chessboard images left01..14.jpg missing in {DATA}: run `bash scripts/setup.sh` (Debian's opencv-doc)")
+        pytest.skip(
+            f"chessboard images left01..14.jpg missing in {DATA}: run `bash scripts/setup.sh` (Debian's opencv-doc)"
+        )
     return files
 
 
 def test_acceptance_chessboards(boards, tmp_path, capsys):
     out = tmp_path / "cam.yaml"
-    rc = main(["calibrate", "intrinsics", "--images", str(DATA / "left*.jpg"), "--board", "9x6", "--square", "0.025", "-o", str(out), "--json"])
+    rc = main(
+        [
+            "calibrate",
+            "intrinsics",
+            "--images",
+            str(DATA / "left*.jpg"),
+            "--board",
+            "9x6",
+            "--square",
+            "0.025",
+            "-o",
+            str(out),
+            "--json",
+        ]
+    )
     assert rc == 0
     rep = json.loads(capsys.readouterr().out)
     # every image found is used or explained (Debian ships 13 of the 14: left10 is missing)

@@ -67,12 +67,15 @@ def test_pick_points_in_chromium(launch_chromium, artifacts_dir, server, tmp_pat
     artifacts = artifacts_dir
     with sync_playwright() as pw:
         ctx = launch_chromium(
-            pw, viewport={"width": 1500, "height": 950},
+            pw,
+            viewport={"width": 1500, "height": 950},
         )
         try:
             page = ctx.new_page()
             page.goto(url)
-            page.wait_for_function("document.getElementById('frame').complete && document.getElementById('frame').naturalWidth === 768")
+            page.wait_for_function(
+                "document.getElementById('frame').complete && document.getElementById('frame').naturalWidth === 768"
+            )
             canvas = page.locator("#overlay")
             for i, ((u, v), (x, y)) in enumerate(zip(pixels, PLAZA_8)):
                 canvas.click(position={"x": float(u), "y": float(v)})
@@ -86,7 +89,9 @@ def test_pick_points_in_chromium(launch_chromium, artifacts_dir, server, tmp_pat
                 page.click("#add")
                 page.wait_for_function(f"document.querySelectorAll('#points tbody tr').length === {i + 1}")
             # live residuals shown for every point once >= 4 points
-            page.wait_for_function("document.querySelectorAll('#points tbody tr td:nth-child(6)')[7].textContent !== ''")
+            page.wait_for_function(
+                "document.querySelectorAll('#points tbody tr td:nth-child(6)')[7].textContent !== ''"
+            )
             status = page.text_content("#status")
             assert "homography: 8 of 8 points used" in status
             residuals = [float(t) for t in page.locator("#points tbody tr td:nth-child(6)").all_text_contents()]

@@ -30,7 +30,9 @@ def test_systemd_unit_verifies_clean(unit: Path, tmp_path: Path):
     vigil = Path(sys.executable).with_name("vigil")
     text = unit.read_text().replace("/opt/vigil/.venv/bin/vigil", str(vigil))
     (tmp_path / unit.name).write_text(text)
-    proc = subprocess.run(["systemd-analyze", "verify", str(tmp_path / unit.name)], capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        ["systemd-analyze", "verify", str(tmp_path / unit.name)], capture_output=True, text=True, timeout=60
+    )
     own = [l for l in (proc.stdout + proc.stderr).splitlines() if unit.name in l]
     assert proc.returncode == 0 and not own, proc.stdout + proc.stderr
 
@@ -38,7 +40,14 @@ def test_systemd_unit_verifies_clean(unit: Path, tmp_path: Path):
 @pytest.mark.parametrize("unit", UNITS, ids=lambda p: p.name)
 def test_units_run_unprivileged_hardened_and_restart_with_limits(unit: Path):
     text = unit.read_text()
-    for line in ("User=vigil", "NoNewPrivileges=yes", "ProtectSystem=strict", "Restart=on-failure", "StartLimitBurst=", "KillSignal=SIGTERM"):
+    for line in (
+        "User=vigil",
+        "NoNewPrivileges=yes",
+        "ProtectSystem=strict",
+        "Restart=on-failure",
+        "StartLimitBurst=",
+        "KillSignal=SIGTERM",
+    ):
         assert line in text, f"{unit.name}: missing {line}"
 
 
@@ -48,8 +57,12 @@ def test_dockerfile_parses_and_follows_our_rules(path: Path):
     cmds = dockerfile.parse_file(str(path))
     names = [c.cmd for c in cmds]
     froms = [c.value[0] for c in cmds if c.cmd == "FROM"]
-    assert froms and all(":" in f and not f.endswith(":latest") for f in froms), f"{path.name}: base image must be pinned: {froms}"
-    assert "USER" in names and names.index("USER") < names.index("ENTRYPOINT"), f"{path.name}: must drop root before ENTRYPOINT"
+    assert froms and all(":" in f and not f.endswith(":latest") for f in froms), (
+        f"{path.name}: base image must be pinned: {froms}"
+    )
+    assert "USER" in names and names.index("USER") < names.index("ENTRYPOINT"), (
+        f"{path.name}: must drop root before ENTRYPOINT"
+    )
     assert [c for c in cmds if c.cmd == "USER"][-1].value[0] not in ("root", "0")
     assert "HEALTHCHECK" in names
     for c in cmds:
@@ -85,7 +98,12 @@ def test_compose_config_validates_when_docker_compose_is_available():
     if made_pw:
         pw.write_text("test\n")
     try:
-        proc = subprocess.run([docker, "compose", "-f", str(DEPLOY / "docker" / "compose.yaml"), "config", "-q"], capture_output=True, text=True, timeout=60)
+        proc = subprocess.run(
+            [docker, "compose", "-f", str(DEPLOY / "docker" / "compose.yaml"), "config", "-q"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
     finally:
         if made_pw:
             pw.unlink()

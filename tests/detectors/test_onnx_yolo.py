@@ -14,7 +14,13 @@ from onnx import TensorProto, helper, numpy_helper
 from pydantic import ValidationError
 
 from vigil.detectors.base import Detector, ModelError
-from vigil.detectors.onnx_yolo import OnnxYoloConfig, OnnxYoloDetector, detect_layout, names_from_metadata, read_names_file
+from vigil.detectors.onnx_yolo import (
+    OnnxYoloConfig,
+    OnnxYoloDetector,
+    detect_layout,
+    names_from_metadata,
+    read_names_file,
+)
 from vigil.detectors.registry import build_detector, parse_detector_config
 
 NAMES = "{0: 'a', 1: 'b', 2: 'c'}"
@@ -92,20 +98,29 @@ def test_anchors_layout_exact_boxes(tmp_path):
 
 
 def test_end2end_layout_exact_boxes(tmp_path):
-    rows = np.array([[
-        [120, 140, 200, 180, 0.9, 0],
-        [30, 90, 50, 110, 0.7, 2],
-        [0, 0, 10, 10, 0.1, 1],  # below the threshold
-        [100, 100, 150, 150, 0.5, 1],
-        [121, 141, 201, 181, 0.85, 0],  # overlaps the first: end-to-end heads need no NMS, kept
-        [0, 0, 0, 0, 0.0, 0],  # padding row
-    ]], np.float32)
+    rows = np.array(
+        [
+            [
+                [120, 140, 200, 180, 0.9, 0],
+                [30, 90, 50, 110, 0.7, 2],
+                [0, 0, 10, 10, 0.1, 1],  # below the threshold
+                [100, 100, 150, 150, 0.5, 1],
+                [121, 141, 201, 181, 0.85, 0],  # overlaps the first: end-to-end heads need no NMS, kept
+                [0, 0, 0, 0, 0.0, 0],  # padding row
+            ]
+        ],
+        np.float32,
+    )
     det = OnnxYoloDetector(OnnxYoloConfig(model=make_model(tmp_path / "m.onnx", rows)))
     assert det.layout == "end2end"
     d = det.detect(FRAME)
     np.testing.assert_allclose(d.confidence, [0.9, 0.85, 0.7, 0.5], atol=1e-6)
     np.testing.assert_array_equal(d.class_id, [0, 0, 2, 1])
-    np.testing.assert_allclose(d.xyxy, [[150, 95, 250, 145], [151.25, 96.25, 251.25, 146.25], [37.5, 32.5, 62.5, 57.5], [125, 45, 187.5, 107.5]], atol=1e-4)
+    np.testing.assert_allclose(
+        d.xyxy,
+        [[150, 95, 250, 145], [151.25, 96.25, 251.25, 146.25], [37.5, 32.5, 62.5, 57.5], [125, 45, 187.5, 107.5]],
+        atol=1e-4,
+    )
 
 
 def test_kept_classes_and_per_class_thresholds(tmp_path):
@@ -120,7 +135,9 @@ def test_kept_classes_and_per_class_thresholds(tmp_path):
 
 def test_detect_batch_dynamic_and_static(tmp_path):
     frames = [FRAME, np.zeros((320, 320, 3), np.uint8), np.zeros((100, 50, 3), np.uint8)]
-    dyn = OnnxYoloDetector(OnnxYoloConfig(model=make_model(tmp_path / "d.onnx", anchors_output(), batch_dynamic=True), max_batch=2))
+    dyn = OnnxYoloDetector(
+        OnnxYoloConfig(model=make_model(tmp_path / "d.onnx", anchors_output(), batch_dynamic=True), max_batch=2)
+    )
     static = OnnxYoloDetector(OnnxYoloConfig(model=make_model(tmp_path / "s.onnx", anchors_output())))
     assert dyn.batch_size is None and static.batch_size == 1
     for det in (dyn, static):
@@ -129,13 +146,21 @@ def test_detect_batch_dynamic_and_static(tmp_path):
         np.testing.assert_allclose(_sorted(out[0])[0], _sorted(det.detect(FRAME))[0])
         np.testing.assert_allclose(_sorted(out[1])[0][0], [120, 140, 200, 180], atol=1e-4)  # no letterbox
         # 50 x 100 frame: scale 3.2, resized 160 x 320, 80 px pad at the left
-        np.testing.assert_allclose(_sorted(out[2])[0][0], [(120 - 80) / 3.2, 140 / 3.2, (200 - 80) / 3.2, 180 / 3.2], atol=1e-4)
+        np.testing.assert_allclose(
+            _sorted(out[2])[0][0], [(120 - 80) / 3.2, 140 / 3.2, (200 - 80) / 3.2, 180 / 3.2], atol=1e-4
+        )
 
 
 @pytest.mark.parametrize(
     "shape, classes, layout",
-    [((1, 84, 8400), 80, "anchors"), ((1, 300, 6), 80, "end2end"), (("batch", 84, "anchors"), None, "anchors"),
-     (("batch", 300, 6), None, "end2end"), ((1, 6, 8400), 2, "anchors"), ((1, 6, 6), 2, "anchors")],
+    [
+        ((1, 84, 8400), 80, "anchors"),
+        ((1, 300, 6), 80, "end2end"),
+        (("batch", 84, "anchors"), None, "anchors"),
+        (("batch", 300, 6), None, "end2end"),
+        ((1, 6, 8400), 2, "anchors"),
+        ((1, 6, 6), 2, "anchors"),
+    ],
 )
 def test_detect_layout(shape, classes, layout):
     assert detect_layout(shape, classes) == layout
@@ -143,7 +168,12 @@ def test_detect_layout(shape, classes, layout):
 
 @pytest.mark.parametrize(
     "shape, classes, message",
-    [((1, 6, 6), None, "fits both layouts"), ((1, 84), 80, "3-D"), ((1, 50, 8400), 80, "84 \\(4 \\+ 80 classes\\)"), ((1, 4, 10), None, "unexpected")],
+    [
+        ((1, 6, 6), None, "fits both layouts"),
+        ((1, 84), 80, "3-D"),
+        ((1, 50, 8400), 80, "84 \\(4 \\+ 80 classes\\)"),
+        ((1, 4, 10), None, "unexpected"),
+    ],
 )
 def test_detect_layout_errors(shape, classes, message):
     with pytest.raises(ModelError, match=message):
@@ -181,7 +211,9 @@ def test_dynamic_input_size(tmp_path):
     with pytest.raises(ModelError, match="dynamic input size"):
         OnnxYoloDetector(OnnxYoloConfig(model=path))
     assert OnnxYoloDetector(OnnxYoloConfig(model=path, input_size=(320, 320))).input_size == (320, 320)
-    path = make_model(tmp_path / "m2.onnx", anchors_output(), input_shape=(1, 3, "h", "w"), meta={"imgsz": "[320, 320]"})
+    path = make_model(
+        tmp_path / "m2.onnx", anchors_output(), input_shape=(1, 3, "h", "w"), meta={"imgsz": "[320, 320]"}
+    )
     assert OnnxYoloDetector(OnnxYoloConfig(model=path)).input_size == (320, 320)
     static = make_model(tmp_path / "m3.onnx", anchors_output())
     with pytest.raises(ModelError, match="fixed input size"):
@@ -211,27 +243,39 @@ def test_bad_model_files(tmp_path):
     with pytest.raises(ModelError, match=r"old\.onnx: opset 5 is not supported"):
         OnnxYoloDetector(OnnxYoloConfig(model=make_model(tmp_path / "old.onnx", anchors_output(), opset=5)))
     with pytest.raises(ModelError, match=r"shape\.onnx.*84 \(4 \+ 80 classes\)|shape\.onnx.*class rows"):
-        OnnxYoloDetector(OnnxYoloConfig(model=make_model(tmp_path / "shape.onnx", np.zeros((1, 9, 20), np.float32),
-                                                         names=str({i: str(i) for i in range(80)}))))
+        OnnxYoloDetector(
+            OnnxYoloConfig(
+                model=make_model(
+                    tmp_path / "shape.onnx", np.zeros((1, 9, 20), np.float32), names=str({i: str(i) for i in range(80)})
+                )
+            )
+        )
     with pytest.raises(ModelError, match=r"flat\.onnx.*3-D detection output"):
         OnnxYoloDetector(OnnxYoloConfig(model=make_model(tmp_path / "flat.onnx", np.zeros((1, 10), np.float32))))
     with pytest.raises(ModelError, match="'segment' model"):
-        OnnxYoloDetector(OnnxYoloConfig(model=make_model(tmp_path / "seg.onnx", anchors_output(), meta={"task": "segment"})))
+        OnnxYoloDetector(
+            OnnxYoloConfig(model=make_model(tmp_path / "seg.onnx", anchors_output(), meta={"task": "segment"}))
+        )
 
 
 def test_registry_builds_onnx_and_validates(tmp_path):
     path = make_model(tmp_path / "m.onnx", anchors_output())
     det = build_detector({"type": "onnx", "model": str(path), "classes": ["a"]})
     assert isinstance(det, OnnxYoloDetector) and det.class_names == ["a", "b", "c"]
-    for bad, msg in [({"type": "onnx", "model": "x", "providers": ["tpu"]}, "tensorrt"),
-                     ({"type": "onnx", "model": "x", "input_size": [100, 100]}, "multiples of 32"),
-                     ({"type": "onnx", "model": "x", "layout": "yolo"}, "anchors"), ({"type": "yolo"}, "known: darknet_onnx, onnx, ultralytics")]:
+    for bad, msg in [
+        ({"type": "onnx", "model": "x", "providers": ["tpu"]}, "tensorrt"),
+        ({"type": "onnx", "model": "x", "input_size": [100, 100]}, "multiples of 32"),
+        ({"type": "onnx", "model": "x", "layout": "yolo"}, "anchors"),
+        ({"type": "yolo"}, "known: darknet_onnx, onnx, ultralytics"),
+    ]:
         with pytest.raises(ValidationError, match=msg):
             parse_detector_config(bad)
 
 
-@pytest.mark.skipif(importlib.util.find_spec("torch") is not None and importlib.util.find_spec("ultralytics") is not None,
-                    reason="ultralytics is installed: the missing-extra message cannot be shown")
+@pytest.mark.skipif(
+    importlib.util.find_spec("torch") is not None and importlib.util.find_spec("ultralytics") is not None,
+    reason="ultralytics is installed: the missing-extra message cannot be shown",
+)
 def test_ultralytics_without_the_extra_says_how_to_install(tmp_path):
     with pytest.raises(ModelError, match=r"pip install '\.\[ultralytics\]'"):
         build_detector({"type": "ultralytics", "model": str(tmp_path / "m.pt")})

@@ -8,7 +8,9 @@ import pytest
 from vigil.detectors.ops import letterbox, merge_tiles, nms, suppress_nested, tile_grid
 
 
-@pytest.mark.parametrize("hw, size", [((576, 768), (416, 416)), ((480, 640), (576, 768)), ((577, 769), (320, 416)), ((100, 50), (64, 64))])
+@pytest.mark.parametrize(
+    "hw, size", [((576, 768), (416, 416)), ((480, 640), (576, 768)), ((577, 769), (320, 416)), ((100, 50), (64, 64))]
+)
 def test_letterbox_round_trip_exact(hw, size):
     img = np.zeros((*hw, 3), np.uint8)
     out, lb = letterbox(img, size)
@@ -58,10 +60,21 @@ def test_merge_tiles_drops_cut_piece_and_duplicates():
     left, right = tile_grid(200, 100, 2, 1, 40, 0)  # left: x 0..120, right: x 80..200
     # an object at x 100..140: cut by the left tile's right edge (120), whole in the right tile
     cut_piece = (np.array([[100, 10, 120, 60]], np.float32), np.array([0.9], np.float32), np.array([0]))
-    whole = (np.array([[100, 10, 140, 60], [85, 70, 95, 90]], np.float32), np.array([0.6, 0.7], np.float32), np.array([0, 0]))
+    whole = (
+        np.array([[100, 10, 140, 60], [85, 70, 95, 90]], np.float32),
+        np.array([0.6, 0.7], np.float32),
+        np.array([0, 0]),
+    )
     # the small object at x 85..95 seen by both tiles: a duplicate for NMS
     dup = (np.array([[85.5, 70, 95, 90]], np.float32), np.array([0.5], np.float32), np.array([0]))
-    parts = [(np.concatenate([cut_piece[0], dup[0]]), np.concatenate([cut_piece[1], dup[1]]), np.concatenate([cut_piece[2], dup[2]])), whole]
+    parts = [
+        (
+            np.concatenate([cut_piece[0], dup[0]]),
+            np.concatenate([cut_piece[1], dup[1]]),
+            np.concatenate([cut_piece[2], dup[2]]),
+        ),
+        whole,
+    ]
     xyxy, score, cls = merge_tiles(parts, [left, right], (200, 100))
     order = np.argsort(xyxy[:, 0])
     np.testing.assert_allclose(xyxy[order], [[85, 70, 95, 90], [100, 10, 140, 60]])

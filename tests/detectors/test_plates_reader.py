@@ -7,8 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pytestmark = pytest.mark.skipif(importlib.util.find_spec("rapidocr_onnxruntime") is None,
-                                reason="rapidocr-onnxruntime (PP-OCRv4 models) not installed: scripts/setup.sh installs it")
+pytestmark = pytest.mark.skipif(
+    importlib.util.find_spec("rapidocr_onnxruntime") is None,
+    reason="rapidocr-onnxruntime (PP-OCRv4 models) not installed: scripts/setup.sh installs it",
+)
 
 OPENALPR = Path(__file__).resolve().parents[3] / "shared" / "data" / "openalpr-eu"
 
@@ -44,8 +46,9 @@ def test_roi_limits_the_search(reader):
     assert reader.read(img, roi=(0, 0, 60, 40)) == []
 
 
-@pytest.mark.parametrize("image", [np.zeros((0, 0, 3), np.uint8), np.zeros((4, 4, 3), np.uint8),
-                                   np.full((120, 200, 3), 128, np.uint8), None])
+@pytest.mark.parametrize(
+    "image", [np.zeros((0, 0, 3), np.uint8), np.zeros((4, 4, 3), np.uint8), np.full((120, 200, 3), 128, np.uint8), None]
+)
 def test_blank_or_tiny_images_give_no_plate(reader, image):
     assert reader.read(image) == []
 
@@ -63,7 +66,19 @@ def test_cli_json_lines_and_unreadable_files(tmp_path, capsys):
     cv2.imwrite(str(blank), np.full((100, 100, 3), 255, np.uint8))
     broken = tmp_path / "broken.jpg"
     broken.write_bytes(b"not a jpeg")
-    rc = main(["plates", "read", str(good), str(blank), str(broken), str(tmp_path / "missing.jpg"), "--json", "--region", "IT"])
+    rc = main(
+        [
+            "plates",
+            "read",
+            str(good),
+            str(blank),
+            str(broken),
+            str(tmp_path / "missing.jpg"),
+            "--json",
+            "--region",
+            "IT",
+        ]
+    )
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert rc == 1
     assert [d["file"] for d in lines] == [str(good), str(blank), str(broken), str(tmp_path / "missing.jpg")]

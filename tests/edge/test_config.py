@@ -115,4 +115,3 @@ def test_detector_model_paths_are_relative_to_the_config_file(tmp_path: Path):
     text = GOOD + "detector:\n  type: onnx\n  model: m.onnx\n"
     cfg = parse_config(text, base_dir=tmp_path)
     assert cfg.detector.model == tmp_path / "m.onnx"
-

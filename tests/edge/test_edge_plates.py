@@ -26,8 +26,10 @@ class ScriptedReader:
     def read(self, image, roi=None):
         self.frame += 1
         self.rois.append(roi)
-        return [PlateReading(t, c, (x - 40, y - 10, x + 40, y + 10), "car", "IT", t, np.full((20, 80, 3), 200, np.uint8))
-                for t, c, (x, y) in self.script.get(self.frame, [])]
+        return [
+            PlateReading(t, c, (x - 40, y - 10, x + 40, y + 10), "car", "IT", t, np.full((20, 80, 3), 200, np.uint8))
+            for t, c, (x, y) in self.script.get(self.frame, [])
+        ]
 
 
 def run(pipe, frames, dt=0.1, tracked=None, names=()):
@@ -38,9 +40,14 @@ def run(pipe, frames, dt=0.1, tracked=None, names=()):
 
 
 def test_gate_one_transit_per_pass_with_voting_and_direction():
-    cfg = PlatesConfig(enabled=True, mode="gate", min_readings=2, close_after_s=0.5, line=[[0, 200], [640, 200]], queue_size=0)
+    cfg = PlatesConfig(
+        enabled=True, mode="gate", min_readings=2, close_after_s=0.5, line=[[0, 200], [640, 200]], queue_size=0
+    )
     # a car driving up the frame (crosses y=200 upwards: from the right of A->B to its left -> "in")
-    script = {i: [(t, 0.9, (300, 300 - 30 * i))] for i, t in enumerate(["AB123CD", "A8123CD", "AB123CD", "AB123CO", "AB123CD", "AB123CD"])}
+    script = {
+        i: [(t, 0.9, (300, 300 - 30 * i))]
+        for i, t in enumerate(["AB123CD", "A8123CD", "AB123CD", "AB123CO", "AB123CD", "AB123CD"])
+    }
     # a second car later, driving down, read once only at low confidence: too few readings -> no transit
     script[20] = [("EF456GH", 0.8, (100, 100))]
     # a third, driving down across the line
@@ -48,7 +55,10 @@ def test_gate_one_transit_per_pass_with_voting_and_direction():
     pipe = PlatePipeline(cfg, "gate", reader=ScriptedReader(script))
     specs = run(pipe, 40)
     transits = [s for s in specs if s["type"] == "plate_transit"]
-    assert [(s["payload"]["plate"], s["payload"]["direction"]) for s in transits] == [("AB123CD", "in"), ("GH789JK", "out")]
+    assert [(s["payload"]["plate"], s["payload"]["direction"]) for s in transits] == [
+        ("AB123CD", "in"),
+        ("GH789JK", "out"),
+    ]
     first = transits[0]["payload"]
     assert first["readings"] == 6 and first["votes"]["AB123CD"] > first["votes"]["A8123CD"]
     assert 0 < first["confidence"] <= 0.9 and first["hits"] == [] and transits[0]["severity"] == "info"
@@ -69,14 +79,20 @@ def test_gate_roi_is_passed_to_the_reader():
 
 def test_traffic_mode_reads_inside_vehicles_and_votes_per_track():
     names = ["person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck"]
-    reader = ScriptedReader({i: [("AB123CD", 0.9, (200, 300))] for i in range(0, 8, 2)}
-                            | {i: [("XA456BC", 0.9, (500, 300))] for i in range(1, 8, 2)})
+    reader = ScriptedReader(
+        {i: [("AB123CD", 0.9, (200, 300))] for i in range(0, 8, 2)}
+        | {i: [("XA456BC", 0.9, (500, 300))] for i in range(1, 8, 2)}
+    )
 
     def tracked(i):
         if i >= 4:
             return Detections.empty()
-        return Detections(xyxy=np.array([[100, 200, 300, 400], [400, 200, 600, 400], [0, 0, 50, 150]], np.float32),
-                          confidence=np.ones(3), class_id=np.array([2, 7, 0]), tracker_id=np.array([5, 6, 9]))
+        return Detections(
+            xyxy=np.array([[100, 200, 300, 400], [400, 200, 600, 400], [0, 0, 50, 150]], np.float32),
+            confidence=np.ones(3),
+            class_id=np.array([2, 7, 0]),
+            tracker_id=np.array([5, 6, 9]),
+        )
 
     cfg = PlatesConfig(enabled=True, mode="traffic", min_readings=2, close_after_s=0.3, queue_size=0)
     pipe = PlatePipeline(cfg, "traffic", reader=reader)
@@ -90,8 +106,15 @@ def test_traffic_mode_reads_inside_vehicles_and_votes_per_track():
 def test_hit_alarm_before_transit_and_list_edit_takes_effect(tmp_path):
     lst = tmp_path / "lists.csv"
     lst.write_text("ZZ000ZZ,A1\n")
-    cfg = PlatesConfig(enabled=True, watchlists=[lst], watchlist_check_s=0, min_readings=2, close_after_s=0.3,
-                       evidence_dir=tmp_path / "ev", queue_size=0)
+    cfg = PlatesConfig(
+        enabled=True,
+        watchlists=[lst],
+        watchlist_check_s=0,
+        min_readings=2,
+        close_after_s=0.3,
+        evidence_dir=tmp_path / "ev",
+        queue_size=0,
+    )
     script = {i: [("AB123CD", 0.9, (300, 300))] for i in range(3)}
     script.update({20 + i: [("AB123CD", 0.9, (300, 300))] for i in range(3)})
     pipe = PlatePipeline(cfg, "gate", reader=ScriptedReader(script))
@@ -124,13 +147,16 @@ cameras:
 """
     cfg = parse_config(base, base_dir=tmp_path)
     assert cfg.cameras[0].plates.enabled is False
-    text = base + """    plates:
+    text = (
+        base
+        + """    plates:
       enabled: true
       mode: gate
       roi: [0, 100, 1280, 720]
       line: [[0, 400], [1280, 400]]
       watchlists: [lists/a1.csv]
 """
+    )
     cam = parse_config(text, base_dir=tmp_path).cameras[0]
     assert cam.plates.mode == "gate" and cam.plates.watchlists == [tmp_path / "lists" / "a1.csv"]
     with pytest.raises(ConfigError):
@@ -169,8 +195,11 @@ cameras:
 
     script = {i: [("AB123CD", 0.9, (300, 300))] for i in range(3)}
     real_init = plates_mod.PlatePipeline.__init__
-    monkeypatch.setattr(plates_mod.PlatePipeline, "__init__",
-                        lambda self, c, cam, **kw: real_init(self, c, cam, reader=ScriptedReader(script)))
+    monkeypatch.setattr(
+        plates_mod.PlatePipeline,
+        "__init__",
+        lambda self, c, cam, **kw: real_init(self, c, cam, reader=ScriptedReader(script)),
+    )
     pipe = CameraPipeline(cfg, cfg.cameras[0], fps=10, detector=NoDetector())
     events = []
     frame = None

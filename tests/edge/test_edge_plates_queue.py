@@ -39,17 +39,23 @@ class ImageScriptedReader:
             time.sleep(self.delay_s)
         self.calls += 1
         i = int(image[0, 0, 0]) + 256 * int(image[0, 1, 0])
-        return [PlateReading(t, c, (x - 40, y - 10, x + 40, y + 10), "car", "IT", t, np.full((20, 80, 3), 200, np.uint8))
-                for t, c, (x, y) in self.script.get(i, [])]
+        return [
+            PlateReading(t, c, (x - 40, y - 10, x + 40, y + 10), "car", "IT", t, np.full((20, 80, 3), 200, np.uint8))
+            for t, c, (x, y) in self.script.get(i, [])
+        ]
 
 
-SCRIPT = {i: [(t, 0.9, (300, 300 - 30 * i))] for i, t in enumerate(["AB123CD", "A8123CD", "AB123CD", "AB123CO", "AB123CD", "AB123CD"])}
+SCRIPT = {
+    i: [(t, 0.9, (300, 300 - 30 * i))]
+    for i, t in enumerate(["AB123CD", "A8123CD", "AB123CD", "AB123CO", "AB123CD", "AB123CD"])
+}
 SCRIPT.update({30 + i: [("GH789JK", 0.95, (500, 150 + 40 * i))] for i in range(3)})
 
 
 def _run(queue_size, frames=40, delay_s=0.0):
-    cfg = PlatesConfig(enabled=True, mode="gate", min_readings=2, close_after_s=0.5, line=[[0, 200], [640, 200]],
-                       queue_size=queue_size)
+    cfg = PlatesConfig(
+        enabled=True, mode="gate", min_readings=2, close_after_s=0.5, line=[[0, 200], [640, 200]], queue_size=queue_size
+    )
     reader = ImageScriptedReader(SCRIPT, delay_s=delay_s)
     pipe = PlatePipeline(cfg, "gate", reader=reader)
     specs = []
@@ -67,7 +73,10 @@ def test_threaded_reading_gives_the_same_transits_as_inline():
     _, inline_reader, inline = _run(0)
     pipe, reader, threaded = _run(64, delay_s=0.002)
     assert _strip(threaded) == _strip(inline)
-    assert [(s["payload"]["plate"], s["payload"]["direction"]) for s in threaded] == [("AB123CD", "in"), ("GH789JK", "out")]
+    assert [(s["payload"]["plate"], s["payload"]["direction"]) for s in threaded] == [
+        ("AB123CD", "in"),
+        ("GH789JK", "out"),
+    ]
     assert reader.threads == {"plates:gate"} and inline_reader.threads == {threading.current_thread().name}
     assert pipe.stats["queued"] == 40 and pipe.stats["dropped"] == 0 and pipe.stats["processed"] == 40
     assert pipe._thread is None  # flush stopped the OCR thread
@@ -135,11 +144,13 @@ def brightness_detector(path):
     """A DB-layout "detector": text probability = pixel brightness (a white box is a text line)."""
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, "H", "W"])
     y = helper.make_tensor_value_info("prob", TensorProto.FLOAT, [1, 1, "H", "W"])
-    nodes = [helper.make_node("ReduceMean", ["x"], ["m"], axes=[1], keepdims=1),
-             helper.make_node("Constant", [], ["one"], value=helper.make_tensor("one", TensorProto.FLOAT, [], [1.0])),
-             helper.make_node("Constant", [], ["half"], value=helper.make_tensor("half", TensorProto.FLOAT, [], [0.5])),
-             helper.make_node("Add", ["m", "one"], ["s"]),
-             helper.make_node("Mul", ["s", "half"], ["prob"])]
+    nodes = [
+        helper.make_node("ReduceMean", ["x"], ["m"], axes=[1], keepdims=1),
+        helper.make_node("Constant", [], ["one"], value=helper.make_tensor("one", TensorProto.FLOAT, [], [1.0])),
+        helper.make_node("Constant", [], ["half"], value=helper.make_tensor("half", TensorProto.FLOAT, [], [0.5])),
+        helper.make_node("Add", ["m", "one"], ["s"]),
+        helper.make_node("Mul", ["s", "half"], ["prob"]),
+    ]
     _save(helper.make_graph(nodes, "det", [x], [y]), path)
 
 
@@ -148,15 +159,25 @@ def constant_recognizer(path, probs, input_shape, dtype=TensorProto.UINT8, reduc
     slots, classes = probs.shape
     x = helper.make_tensor_value_info("input", dtype, input_shape)
     y = helper.make_tensor_value_info("out", TensorProto.FLOAT, ["N", slots, classes])
-    nodes = [helper.make_node("Cast", ["input"], ["xf"], to=TensorProto.FLOAT),
-             helper.make_node("ReduceMean", ["xf"], ["m"], axes=list(reduce_axes), keepdims=1),
-             helper.make_node("Constant", [], ["shape"], value=helper.make_tensor("shape", TensorProto.INT64, [3], [-1, 1, 1])),
-             helper.make_node("Reshape", ["m", "shape"], ["m3"]),
-             helper.make_node("Constant", [], ["zero"], value=helper.make_tensor("zero", TensorProto.FLOAT, [], [0.0])),
-             helper.make_node("Mul", ["m3", "zero"], ["z"]),
-             helper.make_node("Constant", [], ["p"], value=helper.make_tensor("p", TensorProto.FLOAT, [1, slots, classes],
-                                                                                probs.astype(np.float32).ravel().tolist())),
-             helper.make_node("Add", ["z", "p"], ["out"])]
+    nodes = [
+        helper.make_node("Cast", ["input"], ["xf"], to=TensorProto.FLOAT),
+        helper.make_node("ReduceMean", ["xf"], ["m"], axes=list(reduce_axes), keepdims=1),
+        helper.make_node(
+            "Constant", [], ["shape"], value=helper.make_tensor("shape", TensorProto.INT64, [3], [-1, 1, 1])
+        ),
+        helper.make_node("Reshape", ["m", "shape"], ["m3"]),
+        helper.make_node("Constant", [], ["zero"], value=helper.make_tensor("zero", TensorProto.FLOAT, [], [0.0])),
+        helper.make_node("Mul", ["m3", "zero"], ["z"]),
+        helper.make_node(
+            "Constant",
+            [],
+            ["p"],
+            value=helper.make_tensor(
+                "p", TensorProto.FLOAT, [1, slots, classes], probs.astype(np.float32).ravel().tolist()
+            ),
+        ),
+        helper.make_node("Add", ["z", "p"], ["out"]),
+    ]
     _save(helper.make_graph(nodes, "rec", [x], [y]), path)
 
 
@@ -187,8 +208,10 @@ cameras:
 {plates}"""
 
 
-@pytest.mark.parametrize("channels,layout,dtype", [(1, "nhwc", TensorProto.UINT8), (3, "nhwc", TensorProto.UINT8),
-                                                   (3, "nchw", TensorProto.FLOAT)])
+@pytest.mark.parametrize(
+    "channels,layout,dtype",
+    [(1, "nhwc", TensorProto.UINT8), (3, "nhwc", TensorProto.UINT8), (3, "nchw", TensorProto.FLOAT)],
+)
 def test_configured_fast_plate_ocr_recognizer_and_detector_are_used(tmp_path, channels, layout, dtype):
     from vigil.detectors.plates.ocr import OnnxPlateRecognizer
 
@@ -209,7 +232,9 @@ def test_configured_fast_plate_ocr_recognizer_and_detector_are_used(tmp_path, ch
     assert cam.plates.detector_model == tmp_path / "models" / "det.onnx"
     reader = build_reader(cam.plates)
     rec = reader.recognizer
-    assert isinstance(rec, OnnxPlateRecognizer) and (rec.height, rec.width) == (70, 140) and rec.nchw == (layout == "nchw")
+    assert (
+        isinstance(rec, OnnxPlateRecognizer) and (rec.height, rec.width) == (70, 140) and rec.nchw == (layout == "nchw")
+    )
     text, conf, confs = rec([np.zeros((30, 100, 3), np.uint8), np.zeros((10, 10), np.uint8)])[1]
     assert text == "AB123CD" and conf == pytest.approx(0.9) and len(confs) == 7
     readings = reader.read(plate_image())
@@ -220,8 +245,13 @@ def test_configured_fast_plate_ocr_recognizer_and_detector_are_used(tmp_path, ch
 
 def test_configured_input_size_overrides_a_dynamic_model(tmp_path):
     constant_recognizer(tmp_path / "rec.onnx", slot_probs("EF456GH"), ["N", "H", "W", 1])
-    cfg = PlatesConfig(recognizer_format="fast_plate_ocr", recognizer_model=tmp_path / "rec.onnx",
-                       recognizer_alphabet=ALPHABET, recognizer_input=[48, 96], threads=1)
+    cfg = PlatesConfig(
+        recognizer_format="fast_plate_ocr",
+        recognizer_model=tmp_path / "rec.onnx",
+        recognizer_alphabet=ALPHABET,
+        recognizer_input=[48, 96],
+        threads=1,
+    )
     rec = build_reader(cfg).recognizer
     assert (rec.height, rec.width) == (48, 96) and rec([np.zeros((20, 60, 3), np.uint8)])[0][0] == "EF456GH"
 
@@ -242,13 +272,19 @@ def test_configured_ppocr_recognizer_with_alphabet(tmp_path):
     assert rec([np.zeros((30, 120, 3), np.uint8)])[0][0] == "AB123CD"
 
 
-@pytest.mark.parametrize("plates,message", [
-    ("      recognizer_format: fast_plate_ocr\n", "needs recognizer_model and recognizer_alphabet"),
-    ("      recognizer_format: fast_plate_ocr\n      recognizer_model: r.onnx\n      recognizer_alphabet: ABC\n", "recognizer_pad"),
-    ("      recognizer_alphabet: AAB\n", "repeated"),
-    ("      recognizer_format: crnn\n", "recognizer_format"),
-    ("      queue_size: -1\n", "queue_size"),
-])
+@pytest.mark.parametrize(
+    "plates,message",
+    [
+        ("      recognizer_format: fast_plate_ocr\n", "needs recognizer_model and recognizer_alphabet"),
+        (
+            "      recognizer_format: fast_plate_ocr\n      recognizer_model: r.onnx\n      recognizer_alphabet: ABC\n",
+            "recognizer_pad",
+        ),
+        ("      recognizer_alphabet: AAB\n", "repeated"),
+        ("      recognizer_format: crnn\n", "recognizer_format"),
+        ("      queue_size: -1\n", "queue_size"),
+    ],
+)
 def test_bad_recognizer_config_is_a_config_error(tmp_path, plates, message):
     with pytest.raises(ConfigError, match=message):
         parse_config(CONFIG.format(plates=plates), base_dir=tmp_path)
@@ -262,7 +298,12 @@ def test_status_reporter_includes_plate_counters():
     pipe = PlatePipeline(PlatesConfig(enabled=True, queue_size=4), "gate", reader=ImageScriptedReader({}))
     rep = StatusReporter.__new__(StatusReporter)
     rep.pipeline = SimpleNamespace(plates=pipe)
-    assert rep._plate_status() == {"plate_queue_depth": 0, "plate_queued": 0, "plate_dropped": 0,
-                                   "plate_processed": 0, "plate_errors": 0}
+    assert rep._plate_status() == {
+        "plate_queue_depth": 0,
+        "plate_queued": 0,
+        "plate_dropped": 0,
+        "plate_processed": 0,
+        "plate_errors": 0,
+    }
     rep.pipeline = SimpleNamespace(plates=None)
     assert rep._plate_status() == {}

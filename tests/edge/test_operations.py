@@ -14,8 +14,6 @@ import time
 import urllib.request
 from pathlib import Path
 
-import pytest
-
 from vigil.edge.config import OperationsConfig, parse_config
 from vigil.edge.status import effective_state, read_statuses, write_status
 
@@ -40,12 +38,15 @@ def _wait(pred, timeout: float, every: float = 0.2):
 
 
 def _config(tmp_path: Path, vtest: Path, cameras: list[str], port: int | None = None) -> Path:
-    cams = "".join(f"  - name: {c}\n    source: \"{vtest}\"\n    fps: 7\n    loop: true\n    calibration: \"{CALIB}\"\n" for c in cameras)
+    cams = "".join(
+        f'  - name: {c}\n    source: "{vtest}"\n    fps: 7\n    loop: true\n    calibration: "{CALIB}"\n'
+        for c in cameras
+    )
     metrics = f"\n  metrics_port: {port}" if port else ""
     path = tmp_path / "node.yaml"
     path.write_text(
-        f"node: test-node\naggregator: {{publish: false}}\noutput: {{dir: \"{tmp_path / 'out'}\"}}\n"
-        f"operations:\n  status_dir: \"{tmp_path / 'status'}\"\n  restart_backoff_s: 0.2{metrics}\ncameras:\n{cams}"
+        f'node: test-node\naggregator: {{publish: false}}\noutput: {{dir: "{tmp_path / "out"}"}}\n'
+        f'operations:\n  status_dir: "{tmp_path / "status"}"\n  restart_backoff_s: 0.2{metrics}\ncameras:\n{cams}'
     )
     return path
 
@@ -61,11 +62,19 @@ def _scrape(port: int) -> dict[tuple[str, tuple], float]:
     return out
 
 
-def test_metrics_endpoint_is_scraped_from_a_running_node_and_sigterm_stops_it_cleanly(tmp_path: Path, vtest: Path, default_model):
+def test_metrics_endpoint_is_scraped_from_a_running_node_and_sigterm_stops_it_cleanly(
+    tmp_path: Path, vtest: Path, default_model
+):
     port = _free_port()
     cfg = _config(tmp_path, vtest, ["cam-a"], port=port)
-    proc = subprocess.Popen([sys.executable, "-m", "vigil", "run", "--config", str(cfg), "--no-media", "-q", "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "vigil", "run", "--config", str(cfg), "--no-media", "-q", "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
+
         def frames_seen():
             try:
                 m = _scrape(port)
@@ -83,7 +92,12 @@ def test_metrics_endpoint_is_scraped_from_a_running_node_and_sigterm_stops_it_cl
         assert ("vigil_dropped_frames_total", (("camera", "cam-a"), ("reason", "stale"))) in metrics
         assert ("vigil_outbox_depth", cam) in metrics and ("vigil_seconds_since_last_frame", cam) in metrics
         # `vigil status` reads the same status files
-        out = subprocess.run([sys.executable, "-m", "vigil", "status", "--config", str(cfg), "--json"], capture_output=True, text=True, timeout=60)
+        out = subprocess.run(
+            [sys.executable, "-m", "vigil", "status", "--config", str(cfg), "--json"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         rows = json.loads(out.stdout)["cameras"]
         assert rows[0]["camera"] == "cam-a" and rows[0]["state"] == "running"
     finally:
@@ -101,8 +115,19 @@ def test_supervisor_restarts_a_killed_worker_and_stops_gracefully(tmp_path: Path
 
     cfg_path = _config(tmp_path, vtest, ["cam-a", "cam-b"])
     cfg = parse_config(cfg_path.read_text(), base_dir=tmp_path)
-    args = argparse.Namespace(config=str(cfg_path), source=None, max_frames=None, mot_out=None, mot_classes=None, events_out=None,
-                              no_publish=True, no_media=True, quiet=True, verbose=False, log_json=False)
+    args = argparse.Namespace(
+        config=str(cfg_path),
+        source=None,
+        max_frames=None,
+        mot_out=None,
+        mot_classes=None,
+        events_out=None,
+        no_publish=True,
+        no_media=True,
+        quiet=True,
+        verbose=False,
+        log_json=False,
+    )
     sup = Supervisor(args, ["cam-a", "cam-b"], cfg.operations)
     import threading
 
@@ -110,13 +135,16 @@ def test_supervisor_restarts_a_killed_worker_and_stops_gracefully(tmp_path: Path
     runner = threading.Thread(target=lambda: results.extend(sup.run(poll_s=0.1)))
     runner.start()
     try:
+
         def status(cam):
             return {s["camera"]: s for s in read_statuses(tmp_path / "status")}.get(cam)
 
         first = _wait(lambda: (st := status("cam-a")) and st.get("frames", 0) > 0 and st, 90)
         assert first, "cam-a never reported frames"
         os.kill(first["pid"], signal.SIGKILL)  # a crash
-        again = _wait(lambda: (st := status("cam-a")) and st.get("pid") != first["pid"] and st.get("frames", 0) > 0 and st, 90)
+        again = _wait(
+            lambda: (st := status("cam-a")) and st.get("pid") != first["pid"] and st.get("frames", 0) > 0 and st, 90
+        )
         assert again and again["restarts"] == 1
         assert status("cam-b")["restarts"] == 0
     finally:
@@ -126,11 +154,14 @@ def test_supervisor_restarts_a_killed_worker_and_stops_gracefully(tmp_path: Path
     by_cam = {r["camera"]: r for r in results}
     assert by_cam["cam-a"]["restarts"] == 1 and by_cam["cam-a"]["ok"]
     assert by_cam["cam-b"]["ok"] and by_cam["cam-b"]["frames"] > 0
-    assert {s["camera"]: s["state"] for s in read_statuses(tmp_path / "status")} == {"cam-a": "finished", "cam-b": "finished"}
+    assert {s["camera"]: s["state"] for s in read_statuses(tmp_path / "status")} == {
+        "cam-a": "finished",
+        "cam-b": "finished",
+    }
 
 
 def test_restart_limit_marks_a_camera_failed(tmp_path: Path):
-    from vigil.edge.supervisor import Supervisor, _Camera
+    from vigil.edge.supervisor import Supervisor
 
     ops = OperationsConfig(status_dir=tmp_path, max_restarts=2, restart_window_s=60, restart_backoff_s=0)
     sup = Supervisor(argparse.Namespace(config="x"), ["c"], ops)

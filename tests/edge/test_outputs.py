@@ -45,7 +45,15 @@ def test_failed_run_leaves_no_mot_file(tmp_path: Path):
 def test_birdseye_png_draws_tracks_and_violations(tmp_path: Path):
     b = BirdsEye(pixels_per_m=20)
     for k in range(10):
-        b.add(Detections(np.array([[0, 0, 1, 1], [0, 0, 1, 1]]), [1, 1], [0, 0], tracker_id=[1, 2], data={"world_xy": np.array([[k * 0.5, 0.0], [k * 0.5, 0.8]])}))
+        b.add(
+            Detections(
+                np.array([[0, 0, 1, 1], [0, 0, 1, 1]]),
+                [1, 1],
+                [0, 0],
+                tracker_id=[1, 2],
+                data={"world_xy": np.array([[k * 0.5, 0.0], [k * 0.5, 0.8]])},
+            )
+        )
     b.add_violation((2.0, 0.0), (2.0, 0.8))
     path = b.save(tmp_path / "be.png", title="t")
     img = cv2.imread(str(path))

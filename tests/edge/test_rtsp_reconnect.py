@@ -34,7 +34,12 @@ def _free_port() -> int:
 
 
 def _start(video: Path, port: int) -> subprocess.Popen:
-    proc = subprocess.Popen([SYSTEM_PYTHON, str(SERVER), str(video), str(port)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    proc = subprocess.Popen(
+        [SYSTEM_PYTHON, str(SERVER), str(video), str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     line = proc.stdout.readline()
     if not line.startswith("READY"):
         proc.kill()

@@ -8,8 +8,6 @@ import json
 import threading
 from pathlib import Path
 
-import pytest
-
 from vigil.alerts.aggregator import Aggregator
 from vigil.alerts.store import EventStore
 from vigil.edge.cli import main
@@ -26,7 +24,7 @@ def _node_config(tmp_path: Path, vtest: Path, endpoint: str) -> Path:
         f"""
 version: 1
 aggregator: {{endpoint: "{endpoint}", flush_timeout_s: 5}}
-output: {{dir: "{tmp_path / 'out'}"}}
+output: {{dir: "{tmp_path / "out"}"}}
 cameras:
   - name: pets
     source: "{vtest}"
@@ -39,7 +37,9 @@ cameras:
     return cfg
 
 
-def test_replay_delivers_every_event_to_the_aggregator_and_writes_outputs(tmp_path: Path, vtest: Path, default_model, capsys):
+def test_replay_delivers_every_event_to_the_aggregator_and_writes_outputs(
+    tmp_path: Path, vtest: Path, default_model, capsys
+):
     db = tmp_path / "events.db"
     agg = Aggregator(db, "tcp://127.0.0.1:*", "tcp://127.0.0.1:*", stats_interval_s=3600)
     stop = threading.Event()
@@ -48,7 +48,21 @@ def test_replay_delivers_every_event_to_the_aggregator_and_writes_outputs(tmp_pa
     try:
         cfg = _node_config(tmp_path, vtest, agg.ingest_endpoint)
         mot, events = tmp_path / "mot.txt", tmp_path / "events.jsonl"
-        rc = main(["run", "--config", str(cfg), "--max-frames", str(FRAMES), "--mot-out", str(mot), "--events-out", str(events), "--json", "-q"])
+        rc = main(
+            [
+                "run",
+                "--config",
+                str(cfg),
+                "--max-frames",
+                str(FRAMES),
+                "--mot-out",
+                str(mot),
+                "--events-out",
+                str(events),
+                "--json",
+                "-q",
+            ]
+        )
         assert rc == 0
     finally:
         stop.set()
@@ -83,7 +97,9 @@ def test_replay_delivers_every_event_to_the_aggregator_and_writes_outputs(tmp_pa
     assert (tmp_path / "out" / "pets.birdseye.png").stat().st_size > 1_000
 
 
-def test_replay_finishes_without_an_aggregator_and_reports_undelivered(tmp_path: Path, vtest: Path, default_model, capsys):
+def test_replay_finishes_without_an_aggregator_and_reports_undelivered(
+    tmp_path: Path, vtest: Path, default_model, capsys
+):
     import socket
 
     with socket.socket() as s:  # a free port nobody listens on
@@ -92,7 +108,20 @@ def test_replay_finishes_without_an_aggregator_and_reports_undelivered(tmp_path:
     cfg = _node_config(tmp_path, vtest, f"tcp://127.0.0.1:{port}")
     cfg.write_text(cfg.read_text().replace("flush_timeout_s: 5", "flush_timeout_s: 0.5"))
     events = tmp_path / "events.jsonl"
-    rc = main(["run", "--config", str(cfg), "--max-frames", str(FRAMES), "--events-out", str(events), "--no-media", "--json", "-q"])
+    rc = main(
+        [
+            "run",
+            "--config",
+            str(cfg),
+            "--max-frames",
+            str(FRAMES),
+            "--events-out",
+            str(events),
+            "--no-media",
+            "--json",
+            "-q",
+        ]
+    )
     assert rc == 0
     report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     n = len(events.read_text().splitlines())
@@ -111,7 +140,9 @@ def test_missing_video_is_a_clear_error_and_writes_nothing(tmp_path: Path, capsy
 
 def test_check_config_accepts_the_example_and_names_a_bad_calibration(tmp_path: Path, capsys):
     repo = Path(__file__).resolve().parents[2]
-    (tmp_path / "bad.calib.yaml").write_text("vigil_calibration: 1\nmodel: homography\nhomography:\n  matrix: [[1, 0, 0], [0, 1, 0], [0, 0, 0]]\n")
+    (tmp_path / "bad.calib.yaml").write_text(
+        "vigil_calibration: 1\nmodel: homography\nhomography:\n  matrix: [[1, 0, 0], [0, 1, 0], [0, 0, 0]]\n"
+    )
     (tmp_path / "v.avi").write_bytes(b"x")
     (tmp_path / "node.yaml").write_text("cameras:\n  - name: c1\n    source: v.avi\n    calibration: bad.calib.yaml\n")
     assert main(["check-config", str(tmp_path / "node.yaml")]) == 2
@@ -121,7 +152,9 @@ def test_check_config_accepts_the_example_and_names_a_bad_calibration(tmp_path: 
         assert main(["check-config", str(repo / "deploy" / "examples" / "pets2009-s2l1.yaml")]) == 0
 
 
-def test_sequence_numbers_continue_across_runs_through_the_durable_outbox(tmp_path: Path, vtest: Path, default_model, capsys):
+def test_sequence_numbers_continue_across_runs_through_the_durable_outbox(
+    tmp_path: Path, vtest: Path, default_model, capsys
+):
     import socket
 
     with socket.socket() as s:  # nobody listens: events stay in the outbox
@@ -131,7 +164,12 @@ def test_sequence_numbers_continue_across_runs_through_the_durable_outbox(tmp_pa
     cfg.write_text(cfg.read_text().replace("flush_timeout_s: 5", "flush_timeout_s: 0.2"))
     first, second = tmp_path / "e1.jsonl", tmp_path / "e2.jsonl"
     for out in (first, second):
-        assert main(["run", "--config", str(cfg), "--max-frames", str(FRAMES), "--events-out", str(out), "--no-media", "-q"]) == 0
+        assert (
+            main(
+                ["run", "--config", str(cfg), "--max-frames", str(FRAMES), "--events-out", str(out), "--no-media", "-q"]
+            )
+            == 0
+        )
     s1 = [json.loads(x)["seq"] for x in first.read_text().splitlines()]
     s2 = [json.loads(x)["seq"] for x in second.read_text().splitlines()]
     assert s1 and s2 and s1 == list(range(1, len(s1) + 1))
@@ -142,12 +180,31 @@ def test_replay_with_the_heat_map_publishes_heatmap_events(tmp_path: Path, vtest
     from vigil.geometry.risk import decode_compact_grid
 
     cfg = _node_config(tmp_path, vtest, "tcp://127.0.0.1:9")
-    cfg.write_text(cfg.read_text().replace(
-        "      distance: {threshold_m: 3.0, min_duration_s: 0, end_after_s: 1.0}",
-        "      distance: {threshold_m: 3.0, min_duration_s: 0, end_after_s: 1.0}\n"
-        "      heatmap: {enabled: true, cell_m: 0.5, bounds: [-30, 30, -30, 30], publish_interval_s: 1.0, publish_max_cells: 900}"))
+    cfg.write_text(
+        cfg.read_text().replace(
+            "      distance: {threshold_m: 3.0, min_duration_s: 0, end_after_s: 1.0}",
+            "      distance: {threshold_m: 3.0, min_duration_s: 0, end_after_s: 1.0}\n"
+            "      heatmap: {enabled: true, cell_m: 0.5, bounds: [-30, 30, -30, 30], publish_interval_s: 1.0, publish_max_cells: 900}",
+        )
+    )
     events = tmp_path / "events.jsonl"
-    assert main(["run", "--config", str(cfg), "--max-frames", str(FRAMES), "--events-out", str(events), "--no-publish", "--no-media", "-q"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "--config",
+                str(cfg),
+                "--max-frames",
+                str(FRAMES),
+                "--events-out",
+                str(events),
+                "--no-publish",
+                "--no-media",
+                "-q",
+            ]
+        )
+        == 0
+    )
     lines = [json.loads(x) for x in events.read_text().splitlines()]
     heat = [e for e in lines if e["type"] == "heatmap"]
     # 25 frames at 7 fps: about 3.4 s of stream, so 3 periodic maps and the final one
@@ -166,7 +223,11 @@ def test_replay_with_the_heat_map_publishes_heatmap_events(tmp_path: Path, vtest
 
 def test_missing_curve_keys_are_a_clear_error(tmp_path: Path, vtest: Path, capsys):
     cfg = _node_config(tmp_path, vtest, "tcp://10.1.2.3:5555")
-    cfg.write_text(cfg.read_text().replace("flush_timeout_s: 5", "flush_timeout_s: 5, keys_dir: '" + str(tmp_path / "keys") + "', key_name: node1"))
+    cfg.write_text(
+        cfg.read_text().replace(
+            "flush_timeout_s: 5", "flush_timeout_s: 5, keys_dir: '" + str(tmp_path / "keys") + "', key_name: node1"
+        )
+    )
     assert main(["check-config", str(cfg)]) == 2
     assert f"key file not found: {tmp_path / 'keys' / 'node1.key_secret'}" in capsys.readouterr().err
     assert main(["run", "--config", str(cfg), "--max-frames", "1", "--no-media", "-q"]) == 2

@@ -14,7 +14,9 @@ def _frame(boxes: list[list[float]]) -> Detections:
 
 def test_ids_persist_while_boxes_move():
     t = Tracker(fps=7, minimum_consecutive_frames=1)
-    ids = [t.update(_frame([[10 + 4 * k, 10, 40 + 4 * k, 90], [200, 10, 230, 90]])).tracker_id.tolist() for k in range(5)]
+    ids = [
+        t.update(_frame([[10 + 4 * k, 10, 40 + 4 * k, 90], [200, 10, 230, 90]])).tracker_id.tolist() for k in range(5)
+    ]
     assert ids[0] == ids[-1] and len(set(ids[0])) == 2
 
 

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -69,8 +68,11 @@ homography:
         "pets",
         HomographyCamera(np.array([[0.01, 0.002, -3.0], [0.0, 0.03, -1.0], [0.0, 0.001, 1.0]]), image_size=(640, 480)),
         PinholeCamera(
-            np.array([[900.0, 0, 640], [0, 900, 360], [0, 0, 1]]), [-0.1, 0.01, 0.0, 0.0, 0.0],
-            [-1.9, 0.0, 0.0], [0.0, 3.0, 8.0], image_size=(1280, 720),
+            np.array([[900.0, 0, 640], [0, 900, 360], [0, 0, 1]]),
+            [-0.1, 0.01, 0.0, 0.0, 0.0],
+            [-1.9, 0.0, 0.0],
+            [0.0, 3.0, 8.0],
+            image_size=(1280, 720),
         ),
     ],
 )
@@ -102,15 +104,29 @@ def _pets_text(**replace: str) -> str:
         (_pets_text(**{"  ncx:": "  ncxx: 1\n  ncx:"}), r"tsai\.ncxx \(line 20\): Extra inputs"),
         (_pets_text(**{"model: tsai": "model: fisheye"}), r"model \(line \d+\): Input should be"),
         (_pets_text(**{"model: tsai": "model: pinhole"}), r"'pinhole' section is missing"),
-        (_pets_text(**{"vigil_calibration: 1": "vigil_calibration: 2"}), r"vigil_calibration: unsupported format version 2"),
+        (
+            _pets_text(**{"vigil_calibration: 1": "vigil_calibration: 2"}),
+            r"vigil_calibration: unsupported format version 2",
+        ),
         (_pets_text(**{"vigil_calibration: 1\n": ""}), r"vigil_calibration: missing"),
         (_pets_text(**{"image_size: [768, 576]": "image_size: [768, 0]"}), r"image_size must be positive"),
         ("camera: [unclosed\n", r"not valid YAML"),
         ("- just\n- a list\n", r"expected a mapping"),
-        (HOMOGRAPHY_POINTS.replace("[100, 1000], ground: [50, 500]", "[0, 0], ground: [50, 500]"), r"homography\.points: image points 0 and 3 are the same"),
+        (
+            HOMOGRAPHY_POINTS.replace("[100, 1000], ground: [50, 500]", "[0, 0], ground: [50, 500]"),
+            r"homography\.points: image points 0 and 3 are the same",
+        ),
         ("\n".join(HOMOGRAPHY_POINTS.splitlines()[:-1]) + "\n", r"homography\.points: need at least 4"),
-        (HOMOGRAPHY_POINTS.replace("  points:", "  matrix: [[1,0,0],[0,1,0],[0,0,1]]\n  points:"), r"exactly one of 'matrix' or 'points'"),
-        (HOMOGRAPHY_POINTS.replace("model: homography", "model: homography\nhomography:\n  matrix: [[0,0,0],[0,0,0],[0,0,0]]").split("homography:\n  points")[0], r"homography\.matrix: singular"),
+        (
+            HOMOGRAPHY_POINTS.replace("  points:", "  matrix: [[1,0,0],[0,1,0],[0,0,1]]\n  points:"),
+            r"exactly one of 'matrix' or 'points'",
+        ),
+        (
+            HOMOGRAPHY_POINTS.replace(
+                "model: homography", "model: homography\nhomography:\n  matrix: [[0,0,0],[0,0,0],[0,0,0]]"
+            ).split("homography:\n  points")[0],
+            r"homography\.matrix: singular",
+        ),
     ],
 )
 def test_errors_name_file_and_field(tmp_path, text, pattern):
@@ -129,5 +145,12 @@ def test_missing_file_is_a_calibration_error(tmp_path):
 
 def test_shipped_file_is_plain_yaml_with_units_in_names():
     data = yaml.safe_load(PETS_YAML.read_text())
-    assert data["model"] == "tsai" and set(data) == {"vigil_calibration", "camera", "image_size", "model", "source", "tsai"}
+    assert data["model"] == "tsai" and set(data) == {
+        "vigil_calibration",
+        "camera",
+        "image_size",
+        "model",
+        "source",
+        "tsai",
+    }
     assert {"focal_mm", "kappa1_per_mm2", "tx_mm", "rx_rad", "cx_px"} <= set(data["tsai"])

@@ -37,9 +37,15 @@ def _rotation_elements(rx: float, ry: float, rz: float) -> list[float]:
     sb, cb = math.sin(ry), math.cos(ry)
     sg, cg = math.sin(rz), math.cos(rz)
     return [
-        cb * cg, cg * sa * sb - ca * sg, sa * sg + ca * cg * sb,
-        cb * sg, sa * sb * sg + ca * cg, ca * sb * sg - cg * sa,
-        -sb, cb * sa, ca * cb,
+        cb * cg,
+        cg * sa * sb - ca * sg,
+        sa * sg + ca * cg * sb,
+        cb * sg,
+        sa * sb * sg + ca * cg,
+        ca * sb * sg - cg * sa,
+        -sb,
+        cb * sa,
+        ca * cb,
     ]
 
 
@@ -170,7 +176,9 @@ def test_homography_from_points_exact():
     assert np.max(cam.fit_residuals_m) < 1e-9
     got = cam.image_to_ground(np.array([[50.0, 500.0], [200.0, 3000.0], [10.0, -500.0]]))
     np.testing.assert_allclose(got, [[100 / 3, 1000 / 3], [50.0, 750.0], [20.0, -1000.0]], atol=1e-9)
-    np.testing.assert_allclose(cam.ground_to_image(np.array([[50.0, 750.0], [0.0, 0.0]])), [[200.0, 3000.0], [0.0, 0.0]], atol=1e-8)
+    np.testing.assert_allclose(
+        cam.ground_to_image(np.array([[50.0, 750.0], [0.0, 0.0]])), [[200.0, 3000.0], [0.0, 0.0]], atol=1e-8
+    )
 
 
 def test_homography_horizon_and_sign():
@@ -213,9 +221,17 @@ def test_homography_overdetermined_matches_pinhole():
         ([(0, 0), (1, 0), (0, 1)], [(0, 0), (1, 0), (0, 1)], "at least 4"),
         ([(0, 0), (1, 0), (0, 1), (1, 1)], [(0, 0), (1, 0), (0, 1)], "4 image points but 3 ground"),
         ([(0, 0), (1, 0), (0, 1), (0, 0)], [(0, 0), (1, 0), (0, 1), (1, 1)], "image points 0 and 3 are the same"),
-        ([(0, 0), (1, 0), (2, 0), (3, 0), (4, 0)], [(0, 0), (1, 0), (0, 1), (1, 1), (2, 2)], "all image points are collinear"),
+        (
+            [(0, 0), (1, 0), (2, 0), (3, 0), (4, 0)],
+            [(0, 0), (1, 0), (0, 1), (1, 1), (2, 2)],
+            "all image points are collinear",
+        ),
         ([(0, 0), (1, 0), (2, 0), (0, 1)], [(0, 0), (1, 0), (0, 1), (1, 1)], r"image points \[0, 1, 2\] are collinear"),
-        ([(0, 0), (1, 0), (0, 1), (1, 1)], [(0, 0), (1, 0), (0, 1), (1, float("nan"))], "ground points \\[3\\] are not finite"),
+        (
+            [(0, 0), (1, 0), (0, 1), (1, 1)],
+            [(0, 0), (1, 0), (0, 1), (1, float("nan"))],
+            "ground points \\[3\\] are not finite",
+        ),
         # A "bow-tie": consistent only with a homography that folds the plane through the horizon.
         ([(0, 0), (1, 0), (0, 1), (1, 1)], [(0, 0), (1, 0), (1, 1), (0, 1)], "both sides of the horizon|degenerate"),
     ],
@@ -283,7 +299,12 @@ def test_pinhole_horizon_and_behind():
     ],
 )
 def test_pinhole_rejects_bad_parameters(kwargs, message):
-    base = {"K": np.array([[900.0, 0, 640], [0, 900, 360], [0, 0, 1]]), "dist": None, "rvec": [-2.0, 0, 0], "tvec": [0, 0, 5.0]}
+    base = {
+        "K": np.array([[900.0, 0, 640], [0, 900, 360], [0, 0, 1]]),
+        "dist": None,
+        "rvec": [-2.0, 0, 0],
+        "tvec": [0, 0, 5.0],
+    }
     base.update(kwargs)
     with pytest.raises(CalibrationError, match=message):
         PinholeCamera(base["K"], base["dist"], base["rvec"], base["tvec"])

@@ -18,7 +18,12 @@ def test_close_pairs_exact():
     # 7-3: 0.5; 3-5: 0.5; 7-5: exactly 1.0 -> not a violation (strictly closer than 1 m);
     # 11-20: 0.6; 9 at (0, 0.1): 9-7 0.1, 9-3 sqrt(0.09+0.09)=0.42426..., 9-5 sqrt(0.36+0.49)=0.92195...
     expected = [
-        (3, 5, 0.5), (3, 7, 0.5), (3, 9, np.sqrt(0.18)), (5, 9, np.sqrt(0.85)), (7, 9, 0.1), (11, 20, 0.6),
+        (3, 5, 0.5),
+        (3, 7, 0.5),
+        (3, 9, np.sqrt(0.18)),
+        (5, 9, np.sqrt(0.85)),
+        (7, 9, 0.1),
+        (11, 20, 0.6),
     ]
     assert [(a, b) for a, b, _ in got] == [(a, b) for a, b, _ in expected]
     np.testing.assert_allclose([d for *_, d in got], [d for *_, d in expected], atol=1e-12)
@@ -149,7 +154,8 @@ def test_three_people_and_flush():
     assert monitor.update(1.0, [5, 3, 9], np.array([[0.0, 0.0], [0.6, 0.0], [0.0, 0.8]])) == []  # no repeats
     ends = monitor.flush(3.0)
     assert [(c.state, c.pair, c.reason, c.timestamp_s, c.duration_s) for c in ends] == [
-        ("end", (3, 5), "flush", 3.0, 1.0), ("end", (5, 9), "flush", 3.0, 1.0)
+        ("end", (3, 5), "flush", 3.0, 1.0),
+        ("end", (5, 9), "flush", 3.0, 1.0),
     ]
     assert monitor.open_pairs == [] and monitor.flush(4.0) == []
 

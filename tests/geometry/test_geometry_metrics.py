@@ -7,7 +7,15 @@ import math
 import numpy as np
 import pytest
 
-from vigil.geometry.metrics import ContactTimer, PairThresholds, pair_violations, pairs_within, queue_spacing, zone_capacity, zone_counts
+from vigil.geometry.metrics import (
+    ContactTimer,
+    PairThresholds,
+    pair_violations,
+    pairs_within,
+    queue_spacing,
+    zone_capacity,
+    zone_counts,
+)
 from vigil.geometry.zones import ZoneError, make_zone
 
 
@@ -42,10 +50,18 @@ def test_thresholds_must_be_positive(bad):
 def test_class_pair_thresholds_and_zone_override():
     # person-person 1.0 m, person-bicycle 1.5 m, bicycle-bicycle not checked
     th = PairThresholds({("person", "person"): 1.0, ("bicycle", "person"): 1.5})
-    xy = np.array([[0.0, 0.0], [0.9, 0.0],      # person-person 0.9: violation
-                   [10.0, 0.0], [11.2, 0.0],    # person-bicycle 1.2: violation (1.5)
-                   [20.0, 0.0], [20.5, 0.0],    # bicycle-bicycle 0.5: not checked
-                   [30.0, 0.0], [31.2, 0.0]])   # person-person 1.2: fine
+    xy = np.array(
+        [
+            [0.0, 0.0],
+            [0.9, 0.0],  # person-person 0.9: violation
+            [10.0, 0.0],
+            [11.2, 0.0],  # person-bicycle 1.2: violation (1.5)
+            [20.0, 0.0],
+            [20.5, 0.0],  # bicycle-bicycle 0.5: not checked
+            [30.0, 0.0],
+            [31.2, 0.0],
+        ]
+    )  # person-person 1.2: fine
     cls = ["person", "person", "person", "bicycle", "bicycle", "bicycle", "person", "person"]
     i, j, d, t = pair_violations(xy, cls, th)
     assert list(zip(i.tolist(), j.tolist())) == [(0, 1), (2, 3)]

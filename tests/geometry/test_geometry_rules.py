@@ -27,7 +27,9 @@ def _run(engine, frames):
 
 
 def test_distance_lifecycle_with_hysteresis_no_flapping():
-    eng = RulesEngine(_rules(distance={"threshold_m": 1.0, "hysteresis_m": 0.2, "min_duration_s": 1.0, "end_after_s": 0.0}))
+    eng = RulesEngine(
+        _rules(distance={"threshold_m": 1.0, "hysteresis_m": 0.2, "min_duration_s": 1.0, "end_after_s": 0.0})
+    )
     # distance per second: 2.0, 0.9, 0.8, 1.1 (band: stays open), 0.95, 1.15 (band), 1.3 (clear -> end)
     dists = [2.0, 0.9, 0.8, 1.1, 0.95, 1.15, 1.3]
     ch = _run(eng, [(float(t), {1: (0, 0), 2: (d, 0)}) for t, d in enumerate(dists)])
@@ -42,7 +44,15 @@ def test_distance_lifecycle_with_hysteresis_no_flapping():
 
 def test_min_duration_candidate_dropped_when_clear():
     eng = RulesEngine(_rules(distance={"min_duration_s": 2.0, "hysteresis_m": 0.0}))
-    ch = _run(eng, [(0.0, {1: (0, 0), 2: (0.5, 0)}), (1.0, {1: (0, 0), 2: (1.5, 0)}), (2.0, {1: (0, 0), 2: (0.5, 0)}), (3.0, {1: (0, 0), 2: (0.5, 0)})])
+    ch = _run(
+        eng,
+        [
+            (0.0, {1: (0, 0), 2: (0.5, 0)}),
+            (1.0, {1: (0, 0), 2: (1.5, 0)}),
+            (2.0, {1: (0, 0), 2: (0.5, 0)}),
+            (3.0, {1: (0, 0), 2: (0.5, 0)}),
+        ],
+    )
     assert ch == []  # the first close spell was interrupted; the second lasts only 1 s
 
 
@@ -67,13 +77,24 @@ def test_update_interval_and_severity_change():
     eng = RulesEngine(_rules(distance={"min_duration_s": 0, "update_interval_s": 2.0, "critical_below_m": 0.5}))
     ds = [0.9, 0.9, 0.9, 0.4, 0.4]
     ch = _run(eng, [(float(t), {1: (0, 0), 2: (d, 0)}) for t, d in enumerate(ds)])
-    assert [(t, c.state, c.severity) for t, c in ch] == [(0.0, "start", "warning"), (2.0, "update", "warning"), (3.0, "update", "critical")]
+    assert [(t, c.state, c.severity) for t, c in ch] == [
+        (0.0, "start", "warning"),
+        (2.0, "update", "warning"),
+        (3.0, "update", "critical"),
+    ]
 
 
 def test_person_bicycle_threshold_and_flush():
-    eng = RulesEngine(_rules(distance={"min_duration_s": 0, "pairs": [{"classes": ["person", "bicycle"], "threshold_m": 1.5}]}))
-    ch = eng.update(0.0, [1, 2, 3, 4], ["person", "bicycle", "bicycle", "person"], np.array([[0, 0], [1.2, 0], [1.2, 0.5], [20, 0]]))
-    assert [(c.tracks, c.threshold, c.extra["classes"]) for c in ch] == [((1, 2), 1.5, ("person", "bicycle")), ((1, 3), 1.5, ("person", "bicycle"))]
+    eng = RulesEngine(
+        _rules(distance={"min_duration_s": 0, "pairs": [{"classes": ["person", "bicycle"], "threshold_m": 1.5}]})
+    )
+    ch = eng.update(
+        0.0, [1, 2, 3, 4], ["person", "bicycle", "bicycle", "person"], np.array([[0, 0], [1.2, 0], [1.2, 0.5], [20, 0]])
+    )
+    assert [(c.tracks, c.threshold, c.extra["classes"]) for c in ch] == [
+        ((1, 2), 1.5, ("person", "bicycle")),
+        ((1, 3), 1.5, ("person", "bicycle")),
+    ]
     assert eng.classes == {"person", "bicycle"}
     ends = eng.flush()
     assert [(c.state, c.reason, c.tracks) for c in ends] == [("end", "flush", (1, 2)), ("end", "flush", (1, 3))]
@@ -88,7 +109,9 @@ def test_nan_positions_are_dropped_and_counted():
 
 def test_zone_occupancy_density_per_zone_and_distance_override():
     zones = [
-        ZoneConfig(name="shop", polygon=[(0, 0), (4, 0), (4, 2), (0, 2)], m2_per_person=4.0, distance_threshold_m=2.0),  # 8 m^2 -> 2 people
+        ZoneConfig(
+            name="shop", polygon=[(0, 0), (4, 0), (4, 2), (0, 2)], m2_per_person=4.0, distance_threshold_m=2.0
+        ),  # 8 m^2 -> 2 people
         ZoneConfig(name="hall", polygon=[(10, 0), (20, 0), (20, 10), (10, 10)], max_density_per_m2=0.02),  # 100 m^2
     ]
     eng = RulesEngine(_rules(distance={"min_duration_s": 0}, zones={"min_duration_s": 0, "end_after_s": 0}), zones)
@@ -109,16 +132,29 @@ def test_zone_occupancy_density_per_zone_and_distance_override():
 
 
 def test_queue_spacing_alarm():
-    zones = [ZoneConfig(name="counter", polygon=[(0, -2), (10, -2), (10, 2), (0, 2)], queue={"line": [[0, 0], [10, 0]], "corridor_m": 0.5, "min_spacing_m": 1.0})]
+    zones = [
+        ZoneConfig(
+            name="counter",
+            polygon=[(0, -2), (10, -2), (10, 2), (0, 2)],
+            queue={"line": [[0, 0], [10, 0]], "corridor_m": 0.5, "min_spacing_m": 1.0},
+        )
+    ]
     eng = RulesEngine(_rules(queue={"min_duration_s": 0}), zones)
     ch = _run(eng, [(0.0, {1: (0.5, 0), 2: (2.0, 0), 3: (2.7, 0.1), 4: (5, 1.5)})])
     ((_, c),) = ch
-    assert c.rule == "queue" and c.tracks == (2, 3) and c.value == pytest.approx(np.hypot(0.7, 0.1)) and c.threshold == 1.0
+    assert (
+        c.rule == "queue" and c.tracks == (2, 3) and c.value == pytest.approx(np.hypot(0.7, 0.1)) and c.threshold == 1.0
+    )
     assert c.extra["queue_length"] == 3
 
 
 def test_contact_time_alarm():
-    eng = RulesEngine(_rules(distance={"enabled": False}, contact={"enabled": True, "threshold_m": 1.0, "window_s": 60, "limit_s": 3, "end_after_s": 0}))
+    eng = RulesEngine(
+        _rules(
+            distance={"enabled": False},
+            contact={"enabled": True, "threshold_m": 1.0, "window_s": 60, "limit_s": 3, "end_after_s": 0},
+        )
+    )
     frames = [(float(t), {1: (0, 0), 2: (0.5, 0)}) for t in range(6)] + [(6.0, {1: (0, 0), 2: (5, 0)})]
     ch = _run(eng, frames)
     # contact time: 1 s at t=1, ..., 4 s at t=4 > 3 -> start; it stays > limit within the window
@@ -127,7 +163,20 @@ def test_contact_time_alarm():
 
 
 def test_risk_rises_and_clears():
-    eng = RulesEngine(_rules(distance={"enabled": False}, risk={"enabled": True, "tau_s": 10, "e_ref": 2.0, "alarm_level": 0.5, "critical_level": 0.95, "hysteresis": 0.1, "end_after_s": 0}))
+    eng = RulesEngine(
+        _rules(
+            distance={"enabled": False},
+            risk={
+                "enabled": True,
+                "tau_s": 10,
+                "e_ref": 2.0,
+                "alarm_level": 0.5,
+                "critical_level": 0.95,
+                "hysteresis": 0.1,
+                "end_after_s": 0,
+            },
+        )
+    )
     close = {1: (0, 0), 2: (0.0, 0.0001)}
     ch = _run(eng, [(float(t), close) for t in range(5)] + [(float(t), {1: (0, 0), 2: (50, 0)}) for t in range(5, 40)])
     states = [(t, c.state, c.zone) for t, c in ch]
@@ -147,12 +196,15 @@ def test_zone_outside_calibrated_area_is_an_error():
         RulesEngine(RulesConfig(), [out], camera=cam)
 
 
-@pytest.mark.parametrize("rules, message", [
-    ({"distance": {"threshold_m": 0}}, "greater than 0"),
-    ({"distance": {"threshold_m": -1}}, "greater than 0"),
-    ({"contact": {"limit_s": 100, "window_s": 10}}, "must not exceed window_s"),
-    ({"distance": {"pairs": [{"classes": ["person", "bicycle"], "threshold_m": 0}]}}, "greater than 0"),
-])
+@pytest.mark.parametrize(
+    "rules, message",
+    [
+        ({"distance": {"threshold_m": 0}}, "greater than 0"),
+        ({"distance": {"threshold_m": -1}}, "greater than 0"),
+        ({"contact": {"limit_s": 100, "window_s": 10}}, "must not exceed window_s"),
+        ({"distance": {"pairs": [{"classes": ["person", "bicycle"], "threshold_m": 0}]}}, "greater than 0"),
+    ],
+)
 def test_bad_rule_config(rules, message):
     with pytest.raises(ValueError, match=message):
         RulesConfig.model_validate(rules)

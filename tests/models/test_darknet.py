@@ -216,7 +216,7 @@ def test_decode_yolo_places_a_box():
     out[0, 2:4, 1, 2] = 0.0  # exp(0) → anchor size
     out[0, 4, 1, 2] = 10.0  # objectness ~1
     out[0, 6, 1, 2] = 10.0  # class 1
-    (xyxy, score, cls), = decode_yolo([out], [head], (64, 64), 0.5)
+    ((xyxy, score, cls),) = decode_yolo([out], [head], (64, 64), 0.5)
     np.testing.assert_allclose(xyxy, [[40 - 10, 24 - 20, 40 + 10, 24 + 20]], atol=1e-3)
     assert cls.tolist() == [1] and score[0] > 0.99
 
@@ -241,6 +241,8 @@ def test_extra_bytes_mean_mismatch(tmp_path):
 
 def test_unknown_layer_type(tmp_path):
     cfg = tmp_path / "bad.cfg"
-    cfg.write_text("[net]\nwidth=32\nheight=32\n[convolutional]\nfilters=4\nsize=1\nactivation=leaky\n[reorg3d]\nstride=2\n")
+    cfg.write_text(
+        "[net]\nwidth=32\nheight=32\n[convolutional]\nfilters=4\nsize=1\nactivation=leaky\n[reorg3d]\nstride=2\n"
+    )
     with pytest.raises(DarknetError, match=r"bad\.cfg:8: layer 1 has unsupported type \[reorg3d\]"):
         load_darknet(cfg, tmp_path / "none.weights")

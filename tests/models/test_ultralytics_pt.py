@@ -128,12 +128,18 @@ class Archive:
 
     def tensor(self, arr: np.ndarray, param: bool = True):
         arr = np.ascontiguousarray(arr)
-        stype = {np.dtype(np.float16): "HalfStorage", np.dtype(np.float32): "FloatStorage", np.dtype(np.int64): "LongStorage"}[arr.dtype]
+        stype = {
+            np.dtype(np.float16): "HalfStorage",
+            np.dtype(np.float32): "FloatStorage",
+            np.dtype(np.int64): "LongStorage",
+        }[arr.dtype]
         key = str(len(self.storages))
         self.storages[key] = arr.astype(arr.dtype.newbyteorder("<")).tobytes()
         strides = tuple(s // arr.itemsize for s in arr.strides)
-        t = Call(G("torch._utils", "_rebuild_tensor_v2"),
-                 (Pid(("storage", G("torch", stype), key, "cpu", arr.size)), 0, tuple(arr.shape), strides, False, odict({})))
+        t = Call(
+            G("torch._utils", "_rebuild_tensor_v2"),
+            (Pid(("storage", G("torch", stype), key, "cpu", arr.size)), 0, tuple(arr.shape), strides, False, odict({})),
+        )
         return Call(G("torch._utils", "_rebuild_parameter"), (t, True, odict({}))) if param else t
 
     def write(self, path: Path, root) -> Path:
@@ -152,8 +158,13 @@ def conv_spec(rng, c1, c2, k=1, s=1, bn=True):
     w = (rng.normal(0, 1.0 / np.sqrt(c1 * k * k), (c2, c1, k, k))).astype(np.float16)
     sp = {"t": "Conv" if bn else "Conv2d", "w": w, "k": k, "s": s, "p": k // 2}
     if bn:
-        sp.update(gamma=rng.uniform(0.5, 1.5, c2).astype(np.float16), beta=rng.normal(0, 0.2, c2).astype(np.float16),
-                  mean=rng.normal(0, 0.2, c2).astype(np.float16), var=rng.uniform(0.5, 1.5, c2).astype(np.float16), eps=1e-3)
+        sp.update(
+            gamma=rng.uniform(0.5, 1.5, c2).astype(np.float16),
+            beta=rng.normal(0, 0.2, c2).astype(np.float16),
+            mean=rng.normal(0, 0.2, c2).astype(np.float16),
+            var=rng.uniform(0.5, 1.5, c2).astype(np.float16),
+            eps=1e-3,
+        )
     else:
         sp["bias"] = rng.normal(0, 0.5, c2).astype(np.float16)
     return sp
@@ -165,14 +176,24 @@ def bottleneck_spec(rng, c, shortcut, k=(3, 3)):
 
 def c2f_spec(rng, c1, c2, n, shortcut):
     c = c2 // 2
-    return {"t": "C2f", "c": c, "cv1": conv_spec(rng, c1, 2 * c), "cv2": conv_spec(rng, (2 + n) * c, c2),
-            "m": [bottleneck_spec(rng, c, shortcut) for _ in range(n)]}
+    return {
+        "t": "C2f",
+        "c": c,
+        "cv1": conv_spec(rng, c1, 2 * c),
+        "cv2": conv_spec(rng, (2 + n) * c, c2),
+        "m": [bottleneck_spec(rng, c, shortcut) for _ in range(n)],
+    }
 
 
 def c3_spec(rng, c1, c2, n):
     c = c2 // 2
-    return {"t": "C3", "cv1": conv_spec(rng, c1, c), "cv2": conv_spec(rng, c1, c), "cv3": conv_spec(rng, 2 * c, c2),
-            "m": [bottleneck_spec(rng, c, True, (1, 3)) for _ in range(n)]}
+    return {
+        "t": "C3",
+        "cv1": conv_spec(rng, c1, c),
+        "cv2": conv_spec(rng, c1, c),
+        "cv3": conv_spec(rng, 2 * c, c2),
+        "m": [bottleneck_spec(rng, c, True, (1, 3)) for _ in range(n)],
+    }
 
 
 def tiny_layers(rng):
@@ -199,19 +220,35 @@ def tiny_layers(rng):
         ("C2f", -1, c2f_spec(rng, 32, 16, 1, False)),  # 18  P/16
     ]
     nc, c2, c3 = len(NAMES), 8, 8
-    head = {"t": "Detect", "nc": nc, "reg_max": REG_MAX,
-            "cv2": [[conv_spec(rng, ch, c2, 3), conv_spec(rng, c2, c2, 3), conv_spec(rng, c2, 4 * REG_MAX, bn=False)] for ch in (8, 16, 16)],
-            "cv3": [[conv_spec(rng, ch, c3, 3), conv_spec(rng, c3, c3, 3), conv_spec(rng, c3, nc, bn=False)] for ch in (8, 16, 16)]}
+    head = {
+        "t": "Detect",
+        "nc": nc,
+        "reg_max": REG_MAX,
+        "cv2": [
+            [conv_spec(rng, ch, c2, 3), conv_spec(rng, c2, c2, 3), conv_spec(rng, c2, 4 * REG_MAX, bn=False)]
+            for ch in (8, 16, 16)
+        ],
+        "cv3": [
+            [conv_spec(rng, ch, c3, 3), conv_spec(rng, c3, c3, 3), conv_spec(rng, c3, nc, bn=False)]
+            for ch in (8, 16, 16)
+        ],
+    }
     L.append(("Detect", [12, 15, 18], head))
     return L
 
 
 # -- pickling the specs as Ultralytics / torch objects
 def module(ar: Archive, cls: tuple[str, str], params=None, buffers=None, modules=None, **attrs) -> Obj:
-    state = {"training": False, "_parameters": odict(params or {}), "_buffers": odict(buffers or {}),
-             "_non_persistent_buffers_set": Call(G("__builtin__", "set"), ([],)),
-             "_backward_hooks": odict({}), "_forward_hooks": odict({}), "_forward_pre_hooks": odict({}),
-             "_modules": odict(modules or {})}
+    state = {
+        "training": False,
+        "_parameters": odict(params or {}),
+        "_buffers": odict(buffers or {}),
+        "_non_persistent_buffers_set": Call(G("__builtin__", "set"), ([],)),
+        "_backward_hooks": odict({}),
+        "_forward_hooks": odict({}),
+        "_forward_pre_hooks": odict({}),
+        "_modules": odict(modules or {}),
+    }
     state.update(attrs)
     return Obj(G(*cls), state)
 
@@ -224,54 +261,131 @@ def pk(ar: Archive, sp: dict, **extra) -> Obj:
     t = sp["t"]
     if t in ("Conv", "Conv2d"):
         c2, c1, k, _ = sp["w"].shape
-        conv = module(ar, ("torch.nn.modules.conv", "Conv2d"),
-                      params={"weight": ar.tensor(sp["w"]), "bias": ar.tensor(sp["bias"]) if "bias" in sp else None},
-                      in_channels=c1, out_channels=c2, kernel_size=(k, k), stride=(sp["s"], sp["s"]),
-                      padding=(sp["p"], sp["p"]), dilation=(1, 1), transposed=False, output_padding=(0, 0),
-                      groups=1, padding_mode="zeros")
+        conv = module(
+            ar,
+            ("torch.nn.modules.conv", "Conv2d"),
+            params={"weight": ar.tensor(sp["w"]), "bias": ar.tensor(sp["bias"]) if "bias" in sp else None},
+            in_channels=c1,
+            out_channels=c2,
+            kernel_size=(k, k),
+            stride=(sp["s"], sp["s"]),
+            padding=(sp["p"], sp["p"]),
+            dilation=(1, 1),
+            transposed=False,
+            output_padding=(0, 0),
+            groups=1,
+            padding_mode="zeros",
+        )
         if t == "Conv2d":
             return conv
-        bn = module(ar, ("torch.nn.modules.batchnorm", "BatchNorm2d"),
-                    params={"weight": ar.tensor(sp["gamma"]), "bias": ar.tensor(sp["beta"])},
-                    buffers={"running_mean": ar.tensor(sp["mean"], False), "running_var": ar.tensor(sp["var"], False),
-                             "num_batches_tracked": ar.tensor(np.array(0, np.int64), False)},
-                    num_features=c2, eps=sp["eps"], momentum=0.03, affine=True, track_running_stats=True)
+        bn = module(
+            ar,
+            ("torch.nn.modules.batchnorm", "BatchNorm2d"),
+            params={"weight": ar.tensor(sp["gamma"]), "bias": ar.tensor(sp["beta"])},
+            buffers={
+                "running_mean": ar.tensor(sp["mean"], False),
+                "running_var": ar.tensor(sp["var"], False),
+                "num_batches_tracked": ar.tensor(np.array(0, np.int64), False),
+            },
+            num_features=c2,
+            eps=sp["eps"],
+            momentum=0.03,
+            affine=True,
+            track_running_stats=True,
+        )
         act = module(ar, ("torch.nn.modules.activation", "SiLU"), inplace=True)
-        return module(ar, ("ultralytics.nn.modules.conv", "Conv"), modules={"conv": conv, "bn": bn, "act": act}, **extra)
+        return module(
+            ar, ("ultralytics.nn.modules.conv", "Conv"), modules={"conv": conv, "bn": bn, "act": act}, **extra
+        )
     if t == "Bottleneck":
-        return module(ar, ("ultralytics.nn.modules.block", "Bottleneck"),
-                      modules={"cv1": pk(ar, sp["cv1"]), "cv2": pk(ar, sp["cv2"])}, add=sp["add"])
+        return module(
+            ar,
+            ("ultralytics.nn.modules.block", "Bottleneck"),
+            modules={"cv1": pk(ar, sp["cv1"]), "cv2": pk(ar, sp["cv2"])},
+            add=sp["add"],
+        )
     if t == "C2f":
         m = seq(ar, [pk(ar, b) for b in sp["m"]], ("torch.nn.modules.container", "ModuleList"))
-        return module(ar, ("ultralytics.nn.modules.block", "C2f"),
-                      modules={"cv1": pk(ar, sp["cv1"]), "cv2": pk(ar, sp["cv2"]), "m": m}, c=sp["c"], **extra)
+        return module(
+            ar,
+            ("ultralytics.nn.modules.block", "C2f"),
+            modules={"cv1": pk(ar, sp["cv1"]), "cv2": pk(ar, sp["cv2"]), "m": m},
+            c=sp["c"],
+            **extra,
+        )
     if t == "C3":
         m = seq(ar, [pk(ar, b) for b in sp["m"]])
-        return module(ar, ("ultralytics.nn.modules.block", "C3"),
-                      modules={"cv1": pk(ar, sp["cv1"]), "cv2": pk(ar, sp["cv2"]), "cv3": pk(ar, sp["cv3"]), "m": m}, **extra)
+        return module(
+            ar,
+            ("ultralytics.nn.modules.block", "C3"),
+            modules={"cv1": pk(ar, sp["cv1"]), "cv2": pk(ar, sp["cv2"]), "cv3": pk(ar, sp["cv3"]), "m": m},
+            **extra,
+        )
     if t == "SPPF":
-        mp = module(ar, ("torch.nn.modules.pooling", "MaxPool2d"), kernel_size=5, stride=1, padding=2, dilation=1,
-                    return_indices=False, ceil_mode=False)
-        return module(ar, ("ultralytics.nn.modules.block", "SPPF"),
-                      modules={"cv1": pk(ar, sp["cv1"]), "cv2": pk(ar, sp["cv2"]), "m": mp}, **extra)
+        mp = module(
+            ar,
+            ("torch.nn.modules.pooling", "MaxPool2d"),
+            kernel_size=5,
+            stride=1,
+            padding=2,
+            dilation=1,
+            return_indices=False,
+            ceil_mode=False,
+        )
+        return module(
+            ar,
+            ("ultralytics.nn.modules.block", "SPPF"),
+            modules={"cv1": pk(ar, sp["cv1"]), "cv2": pk(ar, sp["cv2"]), "m": mp},
+            **extra,
+        )
     if t == "Upsample":
-        return module(ar, ("torch.nn.modules.upsampling", "Upsample"), name="Upsample", size=None, scale_factor=2.0,
-                      mode="nearest", align_corners=None, recompute_scale_factor=None, **extra)
+        return module(
+            ar,
+            ("torch.nn.modules.upsampling", "Upsample"),
+            name="Upsample",
+            size=None,
+            scale_factor=2.0,
+            mode="nearest",
+            align_corners=None,
+            recompute_scale_factor=None,
+            **extra,
+        )
     if t == "Concat":
         return module(ar, ("ultralytics.nn.modules.conv", "Concat"), d=1, **extra)
     if t == "Detect":
         ml = ("torch.nn.modules.container", "ModuleList")
-        dfl_conv = module(ar, ("torch.nn.modules.conv", "Conv2d"),
-                          params={"weight": ar.tensor(np.arange(REG_MAX, dtype=np.float32).reshape(1, REG_MAX, 1, 1)), "bias": None},
-                          in_channels=REG_MAX, out_channels=1, kernel_size=(1, 1), stride=(1, 1), padding=(0, 0),
-                          dilation=(1, 1), transposed=False, output_padding=(0, 0), groups=1, padding_mode="zeros")
+        dfl_conv = module(
+            ar,
+            ("torch.nn.modules.conv", "Conv2d"),
+            params={"weight": ar.tensor(np.arange(REG_MAX, dtype=np.float32).reshape(1, REG_MAX, 1, 1)), "bias": None},
+            in_channels=REG_MAX,
+            out_channels=1,
+            kernel_size=(1, 1),
+            stride=(1, 1),
+            padding=(0, 0),
+            dilation=(1, 1),
+            transposed=False,
+            output_padding=(0, 0),
+            groups=1,
+            padding_mode="zeros",
+        )
         return module(
-            ar, ("ultralytics.nn.modules.head", "Detect"),
-            modules={"cv2": seq(ar, [seq(ar, [pk(ar, c) for c in br]) for br in sp["cv2"]], ml),
-                     "cv3": seq(ar, [seq(ar, [pk(ar, c) for c in br]) for br in sp["cv3"]], ml),
-                     "dfl": module(ar, ("ultralytics.nn.modules.block", "DFL"), modules={"conv": dfl_conv}, c1=REG_MAX)},
-            nc=sp["nc"], nl=3, reg_max=REG_MAX, no=sp["nc"] + 4 * REG_MAX,
-            stride=ar.tensor(np.array(STRIDES, np.float16), False), shape=None, inplace=True, **extra)
+            ar,
+            ("ultralytics.nn.modules.head", "Detect"),
+            modules={
+                "cv2": seq(ar, [seq(ar, [pk(ar, c) for c in br]) for br in sp["cv2"]], ml),
+                "cv3": seq(ar, [seq(ar, [pk(ar, c) for c in br]) for br in sp["cv3"]], ml),
+                "dfl": module(ar, ("ultralytics.nn.modules.block", "DFL"), modules={"conv": dfl_conv}, c1=REG_MAX),
+            },
+            nc=sp["nc"],
+            nl=3,
+            reg_max=REG_MAX,
+            no=sp["nc"] + 4 * REG_MAX,
+            stride=ar.tensor(np.array(STRIDES, np.float16), False),
+            shape=None,
+            inplace=True,
+            **extra,
+        )
     raise AssertionError(t)
 
 
@@ -282,17 +396,39 @@ def checkpoint_tree(ar: Archive, layers, replace: dict | None = None, extra: dic
         if replace and i in replace:
             m.cls = G(*replace[i])
         mods.append(m)
-    model = module(ar, ("ultralytics.nn.tasks", "DetectionModel"), modules={"model": seq(ar, mods)},
-                   yaml={"nc": len(NAMES), "yaml_file": "yolov8tiny.yaml"}, yaml_file="yolov8tiny.yaml",
-                   save=[2, 4, 6, 9, 12, 15, 18], names=dict(NAMES), inplace=True,
-                   stride=ar.tensor(np.array(STRIDES, np.float32), False), nc=len(NAMES))
-    root = {"date": "2024-01-01T00:00:00", "version": "8.0.0", "epoch": -1, "best_fitness": None, "model": model,
-            "ema": None, "updates": None, "optimizer": None,
-            "train_args": {"task": "detect", "data": "tiny.yaml", "imgsz": 64},
-            # newer checkpoints keep numpy scalars in their metrics (pickled as below by protocol 2)
-            "train_metrics": {"fitness": Call(G("numpy.core.multiarray", "scalar"), (
-                Call(G("numpy", "dtype"), ("f8", False, True)),
-                Call(G("_codecs", "encode"), (np.float64(0.25).tobytes().decode("latin1"), "latin1"))))}}
+    model = module(
+        ar,
+        ("ultralytics.nn.tasks", "DetectionModel"),
+        modules={"model": seq(ar, mods)},
+        yaml={"nc": len(NAMES), "yaml_file": "yolov8tiny.yaml"},
+        yaml_file="yolov8tiny.yaml",
+        save=[2, 4, 6, 9, 12, 15, 18],
+        names=dict(NAMES),
+        inplace=True,
+        stride=ar.tensor(np.array(STRIDES, np.float32), False),
+        nc=len(NAMES),
+    )
+    root = {
+        "date": "2024-01-01T00:00:00",
+        "version": "8.0.0",
+        "epoch": -1,
+        "best_fitness": None,
+        "model": model,
+        "ema": None,
+        "updates": None,
+        "optimizer": None,
+        "train_args": {"task": "detect", "data": "tiny.yaml", "imgsz": 64},
+        # newer checkpoints keep numpy scalars in their metrics (pickled as below by protocol 2)
+        "train_metrics": {
+            "fitness": Call(
+                G("numpy.core.multiarray", "scalar"),
+                (
+                    Call(G("numpy", "dtype"), ("f8", False, True)),
+                    Call(G("_codecs", "encode"), (np.float64(0.25).tobytes().decode("latin1"), "latin1")),
+                ),
+            )
+        },
+    }
     root.update(extra or {})
     return root
 
@@ -334,7 +470,7 @@ def _run(x, sp):
         return x + y if sp["add"] else y
     if t == "C2f":
         y = _conv(x, sp["cv1"])
-        ys = [y[:, : sp["c"]], y[:, sp["c"]:]]
+        ys = [y[:, : sp["c"]], y[:, sp["c"] :]]
         for b in sp["m"]:
             ys.append(_run(ys[-1], b))
         return _conv(np.concatenate(ys, 1), sp["cv2"])
@@ -433,7 +569,9 @@ def test_fixed_input_size_and_metadata(tiny, tmp_path):
     assert dims == [1, 3, 64, 96]
     assert [d.dim_value for d in proto.graph.output[0].type.tensor_type.shape.dim] == [1, 7, 16 * 24 + 8 * 12 + 4 * 6]
     x = np.random.default_rng(2).random((1, 3, 64, 96), dtype=np.float32)
-    np.testing.assert_allclose(_session(onnx.load(str(out))).run(None, {"images": x})[0], reference_forward(layers, x), atol=2e-4, rtol=1e-4)
+    np.testing.assert_allclose(
+        _session(onnx.load(str(out))).run(None, {"images": x})[0], reference_forward(layers, x), atol=2e-4, rtol=1e-4
+    )
     meta = {p.key: p.value for p in proto.metadata_props}
     assert meta["names"] == "{0: 'person', 1: 'car', 2: 'dog'}"
     assert meta["stride"] == "16" and meta["task"] == "detect" and meta["imgsz"] == "[64, 96]"
@@ -450,8 +588,16 @@ def test_fixed_input_size_and_metadata(tiny, tmp_path):
         convert(path, input_size=(64, 100))
 
 
-@pytest.mark.parametrize("module,name", [("os", "system"), ("builtins", "eval"), ("subprocess", "Popen"),
-                                          ("torch", "load"), ("ultralytics.nn", "_private")])
+@pytest.mark.parametrize(
+    "module,name",
+    [
+        ("os", "system"),
+        ("builtins", "eval"),
+        ("subprocess", "Popen"),
+        ("torch", "load"),
+        ("ultralytics.nn", "_private"),
+    ],
+)
 def test_forbidden_global_is_refused_before_running(tmp_path, module, name):
     marker = tmp_path / "pwned"
     ar = Archive()
@@ -476,7 +622,9 @@ def test_getattr_only_on_stub_classes(tmp_path):
 def test_unsupported_layer_type_names_it(tmp_path):
     layers = tiny_layers(np.random.default_rng(3))
     ar = Archive()
-    path = ar.write(tmp_path / "c3k2.pt", checkpoint_tree(ar, layers, replace={9: ("ultralytics.nn.modules.block", "C3k2")}))
+    path = ar.write(
+        tmp_path / "c3k2.pt", checkpoint_tree(ar, layers, replace={9: ("ultralytics.nn.modules.block", "C3k2")})
+    )
     with pytest.raises(ValueError, match=r"layer 9: unsupported layer type C3k2"):
         convert(path)
 
@@ -484,7 +632,9 @@ def test_unsupported_layer_type_names_it(tmp_path):
 def test_not_a_detection_model_or_not_a_checkpoint(tmp_path):
     layers = tiny_layers(np.random.default_rng(4))
     ar = Archive()
-    path = ar.write(tmp_path / "pose.pt", checkpoint_tree(ar, layers, replace={19: ("ultralytics.nn.modules.head", "Pose")}))
+    path = ar.write(
+        tmp_path / "pose.pt", checkpoint_tree(ar, layers, replace={19: ("ultralytics.nn.modules.head", "Pose")})
+    )
     with pytest.raises(UltralyticsPtError, match="last layer is Pose"):
         convert(path)
     junk = tmp_path / "junk.pt"
@@ -516,8 +666,10 @@ def _real_checkpoint() -> str | None:
 REAL_PT = _real_checkpoint()
 
 
-@pytest.mark.skipif(not REAL_PT or not Path(REAL_PT).is_file(),
-                    reason="no yolov8*.pt: run `vigil models prepare` or set VIGIL_TEST_YOLOV8_PT")
+@pytest.mark.skipif(
+    not REAL_PT or not Path(REAL_PT).is_file(),
+    reason="no yolov8*.pt: run `vigil models prepare` or set VIGIL_TEST_YOLOV8_PT",
+)
 def test_real_checkpoint_finds_the_people_in_vtest(vtest):
     import cv2
 
@@ -530,11 +682,13 @@ def test_real_checkpoint_finds_the_people_in_vtest(vtest):
     nh, nw = round(frame.shape[0] * r), round(frame.shape[1] * r)
     top, left = (h - nh) // 2, (w - nw) // 2
     lb = np.full((h, w, 3), 114, np.uint8)
-    lb[top:top + nh, left:left + nw] = cv2.resize(frame, (nw, nh), interpolation=cv2.INTER_LINEAR)
+    lb[top : top + nh, left : left + nw] = cv2.resize(frame, (nw, nh), interpolation=cv2.INTER_LINEAR)
     x = np.ascontiguousarray(lb[:, :, ::-1].transpose(2, 0, 1)[None], np.float32) / 255.0
     so = ort.SessionOptions()
     so.intra_op_num_threads = 2
-    out = ort.InferenceSession(proto.SerializeToString(), so, providers=["CPUExecutionProvider"]).run(None, {"images": x})[0][0]
+    out = ort.InferenceSession(proto.SerializeToString(), so, providers=["CPUExecutionProvider"]).run(
+        None, {"images": x}
+    )[0][0]
     assert out.shape == (84, 9072)
     score = out[4]
     keep = score > 0.3

@@ -1,0 +1,2 @@
+"""Licence plates: localise, rectify and read plates, vote the readings of a pass into one
+transit, check watch lists, keep pseudonymised transit records and masked evidence."""
