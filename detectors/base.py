@@ -1,19 +1,28 @@
-"""The detector interface every backend implements."""
+"""The detector interface every backend implements, and what a backend declares.
+
+A backend is one module of :mod:`vigil.detectors.backends` with a module-level
+``BACKEND = Backend(name=..., config=..., build=...)``: ``config`` is its pydantic model
+(a :class:`BackendConfig` with ``type: Literal["<name>"]``), ``build(cfg) -> Detector``.
+:mod:`vigil.detectors.registry` finds these modules and builds everything else from them.
+"""
 
 from __future__ import annotations
 
 import os
-from typing import Annotated, Protocol, runtime_checkable
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated, Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
-from pydantic import AfterValidator
+from pydantic import AfterValidator, BaseModel, ConfigDict
 
 from vigil.detectors.detections import Detections
 
 __all__ = [
     "Detector",
     "detect_batch",
-    "ModelError",
+    "Backend",
+    "BackendConfig",
     "COCO_TRAFFIC_CLASSES",
     "COCO_ALIASES",
     "check_stride_multiple",
@@ -22,11 +31,6 @@ __all__ = [
     "StrideSize",
     "ClassThresholds",
 ]
-
-
-class ModelError(ValueError):
-    """A detector cannot be built from its config and model (unknown backend, a class name
-    the model lacks, a model without the expected metadata...)."""
 
 
 #: The COCO classes the node cares about by default.
@@ -87,3 +91,33 @@ def detect_batch(detector, frames: list[np.ndarray]) -> list[Detections]:
     """``detector.detect_batch(frames)``, or a loop over ``detect`` for a detector without it."""
     fn = getattr(detector, "detect_batch", None)
     return fn(frames) if fn is not None else [detector.detect(f) for f in frames]
+
+
+class BackendConfig(BaseModel):
+    """Base of every backend's config: a subclass adds ``type: Literal["<name>"]`` and its settings.
+
+    ``file_fields`` names the fields that hold file or folder paths; a node config resolves
+    the relative ones against the folder of the config file (see ``vigil.edge.config``).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    file_fields: ClassVar[tuple[str, ...]] = ()
+
+
+@dataclass(frozen=True)
+class Backend:
+    """One detector backend: ``name`` (the config's ``type``), its ``config`` model and
+    ``build(cfg) -> Detector`` (a class or a function; called in the process that detects)."""
+
+    name: str
+    config: type[BaseModel]
+    build: Callable[[Any], Detector]
+
+    def __post_init__(self) -> None:
+        field = self.config.model_fields.get("type")
+        if field is None or field.default != self.name:
+            raise ValueError(f"backend {self.name!r}: its config {self.config.__name__} needs `type` defaulting to it")
+        unknown = [f for f in getattr(self.config, "file_fields", ()) if f not in self.config.model_fields]
+        if unknown:
+            raise ValueError(f"backend {self.name!r}: file_fields {unknown} are not fields of {self.config.__name__}")

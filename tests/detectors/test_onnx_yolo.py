@@ -13,15 +13,12 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 from pydantic import ValidationError
 
-from vigil.detectors.base import Detector, ModelError
-from vigil.detectors.onnx_yolo import (
-    OnnxYoloConfig,
-    OnnxYoloDetector,
-    detect_layout,
-    names_from_metadata,
-    read_names_file,
-)
+from vigil.detectors.backends.onnx_yolo import OnnxYoloConfig, OnnxYoloDetector
+from vigil.detectors.base import Detector
 from vigil.detectors.registry import build_detector, parse_detector_config
+from vigil.detectors.yolo import detect_layout
+from vigil.models.errors import ModelError
+from vigil.models.metadata import names_from_metadata, read_names_file
 
 NAMES = "{0: 'a', 1: 'b', 2: 'c'}"
 
@@ -225,7 +222,7 @@ def test_provider_fallback_is_logged(tmp_path, monkeypatch, caplog):
 
     monkeypatch.setattr(ort, "get_available_providers", lambda: ["CPUExecutionProvider"])
     path = make_model(tmp_path / "m.onnx", anchors_output())
-    with caplog.at_level(logging.WARNING, logger="vigil.detectors.onnx_yolo"):
+    with caplog.at_level(logging.WARNING, logger="vigil.detectors.backends.onnx_yolo"):
         det = OnnxYoloDetector(OnnxYoloConfig(model=path, providers=["tensorrt", "cuda", "cpu"]))
     assert det.providers == ["CPUExecutionProvider"]
     text = caplog.text

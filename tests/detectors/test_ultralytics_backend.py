@@ -15,7 +15,7 @@ import os
 import numpy as np
 import pytest
 
-from vigil.detectors.base import ModelError
+from vigil.models.errors import ModelError
 
 _MISSING = [m for m in ("torch", "ultralytics") if importlib.util.find_spec(m) is None]
 pytestmark = pytest.mark.skipif(
@@ -29,7 +29,7 @@ INPUT = 320
 def ul(tmp_path_factory):
     root = tmp_path_factory.mktemp("ul")
     os.environ["VIGIL_CACHE_DIR"] = str(root / "cache")  # where YOLO_CONFIG_DIR goes (set before import)
-    from vigil.detectors.ultralytics_backend import import_ultralytics
+    from vigil.models.ultralytics_env import import_ultralytics
 
     try:
         torch, YOLO = import_ultralytics()
@@ -90,7 +90,7 @@ def _reference(session, input_name, frame, conf, iou, end2end):
     [("yolo11n.yaml", {}, "anchors", 0.6), ("yolo26n.yaml", {"nms": False}, "end2end", 0.9)],
 )
 def test_onnx_backend_matches_ultralytics_postprocessing(ul, yaml, export_kw, layout, conf):
-    from vigil.detectors.onnx_yolo import OnnxYoloConfig, OnnxYoloDetector
+    from vigil.detectors.backends.onnx_yolo import OnnxYoloConfig, OnnxYoloDetector
 
     _, onnx_path = _make(ul, yaml, **export_kw)
     det = OnnxYoloDetector(OnnxYoloConfig(model=onnx_path, confidence=conf, nms_iou=0.7, threads=2))
@@ -107,7 +107,7 @@ def test_onnx_backend_matches_ultralytics_postprocessing(ul, yaml, export_kw, la
 
 
 def test_ultralytics_backend_matches_its_onnx_export(ul):
-    from vigil.detectors.onnx_yolo import OnnxYoloConfig, OnnxYoloDetector
+    from vigil.detectors.backends.onnx_yolo import OnnxYoloConfig, OnnxYoloDetector
     from vigil.detectors.registry import build_detector
 
     pt, onnx_path = _make(ul, "yolo11n.yaml")

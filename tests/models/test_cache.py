@@ -9,7 +9,10 @@ import pytest
 
 from vigil.models import cache
 
-CFG = "[net]\nwidth=32\nheight=32\nchannels=3\n[convolutional]\nfilters=18\nsize=1\nstride=1\npad=1\nactivation=linear\n[yolo]\nmask=0\nanchors=8,8\nclasses=13\nnum=1\n"
+CFG = (
+    "[net]\nwidth=32\nheight=32\nchannels=3\n[convolutional]\nfilters=18\nsize=1\nstride=1\npad=1\n"
+    "activation=linear\n[yolo]\nmask=0\nanchors=8,8\nclasses=13\nnum=1\n"
+)
 
 
 def _tiny(tmp_path, seed=0):

@@ -6,7 +6,8 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from vigil.models.darknet import DarknetError, convert, decode_yolo, heads_from_onnx, load_darknet, read_weights_header
+from vigil.detectors.backends.onnx_darknet import decode_yolo
+from vigil.models.darknet import DarknetError, convert, heads_from_onnx, load_darknet, read_weights_header
 
 TINY_CFG = """\
 [net]

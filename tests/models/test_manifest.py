@@ -11,7 +11,8 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from vigil.cli import main
-from vigil.models.manifest import ManifestError, get_manifest, import_model, list_manifests, sha256_file, verify
+from vigil.hashing import sha256_file
+from vigil.models.manifest import ManifestError, get_manifest, import_model, list_manifests, verify
 
 
 def _onnx(path):

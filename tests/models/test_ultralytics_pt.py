@@ -18,15 +18,8 @@ import onnx
 import onnxruntime as ort
 import pytest
 
-from vigil.models.ultralytics_pt import (
-    CONVERTER,
-    UltralyticsPtError,
-    UnsafeCheckpointError,
-    _rebuild_tensor_v2,
-    convert,
-    load_checkpoint,
-    read_pt,
-)
+from vigil.models.pt_pickle import UltralyticsPtError, UnsafeCheckpointError, _rebuild_tensor_v2, read_pt
+from vigil.models.ultralytics_pt import CONVERTER, convert, load_checkpoint
 
 NAMES = {0: "person", 1: "car", 2: "dog"}
 REG_MAX = 4
@@ -577,7 +570,8 @@ def test_fixed_input_size_and_metadata(tiny, tmp_path):
     assert meta["stride"] == "16" and meta["task"] == "detect" and meta["imgsz"] == "[64, 96]"
     assert meta["converter"] == CONVERTER and meta["author"] == "Ultralytics"
     assert "tiny.yaml" in meta["description"]
-    from vigil.detectors.onnx_yolo import detect_layout, names_from_metadata
+    from vigil.detectors.yolo import detect_layout
+    from vigil.models.metadata import names_from_metadata
 
     assert names_from_metadata(meta) == ["person", "car", "dog"]
     assert detect_layout([1, 7, 504], 3) == "anchors"

@@ -1,8 +1,8 @@
 """Ultralytics YOLO ``.pt`` (or ``.yaml``) models through the ``ultralytics`` package (``type: ultralytics``).
 
-An optional extra: ``pip install '.[ultralytics]'`` (torch's CPU build is enough). This
-is the only module of Vigil that imports torch or ultralytics, and only inside
-:func:`build_ultralytics`, so the rest of Vigil runs without them.
+An optional extra: ``pip install '.[ultralytics]'`` (torch's CPU build is enough). torch and
+ultralytics are imported only when the detector is built (through
+:func:`vigil.models.ultralytics_env.import_ultralytics`), so the rest of Vigil runs without them.
 
 Ultralytics is used to *load* the model; pre- and post-processing are Vigil's own (the
 ones of the ``onnx`` backend: letterbox to a fixed ``input_size``, best class, per-class
@@ -10,42 +10,33 @@ thresholds, class-aware NMS, or nothing for end-to-end heads), so a ``.pt`` mode
 ONNX export give the same boxes. Ultralytics' predictor is not used: it imports
 torchvision, which does not load beside the CPU torch wheel used here.
 
-Offline by construction: before ultralytics is imported, ``YOLO_OFFLINE=1`` and
-``YOLO_AUTOINSTALL=0`` are set and ``YOLO_CONFIG_DIR`` (unless set) points into Vigil's
-model cache, with a system TrueType font copied in as the ``Arial.ttf`` ultralytics would
-otherwise download. A ``.pt`` file that is not on disk is an error, never a download.
+Offline by construction (see :mod:`vigil.models.ultralytics_env`): a ``.pt`` file that is
+not on disk is an error, never a download.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
-from typing import Any, Literal
+from typing import ClassVar, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from vigil.detectors.base import ClassThresholds, ModelError, StrideSize, cpu_count
-from vigil.detectors.onnx_yolo import YoloDetectorBase, read_names_file
+from vigil.detectors.base import Backend, BackendConfig, ClassThresholds, StrideSize, cpu_count
+from vigil.detectors.yolo import YoloDetectorBase
+from vigil.models.errors import ModelError
+from vigil.models.metadata import read_names_file
+from vigil.models.ultralytics_env import import_ultralytics
 
-__all__ = ["UltralyticsConfig", "build_ultralytics", "prepare_offline_env", "import_ultralytics", "INSTALL_HINT"]
-
-INSTALL_HINT = (
-    "The ultralytics backend needs the optional extra: pip install '.[ultralytics]' "
-    "(torch CPU build, then ultralytics; see pyproject.toml), or export the model to ONNX "
-    "and use `type: onnx`."
-)
-FONT_CANDIDATES = (
-    "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
-    "/usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf",
-)
+__all__ = ["UltralyticsConfig", "UltralyticsDetector", "build_ultralytics", "BACKEND"]
 
 
-class UltralyticsConfig(BaseModel):
-    """An Ultralytics YOLO detection model (``.pt`` weights, or a ``.yaml`` architecture with random weights, for tests)."""
+class UltralyticsConfig(BackendConfig):
+    """An Ultralytics YOLO detection model (``.pt`` weights, or a ``.yaml`` architecture with random
+    weights, for tests)."""
 
-    model_config = ConfigDict(extra="forbid")
+    #: ``model`` is a str (it may be a name ultralytics ships, e.g. yolo11n.yaml): resolved only if the file exists
+    file_fields: ClassVar[tuple[str, ...]] = ("model", "class_names")
 
     type: Literal["ultralytics"] = Field(
         "ultralytics", title="Backend", description="Detector backend: Ultralytics YOLO on torch."
@@ -98,50 +89,9 @@ class UltralyticsConfig(BaseModel):
     warmup: bool = Field(True, title="Warm-up", description="Run one inference at load.")
 
 
-def prepare_offline_env() -> Path:
-    """Set the environment that keeps ultralytics off the network (call before importing it).
-    Returns its config dir."""
-    from vigil.models.cache import cache_dir
-
-    os.environ["YOLO_OFFLINE"] = "1"
-    os.environ["YOLO_AUTOINSTALL"] = "0"
-    os.environ.setdefault("YOLO_VERBOSE", "False")
-    cfg_dir = Path(os.environ.setdefault("YOLO_CONFIG_DIR", str(cache_dir() / "ultralytics")))
-    try:
-        cfg_dir.mkdir(parents=True, exist_ok=True)
-        for name in ("Arial.ttf", "Arial.Unicode.ttf"):
-            target = cfg_dir / "Ultralytics" / name
-            if not target.exists():
-                font = next((Path(f) for f in FONT_CANDIDATES if Path(f).is_file()), None)
-                if font is not None:
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    shutil.copyfile(font, target)
-    except OSError:
-        pass  # a read-only cache: ultralytics falls back to its own temp dir; we never plot anyway
-    return cfg_dir
-
-
-def import_ultralytics() -> tuple[Any, Any]:
-    """``(torch, ultralytics.YOLO)``, or :class:`ModelError` telling how to install the extra."""
-    prepare_offline_env()
-    try:
-        import torch
-    except ImportError as exc:
-        raise ModelError(f"torch is not installed ({exc}). {INSTALL_HINT}") from None
-    try:
-        from ultralytics import YOLO
-    except ImportError as exc:
-        raise ModelError(f"ultralytics is not installed or does not import ({exc}). {INSTALL_HINT}") from None
-    except Exception as exc:  # e.g. importlib.metadata.PackageNotFoundError for torchvision
-        raise ModelError(
-            f"ultralytics does not import ({type(exc).__name__}: {exc}). It reads torchvision's package metadata at "
-            f"import: install torchvision too (`pip install --no-deps torchvision` is enough). {INSTALL_HINT}"
-        ) from None
-    return torch, YOLO
-
-
 class UltralyticsDetector(YoloDetectorBase):
-    """See :class:`UltralyticsConfig`; same API and attributes as the onnx backend (``providers`` is the torch device)."""
+    """See :class:`UltralyticsConfig`; same API and attributes as the onnx backend (``providers`` is the
+    torch device)."""
 
     def __init__(self, cfg: UltralyticsConfig):
         torch, YOLO = import_ultralytics()
@@ -159,14 +109,15 @@ class UltralyticsDetector(YoloDetectorBase):
             torch.manual_seed(cfg.seed)
         else:
             raise ModelError(
-                f"ultralytics backend: model {src!r} must be a .pt file or a .yaml model definition (for ONNX use `type: onnx`)"
+                f"ultralytics backend: model {src!r} must be a .pt file or a .yaml model definition "
+                "(for ONNX use `type: onnx`)"
             )
         torch.set_num_threads(cfg.threads or cpu_count())
         try:
             yolo = YOLO(src, task="detect")
         except ModelError:
             raise
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - whatever ultralytics raises, reported as a model error
             raise ModelError(f"ultralytics cannot load model {src}: {type(exc).__name__}: {exc}") from None
         if getattr(yolo, "task", "detect") != "detect":
             raise ModelError(f"model {src} is a {yolo.task!r} model; only detection models are supported")
@@ -174,7 +125,7 @@ class UltralyticsDetector(YoloDetectorBase):
         try:
             self.device = torch.device(cfg.device)
             net = yolo.model.to(self.device)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - whatever torch raises for a bad device
             raise ModelError(f"ultralytics backend: cannot use device {cfg.device!r}: {exc}") from None
         net = net.fuse() if hasattr(net, "fuse") else net
         net.eval()
@@ -211,3 +162,7 @@ class UltralyticsDetector(YoloDetectorBase):
 def build_ultralytics(cfg: UltralyticsConfig) -> UltralyticsDetector:
     """Registry builder for ``type: ultralytics`` (imports torch and ultralytics here, lazily)."""
     return UltralyticsDetector(cfg)
+
+
+#: ``type: ultralytics`` (torch and ultralytics are imported only when built).
+BACKEND = Backend(name="ultralytics", config=UltralyticsConfig, build=build_ultralytics)

