@@ -1,10 +1,16 @@
-"""Shared test fixtures: paths to test media and to ../shared (development checkouts only)."""
+"""Shared test fixtures: paths to test media and to ../shared (development checkouts only),
+a PostgreSQL server on loopback, browsers."""
 
 from __future__ import annotations
 
+import glob
 import os
+import pwd
 import shutil
+import socket
+import subprocess
 import tempfile
+import uuid
 from pathlib import Path
 
 import pytest
@@ -41,6 +47,86 @@ def default_model():
         return resolve_default_model()
     except ModelNotFoundError as exc:
         pytest.skip(f"embedded model missing ({exc}); run `bash scripts/setup.sh`")
+
+
+# --------------------------------------------------------------------------- PostgreSQL
+def _bindir() -> str | None:
+    for d in sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True):
+        if os.path.exists(os.path.join(d, "initdb")) and os.path.exists(os.path.join(d, "pg_ctl")):
+            return d
+    return None
+
+
+@pytest.fixture(scope="module")
+def pg_server():
+    """A PostgreSQL server on loopback for one test module (Debian's binaries; trust auth,
+    user ``vigil``); its libpq connection string without a database name."""
+    bindir = _bindir()
+    if bindir is None:
+        pytest.skip(
+            "PostgreSQL server binaries not found (/usr/lib/postgresql/*/bin/initdb): apt-get install postgresql"
+        )
+    run_as: list[str] = []
+    owner = None
+    if os.geteuid() == 0:  # the server refuses to run as root
+        try:
+            owner = pwd.getpwnam("postgres")
+        except KeyError:
+            pytest.skip("running as root and there is no 'postgres' user to run the test server as")
+        run_as = ["runuser", "-u", "postgres", "--"]
+    base = tempfile.mkdtemp(prefix="vigil-pg-")
+    data = os.path.join(base, "data")
+    if owner is not None:
+        os.chown(base, owner.pw_uid, owner.pw_gid)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    try:
+        subprocess.run(
+            [*run_as, f"{bindir}/initdb", "-D", data, "-A", "trust", "-U", "vigil", "--no-sync"],
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
+        subprocess.run(
+            [
+                *run_as,
+                f"{bindir}/pg_ctl",
+                "-D",
+                data,
+                "-l",
+                os.path.join(base, "log"),
+                "-w",
+                "-t",
+                "60",
+                "-o",
+                f"-c listen_addresses=127.0.0.1 -p {port} -k {base} -c fsync=off",
+                "start",
+            ],
+            check=True,
+            capture_output=True,
+            timeout=90,
+        )
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
+        shutil.rmtree(base, ignore_errors=True)
+        pytest.skip(f"could not start a PostgreSQL test server: {exc} {getattr(exc, 'stderr', b'')!r}")
+    try:
+        yield f"host=127.0.0.1 port={port} user=vigil"
+    finally:
+        subprocess.run(
+            [*run_as, f"{bindir}/pg_ctl", "-D", data, "-m", "immediate", "stop"], capture_output=True, timeout=60
+        )
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture
+def dsn(pg_server):
+    """A fresh, empty database on the test server: its connection string."""
+    psycopg = pytest.importorskip("psycopg", reason="psycopg (PostgreSQL driver) not installed")
+    name = "t_" + uuid.uuid4().hex[:12]
+    with psycopg.connect(pg_server + " dbname=postgres", autocommit=True) as db:
+        db.execute(f"CREATE DATABASE {name}")
+    return f"{pg_server} dbname={name}"
 
 
 # --------------------------------------------------------------------------- browser tests

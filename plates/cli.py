@@ -1,0 +1,215 @@
+"""The plate commands: ``vigil plates read``, ``vigil transits search|export|purge`` and
+``vigil watchlist check``; :func:`add_commands` adds them to the main parser.
+
+``vigil plates read IMAGE... [--json]``: read licence plates in still images. One line per
+image; with ``--json`` one JSON object per line:
+``{"file": ..., "plates": [{"text": ..., "confidence": ..., "box": [x1, y1, x2, y2]}]}``
+(an unreadable image gets ``"error"`` and an empty ``plates``; the exit code is then 1).
+
+``vigil transits ...`` work on the aggregator's transit table, in its SQLite file (``--db``)
+or its PostgreSQL database (``--dsn``); see :mod:`vigil.plates.transits`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+
+from .grammar import clean
+from .ocr import OcrUnavailable
+from .reader import ImageError, PlateReader, load_image
+from .transits import TransitError, TransitRecords, open_transit_store
+from .watchlists import WatchLists
+
+__all__ = ["add_commands", "main"]
+
+
+# ---------------------------------------------------------------------------------- plates read
+def cmd_read(args: argparse.Namespace) -> int:
+    try:
+        reader = PlateReader(
+            region=args.region,
+            det_max_side=args.det_size,
+            threads=args.threads,
+            max_plates=args.max_plates,
+            use_haar=args.haar,
+        )
+    except OcrUnavailable as exc:
+        print(f"vigil plates read: {exc}", file=sys.stderr)
+        return 2
+    status = 0
+    for name in args.images:
+        record: dict = {"file": name, "plates": []}
+        try:
+            img = load_image(name)
+            readings = reader.read(img)
+            record["plates"] = [r.to_dict() for r in readings]
+            if args.details:
+                for d, r in zip(record["plates"], readings):
+                    d.update({"kind": r.kind, "country": r.country, "raw": r.raw})
+        except ImageError as exc:
+            record["error"] = str(exc)
+            status = 1
+        if args.json:
+            print(json.dumps(record), flush=True)
+        elif "error" in record:
+            print(f"{name}: error: {record['error']}", flush=True)
+        elif not record["plates"]:
+            print(f"{name}: no plate", flush=True)
+        else:
+            print(f"{name}: " + ", ".join(f"{p['text']} ({p['confidence']:.2f})" for p in record["plates"]), flush=True)
+    return status
+
+
+# ---------------------------------------------------------------------------------- transits
+def _open_store(args: argparse.Namespace, **options) -> TransitRecords:
+    """The store ``--db`` or ``--dsn`` names."""
+    return open_transit_store(sqlite_path=args.db or None, dsn=args.dsn or None, key_file=args.key_file, **options)
+
+
+def _transit_command(name: str, run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """``run(args)`` with a transit or database problem reported in one line (exit 1; 2 for
+    a missing or doubled --db/--dsn, as argparse gives for a missing required option)."""
+
+    def command(args: argparse.Namespace) -> int:
+        if bool(args.db) == bool(args.dsn):
+            print(
+                f"vigil transits {name}: error: give exactly one of --db PATH (SQLite) or --dsn DSN (PostgreSQL)",
+                file=sys.stderr,
+            )
+            return 2
+        try:
+            return run(args)
+        except TransitError as exc:
+            print(f"vigil transits {name}: error: {exc}", file=sys.stderr)
+            return 1
+
+    return command
+
+
+def _cmd_search(args: argparse.Namespace) -> int:
+    with _open_store(args) as store:
+        rows = store.search_plate(args.plate, args.since, args.until)
+    if args.json:
+        for r in rows:
+            print(json.dumps(r))
+    elif not rows:
+        print(f"no transit of {clean(args.plate)}", file=sys.stderr)
+    else:
+        for r in rows:
+            hits = ",".join(h.get("list", "") for h in r["hits"]) or "-"
+            print(
+                f"{r['time']}  {r['camera']}  {r['plate'] or clean(args.plate) + ' (pseudonymised)'}  "
+                f"conf {r['confidence'] if r['confidence'] is not None else '-'}  dir {r['direction'] or '-'}  "
+                f"{r['vehicle_class'] or '-'}  hits {hits}"
+            )
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    with _open_store(args) as store:
+        if args.output:
+            with open(args.output, "w", encoding="utf-8", newline="") as fh:
+                n = store.export(fh, args.format, args.since, args.until, args.plate)
+        else:
+            n = store.export(sys.stdout, args.format, args.since, args.until, args.plate)
+    print(f"{n} transit(s) exported", file=sys.stderr)
+    return 0
+
+
+def _cmd_purge(args: argparse.Namespace) -> int:
+    with _open_store(args, retention_days=args.retention_days, hit_retention_days=args.hit_retention_days) as store:
+        n = store.purge()
+    print(f"{n} transit(s) deleted", file=sys.stderr)
+    return 0
+
+
+# ---------------------------------------------------------------------------------- watch lists
+def _cmd_check_list(args: argparse.Namespace) -> int:
+    lists = WatchLists(args.files)
+    for e in lists.errors:
+        print(e)
+    print(f"{len(lists)} entries loaded, {len(lists.errors)} problem(s)")
+    return 1 if lists.errors else 0
+
+
+# ---------------------------------------------------------------------------------- parsers
+def _add_plates_command(sub) -> None:
+    p = sub.add_parser("plates", help="licence plates: read plates in images")
+    psub = p.add_subparsers(dest="plates_command", required=True, metavar="WHAT")
+    r = psub.add_parser("read", help="read plates in image files")
+    r.add_argument("images", nargs="+", metavar="IMAGE")
+    r.add_argument("--json", action="store_true", help="one JSON object per line per image")
+    r.add_argument(
+        "--region",
+        choices=["auto", "IT"],
+        default="auto",
+        help="plate grammar: IT (Italian formats win) or auto (default)",
+    )
+    r.add_argument("--max-plates", type=int, default=1, help="plates reported per image (default 1)")
+    r.add_argument("--det-size", type=int, default=480, help="text detector input size, longest side (default 480)")
+    r.add_argument("--threads", type=int, default=2)
+    r.add_argument("--haar", action="store_true", help="add Haar-cascade candidates (Debian opencv-data, if installed)")
+    r.add_argument("--details", action="store_true", help="with --json: add kind, country and raw OCR text")
+    r.set_defaults(func=cmd_read)
+
+
+def _add_transit_commands(subparsers) -> None:
+    """``vigil transits search|export|purge`` and ``vigil watchlist check``."""
+    p = subparsers.add_parser("transits", help="plate transit records: search, export, retention")
+    ts = p.add_subparsers(dest="transits_command", required=True, metavar="{search,export,purge}")
+
+    def common(q):
+        q.add_argument("--db", help="the aggregator's SQLite database")
+        q.add_argument("--dsn", help="the aggregator's PostgreSQL connection string instead of --db")
+        q.add_argument(
+            "--key-file",
+            help="pseudonymisation key file (default $VIGIL_PLATE_KEY / $VIGIL_PLATE_KEY_FILE / "
+            "~/.config/vigil/plate-hmac.key)",
+        )
+
+    s = ts.add_parser("search", help="transits of one plate (also pseudonymised ones)")
+    common(s)
+    s.add_argument("plate")
+    s.add_argument("--since", help="ISO time")
+    s.add_argument("--until", help="ISO time")
+    s.add_argument("--json", action="store_true", help="one JSON object per line")
+    s.set_defaults(func=_transit_command("search", _cmd_search))
+    x = ts.add_parser("export", help="write transits as CSV or JSON")
+    common(x)
+    x.add_argument("--format", choices=["csv", "json"], default="csv")
+    x.add_argument("--output", "-o", help="output file (default: standard output)")
+    x.add_argument("--plate", help="only this plate")
+    x.add_argument("--since", help="ISO time")
+    x.add_argument("--until", help="ISO time")
+    x.set_defaults(func=_transit_command("export", _cmd_export))
+    g = ts.add_parser("purge", help="delete pseudonymised transits older than the retention")
+    common(g)
+    g.add_argument("--retention-days", type=float, default=7.0, help="no-hit transits kept this long (default 7)")
+    g.add_argument("--hit-retention-days", type=float, help="also delete list hits older than this (default: keep)")
+    g.set_defaults(func=_transit_command("purge", _cmd_purge))
+
+    p = subparsers.add_parser("watchlist", help="plate watch lists (CSV: plate,list,note,valid_until)")
+    ws = p.add_subparsers(dest="watchlist_command", required=True, metavar="{check}")
+    c = ws.add_parser("check", help="load list files and report malformed rows with line numbers")
+    c.add_argument("files", nargs="+")
+    c.set_defaults(func=_cmd_check_list)
+
+
+def add_commands(subparsers) -> None:
+    """Add ``plates``, ``transits`` and ``watchlist`` to the main parser's subcommands."""
+    _add_plates_command(subparsers)
+    _add_transit_commands(subparsers)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="vigil")
+    add_commands(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,102 @@
+"""Evidence objects (plate crops) kept apart from events, referenced by id.
+
+:class:`EvidenceStore` writes JPEG files into an access-controlled folder (created with mode
+0700, files 0600): ``<folder>/<id>.jpg`` plus ``<id>.json`` (camera, time, kind), each written
+atomically (:func:`vigil.fileio.atomic_write_bytes`: a crash leaves the whole file or none, never
+a truncated crop). Events carry only ``evidence_id``. Only list hits store a crop (privacy:
+no-hit transits keep none). Crops are plate crops, which do not show faces; :meth:`put` blurs
+any face OpenCV's frontal face cascade finds when that cascade is installed (``blur_faces=True``,
+the default).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+import uuid
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from vigil.fileio import atomic_write_bytes
+
+__all__ = ["EvidenceStore", "EvidenceError"]
+
+_ID = re.compile(r"^[0-9a-f]{32}$")
+
+
+class EvidenceError(ValueError):
+    pass
+
+
+def _blur_faces(image: np.ndarray) -> np.ndarray:
+    path = (
+        Path(getattr(cv2, "data", None).haarcascades if hasattr(cv2, "data") else "")
+        / "haarcascade_frontalface_default.xml"
+    )
+    if not path.is_file() or min(image.shape[:2]) < 48:
+        return image
+    cascade = cv2.CascadeClassifier(str(path))
+    if cascade.empty():
+        return image
+    gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY) if image.ndim == 3 else image
+    out = image.copy()
+    for x, y, w, h in cascade.detectMultiScale(gray, 1.1, 5, minSize=(24, 24)):
+        out[y : y + h, x : x + w] = cv2.GaussianBlur(out[y : y + h, x : x + w], (0, 0), max(w, h) / 6)
+    return out
+
+
+class EvidenceStore:
+    """A folder of evidence images, readable by the service user only."""
+
+    def __init__(self, folder: str | Path, blur_faces: bool = True) -> None:
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.folder, 0o700)
+        self.blur_faces = blur_faces
+
+    def put(self, image: np.ndarray, **meta) -> str:
+        """Store ``image`` (BGR, faces blurred first when ``blur_faces``) with ``meta``; its id."""
+        if image is None or getattr(image, "size", 0) == 0:
+            raise EvidenceError("empty evidence image")
+        if self.blur_faces:
+            image = _blur_faces(image)
+        ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 90])
+        if not ok:
+            raise EvidenceError("cannot encode evidence image")
+        eid = uuid.uuid4().hex
+        for suffix, data in (
+            (".jpg", buf.tobytes()),
+            (".json", json.dumps({"id": eid, "created": time.time(), **meta}).encode()),
+        ):
+            path = atomic_write_bytes(self.folder / f"{eid}{suffix}", data)
+            os.chmod(path, 0o600)  # the folder is 0700: nobody else saw the file before this
+        return eid
+
+    def path(self, eid: str) -> Path:
+        if not _ID.match(str(eid)):
+            raise EvidenceError(f"bad evidence id {eid!r}")
+        p = self.folder / f"{eid}.jpg"
+        if not p.is_file():
+            raise EvidenceError(f"no evidence {eid}")
+        return p
+
+    def get(self, eid: str) -> bytes:
+        return self.path(eid).read_bytes()
+
+    def purge(self, older_than_s: float, now: float | None = None, keep: set[str] | None = None) -> int:
+        """Delete evidence older than ``older_than_s`` seconds except ids in ``keep``."""
+        now = time.time() if now is None else now
+        n = 0
+        for p in self.folder.glob("*.jpg"):
+            eid = p.stem
+            if keep and eid in keep:
+                continue
+            if now - p.stat().st_mtime > older_than_s:
+                p.unlink(missing_ok=True)
+                (self.folder / f"{eid}.json").unlink(missing_ok=True)
+                n += 1
+        return n

@@ -1,0 +1,546 @@
+"""Plate transit records at the aggregator, in SQLite or PostgreSQL: :func:`open_transit_store`.
+
+One row per vehicle pass (gate or traffic camera): time, camera, plate, confidence, direction,
+vehicle class, list hits, evidence id. The table lives beside the events: in the aggregator's
+SQLite file (:class:`TransitStore`, its own table and connection) or in its PostgreSQL
+database (:class:`PgTransitStore`). Both stores share every rule below (:class:`TransitRecords`);
+only the connection and the SQL dialect differ.
+
+Privacy: a transit that hits no watch list is stored **pseudonymised**: the plate column is
+empty and ``plate_hash`` holds ``HMAC-SHA256(key, plate)``; the key lives outside the
+repository (``VIGIL_PLATE_KEY`` — hex or text — or the file named by ``VIGIL_PLATE_KEY_FILE``,
+default ``$XDG_CONFIG_HOME/vigil/plate-hmac.key``, created with 32 random bytes and mode 0600
+on first use). A search by plate hashes the query with the same key, so an authorised lookup
+still finds pseudonymised passes, while the table alone reveals no plate. Hits keep the plate
+in clear (and their evidence id). Without a usable key nothing is stored (fail closed: the
+pseudonym is computed before the row is written). :meth:`TransitRecords.purge` deletes
+pseudonymised transits older than the retention (``retention_days``, default 7); hits are kept
+unless ``hit_retention_days`` is set.
+
+Schema versions: SQLite ``transits_version`` (a file from before the version table holds the
+same ``transits`` table and is adopted as version 1), PostgreSQL ``vigil_transits_version``
+(migrated under a transaction-level advisory lock). A database written by a newer build is refused.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import hmac
+import json
+import logging
+import os
+import secrets
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import IO, Any, Self
+
+import psycopg
+
+from vigil.postgres import redact_dsn
+from vigil.sqlite import connect, migrate
+
+from .grammar import clean
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "open_transit_store",
+    "TransitRecords",
+    "TransitStore",
+    "PgTransitStore",
+    "TransitError",
+    "load_key",
+    "pseudonym",
+    "transit_from_event",
+    "redact_event_payload",
+    "TRANSIT_EVENT_TYPES",
+    "EXPORT_FIELDS",
+    "TRANSITS_SCHEMA_VERSION",
+]
+
+TRANSIT_EVENT_TYPES = ("plate_transit", "plate_hit")
+EXPORT_FIELDS = [
+    "id",
+    "time",
+    "camera",
+    "plate",
+    "plate_hash",
+    "pseudonymised",
+    "confidence",
+    "direction",
+    "vehicle_class",
+    "hits",
+    "evidence_id",
+    "event_id",
+    "kind",
+    "country",
+]
+TRANSITS_SCHEMA_VERSION = 1
+
+_COLS = [
+    "id",
+    "ts",
+    "time",
+    "camera",
+    "plate",
+    "plate_hash",
+    "pseudonymised",
+    "confidence",
+    "direction",
+    "vehicle_class",
+    "hits",
+    "evidence_id",
+    "event_id",
+    "kind",
+    "country",
+]
+
+_SQLITE_MIGRATIONS: dict[int, tuple[str, ...]] = {
+    1: (
+        """
+        CREATE TABLE IF NOT EXISTS transits (
+            id TEXT PRIMARY KEY,
+            ts REAL NOT NULL,
+            time TEXT NOT NULL,
+            camera TEXT NOT NULL,
+            plate TEXT,
+            plate_hash TEXT NOT NULL,
+            pseudonymised INTEGER NOT NULL,
+            confidence REAL,
+            direction TEXT,
+            vehicle_class TEXT,
+            hits TEXT NOT NULL DEFAULT '[]',
+            evidence_id TEXT,
+            event_id TEXT,
+            kind TEXT,
+            country TEXT
+        )
+        """,
+        "CREATE INDEX IF NOT EXISTS transits_hash_ts ON transits (plate_hash, ts)",
+        "CREATE INDEX IF NOT EXISTS transits_ts ON transits (ts)",
+    ),
+}
+
+_PG_MIGRATIONS: dict[int, tuple[str, ...]] = {
+    1: (
+        """
+        CREATE TABLE IF NOT EXISTS transits (
+            id            text             PRIMARY KEY,
+            ts            double precision NOT NULL,
+            time          text             NOT NULL,
+            camera        text             NOT NULL,
+            plate         text,
+            plate_hash    text             NOT NULL,
+            pseudonymised integer          NOT NULL,
+            confidence    double precision,
+            direction     text,
+            vehicle_class text,
+            hits          text             NOT NULL DEFAULT '[]',
+            evidence_id   text,
+            event_id      text,
+            kind          text,
+            country       text
+        )
+        """,
+        "CREATE INDEX IF NOT EXISTS transits_hash_ts ON transits (plate_hash, ts)",
+        "CREATE INDEX IF NOT EXISTS transits_ts ON transits (ts)",
+    ),
+}
+_PG_MIGRATION_LOCK = 0x76697431  # "vit1": transit migrations, one process at a time
+
+
+class TransitError(ValueError):
+    """A transit record that cannot be stored (missing plate, bad time...), or a transit
+    database that cannot be opened."""
+
+
+# ---------------------------------------------------------------------------------- keys, records
+def _default_key_file() -> Path:
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "vigil" / "plate-hmac.key"
+
+
+def load_key(key: bytes | str | None = None, key_file: str | Path | None = None) -> bytes:
+    """The pseudonymisation key: argument, ``VIGIL_PLATE_KEY``, or a key file (created if absent)."""
+    if key:
+        return key.encode() if isinstance(key, str) else bytes(key)
+    env = os.environ.get("VIGIL_PLATE_KEY")
+    if env:
+        try:
+            return bytes.fromhex(env)
+        except ValueError:
+            return env.encode()
+    path = Path(key_file or os.environ.get("VIGIL_PLATE_KEY_FILE") or _default_key_file())
+    if path.is_file():
+        data = path.read_bytes().strip()
+        if len(data) < 16:
+            raise TransitError(f"plate key file {path}: too short (need at least 16 bytes)")
+        return data
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # O_EXCL: two processes creating the key at once never both win (a rename would let one
+    # overwrite the other's key after it pseudonymised with it)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(secrets.token_hex(32))
+    log.warning("plate pseudonymisation key created at %s (keep it outside the repository; back it up)", path)
+    return path.read_bytes().strip()
+
+
+def pseudonym(plate: str, key: bytes) -> str:
+    """Keyed HMAC-SHA256 of the normalised plate (hex)."""
+    return hmac.new(key, clean(plate).encode("ascii"), hashlib.sha256).hexdigest()
+
+
+def _to_ts(value: Any) -> float:
+    """Epoch seconds from epoch seconds, a datetime (naive = UTC) or ISO 8601 text; None: now."""
+    if value is None:
+        return time.time()
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, datetime):
+        return value.timestamp() if value.tzinfo else value.replace(tzinfo=timezone.utc).timestamp()
+    text = str(value).strip()
+    try:
+        dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise TransitError(f"bad time {value!r} (ISO 8601 or epoch seconds)") from None
+    return dt.timestamp() if dt.tzinfo else dt.replace(tzinfo=timezone.utc).timestamp()
+
+
+def _iso(ts: float) -> str:
+    """UTC ISO 8601 with milliseconds and ``Z`` (the events' time format)."""
+    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def transit_from_event(event: Any) -> dict:
+    """A transit record from a ``plate_transit`` / ``plate_hit`` event: a dict with the event's
+    keys, or any object with ``id``, ``camera``, ``time`` (ISO 8601 or epoch seconds) and
+    ``payload`` attributes (the alerts' ``Event`` is one; this module does not import it)."""
+    if isinstance(event, Mapping):
+        get = event.get
+    else:
+
+        def get(name: str) -> Any:
+            return getattr(event, name, None)
+
+    p = dict(get("payload") or {})
+    return {
+        "id": p.get("transit_id") or get("id"),
+        "event_id": get("id"),
+        "time": get("time"),
+        "camera": get("camera"),
+        "plate": p.get("plate"),
+        "plate_hash": p.get("plate_hash"),
+        "confidence": p.get("confidence"),
+        "direction": p.get("direction"),
+        "vehicle_class": p.get("vehicle_class"),
+        "hits": p.get("hits") or [],
+        "evidence_id": p.get("evidence_id"),
+        "kind": p.get("kind"),
+        "country": p.get("country"),
+    }
+
+
+def redact_event_payload(payload: dict, key: bytes) -> dict:
+    """The payload of a no-hit transit event with the plate replaced by its pseudonym."""
+    if payload.get("hits") or not payload.get("plate"):
+        return payload
+    out = dict(payload)
+    out["plate_hash"] = pseudonym(out.pop("plate"), key)
+    out.pop("votes", None)  # the readings voted: plates in clear
+    out.pop("raw_readings", None)
+    out.pop("evidence_id", None)
+    return out
+
+
+def _num(v) -> float | None:
+    try:
+        return None if v is None else float(v)
+    except (TypeError, ValueError):
+        return None
+
+
+# ---------------------------------------------------------------------------------- the stores
+class TransitRecords:
+    """What both transit stores do; a subclass opens ``self._db`` (a DB-API connection in
+    autocommit mode whose ``execute`` returns a cursor) and sets the dialect below. Thread-safe."""
+
+    _P = "?"  #: parameter marker
+    _INSERT = "INSERT OR IGNORE INTO transits ({cols}) VALUES ({marks})"  #: an existing id is skipped
+    _ORDER = "ts, id"  #: oldest first, ties by id (byte order)
+    path: Any  #: what messages show: the file, or the DSN without its password
+
+    def __init__(
+        self,
+        *,
+        key: bytes | str | None = None,
+        key_file: str | Path | None = None,
+        retention_days: float = 7.0,
+        hit_retention_days: float | None = None,
+    ) -> None:
+        self._key_arg, self._key_file = key, key_file
+        self._key: bytes | None = None
+        self.retention_days = float(retention_days)
+        self.hit_retention_days = hit_retention_days
+        self._lock = threading.Lock()
+        self._db: Any = None
+
+    @property
+    def key(self) -> bytes:
+        if self._key is None:
+            self._key = load_key(self._key_arg, self._key_file)
+        return self._key
+
+    # ------------------------------------------------------------------ write
+    def add(self, transit: dict) -> str | None:
+        """Store one transit; returns its id, or None when the id is already stored."""
+        plate = clean(transit.get("plate") or "")
+        given_hash = transit.get("plate_hash")
+        if not plate and not given_hash:
+            raise TransitError("transit without plate or plate_hash")
+        hits = list(transit.get("hits") or [])
+        camera = str(transit.get("camera") or "").strip()
+        if not camera:
+            raise TransitError("transit without camera")
+        ts = _to_ts(transit.get("time"))
+        tid = str(transit.get("id") or uuid.uuid4())
+        plate_hash = pseudonym(plate, self.key) if plate else str(given_hash)
+        pseudonymised = not hits
+        row = (
+            tid,
+            ts,
+            _iso(ts),
+            camera,
+            None if pseudonymised else plate,
+            plate_hash,
+            int(pseudonymised),
+            _num(transit.get("confidence")),
+            transit.get("direction"),
+            transit.get("vehicle_class"),
+            json.dumps(hits, separators=(",", ":")),
+            None if pseudonymised else transit.get("evidence_id"),
+            transit.get("event_id"),
+            transit.get("kind"),
+            transit.get("country"),
+        )
+        sql = self._INSERT.format(cols=", ".join(_COLS), marks=", ".join([self._P] * len(_COLS)))
+        with self._lock:
+            cur = self._db.execute(sql, row)
+        return tid if cur.rowcount else None
+
+    def add_event(self, event: Any) -> str | None:
+        """Store the transit of a ``plate_transit`` / ``plate_hit`` event (see :func:`transit_from_event`)."""
+        return self.add(transit_from_event(event))
+
+    # ------------------------------------------------------------------ read
+    def _rows(self, where: str, params: tuple) -> list[dict]:
+        with self._lock:
+            cur = self._db.execute(f"SELECT {', '.join(_COLS)} FROM transits {where} ORDER BY {self._ORDER}", params)
+            rows = cur.fetchall()
+        out = []
+        for r in rows:
+            d = dict(zip(_COLS, r))
+            d.pop("ts")
+            d["pseudonymised"] = bool(d["pseudonymised"])
+            d["hits"] = json.loads(d["hits"] or "[]")
+            out.append(d)
+        return out
+
+    def search_plate(self, plate: str, since=None, until=None) -> list[dict]:
+        """Transits of ``plate`` (any spacing/case), oldest first; ``since``/``until``: ISO time or epoch."""
+        text = clean(plate)
+        if not text:
+            return []
+        p = self._P
+        return self._rows_in_window(
+            f"WHERE (plate_hash = {p} OR plate = {p})", [pseudonym(text, self.key), text], since, until
+        )
+
+    def all(self, since=None, until=None) -> list[dict]:
+        return self._rows_in_window("WHERE 1=1", [], since, until)
+
+    def _rows_in_window(self, where: str, params: list, since, until) -> list[dict]:
+        """:meth:`_rows` for ``where`` narrowed to ``since <= ts <= until`` (either may be None)."""
+        if since is not None:
+            where += f" AND ts >= {self._P}"
+            params.append(_to_ts(since))
+        if until is not None:
+            where += f" AND ts <= {self._P}"
+            params.append(_to_ts(until))
+        return self._rows(where, tuple(params))
+
+    def count(self) -> int:
+        with self._lock:
+            return int(self._db.execute("SELECT COUNT(*) FROM transits").fetchone()[0])
+
+    def export(self, fh: IO[str], format: str = "csv", since=None, until=None, plate: str | None = None) -> int:
+        """Write transits as CSV (header + one row each) or JSON (an array); returns the count."""
+        rows = self.search_plate(plate, since, until) if plate else self.all(since, until)
+        if format == "csv":
+            w = csv.DictWriter(fh, fieldnames=EXPORT_FIELDS, extrasaction="ignore")
+            w.writeheader()
+            for r in rows:
+                w.writerow(
+                    {
+                        **r,
+                        "hits": ";".join(h.get("list", "") for h in r["hits"]),
+                        "plate": r["plate"] or "",
+                        "pseudonymised": int(r["pseudonymised"]),
+                    }
+                )
+        elif format == "json":
+            json.dump(rows, fh, indent=1)
+            fh.write("\n")
+        else:
+            raise ValueError(f"export format must be csv or json, got {format!r}")
+        return len(rows)
+
+    # ------------------------------------------------------------------ retention
+    def purge(self, now: float | None = None) -> int:
+        """Delete pseudonymised transits older than the retention (and hits older than
+        ``hit_retention_days`` when set); returns the number deleted."""
+        now = time.time() if now is None else _to_ts(now)
+        sql = f"DELETE FROM transits WHERE pseudonymised = {self._P} AND ts < {self._P}"
+        deleted = 0
+        with self._lock:
+            cur = self._db.execute(sql, (1, now - self.retention_days * 86400.0))
+            deleted += cur.rowcount
+            if self.hit_retention_days is not None:
+                cur = self._db.execute(sql, (0, now - float(self.hit_retention_days) * 86400.0))
+                deleted += cur.rowcount
+        return deleted
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class TransitStore(TransitRecords):
+    """Transit records in the SQLite database at ``db_path`` (the aggregator's event file;
+    the folder must exist, the file and the table are created if missing)."""
+
+    def __init__(
+        self,
+        db_path: str | Path,
+        *,
+        key: bytes | str | None = None,
+        key_file: str | Path | None = None,
+        retention_days: float = 7.0,
+        hit_retention_days: float | None = None,
+    ) -> None:
+        super().__init__(
+            key=key, key_file=key_file, retention_days=retention_days, hit_retention_days=hit_retention_days
+        )
+        self.path = Path(db_path)
+        self._db = connect(self.path, what="transit database", error=TransitError, create_parent=False)
+        try:
+            migrate(
+                self._db,
+                table="transits_version",
+                target=TRANSITS_SCHEMA_VERSION,
+                steps=_SQLITE_MIGRATIONS,
+                what=f"transit database {self.path}",
+                error=TransitError,
+            )
+        except sqlite3.Error as exc:
+            self._db.close()
+            raise TransitError(f"cannot use the transit database {self.path}: {exc}") from None
+        except BaseException:
+            self._db.close()
+            raise
+
+
+class PgTransitStore(TransitRecords):
+    """Transit records in the PostgreSQL database at ``dsn`` (the aggregator's event database;
+    the ``transits`` table is created or migrated on open)."""
+
+    _P = "%s"
+    _INSERT = "INSERT INTO transits ({cols}) VALUES ({marks}) ON CONFLICT (id) DO NOTHING"
+    _ORDER = 'ts, id COLLATE "C"'  # the same tie order as SQLite's byte comparison
+
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        key: bytes | str | None = None,
+        key_file: str | Path | None = None,
+        retention_days: float = 7.0,
+        hit_retention_days: float | None = None,
+    ) -> None:
+        super().__init__(
+            key=key, key_file=key_file, retention_days=retention_days, hit_retention_days=hit_retention_days
+        )
+        self.dsn = dsn
+        self.path = redact_dsn(dsn)
+        try:
+            self._db = psycopg.connect(dsn, autocommit=True, connect_timeout=10)
+        except psycopg.Error as exc:
+            raise TransitError(f"cannot connect to PostgreSQL {self.path}: {exc}") from None
+        try:
+            self._migrate()
+        except psycopg.Error as exc:
+            self._db.close()
+            raise TransitError(f"cannot use PostgreSQL {self.path}: {exc}") from None
+        except BaseException:
+            self._db.close()
+            raise
+
+    def _version(self) -> int:
+        (exists,) = self._db.execute("SELECT to_regclass('vigil_transits_version') IS NOT NULL").fetchone()
+        if not exists:
+            return 0
+        (v,) = self._db.execute("SELECT COALESCE(MAX(version), 0) FROM vigil_transits_version").fetchone()
+        return int(v)
+
+    def _migrate(self) -> None:
+        with self._lock:
+            if self._version() == TRANSITS_SCHEMA_VERSION:
+                return
+            with self._db.transaction():
+                self._db.execute("SELECT pg_advisory_xact_lock(%s)", (_PG_MIGRATION_LOCK,))
+                self._db.execute(
+                    "CREATE TABLE IF NOT EXISTS vigil_transits_version ("
+                    " version integer PRIMARY KEY, applied_at text NOT NULL)"
+                )
+                version = self._version()  # re-read under the lock
+                if version > TRANSITS_SCHEMA_VERSION:
+                    raise TransitError(
+                        f"transit database {self.path} has schema {version}; this build reads "
+                        f"{TRANSITS_SCHEMA_VERSION}: upgrade vigil"
+                    )
+                for target in range(version + 1, TRANSITS_SCHEMA_VERSION + 1):
+                    for stmt in _PG_MIGRATIONS[target]:
+                        self._db.execute(stmt)
+                    self._db.execute("INSERT INTO vigil_transits_version VALUES (%s, %s)", (target, _iso(time.time())))
+                    log.info("transit database %s migrated to schema %d", self.path, target)
+
+
+def open_transit_store(
+    *,
+    sqlite_path: str | Path | None = None,
+    dsn: str | None = None,
+    key: bytes | str | None = None,
+    key_file: str | Path | None = None,
+    retention_days: float = 7.0,
+    hit_retention_days: float | None = None,
+) -> TransitRecords:
+    """The transit store in the SQLite file ``sqlite_path`` or the PostgreSQL database ``dsn``
+    (exactly one); ``key`` / ``key_file``: see :func:`load_key` (read on first use)."""
+    if (sqlite_path is None) == (dsn is None):
+        raise TransitError("give exactly one of sqlite_path (SQLite) or dsn (PostgreSQL)")
+    options = dict(key=key, key_file=key_file, retention_days=retention_days, hit_retention_days=hit_retention_days)
+    if dsn is not None:
+        return PgTransitStore(dsn, **options)
+    return TransitStore(sqlite_path, **options)

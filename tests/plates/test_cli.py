@@ -1,0 +1,50 @@
+"""``vigil transits ...`` on SQLite and ``vigil watchlist check`` (``vigil plates read``:
+test_reader.py; ``--dsn``: test_transits_pg.py)."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from vigil.plates.cli import main
+from vigil.plates.transits import TransitStore
+
+KEY = b"k" * 32
+HIT = {"list": "A1", "list_name": "stolen", "plate": "AB123CD", "note": "", "exact": True}
+
+
+def test_transits_search_export_purge_on_sqlite(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("VIGIL_PLATE_KEY", KEY.hex())
+    db = tmp_path / "events.db"
+    now = time.time()
+    with TransitStore(db) as store:
+        store.add({"camera": "gate-nord", "time": now - 9 * 86400, "plate": "EF456GH", "id": "old"})
+        store.add({"camera": "gate-nord", "time": now, "plate": "AB123CD", "hits": [HIT], "direction": "in"})
+    assert main(["transits", "search", "ef 456 gh", "--db", str(db)]) == 0
+    assert "EF456GH (pseudonymised)" in capsys.readouterr().out
+    assert main(["transits", "search", "AB123CD", "--db", str(db)]) == 0
+    line = capsys.readouterr().out.strip()
+    assert "gate-nord  AB123CD  conf -  dir in  -  hits A1" in line
+    assert main(["transits", "search", "ZZ999ZZ", "--db", str(db)]) == 0
+    assert capsys.readouterr().err.strip() == "no transit of ZZ999ZZ"
+    assert main(["transits", "export", "--db", str(db), "--format", "json"]) == 0
+    captured = capsys.readouterr()
+    assert len(json.loads(captured.out)) == 2 and "2 transit(s) exported" in captured.err
+    assert main(["transits", "purge", "--db", str(db)]) == 0
+    assert "1 transit(s) deleted" in capsys.readouterr().err
+    assert main(["transits", "search", "EF456GH", "--db", str(db), "--since", "yesterday"]) == 1
+    assert "bad time 'yesterday'" in capsys.readouterr().err
+    assert main(["transits", "search", "EF456GH"]) == 2
+    assert "give exactly one of --db PATH (SQLite) or --dsn DSN (PostgreSQL)" in capsys.readouterr().err
+
+
+def test_watchlist_check_reports_bad_rows(tmp_path, capsys):
+    good = tmp_path / "a1.csv"
+    good.write_text("plate,list\nAB123CD,A1\n")
+    assert main(["watchlist", "check", str(good)]) == 0
+    assert capsys.readouterr().out.strip() == "1 entries loaded, 0 problem(s)"
+    bad = tmp_path / "bad.csv"
+    bad.write_text("AB123CD,A1\nXY,A1\n")
+    assert main(["watchlist", "check", str(good), str(bad)]) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith(f"{bad}:2: plate 'XY'") and out[-1] == "2 entries loaded, 1 problem(s)"

@@ -1,0 +1,97 @@
+"""Plate reading with the PP-OCRv4 models shipped by rapidocr-onnxruntime (skipped without them)."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.skipif(
+    importlib.util.find_spec("rapidocr_onnxruntime") is None,
+    reason="rapidocr-onnxruntime (PP-OCRv4 models) not installed: scripts/setup.sh installs it",
+)
+
+OPENALPR = Path(__file__).resolve().parents[3] / "shared" / "data" / "openalpr-eu"
+
+
+@pytest.fixture(scope="module")
+def reader():
+    from vigil.plates.reader import PlateReader
+
+    return PlateReader(region="IT")
+
+
+def test_synthetic_italian_plates(reader):
+    from vigil.plates.synth import synthetic_set
+
+    pairs = list(synthetic_set(12, seed=7))
+    got = [(reader.read(img)[:1] or [None])[0] for img, _ in pairs]
+    correct = sum(r is not None and r.text == label for r, (_, label) in zip(got, pairs))
+    assert correct >= 11, [(r.text if r else None, label) for r, (_, label) in zip(got, pairs)]
+    r = next(r for r in got if r is not None)
+    assert 0 <= r.confidence <= 1 and r.box[2] > r.box[0] and r.box[3] > r.box[1]
+    assert r.country == "IT"
+
+
+def test_roi_limits_the_search(reader):
+    from vigil.plates.synth import render_scene
+
+    img, quad = render_scene("AB123CD", np.random.default_rng(3))
+    x1, y1 = quad.min(0)
+    x2, y2 = quad.max(0)
+    inside = reader.read(img, roi=(x1 - 20, y1 - 20, x2 + 20, y2 + 20))
+    assert inside and inside[0].text == "AB123CD"
+    assert inside[0].box[0] >= x1 - 25  # box in full-frame coordinates
+    assert reader.read(img, roi=(0, 0, 60, 40)) == []
+
+
+@pytest.mark.parametrize(
+    "image", [np.zeros((0, 0, 3), np.uint8), np.zeros((4, 4, 3), np.uint8), np.full((120, 200, 3), 128, np.uint8), None]
+)
+def test_blank_or_tiny_images_give_no_plate(reader, image):
+    assert reader.read(image) == []
+
+
+def test_cli_json_lines_and_unreadable_files(tmp_path, capsys):
+    import cv2
+
+    from vigil.plates.cli import main
+    from vigil.plates.synth import render_scene
+
+    img, _ = render_scene("EF456GH", np.random.default_rng(11))
+    good = tmp_path / "car.jpg"
+    cv2.imwrite(str(good), img)
+    blank = tmp_path / "blank.png"
+    cv2.imwrite(str(blank), np.full((100, 100, 3), 255, np.uint8))
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"not a jpeg")
+    rc = main(
+        [
+            "plates",
+            "read",
+            str(good),
+            str(blank),
+            str(broken),
+            str(tmp_path / "missing.jpg"),
+            "--json",
+            "--region",
+            "IT",
+        ]
+    )
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert rc == 1
+    assert [d["file"] for d in lines] == [str(good), str(blank), str(broken), str(tmp_path / "missing.jpg")]
+    assert lines[0]["plates"][0]["text"] == "EF456GH" and len(lines[0]["plates"][0]["box"]) == 4
+    assert lines[1]["plates"] == [] and "error" not in lines[1]
+    assert "not a readable image" in lines[2]["error"] and "no such file" in lines[3]["error"]
+
+
+@pytest.mark.skipif(not OPENALPR.is_dir(), reason="openalpr-eu benchmark not present")
+def test_openalpr_sample(reader):
+    from vigil.bench.plates_eval import evaluate_dir, load_errata
+    from vigil.plates.reader import PlateReader
+
+    assert load_errata(OPENALPR)["test_065.jpg"] == {"4B04979", "4BO4979"}
+    res = evaluate_dir(OPENALPR, PlateReader(region="auto"), limit=12)
+    assert res["accuracy"] >= 0.75
