@@ -1,5 +1,7 @@
 """``vigil`` subcommands of the alarm path: ``aggregator``, ``tail``, ``events count|export``,
-``keys new``, ``console`` (see :mod:`vigil.alerts.console.cli`).
+``keys new``. They only parse arguments and call :class:`~vigil.alerts.aggregator.Aggregator`,
+:func:`~vigil.alerts.tail.tail`, the event stores (:func:`~vigil.alerts.store.open_store`) and
+:mod:`vigil.alerts.keys`.
 
 The main ``vigil`` CLI calls :func:`add_commands` with its ``argparse`` subparsers; each
 subcommand sets ``func(args) -> int`` (the exit code). Standalone:
@@ -21,9 +23,11 @@ from typing import Callable
 
 import zmq
 
+from vigil.fileio import atomic_write
+
 from .aggregator import Aggregator, AggregatorError
 from .keys import CurveServer, KeyFileError, client_configurator, new_key_pair
-from .store import EventStore, StoreError
+from .store import StoreError, open_store
 from .tail import tail
 from .transport import (
     DEFAULT_INGEST_ENDPOINT,
@@ -59,14 +63,6 @@ def _stdout_closed() -> int:
 
 
 # ---------------------------------------------------------------------- commands
-def _open_writer_store(args: argparse.Namespace):
-    if args.dsn:
-        from .pgstore import PgEventStore
-
-        return PgEventStore(args.dsn, writer_lock=True)
-    return EventStore(args.db)
-
-
 def cmd_aggregator(args: argparse.Namespace) -> int:
     if bool(args.db) == bool(args.dsn):
         return _error("aggregator", "give exactly one of --db PATH (SQLite) or --dsn DSN (PostgreSQL)", 2)
@@ -93,7 +89,7 @@ def cmd_aggregator(args: argparse.Namespace) -> int:
     except KeyFileError as exc:
         return _error("aggregator", str(exc), 2)
     try:
-        store = _open_writer_store(args)
+        store = open_store(db=args.db, dsn=args.dsn)
     except StoreError as exc:
         return _error("aggregator", str(exc))
     try:
@@ -170,19 +166,9 @@ def cmd_keys_new(args: argparse.Namespace) -> int:
     return 0
 
 
-def _open_store(path: str | None, dsn: str | None = None):
-    if bool(path) == bool(dsn):
-        raise StoreError("give exactly one of --db PATH or --dsn DSN")
-    if dsn:
-        from .pgstore import PgEventStore
-
-        return PgEventStore(dsn, readonly=True)
-    return EventStore(path, readonly=True)
-
-
 def cmd_events_count(args: argparse.Namespace) -> int:
     try:
-        with _open_store(args.db, args.dsn) as store:
+        with open_store(db=args.db, dsn=args.dsn, readonly=True) as store:
             events, distinct = store.count()
     except StoreError as exc:
         return _error("events count", str(exc))
@@ -195,7 +181,7 @@ def cmd_events_count(args: argparse.Namespace) -> int:
 
 def cmd_events_export(args: argparse.Namespace) -> int:
     try:
-        with _open_store(args.db, args.dsn) as store:
+        with open_store(db=args.db, dsn=args.dsn, readonly=True) as store:
             if args.output in (None, "-"):
                 try:
                     n = store.export_jsonl(sys.stdout, since_stream_seq=args.since)
@@ -203,15 +189,17 @@ def cmd_events_export(args: argparse.Namespace) -> int:
                 except BrokenPipeError:
                     return _stdout_closed()
             else:
-                tmp = f"{args.output}.tmp{os.getpid()}"
-                try:
+                written: list[int] = []
+
+                def write(tmp: Path) -> None:
                     with open(tmp, "w", encoding="utf-8") as fh:
-                        n = store.export_jsonl(fh, since_stream_seq=args.since)
-                    os.replace(tmp, args.output)  # never a half-written export under the real name
+                        written.append(store.export_jsonl(fh, since_stream_seq=args.since))
+
+                try:  # never a half-written export under the real name
+                    atomic_write(args.output, write, durable=True, allow_empty=True)
                 except OSError as exc:
-                    if os.path.exists(tmp):
-                        os.unlink(tmp)
                     return _error("events export", f"cannot write {args.output}: {exc}")
+                n = written[0]
     except StoreError as exc:
         return _error("events export", str(exc))
     print(f"vigil events export: {n} event(s)", file=sys.stderr)
@@ -220,7 +208,7 @@ def cmd_events_export(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------------- registration
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
-    """Register ``aggregator``, ``tail`` and ``events`` on the ``vigil`` subparsers."""
+    """Register ``aggregator``, ``tail``, ``events`` and ``keys`` on the ``vigil`` subparsers."""
     p = subparsers.add_parser(
         "aggregator",
         help="receive, store and re-publish alarm events",
@@ -323,14 +311,6 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     k.add_argument("--authorize", action="store_true", help="also copy the public key into DIR/authorized/")
     k.add_argument("--force", action="store_true", help="overwrite an existing key pair")
     k.set_defaults(func=cmd_keys_new)
-
-    from .transits import add_transit_commands  # `vigil transits ...`, `vigil watchlist check`
-
-    add_transit_commands(subparsers)
-
-    from .console.cli import add_console_command  # the operator web console (`vigil console`)
-
-    add_console_command(subparsers)
 
 
 def _positive_int(text: str) -> int:

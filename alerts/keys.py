@@ -29,6 +29,8 @@ import zmq
 import zmq.auth
 from zmq.auth.thread import ThreadAuthenticator
 
+from vigil.errors import UserError
+
 __all__ = [
     "KeyFileError",
     "AGGREGATOR_KEY_NAME",
@@ -43,7 +45,7 @@ AGGREGATOR_KEY_NAME = "aggregator"
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
-class KeyFileError(ValueError):
+class KeyFileError(UserError, ValueError):
     """A key file or folder is missing or unreadable (the message names it)."""
 
 

@@ -1,14 +1,21 @@
-"""The edge node's durable outbox: every event is committed to a local SQLite file (WAL)
-before it is sent, and deleted only when the aggregator acknowledges it.
+"""The edge node's outbox: where an event waits, from ``publish()`` until the aggregator
+acknowledges it.
 
-:class:`SqliteOutbox` has the same methods as :class:`~vigil.alerts.publisher.MemoryOutbox`
-(``put``/``ack``/``ack_many``/``get``/``ids``/``__len__``/``__contains__``) plus the per-camera
-sequence numbers: ``last_seq(camera)`` is the highest ``seq`` ever put for that camera (kept
-after the events are acknowledged), so a restarted worker continues at ``last_seq + 1`` and
-``seq`` stays strictly increasing across restarts. ``put`` records it in the same transaction
-as the event, so an event either exists with its sequence number or neither does.
+:class:`Outbox` is what :class:`~vigil.alerts.publisher.EventPublisher` needs of one
+(``put``/``put_many``/``ack``/``ack_many``/``get``/``ids``/``__len__``/``__contains__``,
+``last_seq``, ``max_events``, ``close``); two implementations:
 
-Durability: ``synchronous="NORMAL"`` (default) survives the process being killed at any
+* :class:`MemoryOutbox`: bounded and in memory, lost on exit (the default);
+* :class:`SqliteOutbox`: durable: every event is committed to a local SQLite file (WAL)
+  before it is sent, and deleted only when the aggregator acknowledges it.
+
+Both keep the per-camera sequence numbers: ``last_seq(camera)`` is the highest ``seq`` ever
+put for that camera (kept after the events are acknowledged; in the file for
+:class:`SqliteOutbox`), so a restarted worker continues at ``last_seq + 1`` and ``seq`` stays
+strictly increasing across restarts. ``put`` records it in the same transaction as the event,
+so an event either exists with its sequence number or neither does.
+
+Durability of :class:`SqliteOutbox`: ``synchronous="NORMAL"`` (default) survives the process being killed at any
 instant (a commit is a write to the WAL before ``put`` returns); ``"FULL"`` also survives
 power loss, at the cost of an fsync per event. The unacknowledged events are mirrored in
 memory (in insertion order, which is per-camera ``seq`` order) with their row numbers, so
@@ -17,7 +24,7 @@ table has no index on the random event id: such an index made every insert and d
 four times dearer); the mirror and the file are bounded by ``max_events`` (the oldest is dropped, and the
 drop is reported to the caller, beyond that).
 
-Not thread-safe by itself: the publisher guards it with its lock.
+Neither is thread-safe by itself: the publisher guards its outbox with its lock.
 """
 
 from __future__ import annotations
@@ -26,16 +33,28 @@ import logging
 import sqlite3
 import time
 from collections import OrderedDict
+from functools import partial
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Iterator, Protocol
 
-from .publisher import PendingView
+from vigil.sqlite import connect, migrate, transaction
 
-__all__ = ["SqliteOutbox", "OutboxError", "OUTBOX_SCHEMA_VERSION"]
+__all__ = [
+    "Outbox",
+    "OutboxItem",
+    "PendingView",
+    "MemoryOutbox",
+    "SqliteOutbox",
+    "OutboxError",
+    "OUTBOX_SCHEMA_VERSION",
+    "count_pending",
+]
 
 log = logging.getLogger(__name__)
 
 OUTBOX_SCHEMA_VERSION = 2
+
+OutboxItem = tuple[str, bytes, "str | None", "int | None"]  # (event id, wire bytes, camera, seq)
 
 # Schema 2: rows are addressed by their rowid ``n`` (kept in memory beside each pending id), so
 # the table has no index on the random UUID ``id``: inserting and deleting through such an
@@ -67,7 +86,121 @@ class OutboxError(RuntimeError):
     """The outbox file cannot be opened or written (message names it and says why)."""
 
 
+class Outbox(Protocol):
+    """What :class:`~vigil.alerts.publisher.EventPublisher` needs of its outbox.
+
+    Pending events are ``id -> wire bytes`` in the order they were put; ``put``/``put_many``
+    return the ids dropped (oldest first) to stay within ``max_events``.
+    """
+
+    max_events: int
+
+    def put(self, event_id: str, data: bytes, camera: str | None = None, seq: int | None = None) -> list[str]: ...
+
+    def put_many(self, items: list[OutboxItem]) -> list[str]: ...
+
+    def ack(self, event_id: str) -> bool: ...
+
+    def ack_many(self, event_ids: Iterable[str]) -> list[bool]: ...
+
+    def get(self, event_id: str) -> bytes | None: ...
+
+    def ids(self) -> Iterator[str]: ...
+
+    def last_seq(self, camera: str) -> int: ...
+
+    def __contains__(self, event_id: object) -> bool: ...
+
+    def __len__(self) -> int: ...
+
+    def close(self) -> None: ...
+
+
+class PendingView:
+    """Read access to an outbox's pending events, kept in ``self._items`` (id → wire bytes,
+    oldest first); shared by :class:`MemoryOutbox` and :class:`SqliteOutbox`."""
+
+    _items: "OrderedDict[str, bytes]"
+
+    def get(self, event_id: str) -> bytes | None:
+        return self._items.get(event_id)
+
+    def ids(self) -> Iterator[str]:
+        return iter(list(self._items))
+
+    def __contains__(self, event_id: object) -> bool:
+        return event_id in self._items
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+class MemoryOutbox(PendingView):
+    """Bounded, insertion-ordered buffer of unacknowledged events (id → wire bytes).
+
+    Not thread-safe by itself: :class:`~vigil.alerts.publisher.EventPublisher` guards it with its lock.
+    """
+
+    def __init__(self, max_events: int) -> None:
+        if max_events < 1:
+            raise ValueError(f"max_events must be >= 1, got {max_events}")
+        self.max_events = max_events
+        self._items: OrderedDict[str, bytes] = OrderedDict()
+        self._last: dict[str, int] = {}
+
+    def last_seq(self, camera: str) -> int:
+        """Highest ``seq`` put for ``camera`` by this object (0 if none; not durable)."""
+        return self._last.get(camera, 0)
+
+    def put(self, event_id: str, data: bytes, camera: str | None = None, seq: int | None = None) -> list[str]:
+        """Add an event; returns the ids dropped (oldest first) to make room."""
+        if event_id in self._items:
+            return []
+        dropped = []
+        while len(self._items) >= self.max_events:
+            old_id, _ = self._items.popitem(last=False)
+            dropped.append(old_id)
+        self._items[event_id] = data
+        if camera is not None and seq is not None and seq > self._last.get(camera, 0):
+            self._last[camera] = seq
+        return dropped
+
+    def put_many(self, items: list[OutboxItem]) -> list[str]:
+        dropped: list[str] = []
+        for event_id, data, camera, seq in items:
+            dropped.extend(self.put(event_id, data, camera, seq))
+        return dropped
+
+    def ack(self, event_id: str) -> bool:
+        """Remove an acknowledged event; ``False`` if it was not (or no longer) here."""
+        return self._items.pop(event_id, None) is not None
+
+    def ack_many(self, event_ids: Iterable[str]) -> list[bool]:
+        return [self.ack(i) for i in event_ids]
+
+    def close(self) -> None:
+        pass
+
+
+def _table_exists(db: sqlite3.Connection, name: str) -> bool:
+    return db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)).fetchone() is not None
+
+
+def _upgrade_to_2(db: sqlite3.Connection, path: Path) -> None:
+    """Schema 2 from an empty file, or from schema 1 (an ``outbox`` table, with or without a version table)."""
+    for stmt in _SCHEMA:
+        db.execute(stmt)
+    if _table_exists(db, "outbox"):
+        for stmt in _MIGRATE_1_TO_2:
+            db.execute(stmt)
+        log.info("event outbox %s migrated to schema %d", path, OUTBOX_SCHEMA_VERSION)
+    else:
+        db.execute(_TABLE)
+
+
 class SqliteOutbox(PendingView):
+    """The durable outbox in the SQLite file at ``path`` (created with its folder if missing)."""
+
     def __init__(self, path: str | Path, *, max_events: int = 200_000, synchronous: str = "NORMAL") -> None:
         if max_events < 1:
             raise ValueError(f"max_events must be >= 1, got {max_events}")
@@ -75,41 +208,17 @@ class SqliteOutbox(PendingView):
             raise ValueError(f"synchronous must be NORMAL, FULL or EXTRA, got {synchronous!r}")
         self.path = Path(path)
         self.max_events = max_events
+        self._db = connect(self.path, what="event outbox", error=OutboxError, synchronous=synchronous)
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
-        except (OSError, sqlite3.Error) as exc:
-            raise OutboxError(f"cannot open the event outbox {self.path}: {exc}") from None
-        try:
-            self._db.execute("PRAGMA busy_timeout = 5000")
-            mode = self._db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-            if str(mode).lower() != "wal":
-                raise OutboxError(f"event outbox {self.path}: cannot switch to WAL (journal_mode {mode})")
-            self._db.execute(f"PRAGMA synchronous = {synchronous.upper()}")
-            self._db.execute("BEGIN IMMEDIATE")
-            for stmt in _SCHEMA:
-                self._db.execute(stmt)
-            row = self._db.execute("SELECT MAX(version) FROM outbox_version").fetchone()
-            has_table = (
-                self._db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'outbox'").fetchone()
-                is not None
+            # a schema-1 file may have no version table: schema_version() reads 0 and step 2 finds its table
+            migrate(
+                self._db,
+                table="outbox_version",
+                target=OUTBOX_SCHEMA_VERSION,
+                steps={2: partial(_upgrade_to_2, path=self.path)},
+                what=f"event outbox {self.path}",
+                error=OutboxError,
             )
-            version = row[0] if row[0] is not None else (1 if has_table else None)
-            if version is not None and version > OUTBOX_SCHEMA_VERSION:
-                self._db.execute("ROLLBACK")
-                raise OutboxError(
-                    f"event outbox {self.path} has schema {version}; this build reads "
-                    f"{OUTBOX_SCHEMA_VERSION}: upgrade vigil"
-                )
-            if version == 1:
-                for stmt in _MIGRATE_1_TO_2:
-                    self._db.execute(stmt)
-                log.info("event outbox %s migrated to schema %d", self.path, OUTBOX_SCHEMA_VERSION)
-            self._db.execute(_TABLE)
-            if version != OUTBOX_SCHEMA_VERSION:
-                self._db.execute("DELETE FROM outbox_version")
-                self._db.execute("INSERT INTO outbox_version VALUES (?)", (OUTBOX_SCHEMA_VERSION,))
-            self._db.execute("COMMIT")
             rows = self._db.execute("SELECT n, id, data FROM outbox ORDER BY n").fetchall()
             self._items: OrderedDict[str, bytes] = OrderedDict()
             self._rowid: dict[str, int] = {}
@@ -142,10 +251,10 @@ class SqliteOutbox(PendingView):
         """Commit an event (and its camera's ``seq``); returns ids dropped to make room."""
         return self.put_many([(event_id, data, camera, seq)])
 
-    def put_many(self, items: list[tuple[str, bytes, str | None, int | None]]) -> list[str]:
+    def put_many(self, items: list[OutboxItem]) -> list[str]:
         """Commit several ``(id, data, camera, seq)`` in one transaction (all or none);
         returns the ids dropped (oldest first) to make room."""
-        fresh: dict[str, tuple[str, bytes, str | None, int | None]] = {}
+        fresh: dict[str, OutboxItem] = {}
         for item in items:
             if item[0] not in self._items and item[0] not in fresh:
                 fresh[item[0]] = item
@@ -163,8 +272,7 @@ class SqliteOutbox(PendingView):
                 lasts[camera] = seq
         now = time.time()
         try:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
+            with transaction(self._db):
                 if dropped:
                     self._db.executemany(
                         "DELETE FROM outbox WHERE n = ?", [(self._rowid[i],) for i in dropped if i in self._rowid]
@@ -181,10 +289,6 @@ class SqliteOutbox(PendingView):
                         "ON CONFLICT (camera) DO UPDATE SET last_seq = MAX(last_seq, excluded.last_seq)",
                         list(lasts.items()),
                     )
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
         except sqlite3.Error as exc:
             raise OutboxError(f"cannot write to the event outbox {self.path}: {exc}") from None
         for i in dropped:
@@ -207,13 +311,8 @@ class SqliteOutbox(PendingView):
         gone = list(dict.fromkeys(i for i, p in zip(event_ids, present) if p))
         if gone:
             try:
-                self._db.execute("BEGIN IMMEDIATE")
-                try:
+                with transaction(self._db):
                     self._db.executemany("DELETE FROM outbox WHERE n = ?", [(self._rowid[i],) for i in gone])
-                    self._db.execute("COMMIT")
-                except BaseException:
-                    self._db.execute("ROLLBACK")
-                    raise
             except sqlite3.Error as exc:
                 # Not deleted: the event is resent later and acknowledged as a duplicate.
                 log.error("cannot delete acknowledged events from %s: %s", self.path, exc)
@@ -236,7 +335,7 @@ class SqliteOutbox(PendingView):
 
 def count_pending(path: str | Path) -> int:
     """Unacknowledged events in an outbox file (read-only; for monitoring and tests)."""
-    db = sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True)
+    db = connect(path, what="event outbox", error=OutboxError, readonly=True)
     try:
         return int(db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
     finally:

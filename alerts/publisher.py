@@ -7,7 +7,8 @@ aggregator's ack carrying the event id, and resends unacknowledged events with e
 backoff. The buffer is bounded: when it is full the *oldest* event is dropped and counted
 (``DeliveryReport.dropped``) and a warning is logged.
 
-The buffer is :class:`MemoryOutbox` by default, or the durable
+The buffer is an :class:`~vigil.alerts.outbox.Outbox`: a
+:class:`~vigil.alerts.outbox.MemoryOutbox` by default, or the durable
 :class:`~vigil.alerts.outbox.SqliteOutbox` (``outbox=PATH``): then ``publish()`` returns only
 once the event is committed to the local file, an event is deleted from it only when
 acknowledged, and a restarted publisher resends what the previous one left (in the order it
@@ -32,21 +33,19 @@ import logging
 import random
 import threading
 import time
-from collections import OrderedDict, deque
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterator
+from typing import Callable
 
 import zmq
 from zmq.utils.monitor import recv_monitor_message
 
 from .events import MAX_EVENT_BYTES, Event, EventError
+from .outbox import MemoryOutbox, Outbox, SqliteOutbox
 from .transport import MAX_BATCH_BYTES, MAX_BATCH_EVENTS, Wakeup, decode_reply, is_local_endpoint
 
-if TYPE_CHECKING:
-    from .outbox import SqliteOutbox
-
-__all__ = ["EventPublisher", "DeliveryReport", "MemoryOutbox", "PublisherError"]
+__all__ = ["EventPublisher", "DeliveryReport", "PublisherError"]
 
 log = logging.getLogger(__name__)
 
@@ -84,72 +83,6 @@ class DeliveryReport:
         return self.undelivered == 0
 
 
-class PendingView:
-    """Read access to an outbox's pending events, kept in ``self._items`` (id → wire bytes,
-    oldest first); shared by :class:`MemoryOutbox` and :class:`vigil.alerts.outbox.SqliteOutbox`."""
-
-    _items: "OrderedDict[str, bytes]"
-
-    def get(self, event_id: str) -> bytes | None:
-        return self._items.get(event_id)
-
-    def ids(self) -> Iterator[str]:
-        return iter(list(self._items))
-
-    def __contains__(self, event_id: object) -> bool:
-        return event_id in self._items
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-
-class MemoryOutbox(PendingView):
-    """Bounded, insertion-ordered buffer of unacknowledged events (id → wire bytes).
-
-    Not thread-safe by itself: :class:`EventPublisher` guards it with its lock.
-    """
-
-    def __init__(self, max_events: int) -> None:
-        if max_events < 1:
-            raise ValueError(f"max_events must be >= 1, got {max_events}")
-        self.max_events = max_events
-        self._items: OrderedDict[str, bytes] = OrderedDict()
-        self._last: dict[str, int] = {}
-
-    def last_seq(self, camera: str) -> int:
-        """Highest ``seq`` put for ``camera`` by this object (0 if none; not durable)."""
-        return self._last.get(camera, 0)
-
-    def put(self, event_id: str, data: bytes, camera: str | None = None, seq: int | None = None) -> list[str]:
-        """Add an event; returns the ids dropped (oldest first) to make room."""
-        if event_id in self._items:
-            return []
-        dropped = []
-        while len(self._items) >= self.max_events:
-            old_id, _ = self._items.popitem(last=False)
-            dropped.append(old_id)
-        self._items[event_id] = data
-        if camera is not None and seq is not None and seq > self._last.get(camera, 0):
-            self._last[camera] = seq
-        return dropped
-
-    def put_many(self, items) -> list[str]:
-        dropped: list[str] = []
-        for event_id, data, camera, seq in items:
-            dropped.extend(self.put(event_id, data, camera, seq))
-        return dropped
-
-    def ack(self, event_id: str) -> bool:
-        """Remove an acknowledged event; ``False`` if it was not (or no longer) here."""
-        return self._items.pop(event_id, None) is not None
-
-    def ack_many(self, event_ids) -> list[bool]:
-        return [self.ack(i) for i in event_ids]
-
-    def close(self) -> None:
-        pass
-
-
 class EventPublisher:
     """Deliver events to the aggregator's ingest endpoint with acknowledgements.
 
@@ -179,7 +112,7 @@ class EventPublisher:
         context: zmq.Context | None = None,
         configure_socket: Callable[[zmq.Socket], None] | None = None,
         name: str = "vigil-publisher",
-        outbox: "str | Path | SqliteOutbox | MemoryOutbox | None" = None,
+        outbox: str | Path | Outbox | None = None,
         max_in_flight: int = 8192,
         batch_max: int = 256,
     ) -> None:
@@ -195,11 +128,10 @@ class EventPublisher:
             raise ValueError(f"batch_max must be 1..{MAX_BATCH_EVENTS}, got {batch_max}")
         self.batch_max = int(batch_max)
         self._own_outbox = False
+        self._outbox: Outbox
         if outbox is None:
             self._outbox = MemoryOutbox(max_buffer)
         elif isinstance(outbox, (str, Path)):
-            from .outbox import SqliteOutbox
-
             self._outbox = SqliteOutbox(outbox, max_events=max_buffer)
             self._own_outbox = True
         else:
@@ -428,7 +360,13 @@ class EventPublisher:
                         blocked_until = 0.0
                 if self._sock in ready:
                     self._receive_replies()
-                if time.monotonic() >= blocked_until:
+                if self._reconnecting:
+                    # A connection was lost: nothing new goes out until our monitor has seen the
+                    # next handshake and rescheduled what was in flight on the old one. libzmq
+                    # attaches the new pipe before that event reaches us; sending meanwhile would
+                    # let new events overtake the ones lost in flight. The monitor wakes the poll.
+                    blocked_until = max(blocked_until, time.monotonic() + _RETRY_WHEN_DISCONNECTED_S)
+                elif time.monotonic() >= blocked_until:
                     if not self._send_due():
                         blocked_until = time.monotonic() + _RETRY_WHEN_DISCONNECTED_S
         except Exception:  # a bug: say so loudly rather than die silently

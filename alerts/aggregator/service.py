@@ -1,0 +1,282 @@
+"""The aggregator: receive events from edge workers, store them, acknowledge, re-publish.
+
+Three parts, composed by :class:`Aggregator`; one serving thread (:meth:`Aggregator.run`) owns
+both sockets (see :mod:`vigil.alerts.transport` for the protocol) while a writer thread
+commits:
+
+* :class:`~.ingest.Ingest`: the ROUTER bound to the ingest endpoint; validates each frame,
+  counts and rejects the bad ones, acknowledges only what the store committed (duplicates too);
+* :class:`~.writer.StoreWriter`: the store-writer thread; groups the validated batches,
+  commits them in one transaction per group and hands back what was committed; ingest pauses
+  while :data:`~.writer.MAX_QUEUED_BATCHES` batches wait;
+* :class:`~.stream.OperatorStream`: the ROUTER bound to the stream endpoint; operator
+  clients, replay from a cursor, lagging clients catching up from the store, expiry.
+
+Security: with ``keys`` (a :class:`~vigil.alerts.keys.CurveServer` or a keys folder) both
+sockets are CURVE servers and every connection is authenticated against the allow-list by ZAP
+(refusals counted in ``unauthorized``); without keys only loopback/ipc endpoints may be bound.
+
+If the store fails (disk full, database locked for too long) nothing in that batch is
+acknowledged: the publishers resend later.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Callable
+
+import zmq
+
+from ..keys import CurveServer, KeyFileError
+from ..store import EventStore, Store, StoreError
+from ..transport import DEFAULT_INGEST_ENDPOINT, DEFAULT_STREAM_ENDPOINT, check_bind_endpoint
+from .ingest import Ingest, PlateTransits
+from .sockets import AggregatorError
+from .stream import OperatorStream
+from .writer import StoreWriter
+
+__all__ = ["Aggregator", "AggregatorError", "COUNTERS"]
+
+log = logging.getLogger(__name__)
+
+COUNTERS = (
+    "received",  # ingest messages of any shape
+    "stored",  # new events committed
+    "duplicates",  # valid events whose id was already stored (acknowledged again)
+    "malformed",  # dropped: wrong frame count, not JSON, not a valid event, oversized
+    "oversized",  # of which larger than MAX_EVENT_BYTES
+    "nacked",  # malformed frames that named an id and were answered with a nack
+    "published",  # event messages sent to stream clients (live and replayed)
+    "replayed",  # of which read back from the store (replay, slow clients catching up)
+    "lagging",  # times a client's queue was full and it was switched to catching up
+    "stream_malformed",  # unreadable messages from stream clients (dropped)
+    "unauthorized",  # connections refused by the CURVE allow-list (with keys only)
+    "store_errors",  # batches not committed (and so not acknowledged)
+    "reply_errors",  # acks/nacks that could not be sent (peer gone, queue full)
+    "subscriptions",  # current stream clients, not a running total
+)
+
+
+class Aggregator:
+    """Ingest, store and stream events. Binds in the constructor; serve with :meth:`run`.
+
+    ``db``: a path (an :class:`~vigil.alerts.store.EventStore` is opened there, and closed by
+    :meth:`close`) or an already open store (:class:`~vigil.alerts.store.Store`: SQLite or
+    PostgreSQL; left open). ``configure_ingest`` and ``configure_stream`` are called with each
+    socket before ``bind`` (the seam for CURVE). Without them, endpoints must be loopback or ipc
+    (see :func:`~vigil.alerts.transport.check_bind_endpoint`).
+
+    Sockets are created in the constructor's thread and used only by the thread calling
+    :meth:`run` (one at a time); :meth:`stats` may be read from anywhere.
+    """
+
+    def __init__(
+        self,
+        db: str | Path | Store,
+        ingest_endpoint: str = DEFAULT_INGEST_ENDPOINT,
+        stream_endpoint: str = DEFAULT_STREAM_ENDPOINT,
+        *,
+        context: zmq.Context | None = None,
+        configure_ingest: Callable[[zmq.Socket], None] | None = None,
+        configure_stream: Callable[[zmq.Socket], None] | None = None,
+        batch_max: int = 1024,
+        stats_interval_s: float = 60.0,
+        keys: CurveServer | str | Path | None = None,
+        client_timeout_s: float = 5.0,
+        stream_hwm: int = 10_000,
+    ) -> None:
+        self.batch_max = int(batch_max)
+        self.stats_interval_s = float(stats_interval_s)
+        self.client_timeout_s = float(client_timeout_s)
+        self._counters = dict.fromkeys(COUNTERS, 0)
+        self._curve: CurveServer | None = None
+        self._own_context = context is None
+        self._ctx = context if context is not None else zmq.Context()
+        self._own_store = False
+        self.store: Store | None = None
+        self._transits: PlateTransits | None = None
+        self._ingest: Ingest | None = None
+        self._stream: OperatorStream | None = None
+        self._writer: StoreWriter | None = None
+        try:
+            if keys is None:
+                for endpoint in (ingest_endpoint, stream_endpoint):
+                    try:
+                        check_bind_endpoint(endpoint)
+                    except ValueError as exc:
+                        raise AggregatorError(str(exc)) from None
+            else:
+                try:
+                    self._curve = keys if isinstance(keys, CurveServer) else CurveServer(keys)
+                except KeyFileError as exc:
+                    raise AggregatorError(str(exc)) from None
+                self._curve.start(self._ctx)
+            if isinstance(db, (str, Path)):
+                try:
+                    self.store = EventStore(db)
+                except StoreError as exc:
+                    raise AggregatorError(str(exc)) from None
+                self._own_store = True
+            else:
+                self.store = db
+            self._transits = PlateTransits(self.store)
+            self._ingest = Ingest(
+                self._ctx,
+                ingest_endpoint,
+                self._counters,
+                self._transits,
+                batch_max=self.batch_max,
+                curve=self._curve,
+                configure=configure_ingest,
+            )
+            self._stream = OperatorStream(
+                self._ctx,
+                stream_endpoint,
+                self._counters,
+                self.store,
+                hwm=stream_hwm,
+                client_timeout_s=self.client_timeout_s,
+                curve=self._curve,
+                configure=configure_stream,
+            )
+            self._writer = StoreWriter(self.store)
+        except BaseException:
+            self.close()
+            raise
+        self.ingest_endpoint = self._ingest.endpoint
+        self.stream_endpoint = self._stream.endpoint
+        self._poller = zmq.Poller()
+        self._poller.register(self._ingest.socket, zmq.POLLIN)
+        self._poller.register(self._stream.socket, zmq.POLLIN)
+        self._poller.register(self._writer.committed.reader, zmq.POLLIN)
+        log.info(
+            "aggregator: ingest %s, stream %s, store %s",
+            self.ingest_endpoint,
+            self.stream_endpoint,
+            getattr(self.store, "path", self.store),
+        )
+
+    # ------------------------------------------------------------------ serving
+    def stats(self) -> dict[str, int]:
+        """A snapshot of the counters (see :data:`COUNTERS`)."""
+        out = dict(self._counters)
+        if self._curve is not None:
+            out["unauthorized"] = self._curve.denied
+        return out
+
+    def run(self, stop: threading.Event) -> None:
+        """Serve until ``stop`` is set (checked at least every 100 ms).
+
+        Validated batches are committed by the writer thread (:class:`~.writer.StoreWriter`)
+        while this thread receives and validates the next ones; the acknowledgements and the
+        stream fan-out of a batch go out here once the writer reports it committed. While
+        :data:`~.writer.MAX_QUEUED_BATCHES` batches wait for the writer ingest is not read, so
+        a slow disk pushes back on the publishers (ZeroMQ high-water marks) instead of
+        growing memory.
+        """
+        if self._ingest is None or self._stream is None:
+            raise AggregatorError("aggregator is closed")
+        ingest, stream, writer, poller = self._ingest, self._stream, self._writer, self._poller
+        writer.start()
+        poller.modify(ingest.socket, zmq.POLLIN)
+        ingest_polled = True
+        next_stats = time.monotonic() + self.stats_interval_s
+        next_expiry = time.monotonic() + 1.0
+        last_logged: dict[str, int] = {}
+        try:
+            while not stop.is_set():
+                timeout = stream.poll_timeout_ms(time.monotonic(), 100)
+                want_ingest = not writer.full
+                if want_ingest != ingest_polled:
+                    poller.modify(ingest.socket, zmq.POLLIN if want_ingest else 0)
+                    ingest_polled = want_ingest
+                try:
+                    ready = dict(poller.poll(timeout))
+                except zmq.ZMQError as exc:
+                    if exc.errno == zmq.ETERM:
+                        break
+                    log.error("aggregator: ZeroMQ poll failed: %s (errno %s)", exc, exc.errno)
+                    time.sleep(0.1)
+                    continue
+                if writer.committed.is_set_in(ready):
+                    self._finish_committed()
+                if stream.socket in ready:
+                    stream.handle_requests()
+                if ingest.socket in ready and not writer.full:
+                    batch = ingest.receive()
+                    if batch is not None:
+                        writer.submit(batch)
+                if stream.clients:
+                    stream.serve_lagging()
+                if stream.clients and time.monotonic() >= next_expiry:
+                    next_expiry = time.monotonic() + 1.0
+                    stream.expire_clients()
+                if time.monotonic() >= next_stats:
+                    next_stats = time.monotonic() + self.stats_interval_s
+                    if self._counters != last_logged:
+                        last_logged = self.stats()
+                        log.info("aggregator: %s", self._format_stats())
+        finally:
+            writer.stop()  # the writer commits what is queued, then stops
+            self._finish_committed()  # their acks go out (publishers resend whatever did not)
+        log.info("aggregator stopping: %s", self._format_stats())
+
+    def _finish_committed(self) -> None:
+        """Acknowledge and fan out every batch the writer has committed (serving thread)."""
+        for commit in self._writer.take_committed():
+            if commit.error is not None:
+                n = sum(len(batch.items) for batch in commit.batches)
+                self._counters["store_errors"] += 1
+                log.error("aggregator: %s; %d event(s) not acknowledged (publishers will resend)", commit.error, n)
+                continue
+            for batch, seqs in commit.per_batch():
+                fresh = self._ingest.acknowledge(batch, seqs)
+                if fresh and self._stream.clients:
+                    self._stream.fan_out(fresh)
+
+    def serve_forever(self) -> None:
+        """:meth:`run` until SIGINT or SIGTERM (handlers installed from the main thread only)."""
+        stop = threading.Event()
+        previous = {}
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                previous[sig] = signal.signal(sig, lambda signum, frame: stop.set())
+        try:
+            self.run(stop)
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    def _format_stats(self) -> str:
+        return ", ".join(f"{k}={v}" for k, v in self._counters.items())
+
+    # ------------------------------------------------------------------ lifecycle
+    def close(self) -> None:
+        for part in ("_ingest", "_stream"):
+            if getattr(self, part) is not None:
+                getattr(self, part).close()
+                setattr(self, part, None)
+        if self._curve is not None:
+            self._curve.stop()
+            self._curve = None
+        if self._own_context and not self._ctx.closed:
+            self._ctx.term()
+        if self._own_store and self.store is not None:
+            self.store.close()
+            self._own_store = False
+        if self._transits is not None:
+            self._transits.close()
+            self._transits = None
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+    def __enter__(self) -> "Aggregator":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,223 @@
+"""Aggregator-side event storage in PostgreSQL (a city deployment), selected by a DSN.
+
+Same interface as :class:`~vigil.alerts.store.sqlite.EventStore` (``add_many``, ``add_many_seq``,
+``count``, ``last_stream_seq``, ``read_after``, ``iter_events``, ``export_jsonl``,
+``schema_version``, ``open_transits``, ``close``), same table shape::
+
+    events (stream_seq bigint generated always as identity primary key, id uuid unique, camera,
+            seq, type, time, severity, state, json, received_at)
+
+A batch is one ``INSERT ... SELECT FROM unnest(...) ON CONFLICT (id) DO NOTHING RETURNING``
+in one transaction (one round trip), so a resent event is stored once.
+
+``stream_seq`` comes from an identity sequence, so it may have gaps (a conflicting insert or
+a rolled-back batch burns numbers); readers resume with ``stream_seq > N`` and never rely on
+it being gapless. With a single aggregator writing (the supported deployment), commit order
+equals ``stream_seq`` order, which replaying from a sequence number relies on. The
+aggregator holds a session advisory lock to make a second writer an error instead of a
+silent reordering.
+
+Migrations: :data:`_MIGRATIONS` and the ``vigil_schema_version`` table, applied under a
+transaction-level advisory lock; a database written by a newer build is refused.
+
+The DSN given is kept (``dsn``) to open the plate transit store in the same database
+(:meth:`PgEventStore.open_transits`); messages and logs show ``path``, the DSN without its
+password (:func:`redact_dsn`).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any, Iterable
+
+import psycopg
+
+from vigil.plates.transits import open_transit_store
+from vigil.postgres import redact_dsn
+
+from ..events import Event, utc_iso
+from .base import EventReads, StoreError
+
+__all__ = ["PgEventStore", "PG_SCHEMA_VERSION", "redact_dsn"]
+
+log = logging.getLogger(__name__)
+
+PG_SCHEMA_VERSION = 1
+_MIGRATION_LOCK = 0x76696731  # "vig1"
+_WRITER_LOCK = 0x76696732
+
+_MIGRATIONS: dict[int, tuple[str, ...]] = {
+    1: (
+        """
+        CREATE TABLE events (
+            stream_seq  bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            id          uuid        NOT NULL UNIQUE,
+            camera      text        NOT NULL,
+            seq         bigint      NOT NULL,
+            type        text        NOT NULL,
+            time        text        NOT NULL,
+            severity    text        NOT NULL,
+            state       text        NOT NULL,
+            json        text        NOT NULL,
+            received_at text        NOT NULL
+        )
+        """,
+        "CREATE INDEX events_camera_seq ON events (camera, seq)",
+        "CREATE INDEX events_time ON events (time)",
+    ),
+}
+
+
+class PgEventStore(EventReads):
+    """The event store in PostgreSQL (reading is :class:`vigil.alerts.store.base.EventReads`)."""
+
+    _PARAM = "%s"  # psycopg's parameter marker
+
+    def __init__(self, dsn: str, *, readonly: bool = False, writer_lock: bool = False) -> None:
+        self.dsn = dsn
+        self.path = redact_dsn(dsn)  # what messages show
+        self.readonly = readonly
+        self._lock = threading.Lock()
+        try:
+            self._db = psycopg.connect(dsn, autocommit=True, connect_timeout=10)
+        except psycopg.Error as exc:
+            raise StoreError(f"cannot connect to PostgreSQL {self.path}: {exc}") from None
+        try:
+            if writer_lock:
+                (ok,) = self._db.execute("SELECT pg_try_advisory_lock(%s)", (_WRITER_LOCK,)).fetchone()
+                if not ok:
+                    raise StoreError(f"another aggregator is writing to {self.path} (advisory lock held)")
+            self._migrate()
+        except psycopg.Error as exc:
+            self._db.close()
+            raise StoreError(f"cannot use PostgreSQL {self.path}: {exc}") from None
+        except StoreError:
+            self._db.close()
+            raise
+
+    # ------------------------------------------------------------------ schema
+    def _version(self, cur) -> int:
+        (exists,) = cur.execute("SELECT to_regclass('vigil_schema_version') IS NOT NULL").fetchone()
+        if not exists:
+            return 0
+        (v,) = cur.execute("SELECT COALESCE(MAX(version), 0) FROM vigil_schema_version").fetchone()
+        return int(v)
+
+    def _migrate(self) -> None:
+        with self._lock:
+            version = self._version(self._db)
+            if version > PG_SCHEMA_VERSION:
+                raise StoreError(
+                    f"event database {self.path} has schema {version}; this build reads up to "
+                    f"{PG_SCHEMA_VERSION}: upgrade vigil"
+                )
+            if version == PG_SCHEMA_VERSION:
+                return
+            if self.readonly:
+                raise StoreError(
+                    f"{self.path} is not a vigil event database (schema {version}): open it once with the aggregator"
+                )
+            with self._db.transaction():
+                self._db.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
+                self._db.execute(
+                    "CREATE TABLE IF NOT EXISTS vigil_schema_version ("
+                    " version integer PRIMARY KEY, applied_at text NOT NULL)"
+                )
+                version = self._version(self._db)  # re-read under the lock
+                for target in range(version + 1, PG_SCHEMA_VERSION + 1):
+                    for stmt in _MIGRATIONS[target]:
+                        self._db.execute(stmt)
+                    self._db.execute("INSERT INTO vigil_schema_version VALUES (%s, %s)", (target, utc_iso(time.time())))
+                    log.info("event database %s migrated to schema %d", self.path, target)
+
+    @property
+    def schema_version(self) -> int:
+        with self._lock:
+            return self._version(self._db)
+
+    # ------------------------------------------------------------------ writing
+    def add(self, event: Event) -> bool:
+        return self.add_many([event])[0]
+
+    def add_many(self, events: Iterable[Event]) -> list[bool]:
+        return [s is not None for s in self.add_many_seq(events)]
+
+    def add_many_seq(self, events: Iterable[Event], texts: list[str] | None = None) -> list[int | None]:
+        events = list(events)
+        if self.readonly:
+            raise StoreError(f"event database {self.path} is open read-only")
+        if not events:
+            return []
+        received_at = utc_iso(time.time())
+        first: dict[str, int] = {}  # id -> index of its first occurrence in this batch
+        for i, ev in enumerate(events):
+            first.setdefault(ev.id, i)
+        uniq = [events[i] for i in sorted(first.values())]
+        if texts is not None:
+            by_id = {ev.id: texts[first[ev.id]] for ev in uniq}
+        else:
+            by_id = {ev.id: ev.to_json() for ev in uniq}
+        cols = (
+            [ev.id for ev in uniq],
+            [ev.camera for ev in uniq],
+            [ev.seq for ev in uniq],
+            [ev.type for ev in uniq],
+            [ev.time for ev in uniq],
+            [ev.severity for ev in uniq],
+            [ev.state for ev in uniq],
+            [by_id[ev.id] for ev in uniq],
+        )
+        with self._lock:
+            try:
+                with self._db.transaction():
+                    rows = self._db.execute(
+                        "INSERT INTO events (id, camera, seq, type, time, severity, state, json, received_at)"
+                        " SELECT u.id, u.camera, u.seq, u.type, u.time, u.severity, u.state, u.json, %s"
+                        " FROM unnest(%s::uuid[], %s::text[], %s::bigint[], %s::text[], %s::text[],"
+                        "             %s::text[], %s::text[], %s::text[])"
+                        "      WITH ORDINALITY AS u(id, camera, seq, type, time, severity, state, json, n)"
+                        " ORDER BY u.n"
+                        " ON CONFLICT (id) DO NOTHING RETURNING id::text, stream_seq",
+                        (received_at, *cols),
+                    ).fetchall()
+                    new = {i: int(s) for i, s in rows}
+                    old = [ev.id for ev in uniq if ev.id not in new]
+                    if old:
+                        stored = dict(
+                            self._db.execute(
+                                "SELECT id::text, json FROM events WHERE id = ANY(%s::uuid[])", (old,)
+                            ).fetchall()
+                        )
+                        for event_id in old:
+                            if stored.get(event_id) != by_id[event_id]:
+                                log.warning("event id %s resent with different content; keeping the first", event_id)
+            except psycopg.Error as exc:
+                raise StoreError(f"cannot write to event database {self.path}: {exc}") from None
+        return [new.get(ev.id) if first[ev.id] == i else None for i, ev in enumerate(events)]
+
+    # ------------------------------------------------------------------ reading
+    def _fetch(self, sql: str, params: tuple) -> list[tuple]:
+        with self._lock:
+            try:
+                return self._db.execute(sql, params).fetchall()
+            except psycopg.Error as exc:
+                raise StoreError(f"cannot read event database {self.path}: {exc}") from None
+
+    # ------------------------------------------------------------------ plate transits
+    def open_transits(self, **options: Any):
+        """The plate transit store in this PostgreSQL database (:func:`vigil.plates.transits.open_transit_store`
+        with the DSN as given, password included; ``options`` as for the SQLite store)."""
+        return open_transit_store(dsn=self.dsn, **options)
+
+    # ------------------------------------------------------------------ lifecycle
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def __enter__(self) -> "PgEventStore":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,252 @@
+"""Aggregator-side event storage: SQLite in WAL mode.
+
+One row per event id (a ``UNIQUE`` id, looked up before inserting, so a resent event is
+stored once), plus a global ``stream_seq`` assigned by the store: the aggregator's order of arrival,
+which readers use to resume (``iter_events(since_stream_seq=...)``).
+
+Why ``stream_seq`` is the primary key and ``id`` is ``UNIQUE`` (not the other way round):
+SQLite only auto-increments an ``INTEGER PRIMARY KEY``. ``UNIQUE`` gives the same
+idempotence on the id. The same shape maps onto PostgreSQL as ``stream_seq bigint generated
+always as identity primary key, id uuid unique`` with ``INSERT ... ON CONFLICT (id) DO NOTHING RETURNING stream_seq``
+(:mod:`vigil.alerts.store.postgres`).
+
+Schema changes go through :data:`_MIGRATIONS` and the ``schema_version`` table (one row per
+applied version, with the time it was applied); a database written by a newer build is
+refused rather than misread. The plate transits live in the same file
+(:meth:`EventStore.open_transits`).
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from typing import Any, Iterable
+
+from vigil.plates.transits import open_transit_store
+from vigil.sqlite import SYNCHRONOUS_LEVELS, connect, transaction
+from vigil.sqlite import schema_version as read_schema_version
+
+from ..events import Event, utc_iso
+from .base import EventReads, StoreError
+
+__all__ = ["EventStore", "STORE_SCHEMA_VERSION"]
+
+log = logging.getLogger(__name__)
+
+STORE_SCHEMA_VERSION = 1
+
+# version -> statements bringing the database from version-1 to version.
+_MIGRATIONS: dict[int, tuple[str, ...]] = {
+    1: (
+        """
+        CREATE TABLE events (
+            stream_seq  INTEGER PRIMARY KEY AUTOINCREMENT,
+            id          TEXT    NOT NULL UNIQUE,
+            camera      TEXT    NOT NULL,
+            seq         INTEGER NOT NULL,
+            type        TEXT    NOT NULL,
+            time        TEXT    NOT NULL,
+            severity    TEXT    NOT NULL,
+            state       TEXT    NOT NULL,
+            json        TEXT    NOT NULL,
+            received_at TEXT    NOT NULL
+        )
+        """,
+        "CREATE INDEX events_camera_seq ON events (camera, seq)",
+        "CREATE INDEX events_time ON events (time)",
+    ),
+}
+
+_VERSION_TABLE = "schema_version"
+
+
+class EventStore(EventReads):
+    """SQLite event store. Thread-safe (one connection behind a lock).
+
+    ``readonly=True`` opens an existing database for reading only (for ``vigil events``):
+    a missing file is an error instead of a new empty database.
+    ``synchronous`` is SQLite's ``PRAGMA synchronous``; ``FULL`` (default) makes a committed
+    event survive power loss, which is what an acknowledgement promises.
+    """
+
+    def __init__(self, path: str | Path, *, readonly: bool = False, synchronous: str = "FULL") -> None:
+        self.path = Path(path)
+        self.readonly = readonly
+        self._lock = threading.Lock()
+        if synchronous.upper() not in SYNCHRONOUS_LEVELS:
+            raise ValueError(f"synchronous must be OFF, NORMAL, FULL or EXTRA, got {synchronous!r}")
+        # WAL is switched on here, not by connect(): a file system without WAL is logged, not refused
+        self._db = connect(
+            self.path,
+            what="event database",
+            error=StoreError,
+            readonly=readonly,
+            wal=False,
+            synchronous=None,
+            create_parent=False,
+        )
+        try:
+            if not readonly:
+                mode = self._db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+                if str(mode).lower() != "wal":
+                    log.warning("event database %s: journal_mode is %s, not WAL", self.path, mode)
+                self._db.execute(f"PRAGMA synchronous = {synchronous.upper()}")
+            # Keep up to 64 MiB of pages in memory (SQLite's default is 2 MiB): duplicate checks
+            # and the UNIQUE id index stay cached (Vigil's UUIDv7 ids append to that index, but
+            # other publishers may send random UUID4 ids, which land all over it).
+            self._db.execute("PRAGMA cache_size = -65536")
+            self._migrate()
+        except sqlite3.Error as exc:
+            self._db.close()
+            raise StoreError(f"cannot use event database {self.path}: {exc}") from None
+        except StoreError:
+            self._db.close()
+            raise
+
+    # ------------------------------------------------------------------ schema
+    def _migrate(self) -> None:
+        version = read_schema_version(self._db, _VERSION_TABLE)
+        if version > STORE_SCHEMA_VERSION:
+            raise StoreError(
+                f"event database {self.path} has schema {version}; this build reads up to "
+                f"{STORE_SCHEMA_VERSION}: upgrade vigil"
+            )
+        if version == STORE_SCHEMA_VERSION:
+            return
+        if self.readonly:
+            if version == 0:
+                raise StoreError(f"{self.path} is not a vigil event database (no schema_version table)")
+            raise StoreError(
+                f"event database {self.path} has schema {version} and needs migrating to "
+                f"{STORE_SCHEMA_VERSION}: open it once with the aggregator"
+            )
+        # Not vigil.sqlite.migrate(): this version table keeps one row per applied version with
+        # its time (existing files have that layout), where migrate() keeps a single row.
+        with self._lock, transaction(self._db):
+            self._db.execute(
+                f"CREATE TABLE IF NOT EXISTS {_VERSION_TABLE} ( version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)"
+            )
+            version = read_schema_version(self._db, _VERSION_TABLE)  # re-read inside the write lock
+            for target in range(version + 1, STORE_SCHEMA_VERSION + 1):
+                for stmt in _MIGRATIONS[target]:
+                    self._db.execute(stmt)
+                self._db.execute(
+                    f"INSERT INTO {_VERSION_TABLE} (version, applied_at) VALUES (?, ?)",
+                    (target, utc_iso(time.time())),
+                )
+                log.info("event database %s migrated to schema %d", self.path, target)
+
+    @property
+    def schema_version(self) -> int:
+        with self._lock:
+            return read_schema_version(self._db, _VERSION_TABLE)
+
+    # ------------------------------------------------------------------ writing
+    def add(self, event: Event) -> bool:
+        """Store ``event``; ``True`` if new, ``False`` if its id was already stored."""
+        return self.add_many([event])[0]
+
+    def add_many(self, events: Iterable[Event]) -> list[bool]:
+        """Store several events in one transaction; per event, whether it was new.
+
+        Either all are committed or none (on error :class:`StoreError` is raised and the
+        caller must not acknowledge any of them).
+        """
+        return [s is not None for s in self.add_many_seq(events)]
+
+    def add_many_seq(self, events: Iterable[Event], texts: list[str] | None = None) -> list[int | None]:
+        """Like :meth:`add_many`; per event, its new ``stream_seq`` or ``None`` (a duplicate).
+
+        ``texts``: the events' :meth:`Event.to_json`, when the caller already has them.
+        One lookup, one multi-row insert and one read-back per batch (not per event).
+        """
+        events = list(events)
+        if self.readonly:
+            raise StoreError(f"event database {self.path} is open read-only")
+        if not events:
+            return []
+        if texts is None:
+            texts = [ev.to_json() for ev in events]
+        received_at = utc_iso(time.time())
+        first: dict[str, int] = {}
+        for i, ev in enumerate(events):
+            first.setdefault(ev.id, i)
+        ids = list(first)
+        with self._lock:
+            try:
+                with transaction(self._db):
+                    stored: dict[str, str] = {}
+                    for k in range(0, len(ids), 500):
+                        chunk = ids[k : k + 500]
+                        stored.update(
+                            self._db.execute(
+                                f"SELECT id, json FROM events WHERE id IN ({','.join('?' * len(chunk))})", chunk
+                            ).fetchall()
+                        )
+                    new_idx = [i for i in first.values() if events[i].id not in stored]
+                    seqs: dict[str, int] = {}
+                    if new_idx:
+                        # Looked up first (inside the write transaction, so no race) rather than
+                        # INSERT OR IGNORE: an ignored insert must not burn a stream_seq.
+                        self._db.executemany(
+                            "INSERT INTO events (id, camera, seq, type, time, severity, state, json, received_at)"
+                            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                            [
+                                (
+                                    events[i].id,
+                                    events[i].camera,
+                                    events[i].seq,
+                                    events[i].type,
+                                    events[i].time,
+                                    events[i].severity,
+                                    events[i].state,
+                                    texts[i],
+                                    received_at,
+                                )
+                                for i in new_idx
+                            ],
+                        )
+                        # stream_seq is the rowid (AUTOINCREMENT): the rows of one statement in one
+                        # write transaction take consecutive values, ending at last_insert_rowid().
+                        (last,) = self._db.execute("SELECT last_insert_rowid()").fetchone()
+                        first_seq = int(last) - len(new_idx) + 1
+                        seqs = {events[i].id: first_seq + k for k, i in enumerate(new_idx)}
+            except sqlite3.Error as exc:
+                raise StoreError(f"cannot write to event database {self.path}: {exc}") from None
+        for event_id, text in stored.items():
+            if text != texts[first[event_id]]:
+                ev = events[first[event_id]]
+                log.warning(
+                    "event id %s resent with different content (camera %s seq %d); keeping the first",
+                    ev.id,
+                    ev.camera,
+                    ev.seq,
+                )
+        return [seqs.get(ev.id) if first[ev.id] == i else None for i, ev in enumerate(events)]
+
+    def _fetch(self, sql: str, params: tuple) -> list[tuple]:
+        with self._lock:
+            try:
+                return self._db.execute(sql, params).fetchall()
+            except sqlite3.Error as exc:
+                raise StoreError(f"cannot read event database {self.path}: {exc}") from None
+
+    # ------------------------------------------------------------------ plate transits
+    def open_transits(self, **options: Any):
+        """The plate transit store in this database's file (:func:`vigil.plates.transits.open_transit_store`;
+        ``options``: its ``key``, ``key_file``, ``retention_days``, ``hit_retention_days``)."""
+        return open_transit_store(sqlite_path=self.path, **options)
+
+    # ------------------------------------------------------------------ lifecycle
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def __enter__(self) -> "EventStore":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,70 @@
+"""The PostgreSQL store against a real server started on loopback (the ``pg_server`` / ``dsn``
+fixtures of tests/conftest.py: Debian's postgresql binaries; skipped with the reason when they
+or psycopg are missing)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from vigil.alerts.events import Event
+from vigil.alerts.publisher import EventPublisher
+from vigil.alerts.store import StoreError
+
+psycopg = pytest.importorskip("psycopg", reason="psycopg (PostgreSQL driver) not installed")
+
+
+def test_pg_store_idempotent_migrated_and_readable(dsn, make_event, caplog):
+    from vigil.alerts.store.postgres import PG_SCHEMA_VERSION, PgEventStore
+
+    events = [make_event(camera=f"c{i % 2}") for i in range(5)]
+    with PgEventStore(dsn) as store:
+        assert store.schema_version == PG_SCHEMA_VERSION
+        seqs = store.add_many_seq(events[:3] + [events[0]])
+        assert seqs[3] is None and all(s is not None for s in seqs[:3]) and seqs[:3] == sorted(seqs[:3])
+        assert store.add_many(events[2:] + [events[4]]) == [False, True, True, False]
+        forged = events[1].model_copy(update={"severity": "critical"})
+        assert store.add_many([forged]) == [False]
+        assert store.count() == (5, 5)
+        assert [s.event for s in store.iter_events(batch=2)] == events
+        rows = store.read_after(seqs[0], 2)
+        assert [r[4] for r in rows] == [events[1].to_json(), events[2].to_json()]
+        assert store.last_stream_seq() >= 5
+    assert "different content" in caplog.text
+    with PgEventStore(dsn, readonly=True) as ro:  # reopening does not migrate again
+        assert ro.count() == (5, 5)
+        with pytest.raises(StoreError, match="read-only"):
+            ro.add(make_event())
+
+
+def test_pg_newer_schema_refused_and_single_writer(dsn):
+    from vigil.alerts.store.postgres import PG_SCHEMA_VERSION, PgEventStore
+
+    with PgEventStore(dsn, writer_lock=True):
+        with pytest.raises(StoreError, match="another aggregator"):
+            PgEventStore(dsn, writer_lock=True)
+    with psycopg.connect(dsn, autocommit=True) as db:
+        db.execute("INSERT INTO vigil_schema_version VALUES (%s, 'future')", (PG_SCHEMA_VERSION + 1,))
+    with pytest.raises(StoreError, match="upgrade vigil"):
+        PgEventStore(dsn)
+
+
+def test_pg_aggregator_end_to_end_and_cli(dsn, make_event, running_aggregator, capsys):
+    from vigil.alerts.cli import main
+    from vigil.alerts.store.postgres import PgEventStore
+
+    store = PgEventStore(dsn, writer_lock=True)
+    events = [make_event() for _ in range(300)]
+    try:
+        with running_aggregator(store) as agg:
+            with EventPublisher(agg.ingest_endpoint) as pub:
+                pub.publish_many(events)
+                pub.publish(events[0])
+                assert pub.flush(10).complete
+    finally:
+        store.close()
+    assert main(["events", "count", "--dsn", dsn, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"events": 300, "distinct_ids": 300}
+    assert main(["events", "export", "--dsn", dsn, "--format", "jsonl"]) == 0
+    assert [Event.from_json(x) for x in capsys.readouterr().out.splitlines()] == events
