@@ -1,19 +1,26 @@
-"""The versioned alarm event schema (``schema: 1``).
+"""The versioned alarm event schema (``schema: 2``).
 
 An :class:`Event` is JSON on the wire and one JSON object per line in files. It never
 carries images: evidence is a separate object referenced by id in the payload.
 
-Fields: ``schema`` (int, 1), ``id`` (a UUID string; Vigil makes time-ordered version-7
+Fields: ``schema`` (int, 2), ``id`` (a UUID string; Vigil makes time-ordered version-7
 ids, see :func:`new_event_id`, and accepts any version), ``type`` (e.g. ``distance_violation``),
 ``camera`` (camera name), ``seq`` (per camera, strictly increasing from 1), ``time``
 (UTC ISO 8601 with ``Z``), ``severity`` (``info`` | ``warning`` | ``critical``),
-``state`` (``start`` | ``update`` | ``end``), ``payload`` (JSON object: track ids, world
-coordinates in metres, metric value and threshold, ...).
+``state`` (``start`` | ``update`` | ``end``), ``payload`` (JSON object checked against the
+typed model of ``type``, see :mod:`vigil.alerts.payloads`: track ids, world coordinates in
+metres, metric value and threshold, ...; every alarm's payload carries its ``alarm_id``).
+
+Schema 1 (before alarm ids) is still read: :meth:`Event.from_json` upgrades it to schema 2 by
+adding the ``alarm_id`` (see :func:`schema1_alarm_id`); everything else is kept as it was.
+
+:func:`event_from_change` turns any :class:`~vigil.alarm.AlarmChange` (geometry rules, plate
+passes) into an event and :func:`event_from_heatmap` a heat-map snapshot, both generically:
+what is specific to an event type lives in its payload model.
 """
 
 from __future__ import annotations
 
-import math
 import os
 import re
 import time
@@ -21,15 +28,32 @@ import uuid
 from datetime import datetime, timezone
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-SCHEMA_VERSION = 1
+from vigil.alarm import AlarmChange
+
+from .payloads import ALARM_TYPES, PAYLOADS, HeatmapPayload
+
+SCHEMA_VERSION = 2
+#: schema versions :meth:`Event.from_json` reads (older ones are upgraded on parse)
+READABLE_SCHEMAS = (1, 2)
 MAX_EVENT_BYTES = 64 * 1024
 
 Severity = Literal["info", "warning", "critical"]
 State = Literal["start", "update", "end"]
 
-__all__ = ["Event", "EventError", "SCHEMA_VERSION", "MAX_EVENT_BYTES", "new_event_id", "utc_iso"]
+__all__ = [
+    "Event",
+    "EventError",
+    "SCHEMA_VERSION",
+    "MAX_EVENT_BYTES",
+    "new_event_id",
+    "utc_iso",
+    "event_from_change",
+    "event_from_heatmap",
+    "alarm_id_of",
+    "schema1_alarm_id",
+]
 
 _CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
@@ -65,7 +89,7 @@ def new_event_id() -> str:
 
 
 class EventError(ValueError):
-    """A message that is not a valid schema-1 event."""
+    """A message that is not a valid event (schema 2, or schema 1 upgraded)."""
 
 
 def utc_iso(ts: float) -> str:
@@ -73,15 +97,63 @@ def utc_iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, tz=timezone.utc).isoformat(timespec="microseconds")[:-6] + "Z"
 
 
-def _check_finite(value: Any, where: str) -> None:
-    if isinstance(value, float) and not math.isfinite(value):
-        raise ValueError(f"non-finite number at {where}")
-    if isinstance(value, dict):
-        for k, v in value.items():
-            _check_finite(v, f"{where}.{k}")
-    elif isinstance(value, (list, tuple)):
-        for i, v in enumerate(value):
-            _check_finite(v, f"{where}[{i}]")
+def _payload_reason(exc: ValidationError) -> str:
+    """``payload.<field>: <what is wrong>`` for the first error of a payload model (and how many more)."""
+    errors = exc.errors(include_url=False)
+    first = errors[0]
+    where = ".".join(str(x) for x in ("payload", *first.get("loc", ())))
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    return f"{where}: {first.get('msg')}{more}"
+
+
+#: namespace of the alarm ids derived for schema-1 events (uuid5; never change it)
+SCHEMA1_ALARM_NAMESPACE = uuid.UUID("5f0c8e2a-3b1d-4c6e-9a7f-2d4b6c8e0a13")
+_PAIR_TYPES = frozenset({"distance_violation", "contact_time"})
+
+
+def schema1_alarm_id(camera: str, type: str, payload: dict[str, Any]) -> str | None:
+    """The ``alarm_id`` given to a schema-1 event on upgrade (``None`` for non-alarm types).
+
+    Schema 1 had no alarm ids; what identified an alarm was its subject. Deterministic, so the
+    start, updates and end of one schema-1 alarm get the same id wherever they are parsed:
+
+    - ``plate_hit`` / ``plate_transit``: the pass's ``transit_id`` (already a UUID per pass);
+    - pair rules (``distance_violation``, ``contact_time``): ``uuid5(SCHEMA1_ALARM_NAMESPACE,
+      "<camera>\\n<type>\\ntracks=<sorted track ids, comma-separated>")``;
+    - zone rules (``occupancy_limit``, ``density_limit``, ``queue_spacing``, ``risk_level``):
+      ``uuid5(SCHEMA1_ALARM_NAMESPACE, "<camera>\\n<type>\\nzone=<zone, or * for none>")``
+      (not the tracks: a crowd's members change while its alarm lasts).
+
+    The start time is not part of it (schema 1 does not carry it exactly: ``duration_s`` ends at
+    the last time the condition held, not at the event's time), so two schema-1 alarms of the
+    same subject on the same camera share an id, as schema 1 grouped them.
+    """
+    if type not in ALARM_TYPES:
+        return None
+    transit = payload.get("transit_id")
+    if isinstance(transit, str) and transit:
+        try:
+            return str(uuid.UUID(transit))
+        except ValueError:
+            pass
+    if type in _PAIR_TYPES:
+        tracks = payload.get("tracks") or []
+        key = "tracks=" + ",".join(str(t) for t in sorted(tracks, key=str))
+    else:
+        key = f"zone={payload.get('zone') or '*'}"
+    return str(uuid.uuid5(SCHEMA1_ALARM_NAMESPACE, f"{camera}\n{type}\n{key}"))
+
+
+def alarm_id_of(event: "Event | dict") -> str | None:
+    """The alarm id of an event, or of a stored event's JSON object (schema 1 too: derived as
+    :func:`schema1_alarm_id` does); ``None`` for non-alarm types (``heatmap``)."""
+    if isinstance(event, Event):
+        return event.payload.get("alarm_id")
+    payload = event.get("payload") or {}
+    found = payload.get("alarm_id")
+    if found is not None:
+        return found
+    return schema1_alarm_id(str(event.get("camera")), str(event.get("type")), payload)
 
 
 class Event(BaseModel):
@@ -102,8 +174,15 @@ class Event(BaseModel):
     @field_validator("schema_")
     @classmethod
     def _schema(cls, v: int) -> int:
-        if v != SCHEMA_VERSION:
-            raise ValueError(f"unsupported event schema {v} (this build reads {SCHEMA_VERSION})")
+        if v not in READABLE_SCHEMAS:
+            raise ValueError(f"unsupported event schema {v} (this build reads {SCHEMA_VERSION}, and 1 upgraded)")
+        return v
+
+    @field_validator("type")
+    @classmethod
+    def _type(cls, v: str) -> str:
+        if v not in PAYLOADS:
+            raise ValueError(f"unknown event type {v!r} (known: {', '.join(sorted(PAYLOADS))})")
         return v
 
     @field_validator("id")
@@ -127,11 +206,22 @@ class Event(BaseModel):
             raise ValueError(f"time has no time zone: {v!r}")
         return v
 
-    @field_validator("payload")
-    @classmethod
-    def _payload(cls, v: dict[str, Any]) -> dict[str, Any]:
-        _check_finite(v, "payload")
-        return v
+    @model_validator(mode="after")
+    def _typed_payload(self) -> "Event":
+        """Upgrade schema 1 (add the ``alarm_id``), then check the payload against its type's model
+        (which also refuses non-finite numbers)."""
+        payload = self.payload
+        if self.schema_ == 1:
+            alarm_id = schema1_alarm_id(self.camera, self.type, payload)
+            if alarm_id is not None and "alarm_id" not in payload:
+                payload = {"alarm_id": alarm_id, **payload}
+            self.__dict__["schema_"] = SCHEMA_VERSION  # frozen: set once, while validating
+            self.__dict__["payload"] = payload
+        try:
+            PAYLOADS[self.type].__pydantic_validator__.validate_python(payload)
+        except ValidationError as exc:
+            raise ValueError(_payload_reason(exc)) from None
+        return self
 
     # ------------------------------------------------------------------ wire format
     def to_json(self) -> str:
@@ -167,3 +257,48 @@ class Event(BaseModel):
             raise EventError(f"invalid event: {exc}") from None
         except (ValueError, RecursionError) as exc:
             raise EventError(f"event is not JSON: {exc}") from None
+
+
+def event_from_change(change: AlarmChange, *, camera: str, seq: int, time: str, frame: int) -> Event:
+    """One :class:`~vigil.alarm.AlarmChange` (a rule's or a plate pass's) as an event.
+
+    ``time``: UTC ISO 8601 of the change (the caller maps stream time to wall time);
+    ``frame``: the frame index the change was seen at. The payload is what the model of
+    ``change.event_type`` makes of the change (:meth:`~vigil.alerts.payloads.AlarmPayload.from_change`),
+    checked like any event's.
+    """
+    if change.event_type not in ALARM_TYPES:
+        raise EventError(f"{change.event_type!r} is not an alarm event type (known: {', '.join(sorted(ALARM_TYPES))})")
+    return Event(
+        type=change.event_type,
+        camera=camera,
+        seq=seq,
+        time=time,
+        severity=change.severity,
+        state=change.state,
+        payload=PAYLOADS[change.event_type].from_change(change, frame),
+    )
+
+
+def event_from_heatmap(
+    heatmap, *, camera: str, seq: int, time: str, frame: int, max_cells: int, final: bool = False
+) -> Event:
+    """A ``heatmap`` event (severity info, state update) of a :class:`vigil.geometry.risk.HeatMap`:
+    both layers as compact 0-255 grids of at most ``max_cells`` cells each, ``final`` for the
+    last one of a stream."""
+    return Event(
+        type=HeatmapPayload.event_type,
+        camera=camera,
+        seq=seq,
+        time=time,
+        severity="info",
+        state="update",
+        payload={
+            "rule": "heatmap",
+            "layers": heatmap.compact(max_cells),
+            "bounds_m": [round(b, 3) for b in heatmap.bounds],
+            "decay_tau_s": heatmap.decay_tau_s,
+            "final": final,
+            "frame": int(frame),
+        },
+    )

@@ -1,6 +1,7 @@
 """``vigil tail``: follow the aggregator's event stream, one line per event.
 
-Readable lines for people by default::
+Readable lines for people by default (the payload fields its type's model lists in
+``summary_fields``, see :mod:`vigil.alerts.payloads`)::
 
     2024-05-01T10:00:00.123Z  cam1  distance_violation  start  warning   tracks=3,7 distance_m=1.2 threshold_m=2
 
@@ -22,13 +23,13 @@ from typing import IO, Any, Callable
 import zmq
 
 from .events import Event, EventError
+from .payloads import PAYLOADS
 from .transport import StreamFilter, encode_subscribe
 
 __all__ = ["tail", "StreamClient", "format_event", "summarize_payload"]
 
 log = logging.getLogger(__name__)
 
-_PRIORITY = ("track", "id", "distance", "dist", "threshold", "value", "plate", "zone", "count", "duration", "risk")
 _TIME_RE = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d{1,3})?\d*(Z|[+-]\d\d:\d\d)$")
 
 
@@ -55,28 +56,21 @@ def _short_value(value: Any) -> str | None:
     return None  # nested structures (coordinates, dicts): left out of the one-line summary
 
 
-def summarize_payload(payload: dict[str, Any], width: int = 100) -> str:
-    """``key=value`` pairs of the payload's scalars and short lists, most telling keys first."""
+def summarize_payload(payload: dict[str, Any], width: int = 100, event_type: str | None = None) -> str:
+    """``key=value`` pairs of the payload's scalars and short lists, cut at ``width`` characters.
 
-    def rank(key: str) -> tuple[int, str]:
-        low = key.lower()
-        for i, word in enumerate(_PRIORITY):
-            if word in low:
-                return i, key
-        return len(_PRIORITY), key
-
-    # generic keys that repeat a rule-specific one (value = distance_m, threshold = threshold_m)
-    # or say nothing (zone = none) only make the line longer
-    shown = dict(payload)
-    for generic, specific in (("value", "distance_m"), ("threshold", "threshold_m")):
-        if specific in shown and shown.get(generic) == shown[specific]:
-            shown.pop(generic)
-    if shown.get("zone") is None:
-        shown.pop("zone", None)
+    With ``event_type``, the fields its payload model lists in ``summary_fields``
+    (:mod:`vigil.alerts.payloads`), in that order; without, every field in the payload's own
+    order except ``alarm_id``. Null values are left out.
+    """
+    model = PAYLOADS.get(event_type) if event_type else None
+    keys = [k for k in model.summary_fields if k in payload] if model else [k for k in payload if k != "alarm_id"]
     out: list[str] = []
     length = 0
-    for key in sorted(shown, key=rank):
-        text = _short_value(shown[key])
+    for key in keys:
+        if payload[key] is None:
+            continue
+        text = _short_value(payload[key])
         if text is None:
             continue
         item = f"{key}={text}"
@@ -98,7 +92,7 @@ def _short_time(iso: str) -> str:
 def format_event(event: Event) -> str:
     """One readable line: time, camera, type, state, severity, payload summary."""
     line = f"{_short_time(event.time)}  {event.camera}  {event.type}  {event.state:<6} {event.severity:<8}"
-    summary = summarize_payload(event.payload)
+    summary = summarize_payload(event.payload, event_type=event.type)
     return f"{line}  {summary}" if summary else line.rstrip()
 
 

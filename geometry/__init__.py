@@ -1,6 +1,8 @@
 """Vigil geometry: camera models, ground projection and ground-plane metrics.
 
-Never imports ``vigil.edge`` or ``vigil.alerts``.
+Never imports ``vigil.edge`` or ``vigil.alerts``. Importing this package loads only the camera
+models (no scipy, no shapely): the metrics (``vigil.geometry.metrics``, scipy's k-d tree), zones
+and rules (``vigil.geometry.rules``) are imported from their modules.
 """
 
 from .calibration_io import load_calibration, load_camera, parse_calibration, save_camera
@@ -13,7 +15,6 @@ from .camera import (
     TsaiParameters,
     project_detections,
 )
-from .distancing import ViolationChange, ViolationMonitor, close_pairs
 
 __all__ = [
     "CalibrationError",
@@ -22,9 +23,6 @@ __all__ = [
     "PinholeCamera",
     "TsaiCamera",
     "TsaiParameters",
-    "ViolationChange",
-    "ViolationMonitor",
-    "close_pairs",
     "load_calibration",
     "load_camera",
     "parse_calibration",

@@ -24,12 +24,16 @@ with a message that says which parameter is wrong and why.
 from __future__ import annotations
 
 import math
+import xml.etree.ElementTree as ET
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
+import cv2
 import numpy as np
+
+from vigil.errors import UserError
 
 if TYPE_CHECKING:  # pragma: no cover
     from vigil.detectors.detections import Detections
@@ -46,7 +50,7 @@ __all__ = [
 ]
 
 
-class CalibrationError(ValueError):
+class CalibrationError(UserError, ValueError):
     """A camera calibration is missing, malformed or geometrically degenerate."""
 
 
@@ -398,8 +402,6 @@ class TsaiCamera(CameraModel):
     @classmethod
     def from_pets_xml(cls, path: str | Path) -> "TsaiCamera":
         """Read a PETS 2009 ``View_00N.xml`` calibration file."""
-        import xml.etree.ElementTree as ET
-
         path = Path(path)
         try:
             root = ET.parse(path).getroot()
@@ -511,8 +513,6 @@ class PinholeCamera(CameraModel):
         *,
         image_size: Sequence[int] | None = None,
     ) -> None:
-        import cv2
-
         K = _finite_matrix(K, (3, 3), "camera_matrix")
         if K[0, 0] <= 0 or K[1, 1] <= 0:
             raise CalibrationError(f"camera_matrix: focal lengths fx, fy must be > 0, got {K[0, 0]}, {K[1, 1]}")
@@ -538,11 +538,12 @@ class PinholeCamera(CameraModel):
         self.image_size = _image_size(image_size)
 
     def __repr__(self) -> str:
-        return f"PinholeCamera(K={self.K.tolist()}, dist={self.dist.tolist()}, rvec={self.rvec.tolist()}, tvec={self.tvec.tolist()})"
+        return (
+            f"PinholeCamera(K={self.K.tolist()}, dist={self.dist.tolist()}, "
+            f"rvec={self.rvec.tolist()}, tvec={self.tvec.tolist()})"
+        )
 
     def image_to_ground(self, points_px: np.ndarray) -> np.ndarray:
-        import cv2
-
         px = _as_points(points_px, "points_px")
         out = np.full((len(px), 2), np.nan)
         ok = np.all(np.isfinite(px), axis=1)
@@ -559,8 +560,6 @@ class PinholeCamera(CameraModel):
         return out
 
     def ground_to_image(self, points_m: np.ndarray) -> np.ndarray:
-        import cv2
-
         g = _as_points(points_m, "points_m")
         out = np.full((len(g), 2), np.nan)
         pw = np.c_[g, np.zeros(len(g))]

@@ -21,6 +21,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from vigil.geometry.metrics import pairs_within
@@ -167,8 +168,6 @@ class HeatMap:
     def save(self, prefix: str | Path) -> dict[str, str]:
         """Write ``PREFIX.occupancy.npy``, ``PREFIX.risk.npy`` (float32, rows = y), the same as
         colour PNGs (north = y up), and ``PREFIX.grid.json`` (bounds, cell size)."""
-        import cv2
-
         prefix = Path(prefix)
         prefix.parent.mkdir(parents=True, exist_ok=True)
         out = {}

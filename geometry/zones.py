@@ -70,7 +70,8 @@ def make_zone(name: str, vertices: Sequence[Sequence[float]]) -> Zone:
     poly = Polygon(v)
     if not poly.is_valid:
         raise ZoneError(
-            f"zone {name!r}: polygon is self-intersecting or not simple ({explain_validity(poly)}); vertices must go around the zone once without crossing"
+            f"zone {name!r}: polygon is self-intersecting or not simple ({explain_validity(poly)}); "
+            "vertices must go around the zone once without crossing"
         )
     if not poly.area > 0:
         raise ZoneError(f"zone {name!r}: polygon has zero area")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from contextlib import contextmanager
 from itertools import count
 from typing import Callable, Iterator
@@ -12,6 +13,78 @@ import pytest
 
 from vigil.alerts.aggregator import Aggregator
 from vigil.alerts.events import Event, utc_iso
+from vigil.alerts.payloads import PAYLOADS
+
+
+def sample_payload(type: str = "distance_violation", **fields) -> dict:
+    """A valid schema-2 payload of event ``type`` (a new ``alarm_id`` each call), ``fields`` replacing its values."""
+    alarm = {
+        "alarm_id": str(uuid.uuid4()),
+        "tracks": [3, 7],
+        "positions_m": {"3": [1.0, 2.0], "7": [1.9, 2.4]},
+        "value": 1.2,
+        "threshold": 2.0,
+        "zone": None,
+        "duration_s": 0.0,
+        "frame": 1,
+    }
+    zone = {**alarm, "zone": "hall", "worst": 1.2}
+    plate = {
+        "alarm_id": (tid := str(uuid.uuid4())),
+        "transit_id": tid,
+        "plate": "AB123CD",
+        "confidence": 0.97,
+        "hits": [],
+        "vehicle_class": "car",
+        "evidence_id": None,
+        "frame": 1,
+    }
+    grid = {"origin_m": [0.0, 0.0], "cell_m": 1.0, "shape": [1, 1], "downsample": 1, "scale": 0.0, "unit": ""}
+    grid |= {"encoding": "u8-b64", "data": "AA=="}
+    samples = {
+        "distance_violation": {
+            **alarm,
+            "rule": "distance",
+            "metric": "distance_m",
+            "distance_m": 1.2,
+            "min_distance_m": 1.2,
+            "threshold_m": 2.0,
+            "classes": ["person", "person"],
+        },
+        "contact_time": {
+            **alarm,
+            "rule": "contact",
+            "metric": "contact_s",
+            "worst": 1.2,
+            "window_s": 900.0,
+            "distance_m": 0.5,
+            "contact_threshold_m": 1.0,
+        },
+        "occupancy_limit": {**zone, "rule": "occupancy", "metric": "people", "area_m2": 8.0},
+        "density_limit": {**zone, "rule": "density", "metric": "density_per_m2", "people": 2, "area_m2": 8.0},
+        "queue_spacing": {**zone, "rule": "queue", "metric": "min_spacing_m", "queue_length": 2, "gaps_m": [1.2]},
+        "risk_level": {**zone, "rule": "risk", "metric": "risk_level", "exposure": 1.0, "proximity": 0.5},
+        "heatmap": {
+            "rule": "heatmap",
+            "layers": {"occupancy": grid, "risk": grid},
+            "bounds_m": [0.0, 1.0, 0.0, 1.0],
+            "decay_tau_s": None,
+            "final": False,
+            "frame": 1,
+        },
+        "plate_hit": {**plate, "lists": []},
+        "plate_transit": {
+            **plate,
+            "readings": 3,
+            "votes": {"AB123CD": 2.9},
+            "direction": None,
+            "kind": None,
+            "country": None,
+            "duration_s": 1.5,
+            "mode": "gate",
+        },
+    }
+    return {**samples[type], **fields}
 
 
 def wait_until(predicate: Callable[[], bool], timeout_s: float = 5.0, interval_s: float = 0.01) -> bool:
@@ -46,9 +119,15 @@ def make_event() -> Callable[..., Event]:
     seqs = count(1)
 
     def make(camera: str = "cam1", type: str = "distance_violation", **fields) -> Event:
+        """A valid event of ``type``: its payload is :func:`sample_payload` with the fields of
+        ``payload`` (if given) replacing its values. A type with no payload model (for tests of
+        topics and routing only) is built without validation."""
         fields.setdefault("seq", next(seqs))
         fields.setdefault("time", utc_iso(time.time()))
-        fields.setdefault("payload", {"track_ids": [3, 7], "distance_m": 1.2, "threshold_m": 2.0})
+        if type not in PAYLOADS:
+            fields.setdefault("payload", {})
+            return Event.model_construct(camera=camera, type=type, **fields)
+        fields["payload"] = sample_payload(type, **fields.get("payload", {}))
         return Event(camera=camera, type=type, **fields)
 
     return make
@@ -62,3 +141,8 @@ def _wait_until_fixture() -> Callable[..., bool]:
 @pytest.fixture(name="running_aggregator")
 def _running_aggregator_fixture():
     return running_aggregator
+
+
+@pytest.fixture(name="sample_payload")
+def _sample_payload_fixture() -> Callable[..., dict]:
+    return sample_payload

@@ -11,9 +11,10 @@ import pytest
 
 pytest.importorskip("jinja2")
 
-from vigil.alerts.console.app import birdseye, create_app  # noqa: E402
+from vigil.alerts.console.app import create_app  # noqa: E402
 from vigil.alerts.console.auth import hash_password, verify_password  # noqa: E402
 from vigil.alerts.console.db import ConsoleDB, ConsoleError  # noqa: E402
+from vigil.alerts.console.views import birdseye  # noqa: E402
 from vigil.alerts.store import EventStore  # noqa: E402
 
 
@@ -42,7 +43,7 @@ def test_console_db_needs_events_db(tmp_path):
 
 
 def test_user_add_cli(tmp_path, monkeypatch, capsys):
-    from vigil.alerts.cli import main
+    from vigil.cli import main
 
     EventStore(tmp_path / "e.db").close()
     monkeypatch.setattr(sys, "stdin", io.StringIO("sup-password\n"))
@@ -109,7 +110,7 @@ def test_birdseye_shapes():
 def test_supervisor_searches_real_transit_records_and_every_search_is_logged(cdb, tmp_path):
     from starlette.testclient import TestClient
 
-    from vigil.alerts.transits import TransitStore
+    from vigil.plates.transits import TransitStore
 
     store = TransitStore(tmp_path / "events.db", key=b"k" * 32)
     store.add(
@@ -159,7 +160,22 @@ def test_cameras_page_draws_the_latest_heat_map_and_the_alarm_list_leaves_it_out
         time="2026-11-23T07:00:00Z",
         severity="warning",
         state="start",
-        payload={"tracks": [1, 2], "distance_m": 0.8, "threshold_m": 1.0},
+        payload={
+            "alarm_id": "0b0d5a52-9d1e-4c39-9a4e-2f1f3c1d0a01",
+            "rule": "distance",
+            "tracks": [1, 2],
+            "positions_m": {"1": [0.0, 1.0], "2": [0.8, 1.0]},
+            "metric": "distance_m",
+            "value": 0.8,
+            "threshold": 1.0,
+            "zone": None,
+            "duration_s": 0.0,
+            "frame": 1,
+            "distance_m": 0.8,
+            "min_distance_m": 0.8,
+            "threshold_m": 1.0,
+            "classes": ["person", "person"],
+        },
     )
     old = Event(
         type="heatmap",
@@ -168,7 +184,14 @@ def test_cameras_page_draws_the_latest_heat_map_and_the_alarm_list_leaves_it_out
         time="2026-11-23T07:00:30Z",
         severity="info",
         state="update",
-        payload={"rule": "heatmap", "layers": HeatMap((0, 1, 0, 1), 1.0).compact()},
+        payload={
+            "rule": "heatmap",
+            "layers": HeatMap((0, 1, 0, 1), 1.0).compact(),
+            "bounds_m": [0.0, 1.0, 0.0, 1.0],
+            "decay_tau_s": 600.0,
+            "final": False,
+            "frame": 12,
+        },
     )
     heat = Event(
         type="heatmap",
@@ -177,7 +200,14 @@ def test_cameras_page_draws_the_latest_heat_map_and_the_alarm_list_leaves_it_out
         time="2026-11-23T07:01:00Z",
         severity="info",
         state="update",
-        payload={"rule": "heatmap", "layers": layers, "frame": 42},
+        payload={
+            "rule": "heatmap",
+            "layers": layers,
+            "bounds_m": [-2.0, 4.0, 0.0, 3.0],
+            "decay_tau_s": 600.0,
+            "final": False,
+            "frame": 42,
+        },
     )
     store.add_many([alarm, old, heat])
     store.close()

@@ -115,7 +115,20 @@ def test_console_live_ack_roles(launch_chromium, artifacts_dir, stack, tmp_path)
             seq=1,
             time=utc_iso(time.time()),
             severity="warning",
-            payload={"rule": "occupancy", "zone": "fountain", "value": 14.0, "threshold": 12.0, "tracks": []},
+            payload={
+                "alarm_id": "5f0c2d4e-7a8b-4c1d-9e2f-3a4b5c6d7e01",
+                "rule": "occupancy",
+                "tracks": [],
+                "positions_m": {},
+                "metric": "people",
+                "value": 14.0,
+                "threshold": 12.0,
+                "zone": "fountain",
+                "duration_s": 4.0,
+                "frame": 40,
+                "worst": 14.0,
+                "area_m2": 38.5,
+            },
         )
     )
     assert pub.flush(5).pending == 0
@@ -151,14 +164,20 @@ def test_console_live_ack_roles(launch_chromium, artifacts_dir, stack, tmp_path)
                 time=utc_iso(time.time()),
                 severity="warning",
                 payload={
+                    "alarm_id": "5f0c2d4e-7a8b-4c1d-9e2f-3a4b5c6d7e02",
                     "rule": "distance",
                     "tracks": [3, 7],
                     "positions_m": {"3": [1.0, 2.0], "7": [1.9, 2.4]},
                     "metric": "distance_m",
                     "value": 0.985,
                     "threshold": 1.5,
+                    "zone": None,
+                    "duration_s": 0.0,
+                    "frame": 41,
                     "distance_m": 0.985,
+                    "min_distance_m": 0.985,
                     "threshold_m": 1.5,
+                    "classes": ["person", "person"],
                 },
             )
             hit = Event(
@@ -167,7 +186,26 @@ def test_console_live_ack_roles(launch_chromium, artifacts_dir, stack, tmp_path)
                 seq=1,
                 time=utc_iso(time.time()),
                 severity="critical",
-                payload={"plate": "AB123CD", "list": "A1", "confidence": 0.97},
+                payload={
+                    "alarm_id": "5f0c2d4e-7a8b-4c1d-9e2f-3a4b5c6d7e03",
+                    "transit_id": "5f0c2d4e-7a8b-4c1d-9e2f-3a4b5c6d7e04",
+                    "plate": "AB123CD",
+                    "lists": ["A1"],
+                    "confidence": 0.97,
+                    "hits": [
+                        {
+                            "list": "A1",
+                            "list_name": "stolen vehicles",
+                            "plate": "AB123CD",
+                            "note": "",
+                            "exact": True,
+                            "source": "a1.csv",
+                            "line": 2,
+                        }
+                    ],
+                    "vehicle_class": None,
+                    "frame": 7,
+                },
             )
             t0 = time.monotonic()
             pub.publish(dist)

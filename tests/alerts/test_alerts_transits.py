@@ -1,127 +1,14 @@
-"""Transit records: pseudonymisation, search, export, retention; aggregator recording; a list
-hit reaching `vigil tail` before its transit ends."""
+"""Transit recording at the aggregator: a list hit reaching `vigil tail` before its transit
+ends, the no-hit transit stored pseudonymised (the store itself: tests/plates/test_transits.py)."""
 
-import csv
 import io
 import json
-import sqlite3
 import time
 
-import pytest
-
-from vigil.alerts.events import Event, utc_iso
-from vigil.alerts.transits import TransitStore, load_key, pseudonym
+from vigil.alerts.events import event_from_change, utc_iso
+from vigil.plates.transits import TransitStore, pseudonym
 
 KEY = b"k" * 32
-DAY = 86400.0
-
-
-@pytest.fixture
-def store(tmp_path):
-    with TransitStore(tmp_path / "events.db", key=KEY, retention_days=7) as s:
-        yield s
-
-
-def _transit(plate, t, hits=(), **kw):
-    return {
-        "camera": "gate-nord",
-        "time": t,
-        "plate": plate,
-        "confidence": 0.93,
-        "direction": "in",
-        "vehicle_class": "car",
-        "hits": list(hits),
-        "evidence_id": "e" * 32 if hits else None,
-        **kw,
-    }
-
-
-HIT = {"list": "A1", "list_name": "stolen", "plate": "AB123CD", "note": "", "exact": True}
-
-
-def test_no_hit_transits_are_pseudonymised_and_still_searchable(store, tmp_path):
-    now = time.time()
-    store.add(_transit("EF 456 GH", now - 60))
-    store.add(_transit("AB123CD", now - 30, hits=[HIT]))
-    raw = (
-        sqlite3.connect(tmp_path / "events.db")
-        .execute("SELECT plate, plate_hash, evidence_id FROM transits ORDER BY ts")
-        .fetchall()
-    )
-    assert raw[0][0] is None and raw[0][1] == pseudonym("EF456GH", KEY) and raw[0][2] is None
-    assert raw[1][0] == "AB123CD" and raw[1][2] == "e" * 32
-    dump = "\n".join(sqlite3.connect(tmp_path / "events.db").iterdump())
-    assert "EF456GH" not in dump
-    rows = store.search_plate("ef456gh")
-    assert len(rows) == 1 and rows[0]["pseudonymised"] and rows[0]["plate"] is None
-    assert rows[0]["direction"] == "in" and rows[0]["camera"] == "gate-nord"
-    hit = store.search_plate("AB 123 CD")
-    assert hit[0]["plate"] == "AB123CD" and hit[0]["hits"][0]["list"] == "A1"
-    assert store.search_plate("EF456GH", since=now - 10) == []
-    assert len(store.search_plate("EF456GH", since=utc_iso(now - 120), until=utc_iso(now))) == 1
-    assert store.search_plate("") == [] and store.search_plate("ZZ999ZZ") == []
-    # a different key cannot link the pseudonym
-    with TransitStore(tmp_path / "events.db", key=b"x" * 32) as other:
-        assert other.search_plate("EF456GH") == []
-
-
-def test_duplicate_ids_are_stored_once(store):
-    t = _transit("EF456GH", time.time(), id="t1")
-    assert store.add(t) == "t1"
-    assert store.add(t) is None
-    assert store.count() == 1
-
-
-def test_export_csv_and_json(store):
-    now = time.time()
-    store.add(_transit("EF456GH", now - 5))
-    store.add(_transit("AB123CD", now, hits=[HIT]))
-    buf = io.StringIO()
-    assert store.export(buf, "csv") == 2
-    rows = list(csv.DictReader(io.StringIO(buf.getvalue())))
-    assert [r["plate"] for r in rows] == ["", "AB123CD"] and rows[1]["hits"] == "A1"
-    buf = io.StringIO()
-    store.export(buf, "json")
-    data = json.loads(buf.getvalue())
-    assert data[1]["hits"][0]["list"] == "A1" and data[0]["pseudonymised"] is True
-    with pytest.raises(ValueError):
-        store.export(io.StringIO(), "xml")
-
-
-def test_retention_deletes_what_it_must_and_nothing_else(store):
-    now = time.time()
-    store.add(_transit("OLD1AA", now - 8 * DAY, id="old-nohit"))
-    store.add(_transit("AB123CD", now - 30 * DAY, hits=[HIT], id="old-hit"))
-    store.add(_transit("NEW1AA", now - 6 * DAY, id="recent-nohit"))
-    store.add(_transit("NEW2AA", now, id="now-nohit"))
-    assert store.purge(now) == 1
-    assert sorted(r["id"] for r in store.all()) == ["now-nohit", "old-hit", "recent-nohit"]
-    assert store.purge(now) == 0
-    store.hit_retention_days = 60
-    assert store.purge(now) == 0
-    store.hit_retention_days = 10
-    assert store.purge(now) == 1
-    assert sorted(r["id"] for r in store.all()) == ["now-nohit", "recent-nohit"]
-
-
-def test_key_from_env_and_key_file(tmp_path, monkeypatch):
-    monkeypatch.delenv("VIGIL_PLATE_KEY", raising=False)
-    path = tmp_path / "keys" / "plate.key"
-    monkeypatch.setenv("VIGIL_PLATE_KEY_FILE", str(path))
-    k1 = load_key()
-    assert path.is_file() and (path.stat().st_mode & 0o777) == 0o600
-    assert load_key() == k1
-    monkeypatch.setenv("VIGIL_PLATE_KEY", "00ff" * 8)
-    assert load_key() == bytes.fromhex("00ff" * 8)
-
-
-def test_bad_transits_are_rejected(store):
-    from vigil.alerts.transits import TransitError
-
-    with pytest.raises(TransitError):
-        store.add({"camera": "c", "plate": ""})
-    with pytest.raises(TransitError):
-        store.add({"camera": "c", "plate": "AB123CD", "time": "yesterday"})
 
 
 def test_aggregator_records_transits_and_hit_reaches_tail_first(tmp_path, monkeypatch, running_aggregator, wait_until):
@@ -132,7 +19,7 @@ def test_aggregator_records_transits_and_hit_reaches_tail_first(tmp_path, monkey
     from vigil.alerts.publisher import EventPublisher
     from vigil.alerts.store import EventStore
     from vigil.edge.config import PlatesConfig
-    from vigil.edge.plates import PlatePipeline
+    from vigil.plates.pipeline import PlatePipeline
 
     from .test_alerts_pipeline import TailThread
 
@@ -167,32 +54,14 @@ def test_aggregator_records_transits_and_hit_reaches_tail_first(tmp_path, monkey
         seq = 0
         with EventPublisher(agg.ingest_endpoint, timeout_s=1.0) as pub:
             for frame in range(20):
-                for spec in pipe.process(np.zeros((200, 400, 3), np.uint8), frame * 0.1):
+                for change in pipe.process(np.zeros((200, 400, 3), np.uint8), frame * 0.1):
                     seq += 1
                     pub.publish(
-                        Event(
-                            type=spec["type"],
-                            camera="gate-nord",
-                            seq=seq,
-                            time=utc_iso(time.time()),
-                            severity=spec["severity"],
-                            state=spec["state"],
-                            payload=spec["payload"],
-                        )
+                        event_from_change(change, camera="gate-nord", seq=seq, time=utc_iso(time.time()), frame=frame)
                     )
-            for spec in pipe.flush():
+            for change in pipe.flush():
                 seq += 1
-                pub.publish(
-                    Event(
-                        type=spec["type"],
-                        camera="gate-nord",
-                        seq=seq,
-                        time=utc_iso(time.time()),
-                        severity=spec["severity"],
-                        state=spec["state"],
-                        payload=spec["payload"],
-                    )
-                )
+                pub.publish(event_from_change(change, camera="gate-nord", seq=seq, time=utc_iso(time.time()), frame=19))
             assert pub.flush(5).complete
         lines = [json.loads(x) for x in t.join()]
     assert [(e["type"], e["severity"]) for e in lines] == [
@@ -225,7 +94,7 @@ class _ScriptedReader:
     def read(self, image, roi=None):
         import numpy as np
 
-        from vigil.detectors.plates.reader import PlateReading
+        from vigil.plates.reader import PlateReading
 
         self.frame += 1
         out = []

@@ -7,7 +7,7 @@ import pytest
 
 from vigil.geometry.camera import HomographyCamera
 from vigil.geometry.rules import Lifecycle, Observation, RulesEngine
-from vigil.geometry.rules_config import RulesConfig, ZoneConfig
+from vigil.geometry.rules.config import RulesConfig, ZoneConfig
 from vigil.geometry.zones import ZoneError
 
 

@@ -1,0 +1,339 @@
+"""The typed event payloads (schema 2): one pydantic model per event type, defined once.
+
+``PAYLOADS`` maps each event type to its model; :class:`~vigil.alerts.events.Event` checks
+its ``payload`` against the model of its ``type`` (an unknown type, a missing, extra or
+wrong-typed field is an error naming the field). The models are strict (``"1.5"`` is not a
+number, a number is not a string) and ``extra="forbid"``: every field an emitter writes is
+listed here. Edge, aggregator, tail and console all read payloads through these models.
+
+Event types and what raises them:
+
+======================  ==================  =====================================================
+type                    rule (``payload``)  extra fields beside the common alarm fields
+======================  ==================  =====================================================
+``distance_violation``  ``distance``        ``distance_m``, ``min_distance_m``, ``threshold_m``,
+                                            ``classes``
+``contact_time``        ``contact``         ``worst``, ``window_s``, ``distance_m``,
+                                            ``contact_threshold_m``
+``occupancy_limit``     ``occupancy``       ``worst``, ``area_m2``
+``density_limit``       ``density``         ``worst``, ``people``, ``area_m2``
+``queue_spacing``       ``queue``           ``worst``, ``queue_length``, ``gaps_m``
+``risk_level``          ``risk``            ``worst``, ``exposure``, ``proximity``
+``heatmap``             ``heatmap``         (not an alarm: no ``alarm_id``) ``layers``, ...
+``plate_hit``           --                  plate pass fields (see :class:`PlateHitPayload`)
+``plate_transit``       --                  plate pass fields (see :class:`PlateTransitPayload`)
+======================  ==================  =====================================================
+
+Common rule-alarm fields (:class:`RuleAlarmPayload`): ``alarm_id`` (UUID shared by the
+alarm's start, updates and end), ``rule``, ``tracks`` (track ids), ``positions_m`` (track id
+as a string -> ``[x, y]`` metres), ``metric``, ``value``, ``threshold`` (in the metric's
+unit), ``zone`` (or null), ``duration_s``, ``frame`` (frame index), ``reason`` (ends only:
+``clear`` | ``lost`` | ``flush``).
+
+How an :class:`~vigil.alarm.AlarmChange` becomes a payload is the model's own business
+(:meth:`RuleAlarmPayload.from_change`), so the conversion in :mod:`vigil.alerts.events` has no
+per-type cases. Adding an event type: a model here, an entry in ``PAYLOADS``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from vigil.alarm import AlarmChange
+
+__all__ = [
+    "PAYLOADS",
+    "ALARM_TYPES",
+    "Payload",
+    "AlarmPayload",
+    "RuleAlarmPayload",
+    "DistanceViolationPayload",
+    "ContactTimePayload",
+    "OccupancyLimitPayload",
+    "DensityLimitPayload",
+    "QueueSpacingPayload",
+    "RiskLevelPayload",
+    "HeatmapPayload",
+    "CompactGrid",
+    "WatchListHit",
+    "PlateHitPayload",
+    "PlateTransitPayload",
+    "payload_model",
+]
+
+UUIDStr = Annotated[
+    str, Field(pattern=r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$")
+]
+PositionM = Annotated[list[float], Field(min_length=2, max_length=2, description="[x, y] metres")]
+Reason = Literal["clear", "lost", "flush"]
+_PAIR_SUMMARY = ("tracks", "zone", "value", "threshold", "worst", "duration_s", "reason")
+_ZONE_SUMMARY = ("zone", "value", "threshold", "worst", "tracks", "duration_s", "reason")
+
+
+def _r3(x) -> float | None:
+    return None if x is None else round(float(x), 3)
+
+
+def _jsonable(v: Any) -> Any:
+    """Tuples (and numpy scalars) from the rule code as JSON-ready lists and numbers."""
+    if isinstance(v, (list, tuple)):
+        return [_jsonable(x) for x in v]
+    if isinstance(v, dict):
+        return {k: _jsonable(x) for k, x in v.items()}
+    if hasattr(v, "item") and not isinstance(v, (str, bytes)):
+        return v.item()
+    return v
+
+
+class Payload(BaseModel):
+    """Base of every payload model: strict, no unknown fields, finite numbers only (NaN and
+    infinities are refused: JSON has no such numbers)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=False)
+
+    #: the event type whose payload this is
+    event_type: ClassVar[str] = ""
+    #: the fields a one-line summary shows (``vigil tail``, the console's alarm list), in order
+    summary_fields: ClassVar[tuple[str, ...]] = ()
+
+
+class AlarmPayload(Payload):
+    """A payload of an alarm event: carries the alarm's id."""
+
+    alarm_id: UUIDStr = Field(description="UUID shared by the alarm's start, updates and end")
+
+    @classmethod
+    def from_change(cls, change: AlarmChange, frame: int) -> dict[str, Any]:
+        """The payload (a JSON-ready dict) of one :class:`AlarmChange` seen at frame ``frame``."""
+        return {"alarm_id": change.alarm_id, **_jsonable(dict(change.extra)), "frame": int(frame)}
+
+
+class RuleAlarmPayload(AlarmPayload):
+    """The fields every geometry rule's alarm carries (see module docstring)."""
+
+    rule: str = Field(description="Rule that raised the alarm (vigil.geometry.rules)")
+    tracks: list[int] = Field(description="Track ids of the subjects")
+    positions_m: dict[str, PositionM] = Field(description="Track id -> [x, y] ground position, metres")
+    metric: str = Field(description="Name of the measured quantity (its unit is in its name)")
+    value: float = Field(description="Latest value of the metric")
+    threshold: float = Field(description="Threshold the metric is compared with")
+    zone: str | None = Field(description="Zone name, or null")
+    duration_s: float = Field(description="Seconds from the condition's first hold to its last")
+    frame: int = Field(description="Frame index of the step")
+    reason: Reason | None = Field(None, description="Why the alarm ended (end events only)")
+
+    #: the payload field that holds ``AlarmChange.worst`` (the most extreme value since the start)
+    worst_field: ClassVar[str] = "worst"
+    summary_fields: ClassVar[tuple[str, ...]] = _PAIR_SUMMARY
+
+    @classmethod
+    def from_change(cls, change: AlarmChange, frame: int) -> dict[str, Any]:
+        payload: dict[str, Any] = {
+            "alarm_id": change.alarm_id,
+            "rule": change.rule,
+            "tracks": [int(t) for t in change.tracks],
+            "positions_m": {str(k): [_r3(v[0]), _r3(v[1])] for k, v in change.positions.items()},
+            "metric": change.metric,
+            "value": _r3(change.value),
+            "threshold": _r3(change.threshold),
+            "zone": change.zone,
+            "duration_s": round(float(change.duration_s), 2),
+            "frame": int(frame),
+        }
+        payload.update(cls.specific(change))
+        if change.reason:
+            payload["reason"] = change.reason
+        for k, v in change.extra.items():
+            if k not in payload:
+                payload[k] = _jsonable(v)
+        return payload
+
+    @classmethod
+    def specific(cls, change: AlarmChange) -> dict[str, Any]:
+        """Type-specific fields derived from the common ones (default: ``worst``)."""
+        return {cls.worst_field: _r3(change.worst)}
+
+
+class DistanceViolationPayload(RuleAlarmPayload):
+    """``distance_violation``: two tracks closer than their threshold."""
+
+    event_type: ClassVar[str] = "distance_violation"
+    summary_fields: ClassVar[tuple[str, ...]] = (
+        "tracks",
+        "distance_m",
+        "threshold_m",
+        "min_distance_m",
+        "zone",
+        "duration_s",
+        "reason",
+    )
+    distance_m: float = Field(description="Latest distance between the two tracks, metres")
+    min_distance_m: float = Field(description="Smallest distance since the start, metres")
+    threshold_m: float = Field(description="Distance threshold of the class pair / zone, metres")
+    classes: list[str] = Field(description="Class names of the two tracks")
+
+    @classmethod
+    def specific(cls, change: AlarmChange) -> dict[str, Any]:
+        return {
+            "distance_m": _r3(change.value),
+            "min_distance_m": _r3(change.worst),
+            "threshold_m": float(change.threshold),
+        }
+
+
+class ContactTimePayload(RuleAlarmPayload):
+    """``contact_time``: a pair's contact time within the window exceeds the limit."""
+
+    event_type: ClassVar[str] = "contact_time"
+    worst: float = Field(description="Longest contact time since the start, seconds")
+    window_s: float = Field(description="Sliding window the contact time is summed over, seconds")
+    distance_m: float = Field(description="Latest distance between the two tracks, metres")
+    contact_threshold_m: float = Field(description="Distance under which two tracks are in contact, metres")
+
+
+class OccupancyLimitPayload(RuleAlarmPayload):
+    """``occupancy_limit``: a zone holds more people than its capacity."""
+
+    event_type: ClassVar[str] = "occupancy_limit"
+    summary_fields: ClassVar[tuple[str, ...]] = _ZONE_SUMMARY
+    worst: float = Field(description="Most people since the start")
+    area_m2: float = Field(description="Zone area, m^2")
+
+
+class DensityLimitPayload(RuleAlarmPayload):
+    """``density_limit``: a zone's people per m^2 exceed its limit."""
+
+    event_type: ClassVar[str] = "density_limit"
+    summary_fields: ClassVar[tuple[str, ...]] = _ZONE_SUMMARY
+    worst: float = Field(description="Highest density since the start, people per m^2")
+    people: int = Field(description="People in the zone")
+    area_m2: float = Field(description="Zone area, m^2")
+
+
+class QueueSpacingPayload(RuleAlarmPayload):
+    """``queue_spacing``: two neighbours on a queue line stand too close."""
+
+    event_type: ClassVar[str] = "queue_spacing"
+    summary_fields: ClassVar[tuple[str, ...]] = _ZONE_SUMMARY
+    worst: float = Field(description="Smallest gap since the start, metres")
+    queue_length: int = Field(description="People on the queue line")
+    gaps_m: list[float] = Field(description="Gaps between neighbours along the line, metres")
+
+
+class RiskLevelPayload(RuleAlarmPayload):
+    """``risk_level``: a zone's (or the whole view's, zone null) dynamic risk level is high."""
+
+    event_type: ClassVar[str] = "risk_level"
+    summary_fields: ClassVar[tuple[str, ...]] = _ZONE_SUMMARY
+    worst: float = Field(description="Highest risk level since the start")
+    exposure: float = Field(description="Accumulated exposure of the risk model")
+    proximity: float = Field(description="Instantaneous proximity term")
+
+
+class CompactGrid(Payload):
+    """One heat-map layer as :func:`vigil.geometry.risk.compact_grid` writes it."""
+
+    origin_m: PositionM
+    cell_m: float
+    shape: Annotated[list[int], Field(min_length=2, max_length=2)]
+    downsample: int
+    scale: float
+    unit: str
+    encoding: Literal["u8-b64"]
+    data: str
+
+
+class HeatmapPayload(Payload):
+    """``heatmap`` (state, not an alarm): occupancy and risk layers every ``publish_interval_s``."""
+
+    event_type: ClassVar[str] = "heatmap"
+    summary_fields: ClassVar[tuple[str, ...]] = ("final", "frame", "decay_tau_s")
+    rule: Literal["heatmap"]
+    layers: dict[str, CompactGrid] = Field(description="occupancy and risk grids")
+    bounds_m: Annotated[list[float], Field(min_length=4, max_length=4)] = Field(description="[x0, x1, y0, y1] metres")
+    decay_tau_s: float | None = Field(description="Fade time constant of the map, seconds; null: it accumulates")
+    final: bool = Field(description="The last snapshot of the stream")
+    frame: int
+
+
+class WatchListHit(Payload):
+    """One watch-list entry a plate matched (``vigil.plates.watchlists.ListHit.to_dict()``)."""
+
+    list: str = Field(description="List code: A1, C, A2, UNINSURED, ...")
+    list_name: str
+    plate: str = Field(description="The list's plate")
+    note: str
+    exact: bool = Field(description="False: matched through confusable characters")
+    source: str
+    line: int
+
+
+class _PlatePayload(AlarmPayload):
+    transit_id: UUIDStr = Field(description="Id of the vehicle pass")
+    confidence: float
+    hits: list[WatchListHit] = Field(description="Watch-list entries matched")
+    vehicle_class: str | None
+    evidence_id: str | None = Field(None, description="Id of the stored plate crop (hits only)")
+    frame: int
+
+
+class PlateHitPayload(_PlatePayload):
+    """``plate_hit``: a plate on a watch list, while the vehicle is still in view (once per pass)."""
+
+    event_type: ClassVar[str] = "plate_hit"
+    summary_fields: ClassVar[tuple[str, ...]] = ("plate", "lists", "confidence", "vehicle_class")
+    plate: str
+    lists: list[str] = Field(description="Names of the lists hit")
+
+
+class PlateTransitPayload(_PlatePayload):
+    """``plate_transit``: a vehicle pass ended. The aggregator stores a no-hit transit with the
+    plate replaced by ``plate_hash`` and without ``votes`` / ``evidence_id``."""
+
+    event_type: ClassVar[str] = "plate_transit"
+    summary_fields: ClassVar[tuple[str, ...]] = (
+        "plate",
+        "plate_hash",
+        "direction",
+        "confidence",
+        "readings",
+        "vehicle_class",
+        "duration_s",
+    )
+    plate: str | None = None
+    plate_hash: str | None = None
+    readings: int
+    votes: dict[str, float] | None = None
+    direction: Literal["in", "out"] | None
+    kind: str | None
+    country: str | None
+    duration_s: float
+    mode: str
+
+
+PAYLOADS: dict[str, type[Payload]] = {
+    m.event_type: m
+    for m in (
+        DistanceViolationPayload,
+        ContactTimePayload,
+        OccupancyLimitPayload,
+        DensityLimitPayload,
+        QueueSpacingPayload,
+        RiskLevelPayload,
+        HeatmapPayload,
+        PlateHitPayload,
+        PlateTransitPayload,
+    )
+}
+#: event types that are alarms (their payload carries an ``alarm_id``)
+ALARM_TYPES = frozenset(t for t, m in PAYLOADS.items() if issubclass(m, AlarmPayload))
+
+
+def payload_model(event_type: str) -> type[Payload]:
+    """The payload model of ``event_type``; ``KeyError`` naming the known types if none."""
+    try:
+        return PAYLOADS[event_type]
+    except KeyError:
+        raise KeyError(f"unknown event type {event_type!r} (known: {', '.join(sorted(PAYLOADS))})") from None

@@ -1,0 +1,231 @@
+"""Event schema 2: one typed payload model per event type, alarm ids, the schema-1 upgrade,
+the generic AlarmChange -> Event conversion, and a bad payload refused at the aggregator."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+import zmq
+
+from vigil.alarm import AlarmChange
+from vigil.alerts.events import SCHEMA_VERSION, Event, EventError, alarm_id_of, event_from_change, schema1_alarm_id
+from vigil.alerts.payloads import ALARM_TYPES, PAYLOADS
+from vigil.alerts.publisher import EventPublisher
+from vigil.alerts.transport import decode_reply
+
+TIME = "2026-11-23T07:00:00.000000Z"
+
+
+def _event(type: str, payload: dict, **kw) -> dict:
+    return {"schema": 2, "id": str(uuid.uuid4()), "type": type, "camera": "cam1", "seq": 1, "time": TIME, **kw} | {
+        "payload": payload
+    }
+
+
+@pytest.mark.parametrize("type", sorted(PAYLOADS))
+def test_each_type_round_trips(type, sample_payload):
+    ev = Event.from_json(json.dumps(_event(type, sample_payload(type))))
+    assert ev.schema_ == SCHEMA_VERSION == 2 and ev.type == type
+    assert Event.from_json(ev.to_bytes()) == ev
+    assert PAYLOADS[type].model_validate(ev.payload).model_dump(exclude_unset=True) == ev.payload
+    assert (alarm_id_of(ev) is not None) == (type in ALARM_TYPES)
+
+
+@pytest.mark.parametrize("type", sorted(PAYLOADS))
+def test_extra_missing_and_wrong_typed_fields_are_named(type, sample_payload):
+    good = sample_payload(type)
+    with pytest.raises(EventError, match=r"payload\.surplus: Extra inputs are not permitted"):
+        Event.from_json(json.dumps(_event(type, {**good, "surplus": 1})))
+    field = "frame"
+    with pytest.raises(EventError, match=rf"payload\.{field}: Field required"):
+        Event.from_json(json.dumps(_event(type, {k: v for k, v in good.items() if k != field})))
+    with pytest.raises(EventError, match=rf"payload\.{field}: Input should be a valid integer"):
+        Event.from_json(json.dumps(_event(type, {**good, field: "12"})))
+
+
+def test_specific_field_errors(sample_payload):
+    p = sample_payload("distance_violation")
+    cases = [
+        ({**p, "distance_m": "0.8"}, r"payload\.distance_m: Input should be a valid number"),
+        ({**p, "tracks": [3, "x"]}, r"payload\.tracks\.1: Input should be a valid integer"),
+        ({**p, "positions_m": {"3": [1.0]}}, r"payload\.positions_m\.3: List should have at least 2 items"),
+        ({k: v for k, v in p.items() if k != "alarm_id"}, r"payload\.alarm_id: Field required"),
+        ({**p, "alarm_id": "not-a-uuid"}, r"payload\.alarm_id: String should match pattern"),
+        ({**p, "reason": "because"}, r"payload\.reason: Input should be 'clear', 'lost' or 'flush'"),
+    ]
+    for payload, message in cases:
+        with pytest.raises(EventError, match=message):
+            Event.from_json(json.dumps(_event("distance_violation", payload)))
+    with pytest.raises(EventError, match=r"type\n  Value error, unknown event type 'crowd' \(known: contact_time, "):
+        Event.from_json(json.dumps(_event("crowd", {})))
+
+
+# a schema-1 event exactly as today's edge worker wrote them (before alarm ids)
+SCHEMA1_DISTANCE = {
+    "schema": 1,
+    "id": "0190f3a2-7b1c-7d2e-8f3a-4b5c6d7e8f90",
+    "type": "distance_violation",
+    "camera": "piazza",
+    "seq": 41,
+    "time": "2026-11-23T07:00:02.500000Z",
+    "severity": "warning",
+    "state": "start",
+    "payload": {
+        "rule": "distance",
+        "tracks": [7, 3],
+        "positions_m": {"3": [1.0, 2.0], "7": [1.8, 2.0]},
+        "metric": "distance_m",
+        "value": 0.8,
+        "threshold": 1.0,
+        "zone": "fountain",
+        "duration_s": 1.0,
+        "frame": 25,
+        "distance_m": 0.8,
+        "min_distance_m": 0.8,
+        "threshold_m": 1.0,
+        "classes": ["person", "person"],
+    },
+}
+
+
+def test_schema1_event_is_upgraded_keeping_its_fields():
+    ev = Event.from_json(json.dumps(SCHEMA1_DISTANCE))
+    assert ev.schema_ == 2
+    expected_id = str(
+        uuid.uuid5(uuid.UUID("5f0c8e2a-3b1d-4c6e-9a7f-2d4b6c8e0a13"), "piazza\ndistance_violation\ntracks=3,7")
+    )
+    assert ev.payload == {"alarm_id": expected_id, **SCHEMA1_DISTANCE["payload"]}
+    for k in ("id", "type", "camera", "seq", "time", "severity", "state"):
+        assert getattr(ev, k) == SCHEMA1_DISTANCE[k]
+    # stored again it is schema 2, and reads back the same
+    again = json.loads(ev.to_json())
+    assert again["schema"] == 2 and Event.from_json(ev.to_json()) == ev
+    # the end of the same alarm (schema 1) gets the same id; another pair does not
+    end = {**SCHEMA1_DISTANCE, "id": str(uuid.uuid4()), "seq": 45, "state": "end"}
+    end["payload"] = {**SCHEMA1_DISTANCE["payload"], "tracks": [3, 7], "zone": None, "reason": "clear"}
+    assert alarm_id_of(Event.from_json(json.dumps(end))) == expected_id
+    assert alarm_id_of(end) == expected_id  # a stored event's JSON object, as the console reads it
+    other = {**SCHEMA1_DISTANCE["payload"], "tracks": [3, 8]}
+    assert schema1_alarm_id("piazza", "distance_violation", other) != expected_id
+
+
+def test_schema1_zone_and_plate_alarm_ids(sample_payload):
+    occ = {k: v for k, v in sample_payload("occupancy_limit").items() if k != "alarm_id"}
+    a = schema1_alarm_id("cam", "occupancy_limit", {**occ, "tracks": [1, 2]})
+    assert a == schema1_alarm_id("cam", "occupancy_limit", {**occ, "tracks": [1, 2, 5]})  # the crowd changed
+    assert a != schema1_alarm_id("cam", "occupancy_limit", {**occ, "zone": "other"})
+    hit = {k: v for k, v in sample_payload("plate_hit").items() if k != "alarm_id"}
+    assert schema1_alarm_id("gate", "plate_hit", hit) == hit["transit_id"]
+    ev = Event.from_json(json.dumps({**_event("plate_hit", hit), "schema": 1}))
+    assert ev.payload["alarm_id"] == hit["transit_id"]
+    assert schema1_alarm_id("cam", "heatmap", {}) is None
+    with pytest.raises(EventError, match="unsupported event schema 3"):
+        Event.from_json(json.dumps({**SCHEMA1_DISTANCE, "schema": 3}))
+
+
+def test_event_from_change_distance_and_zone():
+    aid = str(uuid.uuid4())
+    ch = AlarmChange(
+        event_type="distance_violation",
+        rule="distance",
+        state="end",
+        alarm_id=aid,
+        severity="warning",
+        timestamp_s=6.0,
+        started_at=1.0,
+        duration_s=3.0,
+        key=(1, 2),
+        metric="distance_m",
+        value=1.3004,
+        threshold=1.0,
+        worst=0.80001,
+        tracks=(1, 2),
+        positions={1: (0.0, 0.0), 2: (1.3004, 0.0)},
+        reason="clear",
+        extra={"classes": ("person", "person")},
+    )
+    ev = event_from_change(ch, camera="cam1", seq=9, time=TIME, frame=60)
+    assert (ev.type, ev.state, ev.severity, ev.seq, ev.time) == ("distance_violation", "end", "warning", 9, TIME)
+    assert ev.payload == {
+        "alarm_id": aid,
+        "rule": "distance",
+        "tracks": [1, 2],
+        "positions_m": {"1": [0.0, 0.0], "2": [1.3, 0.0]},
+        "metric": "distance_m",
+        "value": 1.3,
+        "threshold": 1.0,
+        "zone": None,
+        "duration_s": 3.0,
+        "frame": 60,
+        "distance_m": 1.3,
+        "min_distance_m": 0.8,
+        "threshold_m": 1.0,
+        "reason": "clear",
+        "classes": ["person", "person"],
+    }
+    occ = AlarmChange(
+        event_type="occupancy_limit",
+        rule="occupancy",
+        state="start",
+        alarm_id=aid,
+        severity="warning",
+        timestamp_s=0.0,
+        metric="people",
+        value=3.0,
+        threshold=2.0,
+        worst=3.0,
+        tracks=(1, 2, 3),
+        positions={1: (0.5, 0.5), 2: (2.0, 0.5), 3: (3.5, 1.5)},
+        zone="shop",
+        extra={"area_m2": 8.0},
+    )
+    p = event_from_change(occ, camera="cam1", seq=10, time=TIME, frame=0).payload
+    assert p["worst"] == 3.0 and p["area_m2"] == 8.0 and "reason" not in p and p["zone"] == "shop"
+    with pytest.raises(EventError, match="not an alarm event type"):
+        event_from_change(
+            AlarmChange("heatmap", "heatmap", "update", aid, "info", 0.0), camera="c", seq=1, time=TIME, frame=0
+        )
+
+
+@pytest.fixture
+def dealer():
+    ctx = zmq.Context()
+    socks = []
+
+    def make(endpoint):
+        s = ctx.socket(zmq.DEALER)
+        s.setsockopt(zmq.LINGER, 0)
+        s.setsockopt(zmq.RCVTIMEO, 5000)
+        s.connect(endpoint)
+        socks.append(s)
+        return s
+
+    yield make
+    for s in socks:
+        s.close(linger=0)
+    ctx.term()
+
+
+def test_bad_payload_is_rejected_at_the_aggregator_counted_not_stored(
+    tmp_path, make_event, running_aggregator, dealer, wait_until
+):
+    """A schema-2 event whose payload misses a field: nacked with the reason naming the field,
+    counted as malformed, never stored; the good events around it are stored."""
+    good = [make_event(seq=1), make_event(seq=3)]
+    bad = json.loads(make_event(seq=2).to_json())
+    del bad["payload"]["threshold_m"]
+    with running_aggregator(tmp_path / "e.db") as agg:
+        sock = dealer(agg.ingest_endpoint)
+        sock.send(json.dumps(bad).encode())
+        reply = decode_reply(sock.recv())
+        assert reply["nack"] == bad["id"]
+        assert "payload.threshold_m: Field required" in reply["error"]
+        with EventPublisher(agg.ingest_endpoint) as pub:
+            pub.publish_many(good)
+            assert pub.flush(5).complete
+        assert wait_until(lambda: agg.stats()["stored"] == 2)
+        stats = agg.stats()
+        assert [s.event for s in agg.store.iter_events()] == good
+    assert (stats["malformed"], stats["nacked"], stats["stored"]) == (1, 1, 2)
