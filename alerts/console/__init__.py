@@ -15,7 +15,10 @@ restarted, upgraded or left out without touching ingest. Both read the same WAL 
 
 Modules: :mod:`.db` (state tables and event queries), :mod:`.auth` (password hashing),
 :mod:`.live` (stream follower and the fan-out to browsers), :mod:`.i18n` (it/en),
-:mod:`.app` (the Starlette application and :func:`serve`).
+:mod:`.context` (the typed dependencies on ``app.state.console``), :mod:`.security`
+(sessions, cookies, CSRF, security headers), :mod:`.views` (what the pages draw),
+:mod:`.routes` (one handler per URL), :mod:`.app` (:func:`create_app` and :func:`serve`),
+:mod:`.cli` (``vigil console``).
 """
 
 from .app import create_app, serve

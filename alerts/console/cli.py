@@ -14,7 +14,12 @@ import getpass
 import logging
 import sys
 
-__all__ = ["add_console_command"]
+from ..keys import KeyFileError, client_configurator
+from ..transport import INSECURE_BIND_MESSAGE, is_local_endpoint
+from .app import serve
+from .db import ConsoleDB, ConsoleError
+
+__all__ = ["add_commands"]
 
 
 def _error(message: str, code: int = 1) -> int:
@@ -23,9 +28,6 @@ def _error(message: str, code: int = 1) -> int:
 
 
 def cmd_console(args: argparse.Namespace) -> int:
-    from ..transport import INSECURE_BIND_MESSAGE, is_local_endpoint
-    from .db import ConsoleDB, ConsoleError
-
     if not args.db:
         return _error("give --db PATH (the aggregator's SQLite database)", 2)
     configure = None
@@ -35,8 +37,6 @@ def cmd_console(args: argparse.Namespace) -> int:
         if args.keys and args.insecure_dev:
             return _error("give --keys DIR --name NAME or --insecure-dev, not both", 2)
         if args.keys:
-            from ..keys import KeyFileError, client_configurator
-
             try:
                 configure = client_configurator(args.keys, args.name)
             except KeyFileError as exc:
@@ -55,8 +55,6 @@ def cmd_console(args: argparse.Namespace) -> int:
         db = ConsoleDB(args.db, args.state_db)
     except ConsoleError as exc:
         return _error(str(exc))
-    from .app import serve
-
     if args.host not in ("127.0.0.1", "::1", "localhost") and not args.secure_cookies:
         logging.getLogger("vigil.alerts.console").warning(
             "console listening on %s: put it behind an HTTPS reverse proxy (and consider --secure-cookies)", args.host
@@ -78,8 +76,6 @@ def cmd_console(args: argparse.Namespace) -> int:
 
 
 def cmd_user_add(args: argparse.Namespace) -> int:
-    from .db import ConsoleDB, ConsoleError
-
     db_path = args.user_db or args.db
     if not db_path:
         return _error("give --db PATH", 2)
@@ -103,7 +99,7 @@ def cmd_user_add(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_console_command(subparsers: argparse._SubParsersAction) -> None:
+def add_commands(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "console",
         help="the operator web console (live alarms, acknowledgements, transit search)",

@@ -1,8 +1,8 @@
 """The console's state (``console_*`` tables) and its read-only queries on the event table.
 
-One SQLite connection behind a lock, WAL and ``busy_timeout``, so the console shares the
-aggregator's database file without stalling it (its writes are a few rows per operator
-action). The event table is only read; ``events_db`` may be a separate file from the state
+One SQLite connection (:func:`vigil.sqlite.connect`: WAL, ``busy_timeout``) behind a lock,
+so the console shares the aggregator's database file without stalling it (its writes are a
+few rows per operator action). The event table is only read; ``events_db`` may be a separate file from the state
 (``state_db``), in which case it is attached read-only.
 
 Tables (created if missing, versioned in ``console_schema``):
@@ -24,7 +24,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..events import utc_iso
+from pydantic import BaseModel, ValidationError
+
+from vigil.sqlite import connect, schema_version, transaction
+
+from ..events import alarm_id_of, utc_iso
+from ..payloads import PAYLOADS, AlarmPayload
 from .auth import ROLES, hash_password, needs_rehash, new_token, token_digest, verify_password
 
 __all__ = ["ConsoleDB", "ConsoleError", "ACTIONS", "NON_ALARM_TYPES"]
@@ -73,26 +78,35 @@ class ConsoleDB:
         self._lock = threading.Lock()
         if not self.events_path.is_file():
             raise ConsoleError(f"no event database at {self.events_path} (start the aggregator first)")
+        # synchronous=None: SQLite's default (FULL), as the console always had, for the audit trail
+        self._db = connect(
+            self.state_path, what="console database", error=ConsoleError, synchronous=None, create_parent=False
+        )
         try:
-            self._db = sqlite3.connect(str(self.state_path), isolation_level=None, check_same_thread=False)
-            self._db.execute("PRAGMA busy_timeout = 5000")
-            self._db.execute("PRAGMA journal_mode = WAL")
             if self.state_path.resolve() != self.events_path.resolve():
                 self._db.execute("ATTACH DATABASE ? AS ev", (f"{self.events_path.resolve().as_uri()}?mode=ro",))
                 self._events = "ev.events"
             else:
                 self._events = "events"
-            for stmt in _SCHEMA:
-                self._db.execute(stmt)
-            self._db.execute(
-                "INSERT OR IGNORE INTO console_schema VALUES (?, ?)", (CONSOLE_SCHEMA_VERSION, utc_iso(time.time()))
-            )
-            (version,) = self._db.execute("SELECT MAX(version) FROM console_schema").fetchone()
+            # console_schema keeps its own layout (version, applied_at: one row per version
+            # applied), so vigil.sqlite.migrate (one version row) does not write it
+            version = schema_version(self._db, "console_schema")
             if version > CONSOLE_SCHEMA_VERSION:
                 raise ConsoleError(f"console tables in {self.state_path} have schema {version}; upgrade vigil")
+            with transaction(self._db):
+                for stmt in _SCHEMA:
+                    self._db.execute(stmt)
+                self._db.execute(
+                    "INSERT OR IGNORE INTO console_schema VALUES (?, ?)",
+                    (CONSOLE_SCHEMA_VERSION, utc_iso(time.time())),
+                )
             self._db.execute(f"SELECT 1 FROM {self._events} LIMIT 1").fetchall()
         except sqlite3.Error as exc:
+            self._db.close()
             raise ConsoleError(f"cannot use {self.state_path} / {self.events_path}: {exc}") from None
+        except BaseException:
+            self._db.close()
+            raise
 
     def _q(self, sql: str, params: tuple = ()) -> list[tuple]:
         with self._lock:
@@ -144,7 +158,7 @@ class ConsoleDB:
     def new_session(self, user: str, client: str = "") -> str:
         token = new_token()
         now = time.time()
-        with self._lock:
+        with self._lock, transaction(self._db):
             self._db.execute(
                 "DELETE FROM console_sessions WHERE expires < ? OR last_seen < ?", (now, now - self.idle_timeout_s)
             )
@@ -282,9 +296,9 @@ class ConsoleDB:
         return self._row(*rows[0]) if rows else None
 
     def related(self, ev: dict, limit: int = 50) -> list[dict]:
-        """The lifecycle of the same alarm: same camera and type, same tracks or zone, by ``seq``."""
-        p = ev.get("payload") or {}
-        key = (sorted(p.get("tracks") or []), p.get("zone"))
+        """The lifecycle of the same alarm (same camera, type and ``alarm_id``; schema-1 events get
+        theirs on reading, see :func:`~vigil.alerts.events.alarm_id_of`), by ``seq``."""
+        alarm = alarm_id_of(ev)
         rows = self._q(
             "SELECT stream_seq, received_at, json FROM {events} WHERE camera = ? AND type = ?"
             " AND seq BETWEEN ? AND ? ORDER BY seq",
@@ -293,8 +307,7 @@ class ConsoleDB:
         out = []
         for r in rows:
             e = self._row(*r)
-            q = e.get("payload") or {}
-            if (sorted(q.get("tracks") or []), q.get("zone")) == key:
+            if e["id"] == ev.get("id") or (alarm is not None and alarm_id_of(e) == alarm):
                 out.append(e)
         return out[:limit] if len(out) <= limit else out[-limit:]
 
@@ -313,11 +326,9 @@ class ConsoleDB:
             risk = self.events(camera=cam, type="risk_level", limit=1)
             heat = self.events(camera=cam, type="heatmap", limit=1)
             recent = self.events(camera=cam, limit=200, exclude_types=NON_ALARM_TYPES)
-            open_keys: dict[tuple, str] = {}
+            open_keys: dict[str, str] = {}  # alarm id -> state of its latest event
             for e in reversed(recent):
-                p = e.get("payload") or {}
-                k = (e["type"], tuple(sorted(p.get("tracks") or [])), p.get("zone"))
-                open_keys[k] = e["state"]
+                open_keys[alarm_id_of(e) or e["id"]] = e["state"]
             n_open = sum(1 for s in open_keys.values() if s != "end")
             out.append(
                 {
@@ -338,12 +349,28 @@ class ConsoleDB:
 
 
 def _metric(ev: dict) -> dict[str, Any]:
-    p = ev.get("payload") or {}
+    """The latest measurement of a rule alarm event (``occupancy_limit``, ``risk_level``, ...),
+    read through its payload model (:mod:`vigil.alerts.payloads`)."""
+    p = _typed_payload(ev)
     return {
-        "value": p.get("value"),
-        "threshold": p.get("threshold"),
-        "zone": p.get("zone"),
+        "value": getattr(p, "value", None),
+        "threshold": getattr(p, "threshold", None),
+        "zone": getattr(p, "zone", None),
         "state": ev["state"],
         "time": ev["time"],
         "severity": ev["severity"],
     }
+
+
+def _typed_payload(ev: dict) -> BaseModel | None:
+    """A stored event's payload as its type's model (``None`` if the stored payload does not fit it)."""
+    model = PAYLOADS.get(ev.get("type"))
+    if model is None:
+        return None
+    payload = ev.get("payload") or {}
+    if issubclass(model, AlarmPayload) and "alarm_id" not in payload:  # schema 1
+        payload = {**payload, "alarm_id": alarm_id_of(ev)}
+    try:
+        return model.model_validate(payload)
+    except ValidationError:
+        return None

@@ -21,6 +21,8 @@ from typing import Callable
 
 import zmq
 
+from ..tail import StreamClient
+
 log = logging.getLogger("vigil.alerts.console")
 
 __all__ = ["Hub", "StreamFollower"]
@@ -105,11 +107,9 @@ class StreamFollower:
             while not self._stop.wait(0.25):
                 try:
                     self.hub.publish(self.last_seq_in_db())
-                except Exception as exc:  # keep polling through a transient database error
+                except Exception as exc:  # noqa: BLE001 - keep polling through a transient database error
                     log.warning("console: cannot read the event database: %s", exc)
             return
-        from ..tail import StreamClient
-
         while not self._stop.is_set():
             try:
                 with StreamClient(

@@ -1,0 +1,397 @@
+"""The console's pages and feeds: one module-level handler per route, and :data:`ROUTES`.
+
+Every handler reads its dependencies from the request's :class:`~.context.ConsoleContext`
+(``request.app.state.console``). All pages but ``/login``, ``/lang/...`` and ``/healthz``
+need a session: without one a page redirects to ``/login`` (303), an ``/api/`` URL answers
+401. ``/transits`` and ``/audit`` need the supervisor or admin role (403 otherwise, logged as
+``denied``). Every POST is CSRF-checked (400 when refused).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import AsyncIterator
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import (
+    FileResponse,
+    HTMLResponse,
+    JSONResponse,
+    PlainTextResponse,
+    RedirectResponse,
+    Response,
+    StreamingResponse,
+)
+from starlette.routing import Route
+
+from .context import ConsoleContext, context_of
+from .db import ACTIONS, NON_ALARM_TYPES
+from .i18n import LANGS, pick_lang, translator
+from .security import (
+    LOGIN_COOKIE,
+    checked_form,
+    client_of,
+    cookie_name,
+    is_secure,
+    new_login_token,
+    session_of,
+    set_login_cookie,
+)
+from .views import birdseye, heatmap_view, public_alarm
+
+__all__ = ["ROUTES", "SEARCH_ROLES", "SEVERITIES", "STATES"]
+
+SEVERITIES = ("info", "warning", "critical")
+STATES = ("start", "update", "end")
+PLATE_RE = re.compile(r"^[A-Z0-9]{2,10}$")
+EVIDENCE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+SEARCH_ROLES = ("supervisor", "admin")
+#: rows per page of the alarm list and per read of the live feed
+PAGE_ROWS = 200
+#: the live feed re-checks its session (and sends a keep-alive) this often
+FEED_CHECK_S = 15.0
+
+
+# ---------------------------------------------------------------------- helpers
+def lang_of(request: Request) -> str:
+    return pick_lang(request.cookies.get("vigil_lang"), request.headers.get("accept-language"))
+
+
+def render(request: Request, name: str, status_code: int = 200, **values) -> HTMLResponse:
+    """The template ``name`` with the page-wide values (translator, language, path, roles)."""
+    lang = lang_of(request)
+    values.setdefault("session", None)
+    html = (
+        context_of(request)
+        .templates.get_template(name)
+        .render(
+            t=translator(lang),
+            lang=lang,
+            langs=LANGS,
+            path=request.url.path,
+            query=request.url.query,
+            search_roles=SEARCH_ROLES,
+            **values,
+        )
+    )
+    return HTMLResponse(html, status_code=status_code, headers={"Cache-Control": "no-store"})
+
+
+def to_login(request: Request) -> Response:
+    if request.url.path.startswith("/api/"):
+        return JSONResponse({"error": "not logged in"}, status_code=401)
+    return RedirectResponse("/login", status_code=303)
+
+
+def forbidden(request: Request, session: dict, what: str) -> HTMLResponse:
+    context_of(request).db.audit(session["user"], "denied", what, f"role={session['role']}", client_of(request))
+    return render(request, "error.html", 403, session=session, message_key="forbidden")
+
+
+def error_page(request: Request, status_code: int, message_key: str, session: dict | None = None) -> HTMLResponse:
+    return render(request, "error.html", status_code, session=session, message_key=message_key)
+
+
+def login_form(request: Request, status_code: int = 200, **values) -> HTMLResponse:
+    """The login page with a fresh double-submit CSRF token (in the form and its cookie)."""
+    token = new_login_token()
+    resp = render(request, "login.html", status_code, login_csrf=token, **values)
+    set_login_cookie(request, resp, token)
+    return resp
+
+
+def filters_of(request: Request) -> dict[str, str | None]:
+    """The alarm-list filters from the query string (unknown severities and states ignored)."""
+    q = request.query_params
+    f = {k: (q.get(k) or None) for k in ("camera", "type", "severity", "state")}
+    if f["severity"] not in (None, *SEVERITIES):
+        f["severity"] = None
+    if f["state"] not in (None, *STATES):
+        f["state"] = None
+    return f
+
+
+# ---------------------------------------------------------------------- auth pages
+async def login_page(request: Request) -> Response:
+    if session_of(request):
+        return RedirectResponse("/", status_code=303)
+    return login_form(request, error=None)
+
+
+async def login(request: Request) -> Response:
+    ctx = context_of(request)
+    db = ctx.db
+    form = await checked_form(request, None, request.cookies.get(LOGIN_COOKIE, ""))
+    if form is None:
+        return error_page(request, 400, "csrf_failed")
+    name = str(form.get("username", "")).strip()[:64]
+    password = str(form.get("password", ""))
+    key = (name.lower(), client_of(request))
+    now = time.monotonic()
+    error = None
+    if ctx.logins.throttled(key, now):
+        db.audit(name or "-", "login_throttled", "", "", client_of(request))
+        error = "login_throttled"
+    else:
+        user = await run_in_threadpool(db.check_login, name, password)
+        if user is None:
+            ctx.logins.record_failure(key, now)
+            db.audit(name or "-", "login_failed", "", "", client_of(request))
+            error = "login_failed"
+    if error:
+        return login_form(request, 401, error=error, username=name)
+    ctx.logins.clear(key)
+    token = db.new_session(user["name"], client_of(request))
+    db.audit(user["name"], "login", "", f"role={user['role']}", client_of(request))
+    resp = RedirectResponse("/", status_code=303)
+    resp.set_cookie(cookie_name(request), token, httponly=True, samesite="strict", secure=is_secure(request), path="/")
+    resp.delete_cookie(LOGIN_COOKIE)
+    return resp
+
+
+async def logout(request: Request) -> Response:
+    db = context_of(request).db
+    s = session_of(request)
+    if s is None:
+        return to_login(request)
+    if await checked_form(request, s) is None:
+        return error_page(request, 400, "csrf_failed", s)
+    db.end_session(request.cookies.get(cookie_name(request), ""))
+    db.audit(s["user"], "logout", "", "", client_of(request))
+    resp = RedirectResponse("/login", status_code=303)
+    resp.delete_cookie(cookie_name(request), path="/")
+    return resp
+
+
+async def set_lang(request: Request) -> Response:
+    code = request.path_params["code"]
+    nxt = request.query_params.get("next", "/")
+    if not nxt.startswith("/") or nxt.startswith("//"):
+        nxt = "/"
+    resp = RedirectResponse(nxt, status_code=303)
+    if code in LANGS:
+        resp.set_cookie("vigil_lang", code, max_age=365 * 86400, samesite="lax", secure=is_secure(request))
+    return resp
+
+
+# ---------------------------------------------------------------------- alarms
+async def alarms(request: Request) -> Response:
+    ctx = context_of(request)
+    db = ctx.db
+    s = session_of(request)
+    if s is None:
+        return to_login(request)
+    f = filters_of(request)
+    rows = db.events(**f, limit=PAGE_ROWS, exclude_types=NON_ALARM_TYPES)
+    st = db.statuses([r["id"] for r in rows])
+    items = [public_alarm(r, st.get(r["id"])) for r in rows]
+    return render(
+        request,
+        "alarms.html",
+        session=s,
+        items=items,
+        filters=f,
+        cameras=db.distinct("camera"),
+        types=[x for x in db.distinct("type") if x not in NON_ALARM_TYPES],
+        severities=SEVERITIES,
+        states=STATES,
+        cursor=max([ctx.hub.last_seq] + [i["stream_seq"] for i in items]),
+    )
+
+
+async def alarm_feed(
+    ctx: ConsoleContext, filters: dict[str, str | None], since: int, token: str | None
+) -> AsyncIterator[str]:
+    """Server-Sent Events: alarms after ``since`` (``stream_seq``) matching ``filters``, then
+    new ones as the hub signals them; every :data:`FEED_CHECK_S` the session is checked
+    (``logout`` event when it has ended) and a keep-alive carries the cursor."""
+    hub, db = ctx.hub, ctx.db
+    cursor = since
+    yield "retry: 1000\n\n"
+    next_check = time.monotonic() + FEED_CHECK_S
+    while not hub.closing:
+        target = hub.last_seq
+        rows = db.events(**filters, after=cursor, limit=PAGE_ROWS, exclude_types=NON_ALARM_TYPES)
+        st = db.statuses([r["id"] for r in rows]) if rows else {}
+        for r in rows:
+            cursor = r["stream_seq"]
+            yield f"id: {cursor}\nevent: alarm\ndata: {json.dumps(public_alarm(r, st.get(r['id'])))}\n\n"
+        if len(rows) == PAGE_ROWS:
+            continue
+        cursor = max(cursor, target)
+        if time.monotonic() >= next_check:
+            next_check = time.monotonic() + FEED_CHECK_S
+            if db.session(token) is None:
+                yield "event: logout\ndata: {}\n\n"
+                return
+            yield f"id: {cursor}\n: keep-alive\n\n"
+        await hub.wait(cursor, 1.0)
+
+
+async def stream(request: Request) -> Response:
+    ctx = context_of(request)
+    s = session_of(request)
+    if s is None:
+        return to_login(request)
+    f = filters_of(request)
+    raw = request.headers.get("last-event-id") or request.query_params.get("since") or ""
+    try:
+        since = max(0, int(raw))
+    except ValueError:
+        since = ctx.hub.last_seq
+    token = request.cookies.get(cookie_name(request))
+    return StreamingResponse(
+        alarm_feed(ctx, f, since, token),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )
+
+
+async def alarm(request: Request) -> Response:
+    ctx = context_of(request)
+    db = ctx.db
+    s = session_of(request)
+    if s is None:
+        return to_login(request)
+    ev = db.event(request.path_params["event_id"])
+    if ev is None:
+        return error_page(request, 404, "not_found", s)
+    p = ev.get("payload") or {}
+    evidence = p.get("evidence") or p.get("evidence_id")
+    evidence_url = None
+    if isinstance(evidence, str) and EVIDENCE_RE.match(evidence) and ctx.evidence_path(evidence):
+        evidence_url = f"/evidence/{evidence}"
+    actions = db.actions(ev["id"])
+    status = db.statuses([ev["id"]]).get(ev["id"], {"status": "new"})
+    db.audit(s["user"], "alarm_view", ev["id"], "", client_of(request))
+    return render(
+        request,
+        "alarm.html",
+        session=s,
+        ev=ev,
+        p=p,
+        status=status,
+        actions=actions,
+        related=db.related(ev),
+        svg=birdseye(p),
+        evidence_url=evidence_url,
+        extra={k: v for k, v in p.items() if k not in ("positions_m",)},
+        lists=p.get("lists") or ([p["list"]] if p.get("list") else []),
+    )
+
+
+async def alarm_action(request: Request) -> Response:
+    ctx = context_of(request)
+    db = ctx.db
+    s = session_of(request)
+    if s is None:
+        return to_login(request)
+    form = await checked_form(request, s)
+    if form is None:
+        return error_page(request, 400, "csrf_failed", s)
+    event_id = request.path_params["event_id"]
+    action = str(form.get("action", ""))
+    if db.event(event_id) is None or action not in ACTIONS:
+        return error_page(request, 404, "not_found", s)
+    db.add_action(event_id, s["user"], action, str(form.get("note", "")), client_of(request))
+    ctx.hub.publish(ctx.hub.last_seq)
+    return RedirectResponse(f"/alarm/{event_id}", status_code=303)
+
+
+async def evidence(request: Request) -> Response:
+    ctx = context_of(request)
+    s = session_of(request)
+    if s is None:
+        return to_login(request)
+    eid = request.path_params["evidence_id"]
+    path = ctx.evidence_path(eid) if EVIDENCE_RE.match(eid) else None
+    if path is None:
+        return PlainTextResponse("not found", status_code=404)
+    ctx.db.audit(s["user"], "evidence_view", eid, "", client_of(request))
+    return FileResponse(path, headers={"Cache-Control": "private, no-store"})
+
+
+# ---------------------------------------------------------------------- cameras, transits, audit
+async def cameras(request: Request) -> Response:
+    s = session_of(request)
+    if s is None:
+        return to_login(request)
+    cams = context_of(request).db.camera_overview()
+    for c in cams:
+        c["heat"] = heatmap_view(c.pop("heatmap", None))
+    return render(request, "cameras.html", session=s, cams=cams)
+
+
+async def transits_page(request: Request) -> Response:
+    ctx = context_of(request)
+    db = ctx.db
+    s = session_of(request)
+    if s is None:
+        return to_login(request)
+    if s["role"] not in SEARCH_ROLES:
+        return forbidden(request, s, "transits")
+    q = request.query_params
+    plate = re.sub(r"[\s-]", "", q.get("plate", "")).upper()
+    since, until = q.get("since") or None, q.get("until") or None
+    results, error = None, None
+    if plate:
+        if not PLATE_RE.match(plate):
+            error = "bad_plate"
+        else:
+            store = ctx.transit_store()
+            db.audit(
+                s["user"], "transit_search", plate, json.dumps({"since": since, "until": until}), client_of(request)
+            )
+            results = await run_in_threadpool(store.search_plate, plate, since=since, until=until)
+    columns = []
+    for r in results or []:
+        for k in r:
+            if k not in columns:
+                columns.append(k)
+    return render(
+        request,
+        "transits.html",
+        session=s,
+        plate=plate,
+        since=since or "",
+        until=until or "",
+        results=results,
+        columns=columns,
+        error=error,
+        searches=db.audit_log(20, "transit_search") if s["role"] == "admin" else [],
+    )
+
+
+async def audit_page(request: Request) -> Response:
+    s = session_of(request)
+    if s is None:
+        return to_login(request)
+    if s["role"] not in SEARCH_ROLES:
+        return forbidden(request, s, "audit")
+    rows = context_of(request).db.audit_log(500, request.query_params.get("action") or None)
+    return render(request, "audit.html", session=s, rows=rows)
+
+
+async def healthz(request: Request) -> Response:
+    return JSONResponse({"ok": True, "last_stream_seq": context_of(request).hub.last_seq})
+
+
+#: the console's URL table (the static files are mounted by :func:`~.app.create_app`)
+ROUTES = [
+    Route("/login", login_page),
+    Route("/login", login, methods=["POST"]),
+    Route("/logout", logout, methods=["POST"]),
+    Route("/lang/{code}", set_lang),
+    Route("/", alarms),
+    Route("/api/stream", stream),
+    Route("/alarm/{event_id}", alarm),
+    Route("/alarm/{event_id}/action", alarm_action, methods=["POST"]),
+    Route("/evidence/{evidence_id}", evidence),
+    Route("/cameras", cameras),
+    Route("/transits", transits_page),
+    Route("/audit", audit_page),
+    Route("/healthz", healthz),
+]
