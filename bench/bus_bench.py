@@ -30,11 +30,34 @@ import threading
 import time
 import uuid
 from collections import Counter
+from datetime import datetime
 from pathlib import Path
+
+from vigil.alerts.events import Event, utc_iso
+from vigil.alerts.keys import client_configurator
+from vigil.alerts.publisher import EventPublisher
+from vigil.alerts.tail import StreamClient
+from vigil.alerts.transport import StreamFilter, is_local_endpoint
 
 log = logging.getLogger(__name__)
 
 __all__ = ["add_bench_command", "run_bus_bench"]
+
+#: a small alarm update (``risk_level``, schema 2, no tracks: about the size the toy ``bench``
+#: events of schema 1 had); the run id goes in ``zone``, the event's index in ``frame``, and the
+#: latency is measured from the event's ``time`` (microseconds)
+_BENCH_PAYLOAD = {
+    "rule": "risk",
+    "tracks": [],
+    "positions_m": {},
+    "metric": "risk_level",
+    "value": 0.62,
+    "threshold": 0.5,
+    "duration_s": 12.5,
+    "worst": 0.64,
+    "exposure": 41.2,
+    "proximity": 0.81,
+}
 
 
 def _percentiles(values: list[float]) -> dict:
@@ -50,13 +73,9 @@ def _percentiles(values: list[float]) -> dict:
 
 def _publisher_run(index: int, opts: dict) -> dict:
     """One publisher: send opts['events'] new events at opts['rate'] per second; wait for acks."""
-    from vigil.alerts.events import Event, utc_iso
-    from vigil.alerts.publisher import EventPublisher
 
     configure = None
     if opts.get("keys"):
-        from vigil.alerts.keys import client_configurator
-
         configure = client_configurator(opts["keys"], opts["name"])
     outbox = opts["outbox"] if index == 0 else f"{opts['outbox']}.{index}"
     pub = EventPublisher(
@@ -70,6 +89,7 @@ def _publisher_run(index: int, opts: dict) -> dict:
     cameras = [f"bench{index}-{c}" for c in range(opts.get("cameras", 1))]
     n, rate = opts["events"], opts["rate"]
     run_id = opts["run_id"]
+    run_alarm = str(uuid.UUID(hex=run_id)) if len(run_id) == 32 else str(uuid.uuid5(uuid.NAMESPACE_URL, run_id))
     t0 = time.monotonic()
     try:
         k = 0
@@ -91,13 +111,13 @@ def _publisher_run(index: int, opts: dict) -> dict:
                 now = time.time()
                 events.append(
                     Event(
-                        type="bench",
+                        type="risk_level",
                         camera=camera,
                         seq=next(seqs[camera]),
                         time=utc_iso(now),
                         severity="info",
                         state="update",
-                        payload={"t": now, "run": run_id, "k": j},
+                        payload={**_BENCH_PAYLOAD, "alarm_id": run_alarm, "zone": f"bench-{run_id}", "frame": j},
                     )
                 )
             pub.publish_many(events)
@@ -123,18 +143,16 @@ def _child(index: int, opts: dict, queue) -> None:
     logging.basicConfig(level=logging.WARNING)
     try:
         queue.put((index, _publisher_run(index, opts)))
-    except Exception as exc:  # reported, not hidden
+    except Exception as exc:  # noqa: BLE001 - reported to the parent, not hidden
         queue.put((index, {"error": f"{type(exc).__name__}: {exc}"}))
 
 
 class _LatencyClient(threading.Thread):
     def __init__(self, endpoint: str, run_id: str, configure, since=None) -> None:
         super().__init__(daemon=True, name="bench-stream-client")
-        from vigil.alerts.tail import StreamClient
-        from vigil.alerts.transport import StreamFilter
 
         self.client = StreamClient(
-            endpoint, filters=[StreamFilter.of(type="bench")], since=since, configure_socket=configure
+            endpoint, filters=[StreamFilter.of(type="risk_level")], since=since, configure_socket=configure
         )
         self.run_id = run_id.encode()
         self.latencies_ms: list[float] = []
@@ -153,7 +171,8 @@ class _LatencyClient(threading.Thread):
                     continue
                 obj = json.loads(raw)
                 self.received += 1
-                self.latencies_ms.append((arrived - obj["payload"]["t"]) * 1000.0)
+                sent = datetime.fromisoformat(obj["time"].replace("Z", "+00:00")).timestamp()
+                self.latencies_ms.append((arrived - sent) * 1000.0)
         finally:
             self.client.close()
 
@@ -168,8 +187,6 @@ def run_bus_bench(opts: dict) -> dict:
     per["rate"] = opts["rate"] / k if opts["rate"] else 0
     configure = None
     if opts.get("keys"):
-        from vigil.alerts.keys import client_configurator
-
         configure = client_configurator(opts["keys"], opts["name"])
     client = None
     if opts.get("stream"):
@@ -238,8 +255,6 @@ def cmd_bench_bus(args: argparse.Namespace) -> int:
         print("vigil bench bus: error: --keys needs --name NAME", file=sys.stderr)
         return 2
     if args.insecure_dev:
-        from vigil.alerts.transport import is_local_endpoint
-
         for ep in filter(None, (args.connect, args.stream)):
             if not is_local_endpoint(ep):
                 print(f"vigil bench bus: error: --insecure-dev only on loopback/ipc, not {ep}", file=sys.stderr)

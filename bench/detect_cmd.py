@@ -19,6 +19,15 @@ import time
 
 import numpy as np
 
+from vigil.bench.cvml import read_cvml
+from vigil.bench.detection_eval import match_frame, missing_input, parse_frames
+from vigil.bench.mot_eval import score_tracks
+from vigil.detectors.registry import build_detector
+from vigil.edge.config import NodeConfig, load_config
+from vigil.edge.sources import FileSource
+from vigil.edge.tracking import Tracker
+from vigil.edge.worker import CameraPipeline
+
 __all__ = ["average_precision", "eval_detect", "bench_detect", "add_eval_command", "add_bench_command"]
 
 
@@ -38,7 +47,6 @@ def average_precision(scores: np.ndarray, is_tp: np.ndarray, num_gt: int) -> flo
 
 
 def _load_node(config: str | None):
-    from vigil.edge.config import NodeConfig, load_config
 
     if config:
         return load_config(config)
@@ -56,12 +64,6 @@ def eval_detect(
     iou: float = 0.5,
 ) -> dict:
     """See the module docstring; returns a JSON-ready dict."""
-    from vigil.bench.cvml import read_cvml
-    from vigil.bench.detection_eval import match_frame
-    from vigil.bench.mot_eval import score_tracks
-    from vigil.detectors.registry import build_detector
-    from vigil.edge.sources import FileSource
-    from vigil.edge.tracking import Tracker
 
     node = _load_node(config)
     gt = read_cvml(gt_path)
@@ -125,8 +127,6 @@ def eval_detect(
 
 def bench_detect(config: str, source: str | None = None, frames: int = 150, camera: str | None = None) -> dict:
     """See the module docstring; returns ``{"stages_ms": {...}, "detector_fps", "pipeline_fps", ...}``."""
-    from vigil.edge.sources import FileSource
-    from vigil.edge.worker import CameraPipeline
 
     node = _load_node(config)
     cam = node.camera(camera)
@@ -194,7 +194,6 @@ def bench_detect(config: str, source: str | None = None, frames: int = 150, came
 
 # ------------------------------------------------------------------------------------ CLI
 def _cmd_eval(args: argparse.Namespace) -> int:
-    from vigil.bench.detection_eval import missing_input, parse_frames
 
     if missing_input("vigil eval detect", ((args.video, "--video"), (args.gt, "--gt"))):
         return 2
@@ -206,7 +205,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         print(f"{res['frames']} frames, class {res['class']}, IoU {res['iou_threshold']}")
         print(f"  detector: precision {d['precision']:.3f}, recall {d['recall']:.3f}, AP50 {d['ap50']:.3f}")
         print(
-            f"  tracked:  precision {t['precision']:.3f}, recall {t['recall']:.3f}; MOTA {res['mota']:.3f}, IDF1 {res['idf1']:.3f}, ID switches {res['id_switches']}"
+            f"  tracked:  precision {t['precision']:.3f}, recall {t['recall']:.3f}; MOTA {res['mota']:.3f}, IDF1 "
+            f"{res['idf1']:.3f}, ID switches {res['id_switches']}"
         )
         print(f"  {res['fps']:.1f} frames/s (decode + detect + track)")
     return 0

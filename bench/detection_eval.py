@@ -20,10 +20,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
+import cv2
 import numpy as np
+import yaml
 
 from vigil.bench.cvml import GroundTruthFrame, read_cvml
 from vigil.detectors.ops import box_iou
+from vigil.detectors.registry import build_detector
 
 __all__ = ["match_frame", "FrameMatch", "EvalResult", "evaluate_detections", "evaluate_video", "parse_frames", "main"]
 
@@ -192,7 +195,6 @@ def evaluate_video(
     """Run ``detect(frame_bgr) -> Detections`` on the video's frames in ``frames`` and score
     the rows of ``class_ids`` (default 0: COCO person) against the ground truth (a mapping
     or a CVML path). Timing: detector ms per evaluated frame, and decode + detector."""
-    import cv2
 
     gt = read_cvml(ground_truth) if isinstance(ground_truth, str) else ground_truth
     if frames is None:
@@ -251,15 +253,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", action="store_true", help="print the result as JSON")
     args = ap.parse_args(argv)
 
-    from vigil.detectors.registry import build_detector
-
     cfg = None
     if args.config:
         if args.config.lstrip().startswith("{"):
             cfg = json.loads(args.config)
         else:
-            import yaml
-
             with open(args.config, encoding="utf-8") as f:
                 cfg = yaml.safe_load(f)
     t = time.perf_counter()

@@ -29,7 +29,12 @@ import sys
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
+import yaml
+
+from vigil.detectors.registry import build_detector
+from vigil.detectors.shared import DetectorServer
 
 __all__ = ["main", "run", "add_bench_command"]
 
@@ -48,7 +53,6 @@ def _default_video() -> str | None:
 
 def read_frames(video: str, start: int, count: int) -> list[np.ndarray]:
     """``count`` BGR frames from ``start`` (wrapping around at the end of the video)."""
-    import cv2
 
     cap = cv2.VideoCapture(video)
     if not cap.isOpened():
@@ -172,8 +176,6 @@ def run(
 ) -> dict:
     """Measure; see the module docstring. Returns the JSON-able result. ``builder`` replaces
     ``build_detector`` (picklable; for tests)."""
-    from vigil.detectors.registry import build_detector
-    from vigil.detectors.shared import DetectorServer
 
     build = builder or build_detector
 
@@ -253,7 +255,8 @@ def run(
                 cpu = rec["server_cpu_ms_per_frame"]
                 runs[b].append(rec)
                 say(
-                    f"round {r + 1}/{rounds} max_batch={b}: {rec['fps']:.2f} frames/s, mean batch {rec['mean_batch']:.2f}, "
+                    f"round {r + 1}/{rounds} max_batch={b}: {rec['fps']:.2f} frames/s, mean batch "
+                    f"{rec['mean_batch']:.2f}, "
                     f"{rec['inference_ms_per_batch']:.1f} ms/batch"
                     + (f", server CPU {cpu:.0f} ms/frame" if cpu is not None else "")
                 )
@@ -324,7 +327,6 @@ def _load_cfg(text: str | None):
         return None
     if text.lstrip().startswith("{"):
         return json.loads(text)
-    import yaml
 
     with open(text, encoding="utf-8") as f:
         data = yaml.safe_load(f)

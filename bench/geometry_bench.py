@@ -20,6 +20,9 @@ import time
 
 import numpy as np
 
+from vigil.geometry.rules import RulesEngine
+from vigil.geometry.rules.config import RulesConfig, ZoneConfig
+
 __all__ = ["bench_geometry", "add_bench_command"]
 
 BOUND_MS_AT_1000 = 5.0
@@ -36,8 +39,6 @@ def _pin_one_core() -> int | None:
 
 def bench_geometry(people: int, frames: int = 50, density: float = 0.25, seed: int = 0) -> dict:
     """Median and p95 milliseconds of one engine update with ``people`` people."""
-    from vigil.geometry.rules import RulesEngine
-    from vigil.geometry.rules_config import RulesConfig, ZoneConfig
 
     if people < 0 or frames < 1 or not density > 0:
         raise ValueError("people >= 0, frames >= 1 and density > 0 are required")
@@ -94,7 +95,8 @@ def _cmd(args: argparse.Namespace) -> int:
             for n, v in res["growth"]["ms_per_frame"].items():
                 print(f"  N={n:>6}: {v:8.3f} ms")
             print(
-                f"  growth x{res['growth']['ratio_10000_over_100']} from 100 to 10,000 people (x100 people); bound at 1,000: {BOUND_MS_AT_1000} ms"
+                f"  growth x{res['growth']['ratio_10000_over_100']} from 100 to 10,000 people (x100 people); bound at "
+                f"1,000: {BOUND_MS_AT_1000} ms"
             )
     return 0
 

@@ -31,6 +31,15 @@ import time
 from pathlib import Path
 
 import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from vigil.bench.cvml import read_cvml
+from vigil.bench.detection_eval import match_frame, missing_input, parse_frames
+from vigil.edge.config import CameraConfig, NodeConfig, load_config
+from vigil.edge.sources import open_source
+from vigil.edge.worker import CameraPipeline
+from vigil.geometry.calibration_io import load_camera
+from vigil.geometry.metrics import pairs_within
 
 __all__ = ["evaluate_ground", "add_eval_command", "pair_scores"]
 
@@ -50,7 +59,6 @@ def _prf(tp: int, fp: int, fn: int) -> dict:
 
 def pair_scores(pred_xy: np.ndarray, gt_xy: np.ndarray, det_to_gt: np.ndarray, threshold_m: float) -> dict:
     """One frame's violating-pair counts: ``strict`` and ``matched_only`` ``(tp, fp, fn)``."""
-    from vigil.geometry.metrics import pairs_within
 
     pi, pj, _ = pairs_within(pred_xy, threshold_m) if len(pred_xy) > 1 else (np.zeros(0, int),) * 3
     gi, gj, _ = pairs_within(gt_xy, threshold_m) if len(gt_xy) > 1 else (np.zeros(0, int),) * 3
@@ -79,7 +87,6 @@ def match_on_ground(pred_xy: np.ndarray, gt_xy: np.ndarray, gate_m: float) -> np
     """``(P,) int`` index of the ground-truth person each prediction is matched to, or -1:
     one-to-one assignment minimising the total ground distance, pairs farther than
     ``gate_m`` metres apart left unmatched (the PETS ground-plane evaluations use 1 m)."""
-    from scipy.optimize import linear_sum_assignment
 
     out = np.full(len(pred_xy), -1, np.int64)
     ok_p = np.all(np.isfinite(pred_xy), axis=1)
@@ -108,12 +115,6 @@ def evaluate_ground(
     gate_m: float = 1.0,
 ) -> dict:
     """See the module docstring; returns a JSON-ready dict."""
-    from vigil.bench.cvml import read_cvml
-    from vigil.bench.detection_eval import match_frame
-    from vigil.edge.config import CameraConfig, NodeConfig, load_config
-    from vigil.edge.sources import open_source
-    from vigil.edge.worker import CameraPipeline
-    from vigil.geometry.calibration_io import load_camera
 
     truth = read_cvml(gt)
     camera_model = load_camera(calibration)
@@ -188,7 +189,6 @@ def evaluate_ground(
 
 
 def _cmd(args: argparse.Namespace) -> int:
-    from vigil.bench.detection_eval import missing_input, parse_frames
 
     if missing_input(
         "vigil eval ground", ((args.video, "--video"), (args.gt, "--gt"), (args.calibration, "--calibration"))
@@ -216,7 +216,8 @@ def _cmd(args: argparse.Namespace) -> int:
     else:
         g, v = res["ground_error_m"], res["violation_pairs"]
         print(
-            f"frames {res['frames']}: ground error median {g['median']} m, p95 {g['p95']} m over {g['matched']} matched people"
+            f"frames {res['frames']}: ground error median {g['median']} m, p95 {g['p95']} m over {g['matched']} "
+            "matched people"
         )
         gm = v["ground_matched"]
         print(

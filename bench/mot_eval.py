@@ -24,6 +24,7 @@ import numpy as np
 from vigil.bench.cvml import read_cvml
 from vigil.bench.detection_eval import match_frame, missing_input, parse_frames
 from vigil.detectors.ops import box_iou
+from vigil.geometry.calibration_io import load_camera
 
 __all__ = ["read_mot", "evaluate_mot", "score_tracks", "add_eval_command"]
 
@@ -58,8 +59,6 @@ def evaluate_mot(
     """Score a MOT file; see the module docstring. Returns a JSON-ready dict."""
     camera = None
     if calibration is not None:
-        from vigil.geometry.calibration_io import load_camera
-
         camera = load_camera(calibration)
     return score_tracks(read_mot(mot_path), read_cvml(gt_path), frames, camera=camera, iou=iou)
 
@@ -70,7 +69,7 @@ def score_tracks(hyp: dict[int, dict[str, np.ndarray]], gt: dict, frames: range,
     ``camera``: a :class:`vigil.geometry.camera.CameraModel`; when given, also the ground-plane
     error in metres of matched boxes (``hyp[f]["world"]`` against the ground truth's foot points).
     """
-    import motmetrics as mm
+    import motmetrics as mm  # noqa: PLC0415 - optional (the test extra), heavy (~0.8 s)
 
     acc = mm.MOTAccumulator(auto_id=True)
     tp = fp = fn = 0
@@ -136,7 +135,8 @@ def _cmd_eval_mot(args: argparse.Namespace) -> int:
         print(json.dumps(res))
     else:
         print(
-            f"frames {res['frames']}: precision {res['precision']:.3f}, recall {res['recall']:.3f} (IoU {res['iou_threshold']}), "
+            f"frames {res['frames']}: precision {res['precision']:.3f}, recall {res['recall']:.3f} (IoU "
+            f"{res['iou_threshold']}), "
             f"MOTA {res['mota']:.3f}, IDF1 {res['idf1']:.3f}, ID switches {res['id_switches']}"
         )
         if "ground_error_m" in res:

@@ -3,7 +3,7 @@
 - ``--dir DIR``: an OpenALPR-style benchmark folder (``*.txt`` lines ``file x y w h PLATE``);
   ``ERRATA.md`` in the folder, when present, corrects labels (``| file | label | plate |`` rows;
   ``A or B`` in the plate column accepts either).
-- ``--synthetic N``: N rendered Italian plates (:mod:`vigil.detectors.plates.synth`), read
+- ``--synthetic N``: N rendered Italian plates (:mod:`vigil.plates.synth`), read
   with the Italian grammar (``region IT``), fixed seed.
 
 Scored: the best reading of each image equals the label (letters and digits, upper case).
@@ -17,6 +17,9 @@ import re
 import sys
 import time
 from pathlib import Path
+
+from vigil.plates.reader import ImageError, PlateReader, load_image
+from vigil.plates.synth import synthetic_set
 
 
 def load_errata(folder: Path) -> dict[str, set[str]]:
@@ -49,7 +52,6 @@ def load_labels(folder: Path) -> list[tuple[Path, set[str]]]:
 
 
 def evaluate_dir(folder: Path, reader, limit: int | None = None, verbose: bool = False) -> dict:
-    from vigil.detectors.plates.reader import ImageError, load_image
 
     items = load_labels(folder)[:limit]
     if not items:
@@ -86,7 +88,6 @@ def evaluate_dir(folder: Path, reader, limit: int | None = None, verbose: bool =
 
 
 def evaluate_synthetic(n: int, reader, seed: int = 0, verbose: bool = False) -> dict:
-    from vigil.detectors.plates.synth import synthetic_set
 
     correct, total_s, cpu_s = 0, 0.0, 0.0
     for img, label in synthetic_set(n, seed=seed):
@@ -113,7 +114,6 @@ def evaluate_synthetic(n: int, reader, seed: int = 0, verbose: bool = False) -> 
 
 
 def cmd_eval_plates(args: argparse.Namespace) -> int:
-    from vigil.detectors.plates.reader import PlateReader
 
     if not args.dir and not args.synthetic:
         print("vigil eval plates: give --dir DIR and/or --synthetic N", file=sys.stderr)

@@ -25,6 +25,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from vigil.bench.detection_eval import missing_input
+from vigil.edge.status import read_statuses
+
 __all__ = ["soak", "add_bench_command"]
 
 
@@ -81,7 +84,6 @@ def soak(
     threshold_m: float = 2.0,
     workdir: str | None = None,
 ) -> dict:
-    from vigil.edge.status import read_statuses
 
     work = Path(workdir or tempfile.mkdtemp(prefix="vigil-soak-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -198,7 +200,6 @@ def soak(
 
 
 def _cmd(args: argparse.Namespace) -> int:
-    from vigil.bench.detection_eval import missing_input
 
     if missing_input("vigil bench soak", ((args.video, "--video"), (args.calibration, "--calibration"))):
         return 2

@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import math
 
+import cv2
 import numpy as np
 
 from vigil.geometry.camera import CalibrationError, CameraModel
 
-__all__ = ["ground_extent", "render_birdseye", "render_check", "draw_grid"]
+__all__ = ["ground_extent", "polyline_segments", "render_birdseye", "render_check", "draw_grid"]
 
 
 def ground_extent(
@@ -46,7 +47,9 @@ def ground_extent(
     return float(lo[0]), float(hi[0]), float(lo[1]), float(hi[1])
 
 
-def _polyline_segments(px: np.ndarray, image_size) -> list[np.ndarray]:
+def polyline_segments(px: np.ndarray, image_size) -> list[np.ndarray]:
+    """Split an ``(N, 2)`` pixel polyline into the runs of finite points near the frame
+    (within 4 frame sizes), each ``(M, 2)`` with ``M >= 2``."""
     w, h = image_size
     ok = np.all(np.isfinite(px), axis=1) & (np.abs(px[:, 0]) < 4 * w) & (np.abs(px[:, 1]) < 4 * h)
     segs, cur = [], []
@@ -65,7 +68,6 @@ def draw_grid(
     image: np.ndarray, to_px, extent, step: float = 1.0, major: int = 5, labels: bool = True, minor_alpha: float = 1.0
 ) -> np.ndarray:
     """Draw ground grid lines on ``image``; ``to_px`` maps (N,2) metres -> (N,2) pixels of ``image``."""
-    import cv2
 
     out = image.copy()
     h, w = out.shape[:2]
@@ -88,7 +90,7 @@ def draw_grid(
             thick = 2 if (is_axis or is_major) else 1
             if not (is_axis or is_major) and minor_alpha <= 0:
                 continue
-            for seg in _polyline_segments(to_px(pts), (w, h)):
+            for seg in polyline_segments(to_px(pts), (w, h)):
                 cv2.polylines(
                     overlay, [np.round(seg * 16).astype(np.int32)], False, colour, thick, cv2.LINE_AA, shift=4
                 )
@@ -110,7 +112,6 @@ def draw_grid(
 
 def render_birdseye(frame: np.ndarray, camera: CameraModel, extent, px_per_m: float) -> tuple[np.ndarray, callable]:
     """Warp ``frame`` onto the ground: +x right, +y up. Returns the image and metres -> its pixels."""
-    import cv2
 
     xmin, xmax, ymin, ymax = extent
     bw = max(2, int(round((xmax - xmin) * px_per_m)))
@@ -135,7 +136,6 @@ def render_check(
     frame: np.ndarray, camera: CameraModel, *, extent=None, step: float = 1.0, title: str | None = None
 ) -> np.ndarray:
     """Frame with the metric grid | bird's-eye warp with the same grid, side by side (BGR)."""
-    import cv2
 
     h, w = frame.shape[:2]
     if camera.image_size is not None and tuple(camera.image_size) != (w, h):

@@ -19,39 +19,29 @@ import json
 import sys
 from pathlib import Path
 
+import cv2
 import numpy as np
+import yaml
+
+from vigil.edge.config import ConfigError, load_config
+from vigil.edge.sources import SourceError
+from vigil.fileio import atomic_write_bytes, atomic_write_text
+from vigil.geometry.calibration_io import calibration_dict, load_camera, parse_calibration
+from vigil.geometry.camera import CalibrationError
+
+from .check import render_check
+from .frames import read_frame
+from .ground import fit_ground, load_points, write_ground_calibration
+from .intrinsics import calibrate_chessboard, expand_images, load_intrinsics, parse_board, save_intrinsics
+from .pick import serve
+from .tsai import import_tsai, tsai_to_intrinsics, tsai_to_pinhole
 
 EXIT_OK = 0
 EXIT_ERROR = 2
 
 
-def _read_frame(path: str, frame: int = 0) -> np.ndarray:
-    """An image file, or frame ``frame`` of a video file / stream URL (BGR)."""
-    import cv2
-
-    from vigil.geometry.camera import CalibrationError
-
-    p = Path(path)
-    if p.is_file() and p.suffix.lower() in (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"):
-        img = cv2.imread(str(p), cv2.IMREAD_COLOR)
-        if img is None:
-            raise CalibrationError(f"{p}: cannot read as an image")
-        return img
-    from vigil.edge.sources import open_source
-
-    src = open_source(str(path))
-    try:
-        for fr in src:
-            if fr.index >= frame:
-                return fr.image
-    finally:
-        src.close()
-    raise CalibrationError(f"{path}: has no frame {frame}")
-
-
 # ------------------------------------------------------------------------------------ intrinsics
 def _cmd_intrinsics(args: argparse.Namespace) -> int:
-    from .intrinsics import calibrate_chessboard, expand_images, parse_board, save_intrinsics
 
     board = parse_board(args.board)
     images = expand_images(args.images)
@@ -73,7 +63,8 @@ def _cmd_intrinsics(args: argparse.Namespace) -> int:
         return EXIT_OK
     k = res.intrinsics
     print(
-        f"intrinsics from {len(res.per_image)} of {len(images)} images ({k.image_size[0]}x{k.image_size[1]}), board {board[0]}x{board[1]}, square {args.square:g} m"
+        f"intrinsics from {len(res.per_image)} of {len(images)} images ({k.image_size[0]}x{k.image_size[1]}), board "
+        f"{board[0]}x{board[1]}, square {args.square:g} m"
     )
     print(f"  RMS reprojection error: {res.rms:.3f} px")
     med = float(np.median([r["rms_px"] for r in res.per_image]))
@@ -87,7 +78,8 @@ def _cmd_intrinsics(args: argparse.Namespace) -> int:
     for r in res.rejected:
         print(f"  {r['image']}: NOT USED: {r['reason']}")
     print(
-        f"  fx {k.K[0, 0]:.2f}  fy {k.K[1, 1]:.2f}  cx {k.K[0, 2]:.2f}  cy {k.K[1, 2]:.2f}  dist {np.round(k.dist, 5).tolist()}"
+        f"  fx {k.K[0, 0]:.2f}  fy {k.K[1, 1]:.2f}  cx {k.K[0, 2]:.2f}  cy {k.K[1, 2]:.2f}  dist "
+        f"{np.round(k.dist, 5).tolist()}"
     )
     print(f"  written: {args.output}")
     return EXIT_OK
@@ -104,7 +96,8 @@ def _print_fit(fit, out: Path | None) -> None:
         rm = "n/a" if p["residual_m"] is None else f"{p['residual_m']:.3f} m"
         rp = "n/a" if p["residual_px"] is None else f"{p['residual_px']:.2f} px"
         print(
-            f"  {p['name']:<8} image {p['image'][0]:8.1f} {p['image'][1]:8.1f}  ground {p['ground'][0]:8.3f} {p['ground'][1]:8.3f}"
+            f"  {p['name']:<8} image {p['image'][0]:8.1f} {p['image'][1]:8.1f}  ground {p['ground'][0]:8.3f} "
+            f"{p['ground'][1]:8.3f}"
             f"  residual {rm:>9} {rp:>9}{'  OUTLIER (not used)' if p['outlier'] else ''}"
         )
     if out is not None:
@@ -112,10 +105,8 @@ def _print_fit(fit, out: Path | None) -> None:
 
 
 def _cmd_ground(args: argparse.Namespace) -> int:
-    from .ground import fit_ground, load_points, write_ground_calibration
-    from .intrinsics import load_intrinsics
 
-    frame = _read_frame(args.image, args.frame)
+    frame = read_frame(args.image, args.frame)
     h, w = frame.shape[:2]
     names, img, gnd = load_points(args.points)
     intr = load_intrinsics(args.intrinsics) if args.intrinsics else None
@@ -141,18 +132,11 @@ def _cmd_ground(args: argparse.Namespace) -> int:
 
 # ------------------------------------------------------------------------------------ check
 def _cmd_check(args: argparse.Namespace) -> int:
-    import cv2
-
-    from vigil.edge.config import load_config
-    from vigil.geometry.calibration_io import load_camera
-
-    from .check import render_check
-    from vigil.fileio import atomic_write_bytes
 
     cfg = load_config(args.config)
     cam_cfg = cfg.camera(args.camera)
     camera = load_camera(cam_cfg.calibration)
-    frame = _read_frame(cam_cfg.source, args.frame)
+    frame = read_frame(cam_cfg.source, args.frame)
     img = render_check(frame, camera, step=args.step, title=f"{cam_cfg.name} frame {args.frame}")
     ok, buf = cv2.imencode(".png", img)
     if not ok:  # pragma: no cover
@@ -164,13 +148,6 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
 # ------------------------------------------------------------------------------------ import
 def _cmd_import(args: argparse.Namespace) -> int:
-    import yaml
-
-    from vigil.geometry.calibration_io import calibration_dict, parse_calibration
-
-    from vigil.fileio import atomic_write_text
-    from .intrinsics import save_intrinsics
-    from .tsai import import_tsai, tsai_to_intrinsics, tsai_to_pinhole
 
     cam = import_tsai(args.tsai)
     name = args.name or Path(args.tsai).stem
@@ -201,8 +178,6 @@ def _cmd_import(args: argparse.Namespace) -> int:
 
 # ------------------------------------------------------------------------------------ pick
 def _cmd_pick(args: argparse.Namespace) -> int:
-    from .pick import serve
-
     return serve(
         args.source,
         output=Path(args.output),
@@ -295,7 +270,6 @@ def add_commands(sub) -> None:
 def main(argv: list[str] | None = None) -> int:
     """``python -m vigil.calibration.cli ACTION ...``: the ``calibrate`` commands on their own
     (same behaviour and exit codes as ``vigil calibrate``)."""
-    from vigil.geometry.camera import CalibrationError
 
     parser = argparse.ArgumentParser(prog="vigil")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -303,14 +277,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (CalibrationError, FileNotFoundError, PermissionError) as exc:
+    except (CalibrationError, SourceError, ConfigError, FileNotFoundError, PermissionError) as exc:
         print(f"vigil: error: {exc}", file=sys.stderr)
         return EXIT_ERROR
-    except Exception as exc:  # SourceError, ConfigError: bad input too
-        if type(exc).__name__ in ("SourceError", "ConfigError"):
-            print(f"vigil: error: {exc}", file=sys.stderr)
-            return EXIT_ERROR
-        raise
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -28,13 +28,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+import cv2
 import numpy as np
 import yaml
 
+from vigil.fileio import atomic_write_text
 from vigil.geometry.calibration_io import calibration_dict, parse_calibration
 from vigil.geometry.camera import CalibrationError, CameraModel, HomographyCamera, PinholeCamera
 
-from vigil.fileio import atomic_write_text
 from .intrinsics import Intrinsics
 
 __all__ = [
@@ -160,7 +161,8 @@ def validate_points(
             for j in range(i + 1, n):
                 if d[i, j] <= tol:
                     raise CalibrationError(
-                        f"points {names[i]} and {names[j]} have the same {what} position {pts[i].round(3).tolist()} {unit}: "
+                        f"points {names[i]} and {names[j]} have the same {what} position {pts[i].round(3).tolist()} "
+                        f"{unit}: "
                         "a point given twice? remove one"
                     )
         c = pts - pts.mean(axis=0)
@@ -181,7 +183,8 @@ def validate_points(
                 span = max(np.linalg.norm(b - a), np.linalg.norm(c3 - a), np.linalg.norm(c3 - b))
                 if area2 <= 1e-3 * span * span:
                     raise CalibrationError(
-                        f"{what} points {[names[k] for k in idx]} are collinear; with 4 points no three may lie on one line "
+                        f"{what} points {[names[k] for k in idx]} are collinear; with 4 points no three may lie on "
+                        "one line "
                         "(add points or move one)"
                     )
 
@@ -194,7 +197,6 @@ def _residuals(camera: CameraModel, img: np.ndarray, gnd: np.ndarray) -> tuple[n
 
 
 def _fit_homography(img, gnd, image_size, threshold_m) -> tuple[CameraModel, np.ndarray]:
-    import cv2
 
     n = len(img)
     inl = np.ones(n, bool)
@@ -209,7 +211,6 @@ def _fit_homography(img, gnd, image_size, threshold_m) -> tuple[CameraModel, np.
 
 
 def _fit_pinhole(img, gnd, intr: Intrinsics, image_size, threshold_px) -> tuple[CameraModel, np.ndarray]:
-    import cv2
 
     n = len(img)
     obj = np.c_[gnd, np.zeros(n)].astype(np.float64)
@@ -262,7 +263,8 @@ def fit_ground(
     if intrinsics is not None:
         if image_size is not None and tuple(image_size) != tuple(intrinsics.image_size):
             raise CalibrationError(
-                f"{intrinsics.source or 'intrinsics'}: calibrated for {intrinsics.image_size[0]}x{intrinsics.image_size[1]} "
+                f"{intrinsics.source or 'intrinsics'}: calibrated for "
+                f"{intrinsics.image_size[0]}x{intrinsics.image_size[1]} "
                 f"but the frame is {image_size[0]}x{image_size[1]}; calibrate the intrinsics at the stream's resolution"
             )
         image_size = image_size or intrinsics.image_size

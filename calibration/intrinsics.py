@@ -21,11 +21,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
 
+import cv2
 import numpy as np
-
-from vigil.geometry.camera import CalibrationError
+import yaml
 
 from vigil.fileio import atomic_write
+from vigil.geometry.camera import CalibrationError
 
 __all__ = [
     "ChessboardResult",
@@ -132,7 +133,6 @@ def expand_images(patterns: Iterable[str]) -> list[Path]:
 
 
 def _find_corners(gray: np.ndarray, board: tuple[int, int]) -> np.ndarray | None:
-    import cv2
 
     flags = cv2.CALIB_CB_ADAPTIVE_THRESH | cv2.CALIB_CB_NORMALIZE_IMAGE
     found, corners = cv2.findChessboardCorners(gray, board, flags)
@@ -156,7 +156,6 @@ def calibrate_chessboard(
     Raises :class:`CalibrationError` naming the culprit for an unreadable image, images of
     different sizes, a board found in fewer than ``min_images`` images.
     """
-    import cv2
 
     if not (math.isfinite(square) and square > 0):
         raise CalibrationError(f"--square {square}: must be a positive length (metres)")
@@ -205,7 +204,6 @@ def calibrate_chessboard(
 # ---------------------------------------------------------------------------- files
 def save_intrinsics(path: str | Path, intr: Intrinsics, extra: dict | None = None) -> Path:
     """Write OpenCV's intrinsics YAML with ``cv2.FileStorage`` (atomically)."""
-    import cv2
 
     def _write(tmp: Path) -> None:
         fs = cv2.FileStorage(str(tmp), cv2.FILE_STORAGE_WRITE | cv2.FILE_STORAGE_FORMAT_YAML)
@@ -235,7 +233,6 @@ def _fs_get(fs, *names):
 
 def load_intrinsics(path: str | Path) -> Intrinsics:
     """Read OpenCV FileStorage intrinsics (YAML/XML/JSON) or a ROS ``camera_info`` YAML."""
-    import cv2
 
     path = Path(path)
     if not path.is_file():
@@ -269,7 +266,6 @@ def load_intrinsics(path: str | Path) -> Intrinsics:
             )
         finally:
             fs.release()
-    import yaml
 
     try:
         data = yaml.safe_load(text)

@@ -20,11 +20,25 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 from pathlib import Path
 
+import cv2
 import numpy as np
+import uvicorn
+import yaml
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import Route
 
+from vigil.fileio import atomic_write_text
 from vigil.geometry.camera import CalibrationError
+
+from .check import ground_extent, polyline_segments
+from .frames import read_frame
+from .ground import fit_ground, load_points, parse_points, write_ground_calibration
+from .intrinsics import load_intrinsics
 
 __all__ = ["create_app", "serve"]
 
@@ -33,7 +47,6 @@ log = logging.getLogger("vigil.calibration.pick")
 
 def _grid_lines(camera, image_size) -> list[list[list[float]]]:
     """1 m grid polylines in image pixels, for the overlay."""
-    from .check import _polyline_segments, ground_extent
 
     try:
         xmin, xmax, ymin, ymax = ground_extent(camera, image_size)
@@ -47,13 +60,13 @@ def _grid_lines(camera, image_size) -> list[list[list[float]]]:
         t = np.linspace(y0, y1, 60)
         lines += [
             s.round(1).tolist()
-            for s in _polyline_segments(camera.ground_to_image(np.c_[np.full_like(t, x), t]), image_size)
+            for s in polyline_segments(camera.ground_to_image(np.c_[np.full_like(t, x), t]), image_size)
         ]
     for y in np.arange(y0, y1 + 0.5):
         t = np.linspace(x0, x1, 60)
         lines += [
             s.round(1).tolist()
-            for s in _polyline_segments(camera.ground_to_image(np.c_[t, np.full_like(t, y)]), image_size)
+            for s in polyline_segments(camera.ground_to_image(np.c_[t, np.full_like(t, y)]), image_size)
         ]
     return lines
 
@@ -68,14 +81,6 @@ def create_app(
     source: str = "",
 ):
     """The Starlette application for one frame; saving writes ``output``."""
-    import cv2
-    from starlette.applications import Starlette
-    from starlette.requests import Request
-    from starlette.responses import HTMLResponse, JSONResponse, Response
-    from starlette.routing import Route
-
-    from vigil.fileio import atomic_write_text
-    from .ground import fit_ground, parse_points, write_ground_calibration
 
     output = Path(output)
     h, w = frame.shape[:2]
@@ -137,7 +142,6 @@ def create_app(
             body = await _body(request)
             d, fit = _fit(body)
             write_ground_calibration(fit, output, cam_name, source=f"vigil calibrate pick on {source}")
-            import yaml
 
             atomic_write_text(
                 points_path, yaml.safe_dump({"points": body["points"]}, sort_keys=False, default_flow_style=None)
@@ -174,13 +178,8 @@ def serve(
     points: str | None = None,
 ) -> int:
     """Run the page until interrupted (Ctrl-C)."""
-    import uvicorn
 
-    from .cli import _read_frame
-    from .ground import load_points
-    from .intrinsics import load_intrinsics
-
-    img = _read_frame(source, frame)
+    img = read_frame(source, frame)
     intr = load_intrinsics(intrinsics) if intrinsics else None
     start = []
     if points:
@@ -189,7 +188,6 @@ def serve(
             {"name": n, "image": list(map(float, a)), "ground": list(map(float, b))} for n, a, b in zip(names, ip, gp)
         ]
     app = create_app(img, output, intrinsics=intr, name=name, points=start, source=source)
-    import socket
 
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -199,7 +197,8 @@ def serve(
         raise CalibrationError(f"--port {port}: cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     actual = sock.getsockname()[1]
     print(
-        f"open http://{host}:{actual}/ in a browser; click points, type their ground metres, Save writes {output}. Ctrl-C to stop.",
+        f"open http://{host}:{actual}/ in a browser; click points, type their ground metres, Save writes {output}. "
+        "Ctrl-C to stop.",
         flush=True,
     )
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
@@ -219,7 +218,8 @@ table{border-collapse:collapse;background:#fff}
 td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}
 tr.outlier td{background:#fdd}
 input{width:6em}
-#status{margin:8px 0;padding:6px;background:#fff;border:1px solid #ccc;min-height:1.2em;white-space:pre-wrap;max-width:560px}
+#status{margin:8px 0;padding:6px;background:#fff;border:1px solid #ccc;min-height:1.2em;
+  white-space:pre-wrap;max-width:560px}
 #status.err{border-color:#c00;color:#a00}
 button{margin:2px}
 </style></head><body>
@@ -237,7 +237,8 @@ u <input id="pu" type="number" step="0.1"> v <input id="pv" type="number" step="
 x <input id="gx" type="number" step="0.001"> y <input id="gy" type="number" step="0.001"> m
 <button id="add">Add</button></fieldset>
 <div id="status">Click the image to start.</div>
-<table id="points"><thead><tr><th>name</th><th>u</th><th>v</th><th>x m</th><th>y m</th><th>residual m</th><th>px</th><th></th></tr></thead><tbody></tbody></table>
+<table id="points"><thead><tr><th>name</th><th>u</th><th>v</th><th>x m</th><th>y m</th><th>residual m</th><th>px</th>
+<th></th></tr></thead><tbody></tbody></table>
 <p><button id="save">Save calibration</button> → <code>__OUT__</code></p>
 <div id="summary"></div>
 </div></div>
@@ -251,7 +252,9 @@ function draw() {
   ctx.clearRect(0, 0, cv.width, cv.height);
   if (lastFit && lastFit.grid) {
     ctx.strokeStyle = "rgba(0,255,255,0.55)"; ctx.lineWidth = 1;
-    for (const line of lastFit.grid) { ctx.beginPath(); line.forEach((p, i) => i ? ctx.lineTo(p[0], p[1]) : ctx.moveTo(p[0], p[1])); ctx.stroke(); }
+    for (const line of lastFit.grid) {
+      ctx.beginPath(); line.forEach((p, i) => i ? ctx.lineTo(p[0], p[1]) : ctx.moveTo(p[0], p[1])); ctx.stroke();
+    }
   }
   const res = lastFit && lastFit.points ? lastFit.points : [];
   points.forEach((p, i) => {
@@ -260,7 +263,8 @@ function draw() {
     ctx.beginPath(); ctx.arc(p.image[0], p.image[1], 6, 0, 2 * Math.PI); ctx.stroke();
     ctx.fillStyle = "#fff"; ctx.font = "12px sans-serif"; ctx.fillText(p.name, p.image[0] + 8, p.image[1] - 8);
   });
-  if (pending) { ctx.strokeStyle = "#ff0"; ctx.beginPath(); ctx.moveTo(pending[0] - 8, pending[1]); ctx.lineTo(pending[0] + 8, pending[1]);
+  if (pending) { ctx.strokeStyle = "#ff0"; ctx.beginPath();
+    ctx.moveTo(pending[0] - 8, pending[1]); ctx.lineTo(pending[0] + 8, pending[1]);
     ctx.moveTo(pending[0], pending[1] - 8); ctx.lineTo(pending[0], pending[1] + 8); ctx.stroke(); }
 }
 function table() {
@@ -269,7 +273,8 @@ function table() {
   points.forEach((p, i) => {
     const r = res[i] || {}; const tr = document.createElement("tr"); if (r.outlier) tr.className = "outlier";
     const f = (v, n) => v === undefined || v === null ? "" : Number(v).toFixed(n);
-    const cells = [p.name, f(p.image[0], 1), f(p.image[1], 1), f(p.ground[0], 3), f(p.ground[1], 3), f(r.residual_m, 3), f(r.residual_px, 2)];
+    const cells = [p.name, f(p.image[0], 1), f(p.image[1], 1), f(p.ground[0], 3), f(p.ground[1], 3),
+                   f(r.residual_m, 3), f(r.residual_px, 2)];
     for (const c of cells) { const td = document.createElement("td"); td.textContent = c; tr.appendChild(td); }
     const td = document.createElement("td"); const b = document.createElement("button"); b.textContent = "delete";
     b.className = "del"; b.onclick = () => { points.splice(i, 1); refit(); }; td.appendChild(b); tr.appendChild(td);
@@ -277,7 +282,8 @@ function table() {
   });
 }
 async function post(url) {
-  const r = await fetch(url, {method: "POST", headers: {"Content-Type": "application/json"}, body: JSON.stringify({points})});
+  const r = await fetch(url, {method: "POST", headers: {"Content-Type": "application/json"},
+                              body: JSON.stringify({points})});
   return r.json();
 }
 async function refit() {
@@ -285,7 +291,8 @@ async function refit() {
   if (points.length >= 4) {
     const d = await post("/api/fit");
     if (d.ok) { lastFit = d;
-      status(`${d.model}: ${d.inliers} of ${points.length} points used, residual RMS ${d.rms_m.toFixed(3)} m, max ${d.max_m.toFixed(3)} m` +
+      status(`${d.model}: ${d.inliers} of ${points.length} points used, ` +
+             `residual RMS ${d.rms_m.toFixed(3)} m, max ${d.max_m.toFixed(3)} m` +
              (d.outliers.length ? `\noutliers (not used): ${d.outliers.join(", ")}` : ""), false);
     } else status(d.error, true);
   } else { await post("/api/fit"); status(`${points.length} point(s): add at least 4 to fit`, false); }
@@ -298,10 +305,12 @@ cv.addEventListener("click", ev => {
   status(`pixel ${u.toFixed(1)}, ${v.toFixed(1)}: type its ground x, y (metres) and press Add`, false);
 });
 $("add").addEventListener("click", () => {
-  const u = parseFloat($("pu").value), v = parseFloat($("pv").value), x = parseFloat($("gx").value), y = parseFloat($("gy").value);
+  const u = parseFloat($("pu").value), v = parseFloat($("pv").value);
+  const x = parseFloat($("gx").value), y = parseFloat($("gy").value);
   if (![u, v].every(Number.isFinite)) { status("click the image first (or type u, v)", true); return; }
   if (![x, y].every(Number.isFinite)) { status("type the ground coordinates x, y in metres", true); return; }
-  let name = $("pname").value.trim(); if (!name) { do { seq += 1; name = "P" + seq; } while (points.some(p => p.name === name)); }
+  let name = $("pname").value.trim();
+  if (!name) { do { seq += 1; name = "P" + seq; } while (points.some(p => p.name === name)); }
   if (points.some(p => p.name === name)) { status(`a point named ${name} exists already`, true); return; }
   points.push({name, image: [u, v], ground: [x, y]}); pending = null;
   for (const id of ["pname", "pu", "pv", "gx", "gy"]) $(id).value = "";
@@ -310,7 +319,8 @@ $("add").addEventListener("click", () => {
 for (const id of ["gx", "gy"]) $(id).addEventListener("keydown", e => { if (e.key === "Enter") $("add").click(); });
 $("save").addEventListener("click", async () => {
   const d = await post("/api/save");
-  if (d.ok) { lastFit = d; table(); draw(); status(`saved ${d.saved} (${d.model}, residual RMS ${d.rms_m.toFixed(3)} m); points in ${d.points_file}`, false);
+  if (d.ok) { lastFit = d; table(); draw();
+    status(`saved ${d.saved} (${d.model}, residual RMS ${d.rms_m.toFixed(3)} m); points in ${d.points_file}`, false);
     $("status").dataset.saved = d.saved; }
   else status("not saved: " + d.error, true);
 });

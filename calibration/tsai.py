@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from vigil.geometry.camera import PinholeCamera, TsaiCamera
@@ -47,7 +48,6 @@ def tsai_to_intrinsics(cam: TsaiCamera, margin: float = 1.2, samples: int = 400)
 
 def tsai_to_pinhole(cam: TsaiCamera) -> PinholeCamera:
     """The Tsai camera as an OpenCV :class:`PinholeCamera` (world metres, ground ``Z = 0``)."""
-    import cv2
 
     intr = tsai_to_intrinsics(cam)
     rvec = cv2.Rodrigues(cam.R)[0].reshape(-1)

@@ -1,9 +1,9 @@
-"""The ``vigil`` command line.
+"""The edge node's commands: ``run``, ``status`` and ``check-config``.
 
-Commands: ``run`` (edge worker on one or all cameras of a node config), ``check-config``,
-and those registered by the other packages (``aggregator``, ``tail``, ``events`` from
-:mod:`vigil.alerts.cli`; ``models`` from :mod:`vigil.models.cli`; ``eval`` and ``bench``
-from :mod:`vigil.bench.cli`).
+:func:`add_commands` registers them on the ``vigil`` parser (:mod:`vigil.cli`). ``run``
+only turns its flags into :class:`~vigil.edge.node.RunOptions`, installs the SIGINT/SIGTERM
+handlers (a stop finishes the current frame and flushes) and calls
+:func:`vigil.edge.node.run_node`; the node is assembled there.
 """
 
 from __future__ import annotations
@@ -13,50 +13,26 @@ import json
 import logging
 import signal
 import sys
+import threading
+import time
 from pathlib import Path
 
+from vigil.edge.config import load_config
+from vigil.edge.logs import tag_camera
+from vigil.edge.node import OptionsError, RunOptions, run_node, select_cameras
+from vigil.edge.status import effective_state, read_statuses
+from vigil.geometry.calibration_io import load_camera
+
 log = logging.getLogger("vigil")
+
+__all__ = ["EXIT_OK", "EXIT_ERROR", "add_commands", "options_from_args"]
 
 EXIT_OK = 0
 EXIT_ERROR = 2
 
 
-def _user_errors() -> tuple[type[BaseException], ...]:
-    """Exceptions that mean bad input (reported in one line, no traceback)."""
-    from vigil.edge.config import ConfigError
-    from vigil.edge.sources import SourceError
-    from vigil.geometry.camera import CalibrationError
-
-    errors: list[type[BaseException]] = [ConfigError, SourceError, CalibrationError, FileNotFoundError, PermissionError]
-    try:
-        from vigil.models.darknet import DarknetError
-
-        errors.append(DarknetError)
-    except ImportError:  # pragma: no cover
-        pass
-    try:
-        from vigil.detectors.registry import ModelError
-
-        errors.append(ModelError)
-    except ImportError:  # pragma: no cover
-        pass
-    try:
-        from vigil.models.manifest import ManifestError
-
-        errors.append(ManifestError)
-    except ImportError:  # pragma: no cover
-        pass
-    from vigil.alerts.keys import KeyFileError
-
-    errors.append(KeyFileError)
-    return tuple(errors)
-
-
 # ------------------------------------------------------------------------------------ check-config
 def cmd_check_config(args: argparse.Namespace) -> int:
-    from vigil.edge.config import load_config
-    from vigil.geometry.calibration_io import load_camera
-
     cfg = load_config(args.config)
     problems = []
     for cam in cfg.cameras:
@@ -81,88 +57,35 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         for p in problems:
             print(f"  {p}", file=sys.stderr)
         return EXIT_ERROR
-    print(
-        f"{args.config}: OK ({len(cfg.cameras)} camera{'s' if len(cfg.cameras) != 1 else ''}: {', '.join(c.name for c in cfg.cameras)}; detector {cfg.detector.type})"
-    )
+    plural = "s" if len(cfg.cameras) != 1 else ""
+    names = ", ".join(c.name for c in cfg.cameras)
+    print(f"{args.config}: OK ({len(cfg.cameras)} camera{plural}: {names}; detector {cfg.detector.type})")
     return EXIT_OK
 
 
 # ------------------------------------------------------------------------------------ run
-def _run_one(cfg, cam, args, stop, status_extra: dict | None = None, detector=None) -> dict:
-    from vigil.edge.status import StatusWriter
-    from vigil.edge.worker import run_camera
-
-    sinks = []
-    publisher = None
-    writer = None
-    if args.events_out:
-        from vigil.alerts.jsonl import JsonlEventWriter
-
-        events_out = Path(args.events_out)
-        events_out.parent.mkdir(parents=True, exist_ok=True)
-        events_out.unlink(missing_ok=True)  # this run's events only, like --mot-out
-        writer = JsonlEventWriter(events_out)
-        sinks.append(writer)
-    if cfg.aggregator.publish and not args.no_publish:
-        import re
-
-        from vigil.alerts.publisher import EventPublisher
-
-        link = cfg.aggregator
-        configure = None
-        if link.keys_dir is not None:
-            from vigil.alerts.keys import client_configurator
-
-            configure = client_configurator(link.keys_dir, link.key_name or cfg.node)
-        outbox_dir = link.outbox_dir if link.outbox_dir is not None else cfg.output.dir / "outbox"
-        # one durable outbox per camera: unacknowledged events survive a restart and are resent;
-        # publisher.last_seq(cam.name) is where this camera's seq continues
-        publisher = EventPublisher(
-            link.endpoint,
-            outbox=Path(outbox_dir) / (re.sub(r"[^A-Za-z0-9._-]", "_", cam.name) + ".outbox.db"),
-            configure_socket=configure,
-        )
-        sinks.append(publisher)
-    try:
-        report = run_camera(
-            cfg,
-            cam,
-            source=args.source,
-            max_frames=args.max_frames,
-            sinks=sinks,
-            mot_out=Path(args.mot_out) if args.mot_out else None,
-            mot_classes=args.mot_classes.split(",") if args.mot_classes else None,
-            write_media=not args.no_media,
-            progress=not args.quiet,
-            stop=stop,
-            status=StatusWriter(cfg.operations.status_dir, status_extra),
-            detector=detector,
-            seq_start=publisher.last_seq(cam.name) if publisher is not None else 0,
-        )
-    finally:
-        if detector is not None and hasattr(detector, "close"):
-            detector.close()
-        if writer is not None:
-            writer.close()
-        if publisher is not None:
-            delivery = publisher.close(cfg.aggregator.flush_timeout_s)
-    result = report
-    if publisher is not None:
-        result.delivered = delivery.acknowledged
-        result.undelivered = delivery.undelivered
-    if args.events_out:
-        result.outputs["events"] = str(args.events_out)
-    return result.as_dict()
+def options_from_args(args: argparse.Namespace) -> RunOptions:
+    """``vigil run``'s flags (and the global ``-v``, ``--log-json``) as :class:`RunOptions`."""
+    return RunOptions(
+        camera=args.camera,
+        source=args.source,
+        max_frames=args.max_frames,
+        mot_out=Path(args.mot_out) if args.mot_out else None,
+        mot_classes=tuple(args.mot_classes.split(",")) if args.mot_classes else None,
+        events_out=Path(args.events_out) if args.events_out else None,
+        publish=not args.no_publish,
+        media=not args.no_media,
+        progress=not args.quiet,
+        log_level=logging.DEBUG if getattr(args, "verbose", False) else logging.INFO,
+        log_json=getattr(args, "log_json", False),
+    )
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    import threading
-
-    from vigil.edge.config import load_config
-
     cfg = load_config(args.config)
-    cams = [cfg.camera(args.camera)] if args.camera else [c for c in cfg.cameras if c.enabled]
-    if len(cams) > 1 and (args.source or args.mot_out or args.events_out):
+    options = options_from_args(args)
+    cams = select_cameras(cfg, options)
+    if len(cams) > 1 and options.single_camera_only:
         print("vigil run: --source, --mot-out and --events-out need one camera: add --camera NAME", file=sys.stderr)
         return EXIT_ERROR
 
@@ -174,40 +97,22 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGINT, _on_signal)
     signal.signal(signal.SIGTERM, _on_signal)
-
-    ops = cfg.operations
-    metrics = None
-    if ops.metrics_port is not None:
-        from vigil.edge.status import serve_metrics
-
-        metrics = serve_metrics(ops.status_dir, ops.metrics_host, ops.metrics_port)
+    if len(cams) == 1:
+        tag_camera(cams[0].name)  # this process serves one camera: its log records name it
     try:
-        if len(cams) == 1:
-            from vigil.edge.logs import tag_camera
-
-            tag_camera(cams[0].name)
-            results = [_run_one(cfg, cams[0], args, stopping.is_set)]
-        else:
-            from vigil.edge.supervisor import run_cameras
-
-            results = run_cameras(args, [c.name for c in cams], ops, stop_event=stopping)
-    finally:
-        if metrics is not None:
-            metrics.shutdown()
-    for res in results:
+        reports = run_node(cfg, options, stop=stopping)
+    except OptionsError as exc:  # pragma: no cover - checked above with the flags' names
+        print(f"vigil run: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    for rep in reports:
         if args.json:
-            print(json.dumps(res))
+            print(json.dumps(rep.as_dict()))
         else:
-            _print_report(res)
-    return EXIT_OK if all(r.get("ok", True) for r in results) else EXIT_ERROR
+            _print_report(rep.as_dict())
+    return EXIT_OK if all(r.ok for r in reports) else EXIT_ERROR
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    import time
-
-    from vigil.edge.config import load_config
-    from vigil.edge.status import effective_state, read_statuses
-
     cfg = load_config(args.config)
     statuses = {s.get("camera"): s for s in read_statuses(cfg.operations.status_dir)}
     now = time.time()
@@ -225,7 +130,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         f"node {cfg.node}: {len(rows)} camera{'s' if len(rows) != 1 else ''} (status from {cfg.operations.status_dir})"
     )
     print(
-        f"  {'camera':<20} {'state':<12} {'fps':>6} {'frames':>8} {'events':>7} {'outbox':>7} {'drops':>6} {'reconn':>6} {'restarts':>8} {'updated':>9}"
+        f"  {'camera':<20} {'state':<12} {'fps':>6} {'frames':>8} {'events':>7} {'outbox':>7} {'drops':>6} "
+        f"{'reconn':>6} {'restarts':>8} {'updated':>9}"
     )
     for r in rows:
         if "frames" not in r:
@@ -233,8 +139,9 @@ def cmd_status(args: argparse.Namespace) -> int:
             continue
         drops = int(r.get("stale_dropped", 0)) + int(r.get("corrupt_frames", 0))
         print(
-            f"  {r['camera']:<20} {r['state']:<12} {float(r.get('fps', 0)):>6.1f} {int(r['frames']):>8} {int(r.get('events', 0)):>7} "
-            f"{int(r.get('outbox_depth', 0)):>7} {drops:>6} {int(r.get('reconnects', 0)):>6} {int(r.get('restarts', 0)):>8} {r['age_s']:>7.1f} s"
+            f"  {r['camera']:<20} {r['state']:<12} {float(r.get('fps', 0)):>6.1f} {int(r['frames']):>8} "
+            f"{int(r.get('events', 0)):>7} {int(r.get('outbox_depth', 0)):>7} {drops:>6} "
+            f"{int(r.get('reconnects', 0)):>6} {int(r.get('restarts', 0)):>8} {r['age_s']:>7.1f} s"
         )
     return EXIT_OK
 
@@ -261,12 +168,8 @@ def _print_report(res: dict) -> None:
 
 
 # ------------------------------------------------------------------------------------ parser
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="vigil", description="Vigil: edge-AI video service for city safety")
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    parser.add_argument("--log-json", action="store_true", help="structured JSON logs on stderr")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
+def add_commands(sub) -> None:
+    """``run``, ``status`` and ``check-config`` on the ``vigil`` subparsers."""
     p = sub.add_parser("run", help="run the edge worker on a node config (replay a file or serve live cameras)")
     p.add_argument("--config", required=True, help="node config YAML")
     p.add_argument("--camera", help="run only this camera (default: every enabled camera)")
@@ -277,7 +180,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--mot-classes",
-        help="comma-separated detector classes written to --mot-out (default: the distance rule's classes, i.e. person)",
+        help="comma-separated detector classes written to --mot-out "
+        "(default: the distance rule's classes, i.e. person)",
     )
     p.add_argument("--events-out", help="write every event as JSON Lines")
     p.add_argument("--no-publish", action="store_true", help="do not send events to the aggregator")
@@ -294,39 +198,3 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("check-config", help="validate a node config (and its calibration files) without running")
     p.add_argument("config", help="node config YAML")
     p.set_defaults(func=cmd_check_config)
-
-    for module in (
-        "vigil.alerts.cli",
-        "vigil.models.cli",
-        "vigil.bench.cli",
-        "vigil.calibration.cli",
-        "vigil.detectors.plates.cli",
-    ):
-        try:
-            mod = __import__(module, fromlist=["add_commands"])
-        except ModuleNotFoundError as exc:
-            if exc.name != module:
-                raise
-            continue
-        mod.add_commands(sub)
-    return parser
-
-
-def _setup_logging(verbose: bool, as_json: bool) -> None:
-    from vigil.edge.logs import configure_logging
-
-    configure_logging(logging.DEBUG if verbose else logging.INFO, as_json=as_json)
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    _setup_logging(args.verbose, args.log_json)
-    try:
-        return int(args.func(args) or 0)
-    except _user_errors() as exc:
-        print(f"vigil: error: {exc}", file=sys.stderr)
-        return EXIT_ERROR
-    except KeyboardInterrupt:
-        print("vigil: interrupted", file=sys.stderr)
-        return 130

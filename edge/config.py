@@ -18,7 +18,10 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from vigil.alerts.transport import is_local_endpoint
 from vigil.detectors.registry import DetectorConfig, parse_detector_config
+from vigil.errors import UserError
+from vigil.geometry.rules.config import RulesConfig, ZoneConfig  # rule and zone models describe the ground plane
 
 __all__ = [
     "ConfigError",
@@ -31,19 +34,12 @@ __all__ = [
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """The node configuration is unreadable or invalid; the message says where."""
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-# Rule and zone models live in vigil.geometry (they describe ground-plane rules); re-exported here.
-from vigil.geometry.rules_config import (  # noqa: E402
-    RulesConfig,
-    ZoneConfig,
-)
 
 
 class TrackerConfig(_Strict):
@@ -59,7 +55,8 @@ class TrackerConfig(_Strict):
         0.95,
         gt=0,
         le=1,
-        description="Association cost limit (cost = 1 - IoU): 0.95 accepts matches down to IoU 0.05, which low-frame-rate cameras (people move a third of their width between frames at 7 fps) need",
+        description="Association cost limit (cost = 1 - IoU): 0.95 accepts matches down to IoU 0.05, which "
+        "low-frame-rate cameras (people move a third of their width between frames at 7 fps) need",
     )
     minimum_consecutive_frames: int = Field(
         2, ge=1, le=30, description="Frames a track must be seen before it is reported"
@@ -68,7 +65,8 @@ class TrackerConfig(_Strict):
         0.0,
         ge=0,
         le=10,
-        description="Keep reporting a track the detector lost (a person hidden behind another) at its predicted position for this long (seconds); such rows carry data['coasting'] = True",
+        description="Keep reporting a track the detector lost (a person hidden behind another) at its predicted "
+        "position for this long (seconds); such rows carry data['coasting'] = True",
     )
 
 
@@ -78,7 +76,8 @@ class PlatesConfig(_Strict):
     enabled: bool = Field(False, description="Read plates on this camera")
     mode: Literal["gate", "traffic"] = Field(
         "gate",
-        description="gate: search the ROI with no vehicle detector (plates large in frame); traffic: search inside tracked car/motorcycle/bus/truck detections",
+        description="gate: search the ROI with no vehicle detector (plates large in frame); traffic: search inside "
+        "tracked car/motorcycle/bus/truck detections",
     )
     roi: list[float] | None = Field(
         None,
@@ -90,7 +89,8 @@ class PlatesConfig(_Strict):
         None,
         min_length=2,
         max_length=2,
-        description="Direction line [[xa, ya], [xb, yb]] in pixels: crossing from the right of A->B to its left is 'in', the reverse 'out'",
+        description="Direction line [[xa, ya], [xb, yb]] in pixels: crossing from the right of A->B to its left is "
+        "'in', the reverse 'out'",
     )
     vehicle_classes: list[str] = Field(
         default_factory=lambda: ["car", "motorcycle", "bus", "truck"],
@@ -128,23 +128,32 @@ class PlatesConfig(_Strict):
         8,
         ge=0,
         le=1024,
-        description="Plate OCR runs in a worker thread fed by a queue of this many frames; when it is full the new frame's reading is dropped (counted) instead of blocking the video loop. 0: read inline in the video loop (deterministic; for tests and benchmarks)",
+        description="Plate OCR runs in a worker thread fed by a queue of this many frames; when it is full the new "
+        "frame's reading is dropped (counted) instead of blocking the video loop. 0: read inline in the "
+        "video loop (deterministic; for tests and benchmarks)",
     )
     detector_model: Path | None = Field(
         None,
-        description="ONNX plate/text detector with the PP-OCR DB layout (input (1, 3, H, W) float, (x/255 - 0.5)/0.5, BGR; output (1, 1, H, W) text probability); default: the PP-OCRv4 detector of rapidocr-onnxruntime; relative to the YAML file",
+        description="ONNX plate/text detector with the PP-OCR DB layout (input (1, 3, H, W) float, (x/255 - 0.5)/0.5, "
+        "BGR; output (1, 1, H, W) text probability); default: the PP-OCRv4 detector of "
+        "rapidocr-onnxruntime; relative to the YAML file",
     )
     recognizer_format: Literal["ppocr", "fast_plate_ocr"] = Field(
         "ppocr",
-        description="ppocr: CTC recogniser (input (N, 3, 48, W) float; output (N, T, 1 + len(alphabet) [+ 1]), class 0 the blank); fast_plate_ocr: fixed-size crop in, per-slot class probabilities over recognizer_alphabet out (fast-plate-ocr / fast-alpr / open-image-models)",
+        description="ppocr: CTC recogniser (input (N, 3, 48, W) float; output (N, T, 1 + len(alphabet) [+ 1]), class "
+        "0 the blank); fast_plate_ocr: fixed-size crop in, per-slot class probabilities over "
+        "recognizer_alphabet out (fast-plate-ocr / fast-alpr / open-image-models)",
     )
     recognizer_model: Path | None = Field(
         None,
-        description="ONNX plate recogniser (see recognizer_format); default: the PP-OCRv4 recogniser of rapidocr-onnxruntime; relative to the YAML file",
+        description="ONNX plate recogniser (see recognizer_format); default: the PP-OCRv4 recogniser of "
+        "rapidocr-onnxruntime; relative to the YAML file",
     )
     recognizer_alphabet: str | None = Field(
         None,
-        description="ppocr: the characters after the CTC blank (default: the model's metadata); fast_plate_ocr (required): one character per output class in order, the pad character included, e.g. '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_'",
+        description="ppocr: the characters after the CTC blank (default: the model's metadata); fast_plate_ocr "
+        "(required): one character per output class in order, the pad character included, e.g. "
+        "'0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_'",
     )
     recognizer_pad: str = Field(
         "_",
@@ -156,11 +165,13 @@ class PlatesConfig(_Strict):
         None,
         min_length=2,
         max_length=2,
-        description="fast_plate_ocr: input [height, width] in pixels (default: the model's input shape, else [64, 128])",
+        description="fast_plate_ocr: input [height, width] in pixels (default: the model's input shape, else [64, "
+        "128])",
     )
     recognizer_channels: Literal[1, 3] = Field(
         1,
-        description="fast_plate_ocr: 1 (grayscale) or 3 (RGB) input channels; uint8 0-255 (float32 with the same values if the model's input is float), NHWC (NCHW when the model's shape says so)",
+        description="fast_plate_ocr: 1 (grayscale) or 3 (RGB) input channels; uint8 0-255 (float32 with the same "
+        "values if the model's input is float), NHWC (NCHW when the model's shape says so)",
     )
 
     @model_validator(mode="after")
@@ -240,11 +251,14 @@ class AggregatorLinkConfig(_Strict):
     )
     outbox_dir: Path | None = Field(
         None,
-        description="Folder of the durable event outboxes (one SQLite file per camera, CAMERA.outbox.db): events wait there until the aggregator acknowledges them, across restarts, and each camera's seq continues from it; default <output.dir>/outbox; relative to the working directory",
+        description="Folder of the durable event outboxes (one SQLite file per camera, CAMERA.outbox.db): events wait "
+        "there until the aggregator acknowledges them, across restarts, and each camera's seq continues "
+        "from it; default <output.dir>/outbox; relative to the working directory",
     )
     keys_dir: Path | None = Field(
         None,
-        description="CURVE keys folder holding KEY_NAME.key_secret and aggregator.key (see `vigil keys new`); required for a non-loopback endpoint; relative to the working directory",
+        description="CURVE keys folder holding KEY_NAME.key_secret and aggregator.key (see `vigil keys new`); "
+        "required for a non-loopback endpoint; relative to the working directory",
     )
     key_name: str | None = Field(None, description="This node's key name in keys_dir (default: the node name)")
 
@@ -257,8 +271,6 @@ class AggregatorLinkConfig(_Strict):
 
     @model_validator(mode="after")
     def _security(self) -> "AggregatorLinkConfig":
-        from vigil.alerts.transport import is_local_endpoint
-
         if self.publish and self.keys_dir is None and not is_local_endpoint(self.endpoint):
             raise ValueError(f"endpoint {self.endpoint} is not loopback: set keys_dir (CURVE keys) to reach it")
         if self.key_name is not None and self.keys_dir is None:
@@ -280,7 +292,8 @@ class OperationsConfig(_Strict):
 
     status_dir: Path = Field(
         Path("out/status"),
-        description="Folder where each camera worker writes its status (CAMERA.json) for `vigil status` and the metrics endpoint; relative to the working directory",
+        description="Folder where each camera worker writes its status (CAMERA.json) for `vigil status` and the "
+        "metrics endpoint; relative to the working directory",
     )
     metrics_port: int | None = Field(
         None, ge=1, le=65535, description="Serve Prometheus metrics on this port (null: no endpoint)"
@@ -290,7 +303,8 @@ class OperationsConfig(_Strict):
         5,
         ge=0,
         le=1000,
-        description="Restarts of a crashed or stuck worker allowed within restart_window_s; then the camera is marked failed",
+        description="Restarts of a crashed or stuck worker allowed within restart_window_s; then the camera is marked "
+        "failed",
     )
     restart_window_s: float = Field(300.0, gt=0, le=86400, description="Window for max_restarts (seconds)")
     restart_backoff_s: float = Field(
@@ -313,13 +327,15 @@ class OperationsConfig(_Strict):
     )
     shared_detector: bool = Field(
         True,
-        description="With several cameras, run one detector process shared by all of them (frames through shared memory, batches across cameras) instead of one model per worker",
+        description="With several cameras, run one detector process shared by all of them (frames through shared "
+        "memory, batches across cameras) instead of one model per worker",
     )
     detector_max_batch: int = Field(
         2,
         ge=1,
         le=64,
-        description="Largest batch the shared detector forms across cameras (CPU: 1-2; GPU: up to the number of cameras)",
+        description="Largest batch the shared detector forms across cameras (CPU: 1-2; GPU: up to the number of "
+        "cameras)",
     )
     detector_max_wait_ms: float = Field(
         5.0, ge=0, le=1000, description="How long the shared detector waits to fill a batch (milliseconds)"
@@ -468,13 +484,11 @@ def _resolve_paths(cfg: NodeConfig, base: Path) -> NodeConfig:
     return cfg.model_copy(update={"cameras": cameras, "detector": _resolve_detector_paths(cfg.detector, base)})
 
 
-# detector settings that name files; relative ones are relative to the config file
-_DETECTOR_FILE_FIELDS = ("model", "class_names", "darknet_cfg", "darknet_weights", "tensorrt_cache")
-
-
 def _resolve_detector_paths(det: Any, base: Path) -> Any:
+    """Resolve the detector settings that name files (each backend config lists them in its
+    ``file_fields``) relative to the config file's folder."""
     update: dict[str, Any] = {}
-    for name in _DETECTOR_FILE_FIELDS:
+    for name in getattr(type(det), "file_fields", ()):
         value = getattr(det, name, None)
         if isinstance(value, Path):
             update[name] = _resolve_path(value, base)

@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 
 from vigil.detectors.detections import Detections
+from vigil.fileio import atomic_write
 
 __all__ = ["MotWriter", "AnnotatedVideo", "BirdsEye", "track_colour"]
 
@@ -34,6 +35,12 @@ def track_colour(track_id: int) -> tuple[int, int, int]:
 
 
 class _AtomicFile:
+    """A file written as a stream under a temporary name and renamed over ``path`` on success.
+
+    :func:`vigil.fileio.atomic_write` takes the whole content at once; the MOT lines and the
+    video frames of a replay arrive one frame at a time, so these writers keep the file open.
+    """
+
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -170,15 +177,19 @@ class BirdsEye:
             )
         for pa, pb in self._violations:
             cv2.line(img, to_px(pa), to_px(pb), (0, 0, 255), 2, cv2.LINE_AA)
-        label = f"{title}  grid 1 m  x {lo[0]:.0f}..{hi[0]:.0f} m, y {lo[1]:.0f}..{hi[1]:.0f} m  tracks {len(self._paths)}  violations {len(self._violations)}"
+        label = (
+            f"{title}  grid 1 m  x {lo[0]:.0f}..{hi[0]:.0f} m, y {lo[1]:.0f}..{hi[1]:.0f} m  "
+            f"tracks {len(self._paths)}  violations {len(self._violations)}"
+        )
         cv2.putText(img, label.strip(), (6, 19), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
         return img
 
     def save(self, path: Path, title: str = "") -> Path:
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.stem}.part.png")
-        if not cv2.imwrite(str(tmp), self.render(title)):
-            raise OSError(f"{path}: cannot write PNG")
-        os.replace(tmp, path)
-        return path
+        image = self.render(title)
+
+        def write(tmp: Path) -> None:
+            if not cv2.imwrite(str(tmp), image):
+                raise OSError(f"{path}: cannot write PNG")
+
+        return atomic_write(path, write)

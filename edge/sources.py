@@ -21,6 +21,8 @@ from typing import Iterator
 import cv2
 import numpy as np
 
+from vigil.errors import UserError
+
 log = logging.getLogger(__name__)
 
 __all__ = ["Frame", "SourceError", "SourceStats", "FileSource", "LiveSource", "open_source"]
@@ -29,7 +31,7 @@ __all__ = ["Frame", "SourceError", "SourceStats", "FileSource", "LiveSource", "o
 _MAX_CONSECUTIVE_BAD = 50
 
 
-class SourceError(RuntimeError):
+class SourceError(UserError, RuntimeError):
     """A source cannot be opened or read; the message names it."""
 
 

@@ -11,10 +11,14 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from pathlib import Path
 from typing import Iterator
+
+from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+from vigil.fileio import atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -25,13 +29,8 @@ STALE_AFTER_S = 5.0
 
 
 def write_status(status_dir: Path, status: dict) -> None:
-    """Atomically (re)write ``status_dir/<camera>.json``."""
-    status_dir = Path(status_dir)
-    status_dir.mkdir(parents=True, exist_ok=True)
-    path = status_dir / f"{status['camera']}.json"
-    tmp = status_dir / f".{status['camera']}.json.{os.getpid()}.tmp"
-    tmp.write_text(json.dumps(status, separators=(",", ":")), encoding="utf-8")
-    os.replace(tmp, path)
+    """Atomically (re)write ``status_dir/<camera>.json`` (no fsync: it is rewritten every second)."""
+    atomic_write_text(Path(status_dir) / f"{status['camera']}.json", json.dumps(status, separators=(",", ":")))
 
 
 def read_statuses(status_dir: Path) -> Iterator[dict]:
@@ -40,6 +39,8 @@ def read_statuses(status_dir: Path) -> Iterator[dict]:
     if not status_dir.is_dir():
         return
     for path in sorted(status_dir.glob("*.json")):
+        if path.name.startswith("."):  # a status being written (vigil.fileio's temporary file)
+            continue
         try:
             yield json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
@@ -76,8 +77,6 @@ class StatusCollector:
         self.status_dir = Path(status_dir)
 
     def collect(self):
-        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
-
         now = time.time()
         up = GaugeMetricFamily(
             "vigil_camera_up", "1 when the camera's worker runs and its source delivers frames", labels=["camera"]
@@ -155,8 +154,6 @@ class StatusCollector:
 
 def serve_metrics(status_dir: Path, host: str, port: int):
     """Start the Prometheus endpoint (``/metrics``) in a daemon thread; returns the server."""
-    from prometheus_client import CollectorRegistry, start_http_server
-
     registry = CollectorRegistry(auto_describe=True)
     registry.register(StatusCollector(status_dir))
     server, _thread = start_http_server(port, addr=host, registry=registry)

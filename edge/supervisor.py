@@ -1,7 +1,9 @@
 """The node supervisor: one worker process per camera, restarted when it crashes or sticks.
 
-- Each camera runs :func:`vigil.edge.worker.run_camera` in its own process (``spawn``: no
-  state shared by accident), writing its status file (:mod:`vigil.edge.status`).
+- Each camera runs :func:`vigil.edge.runner.camera_process` in its own process (``spawn``: no
+  state shared by accident), which gets the validated config and the typed
+  :class:`~vigil.edge.runner.RunOptions` (pickled: the YAML is read once, by the caller)
+  and writes its status file (:mod:`vigil.edge.status`).
 - A worker that exits with an error, or whose status shows no frame for
   ``operations.stuck_after_s`` while its source is connected (or no status at all for that
   long), is killed and restarted after a backoff that doubles within the window. More than
@@ -13,53 +15,22 @@
 
 from __future__ import annotations
 
-import argparse
 import logging
 import multiprocessing as mp
 import queue as queue_mod
-import signal
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
+from vigil.detectors.shared import DetectorServer
+from vigil.edge.config import NodeConfig
+from vigil.edge.runner import EXIT_BAD_INPUT, CameraReport, RunOptions, camera_process
 from vigil.edge.status import read_statuses, write_status
 
 log = logging.getLogger(__name__)
 
 __all__ = ["Supervisor", "run_cameras"]
-
-_EXIT_BAD_INPUT = 2  # vigil.edge.cli.EXIT_ERROR
-
-
-def _worker(args: argparse.Namespace, camera: str, restarts: int, results, detector=None) -> None:
-    """Process entry point for one camera."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor forwards a stop as SIGTERM
-    stopping = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
-    from vigil.edge.cli import EXIT_ERROR, _run_one, _setup_logging, _user_errors
-    from vigil.edge.config import load_config
-
-    _setup_logging(getattr(args, "verbose", False), getattr(args, "log_json", False))
-    from vigil.edge.logs import tag_camera
-
-    tag_camera(camera)
-    args.quiet = True
-    try:
-        cfg = load_config(args.config)
-        res = _run_one(
-            cfg, cfg.camera(camera), args, stopping.is_set, status_extra={"restarts": restarts}, detector=detector
-        )
-        res["ok"] = True
-        results.put(res)
-    except _user_errors() as exc:  # bad input: restarting cannot help
-        log.error("camera %s: %s", camera, exc, extra={"camera": camera})
-        results.put({"camera": camera, "ok": False, "error": f"{type(exc).__name__}: {exc}"})
-        raise SystemExit(EXIT_ERROR) from None
-    except Exception as exc:  # noqa: BLE001 - reported to the supervisor, then the process fails
-        log.exception("camera %s: worker failed", camera, extra={"camera": camera})
-        results.put({"camera": camera, "ok": False, "error": f"{type(exc).__name__}: {exc}"})
-        raise SystemExit(1) from None
 
 
 @dataclass
@@ -72,15 +43,17 @@ class _Camera:
     next_start: float = 0.0
     done: bool = False
     failed: bool = False
-    result: dict | None = None
+    result: CameraReport | None = None
 
 
 class Supervisor:
-    """See the module docstring. ``args``: the ``vigil run`` arguments (``config`` at least)."""
+    """See the module docstring. ``config``: the validated node config (handed to every worker
+    process as is); ``options``: how to run it; ``cameras``: the names of the cameras to run."""
 
-    def __init__(self, args: argparse.Namespace, cameras: list[str], ops) -> None:
-        self.args = args
-        self.ops = ops
+    def __init__(self, config: NodeConfig, options: RunOptions, cameras: list[str]) -> None:
+        self.config = config
+        self.options = options
+        self.ops = config.operations
         self.ctx = mp.get_context("spawn")
         self.results = self.ctx.Queue()
         self.cams = {name: _Camera(name) for name in cameras}
@@ -88,12 +61,8 @@ class Supervisor:
         self.server = None  # the shared detector process, when several cameras share one
 
     def _start_detector_server(self) -> None:
-        from vigil.detectors.shared import DetectorServer
-        from vigil.edge.config import load_config
-
-        cfg = load_config(self.args.config)
         self.server = DetectorServer(
-            cfg.detector, max_batch=self.ops.detector_max_batch, max_wait_ms=self.ops.detector_max_wait_ms
+            self.config.detector, max_batch=self.ops.detector_max_batch, max_wait_ms=self.ops.detector_max_wait_ms
         ).start()
         log.info("shared detector process started (pid %s, max batch %d)", self.server.pid, self.ops.detector_max_batch)
 
@@ -104,8 +73,8 @@ class Supervisor:
     def _start(self, cam: _Camera) -> None:
         client = self.server.client(cam.name) if self.server is not None else None
         cam.proc = self.ctx.Process(
-            target=_worker,
-            args=(self.args, cam.name, cam.total_restarts, self.results, client),
+            target=camera_process,
+            args=(self.config, self.options, cam.name, cam.total_restarts, self.results, client),
             name=f"vigil-worker:{cam.name}",
         )
         cam.proc.start()
@@ -162,12 +131,12 @@ class Supervisor:
                 res = self.results.get_nowait()
             except queue_mod.Empty:
                 return
-            cam = self.cams.get(res.get("camera"))
+            cam = self.cams.get(res.camera)
             if cam is not None:
                 cam.result = res
 
     # ------------------------------------------------------------------ main loop
-    def run(self, poll_s: float = 0.5) -> list[dict]:
+    def run(self, poll_s: float = 0.5) -> list[CameraReport]:
         """Run until every camera is done or failed, or :meth:`stop`; returns one report per camera."""
         if self.ops.shared_detector and len(self.cams) > 1:
             self._start_detector_server()
@@ -177,7 +146,7 @@ class Supervisor:
             if self.server is not None:
                 self.server.stop()
 
-    def _supervise(self, poll_s: float) -> list[dict]:
+    def _supervise(self, poll_s: float) -> list[CameraReport]:
         for cam in self.cams.values():
             self._start(cam)
         while not self._stop.is_set():
@@ -204,7 +173,7 @@ class Supervisor:
                     if cam.proc.exitcode == 0:
                         cam.done = True
                         continue
-                    if cam.proc.exitcode == _EXIT_BAD_INPUT:
+                    if cam.proc.exitcode == EXIT_BAD_INPUT:
                         cam.failed = True  # a config, calibration or missing-file error: restarting cannot help
                         log.error("camera %s: bad input; not restarting", cam.name, extra={"camera": cam.name})
                         write_status(
@@ -213,7 +182,7 @@ class Supervisor:
                                 "camera": cam.name,
                                 "state": "failed",
                                 "updated": time.time(),
-                                "error": (cam.result or {}).get("error", "bad input"),
+                                "error": (cam.result.error if cam.result is not None else None) or "bad input",
                                 "restarts": cam.total_restarts,
                             },
                         )
@@ -232,11 +201,10 @@ class Supervisor:
         self._drain_results()
         out = []
         for cam in self.cams.values():
-            res = cam.result or {"camera": cam.name, "ok": False, "error": "no report"}
+            res = cam.result or CameraReport(cam.name, ok=False, error="no report", supervised=True)
             if cam.failed:
-                res = {**res, "ok": False, "error": res.get("error") or "failed"}
-            res["restarts"] = cam.total_restarts
-            out.append(res)
+                res = replace(res, ok=False, error=res.error or "failed")
+            out.append(replace(res, restarts=cam.total_restarts))
         return out
 
     def _shutdown(self) -> None:
@@ -253,10 +221,10 @@ class Supervisor:
 
 
 def run_cameras(
-    args: argparse.Namespace, cameras: list[str], ops, stop_event: threading.Event | None = None
-) -> list[dict]:
-    """Supervise ``cameras`` until they finish or ``stop_event`` is set."""
-    sup = Supervisor(args, cameras, ops)
+    config: NodeConfig, options: RunOptions, cameras: list[str], stop_event: threading.Event | None = None
+) -> list[CameraReport]:
+    """Supervise ``cameras`` of ``config`` until they finish or ``stop_event`` is set."""
+    sup = Supervisor(config, options, cameras)
     if stop_event is not None:
         threading.Thread(target=lambda: (stop_event.wait(), sup.stop()), daemon=True).start()
     return sup.run()

@@ -12,6 +12,11 @@ import warnings
 
 import numpy as np
 
+with warnings.catch_warnings():
+    # 0.30.x marks ByteTrack deprecated in favour of `trackers`; see the module docstring.
+    warnings.simplefilter("ignore", FutureWarning)
+    import supervision as sv
+
 from vigil.detectors.detections import Detections
 
 __all__ = ["Tracker"]
@@ -36,8 +41,6 @@ class Tracker:
         with warnings.catch_warnings():
             # 0.30.x marks ByteTrack deprecated in favour of `trackers`; see the module docstring.
             warnings.simplefilter("ignore", FutureWarning)
-            import supervision as sv
-
             # supervision keeps a lost track for int(frame_rate / 30 * lost_track_buffer) frames
             self._bt = sv.ByteTrack(
                 track_activation_threshold=track_activation_threshold,

@@ -9,18 +9,29 @@ be delivered is reported, never silently dropped.
 from __future__ import annotations
 
 import logging
+import os
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Protocol
 
 import numpy as np
+from tqdm import tqdm
 
-from vigil.alerts.events import Event, utc_iso
+from vigil.alarm import AlarmChange
+from vigil.alerts.events import Event, event_from_change, event_from_heatmap, utc_iso
 from vigil.detectors.detections import Detections
+from vigil.detectors.registry import build_detector
 from vigil.edge.config import CameraConfig, ConfigError, NodeConfig
+from vigil.edge.outputs import AnnotatedVideo, BirdsEye, MotWriter
 from vigil.edge.sources import Frame, open_source
 from vigil.edge.tracking import Tracker
+from vigil.edge.voice import VoiceReminder
+from vigil.geometry.calibration_io import load_camera
+from vigil.geometry.rules import RulesEngine
+from vigil.geometry.zones import ZoneError
+from vigil.plates.pipeline import PlatePipeline
 
 log = logging.getLogger(__name__)
 
@@ -92,11 +103,6 @@ class CameraPipeline:
         wall_t0: float | None = None,
         seq_start: int = 0,
     ) -> None:
-        from vigil.detectors.registry import build_detector
-        from vigil.geometry.calibration_io import load_camera
-        from vigil.geometry.rules import RulesEngine
-        from vigil.geometry.zones import ZoneError
-
         self.node = node
         self.camera = camera
         self.model = load_camera(camera.calibration)
@@ -115,7 +121,8 @@ class CameraPipeline:
         unknown = sorted(self.engine.classes - set(self.class_names))
         if unknown:
             raise ConfigError(
-                f"camera {camera.name!r}: rules name classes {unknown} that are not classes of the detector ({self.class_names})"
+                f"camera {camera.name!r}: rules name classes {unknown} "
+                f"that are not classes of the detector ({self.class_names})"
             )
         self.engine_classes = np.array(
             [i for i, n in enumerate(self.class_names) if n in self.engine.classes], np.int64
@@ -123,8 +130,6 @@ class CameraPipeline:
         self.voice = None
         v = camera.rules.voice
         if v.enabled:
-            from vigil.edge.voice import VoiceReminder
-
             self.voice = VoiceReminder(v.message, v.voice, v.speed_wpm, v.min_interval_s)
             self.voice_zones_off = {z.name for z in camera.zones if not z.voice}
         self.wall_t0 = time.time() if wall_t0 is None else wall_t0
@@ -137,51 +142,18 @@ class CameraPipeline:
         self._heatmap_next: float | None = None
         self.plates = None
         if camera.plates.enabled:
-            from vigil.edge.plates import PlatePipeline
-
             self.plates = PlatePipeline(camera.plates, camera.name)
 
     # -------------------------------------------------------------------------------------
-    #: rule name (vigil.geometry.rules) -> event type
-    EVENT_TYPES = {
-        "distance": "distance_violation",
-        "contact": "contact_time",
-        "occupancy": "occupancy_limit",
-        "density": "density_limit",
-        "queue": "queue_spacing",
-        "risk": "risk_level",
-    }
-
-    def _event(self, change, frame: Frame) -> Event:
-        """A :class:`RuleChange` as an event: track ids, world positions, metric, threshold."""
+    def _event(self, change: AlarmChange, frame: Frame) -> Event:
+        """An :class:`AlarmChange` (a rule's or a plate pass's) as the camera's next event."""
         self.seq += 1
-        r3 = lambda x: None if x is None else round(float(x), 3)  # noqa: E731
-        payload = {
-            "rule": change.rule,
-            "tracks": [int(t) for t in change.tracks],
-            "positions_m": {str(k): [r3(v[0]), r3(v[1])] for k, v in change.positions.items()},
-            "metric": change.metric,
-            "value": r3(change.value),
-            "threshold": r3(change.threshold),
-            "zone": change.zone,
-            "duration_s": round(float(change.duration_s), 2),
-            "frame": frame.index,
-        }
-        if change.rule == "distance":
-            payload.update(distance_m=r3(change.value), min_distance_m=r3(change.worst), threshold_m=change.threshold)
-        else:
-            payload["worst"] = r3(change.worst)
-        if change.reason:
-            payload["reason"] = change.reason
-        payload.update({k: v for k, v in change.extra.items() if k not in payload})
-        return Event(
-            type=self.EVENT_TYPES.get(change.rule, change.rule),
+        return event_from_change(
+            change,
             camera=self.camera.name,
             seq=self.seq,
-            time=utc_iso(self.wall_t0 + frame.timestamp),
-            severity=change.severity,
-            state=change.state,
-            payload=payload,
+            time=utc_iso(self.wall_t0 + change.timestamp_s),
+            frame=frame.index,
         )
 
     def _heatmap_events(self, frame: Frame, final: bool = False) -> list[Event]:
@@ -197,28 +169,17 @@ class CameraPipeline:
             return []
         while self._heatmap_next <= frame.timestamp:
             self._heatmap_next += self.heatmap_interval_s
-        hm = self.engine.heatmap
-        cfg = self.camera.rules.heatmap
         self.seq += 1
-        payload = {
-            "rule": "heatmap",
-            "layers": hm.compact(cfg.publish_max_cells),
-            "bounds_m": [round(b, 3) for b in hm.bounds],
-            "decay_tau_s": hm.decay_tau_s,
-            "final": final,
-            "frame": frame.index,
-        }
-        return [
-            Event(
-                type="heatmap",
-                camera=self.camera.name,
-                seq=self.seq,
-                time=utc_iso(self.wall_t0 + frame.timestamp),
-                severity="info",
-                state="update",
-                payload=payload,
-            )
-        ]
+        event = event_from_heatmap(
+            self.engine.heatmap,
+            camera=self.camera.name,
+            seq=self.seq,
+            time=utc_iso(self.wall_t0 + frame.timestamp),
+            frame=frame.index,
+            max_cells=self.camera.rules.heatmap.publish_max_cells,
+            final=final,
+        )
+        return [event]
 
     def _voice(self, changes) -> None:
         if self.voice is None:
@@ -256,8 +217,8 @@ class CameraPipeline:
                 self.open_pairs.add(pair)
         events.extend(self._heatmap_events(frame))
         if self.plates is not None:
-            specs = self.plates.process(frame.image, frame.timestamp, tracked, self.class_names)
-            events.extend(self._plate_event(spec, frame) for spec in specs)
+            plate_changes = self.plates.process(frame.image, frame.timestamp, tracked, self.class_names)
+            events.extend(self._event(ch, frame) for ch in plate_changes)
         t5 = time.perf_counter()
         self.track_ids.update(int(t) for t in tracked.tracker_id)
         for name, dt in zip(
@@ -279,21 +240,8 @@ class CameraPipeline:
         events = [self._event(ch, frame) for ch in changes]
         events.extend(self._heatmap_events(frame, final=True))
         if self.plates is not None:
-            events.extend(self._plate_event(spec, frame) for spec in self.plates.flush())
+            events.extend(self._event(ch, frame) for ch in self.plates.flush())
         return events, changes
-
-    def _plate_event(self, spec: dict, frame: Frame) -> Event:
-        """A plate pipeline event spec (``plate_hit`` / ``plate_transit``) as an event."""
-        self.seq += 1
-        return Event(
-            type=spec["type"],
-            camera=self.camera.name,
-            seq=self.seq,
-            time=utc_iso(self.wall_t0 + float(spec.get("time_s", frame.timestamp))),
-            severity=spec["severity"],
-            state=spec["state"],
-            payload={**spec["payload"], "frame": frame.index},
-        )
 
 
 def run_camera(
@@ -320,8 +268,6 @@ def run_camera(
     snapshot dict (see :class:`StatusReporter`), also while the source is down; it also
     interrupts a live source's wait when ``stop()`` turns true.
     """
-    from vigil.edge.outputs import AnnotatedVideo, BirdsEye, MotWriter
-
     src = open_source(source or camera.source, fps=camera.fps, loop=camera.loop)
     fps = getattr(src, "fps", None) or camera.fps or 25.0
     pipeline = CameraPipeline(node, camera, fps=fps, detector=detector, seq_start=seq_start)
@@ -348,8 +294,6 @@ def run_camera(
 
     bar = None
     if progress:
-        from tqdm import tqdm
-
         bar = tqdm(total=total, unit="frame", desc=camera.name, disable=None, leave=False)
 
     def emit(events: list[Event]) -> None:
@@ -442,8 +386,9 @@ class StatusReporter:
     ``failed``), ``pid``, ``updated`` (UNIX time), ``frames``, ``fps`` (over the last
     interval), ``stages_ms`` (mean per frame over the last interval), ``corrupt_frames``,
     ``stale_dropped``, ``reconnects``, ``connected``, ``events``, ``outbox_depth`` (events not
-    yet acknowledged), ``queue_depth`` (frames waiting in a shared detector), ``seconds_since_frame``, ``seconds_since_event``;
-    with plate reading also ``plate_queue_depth``, ``plate_queued``, ``plate_dropped``, ``plate_processed``, ``plate_errors``.
+    yet acknowledged), ``queue_depth`` (frames waiting in a shared detector), ``seconds_since_frame``,
+    ``seconds_since_event``; with plate reading also ``plate_queue_depth``, ``plate_queued``,
+    ``plate_dropped``, ``plate_processed``, ``plate_errors``.
     """
 
     def __init__(
@@ -457,8 +402,6 @@ class StatusReporter:
         interval_s: float,
         stop,
     ) -> None:
-        import threading
-
         self.camera, self.report, self.pipeline, self.src, self.sinks = camera, report, pipeline, src, sinks
         self.sink, self.interval_s, self.stop = sink, interval_s, stop
         self._done = threading.Event()
@@ -470,8 +413,6 @@ class StatusReporter:
         self._thread.start()
 
     def snapshot(self, state: str | None = None) -> dict:
-        import os
-
         now = time.monotonic()
         t_prev, n_prev, st_prev = self._last
         n = self.report.frames

@@ -30,7 +30,7 @@ def test_ap_counts_missed_ground_truth_and_handles_empty():
 
 
 def test_eval_detect_scores_real_frames(vtest: Path, pets_gt: Path, default_model, capsys):
-    from vigil.edge.cli import main
+    from vigil.cli import main
 
     assert main(["eval", "detect", "--video", str(vtest), "--gt", str(pets_gt), "--frames", "0:12", "--json"]) == 0
     res = json.loads(capsys.readouterr().out)
@@ -40,7 +40,7 @@ def test_eval_detect_scores_real_frames(vtest: Path, pets_gt: Path, default_mode
 
 
 def test_bench_detect_reports_both_rates_and_every_stage(vtest: Path, default_model, capsys):
-    from vigil.edge.cli import main
+    from vigil.cli import main
 
     cfg = REPO / "deploy" / "examples" / "pets2009-s2l1.yaml"
     assert main(["bench", "detect", "--config", str(cfg), "--source", str(vtest), "--frames", "5", "--json"]) == 0

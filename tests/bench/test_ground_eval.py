@@ -28,7 +28,7 @@ def test_bench_geometry_smoke():
 
 
 def test_bench_geometry_cli(capsys):
-    from vigil.edge.cli import main
+    from vigil.cli import main
 
     assert main(["bench", "geometry", "--people", "30", "--frames", "2", "--no-growth", "--json"]) == 0
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])

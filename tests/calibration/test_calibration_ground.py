@@ -118,7 +118,8 @@ def test_acceptance_pets_plaza_with_intrinsics(tsai, tmp_path, frame_png, capsys
     assert cal.model == "pinhole" and cal.image_size == (768, 576)
     err = ground_error(cam, tsai, walking_area_grid(tsai))
     print(
-        f"pinhole+distortion from 8 points vs Tsai over the walking area: max {err.max():.2e} m, median {np.median(err):.2e} m"
+        f"pinhole+distortion from 8 points vs Tsai over the walking area: max {err.max():.2e} m, median "
+        f"{np.median(err):.2e} m"
     )
     assert err.max() < 0.10
 

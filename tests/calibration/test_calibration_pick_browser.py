@@ -34,11 +34,11 @@ def server(tmp_path):
     _need()
     import uvicorn
 
-    from vigil.calibration.cli import _read_frame
+    from vigil.calibration.frames import read_frame
     from vigil.calibration.pick import create_app
 
     out = tmp_path / "out" / "view1.calib.yaml"
-    app = create_app(_read_frame(str(VTEST), 0), out, source=str(VTEST))
+    app = create_app(read_frame(str(VTEST), 0), out, source=str(VTEST))
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]

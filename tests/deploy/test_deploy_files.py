@@ -33,7 +33,7 @@ def test_systemd_unit_verifies_clean(unit: Path, tmp_path: Path):
     proc = subprocess.run(
         ["systemd-analyze", "verify", str(tmp_path / unit.name)], capture_output=True, text=True, timeout=60
     )
-    own = [l for l in (proc.stdout + proc.stderr).splitlines() if unit.name in l]
+    own = [line for line in (proc.stdout + proc.stderr).splitlines() if unit.name in line]
     assert proc.returncode == 0 and not own, proc.stdout + proc.stderr
 
 

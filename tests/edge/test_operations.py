@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import signal
@@ -14,7 +13,8 @@ import time
 import urllib.request
 from pathlib import Path
 
-from vigil.edge.config import OperationsConfig, parse_config
+from vigil.edge.config import CameraConfig, NodeConfig, OperationsConfig, parse_config
+from vigil.edge.node import RunOptions
 from vigil.edge.status import effective_state, read_statuses, write_status
 
 REPO = Path(__file__).resolve().parents[2]
@@ -115,20 +115,7 @@ def test_supervisor_restarts_a_killed_worker_and_stops_gracefully(tmp_path: Path
 
     cfg_path = _config(tmp_path, vtest, ["cam-a", "cam-b"])
     cfg = parse_config(cfg_path.read_text(), base_dir=tmp_path)
-    args = argparse.Namespace(
-        config=str(cfg_path),
-        source=None,
-        max_frames=None,
-        mot_out=None,
-        mot_classes=None,
-        events_out=None,
-        no_publish=True,
-        no_media=True,
-        quiet=True,
-        verbose=False,
-        log_json=False,
-    )
-    sup = Supervisor(args, ["cam-a", "cam-b"], cfg.operations)
+    sup = Supervisor(cfg, RunOptions(publish=False, media=False, progress=False), ["cam-a", "cam-b"])
     import threading
 
     results: list = []
@@ -151,7 +138,7 @@ def test_supervisor_restarts_a_killed_worker_and_stops_gracefully(tmp_path: Path
         sup.stop()
         runner.join(120)
     assert not runner.is_alive()
-    by_cam = {r["camera"]: r for r in results}
+    by_cam = {r.camera: r.as_dict() for r in results}
     assert by_cam["cam-a"]["restarts"] == 1 and by_cam["cam-a"]["ok"]
     assert by_cam["cam-b"]["ok"] and by_cam["cam-b"]["frames"] > 0
     assert {s["camera"]: s["state"] for s in read_statuses(tmp_path / "status")} == {
@@ -164,7 +151,8 @@ def test_restart_limit_marks_a_camera_failed(tmp_path: Path):
     from vigil.edge.supervisor import Supervisor
 
     ops = OperationsConfig(status_dir=tmp_path, max_restarts=2, restart_window_s=60, restart_backoff_s=0)
-    sup = Supervisor(argparse.Namespace(config="x"), ["c"], ops)
+    cfg = NodeConfig(operations=ops, cameras=[CameraConfig(name="c", source="x.avi", calibration=Path("x.yaml"))])
+    sup = Supervisor(cfg, RunOptions(), ["c"])
     cam = sup.cams["c"]
     sup._restart_or_fail(cam, "crash 1")
     sup._restart_or_fail(cam, "crash 2")

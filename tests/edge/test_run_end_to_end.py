@@ -10,7 +10,7 @@ from pathlib import Path
 
 from vigil.alerts.aggregator import Aggregator
 from vigil.alerts.store import EventStore
-from vigil.edge.cli import main
+from vigil.cli import main
 
 FRAMES = 25
 
@@ -184,7 +184,8 @@ def test_replay_with_the_heat_map_publishes_heatmap_events(tmp_path: Path, vtest
         cfg.read_text().replace(
             "      distance: {threshold_m: 3.0, min_duration_s: 0, end_after_s: 1.0}",
             "      distance: {threshold_m: 3.0, min_duration_s: 0, end_after_s: 1.0}\n"
-            "      heatmap: {enabled: true, cell_m: 0.5, bounds: [-30, 30, -30, 30], publish_interval_s: 1.0, publish_max_cells: 900}",
+            "      heatmap: {enabled: true, cell_m: 0.5, bounds: [-30, 30, -30, 30], publish_interval_s: 1.0, "
+            "publish_max_cells: 900}",
         )
     )
     events = tmp_path / "events.jsonl"

@@ -1,0 +1,43 @@
+"""The repository's structure rules that neither ruff nor import-linter checks.
+
+- every folder with an ``__init__.py`` under a package root is listed in pyproject's
+  ``packages`` (an editable install finds a forgotten subpackage; a wheel or a Docker image
+  silently leaves it out);
+- no source file outside ``tests/`` is over 650 lines (a file that long holds more than one
+  concern: split it where the concerns part).
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+MAX_LINES = 650
+
+
+def _setuptools() -> dict:
+    return tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["setuptools"]
+
+
+def test_every_package_folder_is_listed_in_pyproject():
+    cfg = _setuptools()
+    listed = set(cfg["packages"])
+    found = set()
+    for name, folder in cfg["package-dir"].items():
+        for init in (ROOT / folder).rglob("__init__.py"):
+            rel = init.parent.relative_to(ROOT / folder)
+            found.add(".".join((name, *rel.parts)))
+    assert sorted(found - listed) == [], "package folders missing from pyproject's [tool.setuptools] packages"
+    assert sorted(listed - found) == [], "pyproject lists packages that have no folder"
+
+
+def test_no_source_file_is_over_the_line_limit():
+    cfg = _setuptools()
+    too_long = {}
+    for folder in cfg["package-dir"].values():
+        for path in (ROOT / folder).rglob("*.py"):
+            n = len(path.read_text(encoding="utf-8").splitlines())
+            if n > MAX_LINES:
+                too_long[str(path.relative_to(ROOT))] = n
+    assert too_long == {}, f"source files over {MAX_LINES} lines"
