@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# README's second command: set everything up, then run the test suite.
+# README's second command: set everything up, check the structure (scripts/lint.sh: ruff and the
+# import contracts), then run the test suite.
 # Tests also use Debian packages: postgresql (a real server, started on loopback by the
 # tests themselves), espeak-ng (voice reminders rendered to WAV) and chromium (the
 # calibration page's browser test, driven by Playwright's Python client), systemd
@@ -47,4 +48,6 @@ if [ "${VIGIL_SKIP_ULTRALYTICS:-0}" != 1 ] && [ $# -eq 0 ]; then
         "$UL/bin/python" -m pytest -q -p no:cacheprovider tests/detectors/test_ultralytics_backend.py
     fi
 fi
+# Structure first: ruff (lint, format) and the import contracts; a slip fails the run.
+bash scripts/lint.sh
 exec .venv/bin/python -m pytest -q "$@"
