@@ -52,7 +52,9 @@ def run_node(
     if len(cameras) > 1 and options.single_camera_only:
         raise OptionsError("source, mot_out and events_out need one camera: choose one with camera")
     ops = config.operations
-    metrics = serve_metrics(ops.status_dir, ops.metrics_host, ops.metrics_port) if ops.metrics_port else None
+    metrics = None
+    if ops.metrics_port is not None:
+        metrics = serve_metrics(ops.status_dir, ops.metrics_host, ops.metrics_port)
     try:
         if len(cameras) == 1:
             return [CameraReport(cameras[0].name, run=run_node_camera(config, cameras[0], options, stop.is_set))]

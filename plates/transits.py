@@ -83,23 +83,7 @@ EXPORT_FIELDS = [
 ]
 TRANSITS_SCHEMA_VERSION = 1
 
-_COLS = [
-    "id",
-    "ts",
-    "time",
-    "camera",
-    "plate",
-    "plate_hash",
-    "pseudonymised",
-    "confidence",
-    "direction",
-    "vehicle_class",
-    "hits",
-    "evidence_id",
-    "event_id",
-    "kind",
-    "country",
-]
+_COLS = ["id", "ts", *EXPORT_FIELDS[1:]]  # the table's columns: the export's, plus the sort key ts
 
 _SQLITE_MIGRATIONS: dict[int, tuple[str, ...]] = {
     1: (
