@@ -42,6 +42,45 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class GroundConfig(_Strict):
+    """Ground-plane state per track (vigil.geometry.ground_filter); everything off by default.
+
+    With either option on, each tracked row also carries data['world_cov'] (N, 2, 2), m^2: the
+    covariance of its ground position.
+    """
+
+    filter: bool = Field(
+        False, description="Filter each track's ground position with a constant-velocity Kalman filter (metres)"
+    )
+    occlusion_feet: bool = Field(
+        False,
+        description="Estimate the feet of people whose box bottom is not the feet (occluded by a nearer box, cut "
+        "by the frame, too short) from the box top and a height prior (docs/feet.md)",
+    )
+    height_prior_m: float = Field(1.75, ge=1.5, le=1.9, description="Assumed height of a person, metres")
+    min_person_height_m: float = Field(
+        1.5, ge=1.0, le=1.9, description="A box shorter than a person this tall at its position is 'too short', metres"
+    )
+    use_track_height: bool = Field(
+        True, description="Estimate hidden feet from the track's recent unoccluded box height when known"
+    )
+    sigma_px: float = Field(2.0, gt=0, le=50, description="Least standard deviation of a foot point, pixels")
+    sigma_box_fraction: float = Field(
+        0.02, ge=0, le=0.5, description="Foot-point standard deviation as a fraction of the box height (the larger)"
+    )
+    corrected_sigma_factor: float = Field(
+        2.0, ge=1, le=10, description="Multiplier of the pixel standard deviation of an estimated (hidden) foot"
+    )
+    accel_noise_m2_s3: float = Field(
+        1.0, ge=0, le=100, description="Spectral density of the white-noise acceleration of a person, m^2/s^3"
+    )
+    forget_after_s: float = Field(2.0, gt=0, le=60, description="Forget a track's ground state after this long unseen")
+
+    @property
+    def enabled(self) -> bool:
+        return self.filter or self.occlusion_feet
+
+
 class TrackerConfig(_Strict):
     """ByteTrack parameters (supervision's implementation)."""
 
@@ -67,6 +106,9 @@ class TrackerConfig(_Strict):
         le=10,
         description="Keep reporting a track the detector lost (a person hidden behind another) at its predicted "
         "position for this long (seconds); such rows carry data['coasting'] = True",
+    )
+    ground: GroundConfig = Field(
+        default_factory=GroundConfig, description="Ground-plane state per track: filter, occlusion-aware feet"
     )
 
 

@@ -29,6 +29,7 @@ from vigil.edge.sources import Frame, open_source
 from vigil.edge.tracking import Tracker
 from vigil.edge.voice import VoiceReminder
 from vigil.geometry.calibration_io import load_camera
+from vigil.geometry.ground_filter import GroundEstimator
 from vigil.geometry.rules import RulesEngine
 from vigil.geometry.zones import ZoneError
 from vigil.plates.pipeline import PlatePipeline
@@ -109,6 +110,10 @@ class CameraPipeline:
         self.detector = detector if detector is not None else build_detector(node.detector)
         self.class_names = list(self.detector.class_names)
         self.tracker = Tracker.from_config(node.tracker, fps=fps)
+        self.ground = None
+        if node.tracker.ground.enabled:
+            people = [i for i, n in enumerate(self.class_names) if n == "person"]
+            self.ground = GroundEstimator.from_config(self.model, people, node.tracker.ground)
         rule = camera.rules.distance
         self.rule = rule
         self.rule_classes = np.array(
@@ -197,8 +202,14 @@ class CameraPipeline:
         t1 = time.perf_counter()
         tracked = self.tracker.update(dets)
         t2 = time.perf_counter()
-        world = self.model.image_to_ground(tracked.foot_points) if len(tracked) else np.zeros((0, 2))
-        tracked = tracked.with_data(world_xy=world)
+        if self.ground is None:
+            world = self.model.image_to_ground(tracked.foot_points) if len(tracked) else np.zeros((0, 2))
+            tracked = tracked.with_data(world_xy=world)
+        else:  # tracker.ground: corrected feet, filtered positions, data["world_cov"]
+            measured = ~tracked.data.get("coasting", np.zeros(len(tracked), bool))
+            size = (frame.image.shape[1], frame.image.shape[0])
+            g = self.ground.update(frame.timestamp, tracked.tracker_id, tracked.xyxy, tracked.class_id, size, measured)
+            tracked = tracked.with_data(**g)
         t3 = time.perf_counter()
         sel = tracked[np.isin(tracked.class_id, self.engine_classes)]
         names = np.array(self.class_names, dtype=object)[sel.class_id] if len(sel) else np.zeros(0, dtype=object)

@@ -116,13 +116,14 @@ def rotation_zyx(rx: float, ry: float, rz: float) -> np.ndarray:
     return r_z @ r_y @ r_x
 
 
-def _intersect_ground(centre: np.ndarray, rays_world: np.ndarray) -> np.ndarray:
-    """Intersect rays ``centre + t * ray`` with ``Z = 0``; rows with ``t <= 0`` or non-finite -> NaN.
+def _intersect_ground(centre: np.ndarray, rays_world: np.ndarray, z: np.ndarray | float = 0.0) -> np.ndarray:
+    """Intersect rays ``centre + t * ray`` with the plane ``Z = z`` (``z`` scalar or ``(N,)``, the
+    world units of ``centre``); rows with ``t <= 0`` or non-finite -> NaN.
 
     Returns ``(N, 2)`` in the world units of ``centre``.
     """
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        t = -centre[2] / rays_world[:, 2]
+        t = (z - centre[2]) / rays_world[:, 2]
         ground = centre[:2] + t[:, None] * rays_world[:, :2]
     bad = ~(np.isfinite(t) & (t > 0)) | ~np.all(np.isfinite(ground), axis=1)
     ground[bad] = np.nan
@@ -143,6 +144,21 @@ class CameraModel(ABC):
     @abstractmethod
     def ground_to_image(self, points_m: np.ndarray) -> np.ndarray:
         """``(N, 2)`` metres on ``Z = 0`` -> ``(N, 2) float64`` pixels; NaN rows where undefined."""
+
+    #: True when the model knows the 3D geometry (:meth:`project_points`, :meth:`image_to_plane`).
+    supports_3d: bool = False
+
+    def project_points(self, points_m: np.ndarray) -> np.ndarray:
+        """``(N, 3)`` world metres (``Z`` up, ``Z = 0`` the ground) -> ``(N, 2) float64`` pixels; NaN rows
+        behind the camera. Models that know only the ground plane raise ``NotImplementedError``."""
+        raise NotImplementedError(f"{type(self).__name__} knows only the ground plane: no 3D projection")
+
+    def image_to_plane(self, points_px: np.ndarray, z_m: np.ndarray | float) -> np.ndarray:
+        """``(N, 2)`` pixels -> ``(N, 2)`` metres ``(X, Y)`` where each viewing ray meets the horizontal
+        plane ``Z = z_m`` (scalar or ``(N,)`` metres); NaN rows where it does not meet it in front of
+        the camera. ``image_to_plane(p, 0) == image_to_ground(p)``. Ground-only models raise
+        ``NotImplementedError``."""
+        raise NotImplementedError(f"{type(self).__name__} knows only the ground plane: no 3D back-projection")
 
     def project_detections(self, detections: "Detections", key: str = "world_xy") -> "Detections":
         """A new ``Detections`` with ``data[key]`` = ground position of each box's foot point."""
@@ -473,14 +489,22 @@ class TsaiCamera(CameraModel):
         return out
 
     # -- interface
+    supports_3d = True
+
     def image_to_ground(self, points_px: np.ndarray) -> np.ndarray:
+        return self.image_to_plane(points_px, 0.0)
+
+    def image_to_plane(self, points_px: np.ndarray, z_m: np.ndarray | float) -> np.ndarray:
         px = _as_points(points_px, "points_px")
         with np.errstate(invalid="ignore", over="ignore"):
             und = self.undistort(self.pixel_to_distorted(px))
         rays_cam = np.c_[und, np.full(len(und), self.params.focal)]
         with np.errstate(invalid="ignore", over="ignore"):
             rays_world = rays_cam @ self.R  # R^T @ ray, row-wise
-        return _intersect_ground(self.centre_mm, rays_world) / 1000.0
+        return _intersect_ground(self.centre_mm, rays_world, np.asarray(z_m, np.float64) * 1000.0) / 1000.0
+
+    def project_points(self, points_m: np.ndarray) -> np.ndarray:
+        return self.world_to_image(np.asarray(points_m, dtype=np.float64).reshape(-1, 3) * 1000.0)
 
     def world_to_image(self, points_mm: np.ndarray) -> np.ndarray:
         """``(N, 3)`` world points in **mm** -> pixels; NaN for points with ``Zc <= 0``."""
@@ -543,8 +567,14 @@ class PinholeCamera(CameraModel):
             f"rvec={self.rvec.tolist()}, tvec={self.tvec.tolist()})"
         )
 
+    supports_3d = True
+
     def image_to_ground(self, points_px: np.ndarray) -> np.ndarray:
+        return self.image_to_plane(points_px, 0.0)
+
+    def image_to_plane(self, points_px: np.ndarray, z_m: np.ndarray | float) -> np.ndarray:
         px = _as_points(points_px, "points_px")
+        z = np.broadcast_to(np.asarray(z_m, np.float64), (len(px),))
         out = np.full((len(px), 2), np.nan)
         ok = np.all(np.isfinite(px), axis=1)
         if not np.any(ok):
@@ -556,18 +586,21 @@ class PinholeCamera(CameraModel):
         else:
             norm = cv2.undistortPoints(src, self.K, None).reshape(-1, 2)
         rays_world = np.c_[norm, np.ones(len(norm))] @ self.R
-        out[ok] = _intersect_ground(self.centre, rays_world)
+        out[ok] = _intersect_ground(self.centre, rays_world, z[ok])
         return out
 
-    def ground_to_image(self, points_m: np.ndarray) -> np.ndarray:
-        g = _as_points(points_m, "points_m")
-        out = np.full((len(g), 2), np.nan)
-        pw = np.c_[g, np.zeros(len(g))]
+    def project_points(self, points_m: np.ndarray) -> np.ndarray:
+        pw = np.asarray(points_m, dtype=np.float64).reshape(-1, 3)
+        out = np.full((len(pw), 2), np.nan)
         zc = pw @ self.R[2] + self.tvec[2]
-        ok = np.all(np.isfinite(g), axis=1) & (zc > 0)
+        ok = np.all(np.isfinite(pw), axis=1) & (zc > 0)
         if np.any(ok):
             img, _ = cv2.projectPoints(
                 pw[ok].reshape(-1, 1, 3), self.rvec, self.tvec, self.K, self.dist if self.dist.size else None
             )
             out[ok] = img.reshape(-1, 2)
         return out
+
+    def ground_to_image(self, points_m: np.ndarray) -> np.ndarray:
+        g = _as_points(points_m, "points_m")
+        return self.project_points(np.c_[g, np.zeros(len(g))])
