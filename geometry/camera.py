@@ -122,11 +122,21 @@ def _intersect_ground(centre: np.ndarray, rays_world: np.ndarray, z: np.ndarray 
 
     Returns ``(N, 2)`` in the world units of ``centre``.
     """
+    return _intersect_plane(centre, rays_world[:, 0], rays_world[:, 1], rays_world[:, 2], z)
+
+
+def _intersect_plane(
+    centre: np.ndarray, rx: np.ndarray, ry: np.ndarray, rz: np.ndarray, z: np.ndarray | float = 0.0
+) -> np.ndarray:
+    """:func:`_intersect_ground` with the rays ``(N, 3)`` given as their three ``(N,)`` components."""
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        t = (z - centre[2]) / rays_world[:, 2]
-        ground = centre[:2] + t[:, None] * rays_world[:, :2]
-    bad = ~(np.isfinite(t) & (t > 0)) | ~np.all(np.isfinite(ground), axis=1)
-    ground[bad] = np.nan
+        t = (z - centre[2]) / rz
+        ground = np.empty((len(t), 2))
+        np.multiply(t, rx, out=ground[:, 0])
+        np.multiply(t, ry, out=ground[:, 1])
+        ground += centre[:2]
+        good = (t > 0) & np.isfinite(t) & np.isfinite(ground[:, 0]) & np.isfinite(ground[:, 1])
+    ground[~good] = np.nan
     return ground
 
 
@@ -467,26 +477,33 @@ class TsaiCamera(CameraModel):
     def distort(self, u: np.ndarray) -> np.ndarray:
         """Undistorted -> distorted sensor coordinates (mm), solving ``k rd^3 + rd - ru = 0``.
 
-        Newton's method from ``rd = ru`` converges monotonically for either sign of kappa1
-        on the branch ``rd < 1/sqrt(-3 kappa1)``; rows outside it become NaN.
+        Newton's method from ``rd = ru / (1 + kappa1 ru^2)`` (below the root for either sign; for
+        kappa1 < 0 the iterates then rise monotonically, for kappa1 > 0 the first step lands above the
+        root and they fall monotonically) converges on the branch ``rd < 1/sqrt(-3 kappa1)``; rows
+        outside it become NaN.
         """
+        return u * self._distort_scale(np.hypot(u[:, 0], u[:, 1]))[:, None]
+
+    def _distort_scale(self, ru: np.ndarray) -> np.ndarray:
+        """``(N,)`` ratio ``rd / ru`` of distorted to undistorted radius (mm, :meth:`distort`); NaN outside."""
         k = self.params.kappa1
-        ru = np.hypot(u[:, 0], u[:, 1])
         if k == 0:
-            return u.copy()
+            return np.ones_like(ru)
         with np.errstate(invalid="ignore", over="ignore"):
             ok = np.isfinite(ru) & (ru <= self._ru_max)
-            rd = np.where(ok, ru, 0.0)
-            target = rd.copy()
+            target = np.where(ok, ru, 0.0)
+            rd = target / (1.0 + k * (target * target))  # one fixed-point step: one Newton step fewer
+            k3 = 3.0 * k
             for _ in range(100):
-                step = (k * rd**3 + rd - target) / (3.0 * k * rd**2 + 1.0)
-                rd = rd - step
+                rd2 = rd * rd
+                step = (k * (rd2 * rd) + rd - target) / (k3 * rd2 + 1.0)
+                rd -= step
                 if np.all(np.abs(step) <= 1e-15 * np.maximum(rd, 1.0)):
                     break
-            scale = np.where(target > 0, rd / np.where(target > 0, target, 1.0), 1.0)
-        out = u * scale[:, None]
-        out[~ok] = np.nan
-        return out
+            pos = target > 0
+            scale = np.where(pos, rd / np.where(pos, target, 1.0), 1.0)
+        scale[~ok] = np.nan
+        return scale
 
     # -- interface
     supports_3d = True
@@ -495,13 +512,22 @@ class TsaiCamera(CameraModel):
         return self.image_to_plane(points_px, 0.0)
 
     def image_to_plane(self, points_px: np.ndarray, z_m: np.ndarray | float) -> np.ndarray:
+        # The steps of pixel_to_distorted, undistort and the rotation to the world, on columns.
         px = _as_points(points_px, "points_px")
+        p, R = self.params, self.R
         with np.errstate(invalid="ignore", over="ignore"):
-            und = self.undistort(self.pixel_to_distorted(px))
-        rays_cam = np.c_[und, np.full(len(und), self.params.focal)]
-        with np.errstate(invalid="ignore", over="ignore"):
-            rays_world = rays_cam @ self.R  # R^T @ ray, row-wise
-        return _intersect_ground(self.centre_mm, rays_world, np.asarray(z_m, np.float64) * 1000.0) / 1000.0
+            xd = (px[:, 0] - p.cx) * p.dpx / p.sx
+            yd = (px[:, 1] - p.cy) * p.dpy
+            r2 = xd * xd + yd * yd
+            f = 1.0 + p.kappa1 * r2
+            xu, yu = xd * f, yd * f
+            if p.kappa1 < 0:
+                beyond = r2 > self._rd_max**2
+                xu[beyond] = yu[beyond] = np.nan
+            rays = [xu * R[0, j] + yu * R[1, j] + p.focal * R[2, j] for j in range(3)]  # R^T @ (xu, yu, f)
+        g = _intersect_plane(self.centre_mm, *rays, np.asarray(z_m, np.float64) * 1000.0)
+        g /= 1000.0
+        return g
 
     def project_points(self, points_m: np.ndarray) -> np.ndarray:
         return self.world_to_image(np.asarray(points_m, dtype=np.float64).reshape(-1, 3) * 1000.0)
@@ -509,17 +535,27 @@ class TsaiCamera(CameraModel):
     def world_to_image(self, points_mm: np.ndarray) -> np.ndarray:
         """``(N, 3)`` world points in **mm** -> pixels; NaN for points with ``Zc <= 0``."""
         pw = np.asarray(points_mm, dtype=np.float64).reshape(-1, 3)
-        pc = pw @ self.R.T + self.T
-        with np.errstate(divide="ignore", invalid="ignore"):
-            und = self.params.focal * pc[:, :2] / pc[:, 2:3]
-        und[~(pc[:, 2] > 0)] = np.nan
-        out = self.distorted_to_pixel(self.distort(und))
-        out[~np.all(np.isfinite(out), axis=1)] = np.nan
-        return out
+        return self._world_columns_to_image(pw[:, 0], pw[:, 1], pw[:, 2])
 
     def ground_to_image(self, points_m: np.ndarray) -> np.ndarray:
         g = _as_points(points_m, "points_m")
-        return self.world_to_image(np.c_[g * 1000.0, np.zeros(len(g))])
+        return self._world_columns_to_image(g[:, 0] * 1000.0, g[:, 1] * 1000.0, None)
+
+    def _world_columns_to_image(self, X: np.ndarray, Y: np.ndarray, Z: np.ndarray | None) -> np.ndarray:
+        """:meth:`world_to_image` of world mm given as ``(N,)`` columns (``Z = None``: the ground) -> ``(N, 2)`` px."""
+        p, R, T = self.params, self.R, self.T
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            xc, yc, zc = (X * R[i, 0] + Y * R[i, 1] + (0.0 if Z is None else Z * R[i, 2]) + T[i] for i in range(3))
+            xu = p.focal * xc / zc
+            yu = p.focal * yc / zc
+            behind = ~(zc > 0)
+            xu[behind] = yu[behind] = np.nan
+            scale = self._distort_scale(np.hypot(xu, yu))
+            out = np.empty((len(xu), 2))
+            out[:, 0] = p.sx * (xu * scale) / p.dpx + p.cx
+            out[:, 1] = (yu * scale) / p.dpy + p.cy
+        out[~(np.isfinite(out[:, 0]) & np.isfinite(out[:, 1]))] = np.nan
+        return out
 
 
 # ---------------------------------------------------------------------------- pinhole (OpenCV)

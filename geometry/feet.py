@@ -13,7 +13,11 @@ flags such boxes (bit flags, several may hold):
   ``min_height_m`` tall person standing at the box's own bottom position (needs a camera with 3D
   geometry, ``camera.supports_3d``);
 - :data:`SHORTER_THAN_TRACK`: the box is shorter than ``(1 - track_tolerance)`` times the track's
-  recent unoccluded box height (``track_height_px``, pixels).
+  recent unoccluded box height (``track_height_px``, pixels);
+- :data:`TOO_TALL`: the box is taller than ``(1 + height_tolerance)`` times the image height of a
+  ``max_height_m`` tall person standing at its bottom position: its bottom belongs to something
+  nearer (typically two people merged in one box, the far one's head on top, the near one's feet,
+  or a person and the post in front of them); the top is still the head (needs 3D geometry).
 
 :func:`estimate_feet` then replaces the foot of flagged boxes whose top is inside the frame (the
 head is visible): with the track's recent height when known (``foot = top + track_height_px``
@@ -38,6 +42,7 @@ __all__ = [
     "REASONS",
     "SHORTER_THAN_TRACK",
     "TOO_SHORT",
+    "TOO_TALL",
     "FeetEstimate",
     "TrackHeights",
     "estimate_feet",
@@ -50,12 +55,14 @@ NEARER_BOX = 1
 FRAME_EDGE = 2
 TOO_SHORT = 4
 SHORTER_THAN_TRACK = 8
+TOO_TALL = 16
 #: bit -> name, for logs and pictures
 REASONS = {
     NEARER_BOX: "occluded_by_nearer_box",
     FRAME_EDGE: "frame_edge",
     TOO_SHORT: "too_short_for_a_person_there",
     SHORTER_THAN_TRACK: "shorter_than_its_track",
+    TOO_TALL: "too_tall_for_a_person_there",
 }
 
 
@@ -77,6 +84,18 @@ def _per_row(value, n: int, name: str) -> np.ndarray:
     return arr
 
 
+def _points(u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """``(N, 2)`` points from the columns ``u (N,)`` and ``v (N,)``."""
+    out = np.empty((len(u), 2))
+    out[:, 0], out[:, 1] = u, v
+    return out
+
+
+def _flag(reason: np.ndarray, where: np.ndarray, bit: int) -> None:
+    """``reason |= bit`` on the rows where ``where (N,) bool``, in place."""
+    np.bitwise_or(reason, np.uint8(bit), out=reason, where=where)
+
+
 def expected_height_px(camera: CameraModel, foot_px: np.ndarray, height_m: np.ndarray | float) -> np.ndarray:
     """``(N,)`` pixels: image height (foot ``v`` minus head ``v``) of an upright person ``height_m`` tall
     (scalar or ``(N,)`` metres) standing on the ground point seen at ``foot_px (N, 2)``; NaN where the
@@ -85,9 +104,21 @@ def expected_height_px(camera: CameraModel, foot_px: np.ndarray, height_m: np.nd
     if not camera.supports_3d:
         return np.full(len(foot), np.nan)
     g = camera.image_to_ground(foot)
-    h = _per_row(height_m, len(foot), "height_m")
-    head = camera.project_points(np.c_[g, h])
+    head3 = np.empty((len(foot), 3))
+    head3[:, :2], head3[:, 2] = g, _per_row(height_m, len(foot), "height_m")
+    head = camera.project_points(head3)
     return foot[:, 1] - head[:, 1]
+
+
+def _expected_heights(camera: CameraModel, foot: np.ndarray, heights_m: tuple[float, ...]) -> np.ndarray:
+    """``(len(heights_m), N)`` pixels: :func:`expected_height_px` of the feet ``foot (N, 2)`` for each
+    height, with one image -> ground mapping and one projection of all the heads."""
+    n, k = len(foot), len(heights_m)
+    g = camera.image_to_ground(foot)
+    heads = np.empty((k * n, 3))
+    heads[:, :2] = np.tile(g, (k, 1))
+    heads[:, 2] = np.repeat(np.asarray(heights_m, np.float64), n)
+    return np.tile(foot[:, 1], k).reshape(k, n) - camera.project_points(heads)[:, 1].reshape(k, n)
 
 
 def foot_from_head(camera: CameraModel, head_px: np.ndarray, height_m: np.ndarray | float) -> np.ndarray:
@@ -108,6 +139,7 @@ def occlusion_reasons(
     track_height_px: np.ndarray | None = None,
     *,
     min_height_m: float = 1.5,
+    max_height_m: float | None = 2.0,
     height_tolerance: float = 0.1,
     track_tolerance: float = 0.15,
     edge_margin_px: float = 2.0,
@@ -115,49 +147,61 @@ def occlusion_reasons(
 ) -> np.ndarray:
     """``(N,) uint8`` bit flags (:data:`REASONS`) of the boxes ``(N, 4)`` pixels whose bottom is not the
     feet; 0 where it is. ``image_size``: ``(width, height)`` pixels (``None``: no frame-edge test);
-    ``track_height_px``: ``(N,)`` pixels, NaN where unknown. See the module docstring for each rule."""
+    ``track_height_px``: ``(N,)`` pixels, NaN where unknown; ``max_height_m`` ``None``: no
+    :data:`TOO_TALL` test. See the module docstring for each rule."""
     b = _boxes(boxes)
     n = len(b)
-    reason = np.zeros(n, np.uint8)
     if n == 0:
-        return reason
+        return np.zeros(0, np.uint8)
     x1, y1, x2, y2 = b.T
     h = y2 - y1
     w = np.maximum(x2 - x1, 1e-9)
-    reason[_covered_by_nearer(b, w, min_overlap)] |= NEARER_BOX
+    reason = _covered_by_nearer(b, w, min_overlap).view(np.uint8)  # NEARER_BOX is bit 0
     if image_size is not None:
-        reason[y2 >= float(image_size[1]) - edge_margin_px] |= FRAME_EDGE
-    if camera.supports_3d:
-        exp = expected_height_px(camera, np.c_[(x1 + x2) / 2.0, y2], min_height_m)
-        with np.errstate(invalid="ignore"):
-            reason[h < (1.0 - height_tolerance) * exp] |= TOO_SHORT
-    if track_height_px is not None:
-        th = _per_row(track_height_px, n, "track_height_px")
-        with np.errstate(invalid="ignore"):
-            reason[h < (1.0 - track_tolerance) * th] |= SHORTER_THAN_TRACK
+        _flag(reason, y2 >= float(image_size[1]) - edge_margin_px, FRAME_EDGE)
+    with np.errstate(invalid="ignore"):
+        if camera.supports_3d:
+            heights = (min_height_m,) if max_height_m is None else (min_height_m, max_height_m)
+            exp = _expected_heights(camera, _points((x1 + x2) / 2.0, y2), heights)
+            _flag(reason, h < (1.0 - height_tolerance) * exp[0], TOO_SHORT)
+            if max_height_m is not None:
+                _flag(reason, h > (1.0 + height_tolerance) * exp[1], TOO_TALL)
+        if track_height_px is not None:
+            th = _per_row(track_height_px, n, "track_height_px")
+            _flag(reason, h < (1.0 - track_tolerance) * th, SHORTER_THAN_TRACK)
     return reason
 
 
 def _covered_by_nearer(b: np.ndarray, w: np.ndarray, min_overlap: float) -> np.ndarray:
     """``(N,) bool``: a box with a lower bottom edge covers this box's bottom edge (module docstring).
 
-    Only pairs that can overlap horizontally are compared: with the boxes sorted by ``x1``, box ``i``
-    meets only boxes with ``x1_i - max width <= x1_j < x2_i`` (a sweep, not all N^2 pairs).
+    Only pairs that can overlap horizontally are compared, each once: with the boxes sorted by ``x1``,
+    box ``a`` meets the later boxes ``b`` with ``x1_b <= x2_a`` (``x2_a - min_overlap * max width`` for a
+    negative ``min_overlap``): a sweep, not all N^2 pairs; the pair is then tested both ways (``b`` covers
+    ``a``, ``a`` covers ``b``).
     """
-    x1, y1, x2, y2 = b.T
     n = len(b)
-    order = np.argsort(x1, kind="stable")
-    xs = x1[order]
-    lo = np.searchsorted(xs, x1 - float(np.max(x2 - x1)), side="left")
-    hi = np.searchsorted(xs, x2, side="left")
-    counts = np.maximum(hi - lo, 0)
-    ii = np.repeat(np.arange(n), counts)
-    start = np.repeat(np.cumsum(counts) - counts, counts)
-    jj = order[np.arange(int(counts.sum())) - start + np.repeat(lo, counts)]
-    ov = np.minimum(x2[ii], x2[jj]) - np.maximum(x1[ii], x1[jj])
-    cover = (ii != jj) & (y2[jj] > y2[ii]) & (y1[jj] < y2[ii]) & (ov >= min_overlap * w[ii])
     out = np.zeros(n, bool)
-    out[ii[cover]] = True
+    if n < 2:
+        return out
+    order = np.argsort(b[:, 0], kind="stable")
+    bs = b[order]
+    x1, y1, x2, y2 = bs.T  # sorted by x1
+    need = min_overlap * w[order]  # (N,) least overlap, pixels
+    reach = x2 if min_overlap >= 0 else x2 - min_overlap * float(np.fmax.reduce(b[:, 2] - b[:, 0]))
+    hi = np.searchsorted(x1, reach, side="right")
+    counts = np.where(np.isfinite(reach), hi - np.arange(1, n + 1), 0).clip(0)  # later boxes within reach
+    total = int(counts.sum())
+    if total == 0:
+        return out
+    ia = np.repeat(np.arange(n), counts)
+    ib = np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts) + ia + 1
+    ov = np.minimum(x2[ia], x2[ib]) - x1[ib]  # x1[ib] >= x1[ia]: sorted
+    ya2, yb2 = y2[ia], y2[ib]
+    b_covers_a = (yb2 > ya2) & (y1[ib] < ya2) & (ov >= need[ia])
+    a_covers_b = (ya2 > yb2) & (y1[ia] < yb2) & (ov >= need[ib])
+    out[order[ia[b_covers_a]]] = True
+    out[order[ib[a_covers_b]]] = True
     return out
 
 
@@ -183,6 +227,7 @@ def estimate_feet(
     *,
     height_m: np.ndarray | float = 1.75,
     min_height_m: float = 1.5,
+    max_height_m: float | None = 2.0,
     height_tolerance: float = 0.1,
     track_tolerance: float = 0.15,
     edge_margin_px: float = 2.0,
@@ -197,31 +242,39 @@ def estimate_feet(
     estimate is undefined.
     """
     b = _boxes(boxes)
+    n = len(b)
+    th = None if track_height_px is None else _per_row(track_height_px, n, "track_height_px")
     reason = occlusion_reasons(
         b,
         image_size,
         camera,
-        track_height_px,
+        th,
         min_height_m=min_height_m,
+        max_height_m=max_height_m,
         height_tolerance=height_tolerance,
         track_tolerance=track_tolerance,
         edge_margin_px=edge_margin_px,
         min_overlap=min_overlap,
     )
     uc = (b[:, 0] + b[:, 2]) / 2.0
-    foot = np.c_[uc, b[:, 3]]
+    foot = _points(uc, b[:, 3])
     todo = (reason != 0) & (b[:, 1] > edge_margin_px)
-    est = np.full_like(foot, np.nan)
-    if use_track_height and track_height_px is not None and np.any(todo):
-        th = _per_row(track_height_px, len(b), "track_height_px")
-        known = todo & np.isfinite(th)
-        est[known] = np.c_[uc[known], b[known, 1] + th[known]]
-    rest = todo & ~np.all(np.isfinite(est), axis=1)
+    rows = np.flatnonzero(todo)  # (M,) the flagged boxes whose head is visible
+    if not len(rows):
+        return FeetEstimate(foot_px=foot, reason=reason, corrected=todo)
+    eu, top = uc[rows], b[rows, 1]
+    with np.errstate(invalid="ignore"):  # from the track's height where known, else from the head
+        ev = top + th[rows] if use_track_height and th is not None else np.full(len(rows), np.nan)
+    rest = ~(np.isfinite(eu) & np.isfinite(ev))
     if np.any(rest):
-        hm = _per_row(height_m, len(b), "height_m")
-        est[rest] = foot_from_head(camera, np.c_[uc[rest], b[rest, 1]], hm[rest])
-    corrected = todo & np.all(np.isfinite(est), axis=1)
-    foot[corrected] = est[corrected]
+        hm = _per_row(height_m, n, "height_m")
+        est = foot_from_head(camera, _points(eu[rest], top[rest]), hm[rows[rest]])
+        eu[rest], ev[rest] = est[:, 0], est[:, 1]
+    ok = np.isfinite(eu) & np.isfinite(ev)
+    done = rows[ok]
+    foot[done, 0], foot[done, 1] = eu[ok], ev[ok]
+    corrected = np.zeros(n, bool)
+    corrected[done] = True
     return FeetEstimate(foot_px=foot, reason=reason, corrected=corrected)
 
 
@@ -229,7 +282,7 @@ class TrackHeights:
     """Recent box height (pixels) per track id, from the frames where the box bottom was the feet.
 
     An exponential average with weight ``alpha`` on the newest height; a track not updated for
-    ``forget_after_s`` seconds is forgotten.
+    ``forget_after_s`` seconds is forgotten. Vectorised over tracks: sorted id arrays and binary search.
     """
 
     def __init__(self, alpha: float = 0.3, forget_after_s: float = 2.0) -> None:
@@ -237,23 +290,54 @@ class TrackHeights:
             raise ValueError(f"alpha: expected 0 < alpha <= 1, got {alpha}")
         self.alpha = float(alpha)
         self.forget_after_s = float(forget_after_s)
-        self._h: dict[int, float] = {}
-        self._t: dict[int, float] = {}
+        self._ids = np.zeros(0, np.int64)  # (K,) track ids, sorted
+        self._h = np.zeros(0)  # (K,) average height, pixels
+        self._t = np.zeros(0)  # (K,) time of the last update, s
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def _find(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Positions in ``self._ids`` of ``ids (N,)`` and whether each is there ``(N,) bool``."""
+        pos = np.searchsorted(self._ids, ids)
+        if not len(self._ids):
+            return pos, np.zeros(len(ids), bool)
+        return pos, self._ids[np.minimum(pos, len(self._ids) - 1)] == ids
 
     def get(self, track_ids: np.ndarray) -> np.ndarray:
         """``(N,)`` pixels, NaN for tracks without a recent unoccluded height."""
-        return np.array([self._h.get(int(t), np.nan) for t in np.asarray(track_ids).reshape(-1)], np.float64)
+        ids = np.asarray(track_ids).reshape(-1).astype(np.int64)
+        pos, known = self._find(ids)
+        out = np.full(len(ids), np.nan)
+        out[known] = self._h[pos[known]]
+        return out
 
     def update(self, t_s: float, track_ids: np.ndarray, heights_px: np.ndarray, ok: np.ndarray) -> None:
         """Fold in ``heights_px (N,)`` of the rows where ``ok (N,) bool`` (bottom is the feet) at time ``t_s`` s."""
+        ids = np.asarray(track_ids).reshape(-1).astype(np.int64)
+        h = np.asarray(heights_px, np.float64).reshape(-1)
+        good = np.asarray(ok, bool).reshape(-1) & np.isfinite(h)
+        ids, h = ids[good], h[good]
+        if len(np.unique(ids)) == len(ids):
+            self._fold(t_s, ids, h)
+        else:  # an id twice in one call: fold its rows one after the other, in order
+            for k in range(len(ids)):
+                self._fold(t_s, ids[k : k + 1], h[k : k + 1])
+        alive = (t_s - self._t) <= self.forget_after_s
+        if not np.all(alive):
+            self._ids, self._h, self._t = self._ids[alive], self._h[alive], self._t[alive]
+
+    def _fold(self, t_s: float, ids: np.ndarray, h: np.ndarray) -> None:
+        """The exponential average for distinct ``ids (M,)`` with heights ``h (M,)`` pixels; new ids start at ``h``."""
+        pos, known = self._find(ids)
+        k = pos[known]
         a = self.alpha
-        for tid, h, good in zip(np.asarray(track_ids).reshape(-1), np.asarray(heights_px).reshape(-1), ok):
-            if not good or not np.isfinite(h):
-                continue
-            k = int(tid)
-            old = self._h.get(k)
-            self._h[k] = float(h) if old is None else (1 - a) * old + a * float(h)
-            self._t[k] = t_s
-        stale = [k for k, t in self._t.items() if t_s - t > self.forget_after_s]
-        for k in stale:
-            del self._h[k], self._t[k]
+        self._h[k] = (1 - a) * self._h[k] + a * h[known]
+        self._t[k] = t_s
+        if not np.all(known):
+            new = ~known
+            all_ids = np.concatenate([self._ids, ids[new]])
+            order = np.argsort(all_ids, kind="stable")
+            self._ids = all_ids[order]
+            self._h = np.concatenate([self._h, h[new]])[order]
+            self._t = np.concatenate([self._t, np.full(int(new.sum()), float(t_s))])[order]

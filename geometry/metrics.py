@@ -2,7 +2,7 @@
 
 Per frame:
 
-- :func:`pairs_within`: index pairs closer than a radius, through a k-d tree (never O(N^2));
+- :func:`pairs_within`: index pairs closer than a radius, through a grid of cells (never O(N^2));
 - :class:`PairThresholds` + :func:`pair_violations`: distance violations per class pair
   (person–person, person–bicycle, ...) with thresholds per class pair and per zone;
 - :func:`zone_counts` / :func:`zone_capacity`: people per zone, density (people/m^2) and the
@@ -63,25 +63,80 @@ def pairs_within(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Index pairs ``(i, j)`` with ``i < j`` and distance ``< radius_m`` (``<=`` if not strict).
 
-    Returns ``(i, j, d)`` arrays sorted by ``(i, j)``. Rows with a non-finite position are
-    skipped. Uses ``cKDTree.query_pairs``: cost grows with N log N plus the number of pairs.
+    Returns ``(i, j, d)`` arrays sorted by ``(i, j)``, ``d = |xy[i] - xy[j]|`` metres. Rows with a
+    non-finite position are skipped. Candidates come from a grid of cells about ``radius_m`` wide
+    (:func:`_grid_candidates`, vectorised; ``cKDTree.query_pairs`` below 300 points or for a few
+    spread far apart): cost grows with N log N plus the number of pairs.
     """
     radius_m = _positive(radius_m, "radius_m")
     xy = _xy(world_xy)
-    idx = np.flatnonzero(np.all(np.isfinite(xy), axis=1))
+    finite = np.isfinite(xy[:, 0]) & np.isfinite(xy[:, 1])  # (column-wise: reducing (N, 2) rows is slow)
     empty = (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0))
-    if len(idx) < 2:
+    if finite.all():
+        idx, pts = None, xy
+    else:
+        idx = np.flatnonzero(finite)
+        pts = xy[idx]
+    if len(pts) < 2:
         return empty
-    pts = xy[idx]
-    pairs = cKDTree(pts).query_pairs(r=radius_m, output_type="ndarray")
-    if len(pairs) == 0:
+    cand = _grid_candidates(pts, radius_m) if len(pts) >= _GRID_MIN_POINTS else None
+    if cand is None:  # few points, or a few spread far apart: the k-d tree
+        pairs = cKDTree(pts).query_pairs(r=radius_m, output_type="ndarray")
+        cand = pairs[:, 0], pairs[:, 1]
+    a, b = cand
+    if len(a) == 0:
         return empty
-    d = np.linalg.norm(pts[pairs[:, 0]] - pts[pairs[:, 1]], axis=1)
+    dx, dy = pts[a, 0] - pts[b, 0], pts[a, 1] - pts[b, 1]
+    d = np.sqrt(dx * dx + dy * dy)  # what np.linalg.norm(pts[a] - pts[b], axis=1) gives
     keep = d < radius_m if strict else d <= radius_m
-    i, j = idx[pairs[keep, 0]], idx[pairs[keep, 1]]
-    lo, hi = np.minimum(i, j), np.maximum(i, j)
+    a, b, d = a[keep], b[keep], d[keep]
+    if idx is not None:
+        a, b = idx[a], idx[b]
+    lo, hi = np.minimum(a, b), np.maximum(a, b)
     order = np.lexsort((hi, lo))
-    return lo[order], hi[order], d[keep][order]
+    return lo[order], hi[order], d[order]
+
+
+#: the grid's cell is this much wider than the radius, so that rounding never puts two points closer than
+#: the radius two cells apart (safe while the positions span less than 2**32 radii)
+_GRID_SLACK = 1e-6
+#: below this many points the k-d tree is cheaper than the grid
+_GRID_MIN_POINTS = 300
+#: (dx, dy) of the neighbour cells each cell is paired with: half of the 8, so each pair of cells once
+_GRID_NEIGHBOURS = ((0, 1), (1, -1), (1, 0), (1, 1))
+
+
+def _grid_candidates(pts: np.ndarray, radius_m: float) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(a, b)``: index pairs into the finite ``pts (N, 2)`` metres (each unordered pair at most once,
+    ``a != b``) that include every pair closer than ``radius_m``: the points of the same cell of a
+    square grid of about ``radius_m`` and of neighbouring cells, all in arrays (about three candidates
+    per pair within the radius). None when the grid would have more than ``16 N + 4096`` cells (a few
+    points spread far apart: the k-d tree is cheaper)."""
+    n = len(pts)
+    x, y = pts[:, 0], pts[:, 1]
+    lo = np.array([x.min(), y.min()])
+    cells = (np.array([x.max(), y.max()]) - lo) / (radius_m * (1.0 + _GRID_SLACK))
+    nx, w = int(cells[0]) + 2, int(cells[1]) + 3  # columns, and cells a column (room for dy = -1 and +1)
+    if not float(nx) * w <= 16 * n + 4096:
+        return None
+    g = ((pts - lo) / (radius_m * (1.0 + _GRID_SLACK))).astype(np.int64)  # >= 0: truncation is floor
+    cell = g[:, 0] * w + g[:, 1] + 1
+    count = np.bincount(cell, minlength=nx * w)
+    first = np.cumsum(count) - count  # where each cell's points begin in `order`
+    order = np.argsort(cell, kind="stable")
+    sc = cell[order]
+    # from the k-th point in cell order: the later points of its own cell, then each neighbour cell's
+    nb = (sc + np.array([dx * w + dy for dx, dy in _GRID_NEIGHBOURS])[:, None]).ravel()
+    k = np.arange(1, n + 1)
+    starts = np.concatenate([k, first[nb]])
+    counts = np.concatenate([first[sc] + count[sc] - k, count[nb]])
+    total = int(counts.sum())
+    if total == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    run = np.cumsum(counts) - counts  # where each point's run of candidates begins
+    a = np.repeat(np.tile(np.arange(n), 1 + len(_GRID_NEIGHBOURS)), counts)
+    b = np.repeat(starts - run, counts) + np.arange(total)
+    return order[a], order[b]
 
 
 @dataclass(frozen=True)
@@ -105,23 +160,43 @@ class PairThresholds:
         object.__setattr__(self, "by_pair", norm)
         for zone, t in self.zones:
             _positive(t, f"zone {zone.name!r} distance threshold")
+        names = sorted({c for pair in norm for c in pair})
+        table = np.full((len(names) + 1, len(names) + 1), np.nan)  # the last row and column: code -1
+        for (a, b), t in norm.items():
+            ka, kb = names.index(a), names.index(b)
+            table[ka, kb] = table[kb, ka] = t
+        object.__setattr__(self, "_names", names)
+        object.__setattr__(self, "_table", table)
 
     @property
     def classes(self) -> list[str]:
-        return sorted({c for pair in self.by_pair for c in pair})
+        """The class names some pair is checked for, sorted (their indices are the class codes)."""
+        return list(self._names)
 
     @property
     def max_threshold_m(self) -> float:
         return max(list(self.by_pair.values()) + [t for _, t in self.zones])
 
+    def codes(self, classes: np.ndarray) -> np.ndarray:
+        """``(N,)`` int64: the index in :attr:`classes` of each of the class names ``classes``, -1 for a
+        class no pair is checked for."""
+        classes = np.asarray(classes, dtype=object).reshape(-1)
+        out = np.full(len(classes), -1, np.int64)
+        for k, name in enumerate(self._names):
+            out[classes == name] = k
+        return out
+
     def resolve(self, class_a: np.ndarray, class_b: np.ndarray, midpoints: np.ndarray) -> np.ndarray:
         """Threshold per pair (NaN where the class pair is not checked)."""
-        out = np.full(len(class_a), np.nan)
-        for (a, b), t in self.by_pair.items():
-            m = ((class_a == a) & (class_b == b)) | ((class_a == b) & (class_b == a))
-            out[m] = t
+        return self.resolve_codes(self.codes(class_a), self.codes(class_b), midpoints)
+
+    def resolve_codes(self, code_a: np.ndarray, code_b: np.ndarray, midpoints: np.ndarray) -> np.ndarray:
+        """:meth:`resolve` for class codes (:meth:`codes`) ``(M,)``, midpoints ``(M, 2)`` metres."""
+        out = self._table[code_a, code_b]  # (K + 1, K + 1) metres by class code, NaN where not checked
+        if not self.zones:
+            return out
         checked = np.isfinite(out)
-        override = np.full(len(class_a), np.nan)
+        override = np.full(len(out), np.nan)
         for zone, t in self.zones:
             inside = zone.contains(midpoints)
             override[inside] = np.fmax(override[inside], t)
@@ -131,23 +206,37 @@ class PairThresholds:
 
 
 def pair_violations(
-    world_xy: np.ndarray, classes: Sequence[str] | np.ndarray, thresholds: PairThresholds, *, margin_m: float = 0.0
+    world_xy: np.ndarray,
+    classes: Sequence[str] | np.ndarray,
+    thresholds: PairThresholds,
+    *,
+    margin_m: float = 0.0,
+    codes: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Pairs ``(i, j, d, threshold)`` closer than their class-pair/zone threshold (+ ``margin_m``).
 
-    ``classes`` holds each row's class name. With ``margin_m > 0`` the pairs inside the
-    hysteresis band are returned too (``d < threshold + margin``); compare ``d`` with
-    ``threshold`` to tell them apart.
+    ``classes`` holds each row's class name; ``codes`` (optional) is ``thresholds.codes(classes)``
+    when the caller has it. With ``margin_m > 0`` the pairs inside the hysteresis band are returned
+    too (``d < threshold + margin``); compare ``d`` with ``threshold`` to tell them apart. Sorted by
+    ``(i, j)``; distances and thresholds in metres.
     """
     xy = _xy(world_xy)
     cls = np.asarray(classes, dtype=object).reshape(-1)
     if len(cls) != len(xy):
         raise ValueError(f"classes: expected {len(xy)} entries, got {len(cls)}")
-    i, j, d = pairs_within(xy, thresholds.max_threshold_m + margin_m)
+    code = thresholds.codes(cls) if codes is None else codes
+    checked = code >= 0
+    radius = thresholds.max_threshold_m + margin_m
+    if checked.all():
+        i, j, d = pairs_within(xy, radius)
+    else:  # rows of classes no pair is checked for play no part
+        rows = np.flatnonzero(checked)
+        i, j, d = pairs_within(xy[rows], radius)
+        i, j = rows[i], rows[j]
     if len(i) == 0:
         return i, j, d, np.zeros(0)
-    t = thresholds.resolve(cls[i], cls[j], (xy[i] + xy[j]) / 2.0)
-    keep = np.isfinite(t) & (d < t + margin_m)
+    t = thresholds.resolve_codes(code[i], code[j], (xy[i] + xy[j]) / 2.0 if thresholds.zones else None)
+    keep = d < t + margin_m  # False where t is NaN (not checked)
     return i[keep], j[keep], d[keep], t[keep]
 
 

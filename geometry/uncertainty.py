@@ -11,7 +11,8 @@ first-order standard deviation, and a decision "closer than ``threshold_m``" a p
   their mapping is smooth at pixel scale, and a 0.01 px step keeps the truncation error, of order
   ``step^2``, and the rounding error, of order ``eps / step``, both far below 1e-6 m/px);
 - :func:`ground_covariance`: ``J S J^T`` for per-row isotropic ``sigma_px (N,)`` or per-axis
-  ``(N, 2)`` pixel standard deviations;
+  ``(N, 2)`` pixel standard deviations; :func:`ground_and_covariance`: the ground points too, from
+  the same batched projection (the per-frame path of the ground stage);
 - :func:`pair_distance_with_sigma` and :func:`prob_distance_below`: vectorised over pairs.
 
 All functions take and return ``float64`` arrays; rows whose pixel has no ground position are NaN.
@@ -28,6 +29,7 @@ from .camera import CameraModel, HomographyCamera
 
 __all__ = [
     "JACOBIAN_STEP_PX",
+    "ground_and_covariance",
     "ground_covariance",
     "ground_jacobian",
     "pair_distance_with_sigma",
@@ -36,6 +38,8 @@ __all__ = [
 
 #: Central-difference step, pixels, for models without an analytic Jacobian.
 JACOBIAN_STEP_PX = 0.01
+_OFFSETS = np.array([[1.0, 0.0], [-1.0, 0.0], [0.0, 1.0], [0.0, -1.0]])  # (4, 2) central differences, steps
+_OFFSETS_0 = np.concatenate([np.zeros((1, 2)), _OFFSETS])  # (5, 2) and the point itself
 
 
 def _uv(uv: np.ndarray) -> np.ndarray:
@@ -67,21 +71,31 @@ def ground_jacobian(camera: CameraModel, uv: np.ndarray, step_px: float = JACOBI
     Analytic for a :class:`HomographyCamera`; otherwise central differences of
     ``camera.image_to_ground`` with step ``step_px`` pixels. NaN where undefined (above the horizon).
     """
-    p = _uv(uv)
+    return _ground_and_jacobian(camera, _uv(uv), step_px, with_ground=False)[1]
+
+
+def _ground_and_jacobian(
+    camera: CameraModel, p: np.ndarray, step_px: float = JACOBIAN_STEP_PX, with_ground: bool = True
+) -> tuple[np.ndarray | None, np.ndarray]:
+    """Ground points ``(N, 2)`` metres (``None`` unless ``with_ground``) and :func:`ground_jacobian` ``(N, 2, 2)``
+    m/px at pixels ``p (N, 2)``, from one batched ``camera.image_to_ground`` call (of ``5 N`` points: each
+    pixel and its four central-difference neighbours; ``N`` for a :class:`HomographyCamera`)."""
     if isinstance(camera, HomographyCamera):
+        g = camera.image_to_ground(p)
         J = homography_jacobian(camera.H, p)
-        J[~np.all(np.isfinite(camera.image_to_ground(p)), axis=1)] = np.nan
-        return J
+        J[~np.all(np.isfinite(g), axis=1)] = np.nan
+        return (g if with_ground else None), J
     n = len(p)
     if n == 0:
-        return np.zeros((0, 2, 2))
-    offsets = np.array([[step_px, 0.0], [-step_px, 0.0], [0.0, step_px], [0.0, -step_px]])
+        return (np.zeros((0, 2)) if with_ground else None), np.zeros((0, 2, 2))
+    offsets = (_OFFSETS_0 if with_ground else _OFFSETS) * step_px
     pts = (p[:, None, :] + offsets[None, :, :]).reshape(-1, 2)
-    g = camera.image_to_ground(pts).reshape(n, 4, 2)
+    g = camera.image_to_ground(pts).reshape(n, len(offsets), 2)
+    d = g[:, 1:] if with_ground else g
     J = np.empty((n, 2, 2))
-    J[:, :, 0] = (g[:, 0] - g[:, 1]) / (2.0 * step_px)
-    J[:, :, 1] = (g[:, 2] - g[:, 3]) / (2.0 * step_px)
-    return J
+    J[:, :, 0] = (d[:, 0] - d[:, 1]) / (2.0 * step_px)
+    J[:, :, 1] = (d[:, 2] - d[:, 3]) / (2.0 * step_px)
+    return (np.ascontiguousarray(g[:, 0]) if with_ground else None), J
 
 
 def ground_covariance(camera: CameraModel, uv: np.ndarray, sigma_px: np.ndarray | float) -> np.ndarray:
@@ -91,18 +105,39 @@ def ground_covariance(camera: CameraModel, uv: np.ndarray, sigma_px: np.ndarray 
     ``u``, ``v``; independent), pixels.
     """
     p = _uv(uv)
-    J = ground_jacobian(camera, p)
+    s = _sigma_per_axis(sigma_px, len(p))
+    return _jsjt(ground_jacobian(camera, p), s)
+
+
+def ground_and_covariance(
+    camera: CameraModel, uv: np.ndarray, sigma_px: np.ndarray | float
+) -> tuple[np.ndarray, np.ndarray]:
+    """``camera.image_to_ground(uv)`` ``(N, 2)`` metres and :func:`ground_covariance` ``(N, 2, 2)`` m^2 of foot
+    pixels ``uv (N, 2)`` with standard deviations ``sigma_px`` (as there), from one batched projection."""
+    p = _uv(uv)
+    s = _sigma_per_axis(sigma_px, len(p))
+    g, J = _ground_and_jacobian(camera, p)
+    return g, _jsjt(J, s)
+
+
+def _sigma_per_axis(sigma_px: np.ndarray | float, n: int) -> np.ndarray:
+    """``(N, 2)`` pixels from a scalar, ``(N,)`` or ``(N, 2)`` standard deviation."""
     s = np.asarray(sigma_px, dtype=np.float64)
     if s.ndim == 0:
-        s = np.full((len(p), 2), float(s))
-    elif s.ndim == 1:
-        if s.shape[0] != len(p):
-            raise ValueError(f"sigma_px: expected shape ({len(p)},) or ({len(p)}, 2), got {s.shape}")
-        s = np.repeat(s[:, None], 2, axis=1)
-    elif s.shape != (len(p), 2):
-        raise ValueError(f"sigma_px: expected shape ({len(p)},) or ({len(p)}, 2), got {s.shape}")
+        return np.full((n, 2), float(s))
+    if s.ndim == 1:
+        if s.shape[0] != n:
+            raise ValueError(f"sigma_px: expected shape ({n},) or ({n}, 2), got {s.shape}")
+        return np.repeat(s[:, None], 2, axis=1)
+    if s.shape != (n, 2):
+        raise ValueError(f"sigma_px: expected shape ({n},) or ({n}, 2), got {s.shape}")
+    return s
+
+
+def _jsjt(J: np.ndarray, s: np.ndarray) -> np.ndarray:
+    """``(N, 2, 2)``: ``J diag(s^2) J^T`` for ``J (N, 2, 2)`` and ``s (N, 2)``, written out (no stacked matmul)."""
     Js = J * (s * s)[:, None, :]  # J @ diag(s^2)
-    return Js @ np.swapaxes(J, 1, 2)
+    return Js[:, :, None, 0] * J[:, None, :, 0] + Js[:, :, None, 1] * J[:, None, :, 1]
 
 
 def pair_distance_with_sigma(

@@ -2,6 +2,8 @@
 
 - :mod:`.lifecycle`: :class:`Lifecycle` (start / update / end, alarm ids), :class:`Observation`,
   the shared lifecycle settings (:class:`LifecycleConfig`);
+- :mod:`.pairs`: :class:`~.pairs.PairLifecycle`, the same lifecycle in numpy arrays for pair
+  rules with many pairs a frame (the distance rule);
 - :mod:`.base`: the :class:`Rule` interface and the per-frame :class:`FrameView`;
 - one module per rule, each with its configuration model and its metric: :mod:`.distance`,
   :mod:`.contact`, :mod:`.occupancy`, :mod:`.density`, :mod:`.queue`, :mod:`.risk`;

@@ -42,7 +42,7 @@ class DensityRule(Rule):
                 value=dens,
                 threshold=limit,
                 severity=zc.severity,
-                tracks=tuple(sorted(tids[k] for k in inside)),
+                tracks=f.sorted_tids(inside),
                 positions=lambda inside=inside: {tids[k]: xy[k] for k in inside},
                 zone=s.name,
                 extra={"people": n, "area_m2": round(s.zone.area_m2, 3)},

@@ -19,8 +19,14 @@ rule           metric              event type              alarm while
 ``risk``       ``risk_level``      ``risk_level``          a zone's dynamic risk level exceeds ``alarm_level``
 =============  ==================  ======================  ==========================================
 
-The lifecycle (:mod:`.lifecycle`) is the same for every rule. Rows with a non-finite position
-are dropped and counted in ``stats["dropped_nonfinite"]``.
+The lifecycle (:mod:`.lifecycle`) is the same for every rule; a rule with ``pair_arrays`` (the
+distance rule) runs it in arrays (:mod:`.pairs`: observations, starts, updates and ends of all
+its pairs in numpy, Python objects only for the changes reported). Rows with a non-finite position
+are dropped and counted in ``stats["dropped_nonfinite"]``. ``world_cov`` (optional, the ground
+stage's ``(N, 2, 2)`` m^2 position covariances) gives the distance rule each pair's sigma and
+confidence, and its ``decision: sure`` (:mod:`.distance`, ``docs/rules.md``). An open alarm a
+rule left out of a frame although its subjects were seen is measured by the rule
+(:meth:`~.base.Rule.measure`) so that its end reports the value that cleared it.
 """
 
 from __future__ import annotations
@@ -42,6 +48,7 @@ from .density import DensityRule
 from .distance import DistanceRule
 from .lifecycle import Lifecycle
 from .occupancy import OccupancyRule
+from .pairs import PairLifecycle
 from .queue import QueueRule
 from .risk import RiskRule, risk_params
 
@@ -80,7 +87,9 @@ class RulesEngine:
     ``zones``: :class:`ZoneConfig` models; ``camera`` (optional): the camera model, to check
     that every zone lies inside the calibrated area (:class:`ZoneError` otherwise).
     ``rules`` maps each active rule's name to its :class:`Rule`, ``lifecycles`` to its
-    :class:`Lifecycle`.
+    :class:`Lifecycle` (a pair rule's :class:`~.pairs.PairLifecycle`, the same lifecycle in
+    arrays; ``pair_arrays=False``: the generic :class:`Lifecycle` for every rule, the reference
+    the array one is tested against).
     """
 
     def __init__(
@@ -89,6 +98,8 @@ class RulesEngine:
         zones: Sequence[ZoneConfig] = (),
         camera=None,
         image_size: tuple[int, int] | None = None,
+        *,
+        pair_arrays: bool = True,
     ) -> None:
         self.config = cfg = rules or RulesConfig()
         self.zones: list[ZoneSpec] = []
@@ -107,19 +118,20 @@ class RulesEngine:
             raise ZoneError(f"duplicate zone names: {sorted({n for n in names if names.count(n) > 1})}")
 
         self.rules: dict[str, Rule] = {}
-        self.lifecycles: dict[str, Lifecycle] = {}
+        self.lifecycles: dict[str, Lifecycle | PairLifecycle] = {}
         for rule_cls in RULES:
             rc = rule_cls.config_of(cfg)
             if not rule_cls.applies(rc, self.zones):
                 continue
-            self.rules[rule_cls.name] = rule_cls(rc, cfg, self.zones)
-            self.lifecycles[rule_cls.name] = Lifecycle.from_config(
-                rc,
-                rule_cls.name,
-                rule_cls.metric,
-                event_type=rule_cls.event_type,
-                higher_is_worse=rule_cls.higher_is_worse,
-            )
+            rule = self.rules[rule_cls.name] = rule_cls(rc, cfg, self.zones)
+            kw = {"event_type": rule_cls.event_type, "higher_is_worse": rule_cls.higher_is_worse}
+            if rule_cls.pair_arrays and pair_arrays:
+                lc = PairLifecycle.from_config(
+                    rc, rule_cls.name, rule_cls.metric, rule.report_pairs, rule_cls.pair_columns, **kw
+                )
+            else:
+                lc = Lifecycle.from_config(rc, rule_cls.name, rule_cls.metric, **kw)
+            self.lifecycles[rule_cls.name] = lc
         self.risk_params = risk_params(cfg.risk)
         self.heatmap: HeatMap | None = None
         h = cfg.heatmap
@@ -154,9 +166,11 @@ class RulesEngine:
         return lc.open_keys if lc else []
 
     # ------------------------------------------------------------------------------------
-    def update(self, timestamp_s: float, ids, classes, world_xy) -> list[AlarmChange]:
+    def update(self, timestamp_s: float, ids, classes, world_xy, world_cov=None) -> list[AlarmChange]:
         """One frame: ``ids (N,)`` unique track ids, ``classes (N,)`` class names,
-        ``world_xy (N, 2)`` metres. Returns ends, then starts, then updates."""
+        ``world_xy (N, 2)`` metres, ``world_cov`` ``(N, 2, 2)`` m^2 covariances of the positions
+        (optional; a row with a non-finite entry counts as unknown; ``None``: none known).
+        Returns ends, then starts, then updates."""
         now = float(timestamp_s)
         if not math.isfinite(now):
             raise ValueError(f"timestamp_s: must be finite, got {timestamp_s!r}")
@@ -173,26 +187,60 @@ class RulesEngine:
             raise ValueError(f"ids and classes: expected {len(xy)} entries, got {len(ids_a)} and {len(cls)}")
         if len(np.unique(ids_a)) != len(ids_a):
             raise ValueError("ids: duplicate track ids in one frame")
-        finite = np.all(np.isfinite(xy), axis=1)
+        cov = None
+        if world_cov is not None:
+            cov = np.asarray(world_cov, np.float64)
+            if cov.shape != (len(xy), 2, 2):
+                raise ValueError(f"world_cov: expected shape ({len(xy)}, 2, 2), got {cov.shape}")
+        finite = np.isfinite(xy[:, 0]) & np.isfinite(xy[:, 1])  # (column-wise: reducing (N, 2) rows is slow)
+        dropped = len(xy) - int(np.count_nonzero(finite))
         self.stats["frames"] += 1
-        self.stats["dropped_nonfinite"] += int((~finite).sum())
-        xy, ids_a, cls = xy[finite], ids_a[finite], cls[finite]
+        self.stats["dropped_nonfinite"] += dropped
+        if dropped:
+            xy, ids_a, cls = xy[finite], ids_a[finite], cls[finite]
+            cov = None if cov is None else cov[finite]
+        if cov is not None and not np.isfinite(cov.sum()):  # some entry is not finite
+            unknown = ~np.all(np.isfinite(cov), axis=(1, 2))
+            cov = cov.copy() if not dropped else cov  # never the caller's array
+            cov[unknown] = np.nan
         tids = ids_a.tolist()
-        present = set(tids)
+        present: set | None = None
         pair_present = lambda key: key[0] in present and key[1] in present  # noqa: E731
         zone_present = lambda key: True  # noqa: E731
 
-        frame = FrameView(now, xy, tids, cls, self.zones)
+        frame = FrameView(now, xy, tids, cls, self.zones, cov, tid_array=ids_a if ids_a.dtype != object else None)
         self._zone_metrics(frame)
         self.zone_metrics = frame.zone_metrics
         changes: list[AlarmChange] = []
         for name, rule in self.rules.items():
+            lc = self.lifecycles[name]
+            if isinstance(lc, PairLifecycle):
+                changes += self._pair_step(lc, rule, frame)
+                continue
             obs = rule.observe(frame)
-            changes += self.lifecycles[name].step(now, obs, pair_present if rule.pair_subjects else zone_present)
+            if rule.pair_subjects and present is None:
+                present = set(tids)
+            seen = pair_present if rule.pair_subjects else zone_present
+            if rule.measures_clear:
+                missing = lc.unobserved(obs, seen)
+                if missing:
+                    obs.update(rule.measure(frame, missing))
+            changes += lc.step(now, obs, seen)
         if self.heatmap is not None:
             self.heatmap.update(now, xy[frame.of_classes(self.config.risk.classes)])
         changes.sort(key=lambda c: _STATE_ORDER[c.state])  # stable: rule order, then key order
         return changes
+
+    @staticmethod
+    def _pair_step(lc: PairLifecycle, rule: Rule, frame: FrameView) -> list[AlarmChange]:
+        """One frame of a pair rule in arrays: observe, measure the open alarms left out, step."""
+        batch = lc.keyed(frame, rule.observe_pairs(frame))
+        measured = None
+        if rule.measures_clear:
+            lo, hi = lc.unobserved(batch, frame)
+            if len(lo):
+                measured = lc.keyed(frame, rule.measure_pairs(frame, lo, hi))
+        return lc.step(frame.now, batch, frame, measured)
 
     def _zone_metrics(self, frame: FrameView) -> None:
         """People, density, capacity, area (and the queue's smallest gap) of every zone."""

@@ -10,12 +10,27 @@ zone) and turns each frame's :class:`Observation` values into
   hysteresis band* (the observation's ``hold``); it ends (``reason="clear"``) once clear for
   ``end_after_s``, or (``reason="lost"``) when its subjects have not been seen for
   ``end_after_s``; ``flush`` ends every open alarm (``reason="flush"``);
+- what a change reports (``value``, positions, ``extra``): a start or an update the
+  observation of that frame; an end with ``reason="clear"`` the *clearing* observation, the
+  first one of the final clear stretch (outside the hold band: the value that cleared the
+  alarm, not the last one inside the violation); ``lost`` and ``flush`` the latest observation
+  (the last known value). A key cleared by its absence from the observations (a pair rule
+  reports only pairs inside the band) has a clearing observation only if the rule measured it
+  (:meth:`~vigil.geometry.rules.base.Rule.measure`: the engine asks once, at the first frame of
+  the clear stretch, see :meth:`Lifecycle.unobserved`; that measurement then stays the latest
+  observation until the key is observed again); otherwise its latest observed one is
+  reported. ``worst`` is the most extreme value over the observations that held the alarm
+  (bad or hold), so a clearing value never counts; ``severity`` the one last reported;
 - after an end, the same key cannot start again for ``cooldown_s``;
 - ``update`` at most every ``update_interval_s`` (if set) and whenever the severity changes.
 
 Each alarm gets a new ``alarm_id`` (:func:`vigil.alarm.new_alarm_id`) when it starts; its
 updates and its end carry the same id. A restart of the same key after its end is a new alarm
 with a new id.
+
+A pair rule with thousands of keys a frame (the distance rule) runs through
+:class:`~vigil.geometry.rules.pairs.PairLifecycle` instead: these semantics in numpy arrays
+(tested against this class on random scenes, ``tests/geometry/test_geometry_rules_pairs.py``).
 
 :class:`LifecycleConfig` is the pydantic base of every rule's configuration (these settings
 plus ``severity``).
@@ -31,7 +46,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from vigil.alarm import AlarmChange, AlarmState, new_alarm_id
 
-__all__ = ["Severity", "StrictConfig", "LifecycleConfig", "Observation", "Lifecycle"]
+__all__ = ["Severity", "StrictConfig", "LifecycleConfig", "Observation", "Lifecycle", "check_settings"]
 
 Severity = Literal["info", "warning", "critical"]
 
@@ -76,8 +91,8 @@ class Observation:
     but inside the hysteresis band (an open alarm stays open, a new one does not start).
     ``positions`` (track id -> ``(x, y)`` metres) may be a mapping, a sequence of ``(key,
     value)`` pairs or a callable returning either; ``extra`` (the event type's own payload
-    fields) a mapping or pairs. Both are turned into dicts only when a change is reported:
-    cheap for thousands of pairs."""
+    fields) likewise. Both are turned into dicts only when a change is reported: cheap for
+    thousands of pairs."""
 
     __slots__ = ("bad", "value", "threshold", "severity", "hold", "tracks", "positions", "zone", "extra")
 
@@ -104,9 +119,23 @@ class _Alarm:
     last_bad: float
     last_seen: float
     last_reported: float
-    obs: Observation
-    worst: float
+    obs: Observation  #: the latest observation (held or clear)
+    worst: float  #: the most extreme value over the held observations
+    severity: str  #: the severity last reported
     clear_since: float | None = None
+    clear_obs: Observation | None = None  #: the first observation of the current clear stretch
+
+
+def check_settings(
+    rule: str, min_duration_s: float, end_after_s: float, cooldown_s: float, update_interval_s: float | None
+) -> None:
+    """Raise ``ValueError`` unless the durations (seconds) are finite and >= 0 and the update
+    interval None or > 0."""
+    for name, v in (("min_duration_s", min_duration_s), ("end_after_s", end_after_s), ("cooldown_s", cooldown_s)):
+        if not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):
+            raise ValueError(f"{rule}.{name}: must be a finite number >= 0, got {v!r}")
+    if update_interval_s is not None and not (math.isfinite(update_interval_s) and update_interval_s > 0):
+        raise ValueError(f"{rule}.update_interval_s: must be > 0, got {update_interval_s!r}")
 
 
 def _pos(p) -> tuple[float, float]:
@@ -133,11 +162,7 @@ class Lifecycle:
         update_interval_s: float | None = None,
         higher_is_worse: bool = True,
     ) -> None:
-        for name, v in (("min_duration_s", min_duration_s), ("end_after_s", end_after_s), ("cooldown_s", cooldown_s)):
-            if not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):
-                raise ValueError(f"{rule}.{name}: must be a finite number >= 0, got {v!r}")
-        if update_interval_s is not None and not (math.isfinite(update_interval_s) and update_interval_s > 0):
-            raise ValueError(f"{rule}.update_interval_s: must be > 0, got {update_interval_s!r}")
+        check_settings(rule, min_duration_s, end_after_s, cooldown_s, update_interval_s)
         self.rule, self.metric = rule, metric
         self.event_type = event_type or rule
         self.min_duration_s, self.end_after_s, self.cooldown_s = (
@@ -179,15 +204,23 @@ class Lifecycle:
     def _worse(self, a: float, b: float) -> float:
         return max(a, b) if self.higher_is_worse else min(a, b)
 
-    def _change(self, state: AlarmState, key, rec: _Alarm, now: float, reason: str | None = None) -> AlarmChange:
-        o = rec.obs
+    def unobserved(self, obs: dict, present: Callable[[Hashable], bool]) -> list:
+        """Keys of open alarms missing from ``obs`` whose subjects were seen (``present``) and that
+        are not yet in a clear stretch: the ones a rule may
+        :meth:`~vigil.geometry.rules.base.Rule.measure`, once, for the value that clears them."""
+        return [k for k, rec in self._open.items() if k not in obs and rec.clear_since is None and present(k)]
+
+    def _change(
+        self, state: AlarmState, key, rec: _Alarm, now: float, reason: str | None = None, obs: Observation | None = None
+    ) -> AlarmChange:
+        o = rec.obs if obs is None else obs
         positions = o.positions() if callable(o.positions) else o.positions
         return AlarmChange(
             event_type=self.event_type,
             rule=self.rule,
             state=state,
             alarm_id=rec.alarm_id,
-            severity=o.severity,
+            severity=rec.severity,
             timestamp_s=now,
             started_at=rec.started_at,
             duration_s=max(0.0, rec.last_bad - rec.started_at),
@@ -200,7 +233,7 @@ class Lifecycle:
             positions={k: _pos(v) for k, v in dict(positions).items()},
             zone=o.zone,
             reason=reason,
-            extra=dict(o.extra),
+            extra=dict(o.extra() if callable(o.extra) else o.extra),
         )
 
     def step(self, now: float, obs: dict, present: Callable[[Hashable], bool] = lambda key: False) -> list[AlarmChange]:
@@ -220,23 +253,24 @@ class Lifecycle:
                 continue
             rec.last_seen = now
             if o is not None:
-                prev_sev = rec.obs.severity
                 rec.obs = o
-                rec.worst = self._worse(rec.worst, o.value)
             if o is not None and (o.bad or o.hold):
-                rec.clear_since = None
+                rec.clear_since = rec.clear_obs = None
+                rec.worst = self._worse(rec.worst, o.value)
                 if o.bad:
                     rec.last_bad = now
-                if o.severity != prev_sev or (
+                if o.severity != rec.severity or (
                     self.update_interval_s is not None and now - rec.last_reported >= self.update_interval_s
                 ):
                     rec.last_reported = now
+                    rec.severity = o.severity
                     updates.append(self._change("update", key, rec, now))
                 continue
             if rec.clear_since is None:
                 rec.clear_since = now
+                rec.clear_obs = rec.obs  # this frame's clear observation, or the latest one if none
             if now - rec.clear_since >= self.end_after_s:
-                ends.append(self._change("end", key, rec, now, "clear"))
+                ends.append(self._change("end", key, rec, now, "clear", rec.clear_obs))
                 del self._open[key]
                 self._ended[key] = now
 
@@ -266,6 +300,7 @@ class Lifecycle:
                     last_reported=now,
                     obs=o,
                     worst=o.value,
+                    severity=o.severity,
                 )
                 self._open[key] = rec
                 starts.append(self._change("start", key, rec, now))

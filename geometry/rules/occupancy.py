@@ -56,7 +56,7 @@ class OccupancyRule(Rule):
                 value=float(len(inside)),
                 threshold=float(s.capacity),
                 severity=zc.severity,
-                tracks=tuple(sorted(tids[k] for k in inside)),
+                tracks=f.sorted_tids(inside),
                 positions=lambda inside=inside: {tids[k]: xy[k] for k in inside},
                 zone=s.name,
                 extra={"area_m2": round(s.zone.area_m2, 3)},

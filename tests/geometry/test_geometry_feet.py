@@ -13,6 +13,7 @@ from vigil.geometry.feet import (
     NEARER_BOX,
     SHORTER_THAN_TRACK,
     TOO_SHORT,
+    TOO_TALL,
     TrackHeights,
     estimate_feet,
     expected_height_px,
@@ -105,6 +106,24 @@ def test_reasons_one_at_a_time():
     assert occlusion_reasons(box[None], IMAGE_SIZE, cam, np.array([np.nan])).tolist() == [0]
 
 
+def test_too_tall_for_a_person_there(scene):
+    cam, g, size = scene
+    # 2.1 m is within 2.0 m + 10 %; 2.4 m is not
+    assert occlusion_reasons(_person(cam, g, 2.1)[2][None], size, cam).tolist() == [0]
+    assert occlusion_reasons(_person(cam, g, 2.4)[2][None], size, cam).tolist() == [TOO_TALL]
+    assert occlusion_reasons(_person(cam, g, 2.4)[2][None], size, cam, max_height_m=None).tolist() == [0]
+    # two people merged in one box: the far one's head on top, the bottom 40 % of its height lower, at
+    # a nearer one's feet: the foot estimated from the head and the height prior is the far one's
+    head, foot, box = _person(cam, g)
+    merged = box.copy()
+    merged[3] = box[3] + 0.4 * (box[3] - box[1])
+    assert merged[3] < size[1] - 5
+    est = estimate_feet(merged[None], size, cam, height_m=H)
+    assert est.reason[0] & TOO_TALL and est.corrected[0]
+    np.testing.assert_allclose(est.foot_px[0], foot, atol=1e-6)
+    np.testing.assert_allclose(cam.image_to_ground(est.foot_px)[0], g, atol=1e-6)
+
+
 def test_track_height_is_preferred_when_known():
     cam = tilted_camera()
     head, foot, box = _person(cam, (1.0, 5.0))
@@ -171,3 +190,85 @@ def test_the_sweep_agrees_with_all_pairs():
     got = occlusion_reasons(b, None, simple_homography()) & NEARER_BOX
     assert cover.any(axis=1).sum() > 50
     np.testing.assert_array_equal(got != 0, cover.any(axis=1))
+
+
+class _LoopHeights:
+    """The per-track dict loop that TrackHeights replaced: the reference for its vectorised version."""
+
+    def __init__(self, alpha, forget_after_s):
+        self.alpha, self.forget_after_s, self.h, self.t = alpha, forget_after_s, {}, {}
+
+    def get(self, ids):
+        return np.array([self.h.get(int(t), np.nan) for t in ids], np.float64)
+
+    def update(self, t_s, ids, heights, ok):
+        a = self.alpha
+        for tid, h, good in zip(ids, heights, ok):
+            if good and np.isfinite(h):
+                old = self.h.get(int(tid))
+                self.h[int(tid)] = float(h) if old is None else (1 - a) * old + a * float(h)
+                self.t[int(tid)] = t_s
+        for k in [k for k, t in self.t.items() if t_s - t > self.forget_after_s]:
+            del self.h[k], self.t[k]
+
+
+def test_track_heights_match_the_per_track_loop():
+    rng = np.random.default_rng(7)
+    fast, loop = TrackHeights(alpha=0.3, forget_after_s=0.35), _LoopHeights(0.3, 0.35)
+    pool = np.array([5, 3, 40, 12, 7, 99, 1, 64, 8, 2])
+    for k in range(60):
+        ids = rng.choice(pool, size=rng.integers(0, 9), replace=bool(k % 5 == 0))  # every 5th: repeated ids
+        h = rng.uniform(20.0, 200.0, len(ids))
+        h[rng.random(len(ids)) < 0.1] = np.nan
+        ok = rng.random(len(ids)) > 0.3
+        t_s = k * 0.1 + (1.0 if k >= 40 else 0.0)  # a gap: everything forgotten
+        fast.update(t_s, ids, h, ok)
+        loop.update(t_s, ids, h, ok)
+        query = np.r_[pool, 1000]
+        np.testing.assert_array_equal(fast.get(query), loop.get(query))
+        assert len(fast) == len(loop.h)
+
+
+@pytest.mark.parametrize("min_overlap", [0.3, 0.0, 0.6, -0.2])
+def test_the_sweep_agrees_with_all_pairs_with_ties_and_touching_boxes(min_overlap):
+    rng = np.random.default_rng(11)
+    n = 300
+    x1, y2 = rng.integers(0, 300, n).astype(float), rng.integers(100, 400, n).astype(float)  # many ties
+    w, h = rng.integers(1, 30, n).astype(float), rng.integers(10, 90, n).astype(float)
+    b = np.c_[x1, y2 - h, x1 + w, y2]
+    b[:5] = [[10, 50, 20, 100], [20, 60, 30, 120], [20, 60, 30, 120], [0, 0, 0, 0], [np.nan, 1, 2, 3]]
+    ov = np.minimum(b[:, None, 2], b[None, :, 2]) - np.maximum(b[:, None, 0], b[None, :, 0])
+    ww = np.maximum(b[:, 2] - b[:, 0], 1e-9)
+    cover = (b[None, :, 3] > b[:, None, 3]) & (b[None, :, 1] < b[:, None, 3]) & (ov >= min_overlap * ww[:, None])
+    np.fill_diagonal(cover, False)
+    got = occlusion_reasons(b, None, simple_homography(), min_overlap=min_overlap) & NEARER_BOX
+    assert cover.any(axis=1).sum() > 30
+    np.testing.assert_array_equal(got != 0, cover.any(axis=1))
+
+
+def test_estimate_feet_row_by_row():
+    """The vectorised estimate equals the rule applied to each flagged row alone (track height, else head)."""
+    cam = load_camera(PETS_YAML)
+    rng = np.random.default_rng(5)
+    g = rng.uniform([-14, -16], [6, 6], (200, 2))
+    tall = rng.uniform(1.5, 1.9, 200)
+    foot, head = cam.ground_to_image(g), cam.project_points(np.c_[g, tall])
+    b = np.c_[head[:, 0] - 10, head[:, 1], head[:, 0] + 10, foot[:, 1]]
+    b[::4, 3] = b[::4, 1] + 0.6 * (b[::4, 3] - b[::4, 1])  # legs hidden
+    b[::9, 1] = 0.0  # head cut by the frame
+    b = np.clip(b, 0, [768, 576, 768, 576])
+    th = np.where(rng.random(200) < 0.5, (foot[:, 1] - head[:, 1]) * 1.02, np.nan)
+    est = estimate_feet(b, (768, 576), cam, th, height_m=1.75)
+    reason = occlusion_reasons(b, (768, 576), cam, th)
+    np.testing.assert_array_equal(est.reason, reason)
+    assert 20 < est.corrected.sum() < 200
+    for i in range(len(b)):
+        uc = (b[i, 0] + b[i, 2]) / 2
+        if reason[i] == 0 or b[i, 1] <= 2.0:
+            expected = [uc, b[i, 3]]
+        elif np.isfinite(th[i]):
+            expected = [uc, b[i, 1] + th[i]]
+        else:
+            expected = foot_from_head(cam, [[uc, b[i, 1]]], 1.75)[0]
+        np.testing.assert_allclose(est.foot_px[i], expected, rtol=0, atol=1e-9)
+        assert est.corrected[i] == (not np.array_equal(expected, [uc, b[i, 3]]))

@@ -139,3 +139,23 @@ def test_contact_timer_does_not_bridge_gaps_and_rejects_time_going_back():
     assert t.update(6.0, [(1, 2)]) == {(1, 2): pytest.approx(1.0)}
     with pytest.raises(ValueError, match="backwards"):
         t.update(5.5, [])
+
+
+@pytest.mark.parametrize("n, side, radius", [(300, 20.0, 1.5), (2000, 60.0, 1.2), (1500, 8.0, 1.0), (400, 1e7, 2.0)])
+def test_pairs_within_grid_matches_brute_force(n, side, radius):
+    # from 300 points the candidates come from a grid of cells (the k-d tree below, and for points spread
+    # so far apart that the grid would be mostly empty: the last case); coordinates on a 0.1 m lattice
+    # give pairs exactly `radius` apart
+    rng = np.random.default_rng(n)
+    xy = np.round(rng.uniform(-side, side, (n, 2)), 1)
+    xy[rng.random(n) < 0.05] = np.nan
+    dx = xy[:, None, 0] - xy[None, :, 0]
+    dy = xy[:, None, 1] - xy[None, :, 1]
+    full = np.sqrt(dx * dx + dy * dy)
+    for strict in (True, False):
+        i, j, d = pairs_within(xy, radius, strict=strict)
+        with np.errstate(invalid="ignore"):
+            bi, bj = np.nonzero(np.triu(full < radius if strict else full <= radius, 1))
+        if strict or side < 1e6:  # the k-d tree may leave out a pair exactly `radius` apart
+            assert list(zip(i.tolist(), j.tolist())) == list(zip(bi.tolist(), bj.tolist()))
+            assert np.array_equal(d, full[bi, bj])

@@ -40,6 +40,8 @@ def test_distance_lifecycle_with_hysteresis_no_flapping():
     assert start.started_at == 1.0 and start.value == pytest.approx(0.8) and start.threshold == 1.0
     assert start.positions == {1: (0.0, 0.0), 2: (0.8, 0.0)}
     assert end.reason == "clear" and end.worst == pytest.approx(0.8) and end.duration_s == pytest.approx(3.0)
+    # the end reports the distance that cleared the alarm (1.3 m), not the last one in the band (1.15 m)
+    assert end.value == pytest.approx(1.3) and end.positions == {1: (0.0, 0.0), 2: (1.3, 0.0)}
 
 
 def test_min_duration_candidate_dropped_when_clear():

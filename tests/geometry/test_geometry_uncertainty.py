@@ -12,6 +12,7 @@ from scipy.stats import norm
 from vigil.geometry.calibration_io import load_camera
 from vigil.geometry.camera import CameraModel
 from vigil.geometry.uncertainty import (
+    ground_and_covariance,
     ground_covariance,
     ground_jacobian,
     pair_distance_with_sigma,
@@ -138,3 +139,21 @@ def test_probability_below_threshold():
     np.testing.assert_allclose(p[:4], [0.5, norm.cdf(0.0), 1.0, 0.0])
     np.testing.assert_allclose(prob_distance_below([1.0], [0.5], 2.0), [norm.cdf(2.0)])
     assert np.isnan(p[4])
+
+
+@pytest.mark.parametrize("name", ["tsai", "pinhole", "homography", "numeric"])
+def test_ground_and_covariance_is_one_batch_of_the_two(name):
+    cam = {
+        "tsai": lambda: load_camera(PETS_YAML),
+        "pinhole": tilted_camera,
+        "homography": simple_homography,
+        "numeric": lambda: Numeric(tilted_camera()),
+    }[name]()
+    uv = np.r_[UV, [[400.0, -5000.0], [np.nan, 3.0]]]  # above the horizon, not finite
+    for sigma in (2.0, np.linspace(1, 3, len(uv)), np.c_[np.linspace(1, 3, len(uv)), np.full(len(uv), 0.5)]):
+        xy, cov = ground_and_covariance(cam, uv, sigma)
+        np.testing.assert_allclose(xy, cam.image_to_ground(uv), rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(cov, ground_covariance(cam, uv, sigma), rtol=1e-9, atol=1e-15)
+        assert np.isnan(xy[-2:]).all() and np.isnan(cov[-2:]).all() and np.isfinite(cov[:-2]).all()
+    xy, cov = ground_and_covariance(cam, np.zeros((0, 2)), 2.0)
+    assert xy.shape == (0, 2) and cov.shape == (0, 2, 2)
