@@ -11,6 +11,7 @@ directory.
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 from typing import Any, Literal
@@ -43,23 +44,36 @@ class _Strict(BaseModel):
 
 
 class GroundConfig(_Strict):
-    """Ground-plane state per track (vigil.geometry.ground_filter); everything off by default.
+    """Ground-plane state per track (vigil.geometry.ground_filter, docs/feet.md); on by default.
 
     With either option on, each tracked row also carries data['world_cov'] (N, 2, 2), m^2: the
-    covariance of its ground position.
+    covariance of its ground position, and the positions in events, MOT output and pictures are
+    the filtered ones. Both off: the box bottom centre projected, unfiltered (the first wave).
     """
 
     filter: bool = Field(
-        False, description="Filter each track's ground position with a constant-velocity Kalman filter (metres)"
+        True, description="Filter each track's ground position with a constant-velocity Kalman filter (metres)"
     )
     occlusion_feet: bool = Field(
-        False,
+        True,
         description="Estimate the feet of people whose box bottom is not the feet (occluded by a nearer box, cut "
         "by the frame, too short) from the box top and a height prior (docs/feet.md)",
     )
     height_prior_m: float = Field(1.75, ge=1.5, le=1.9, description="Assumed height of a person, metres")
     min_person_height_m: float = Field(
         1.5, ge=1.0, le=1.9, description="A box shorter than a person this tall at its position is 'too short', metres"
+    )
+    max_person_height_m: float | None = Field(
+        2.0,
+        ge=1.8,
+        le=2.5,
+        description="A box taller than a person this tall at its bottom position is 'too tall' (two people merged, "
+        "or a person and what stands in front): its feet are estimated from the head; null: no such test, metres",
+    )
+    amodal_boxes: bool = Field(
+        True,
+        description="Report a person's box down to the estimated feet where they were corrected (the full extent, "
+        "as if unoccluded); data['visible_xyxy'] keeps the detector's box",
     )
     use_track_height: bool = Field(
         True, description="Estimate hidden feet from the track's recent unoccluded box height when known"
@@ -75,6 +89,23 @@ class GroundConfig(_Strict):
         1.0, ge=0, le=100, description="Spectral density of the white-noise acceleration of a person, m^2/s^3"
     )
     forget_after_s: float = Field(2.0, gt=0, le=60, description="Forget a track's ground state after this long unseen")
+    outlier_frames: int = Field(
+        1,
+        ge=0,
+        le=10,
+        description="A measured position far outside the filter's prediction (chi-square gate) is kept out for up to "
+        "this many frames in a row (a box merged with a neighbour for a frame); the next one restarts the track there",
+    )
+
+    @model_validator(mode="after")
+    def _heights_ordered(self) -> "GroundConfig":
+        top = self.max_person_height_m
+        if not self.min_person_height_m <= self.height_prior_m <= (top if top is not None else math.inf):
+            raise ValueError(
+                f"tracker.ground: need min_person_height_m ({self.min_person_height_m}) <= height_prior_m "
+                f"({self.height_prior_m}) <= max_person_height_m ({top})"
+            )
+        return self
 
     @property
     def enabled(self) -> bool:
@@ -101,11 +132,19 @@ class TrackerConfig(_Strict):
         2, ge=1, le=30, description="Frames a track must be seen before it is reported"
     )
     coast_s: float = Field(
-        0.0,
+        0.6,
         ge=0,
         le=10,
         description="Keep reporting a track the detector lost (a person hidden behind another) at its predicted "
         "position for this long (seconds); such rows carry data['coasting'] = True",
+    )
+    coast_occluded_only: bool = Field(
+        True,
+        description="Coast a lost track only while a nearer detected box (lower bottom edge) covers at least "
+        "coast_min_cover of its predicted box: the loss is explained by an occluder, not by the person leaving",
+    )
+    coast_min_cover: float = Field(
+        0.3, gt=0, le=1, description="Fraction of a lost track's predicted box a nearer box must cover to coast it"
     )
     ground: GroundConfig = Field(
         default_factory=GroundConfig, description="Ground-plane state per track: filter, occlusion-aware feet"
@@ -408,6 +447,21 @@ class NodeConfig(_Strict):
             raise ValueError(f"duplicate camera names: {dupes}")
         return self
 
+    @model_validator(mode="after")
+    def _sure_needs_ground(self) -> "NodeConfig":
+        """``rules.distance.decision: sure`` decides on each pair's distance sigma, which only the
+        ground stage (``tracker.ground``) gives: refused without it (naming every such camera)."""
+        if self.tracker.ground.enabled:
+            return self
+        sure = [c.name for c in self.cameras if c.rules.distance.enabled and c.rules.distance.decision == "sure"]
+        if sure:
+            cams = ("camera " if len(sure) == 1 else "cameras ") + ", ".join(repr(n) for n in sure)
+            raise ValueError(
+                f"{cams}: rules.distance.decision: 'sure' needs the position covariances of the ground"
+                " stage; enable tracker.ground (filter: true or occlusion_feet: true) or use decision: point"
+            )
+        return self
+
     def camera(self, name: str | None = None) -> CameraConfig:
         """The named camera, or the first enabled one."""
         for cam in self.cameras:
@@ -471,7 +525,10 @@ def _format_errors(exc: ValidationError, data: Any, source: str, key_lines: dict
         msg = err["msg"]
         if err["type"] == "extra_forbidden":
             msg = "unknown key"
-        lines.append(f"  {where}{field_path}{at}: {msg}")
+        if where or field_path:
+            lines.append(f"  {where}{field_path}{at}: {msg}")
+        else:  # a whole-config check (NodeConfig's validators): the message names camera and field
+            lines.append(f"  {msg.removeprefix('Value error, ')}")
     return "\n".join(lines)
 
 

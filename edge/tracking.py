@@ -19,7 +19,7 @@ with warnings.catch_warnings():
 
 from vigil.detectors.detections import Detections
 
-__all__ = ["Tracker"]
+__all__ = ["Tracker", "covered_by_nearer"]
 
 
 class Tracker:
@@ -37,6 +37,7 @@ class Tracker:
         minimum_matching_threshold: float = 0.95,
         minimum_consecutive_frames: int = 2,
         coast_s: float = 0.0,
+        coast_min_cover: float | None = 0.3,
     ) -> None:
         with warnings.catch_warnings():
             # 0.30.x marks ByteTrack deprecated in favour of `trackers`; see the module docstring.
@@ -51,8 +52,11 @@ class Tracker:
             )
         self._sv = sv
         # a track the detector loses (e.g. a person hidden behind another) is still reported,
-        # at its Kalman-predicted box and flagged data["coasting"], for up to coast_frames
+        # at its Kalman-predicted box and flagged data["coasting"], for up to coast_frames, and
+        # (coast_min_cover set) only while a nearer detected box covers that fraction of it:
+        # the loss is explained by an occluder, not by the person leaving or a false track
         self.coast_frames = int(round(coast_s * fps))
+        self.coast_min_cover = coast_min_cover
         self._last: dict[int, tuple[int, float]] = {}  # tracker_id -> (class_id, confidence)
 
     @classmethod
@@ -64,6 +68,7 @@ class Tracker:
             minimum_matching_threshold=cfg.minimum_matching_threshold,
             minimum_consecutive_frames=cfg.minimum_consecutive_frames,
             coast_s=cfg.coast_s,
+            coast_min_cover=cfg.coast_min_cover if cfg.coast_occluded_only else None,
         )
 
     def update(self, detections: Detections) -> Detections:
@@ -99,6 +104,8 @@ class Tracker:
             box = np.asarray(track.tlbr, np.float32)
             if not np.all(np.isfinite(box)) or box[2] <= box[0] or box[3] <= box[1]:
                 continue
+            if self.coast_min_cover is not None and not covered_by_nearer(box, kept.xyxy, self.coast_min_cover):
+                continue
             cid, conf = self._last[tid]
             boxes.append(box)
             cids.append(cid)
@@ -126,3 +133,17 @@ class Tracker:
 
     def reset(self) -> None:
         self._bt.reset()
+
+
+def covered_by_nearer(box: np.ndarray, others: np.ndarray, min_cover: float) -> bool:
+    """Whether one of ``others (M, 4)`` (x1, y1, x2, y2 pixels) whose bottom edge is lower in the image than
+    ``box``'s (nearer the camera, for people on a ground plane seen from above) covers at least
+    ``min_cover`` of ``box (4,)``'s area: the box is hidden behind a nearer object."""
+    o = np.asarray(others, np.float64).reshape(-1, 4)
+    if not len(o):
+        return False
+    b = np.asarray(box, np.float64)
+    iw = (np.minimum(b[2], o[:, 2]) - np.maximum(b[0], o[:, 0])).clip(0)
+    ih = (np.minimum(b[3], o[:, 3]) - np.maximum(b[1], o[:, 1])).clip(0)
+    area = max(float((b[2] - b[0]) * (b[3] - b[1])), 1e-9)
+    return bool(np.any((o[:, 3] > b[3]) & (iw * ih >= min_cover * area)))

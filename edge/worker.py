@@ -12,7 +12,7 @@ import logging
 import os
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Protocol
 
@@ -87,12 +87,24 @@ class RunReport:
         }
 
 
+def amodal_boxes(tracked: Detections, foot_px: np.ndarray, corrected: np.ndarray) -> Detections:
+    """``tracked`` with the boxes of the ``corrected (N,) bool`` rows reaching down to their estimated
+    feet ``foot_px (N, 2)`` pixels (the bottom edge moved to the foot's ``v``: lower for hidden legs,
+    higher for a box that ran into a nearer person); ``data["visible_xyxy"]`` keeps the detector's
+    boxes. Pixels; the top edge and the width are kept."""
+    xyxy = tracked.xyxy.copy()
+    rows = np.flatnonzero(corrected & (foot_px[:, 1] > xyxy[:, 1]))
+    xyxy[rows, 3] = foot_px[rows, 1]
+    return replace(tracked, xyxy=xyxy, data={**tracked.data, "visible_xyxy": tracked.xyxy})
+
+
 class CameraPipeline:
     """Everything after decoding for one camera: detect, track, project, rules, events.
 
     ``process(frame) -> (tracked, events, changes)`` with ``tracked`` a :class:`Detections` carrying
     ``tracker_id`` and ``data["world_xy"]`` ``(N, 2)`` metres (NaN where a foot point has no
-    ground position).
+    ground position); with ``tracker.ground`` also ``data["world_cov"]`` ``(N, 2, 2)`` m^2, which
+    the rules engine gets too (each pair's distance sigma and confidence, ``decision: sure``).
     """
 
     def __init__(
@@ -114,6 +126,7 @@ class CameraPipeline:
         if node.tracker.ground.enabled:
             people = [i for i, n in enumerate(self.class_names) if n == "person"]
             self.ground = GroundEstimator.from_config(self.model, people, node.tracker.ground)
+        self.amodal = node.tracker.ground.occlusion_feet and node.tracker.ground.amodal_boxes
         rule = camera.rules.distance
         self.rule = rule
         self.rule_classes = np.array(
@@ -209,11 +222,16 @@ class CameraPipeline:
             measured = ~tracked.data.get("coasting", np.zeros(len(tracked), bool))
             size = (frame.image.shape[1], frame.image.shape[0])
             g = self.ground.update(frame.timestamp, tracked.tracker_id, tracked.xyxy, tracked.class_id, size, measured)
+            foot_px = g.pop("foot_px")
             tracked = tracked.with_data(**g)
+            if self.amodal and np.any(g["foot_corrected"]):
+                tracked = amodal_boxes(tracked, foot_px, g["foot_corrected"])
         t3 = time.perf_counter()
         sel = tracked[np.isin(tracked.class_id, self.engine_classes)]
         names = np.array(self.class_names, dtype=object)[sel.class_id] if len(sel) else np.zeros(0, dtype=object)
-        changes = self.engine.update(frame.timestamp, sel.tracker_id, names, sel.data["world_xy"])
+        changes = self.engine.update(
+            frame.timestamp, sel.tracker_id, names, sel.data["world_xy"], world_cov=sel.data.get("world_cov")
+        )
         self._voice(changes)
         t4 = time.perf_counter()
         events = []

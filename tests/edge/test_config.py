@@ -81,6 +81,22 @@ def test_duplicate_camera_names_are_rejected():
         parse_config(text)
 
 
+def test_decision_sure_needs_the_ground_stage():
+    off = "node: test\ntracker: {ground: {filter: false, occlusion_feet: false}}\n"
+    parse_config(GOOD + "    rules: {distance: {decision: sure}}\n")  # the ground stage is on by default
+    sure = GOOD.replace("node: test\n", off) + "    rules: {distance: {decision: sure}}\n"
+    with pytest.raises(
+        ConfigError, match=r"\n  camera 'cam-a': rules\.distance\.decision: 'sure' needs .*tracker\.ground"
+    ):
+        parse_config(sure)
+    two = sure + "  - {name: cam-b, source: b.avi, calibration: b.yaml, rules: {distance: {decision: sure}}}\n"
+    with pytest.raises(ConfigError, match=r"cameras 'cam-a', 'cam-b': rules\.distance\.decision"):
+        parse_config(two)
+    parse_config(sure.replace("decision: sure}", "decision: sure, enabled: false}"))  # a disabled rule decides nothing
+    on = parse_config(sure.replace(off, "node: test\ntracker: {ground: {filter: true}}\n"))
+    assert on.cameras[0].rules.distance.decision == "sure" and on.cameras[0].rules.distance.confidence == 0.95
+
+
 def test_duplicate_yaml_keys_are_rejected_with_the_line():
     with pytest.raises(ConfigError, match=r"line 2: duplicate key 'node'"):
         parse_config("node: a\nnode: b\ncameras: []\n")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from vigil.detectors.detections import Detections
-from vigil.edge.tracking import Tracker
+from vigil.edge.tracking import Tracker, covered_by_nearer
 
 
 def _frame(boxes: list[list[float]]) -> Detections:
@@ -22,7 +22,7 @@ def test_ids_persist_while_boxes_move():
 
 def test_a_lost_track_coasts_for_coast_s_then_disappears():
     fps, coast_s = 10.0, 0.3  # 3 frames
-    t = Tracker(fps=fps, minimum_consecutive_frames=1, coast_s=coast_s)
+    t = Tracker(fps=fps, minimum_consecutive_frames=1, coast_s=coast_s, coast_min_cover=None)  # no occluder needed
     for k in range(6):
         out = t.update(_frame([[10 + 5 * k, 10, 40 + 5 * k, 90], [300, 10, 330, 90]]))
     assert not out.data["coasting"].any()
@@ -44,3 +44,32 @@ def test_without_coasting_a_lost_track_is_not_reported():
         t.update(_frame([[10 + 5 * k, 10, 40 + 5 * k, 90]]))
     out = t.update(_frame([]))
     assert len(out) == 0 and "coasting" not in out.data
+
+
+def test_covered_by_nearer_needs_a_lower_bottom_and_enough_cover():
+    box = np.array([100.0, 100.0, 120.0, 160.0])  # 20 x 60 px, area 1200
+    nearer = np.array([[110.0, 110.0, 140.0, 190.0]])  # bottom 190 > 160; overlap 10 x 50 = 500 px (0.417)
+    assert covered_by_nearer(box, nearer, 0.4)
+    assert not covered_by_nearer(box, nearer, 0.42)
+    farther = np.array([[110.0, 90.0, 140.0, 150.0]])  # covers 10 x 50 too, but its bottom is higher: behind
+    assert not covered_by_nearer(box, farther, 0.1)
+    assert not covered_by_nearer(box, np.zeros((0, 4)), 0.1)
+
+
+def test_by_default_only_a_track_hidden_behind_a_nearer_box_coasts():
+    t = Tracker(fps=10.0, minimum_consecutive_frames=1, coast_s=0.3)
+    walker = [10, 10, 40, 90]
+
+    def occluder(x: float) -> list[float]:  # a nearer person (bottom edge 120 > 90) walking left
+        return [x, 20, x + 40, 120]
+
+    for k in range(4):
+        out = t.update(_frame([walker, occluder(60 - 10 * k)]))
+    hidden = int(out.tracker_id[out.xyxy[:, 0] == 10][0])
+    # the occluder now covers 20 x 70 px of the walker's 30 x 80 px box (0.58): the walker is hidden
+    out = t.update(_frame([occluder(20)]))
+    row = out.tracker_id == hidden
+    assert row.sum() == 1 and out.data["coasting"][row].all()
+    # the occluder has gone: nothing explains the walker's absence, so it is not reported
+    out = t.update(_frame([occluder(400)]))
+    assert not (out.tracker_id == hidden).any()

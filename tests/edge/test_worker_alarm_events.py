@@ -43,6 +43,7 @@ def test_alarm_id_continuity_through_the_worker_events(tmp_path):
 version: 1
 node: n
 detector: {{type: darknet_onnx}}
+tracker: {{ground: {{filter: false, occlusion_feet: false}}}}  # the homography below replaces the model
 cameras:
   - name: cam1
     source: a.mp4
@@ -83,6 +84,8 @@ cameras:
         p = DistanceViolationPayload.model_validate(e.payload)
         assert p.rule == "distance" and p.metric == "distance_m" and p.threshold_m == 1.0
         assert Event.from_json(e.to_bytes()) == e
+    end = first[-1].payload  # apart at frame 10: the end carries that distance, and the smallest one
+    assert (end["distance_m"], end["min_distance_m"], end["decision"]) == (1.2, 0.5, "point")
     start = first[0].payload
     assert start["distance_m"] == 0.5 and start["classes"] == ["person", "person"] and start["zone"] is None
     assert start["positions_m"] == {"1": [2.0, 5.0], "2": [2.5, 5.0]} and start["tracks"] == [1, 2]
