@@ -12,7 +12,8 @@ Event types and what raises them:
 type                    rule (``payload``)  extra fields beside the common alarm fields
 ======================  ==================  =====================================================
 ``distance_violation``  ``distance``        ``distance_m``, ``min_distance_m``, ``threshold_m``,
-                                            ``classes``
+                                            ``classes``, ``decision``, ``distance_sigma_m``,
+                                            ``distance_interval_m``, ``confidence``
 ``contact_time``        ``contact``         ``worst``, ``window_s``, ``distance_m``,
                                             ``contact_threshold_m``
 ``occupancy_limit``     ``occupancy``       ``worst``, ``area_m2``
@@ -28,7 +29,9 @@ Common rule-alarm fields (:class:`RuleAlarmPayload`): ``alarm_id`` (UUID shared 
 alarm's start, updates and end), ``rule``, ``tracks`` (track ids), ``positions_m`` (track id
 as a string -> ``[x, y]`` metres), ``metric``, ``value``, ``threshold`` (in the metric's
 unit), ``zone`` (or null), ``duration_s``, ``frame`` (frame index), ``reason`` (ends only:
-``clear`` | ``lost`` | ``flush``).
+``clear`` | ``lost`` | ``flush``). An end's ``value`` is the one that ended the alarm (reason
+``clear``: the first value seen outside the hysteresis band; ``lost`` and ``flush``: the last
+known one), not the last one inside the violation; ``worst`` the most extreme while it held.
 
 How an :class:`~vigil.alarm.AlarmChange` becomes a payload is the model's own business
 (:meth:`RuleAlarmPayload.from_change`), so the conversion in :mod:`vigil.alerts.events` has no
@@ -157,7 +160,26 @@ class RuleAlarmPayload(AlarmPayload):
 
 
 class DistanceViolationPayload(RuleAlarmPayload):
-    """``distance_violation``: two tracks closer than their threshold."""
+    """``distance_violation``: two tracks closer than their threshold.
+
+    ``distance_m`` (= ``value``) is the distance at this step: at a start or an update the
+    frame's; at an **end** the distance that ended the alarm, not the last one inside the
+    violation: reason ``clear``, the first distance seen outside the hysteresis band (the pair
+    farther apart than ``threshold_m + hysteresis_m``, or no longer "sure" to be in it); ``lost``,
+    the last known one; ``flush``, the latest. ``min_distance_m`` is the worst (smallest) distance
+    while the alarm held. One field, redefined at the end, rather than a separate clearing field:
+    an end has one current distance, and the last distance inside the violation was no
+    information the start, updates and ``min_distance_m`` do not already give.
+
+    Decisions with confidence (``docs/rules.md``; optional, default null: events stored before
+    them stay valid): ``decision`` is the rule's mode (``point``: the measured distance below the
+    threshold; ``sure``: ``confidence`` at least the rule's required level); with the ground
+    stage's position covariances, ``distance_sigma_m`` is the distance's first-order standard
+    deviation (metres), ``distance_interval_m`` its two-sided 95 % normal interval
+    ``[max(0, d - 1.96 sigma), d + 1.96 sigma]`` (metres) and ``confidence`` the probability
+    ``P(true distance < threshold_m)`` (0..1, 4 decimals); all three absent (read as null) when
+    the frame had no covariances (the ground stage off), null when this pair's are unknown.
+    """
 
     event_type: ClassVar[str] = "distance_violation"
     summary_fields: ClassVar[tuple[str, ...]] = (
@@ -165,22 +187,42 @@ class DistanceViolationPayload(RuleAlarmPayload):
         "distance_m",
         "threshold_m",
         "min_distance_m",
+        "confidence",
         "zone",
         "duration_s",
         "reason",
     )
-    distance_m: float = Field(description="Latest distance between the two tracks, metres")
-    min_distance_m: float = Field(description="Smallest distance since the start, metres")
+    distance_m: float = Field(
+        description="Distance between the two tracks at this step, metres (an end: the one that ended the alarm)"
+    )
+    min_distance_m: float = Field(description="Smallest distance while the alarm held, metres")
     threshold_m: float = Field(description="Distance threshold of the class pair / zone, metres")
     classes: list[str] = Field(description="Class names of the two tracks")
+    decision: Literal["point", "sure"] | None = Field(None, description="The rule's decision mode; null: unknown")
+    distance_sigma_m: float | None = Field(
+        None, ge=0, description="First-order standard deviation of distance_m, metres; null: no covariance"
+    )
+    distance_interval_m: Annotated[list[float], Field(min_length=2, max_length=2)] | None = Field(
+        None, description="[lo, hi] two-sided 95 % normal interval of the distance (lo >= 0), metres; null: unknown"
+    )
+    confidence: float | None = Field(
+        None, ge=0, le=1, description="P(true distance < threshold_m), normal approximation; null: no covariance"
+    )
 
     @classmethod
     def specific(cls, change: AlarmChange) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "distance_m": _r3(change.value),
             "min_distance_m": _r3(change.worst),
             "threshold_m": float(change.threshold),
         }
+        ex = change.extra
+        if "distance_sigma_m" in ex:  # the frame had covariances (the pair's may still be unknown: None)
+            iv, p = ex.get("distance_interval_m"), ex.get("confidence")
+            out["distance_sigma_m"] = _r3(ex["distance_sigma_m"])
+            out["distance_interval_m"] = None if iv is None else [_r3(iv[0]), _r3(iv[1])]
+            out["confidence"] = None if p is None else round(float(p), 4)
+        return out
 
 
 class ContactTimePayload(RuleAlarmPayload):

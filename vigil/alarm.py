@@ -45,8 +45,10 @@ class AlarmChange:
     - ``key``: what identifies the alarm inside its rule (a pair of track ids, a zone name, a
       plate pass id);
     - ``tracks`` and ``positions`` (track id -> ``(x, y)`` metres): the subjects;
-    - ``metric``, ``value`` (latest), ``threshold``, ``worst`` (most extreme since the start):
-      the measurement, ``None`` for alarms without one (plates);
+    - ``metric``, ``value`` (this step's; at an ``end`` the one that ended the alarm: for
+      ``clear`` the first value outside the hysteresis band, else the last known one),
+      ``threshold``, ``worst`` (most extreme while the alarm held): the measurement, ``None``
+      for alarms without one (plates);
     - ``zone``: the zone name, if any; ``reason``: why an ``end`` happened (``clear``,
       ``lost``, ``flush``);
     - ``extra``: the event type's own payload fields (JSON-ready values, see

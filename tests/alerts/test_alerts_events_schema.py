@@ -13,6 +13,7 @@ from vigil.alarm import AlarmChange
 from vigil.alerts.events import SCHEMA_VERSION, Event, EventError, alarm_id_of, event_from_change, schema1_alarm_id
 from vigil.alerts.payloads import ALARM_TYPES, PAYLOADS
 from vigil.alerts.publisher import EventPublisher
+from vigil.alerts.tail import summarize_payload
 from vigil.alerts.transport import decode_reply
 
 TIME = "2026-11-23T07:00:00.000000Z"
@@ -229,3 +230,52 @@ def test_bad_payload_is_rejected_at_the_aggregator_counted_not_stored(
         stats = agg.stats()
         assert [s.event for s in agg.store.iter_events()] == good
     assert (stats["malformed"], stats["nacked"], stats["stored"]) == (1, 1, 2)
+
+
+def test_distance_uncertainty_fields(sample_payload):
+    ch = AlarmChange(
+        event_type="distance_violation",
+        rule="distance",
+        state="start",
+        alarm_id=str(uuid.uuid4()),
+        severity="warning",
+        timestamp_s=0.0,
+        key=(1, 2),
+        metric="distance_m",
+        value=0.8,
+        threshold=1.0,
+        worst=0.8,
+        tracks=(1, 2),
+        positions={1: (0.0, 0.0), 2: (0.8, 0.0)},
+        extra={
+            "classes": ("person", "person"),
+            "decision": "sure",
+            "distance_sigma_m": 0.15,
+            "distance_interval_m": (0.5060054023189919, 1.0939945976810082),
+            "confidence": 0.9087887802741321,
+        },
+    )
+    p = event_from_change(ch, camera="cam1", seq=1, time=TIME, frame=0).payload
+    assert (p["decision"], p["distance_sigma_m"], p["distance_interval_m"], p["confidence"]) == (
+        "sure",
+        0.15,
+        [0.506, 1.094],
+        0.9088,
+    )
+    assert summarize_payload(p, event_type="distance_violation").startswith(
+        "tracks=1,2 distance_m=0.8 threshold_m=1 min_distance_m=0.8 confidence=0.91 "
+    )
+    # a schema-2 event stored before these fields is still valid: they read as null
+    old = Event.from_json(json.dumps(_event("distance_violation", sample_payload("distance_violation"))))
+    model = PAYLOADS["distance_violation"].model_validate(old.payload)
+    assert (model.decision, model.distance_sigma_m, model.distance_interval_m, model.confidence) == (None,) * 4
+    good = sample_payload("distance_violation")
+    cases = [
+        ({**good, "confidence": 1.5}, r"payload\.confidence: Input should be less than or equal to 1"),
+        ({**good, "distance_sigma_m": -0.1}, r"payload\.distance_sigma_m: Input should be greater than or equal to 0"),
+        ({**good, "distance_interval_m": [1.0]}, r"payload\.distance_interval_m: List should have at least 2 items"),
+        ({**good, "decision": "probable"}, r"payload\.decision: Input should be 'point' or 'sure'"),
+    ]
+    for payload, message in cases:
+        with pytest.raises(EventError, match=message):
+            Event.from_json(json.dumps(_event("distance_violation", payload)))
