@@ -3,7 +3,7 @@
 Each frame runs what a node runs after the tracker: the per-camera ground stage
 (:class:`~vigil.geometry.ground_filter.GroundEstimator`: occlusion-aware feet, pixel -> ground
 covariance, the constant-velocity Kalman filter per track) on the people's boxes, then the whole
-:class:`~vigil.geometry.rules.RulesEngine` update (distance rule through the k-d tree, lifecycle,
+:class:`~vigil.geometry.rules.RulesEngine` update (distance rule through the neighbour grid, pair lifecycle,
 plus occupancy/density of one zone covering the square) on the filtered ground positions.
 
 The scene. People ``1.5``-``1.9`` m tall walk (``0.5``-``1.5`` m/s, a little random acceleration,
@@ -188,11 +188,11 @@ def bench_geometry(people: int, frames: int = 50, density: float = 0.25, seed: i
         c0, t0 = time.thread_time(), time.perf_counter()
         if ground:
             out = estimator.update(t_s, ids_k, boxes[seen], class_id_k)
-            xy = out["world_xy"]
+            xy, cov = out["world_xy"], out["world_cov"]  # as a node passes them (each pair's sigma and P)
         else:
-            ids_k, cls_k, xy = ids, cls, crowd.world()
+            ids_k, cls_k, xy, cov = ids, cls, crowd.world(), None
         t1 = time.perf_counter()
-        changes += len(engine.update(t_s, ids_k, cls_k, xy))
+        changes += len(engine.update(t_s, ids_k, cls_k, xy, world_cov=cov))
         t2, c2 = time.perf_counter(), time.thread_time()
         if k >= 3:  # warm-up frames
             ground_ms.append((t1 - t0) * 1000.0)

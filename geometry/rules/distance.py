@@ -6,7 +6,7 @@ while closer than ``critical_below_m``. Keys: ``(lower track id, higher track id
 
 Decisions with confidence (``docs/rules.md``). With the ground stage on (``tracker.ground``),
 each row has a position covariance (``FrameView.cov``, ``(N, 2, 2)`` m^2) and each candidate
-pair (only the pairs within ``threshold + hysteresis_m``, from the k-d tree) gets the first-order
+pair (only the pairs within ``threshold + hysteresis_m``, from the neighbour search) gets the first-order
 standard deviation of its distance, ``sigma_d`` metres, and the probability that the true
 distance is below the threshold, ``P = Phi((threshold - d) / sigma_d)``
 (:func:`~vigil.geometry.uncertainty.pair_distance_with_sigma`,
