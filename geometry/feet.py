@@ -103,22 +103,20 @@ def expected_height_px(camera: CameraModel, foot_px: np.ndarray, height_m: np.nd
     foot = np.asarray(foot_px, np.float64).reshape(-1, 2)
     if not camera.supports_3d:
         return np.full(len(foot), np.nan)
-    g = camera.image_to_ground(foot)
-    head3 = np.empty((len(foot), 3))
-    head3[:, :2], head3[:, 2] = g, _per_row(height_m, len(foot), "height_m")
-    head = camera.project_points(head3)
-    return foot[:, 1] - head[:, 1]
+    return _expected_heights(camera, foot, _per_row(height_m, len(foot), "height_m")[None])[0]
 
 
-def _expected_heights(camera: CameraModel, foot: np.ndarray, heights_m: tuple[float, ...]) -> np.ndarray:
-    """``(len(heights_m), N)`` pixels: :func:`expected_height_px` of the feet ``foot (N, 2)`` for each
-    height, with one image -> ground mapping and one projection of all the heads."""
-    n, k = len(foot), len(heights_m)
-    g = camera.image_to_ground(foot)
+def _expected_heights(camera: CameraModel, foot: np.ndarray, heights_m: np.ndarray) -> np.ndarray:
+    """``(K, N)`` pixels: :func:`expected_height_px` of the feet ``foot (N, 2)`` for each row of heights
+    ``heights_m (K, N)`` metres (or ``(K, 1)``: one height per row), with one image -> ground mapping and
+    one projection of all the heads (a camera with 3D geometry)."""
+    n = len(foot)
+    h = np.broadcast_to(np.asarray(heights_m, np.float64), (len(heights_m), n))
+    k = len(h)
     heads = np.empty((k * n, 3))
-    heads[:, :2] = np.tile(g, (k, 1))
-    heads[:, 2] = np.repeat(np.asarray(heights_m, np.float64), n)
-    return np.tile(foot[:, 1], k).reshape(k, n) - camera.project_points(heads)[:, 1].reshape(k, n)
+    heads[:, :2] = np.tile(camera.image_to_ground(foot), (k, 1))
+    heads[:, 2] = h.reshape(-1)
+    return foot[:, 1][None] - camera.project_points(heads)[:, 1].reshape(k, n)
 
 
 def foot_from_head(camera: CameraModel, head_px: np.ndarray, height_m: np.ndarray | float) -> np.ndarray:
@@ -161,8 +159,8 @@ def occlusion_reasons(
         _flag(reason, y2 >= float(image_size[1]) - edge_margin_px, FRAME_EDGE)
     with np.errstate(invalid="ignore"):
         if camera.supports_3d:
-            heights = (min_height_m,) if max_height_m is None else (min_height_m, max_height_m)
-            exp = _expected_heights(camera, _points((x1 + x2) / 2.0, y2), heights)
+            heights = [min_height_m] if max_height_m is None else [min_height_m, max_height_m]
+            exp = _expected_heights(camera, _points((x1 + x2) / 2.0, y2), np.asarray(heights, np.float64)[:, None])
             _flag(reason, h < (1.0 - height_tolerance) * exp[0], TOO_SHORT)
             if max_height_m is not None:
                 _flag(reason, h > (1.0 + height_tolerance) * exp[1], TOO_TALL)
