@@ -46,7 +46,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from vigil.alarm import AlarmChange, AlarmState, new_alarm_id
 
-__all__ = ["Severity", "StrictConfig", "LifecycleConfig", "Observation", "Lifecycle", "check_settings"]
+__all__ = ["Severity", "StrictConfig", "LifecycleConfig", "Observation", "Lifecycle", "LifecycleSettings"]
 
 Severity = Literal["info", "warning", "critical"]
 
@@ -126,29 +126,11 @@ class _Alarm:
     clear_obs: Observation | None = None  #: the first observation of the current clear stretch
 
 
-def check_settings(
-    rule: str, min_duration_s: float, end_after_s: float, cooldown_s: float, update_interval_s: float | None
-) -> None:
-    """Raise ``ValueError`` unless the durations (seconds) are finite and >= 0 and the update
-    interval None or > 0."""
-    for name, v in (("min_duration_s", min_duration_s), ("end_after_s", end_after_s), ("cooldown_s", cooldown_s)):
-        if not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):
-            raise ValueError(f"{rule}.{name}: must be a finite number >= 0, got {v!r}")
-    if update_interval_s is not None and not (math.isfinite(update_interval_s) and update_interval_s > 0):
-        raise ValueError(f"{rule}.update_interval_s: must be > 0, got {update_interval_s!r}")
-
-
-def _pos(p) -> tuple[float, float]:
-    return (float(p[0]), float(p[1]))
-
-
-def _by_key(change: AlarmChange):
-    return change.key
-
-
-class Lifecycle:
-    """The alarm lifecycle of one rule (see module docstring). ``event_type``: the type of the
-    events its changes become (default: the rule name)."""
+class LifecycleSettings:
+    """What every alarm lifecycle of one rule shares (:class:`Lifecycle`, and
+    :class:`~.pairs.PairLifecycle` for pair rules in arrays): the rule and metric names, the event
+    type (default: the rule name), the :class:`LifecycleConfig` durations (seconds, checked: finite
+    and >= 0; ``update_interval_s`` None or > 0) and whether a higher metric is worse."""
 
     def __init__(
         self,
@@ -162,7 +144,11 @@ class Lifecycle:
         update_interval_s: float | None = None,
         higher_is_worse: bool = True,
     ) -> None:
-        check_settings(rule, min_duration_s, end_after_s, cooldown_s, update_interval_s)
+        for name, v in (("min_duration_s", min_duration_s), ("end_after_s", end_after_s), ("cooldown_s", cooldown_s)):
+            if not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):
+                raise ValueError(f"{rule}.{name}: must be a finite number >= 0, got {v!r}")
+        if update_interval_s is not None and not (math.isfinite(update_interval_s) and update_interval_s > 0):
+            raise ValueError(f"{rule}.update_interval_s: must be > 0, got {update_interval_s!r}")
         self.rule, self.metric = rule, metric
         self.event_type = event_type or rule
         self.min_duration_s, self.end_after_s, self.cooldown_s = (
@@ -172,6 +158,32 @@ class Lifecycle:
         )
         self.update_interval_s = update_interval_s
         self.higher_is_worse = higher_is_worse
+
+    @staticmethod
+    def settings_of(cfg: LifecycleConfig) -> dict:
+        """The lifecycle keyword arguments of a rule configured by ``cfg``."""
+        return {
+            "min_duration_s": cfg.min_duration_s,
+            "end_after_s": cfg.end_after_s,
+            "cooldown_s": cfg.cooldown_s,
+            "update_interval_s": cfg.update_interval_s,
+        }
+
+
+def _pos(p) -> tuple[float, float]:
+    return (float(p[0]), float(p[1]))
+
+
+def _by_key(change: AlarmChange):
+    return change.key
+
+
+class Lifecycle(LifecycleSettings):
+    """The alarm lifecycle of one rule (see module docstring); the settings of
+    :class:`LifecycleSettings`."""
+
+    def __init__(self, rule: str, metric: str, **settings) -> None:
+        super().__init__(rule, metric, **settings)
         self._pending: dict[Hashable, tuple[float, float]] = {}  # key -> (since, last seen bad)
         self._open: dict[Hashable, _Alarm] = {}
         self._ended: dict[Hashable, float] = {}
@@ -181,16 +193,7 @@ class Lifecycle:
         cls, cfg: LifecycleConfig, rule: str, metric: str, *, event_type: str, higher_is_worse: bool = True
     ) -> "Lifecycle":
         """The lifecycle of a rule configured by ``cfg``."""
-        return cls(
-            rule,
-            metric,
-            event_type=event_type,
-            min_duration_s=cfg.min_duration_s,
-            end_after_s=cfg.end_after_s,
-            cooldown_s=cfg.cooldown_s,
-            update_interval_s=cfg.update_interval_s,
-            higher_is_worse=higher_is_worse,
-        )
+        return cls(rule, metric, event_type=event_type, higher_is_worse=higher_is_worse, **cls.settings_of(cfg))
 
     @property
     def open_keys(self) -> list:

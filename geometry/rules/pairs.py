@@ -31,7 +31,7 @@ import numpy as np
 from vigil.alarm import AlarmChange
 
 from .base import FrameView
-from .lifecycle import LifecycleConfig, check_settings
+from .lifecycle import LifecycleConfig, LifecycleSettings
 
 __all__ = ["SEVERITIES", "SEVERITY_CODE", "PairBatch", "PairLifecycle", "new_alarm_ids"]
 
@@ -126,35 +126,14 @@ def _find(sorted_keys: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, np.nda
     return idx, sorted_keys[idx] == keys
 
 
-class PairLifecycle:
+class PairLifecycle(LifecycleSettings):
     """The alarm lifecycle of one pair rule, in arrays (see module docstring); the same settings as
     :class:`~.lifecycle.Lifecycle`. ``report(data (k, C), lower ids, higher ids)`` gives the
     ``(positions, zones, extras)`` of k reported pairs from their stored observation rows."""
 
-    def __init__(
-        self,
-        rule: str,
-        metric: str,
-        report: Report,
-        columns: int,
-        *,
-        event_type: str | None = None,
-        min_duration_s: float = 0.0,
-        end_after_s: float = 0.0,
-        cooldown_s: float = 0.0,
-        update_interval_s: float | None = None,
-        higher_is_worse: bool = True,
-    ) -> None:
-        check_settings(rule, min_duration_s, end_after_s, cooldown_s, update_interval_s)
-        self.rule, self.metric, self.report, self.columns = rule, metric, report, int(columns)
-        self.event_type = event_type or rule
-        self.min_duration_s, self.end_after_s, self.cooldown_s = (
-            float(min_duration_s),
-            float(end_after_s),
-            float(cooldown_s),
-        )
-        self.update_interval_s = update_interval_s
-        self.higher_is_worse = higher_is_worse
+    def __init__(self, rule: str, metric: str, report: Report, columns: int, **settings) -> None:
+        super().__init__(rule, metric, **settings)
+        self.report, self.columns = report, int(columns)
         empty = np.zeros(0, np.int64)
         #: open alarms: ``rec`` holds each one's record (_NF columns), its latest and its clearing observation
         #: (C columns each: the slices _latest and _clearing), ``ids`` its alarm id
@@ -175,17 +154,7 @@ class PairLifecycle:
         cls, cfg: LifecycleConfig, rule: str, metric: str, report: Report, columns: int, **kw
     ) -> "PairLifecycle":
         """The lifecycle of a pair rule configured by ``cfg`` (``kw``: ``event_type``, ``higher_is_worse``)."""
-        return cls(
-            rule,
-            metric,
-            report,
-            columns,
-            min_duration_s=cfg.min_duration_s,
-            end_after_s=cfg.end_after_s,
-            cooldown_s=cfg.cooldown_s,
-            update_interval_s=cfg.update_interval_s,
-            **kw,
-        )
+        return cls(rule, metric, report, columns, **cls.settings_of(cfg), **kw)
 
     # ----------------------------------------------------------------------------- keys
     @property
