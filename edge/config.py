@@ -197,7 +197,13 @@ class PlatesConfig(_Strict):
     close_after_s: float = Field(
         1.0, gt=0, le=60, description="A pass ends when its plate/vehicle is not seen for this long"
     )
-    min_confidence: float = Field(0.6, ge=0, le=1, description="Readings below this OCR confidence are ignored")
+    min_confidence: float = Field(
+        0.3,
+        ge=0,
+        le=1,
+        description="Readings below this calibrated plate confidence are ignored (a reading fitting no "
+        "plate format scores at most half; see docs/plates.md)",
+    )
     max_plates_per_frame: int = Field(4, ge=1, le=32, description="gate mode: plates read per frame")
     max_vehicles_per_frame: int = Field(
         4, ge=1, le=64, description="traffic mode: vehicles searched per frame (largest first)"

@@ -94,7 +94,16 @@ class AnnotatedVideo(_AtomicFile):
             raise OSError(f"{self.path}: cannot open a video writer (mp4v)")
         self._names = class_names
 
-    def write(self, image: np.ndarray, tracked: Detections, violating: list[tuple[int, int]], label: str = "") -> None:
+    def write(
+        self,
+        image: np.ndarray,
+        tracked: Detections,
+        violating: list[tuple[int, int]],
+        label: str = "",
+        plates: list[tuple[tuple[float, float, float, float], str, bool]] = (),
+    ) -> None:
+        """``plates``: (box in pixels, text, on a watch list) of the plates read recently,
+        drawn as a box with the text above it (red for a list hit, yellow otherwise)."""
         canvas = image.copy()
         centre = {}
         for i in range(len(tracked)):
@@ -113,6 +122,14 @@ class AnnotatedVideo(_AtomicFile):
                 cv2.line(canvas, centre[a], centre[b], (0, 0, 255), 2, cv2.LINE_AA)
                 cv2.circle(canvas, centre[a], 5, (0, 0, 255), -1)
                 cv2.circle(canvas, centre[b], 5, (0, 0, 255), -1)
+        for box, text, hit in plates:
+            x1, y1, x2, y2 = (int(round(v)) for v in box)
+            colour = (0, 0, 255) if hit else (0, 220, 255)
+            cv2.rectangle(canvas, (x1, y1), (x2, y2), colour, 2)
+            (tw, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.6, 2)
+            ty = max(th + 4, y1 - 6)
+            cv2.rectangle(canvas, (x1, ty - th - 4), (x1 + tw + 6, ty + 4), (0, 0, 0), -1)
+            cv2.putText(canvas, text, (x1 + 3, ty), cv2.FONT_HERSHEY_SIMPLEX, 0.6, colour, 2, cv2.LINE_AA)
         if label:
             cv2.putText(canvas, label, (8, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (255, 255, 255), 2, cv2.LINE_AA)
             cv2.putText(canvas, label, (8, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (0, 0, 0), 1, cv2.LINE_AA)

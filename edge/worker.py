@@ -370,6 +370,7 @@ def run_camera(
                     tracked,
                     sorted(pipeline.open_pairs),
                     label=f"{camera.name}  frame {frame.index}  t={frame.timestamp:.1f}s",
+                    plates=pipeline.plates.overlay(frame.timestamp) if pipeline.plates is not None else (),
                 )
             pipeline.stage_s["outputs"] += time.perf_counter() - to
             report.frames += 1

@@ -1,42 +1,49 @@
-"""Italian plate grammar and positional correction of confusable characters.
+"""Plate grammar on text: normalisation and positional correction of confusable characters.
 
-Formats (``L`` a letter, ``D`` a digit; Italian series use letters without I, O, Q, U):
+The formats are the rows of :mod:`vigil.plates.formats` (one table for the text grammar and the
+CTC decoder). This module is the *text-only* path: for recognisers that give a string (and maybe
+per-character confidences) rather than CTC probabilities; :func:`vigil.plates.decode.interpret`
+is the path for probability matrices.
 
-=============== ===================== ==========================================================
-kind            shape                 notes
-=============== ===================== ==========================================================
-``car``         ``AA 000 AA``         since 1994; ``Z*`` two-line square plates, ``Y*`` local police
-``trailer``     ``XA 000 AA``         since 2013 (``X`` series of the car format)
-``motorcycle``  ``AA 00000``          since 1999
-``moped``       ``X`` + 5 characters  two lines, starts with X (low-confidence source: no positional
-                                      correction beyond the leading X)
-``police``      ``POLIZIA`` + ``L0000`` Polizia di Stato
-``carabinieri`` ``CC`` + ``AA000``
-``finanza``     ``GDIF`` + ``000AA``
-``army``        ``EI`` + ``AA000``
-``fire``        ``VF`` + ``00000``
-``red_cross``   ``CRI`` + ``000AA``
-``diplomatic``  ``CD`` + ``00000``
-=============== ===================== ==========================================================
+Where a format fixes a letter or a digit, a confusable reading is corrected in that position
+(0/O, 1/I, 8/B, 2/Z, 5/S, 6/G, 4/A, 7/T, ...); Italian letter positions never hold I, O, Q, U, so
+with an Italian home region a round glyph there reads as D (and U as V). Literal parts
+(``POLIZIA``, ``CC``) and code lists (Slovak districts, Swiss cantons) accept a confusable
+character too.
 
-Where the format fixes a letter or a digit, confusable readings are corrected in that position
-(0/O, 1/I, 8/B, 2/Z, 5/S, 6/G, 4/A, 7/T). Italian letter positions never hold O or Q, so with
-``region="IT"`` a round glyph there reads as D (and U as V).
+How a reading is placed (``region``: ``"IT"`` or another country code for a camera in that
+country, ``"auto"`` when unknown; ``band_country``: the country of the plate's EU band when known,
+which then is the home country and the only one tried):
 
-Foreign plates are kept as free text (upper case, letters and digits only), except for the
-shape ``AA 000 AA`` that Italy shares with France and Slovakia: there positional correction
-applies too, but the letter set is not restricted and the plate is reported as ``generic``.
+- every row of the table whose country is possible is fitted to the reading, and, when the
+  reading starts with EU band letters (``I``, ``D``, ``SK``, ...), that country's rows to the rest;
+- with a home country the first non-empty rung wins: home formats as read; home formats with 1 or
+  2 corrections; foreign formats as read; home formats with more corrections
+  (:data:`HOME_YIELDS_AT`); foreign formats with one correction (:data:`MAX_FOREIGN_CORRECTIONS`);
+- with ``region="auto"``: any format as read; a non-Italian format with one correction (a
+  foreign plate is never bent into the Italian grammar, and Italian formats are not corrected);
+- rows marked ``fallback`` (series not issued yet) come after all of these;
+- after band letters, only exact fits count unless the band's country is the home one; a
+  reading as a whole wins over the same rung after band letters;
+- within a rung: fewest corrections, then the highest ``log P(country | region) + log share(row)
+  - log |row|`` (``|row|``: how many strings the row allows: a specific format beats a loose one);
+  ``lines`` (1 or 2, when known) drops rows of the other kind;
+- nothing fits: the reading is kept as free text (upper case, letters and digits only).
 """
 
 from __future__ import annotations
 
+import math
 import re
 import unicodedata
 from dataclasses import dataclass
 
+from .formats import EU_BAND_CODES, FORMATS, Variant, country_priors, resolve_country
+from .formats import IT_LETTERS as _IT_LETTERS
+
 __all__ = ["PlateParse", "clean", "parse", "normalize", "confusable_key", "is_italian", "IT_LETTERS"]
 
-IT_LETTERS = frozenset("ABCDEFGHJKLMNPRSTVWXYZ")
+IT_LETTERS = frozenset(_IT_LETTERS)
 ALL_LETTERS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ")
 DIGITS = frozenset("0123456789")
 
@@ -69,36 +76,46 @@ for _g in _CONFUSABLE_GROUPS:
     for _c in _g:
         _KEY.setdefault(_c, _g[0])
 
+MIN_CHARS = 4
+MAX_CHARS = 12
+#: corrections allowed in the formats of a country other than the home one
+MAX_FOREIGN_CORRECTIONS = 1
+#: corrections from which a home-country fit yields to an exact foreign fit
+HOME_YIELDS_AT = 3
+
+
+def _rung(k: int, at_home: bool, has_home: bool, italian: bool, after_band: bool) -> int | None:
+    """Rank of a fit with ``k`` corrections (lower wins; None: not allowed); see the module docstring."""
+    if not has_home:
+        if k == 0:
+            return 0
+        return 1 if k <= MAX_FOREIGN_CORRECTIONS and not italian and not after_band else None
+    if at_home:
+        return 0 if k == 0 else (1 if k < HOME_YIELDS_AT else 3)
+    if k == 0:
+        return 2
+    return 4 if k <= MAX_FOREIGN_CORRECTIONS and not after_band else None
+
 
 @dataclass(frozen=True)
 class PlateParse:
     """A normalised plate reading."""
 
     text: str  #: upper case, letters and digits only
-    kind: str  #: car, trailer, motorcycle, moped, police, ..., generic, free
-    country: str | None  #: "IT" when an Italian format matched; None otherwise
+    kind: str  #: car, trailer, motorcycle, moped, police, ..., free
+    country: str | None  #: ISO code of the matched format's country; None for free text
     corrections: int = 0  #: characters changed by positional correction
-    valid: bool = True  #: False: too few characters to be a plate
+    valid: bool = True  #: False: too few (or too many) characters to be a plate
+    format: str | None = None  #: the matched row's name (formats.FORMATS)
 
     def to_dict(self) -> dict:
-        return {"text": self.text, "kind": self.kind, "country": self.country, "corrections": self.corrections}
-
-
-# (kind, fixed prefix, pattern after the prefix, letters allowed)
-_IT_FORMATS: list[tuple[str, str, str]] = [
-    ("police", "POLIZIA", "LDDDD"),
-    ("finanza", "GDIF", "DDDLL"),
-    ("red_cross", "CRI", "DDDLL"),
-    ("carabinieri", "CC", "LLDDD"),
-    ("army", "EI", "LLDDD"),
-    ("fire", "VF", "DDDDD"),
-    ("diplomatic", "CD", "DDDDD"),
-    ("car", "", "LLDDDLL"),
-    ("motorcycle", "", "LLDDDDD"),
-]
-
-MIN_CHARS = 4
-MAX_CHARS = 12
+        return {
+            "text": self.text,
+            "kind": self.kind,
+            "country": self.country,
+            "corrections": self.corrections,
+            "format": self.format,
+        }
 
 
 def clean(text: str) -> str:
@@ -107,83 +124,96 @@ def clean(text: str) -> str:
     return re.sub(r"[^A-Z0-9]", "", text.upper())
 
 
-def _fit(text: str, pattern: str, letters: frozenset, region_it: bool) -> tuple[str, int] | None:
-    """Map ``text`` onto ``pattern`` (L/D/* per position); None if some position cannot fit."""
-    if len(text) != len(pattern):
+def _substitute(ch: str, allowed, it_fix: bool, literal: bool) -> str | None:
+    """``ch`` itself, or the confusable character that stands in ``allowed``; None if none does."""
+    if ch in allowed:
+        return ch
+    mapped = TO_LETTER.get(ch) if ch in DIGITS else TO_DIGIT.get(ch)
+    cands = [mapped]
+    if it_fix:
+        cands += [IT_LETTER_FIX.get(mapped or ""), IT_LETTER_FIX.get(ch)]
+    if literal:
+        cands += [c for c in allowed if _KEY.get(c, c) == _KEY.get(ch, ch)]
+    for c in cands:
+        if c and c in allowed:
+            return c
+    return None
+
+
+def _fit(text: str, variant: Variant, it_fix: bool) -> tuple[str, int] | None:
+    """``text`` mapped onto a fixed-length variant; None if some position cannot fit."""
+    if len(text) != variant.length:
         return None
-    out, changes = [], 0
-    for ch, want in zip(text, pattern):
-        new = ch
-        if want == "L":
-            if ch in DIGITS:
-                new = TO_LETTER.get(ch)
-                if new is None:
-                    return None
-            if region_it and new not in letters:
-                new = IT_LETTER_FIX.get(new, new)
-            if new not in letters:
+    out, changes, i = [], 0, 0
+    for slot in variant.slots:
+        n = len(slot[0])
+        part = text[i : i + n]
+        i += n
+        if n == 1:
+            new = _substitute(part, slot, it_fix, literal=len(slot) == 1)
+            if new is None:
                 return None
-        elif want == "D":
-            if ch not in DIGITS:
-                new = TO_DIGIT.get(ch)
-                if new is None:
-                    return None
-        out.append(new)
-        changes += new != ch
+            out.append(new)
+            changes += new != part
+            continue
+        if part in slot:  # a code list
+            out.append(part)
+            continue
+        best = None
+        for code in slot:
+            if all(_substitute(a, (b,), False, True) for a, b in zip(part, code)):
+                d = sum(a != b for a, b in zip(part, code))
+                if best is None or d < best[1]:
+                    best = (code, d)
+        if best is None:
+            return None
+        out.append(best[0])
+        changes += best[1]
     return "".join(out), changes
 
 
-def parse(text: str, region: str = "auto") -> PlateParse:
-    """Normalise one reading.
+def parse(text: str, region: str = "auto", lines: int | None = None, band_country: str | None = None) -> PlateParse:
+    """Normalise one reading (see the module docstring for the rule).
 
-    ``region``: ``"IT"`` (an Italian camera: Italian formats win, letter-position O/Q/U read
-    as D/D/V), or ``"auto"`` (Italian formats only where they fit without such letter fixes;
-    otherwise the shared ``AA 000 AA`` shape with any letter; otherwise free text).
+    ``region``: ``"IT"`` (an Italian camera: Italian formats win, letter-position O/Q/U read as
+    D/D/V), another country code, or ``"auto"``. ``lines``: 1 or 2 when the reading is known to
+    come from a one- or two-line plate. ``band_country``: the EU band's country (or band code).
     """
     raw = clean(text)
-    region_it = str(region).upper() == "IT"
     if len(raw) < MIN_CHARS:
         return PlateParse(raw, "none", None, 0, valid=False)
-    candidates = [raw]
-    # the blue EU band of an Italian plate carries an "I" before the series
-    if len(raw) in (8, 9) and raw[0] in "I1":
-        candidates.append(raw[1:])
-    best: PlateParse | None = None
-    for cand in candidates:
-        for kind, prefix, pattern in _IT_FORMATS:
-            if prefix:
-                if len(cand) != len(prefix) + len(pattern):
-                    continue
-                head = cand[: len(prefix)]
-                fitted_head = prefix
-                head_changes = sum(a != b for a, b in zip(head, prefix))
-                if head_changes > 1 or any(_KEY.get(a, a) != _KEY.get(b, b) for a, b in zip(head, prefix)):
-                    continue
-                fit = _fit(cand[len(prefix) :], pattern, IT_LETTERS, region_it)
+    band = resolve_country(band_country)
+    priors = country_priors(region, band)
+    home = band or (None if str(region).lower() == "auto" else resolve_country(region))
+    fits = []  # (rung, after a band, corrections, -score, parse)
+
+    def collect(cand: str, band_of: str | None) -> None:
+        for f in FORMATS:
+            if f.country not in priors or (band_of and f.country != band_of):
+                continue
+            if (lines == 1 and f.lines == 2) or (lines == 2 and f.lines == 1):
+                continue
+            at_home = f.country == home
+            for v in f.variants:
+                fit = _fit(cand, v, it_fix=f.country == "IT" and at_home)
                 if fit is None:
                     continue
-                res = PlateParse(fitted_head + fit[0], kind, "IT", fit[1] + head_changes)
-            else:
-                fit = _fit(cand, pattern, IT_LETTERS, region_it)
-                if fit is None:
-                    continue
-                k = kind
-                if kind == "car" and fit[0][0] == "X":
-                    k = "trailer"
-                res = PlateParse(fit[0], k, "IT", fit[1])
-            if not region_it and res.corrections > 0:
-                continue  # auto: Italian formats only where they fit as read
-            if best is None or res.corrections < best.corrections:
-                best = res
-        if best is not None and cand is raw:
-            break
-    if best is not None:
-        return best
-    if region_it and len(raw) == 6 and raw[0] in "X":
-        return PlateParse(raw, "moped", "IT", 0)
-    generic = _fit(raw, "LLDDDLL", ALL_LETTERS, False)
-    if generic is not None and generic[1] <= (2 if region_it else 1):
-        return PlateParse(generic[0], "generic", None, generic[1])
+                fitted, k = fit
+                rung = _rung(k, at_home, home is not None, f.country == "IT", after_band=band_of is not None)
+                if rung is not None and f.fallback:
+                    rung = 5
+                if rung is not None:
+                    score = math.log(priors[f.country]) + math.log(f.prior) - math.log(f.size)
+                    p = PlateParse(fitted, f.kind, f.country, k, True, f.name)
+                    fits.append((rung, band_of is not None, k, -score, p.text, p))
+
+    collect(raw, None)
+    # the blue EU band's letters read in front of the plate ("I", "D", "SK", ...)
+    for code, country in EU_BAND_CODES.items():
+        if raw[: len(code)].replace("1", "I") == code and len(raw) - len(code) >= MIN_CHARS and country in priors:
+            collect(raw[len(code) :], country)
+    if fits:
+        return min(fits)[-1]
     if len(raw) > MAX_CHARS:
         return PlateParse(raw, "free", None, 0, valid=False)
     return PlateParse(raw, "free", None, 0)

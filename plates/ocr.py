@@ -23,7 +23,18 @@ import cv2
 import numpy as np
 import onnxruntime as ort
 
-__all__ = ["OcrUnavailable", "TextBox", "TextDetector", "TextRecognizer", "OnnxPlateRecognizer", "default_model_dir"]
+#: the characters a plate is read in (CTC columns 1..36 of :meth:`TextRecognizer.probs`)
+PLATE_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+__all__ = [
+    "PLATE_ALPHABET",
+    "OcrUnavailable",
+    "TextBox",
+    "TextDetector",
+    "TextRecognizer",
+    "OnnxPlateRecognizer",
+    "default_model_dir",
+]
 
 
 class OcrUnavailable(RuntimeError):
@@ -171,6 +182,7 @@ class TextRecognizer:
             raise OcrUnavailable("the recognition model carries no character list (set an alphabet)")
         self.alphabet = ["<blank>"] + chars + [" "]
         self.max_width = int(max_width)
+        self._fold: np.ndarray | None = None
 
     def _prep(self, crop: np.ndarray, width: int) -> np.ndarray:
         h, w = crop.shape[:2]
@@ -181,14 +193,51 @@ class TextRecognizer:
         out[:, :, :nw] = img.transpose(2, 0, 1)
         return out
 
+    def _run(self, crops: list[np.ndarray]) -> np.ndarray:
+        """(N, T, classes) softmax outputs for a batch (width: the widest crop's, up to ``max_width``)."""
+        ratios = [c.shape[1] / max(1, c.shape[0]) for c in crops]
+        width = int(min(self.max_width, max(48, np.ceil(48 * max(ratios) / 8) * 8)))
+        batch = np.stack([self._prep(c if c.ndim == 3 else cv2.cvtColor(c, cv2.COLOR_GRAY2BGR), width) for c in crops])
+        return self.session.run(None, {self.input_name: batch})[0]
+
+    def _plate_columns(self) -> np.ndarray:
+        """For each class of the model: its column in the plate matrix (0 = blank, 1..36 =
+        ``PLATE_ALPHABET``); lower case folds onto upper case, everything else onto the blank."""
+        if self._fold is None:
+            cols = np.zeros(len(self.alphabet), np.int64)
+            for i, ch in enumerate(self.alphabet):
+                k = PLATE_ALPHABET.find(ch.upper()) if len(ch) == 1 else -1
+                cols[i] = k + 1 if k >= 0 else 0
+            self._fold = cols
+        return self._fold
+
+    def probs(self, crops: list[np.ndarray]) -> list[np.ndarray]:
+        """Per crop, a ``(T, 37)`` float32 matrix of CTC probabilities over the blank (column 0)
+        and ``PLATE_ALPHABET`` (columns 1..36), rows summing to 1: the model's other classes
+        (punctuation, other scripts) count as blank, lower case as upper case. Trailing padding
+        frames (beyond the crop's own width) are cut off."""
+        if not crops:
+            return []
+        out = self._run(crops)
+        cols = self._plate_columns()
+        n_cls = min(out.shape[-1], len(cols))
+        fold = np.zeros((out.shape[-1], len(PLATE_ALPHABET) + 1), np.float32)
+        fold[np.arange(n_cls), cols[:n_cls]] = 1.0
+        folded = out.astype(np.float32) @ fold
+        folded /= np.maximum(folded.sum(-1, keepdims=True), 1e-9)
+        t_all = out.shape[1]
+        width = t_all * 8  # PP-OCRv4 rec: one frame per 8 input columns
+        res = []
+        for crop, m in zip(crops, folded):
+            nw = min(width, max(8, int(np.ceil(48 * crop.shape[1] / max(crop.shape[0], 1)))))
+            res.append(np.ascontiguousarray(m[: max(1, min(t_all, int(np.ceil(nw / 8)) + 1))]))
+        return res
+
     def __call__(self, crops: list[np.ndarray]) -> list[tuple[str, float, list[float]]]:
         """Text, mean character confidence, and per-character confidences for each crop."""
         if not crops:
             return []
-        ratios = [c.shape[1] / max(1, c.shape[0]) for c in crops]
-        width = int(min(self.max_width, max(48, np.ceil(48 * max(ratios) / 8) * 8)))
-        batch = np.stack([self._prep(c if c.ndim == 3 else cv2.cvtColor(c, cv2.COLOR_GRAY2BGR), width) for c in crops])
-        logits = self.session.run(None, {self.input_name: batch})[0]
+        logits = self._run(crops)
         idx = logits.argmax(-1)
         prob = logits.max(-1)
         results = []

@@ -8,7 +8,8 @@ Modes (``plates.mode`` in the camera config):
 - ``traffic``: plates are searched inside the tracked detections of the vehicle classes
   (car, motorcycle, bus, truck); the tracker's id defines the pass.
 
-Per pass: readings are voted (sum of confidences per normalised text), the best crop kept,
+Per pass: readings are voted (per normalised text, the sum of each reading's confidence times
+its quality: plate size, sharpness and frontality, doubled for a sure reading), the best crop kept,
 the direction taken from the pass's first and last position relative to ``plates.line``
 (``in``: crossing from the right of the line A→B to its left; ``out``: the reverse; ``null``:
 no crossing). The watch lists are checked on every new leading reading: a hit emits a
@@ -290,6 +291,18 @@ class PlatePipeline:
             )
         return out
 
+    def overlay(self, now: float, max_age_s: float = 1.0) -> list[tuple[tuple[float, float, float, float], str, bool]]:
+        """What to draw on the annotated video: (last plate box, "TEXT" or "TEXT [lists]", hit)
+        of each open pass read within ``max_age_s`` of ``now``."""
+        out = []
+        for p in self.passes.values():
+            text, _ = p.leader()
+            if text is None or p.last_box is None or now - p.last_t > max_age_s:
+                continue
+            lists = sorted({h["list"] for h in p.hits})
+            out.append((p.last_box, f"{text} [{','.join(lists)}]" if lists else text, bool(lists)))
+        return out
+
     # ---------------------------------------------------------------- per frame
     def process(self, image, timestamp: float, tracked=None, class_names=()) -> list[AlarmChange]:
         self.frames += 1
@@ -347,7 +360,11 @@ class PlatePipeline:
             if s0 != 0 and s1 != 0 and (s0 > 0) != (s1 > 0):
                 p.crossings.append("in" if s0 < 0 < s1 else "out")
         text = reading.text
-        p.votes[text] = p.votes.get(text, 0.0) + float(reading.confidence)
+        # a reading's vote: its calibrated confidence times its quality (size, sharpness,
+        # frontality); a sure reading (every character confident, a known format) counts double
+        weight = float(reading.confidence) * float(getattr(reading, "quality", 1.0))
+        weight *= 2.0 if getattr(reading, "sure", False) else 1.0
+        p.votes[text] = p.votes.get(text, 0.0) + weight
         p.counts[text] = p.counts.get(text, 0) + 1
         prev = p.best.get(text)
         if prev is None or reading.confidence > prev[0]:

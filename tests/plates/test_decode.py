@@ -1,0 +1,262 @@
+"""CTC decoding: greedy and constrained (exact, against brute force), and the plate decision."""
+
+import itertools
+import json
+import math
+
+import numpy as np
+import pytest
+
+from vigil.plates import formats
+from vigil.plates.decode import (
+    DEFAULT_ALPHABET,
+    SURE_THRESHOLD,
+    constrained,
+    ctc_log_prob,
+    decision_from_text,
+    greedy,
+    interpret,
+)
+
+ALPHA = DEFAULT_ALPHABET
+
+
+def _row(dist: dict, alphabet: str = ALPHA) -> np.ndarray:
+    """A frame: the given probabilities ("_" = blank), the rest spread over the other classes."""
+    r = np.zeros(len(alphabet) + 1)
+    for ch, p in dist.items():
+        r[0 if ch == "_" else alphabet.index(ch) + 1] += p
+    free = r == 0
+    r[free] += (1.0 - r.sum()) / free.sum()
+    return r
+
+
+def make_probs(spec, peak=0.98, frames=1, gap=1, margin=2, blank=0.98, alphabet=ALPHA) -> np.ndarray:
+    """A (T, K+1) matrix: ``margin`` blank frames, then per item (a character read at ``peak``,
+    or a dict of probabilities) ``frames`` frames, ``gap`` blank frames between items."""
+    b = _row({"_": blank}, alphabet)
+    rows = [b] * margin
+    for i, item in enumerate(spec):
+        dist = {item: peak} if isinstance(item, str) else item
+        rows += ([b] * gap if i else []) + [_row(dist, alphabet)] * frames
+    return np.array(rows + [b] * margin, np.float32)
+
+
+def _collapse(path, alphabet):
+    out, prev = [], 0
+    for c in path:
+        if c and c != prev:
+            out.append(alphabet[c - 1])
+        prev = c
+    return "".join(out)
+
+
+def _brute(p, alphabet):
+    """{string: (best path log-prob, total log-prob)} over every alignment."""
+    lp = np.log(np.maximum(p.astype(np.float64), 1e-8))
+    out = {}
+    for path in itertools.product(range(len(alphabet) + 1), repeat=len(p)):
+        s = _collapse(path, alphabet)
+        v = lp[np.arange(len(p)), path].sum()
+        best, tot = out.get(s, (-np.inf, -np.inf))
+        out[s] = (max(best, v), np.logaddexp(tot, v))
+    return out
+
+
+# --- greedy, forward, constrained -------------------------------------------------------
+
+
+def test_greedy_reading():
+    p = make_probs(["A", "A", {"1": 0.7, "I": 0.2}], frames=2)
+    r = greedy(p)
+    assert r.text == "AA1"  # a blank between the two A's keeps both
+    assert r.frames == ((2, 4), (5, 7), (8, 10))
+    assert r.char_confs == pytest.approx((0.98, 0.98, 0.7), abs=1e-6)
+    assert r.min_conf == pytest.approx(0.7, abs=1e-6) and r.mean_conf == pytest.approx((0.98 * 2 + 0.7) / 3, abs=1e-6)
+    expected = np.log(p.astype(np.float64).max(1)).sum()
+    assert r.log_prob == pytest.approx(expected, abs=1e-9)
+    merged = np.array([_row({"A": 0.9})] * 2, np.float32)  # no blank: one A
+    assert greedy(merged).text == "A"
+
+
+def test_constrained_matches_brute_force():
+    rng = np.random.default_rng(0)
+    alphabet = "AB1"
+    for _ in range(120):
+        T = int(rng.integers(2, 7))
+        p = rng.dirichlet(np.ones(4) * 0.5, size=T)
+        pattern = [str(rng.choice(["AB", "1", "AB1", "A", "B"])) for _ in range(int(rng.integers(1, 4)))]
+        table = _brute(p, alphabet)
+        fits = {s: v for s, v in table.items() if len(s) == len(pattern) and all(c in a for c, a in zip(s, pattern))}
+        text, lp, confs = constrained(p, alphabet, pattern)
+        if not fits:
+            assert (text, lp, confs) == ("", -np.inf, ())
+            continue
+        best = max(fits, key=lambda s: fits[s][0])
+        assert lp == pytest.approx(fits[best][0], abs=1e-9)
+        assert fits[text][0] == pytest.approx(fits[best][0], abs=1e-9)  # ties: any best string
+        assert len(confs) == len(text)
+        g = greedy(p, alphabet)
+        assert ctc_log_prob(p, alphabet, g.text) == pytest.approx(table[g.text][1], abs=1e-9)
+
+
+def test_constrained_code_list_matches_brute_force(monkeypatch):
+    monkeypatch.setitem(formats.CODE_LISTS, "TEST", ("AB", "BA", "AA"))
+    rng = np.random.default_rng(1)
+    alphabet = "AB1"
+    for _ in range(60):
+        p = rng.dirichlet(np.ones(4) * 0.5, size=int(rng.integers(3, 7)))
+        table = _brute(p, alphabet)
+        fits = {s: v[0] for s, v in table.items() if s in ("AB1", "BA1", "AA1")}
+        text, lp, _ = constrained(p, alphabet, "{TEST}D")
+        if not fits:
+            assert lp == -np.inf
+            continue
+        assert lp == pytest.approx(max(fits.values()), abs=1e-9)
+        assert fits[text] == pytest.approx(lp, abs=1e-9)
+
+
+def test_constrained_positional_correction_exact_log_prob():
+    amb = {"5": 0.55, "S": 0.45}
+    p = make_probs(list("YS589") + [amb, amb])
+    assert greedy(p).text == "YS58955"
+    text, lp, confs = constrained(p, ALPHA, "LLDDDLL")
+    assert text == "YS589SS"
+    path = p.argmax(1)
+    path[path == ALPHA.index("5") + 1] = ALPHA.index("S") + 1
+    path[6] = ALPHA.index("5") + 1  # the true 5 of 589 stays
+    expected = np.log(p.astype(np.float64)[np.arange(len(p)), path]).sum()
+    assert lp == pytest.approx(expected, abs=1e-9)
+    assert confs == pytest.approx((0.98,) * 5 + (0.45, 0.45), abs=1e-6)
+    assert constrained(p, ALPHA, "LLDDDDD")[0] == "YS58955"
+    assert constrained(p, ALPHA, "{CH_CANTONS}D{1,6}")[1] < lp  # the best of a variable pattern
+
+
+# --- the decision ----------------------------------------------------------------------
+
+
+def test_clean_italian_reading_is_sure():
+    for region in ("IT", "auto"):
+        d = interpret([make_probs("AB123CD")], region=region)
+        assert (d.text, d.country, d.kind, d.format, d.corrections) == ("AB123CD", "IT", "car", "IT-car", ())
+        assert d.sure and d.confidence >= SURE_THRESHOLD
+        assert min(d.char_confs) > 0.97
+    # each character against the blank and the others allowed in its position (0.02 / 36 each)
+    d = interpret([make_probs("AB123CD")], region="IT", confusion=None)
+    q = [0.98 / (0.98 + n * 0.02 / 36) for n in (9, 22, 10, 10, 10, 22, 22)]  # [A-HJ], L, D, ...
+    assert d.char_confs == pytest.approx(q, abs=1e-6)
+
+
+def test_italian_positional_correction_with_region_it():
+    amb = {"5": 0.55, "S": 0.45}
+    p = make_probs(list("YS589") + [amb, amb])
+    d = interpret([p], region="IT")
+    assert (d.text, d.country, d.kind) == ("YS589SS", "IT", "car")
+    assert d.corrections == (5, 6) and d.raw == "YS58955"
+    assert d.log_prob < d.free_log_prob
+    assert not interpret([p], region="auto").sure  # ambiguous without a home country
+
+
+def test_foreign_plates_keep_their_reading_and_country():
+    d = interpret([make_probs("RK099AN")])  # Slovak district RK: no Italian R series
+    assert (d.text, d.country, d.format, d.corrections) == ("RK099AN", "SK", "SK-district", ())
+    d = interpret([make_probs("4B04979")], region="IT")  # Czech: 4 is not bent into A
+    assert (d.text, d.country) == ("4B04979", "CZ")
+
+
+def test_band_country_prevents_italian():
+    p = make_probs("BA123CD")  # fits the Italian car format and the Slovak district BA
+    assert interpret([p], region="IT").country == "IT"
+    d = interpret([p], region="IT", band_country="SK")
+    assert (d.text, d.country, d.format) == ("BA123CD", "SK", "SK-district")
+
+
+def test_band_letters_read_before_the_plate():
+    d = interpret([make_probs("IAB123CD")], region="IT")
+    assert (d.text, d.country, d.band, d.corrections) == ("AB123CD", "IT", "I", ())
+
+
+def test_dropped_characters_are_not_sure():
+    cut = make_probs("AB123", margin=0)  # a crop of AB123CD cut after the 3
+    for region in ("IT", "auto"):
+        d = interpret([cut], region=region)
+        assert d.text == "AB123" and not d.sure and d.confidence < 0.5
+    d = interpret([make_probs("AB123")], region="IT")  # blank margins, still fits no plate
+    assert d.kind == "free" and not d.sure
+
+
+def test_faint_letters_are_recovered_at_home_but_not_sure():
+    faint = [{"F": 0.3, "_": 0.7}, {"Y": 0.3, "_": 0.7}]
+    p = make_probs(faint + list("655PB"))
+    assert greedy(p).text == "655PB"
+    d = interpret([p], region="IT")
+    assert (d.text, d.country, d.corrections) == ("FY655PB", "IT", (0, 1))
+    assert not d.sure and d.char_confs[0] == pytest.approx(0.3, abs=1e-3)
+    assert interpret([p]).text != "FY655PB"  # auto: a 1.7-nat correction is beyond the margin
+
+
+def test_brazilian_plates():
+    o0 = {"O": 0.6, "0": 0.4}
+    d = interpret([make_probs(list("ABC12") + [o0, "4"])])
+    assert (d.text, d.country, d.format, d.corrections) == ("ABC1204", "BR", "BR-old", (5,))
+    d = interpret([make_probs(list("ABC1D") + [o0, "3"])])
+    assert (d.text, d.country, d.format, d.corrections) == ("ABC1D03", "BR", "BR-mercosul", (5,))
+
+
+def test_two_line_plates():
+    d = interpret([make_probs("AB"), make_probs("12345")], region="IT")
+    assert (d.text, d.country, d.kind, d.lines) == ("AB12345", "IT", "motorcycle", 2)
+    assert d.sure
+    d = interpret([make_probs("AB"), make_probs("12345")])
+    assert (d.text, d.kind) == ("AB12345", "motorcycle")
+    d = interpret([make_probs("ZA"), make_probs("123BC")], region="IT")  # split found by the decoder
+    assert (d.text, d.format) == ("ZA123BC", "IT-square")
+    assert interpret([make_probs("AB12345")], region="IT").kind != "motorcycle"  # one line: no moto
+
+
+def test_decision_to_dict_and_input_checks():
+    d = interpret(make_probs("AB123CD"), region="IT")  # a single matrix is one line
+    out = json.loads(json.dumps(d.to_dict()))
+    assert out["text"] == "AB123CD" and out["sure"] is True and out["alternatives"][0][0] == "AB123CD"
+    with pytest.raises(ValueError):
+        interpret([np.ones((10, 5))])
+    with pytest.raises(ValueError):
+        interpret([make_probs("AB")] * 3)
+
+
+def test_restricting_the_table():
+    p = make_probs("RK099AN")
+    it_only = formats.formats_for(["IT"])
+    d = interpret([p], formats=it_only)
+    assert d.country != "SK" and d.format in (None, "IT-car-unissued")
+
+
+def test_text_only_path():
+    d = decision_from_text("YS58955", [0.99] * 5 + [0.55, 0.55], region="IT", lines=1)
+    assert (d.text, d.country, d.corrections) == ("YS589SS", "IT", (5, 6))
+    assert d.char_confs[5:] == pytest.approx((0.45, 0.45)) and not d.sure
+    d = decision_from_text("AB 123 CD", [0.99] * 7, region="IT")
+    assert d.sure and d.confidence == pytest.approx(0.99**7)
+    d = decision_from_text("M5XSX", [0.99] * 5)
+    assert d.kind == "free" and d.confidence == pytest.approx(0.99**5 * 0.5) and not d.sure
+    d = decision_from_text("IAB123CD", None, region="IT")
+    assert (d.text, d.band) == ("AB123CD", "I")
+    assert not decision_from_text("AB").valid
+    assert math.isnan(d.log_prob)
+
+
+def test_confusable_pairs_are_not_trusted():
+    p = make_probs(list("RK896A") + [{"0": 0.98, "O": 0.01}])  # a Slovak O read as 0, as PP-OCRv4 does
+    d = interpret([p])
+    assert (d.text, d.country, d.corrections) == ("RK896AO", "SK", (6,))
+    assert interpret([p], confusion=None).text == "RK896A0"  # the model alone is sure of its 0
+
+
+def test_a_misread_band_letter_is_not_part_of_the_plate():
+    d = interpret([make_probs("HRK605AB")])  # the band's I read as H
+    assert (d.text, d.country, d.band) == ("RK605AB", "SK", "H")
+    near = make_probs([{"H": 0.4, "_": 0.6}] + list("AB123CD"))  # junk left of a whole plate
+    d = interpret([near], region="IT")
+    assert d.text == "AB123CD" and d.sure
+    d = interpret([make_probs([{"H": 0.4, "_": 0.6}] + list("AB12"))], region="IT")
+    assert d.kind == "free" and d.confidence < 0.5 * 0.65  # a free reading: the near-character counts
