@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from vigil.plates.formats import region_code
 from vigil.plates.reader import ImageError, PlateReader, load_image
 from vigil.plates.synth import synthetic_set
 
@@ -340,7 +341,9 @@ def add_eval_command(eval_sub) -> None:
     p.add_argument("--family", choices=["it", "foreign", "both"], default="both", help="synthetic families")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
-        "--region", help="camera country for the grammar (default: auto for --dir and foreign, IT for Italian)"
+        "--region",
+        type=region_code,
+        help="the camera's country, e.g. IT or BR (default: auto for --dir and foreign plates, IT for Italian)",
     )
     p.add_argument("--det-size", type=int, default=640, help="text detector input size (longest side)")
     p.add_argument("--threads", type=int, default=2)

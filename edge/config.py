@@ -23,6 +23,7 @@ from vigil.alerts.transport import is_local_endpoint
 from vigil.detectors.registry import DetectorConfig, parse_detector_config
 from vigil.errors import UserError
 from vigil.geometry.rules.config import RulesConfig, ZoneConfig  # rule and zone models describe the ground plane
+from vigil.plates.formats import region_code
 
 __all__ = [
     "ConfigError",
@@ -177,8 +178,10 @@ class PlatesConfig(_Strict):
         default_factory=lambda: ["car", "motorcycle", "bus", "truck"],
         description="traffic mode: detector classes searched for plates",
     )
-    region: Literal["IT", "auto"] = Field(
-        "IT", description="Plate grammar: IT (Italian formats win, positional correction) or auto"
+    region: str = Field(
+        "IT",
+        description="The camera's country: its plate formats are preferred (IT: Italian; any country code of "
+        "vigil.plates.formats, e.g. SK, DE, BR), or auto (European traffic, no home country)",
     )
     watchlists: list[Path] = Field(
         default_factory=list,
@@ -209,7 +212,9 @@ class PlatesConfig(_Strict):
         4, ge=1, le=64, description="traffic mode: vehicles searched per frame (largest first)"
     )
     min_vehicle_px: float = Field(80, ge=8, description="traffic mode: vehicles narrower than this are not searched")
-    det_max_side: int = Field(480, ge=64, le=2048, description="Text detector input size (longest side, pixels)")
+    det_max_side: int = Field(
+        640, ge=64, le=2048, description="Text detector input size (longest side, pixels; small plates need 640)"
+    )
     threads: int = Field(2, ge=1, le=64, description="onnxruntime threads for plate OCR")
     queue_size: int = Field(
         8,
@@ -260,6 +265,11 @@ class PlatesConfig(_Strict):
         description="fast_plate_ocr: 1 (grayscale) or 3 (RGB) input channels; uint8 0-255 (float32 with the same "
         "values if the model's input is float), NHWC (NCHW when the model's shape says so)",
     )
+
+    @field_validator("region")
+    @classmethod
+    def _known_region(cls, v: str) -> str:
+        return region_code(v)
 
     @model_validator(mode="after")
     def _recognizer(self) -> "PlatesConfig":

@@ -19,6 +19,7 @@ from vigil.models.manifest import (
     import_model,
     list_manifests,
     models_dir,
+    packaged_ocr_models,
     verify,
 )
 from vigil.models.pt_pickle import UltralyticsPtError
@@ -83,8 +84,9 @@ def _cmd_list(args: argparse.Namespace) -> int:
                 "origin": m.origin,
             }
         )
+    ocr = packaged_ocr_models()
     if args.json:
-        print(json.dumps({"cache": str(root), "models": rows, **({"note": note} if note else {})}))
+        print(json.dumps({"cache": str(root), "models": rows, "plate_ocr": ocr, **({"note": note} if note else {})}))
     else:
         print(f"model cache: {root}")
         for r in rows:
@@ -95,6 +97,12 @@ def _cmd_list(args: argparse.Namespace) -> int:
             print(f"  ({note})")
         if not rows:
             print("  (empty: `vigil models prepare` or `vigil models import FILE`)")
+        print("plate OCR models (inside their package):")
+        for r in ocr:
+            size = f"{r['bytes'] / 1e6:.1f} MB" if r["bytes"] is not None else "MISSING: scripts/setup.sh installs it"
+            print(f"  {r['name']}: {r['file'] or '-'} ({size}, {r['task']})")
+            print(f"      licence: {r['licence']}\n      origin: {r['origin']}")
+        print("  (no packaged licence-plate detector fits; the survey is in docs/plates.md)")
     return 0
 
 

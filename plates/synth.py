@@ -26,7 +26,7 @@ own size and contrast, not by fixed amounts that would wreck a small plate.
                 (the direction of travel); no further Gaussian blur
 ``night_ir``    grey near-infrared look. 65 %: the retroreflective plate lit, the rest dark,
                 a bloom of at most 0.35. 35 %: very dark (gain 0.12-0.25 raised where needed
-                so the characters keep >= 32 grey levels of contrast; noise sigma <= a quarter
+                so the faintest character keeps >= 32 grey levels; noise sigma <= a quarter
                 of that: >= ~25 levels after noise and JPEG)
 ``dirt``        12-30 % contrast loss towards dust, mud blotches and spray streaks of opacity
                 <= 0.6 (characters stay readable through them)
@@ -284,11 +284,18 @@ def _char_height(chars: np.ndarray) -> float:
 
 
 def _char_contrast(gray: np.ndarray, chars: np.ndarray) -> float:
-    """Grey levels between the ink and the background inside the character boxes (p90 - p10)."""
-    m = np.zeros(gray.shape[:2], np.uint8)
-    cv2.fillPoly(m, [np.round(q).astype(np.int32) for q in chars], 255)
-    vals = gray[m > 0]
-    return float(np.percentile(vals, 90) - np.percentile(vals, 10)) if vals.size else 0.0
+    """Grey levels between ink and background of the faintest character (p90 - p10 in its box):
+    red prefixes (CC, POLIZIA) go pale in the infrared and must stay readable too."""
+    out = []
+    for q in chars:
+        x0, y0 = np.maximum(np.floor(q.min(0)).astype(int), 0)
+        x1, y1 = np.ceil(q.max(0)).astype(int) + 1
+        m = np.zeros((max(0, y1 - y0), max(0, x1 - x0)), np.uint8)
+        cv2.fillConvexPoly(m, np.round(q - [x0, y0]).astype(np.int32), 255)
+        vals = gray[y0:y1, x0:x1][m[: gray.shape[0] - y0, : gray.shape[1] - x0] > 0]
+        if vals.size >= 4:
+            out.append(float(np.percentile(vals, 90) - np.percentile(vals, 10)))
+    return min(out, default=0.0)
 
 
 def _dirt(img: np.ndarray, rng) -> None:

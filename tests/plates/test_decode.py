@@ -10,6 +10,7 @@ import pytest
 from vigil.plates import formats
 from vigil.plates.decode import (
     DEFAULT_ALPHABET,
+    FOREIGN_FACTOR,
     SURE_THRESHOLD,
     constrained,
     ctc_log_prob,
@@ -162,6 +163,12 @@ def test_foreign_plates_keep_their_reading_and_country():
     assert (d.text, d.country, d.format, d.corrections) == ("RK099AN", "SK", "SK-district", ())
     d = interpret([make_probs("4B04979")], region="IT")  # Czech: 4 is not bent into A
     assert (d.text, d.country) == ("4B04979", "CZ")
+    # a foreign format's reading counts FOREIGN_FACTOR; at home it does not
+    rest = [
+        (d.confidence / d.text_posterior / math.prod(d.char_confs))
+        for d in (interpret([make_probs("4B04979")], region=r) for r in ("IT", "CZ"))
+    ]
+    assert rest[0] == pytest.approx(rest[1] * FOREIGN_FACTOR)
 
 
 def test_band_country_prevents_italian():
@@ -260,3 +267,17 @@ def test_a_misread_band_letter_is_not_part_of_the_plate():
     assert d.text == "AB123CD" and d.sure
     d = interpret([make_probs([{"H": 0.4, "_": 0.6}] + list("AB12"))], region="IT")
     assert d.kind == "free" and d.confidence < 0.5 * 0.65  # a free reading: the near-character counts
+
+
+def test_a_sticker_between_the_groups_is_dropped():
+    for region in ("IT", "auto"):
+        d = interpret([make_probs("2T480211")], region=region)  # a Czech sticker read as 8
+        assert (d.text, d.country, d.format, d.skipped, d.corrections) == ("2T40211", "CZ", "CZ-car", (3,), ())
+        clean = interpret([make_probs("2T40211")], region=region)
+        assert d.char_confs == pytest.approx(clean.char_confs) and len(d.char_confs) == 7
+        assert clean.skipped == ()
+    # the Slovak coat of arms read as a letter (alone the string is also Polish: the band decides)
+    d = interpret([make_probs("RKB708AT")], region="IT", band_country="SK")
+    assert (d.text, d.country, d.skipped) == ("RK708AT", "SK", (2,))
+    d = interpret([make_probs("AB8123CD")], region="IT")  # Italian plates carry nothing there
+    assert d.text != "AB123CD" and d.country != "IT" and d.skipped == () and not d.sure

@@ -117,5 +117,21 @@ def test_country_priors():
     it = country_priors("IT")
     assert math.isclose(sum(it.values()), 1.0) and it["IT"] == F.HOME_SHARE
     assert country_priors("I") == it
-    assert country_priors("IT", band_country="SK") == {"SK": 1.0}
+    band = country_priors("IT", band_country="SK")
+    assert math.isclose(sum(band.values()), 1.0)
+    assert math.isclose(band["SK"], F.BAND_SHARE + (1 - F.BAND_SHARE) * it["SK"])
+    assert math.isclose(band["IT"], (1 - F.BAND_SHARE) * F.HOME_SHARE)  # a misread band keeps the home formats
     assert set(auto) >= {f.country for f in FORMATS}
+
+
+def test_junk_positions_lie_between_groups():
+    for f in FORMATS:
+        for k, prior in f.junk:
+            assert 0 < prior < 1, f.name
+            for v in f.variants:
+                assert 0 < k < v.length, f.name
+                bounds = [sum(len(s[0]) for s in v.slots[:i]) for i in range(len(v.slots) + 1)]
+                assert k in bounds, f.name  # not inside a code
+    with_junk = {f.country for f in FORMATS if f.junk}
+    assert with_junk == {"CZ", "SK"}
+    assert _by_name("CZ-car").junk == ((3, 0.3),)

@@ -167,6 +167,13 @@ cameras:
         parse_config(base + "    plates: {enabled: true, roi: [100, 100, 50, 50]}\n", base_dir=tmp_path)
     with pytest.raises(ConfigError):
         parse_config(base + "    plates: {enabled: true, colour: red}\n", base_dir=tmp_path)
+    # the region: a country of the format table (band codes too), or auto
+    assert cam.plates.region == "IT"
+    for given, want in (("SK", "SK"), ("br", "BR"), ("D", "DE"), ("auto", "auto")):
+        text = base + f"    plates: {{enabled: true, region: {given}}}\n"
+        assert parse_config(text, base_dir=tmp_path).cameras[0].plates.region == want
+    with pytest.raises(ConfigError, match="unknown plate region 'XX'"):
+        parse_config(base + "    plates: {enabled: true, region: XX}\n", base_dir=tmp_path)
 
 
 def test_camera_pipeline_emits_plate_events(tmp_path, monkeypatch):
@@ -211,3 +218,49 @@ cameras:
     events += pipe.finish(frame)[0]
     assert [e.type for e in events] == ["plate_transit"]
     assert events[0].payload["plate"] == "AB123CD" and events[0].camera == "gate-nord" and events[0].seq >= 1
+
+
+class QualityReader:
+    """frame -> [PlateReading] as given (quality and sure set by the test)."""
+
+    def __init__(self, script):
+        self.script, self.frame = script, -1
+
+    def read(self, image, roi=None):
+        self.frame += 1
+        return list(self.script.get(self.frame, []))
+
+
+def _reading(text, conf, quality, sure=False, x=300, y=300):
+    r = PlateReading(
+        text, conf, (x - 40, y - 10, x + 40, y + 10), "car", "IT", text, np.full((20, 80, 3), 200, np.uint8)
+    )
+    r.quality, r.sure = quality, sure
+    return r
+
+
+def test_votes_weigh_each_reading_by_its_quality_and_sureness():
+    # three blurred, distant reads of a wrong text against two sharp, sure reads of the right one
+    script = {i: [_reading("AB128CD", 0.8, 0.2)] for i in range(3)}
+    script.update({3 + i: [_reading("AB123CD", 0.7, 0.9, sure=True)] for i in range(2)})
+    cfg = PlatesConfig(enabled=True, mode="gate", min_readings=2, close_after_s=0.5, queue_size=0)
+    pipe = PlatePipeline(cfg, "gate", reader=QualityReader(script))
+    specs = run(pipe, 12)
+    (transit,) = [s for s in specs if s.event_type == "plate_transit"]
+    votes = transit.extra["votes"]
+    assert transit.extra["plate"] == "AB123CD"
+    assert votes == {
+        "AB123CD": pytest.approx(2 * 0.7 * 0.9 * 2, abs=1e-3),
+        "AB128CD": pytest.approx(3 * 0.8 * 0.2, abs=1e-3),
+    }
+
+
+def test_overlay_lists_the_recent_passes_with_their_leading_text():
+    script = {0: [_reading("AB123CD", 0.9, 1.0, x=200, y=150)], 1: [_reading("AB123CD", 0.9, 1.0, x=210, y=150)]}
+    cfg = PlatesConfig(enabled=True, mode="gate", min_readings=1, close_after_s=5.0, queue_size=0)
+    pipe = PlatePipeline(cfg, "gate", reader=QualityReader(script))
+    pipe.process(IMG, 0.0)
+    pipe.process(IMG, 0.1)
+    assert pipe.overlay(0.2) == [((170.0, 140.0, 250.0, 160.0), "AB123CD", False)]
+    assert pipe.overlay(3.0) == []  # not read for more than a second: not drawn
+    pipe.flush()

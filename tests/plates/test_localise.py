@@ -1,0 +1,108 @@
+"""Plate localisation geometry on drawn plates with known corners (no models needed)."""
+
+import cv2
+import numpy as np
+import pytest
+
+from vigil.plates.localise import (
+    TextLine,
+    find_band,
+    group_lines,
+    plate_quad,
+    quad_xyxy,
+    read_quality,
+    rectify,
+)
+from vigil.plates.ocr import TextBox
+
+
+def box(x1, y1, x2, y2, score=0.9):
+    return TextBox(np.array([[x1, y1], [x2, y1], [x2, y2], [x1, y2]], np.float32), score)
+
+
+def drawn_plate(band: bool = True) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+    """A dark car body with a white plate (black frame, blue band, black characters) at a known place."""
+    img = np.full((240, 480, 3), 40, np.uint8)
+    x1, y1, x2, y2 = 120, 100, 360, 152
+    img[y1:y2, x1:x2] = 235
+    cv2.rectangle(img, (x1, y1), (x2 - 1, y2 - 1), (20, 20, 20), 2)
+    if band:
+        img[y1 + 2 : y2 - 2, x1 + 2 : x1 + 24] = (153, 51, 0)
+    cv2.putText(img, "AB 123 CD", (x1 + 30, y2 - 12), cv2.FONT_HERSHEY_DUPLEX, 1.05, (10, 10, 10), 2, cv2.LINE_AA)
+    return img, (x1, y1, x2, y2)
+
+
+def test_fragments_on_one_row_join_and_nested_duplicates_collapse():
+    groups = group_lines([box(100, 100, 150, 130), box(160, 101, 260, 131), box(105, 103, 145, 127)])
+    one = [g for g in groups if len(g) == 1]
+    assert len(one) == 1
+    ln = one[0][0]
+    assert ln.parts == 2
+    assert quad_xyxy(ln.quad) == pytest.approx((100, 100, 260, 131), abs=1.0)
+
+
+def test_far_apart_or_different_height_fragments_stay_apart():
+    groups = group_lines([box(100, 100, 150, 130), box(400, 100, 450, 130), box(160, 100, 200, 190)])
+    assert sorted(len(g) for g in groups) == [1, 1, 1]
+
+
+def test_stacked_lines_form_a_two_line_group_but_overlapping_boxes_do_not():
+    # a motorcycle plate: "AB" over "12345", the detector's boxes grown so that they overlap
+    two = group_lines([box(120, 100, 170, 140), box(100, 128, 200, 168)])
+    pairs = [g for g in two if len(g) == 2]
+    assert len(pairs) == 1 and pairs[0][0].center[1] < pairs[0][1].center[1]
+    # the same text boxed twice, almost on top of each other: one line, no two-line group
+    dup = group_lines([box(100, 100, 200, 140), box(100, 104, 200, 144)])
+    assert [len(g) for g in dup] == [1]
+
+
+def test_plate_quad_finds_the_plate_edges_around_its_text():
+    img, (x1, y1, x2, y2) = drawn_plate()
+    # the text detector's (grown) box around the characters only
+    text = box(x1 + 26, y1 + 6, x2 - 6, y2 - 6)
+    cand = plate_quad(img, group_lines([text])[0])
+    bx1, by1, bx2, by2 = cand.xyxy
+    assert cand.edges_found == 4
+    assert (bx1, by1, bx2, by2) == pytest.approx((x1, y1, x2 - 1, y2 - 1), abs=3.0)
+
+
+def test_rectify_keeps_the_aspect_and_maps_corners_to_corners():
+    img, (x1, y1, x2, y2) = drawn_plate()
+    quad = np.array([[x1, y1], [x2, y1], [x2, y2], [x1, y2]], np.float32)
+    plate, m = rectify(img, quad, height=64)
+    assert plate.shape == (64, round(64 * (x2 - x1) / (y2 - y1)), 3)
+    mapped = cv2.perspectiveTransform(quad.reshape(1, 4, 2), m)[0]
+    assert mapped == pytest.approx(np.array([[0, 0], [plate.shape[1], 0], [plate.shape[1], 64], [0, 64]]), abs=1e-3)
+
+
+def test_find_band_measures_the_blue_band_and_reports_none_without():
+    img, (x1, y1, x2, y2) = drawn_plate(band=True)
+    plate, _ = rectify(img, np.array([[x1, y1], [x2, y1], [x2, y2], [x1, y2]], np.float32), 64)
+    # the band spans x1+2 .. x1+24 of a 240 px plate → 2..24 of 240 → about 6..30 of 295 px
+    width = find_band(plate, "left")
+    scale = plate.shape[1] / (x2 - x1)
+    assert width == pytest.approx(24 * scale, abs=3)
+    assert find_band(plate, "right") == 0
+    plain, _ = rectify(drawn_plate(band=False)[0], np.array([[x1, y1], [x2, y1], [x2, y2], [x1, y2]], np.float32), 64)
+    assert find_band(plain, "left") == 0
+
+
+def test_read_quality_grows_with_size_sharpness_and_frontality():
+    img, (x1, y1, x2, y2) = drawn_plate()
+    quad = np.array([[x1, y1], [x2, y1], [x2, y2], [x1, y2]], np.float32)
+    plate, _ = rectify(img, quad, 64)
+    sharp = read_quality(plate, quad)
+    blurred = read_quality(cv2.GaussianBlur(plate, (0, 0), 3), quad)
+    small = read_quality(plate, quad * np.float32(0.3))
+    skewed = quad.copy()
+    skewed[1, 1] += 15
+    skewed[2, 1] -= 15  # right edge 22 px against 52 px on the left: a plate under yaw
+    yawed = read_quality(plate, skewed)
+    assert 0 < blurred < sharp <= 1 and small < sharp and yawed == pytest.approx(sharp * 22 / 52, rel=0.02)
+
+
+def test_text_line_quad_round_trips_its_geometry():
+    ln = TextLine((100.0, 50.0), 80.0, 20.0, 10.0, 0.9)
+    q = ln.quad
+    assert np.linalg.norm(q[1] - q[0]) == pytest.approx(80.0) and np.linalg.norm(q[3] - q[0]) == pytest.approx(20.0)
+    assert q.mean(0) == pytest.approx([100.0, 50.0])
