@@ -131,11 +131,10 @@ def group_lines(boxes: list[TextBox], max_gap: float = 1.6) -> list[list[TextLin
 
     Two fragments join into one line when their heights agree within a factor 1.3, their centres
     lie on one row (offset across the text below 0.35 of the taller one's height) and the gap
-    along the text is below ``max_gap`` heights (heights within 1.8: a gap below 0.4 heights). Every line is a group of its own; a line with
-    another one right below it (vertical gap < 0.8 heights, horizontal overlap > 50 % of the
-    narrower, heights within a factor 1.6, centres one line pitch apart) also forms a
-    two-line group. Returns groups sorted
-    by area, largest first.
+    along the text is below ``max_gap`` heights (heights within 1.8: a gap below 0.4 heights).
+    Every line is a group of its own; a line with another one right below it (horizontal overlap
+    > 50 % of the narrower, heights within a factor 1.6, centres one line pitch apart) also forms
+    a two-line group. Returns groups sorted by area, largest first.
     """
     lines = [_as_line(b) for b in boxes]
     lines = [ln for ln in lines if ln.height >= 4 and ln.width >= 4]

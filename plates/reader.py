@@ -12,7 +12,8 @@
    probabilities (a positional correction is applied only where the model itself finds it
    likely), with per-character confidences and a calibrated plate confidence.
 5. **Choice**: the candidate whose reading is most plate-like (its calibrated confidence, a known
-   format) wins; text that fits no plate format (a phone number on a van) loses to one that does.
+   format, the camera's own country, the plate's edges) wins; text that fits no plate format (a
+   phone number on a van) loses to one that does.
 
 A recogniser without CTC probabilities (a fixed-slot ONNX model) goes through the text-only
 grammar (:func:`.grammar.parse`).
@@ -321,7 +322,11 @@ class PlateReader:
         quad = job.cand.quad + np.array([ox, oy], np.float32)
         x1, y1, x2, y2 = quad_xyxy(quad)
         fits = dec.format is not None
-        score = float(dec.confidence) + (0.5 if fits else 0.0) + 0.1 * (job.cand.edges_found / 4.0)
+        home = dec.country is not None and dec.country == self.region
+        # plate-likeness: the calibrated confidence, a known format, the camera's own country
+        # (a shop sign that happens to fit a permissive foreign format loses to the home plate),
+        # the plate's edges found in the image
+        score = float(dec.confidence) + 0.5 * fits + 0.25 * home + 0.1 * (job.cand.edges_found / 4.0)
         return PlateReading(
             text=dec.text,
             confidence=float(dec.confidence),
