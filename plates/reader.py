@@ -13,7 +13,7 @@
    likely), with per-character confidences and a calibrated plate confidence.
 5. **Choice**: the candidate whose reading is most plate-like (its calibrated confidence, a known
    format, the camera's own country, the plate's edges) wins; text that fits no plate format (a
-   phone number on a van) loses to one that does.
+   phone number on a van) loses to one that does, text without a digit (a shop's name) to both.
 
 A recogniser without CTC probabilities (a fixed-slot ONNX model) goes through the text-only
 grammar (:func:`.grammar.parse`).
@@ -248,15 +248,16 @@ class PlateReader:
         if not cands:
             return []
         jobs = [self._job(image, c) for c in cands]
-        readings = [r for r in self._read_jobs(jobs, offset) if r.confidence >= self.min_confidence]
-        readings.sort(key=lambda r: -r.score)
+        readings = sorted(self._read_jobs(jobs, offset), key=lambda r: -r.score)
         kept: list[PlateReading] = []
         for r in readings:
             if all(_iou(r.box, k.box) < 0.3 for k in kept):
                 kept.append(r)
             if len(kept) >= self.max_plates:
                 break
-        return kept
+        # the confidence floor applies after the choice: a doubtful plate is dropped, and the
+        # shop sign it beat stays beaten
+        return [r for r in kept if r.confidence >= self.min_confidence]
 
     def read_plate(self, plate: np.ndarray, lines: int = 1) -> PlateReading | None:
         """Read an image that is already one plate (or a tight crop of its characters):
@@ -326,7 +327,9 @@ class PlateReader:
         # plate-likeness: the calibrated confidence, a known format, the camera's own country
         # (a shop sign that happens to fit a permissive foreign format loses to the home plate),
         # the plate's edges found in the image
-        score = float(dec.confidence) + 0.5 * fits + 0.25 * home + 0.1 * (job.cand.edges_found / 4.0)
+        # plate text without a digit (a shop's name, "HOTEL") is almost never a plate
+        digitless = not any(ch.isdigit() for ch in dec.text)
+        score = float(dec.confidence) + 0.5 * fits + 0.25 * home + 0.1 * (job.cand.edges_found / 4.0) - 0.5 * digitless
         return PlateReading(
             text=dec.text,
             confidence=float(dec.confidence),
