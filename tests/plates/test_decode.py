@@ -281,3 +281,16 @@ def test_a_sticker_between_the_groups_is_dropped():
     assert (d.text, d.country, d.skipped) == ("RK708AT", "SK", (2,))
     d = interpret([make_probs("AB8123CD")], region="IT")  # Italian plates carry nothing there
     assert d.text != "AB123CD" and d.country != "IT" and d.skipped == () and not d.sure
+
+
+def test_the_zero_letter_o_channel_follows_the_plate_font():
+    # "OKM2371" with the recogniser sure of the round O (0.97 O, 0.02 0): under a font that tells
+    # O from 0 (Brazil) it stays O; under the Czechoslovak font, where O is drawn as 0, the Czech
+    # format (digit first) may correct it at a Czech camera
+    spec = [{"O": 0.97, "0": 0.02}, "K", "M", "2", "3", "7", "1"]
+    p = make_probs(spec)
+    br = interpret(p, region="BR")
+    assert (br.text, br.country) == ("OKM2371", "BR")
+    cz = interpret(p, region="CZ")
+    assert (cz.text, cz.country) == ("0KM2371", "CZ") and cz.corrections == (0,)
+    assert "SK" in formats.SAME_O0_FONT and "BR" not in formats.SAME_O0_FONT
