@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from vigil.detectors.ops import box_iou
 from vigil.plates.formats import region_code
 from vigil.plates.reader import ImageError, PlateReader, load_image
 from vigil.plates.synth import synthetic_set
@@ -104,12 +105,9 @@ def edit_ops(want: str, got: str) -> tuple[int, list[tuple[str, str]]]:
     return int(d[n, m]), ops[::-1]
 
 
-def iou(a, b) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
+def _hits(boxes: list, box) -> bool:
+    """Whether any of ``boxes`` (x1, y1, x2, y2) overlaps ``box`` at IoU ≥ 0.5."""
+    return bool(boxes) and bool((box_iou(np.asarray(boxes, np.float64), np.asarray([box], np.float64)) >= 0.5).any())
 
 
 def _width_bin(w: float) -> str:
@@ -159,7 +157,7 @@ class Tally:
                 self.italian_wrong += not ok
         if box is not None:
             self.loc_n += 1
-            self.loc += reading is not None and iou(reading.box, box) >= 0.5
+            self.loc += reading is not None and _hits([reading.box], box)
             self.loc_any += bool(any_hit)
         if not ok:
             self.misses.append({"file": name, "want": "/".join(sorted(accepted)), "got": got})
@@ -221,7 +219,7 @@ def evaluate_dir(folder: Path, reader: PlateReader, limit: int | None = None, ve
             continue
         cands, readings = _timed_read(reader, img, tally)
         reading = readings[0] if readings else None
-        any_hit = any(iou(c.xyxy, box) >= 0.5 for c in cands)
+        any_hit = _hits([c.xyxy for c in cands], box)
         groups = {"width": _width_bin(box[2] - box[0])}
         ok = tally.add(accepted, reading, groups, box, any_hit, path.name)
         if verbose and not ok:
@@ -253,7 +251,7 @@ def evaluate_synthetic(n: int, reader: PlateReader, family: str = "it", seed: in
             reading = readings[0] if readings else None
             q = s.quad
             box = (float(q[:, 0].min()), float(q[:, 1].min()), float(q[:, 0].max()), float(q[:, 1].max()))
-            any_hit = any(iou(c.xyxy, box) >= 0.5 for c in cands)
+            any_hit = _hits([c.xyxy for c in cands], box)
             ok = tally.add({s.text}, reading, groups, box, any_hit, f"{s.variation}/{s.country}/{s.kind}")
         if verbose and not ok:
             got = reading.text if reading else "(no plate)"

@@ -24,7 +24,7 @@ All coordinates are image pixels; quads are ``(4, 2) float32`` corners tl, tr, b
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -38,12 +38,22 @@ __all__ = [
     "plate_quad",
     "rectify",
     "find_band",
+    "quad_size",
     "quad_xyxy",
     "read_quality",
 ]
 
 #: character height / plate height of a one-line European plate (79 mm / 110 mm)
 CHAR_TO_PLATE_H = 0.72
+
+
+def quad_size(q: np.ndarray) -> tuple[float, float]:
+    """(width, height) of a quad tl, tr, br, bl: the means of its top and bottom edges and of
+    its left and right edges, pixels."""
+    q = np.asarray(q, np.float32)
+    w = (np.linalg.norm(q[1] - q[0]) + np.linalg.norm(q[2] - q[3])) / 2
+    h = (np.linalg.norm(q[3] - q[0]) + np.linalg.norm(q[2] - q[1])) / 2
+    return float(w), float(h)
 
 
 def quad_xyxy(q: np.ndarray) -> tuple[float, float, float, float]:
@@ -80,7 +90,6 @@ class PlateCandidate:
     lines: list[TextLine]
     score: float
     edges_found: int = 0  #: how many of the four edges came from the image (the rest: the prior)
-    extras: dict = field(default_factory=dict)
 
     @property
     def xyxy(self) -> tuple[float, float, float, float]:
@@ -319,9 +328,7 @@ def plate_quad(image: np.ndarray, group: list[TextLine]) -> PlateCandidate:
     quad = (np.hstack([local_quad, np.ones((4, 1), np.float32)]) @ m_inv.T).astype(np.float32)
     quad[:, 0] = np.clip(quad[:, 0], 0, image.shape[1] - 1)
     quad[:, 1] = np.clip(quad[:, 1], 0, image.shape[0] - 1)
-    return PlateCandidate(
-        quad, group, float(np.mean([ln.score for ln in group])), int(found), {"char_height_px": c24 / scale}
-    )
+    return PlateCandidate(quad, group, float(np.mean([ln.score for ln in group])), int(found))
 
 
 def _prior_quad(u, v, cu, cv, text_w, text_h, ch) -> np.ndarray:
@@ -372,7 +379,7 @@ def read_quality(plate: np.ndarray, quad: np.ndarray) -> float:
     rectified plate ``v``, as ``v / (v + 150)``) and its frontality (shorter / longer of the
     quad's left and right edges: a plate under yaw has one side shorter)."""
     q = np.asarray(quad, np.float32)
-    width = float((np.linalg.norm(q[1] - q[0]) + np.linalg.norm(q[2] - q[3])) / 2)
+    width, _ = quad_size(q)
     hl, hr = float(np.linalg.norm(q[3] - q[0])), float(np.linalg.norm(q[2] - q[1]))
     size = min(1.0, width / 120.0)
     front = min(hl, hr) / max(hl, hr, 1e-6)

@@ -148,20 +148,6 @@ class TextDetector:
         return boxes
 
 
-def crop_quad(image: np.ndarray, quad: np.ndarray) -> np.ndarray:
-    """Perspective-rectify a quadrilateral (tl, tr, br, bl) into an upright crop."""
-    q = np.asarray(quad, np.float32)
-    w = int(round(max(np.linalg.norm(q[0] - q[1]), np.linalg.norm(q[2] - q[3]))))
-    h = int(round(max(np.linalg.norm(q[0] - q[3]), np.linalg.norm(q[1] - q[2]))))
-    w, h = max(w, 2), max(h, 2)
-    dst = np.array([[0, 0], [w, 0], [w, h], [0, h]], np.float32)
-    m = cv2.getPerspectiveTransform(q, dst)
-    out = cv2.warpPerspective(image, m, (w, h), borderMode=cv2.BORDER_REPLICATE, flags=cv2.INTER_CUBIC)
-    if h > 1.5 * w:
-        out = np.rot90(out)
-    return np.ascontiguousarray(out)
-
-
 class TextRecognizer:
     """PP-OCRv4 CTC recogniser (input height 48, width up to ``max_width``)."""
 
@@ -200,15 +186,16 @@ class TextRecognizer:
         batch = np.stack([self._prep(c if c.ndim == 3 else cv2.cvtColor(c, cv2.COLOR_GRAY2BGR), width) for c in crops])
         return self.session.run(None, {self.input_name: batch})[0]
 
-    def _plate_columns(self) -> np.ndarray:
-        """For each class of the model: its column in the plate matrix (0 = blank, 1..36 =
-        ``PLATE_ALPHABET``); lower case folds onto upper case, everything else onto the blank."""
-        if self._fold is None:
-            cols = np.zeros(len(self.alphabet), np.int64)
-            for i, ch in enumerate(self.alphabet):
+    def _plate_fold(self, n_classes: int) -> np.ndarray:
+        """``(n_classes, 37)`` 0/1 matrix taking the model's classes to the plate matrix's columns
+        (0 = blank, 1..36 = ``PLATE_ALPHABET``): lower case folds onto upper case, everything
+        else onto the blank. Built once per model."""
+        if self._fold is None or self._fold.shape[0] != n_classes:
+            fold = np.zeros((n_classes, len(PLATE_ALPHABET) + 1), np.float32)
+            for i, ch in enumerate(self.alphabet[:n_classes]):
                 k = PLATE_ALPHABET.find(ch.upper()) if len(ch) == 1 else -1
-                cols[i] = k + 1 if k >= 0 else 0
-            self._fold = cols
+                fold[i, k + 1 if k >= 0 else 0] = 1.0
+            self._fold = fold
         return self._fold
 
     def probs(self, crops: list[np.ndarray]) -> list[np.ndarray]:
@@ -219,11 +206,7 @@ class TextRecognizer:
         if not crops:
             return []
         out = self._run(crops)
-        cols = self._plate_columns()
-        n_cls = min(out.shape[-1], len(cols))
-        fold = np.zeros((out.shape[-1], len(PLATE_ALPHABET) + 1), np.float32)
-        fold[np.arange(n_cls), cols[:n_cls]] = 1.0
-        folded = out.astype(np.float32) @ fold
+        folded = out.astype(np.float32) @ self._plate_fold(out.shape[-1])
         folded /= np.maximum(folded.sum(-1, keepdims=True), 1e-9)
         t_all = out.shape[1]
         width = t_all * 8  # PP-OCRv4 rec: one frame per 8 input columns

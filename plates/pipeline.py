@@ -362,8 +362,7 @@ class PlatePipeline:
         text = reading.text
         # a reading's vote: its calibrated confidence times its quality (size, sharpness,
         # frontality); a sure reading (every character confident, a known format) counts double
-        weight = float(reading.confidence) * float(getattr(reading, "quality", 1.0))
-        weight *= 2.0 if getattr(reading, "sure", False) else 1.0
+        weight = float(reading.confidence) * float(reading.quality) * (2.0 if reading.sure else 1.0)
         p.votes[text] = p.votes.get(text, 0.0) + weight
         p.counts[text] = p.counts.get(text, 0) + 1
         prev = p.best.get(text)

@@ -28,9 +28,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from vigil.detectors.ops import box_iou
+
 from .decode import PlateDecision, decision_from_text, interpret
 from .formats import EU_BAND_CODES
-from .localise import PlateCandidate, TextLine, group_lines, plate_quad, quad_xyxy, read_quality, rectify
+from .localise import PlateCandidate, TextLine, group_lines, plate_quad, quad_size, quad_xyxy, read_quality, rectify
 from .localise import find_band as _find_band
 from .ocr import PLATE_ALPHABET, TextBox, TextDetector, TextRecognizer
 
@@ -84,14 +86,6 @@ class PlateReading:
     band: str | None = None
     format: str | None = None
     quality: float = 1.0  #: weight of this reading in a pass's vote (:func:`.localise.read_quality`)
-
-    @property
-    def width_px(self) -> float:
-        """The plate's width in the image (mean of its top and bottom edges), pixels."""
-        if self.quad is None:
-            return float(self.box[2] - self.box[0])
-        q = self.quad
-        return float((np.linalg.norm(q[1] - q[0]) + np.linalg.norm(q[2] - q[3])) / 2)
 
     def to_dict(self) -> dict:
         return {
@@ -251,7 +245,7 @@ class PlateReader:
         readings = sorted(self._read_jobs(jobs, offset), key=lambda r: -r.score)
         kept: list[PlateReading] = []
         for r in readings:
-            if all(_iou(r.box, k.box) < 0.3 for k in kept):
+            if not kept or box_iou(np.array([r.box]), np.array([k.box for k in kept])).max() < 0.3:
                 kept.append(r)
             if len(kept) >= self.max_plates:
                 break
@@ -383,14 +377,5 @@ def _text_height(box: TextBox) -> float:
 
 
 def _aspect(q: np.ndarray) -> float:
-    w = (np.linalg.norm(q[1] - q[0]) + np.linalg.norm(q[2] - q[3])) / 2
-    h = (np.linalg.norm(q[3] - q[0]) + np.linalg.norm(q[2] - q[1])) / 2
-    return float(w / max(h, 1e-6))
-
-
-def _iou(a, b) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
+    w, h = quad_size(q)
+    return w / max(h, 1e-6)
