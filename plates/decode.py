@@ -10,8 +10,10 @@ A two-line plate gives two matrices (top, bottom), read as one plate, top then b
   over time, on a trie of pattern prefixes per matrix (:mod:`vigil.plates.ctc`); a prefix that
   cannot come within the margin of the free reading is dropped (exact: an upper bound is compared).
 - :func:`interpret`: the decision among the free reading and every format's constrained reading.
-  Before decoding it mixes the pairs of :data:`CONFUSION` (0/O, 1/I, ...: a channel model, the
-  recogniser's ratio for them is not trusted); each format is also tried behind the band letters
+  Before decoding it mixes confusable pairs (0/O, 1/I, ...: a channel model, the recogniser's
+  ratio for them is not fully trusted): :data:`CONFUSION` for the formats of countries whose
+  plate font draws O like 0 (:data:`vigil.plates.formats.SAME_O0_FONT`), the milder
+  :data:`CONFUSION_DISTINCT` for the others and for the free reading; each format is also tried behind the band letters
   of its country (prior ``BAND_READ``) and behind one character of any class (a misread band
   letter, prior ``BAND_MISREAD / K``); band letters are not part of the text. A row with
   ``junk`` positions (:mod:`vigil.plates.formats`: Czech stickers, the Slovak coat of arms) is
@@ -377,9 +379,11 @@ def interpret(
     """Choose the reading of one plate from its line matrices (one, or two: top and bottom).
 
     ``region``: ``"auto"``, or the camera's country (``"IT"``, any code of the table or an EU
-    band code); ``band_country``: the plate's band country when known (only its formats are
-    tried); ``formats``: the rows to try (default: the whole table); ``confusion``: the pairs
-    mixed before decoding (:data:`CONFUSION`; None: the probabilities as given).
+    band code); ``band_country``: the plate's band country when known (the home country, with
+    :data:`~vigil.plates.formats.BAND_SHARE` of the prior: a misread band does not shut out the
+    others); ``formats``: the rows to try (default: the whole table); ``confusion``: the pairs
+    mixed before decoding for the fonts that draw O like 0 (:data:`CONFUSION`; the others get
+    :data:`CONFUSION_DISTINCT`; None: the probabilities as given).
     """
     if isinstance(probs_lines, np.ndarray) and probs_lines.ndim == 2:
         probs_lines = [probs_lines]

@@ -13,7 +13,7 @@ character too.
 
 How a reading is placed (``region``: ``"IT"`` or another country code for a camera in that
 country, ``"auto"`` when unknown; ``band_country``: the country of the plate's EU band when known,
-which then is the home country and the only one tried):
+which then is the home country and holds :data:`~vigil.plates.formats.BAND_SHARE` of the prior):
 
 - every row of the table whose country is possible is fitted to the reading, and, when the
   reading starts with EU band letters (``I``, ``D``, ``SK``, ...), that country's rows to the rest;
