@@ -12,7 +12,7 @@ therefore not counted.
 Acknowledgements go out only once the batch is committed (:meth:`Ingest.acknowledge`),
 duplicates too (the store says which events were new). A ``plate_transit`` is recorded in the
 plate transit store on the event store's own database before it is stored, and loses its clear
-plate unless it hit a list (:class:`PlateTransits`).
+plate unless it hit a list (:class:`~.plate_transits.PlateTransits`).
 """
 
 from __future__ import annotations
@@ -20,20 +20,18 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from typing import Any, Callable
+from typing import Callable
 
 import zmq
 
-from vigil.plates.transits import redact_event_payload
-
 from ..events import MAX_EVENT_BYTES, Event, EventError
 from ..keys import CurveServer
-from ..store import Store
 from ..transport import MAX_BATCH_EVENTS, encode_ack, encode_acks, encode_nack
+from .plate_transits import PlateTransits
 from .sockets import router_socket
 from .writer import Batch
 
-__all__ = ["Ingest", "PlateTransits"]
+__all__ = ["Ingest"]
 
 log = logging.getLogger(__name__)
 
@@ -50,38 +48,6 @@ def _id_in(payload: bytes) -> str | None:
         return str(uuid.UUID(obj["id"]))
     except ValueError:
         return None
-
-
-class PlateTransits:
-    """Records each ``plate_transit`` in the transit store of the event store's database
-    (``store.open_transits()``, opened on the first transit, retried while it fails)."""
-
-    def __init__(self, store: Store) -> None:
-        self.store = store
-        self._transits: Any = None
-
-    def record(self, event: Event) -> Event:
-        """Record a ``plate_transit`` in the transit table (:mod:`vigil.plates.transits`) and
-        return the event to store: a transit without list hits loses its clear plate (keyed
-        pseudonym instead), so the event table holds no plate of a vehicle on no list."""
-        if event.type != "plate_transit":
-            return event
-        try:
-            if self._transits is None:
-                self._transits = self.store.open_transits()
-            self._transits.add_event(event)
-            payload = redact_event_payload(event.payload, self._transits.key)
-        except Exception as exc:  # noqa: BLE001 - a transit problem must not stop event ingest
-            log.error("aggregator: plate transit %s not recorded: %s", event.id, exc)
-            payload = {k: v for k, v in event.payload.items() if k != "plate" or event.payload.get("hits")}
-        if payload is event.payload:
-            return event
-        return event.model_copy(update={"payload": payload})
-
-    def close(self) -> None:
-        if self._transits is not None:
-            self._transits.close()
-            self._transits = None
 
 
 class Ingest:

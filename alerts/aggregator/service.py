@@ -34,7 +34,8 @@ import zmq
 from ..keys import CurveServer, KeyFileError
 from ..store import EventStore, Store, StoreError
 from ..transport import DEFAULT_INGEST_ENDPOINT, DEFAULT_STREAM_ENDPOINT, check_bind_endpoint
-from .ingest import Ingest, PlateTransits
+from .ingest import Ingest
+from .plate_transits import PlateTransits
 from .sockets import AggregatorError
 from .stream import OperatorStream
 from .writer import StoreWriter
