@@ -28,7 +28,7 @@ import uuid
 from datetime import datetime, timezone
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from vigil.alarm import AlarmChange
 
@@ -47,6 +47,8 @@ __all__ = [
     "EventError",
     "SCHEMA_VERSION",
     "MAX_EVENT_BYTES",
+    "MAX_SAFE_INT",
+    "MAX_ABS_REAL",
     "new_event_id",
     "utc_iso",
     "event_from_change",
@@ -106,6 +108,61 @@ def _payload_reason(exc: ValidationError) -> str:
     return f"{where}: {first.get('msg')}{more}"
 
 
+#: the largest integer an event may carry anywhere (``seq``, track ids, frames): 2**53 - 1, exact
+#: in every JSON reader (JavaScript's ``Number.MAX_SAFE_INTEGER``) and well inside the 64-bit
+#: columns of SQLite and PostgreSQL
+MAX_SAFE_INT = 2**53 - 1
+#: the largest magnitude of a real number in a payload (metres, seconds, square metres, scores):
+#: a trillion is far above anything a camera measures and keeps arithmetic on it finite
+MAX_ABS_REAL = 1e12
+#: nesting of objects and lists in a payload, at most
+MAX_PAYLOAD_DEPTH = 8
+
+_WIRE = {"wire": True}
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_UTC_FORM = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z")
+
+
+def _out_of_bounds(value: Any, where: str, depth: int) -> str | None:
+    """The first value of a (validated) payload outside the schema's bounds, as a reason
+    (``payload.tracks.0: integer 9223372036854775808 outside +-2**53-1``), or ``None``.
+
+    The typed models check shapes and types; this checks what every field shares: integers
+    within :data:`MAX_SAFE_INT`, reals within :data:`MAX_ABS_REAL`, nesting within
+    :data:`MAX_PAYLOAD_DEPTH`. Sizes are bounded by :data:`MAX_EVENT_BYTES` already.
+    """
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return None
+    if isinstance(value, int):
+        return None if -MAX_SAFE_INT <= value <= MAX_SAFE_INT else f"{where}: integer {value} outside +-2**53-1"
+    if isinstance(value, float):
+        return None if -MAX_ABS_REAL <= value <= MAX_ABS_REAL else f"{where}: number {value!r} outside +-1e12"
+    if depth >= MAX_PAYLOAD_DEPTH:
+        return f"{where}: nested deeper than {MAX_PAYLOAD_DEPTH}"
+    if isinstance(value, dict):
+        items = value.items()
+    elif isinstance(value, list):
+        items = enumerate(value)
+    else:
+        return f"{where}: unexpected {type(value).__name__}"
+    for key, item in items:
+        problem = _out_of_bounds(item, f"{where}.{key}", depth + 1)
+        if problem:
+            return problem
+    return None
+
+
+def _event_reason(exc: ValidationError) -> str:
+    """``<field>: <what is wrong>`` for the first error of an event (and how many more), without
+    echoing the input (a hostile value would land in logs and nacks)."""
+    errors = exc.errors(include_url=False, include_input=False)
+    first = errors[0]
+    where = ".".join(str(x) for x in first.get("loc", ()))
+    msg = str(first.get("msg", "invalid")).removeprefix("Value error, ")
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    return f"{where}: {msg}{more}" if where else f"{msg}{more}"
+
+
 #: namespace of the alarm ids derived for schema-1 events (uuid5; never change it)
 SCHEMA1_ALARM_NAMESPACE = uuid.UUID("5f0c8e2a-3b1d-4c6e-9a7f-2d4b6c8e0a13")
 _PAIR_TYPES = frozenset({"distance_violation", "contact_time"})
@@ -159,17 +216,26 @@ def alarm_id_of(event: "Event | dict") -> str | None:
 class Event(BaseModel):
     """One alarm event (see module docstring). Immutable."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
-    schema_: int = Field(SCHEMA_VERSION, alias="schema", description="Event schema version")
+    schema_: int = Field(SCHEMA_VERSION, alias="schema", description="Event schema version (required on the wire)")
     id: str = Field(default_factory=new_event_id, description="UUID of this event")
     type: str = Field(min_length=1, max_length=64, description="Event type, e.g. distance_violation")
     camera: str = Field(min_length=1, max_length=128, description="Camera name from the node config")
-    seq: int = Field(ge=1, description="Per-camera sequence number, strictly increasing")
+    seq: int = Field(ge=1, le=MAX_SAFE_INT, description="Per-camera sequence number, strictly increasing")
     time: str = Field(description="UTC time of the observation, ISO 8601 with Z")
     severity: Severity = "warning"
     state: State = "start"
     payload: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _schema_on_the_wire(cls, data: Any, info: ValidationInfo) -> Any:
+        """An event read from the wire or a file (:meth:`from_json`) must name its schema;
+        one built in code gets the current one."""
+        if info.context and info.context.get("wire") and isinstance(data, dict) and "schema" not in data:
+            raise ValueError("schema: field required (an event names its schema version)")
+        return data
 
     @field_validator("schema_")
     @classmethod
@@ -195,16 +261,33 @@ class Event(BaseModel):
         except (ValueError, AttributeError, TypeError):
             raise ValueError(f"id is not a UUID: {v!r}") from None
 
+    @field_validator("camera")
+    @classmethod
+    def _camera(cls, v: str) -> str:
+        if _CONTROL.search(v):
+            raise ValueError(f"camera name has control characters: {v!r}")
+        return v
+
     @field_validator("time")
     @classmethod
     def _time(cls, v: str) -> str:
+        """Normalised to UTC, ``YYYY-MM-DDTHH:MM:SS.ffffffZ``: an event sent with an offset
+        (``+02:00``) is stored and streamed in UTC, so times compare as text."""
+        if _UTC_FORM.fullmatch(v):
+            return v  # already the normal form (what utc_iso writes)
+        if len(v) > 40:
+            raise ValueError(f"time is not ISO 8601: {v[:40]!r}...")
         try:
             parsed = datetime.fromisoformat(v.replace("Z", "+00:00"))
         except ValueError:
             raise ValueError(f"time is not ISO 8601: {v!r}") from None
         if parsed.tzinfo is None:
             raise ValueError(f"time has no time zone: {v!r}")
-        return v
+        try:
+            utc = parsed.astimezone(timezone.utc)
+        except OverflowError:
+            raise ValueError(f"time is out of range: {v!r}") from None
+        return utc.isoformat(timespec="microseconds")[:-6] + "Z"
 
     @model_validator(mode="after")
     def _typed_payload(self) -> "Event":
@@ -221,6 +304,9 @@ class Event(BaseModel):
             PAYLOADS[self.type].__pydantic_validator__.validate_python(payload)
         except ValidationError as exc:
             raise ValueError(_payload_reason(exc)) from None
+        problem = _out_of_bounds(payload, "payload", 0)
+        if problem:
+            raise ValueError(problem)
         return self
 
     # ------------------------------------------------------------------ wire format
@@ -247,14 +333,14 @@ class Event(BaseModel):
         elif len(raw) > MAX_EVENT_BYTES:
             raise EventError(f"event of {len(raw)} characters exceeds {MAX_EVENT_BYTES}")
         try:
-            return cls.model_validate_json(raw)
+            return cls.model_validate_json(raw, context=_WIRE)
         except ValidationError as exc:
             first = exc.errors(include_url=False)[0] if exc.error_count() else {}
             if first.get("type") == "json_invalid":
                 raise EventError(f"event is not JSON: {first.get('msg')}") from None
             if first.get("type") == "model_type" and not first.get("loc"):
                 raise EventError("event is not a JSON object") from None
-            raise EventError(f"invalid event: {exc}") from None
+            raise EventError(f"invalid event: {_event_reason(exc)}") from None
         except (ValueError, RecursionError) as exc:
             raise EventError(f"event is not JSON: {exc}") from None
 

@@ -17,23 +17,54 @@ plate unless it hit a list (:class:`~.plate_transits.PlateTransits`).
 
 from __future__ import annotations
 
+import ctypes
 import json
 import logging
+import time
 import uuid
 from typing import Callable
 
 import zmq
 
+from vigil.ratelog import RateLimitedLog
+
 from ..events import MAX_EVENT_BYTES, Event, EventError
 from ..keys import CurveServer
-from ..transport import MAX_BATCH_EVENTS, encode_ack, encode_acks, encode_nack
+from ..transport import MAX_BATCH_BYTES, MAX_BATCH_EVENTS, encode_ack, encode_acks, encode_nack
 from .plate_transits import PlateTransits
 from .sockets import router_socket
 from .writer import Batch
 
 __all__ = ["Ingest"]
 
+
+class PlateRefused(Exception):  # TEMPORARY until plate_transits defines it
+    pass
+
+
 log = logging.getLogger(__name__)
+
+
+#: a peer that sends more than PENALTY_FRAMES bad frames (malformed, nacked, rejected) within
+#: one second has its messages dropped unread for PENALTY_S seconds: validating a flood of bad
+#: frames must not take the time of honest publishers (an honest one sends none, or a few)
+PENALTY_FRAMES = 200
+PENALTY_S = 2.0
+
+#: a dropped message above this many bytes makes the aggregator hand freed memory back to the system
+_TRIM_BYTES = 4 * 1024 * 1024
+
+
+def _release_memory() -> None:
+    """Return freed heap memory to the system (glibc ``malloc_trim``, every arena).
+
+    A big message's frames are freed as soon as it is dropped, but glibc keeps the pages of
+    its heaps for reuse, so the aggregator's RSS would stay at its peak for good (six 65 MB
+    messages left it at 1.16 GB). Harmless where there is no glibc."""
+    try:
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 def _id_in(payload: bytes) -> str | None:
@@ -70,11 +101,33 @@ class Ingest:
         self.counters = counters
         self.transits = transits
         self.batch_max = int(batch_max)
-        # ROUTER_MANDATORY (set by router_socket): a lost ack is an error we log
-        self.socket: zmq.Socket | None = router_socket(
-            ctx, endpoint, "ingest", {zmq.MAXMSGSIZE: 4 * MAX_EVENT_BYTES}, curve=curve, configure=configure
-        )
+        self._ctx, self._curve, self._configure = ctx, curve, configure
+        self._log = RateLimitedLog(log)
+        self._next_trim = 0.0
+        self._bad: dict[bytes, list] = {}  # peer identity -> [window start, bad frames in it]
+        self._penalised: dict[bytes, float] = {}  # peer identity -> monotonic time it is served again
+        self.socket: zmq.Socket | None = self._bind(endpoint)
         self.endpoint = self.socket.getsockopt_string(zmq.LAST_ENDPOINT)
+
+    def _bind(self, endpoint: str) -> zmq.Socket:
+        # ROUTER_MANDATORY (set by router_socket): a lost ack is an error we log
+        return router_socket(
+            self._ctx,
+            endpoint,
+            "ingest",
+            {zmq.MAXMSGSIZE: MAX_BATCH_BYTES},
+            curve=self._curve,
+            configure=self._configure,
+        )
+
+    def reopen(self) -> None:
+        """Close the socket and bind a new one on the same endpoint: every connection is dropped
+        (a revoked key loses the one it has; honest publishers reconnect, pass the handshake
+        again and resend what was not acknowledged). Afterwards :attr:`socket` is the new one."""
+        if self.socket is not None:
+            self.socket.close(linger=0)
+            self.socket = None
+        self.socket = self._bind(self.endpoint)
 
     # ------------------------------------------------------------------ receiving
     def receive(self) -> Batch | None:
@@ -83,12 +136,18 @@ class Ingest:
         n_frames = 0
         while n_frames < self.batch_max:
             try:
-                frames = self.socket.recv_multipart(zmq.NOBLOCK, copy=True)
+                frames = self._recv_message()
             except zmq.Again:
                 break
             except zmq.ZMQError as exc:
-                log.error("aggregator: ZeroMQ recv failed: %s (errno %s)", exc, exc.errno)
+                self._log.error("recv", "aggregator: ZeroMQ recv failed: %s (errno %s)", exc, exc.errno)
                 break
+            if frames is None:
+                continue  # too big: drained, counted and logged
+            if self._penalised and self._in_penalty(frames[0]):
+                self.counters["received"] += len(frames) - 1
+                self.counters["penalised"] += len(frames) - 1
+                continue
             if len(frames) == 3 and frames[1] == b"":
                 envelope, payloads = frames[:2], frames[2:]  # REQ client: one event per request
             elif len(frames) >= 2 and frames[1] != b"":
@@ -97,10 +156,6 @@ class Ingest:
                 self.counters["received"] += 1
                 self._malformed(f"{len(frames) - 1} payload frame(s) after an empty delimiter or none", frames[0])
                 continue
-            if len(payloads) > MAX_BATCH_EVENTS:
-                self.counters["received"] += len(payloads)
-                self._malformed(f"{len(payloads)} event frames in one message, limit {MAX_BATCH_EVENTS}", envelope[0])
-                continue
             n_frames += len(payloads)
             for payload in payloads:
                 event = self._validate(envelope, payload)
@@ -108,8 +163,101 @@ class Ingest:
                     items.append((envelope, event))
         if not items:
             return None
-        items = [(envelope, self.transits.record(event)) for envelope, event in items]
-        return Batch(items, [event.to_json() for _, event in items])
+        recorded: list[tuple[list[bytes], Event]] = []
+        for envelope, event in items:
+            try:
+                recorded.append((envelope, self.transits.record(event)))
+            except PlateRefused as exc:
+                self.reject(envelope, event.id, str(exc))
+        if not recorded:
+            return None
+        return Batch.of(recorded, [event.to_json() for _, event in recorded])
+
+    def _recv_message(self) -> list[bytes] | None:
+        """One whole message (its frames), or ``None`` when it was too big: more than
+        :data:`~vigil.alerts.transport.MAX_BATCH_EVENTS` event frames or
+        :data:`~vigil.alerts.transport.MAX_BATCH_BYTES` bytes of them. The rest of a too-big
+        message is drained without copying it into Python objects, and the memory it held is
+        handed back to the system (libzmq has already buffered it whole: ``MAXMSGSIZE`` bounds
+        each frame, not a message; see :func:`_release_memory`)."""
+        sock = self.socket
+        frames = [sock.recv(zmq.NOBLOCK)]  # the peer's identity; the rest of a message is there at once
+        total = 0
+        while sock.getsockopt(zmq.RCVMORE):
+            frame = sock.recv()
+            frames.append(frame)
+            total += len(frame)
+            if total > MAX_BATCH_BYTES or len(frames) > MAX_BATCH_EVENTS + 2:
+                return self._drop_too_big(frames, total)
+        return frames
+
+    def _drop_too_big(self, frames: list[bytes], total: int) -> None:
+        sock = self.socket
+        n = len(frames) - 1
+        while sock.getsockopt(zmq.RCVMORE):
+            total += len(sock.recv(copy=False))
+            n += 1
+        self.counters["received"] += 1
+        self.counters["oversized"] += 1
+        self._malformed(
+            f"message of {n} frames and {total} bytes, limit {MAX_BATCH_EVENTS} event frames and "
+            f"{MAX_BATCH_BYTES} bytes",
+            frames[0],
+        )
+        del frames[:]
+        now = time.monotonic()
+        if total > _TRIM_BYTES and now >= self._next_trim:
+            self._next_trim = now + 1.0
+            _release_memory()
+        return None
+
+    def _in_penalty(self, identity: bytes) -> bool:
+        until = self._penalised.get(identity)
+        if until is None:
+            return False
+        if time.monotonic() < until:
+            return True
+        del self._penalised[identity]
+        return False
+
+    def _count_bad(self, identity: bytes | None) -> None:
+        """One bad frame from ``identity``; past :data:`PENALTY_FRAMES` in a second, a penalty."""
+        if identity is None:
+            return
+        now = time.monotonic()
+        window = self._bad.get(identity)
+        if window is None or now - window[0] >= 1.0:
+            if len(self._bad) > 10_000:  # peers come and go (a reconnect is a new identity)
+                self._bad = {k: w for k, w in self._bad.items() if now - w[0] < 1.0}
+            window = self._bad[identity] = [now, 0]
+        window[1] += 1
+        if window[1] > PENALTY_FRAMES and identity not in self._penalised:
+            if len(self._penalised) > 10_000:
+                self._penalised = {k: t for k, t in self._penalised.items() if t > now}
+            self._penalised[identity] = now + PENALTY_S
+            self.counters["penalties"] += 1
+            self._log.warning(
+                "penalty",
+                "aggregator: peer %s sent more than %d bad frames in a second: its messages are dropped for %.0f s",
+                identity.hex(),
+                PENALTY_FRAMES,
+                PENALTY_S,
+            )
+
+    def reject(self, envelope: list[bytes], event_id: str, reason: str) -> None:
+        """Refuse one valid-looking event for good: counted (``rejected``), logged (rate-limited)
+        and nacked with ``reason``, so its sender drops it instead of resending it forever."""
+        self.counters["rejected"] += 1
+        self._count_bad(envelope[0])
+        self._log.warning(
+            "rejected",
+            "aggregator: rejected event %s from peer %s: %s (%d rejected so far)",
+            event_id,
+            envelope[0].hex(),
+            reason[:300],
+            self.counters["rejected"],
+        )
+        self._reply(envelope, encode_nack(event_id, reason))
 
     def _validate(self, envelope: list[bytes], payload: bytes) -> Event | None:
         self.counters["received"] += 1
@@ -129,12 +277,16 @@ class Ingest:
 
     def _malformed(self, reason: str, identity: bytes | None) -> None:
         self.counters["malformed"] += 1
+        self._count_bad(identity)
         n = self.counters["malformed"]
-        if n <= 10 or n % 1000 == 0:
-            who = identity.hex() if identity else "?"
-            log.warning(
-                "aggregator: dropped a malformed message from peer %s: %s (%d malformed so far)", who, reason[:300], n
-            )
+        who = identity.hex() if identity else "?"
+        self._log.warning(
+            "malformed",
+            "aggregator: dropped a malformed message from peer %s: %s (%d malformed so far)",
+            who,
+            reason[:300],
+            n,
+        )
 
     # ------------------------------------------------------------------ answering
     def acknowledge(self, batch: Batch, seqs: list[int | None]) -> list[tuple[int, Event, str]]:
@@ -143,15 +295,30 @@ class Ingest:
         ``(stream_seq, event, json)`` for the operator stream."""
         # counted before the acks go out: a publisher that saw its ack then reads stats() sees it
         fresh = []
-        for (_, event), stream_seq, text in zip(batch.items, seqs, batch.texts):
+        for k, ((envelope, event), stream_seq, text) in enumerate(zip(batch.items, seqs, batch.texts)):
             if stream_seq is not None:
                 self.counters["stored"] += 1
                 fresh.append((stream_seq, event, text))
+            elif k in batch.rejected:
+                self.reject(envelope, event.id, batch.rejected[k])
             else:
                 self.counters["duplicates"] += 1
+                if k in batch.conflicts:
+                    self.counters["conflicts"] += 1
+                    self._log.warning(
+                        "conflict",
+                        "aggregator: event %s (camera %r, seq %d) resent with other content: kept the stored one, "
+                        "the other copy is in event_conflicts (%d conflicts so far)",
+                        event.id,
+                        event.camera,
+                        event.seq,
+                        self.counters["conflicts"],
+                    )
         # one ack frame per peer per batch (``acks``), or the single form for one event
         by_peer: dict[tuple[bytes, ...], list[tuple[str, bool]]] = {}
-        for (envelope, event), stream_seq in zip(batch.items, seqs):
+        for k, ((envelope, event), stream_seq) in enumerate(zip(batch.items, seqs)):
+            if k in batch.rejected:
+                continue  # nacked above
             by_peer.setdefault(tuple(envelope), []).append((event.id, stream_seq is not None))
         for envelope, peer_items in by_peer.items():
             if len(peer_items) == 1 or len(envelope) > 1:  # REQ peers get exactly one reply per request
@@ -166,7 +333,9 @@ class Ingest:
             self.socket.send_multipart([*envelope, frame], zmq.NOBLOCK)
         except zmq.ZMQError as exc:  # EHOSTUNREACH: peer gone (it will resend); Again: queue full
             self.counters["reply_errors"] += 1
-            log.warning("aggregator: cannot reply to peer %s: %s (errno %s)", envelope[0].hex(), exc, exc.errno)
+            self._log.warning(
+                "reply", "aggregator: cannot reply to peer %s: %s (errno %s)", envelope[0].hex(), exc, exc.errno
+            )
 
     def close(self) -> None:
         if self.socket is not None:

@@ -35,10 +35,20 @@ MAX_COMMIT_EVENTS = 8192  # events the writer commits in one transaction at most
 
 class Batch(NamedTuple):
     """One ingest read's valid events: ``(envelope, event)`` each (the envelope is the peer's
-    routing frames, where its acknowledgement goes) and the events' JSON, in the same order."""
+    routing frames, where its acknowledgement goes) and the events' JSON, in the same order.
+
+    Filled by the writer as it commits: ``rejected`` (index in the batch -> why the store
+    refused that event's data; the others were committed without it) and ``conflicts``
+    (indices of duplicates whose content differs from the stored event)."""
 
     items: list[tuple[list[bytes], Event]]
     texts: list[str]
+    rejected: dict[int, str]
+    conflicts: set[int]
+
+    @classmethod
+    def of(cls, items: list[tuple[list[bytes], Event]], texts: list[str]) -> "Batch":
+        return cls(items, texts, {}, set())
 
 
 @dataclass(frozen=True)
@@ -137,12 +147,57 @@ class StoreWriter:
                 return
 
     def _commit(self, jobs: list[Batch]) -> Commit:
-        events = [event for batch in jobs for _, event in batch.items]
-        texts = [text for batch in jobs for text in batch.texts]
+        """Commit the events of ``jobs`` in one transaction. When the store refuses the *data*
+        (:attr:`StoreError.data_error`: e.g. text PostgreSQL cannot hold), the group is split in
+        halves until the events at fault are alone; they are marked in their batch's
+        ``rejected`` and everything else is committed, so one bad event never holds up the
+        others (nor makes its sender resend the whole batch forever). Any other error (disk
+        full, locked) fails the whole group: nothing is acknowledged, the publishers resend."""
+        where = [(batch, k) for batch in jobs for k in range(len(batch.items))]
+        events = [batch.items[k][1] for batch, k in where]
+        texts = [batch.texts[k] for batch, k in where]
+        seqs: list[int | None] = [None] * len(events)
         try:
-            return Commit(jobs, seqs=self.store.add_many_seq(events, texts))
+            self._commit_span(events, texts, seqs, where, 0, len(events))
         except StoreError as exc:
+            for batch in jobs:
+                batch.rejected.clear()
+                batch.conflicts.clear()
             return Commit(jobs, error=exc)
+        return Commit(jobs, seqs=seqs)
+
+    def _commit_span(
+        self,
+        events: list[Event],
+        texts: list[str],
+        seqs: list[int | None],
+        where: list[tuple[Batch, int]],
+        lo: int,
+        hi: int,
+    ) -> None:
+        """Commit ``events[lo:hi]`` into ``seqs[lo:hi]`` (see :meth:`_commit`); raises the
+        :class:`StoreError` that is not about one event's data."""
+        conflicts: list[str] = []
+        try:
+            got = self.store.add_many_seq(events[lo:hi], texts[lo:hi], conflicts)
+        except StoreError as exc:
+            if not exc.data_error:
+                raise
+            if hi - lo == 1:
+                batch, k = where[lo]
+                batch.rejected[k] = str(exc)
+                return
+            mid = (lo + hi) // 2
+            self._commit_span(events, texts, seqs, where, lo, mid)
+            self._commit_span(events, texts, seqs, where, mid, hi)
+            return
         except Exception as exc:  # noqa: BLE001 - a bug must not kill ingest silently
-            log.exception("aggregator: unexpected error storing %d event(s)", len(events))
-            return Commit(jobs, error=StoreError(f"unexpected {type(exc).__name__}: {exc}"))
+            log.exception("aggregator: unexpected error storing %d event(s)", hi - lo)
+            raise StoreError(f"unexpected {type(exc).__name__}: {exc}") from None
+        seqs[lo:hi] = got
+        if conflicts:
+            clash = set(conflicts)
+            for i in range(lo, hi):
+                if got[i - lo] is None and events[i].id in clash:
+                    batch, k = where[i]
+                    batch.conflicts.add(k)

@@ -18,7 +18,18 @@ __all__ = ["EventReads", "Store", "StoreError", "StoredEvent"]
 
 
 class StoreError(RuntimeError):
-    """The database cannot be opened, read or written (message says which and why)."""
+    """The database cannot be opened, read or written (message says which and why).
+
+    ``data_error``: the database refused the *data* (a value out of a column's range, text it
+    cannot hold, a constraint), not the write itself: some event of the batch is at fault and
+    the others can be committed without it (:class:`~vigil.alerts.aggregator.writer.StoreWriter`
+    splits the batch to find it). ``False`` (disk full, locked, gone): nothing can be written
+    now and the publishers resend later.
+    """
+
+    def __init__(self, message: str, *, data_error: bool = False) -> None:
+        super().__init__(message)
+        self.data_error = data_error
 
 
 @dataclass(frozen=True)
@@ -37,7 +48,11 @@ class Store(Protocol):
 
     path: Path | str  # what messages show (the file, or the DSN without its password)
 
-    def add_many_seq(self, events: Iterable[Event], texts: list[str] | None = None) -> list[int | None]: ...
+    def add_many_seq(
+        self, events: Iterable[Event], texts: list[str] | None = None, conflicts: list[str] | None = None
+    ) -> list[int | None]: ...
+
+    def conflicts(self, limit: int = 100) -> list[tuple[str, str, str]]: ...
 
     def read_after(self, since_stream_seq: int, limit: int = 500) -> list[tuple[int, str, str, str, str]]: ...
 

@@ -27,6 +27,7 @@ password (:func:`redact_dsn`).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 import time
@@ -44,7 +45,12 @@ __all__ = ["PgEventStore", "PG_SCHEMA_VERSION", "redact_dsn"]
 
 log = logging.getLogger(__name__)
 
-PG_SCHEMA_VERSION = 1
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+PG_SCHEMA_VERSION = 2
 _MIGRATION_LOCK = 0x76696731  # "vig1"
 _WRITER_LOCK = 0x76696732
 
@@ -67,7 +73,22 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
         "CREATE INDEX events_camera_seq ON events (camera, seq)",
         "CREATE INDEX events_time ON events (time)",
     ),
+    # an id already stored, resent with other content: kept aside for an administrator
+    2: (
+        """
+        CREATE TABLE event_conflicts (
+            id          uuid NOT NULL,
+            digest      text NOT NULL,
+            json        text NOT NULL,
+            received_at text NOT NULL,
+            PRIMARY KEY (id, digest)
+        )
+        """,
+    ),
 }
+
+#: errors of the data of one event rather than of the database (see StoreError.data_error)
+_DATA_ERRORS = (psycopg.DataError, psycopg.IntegrityError, OverflowError, ValueError)
 
 
 class PgEventStore(EventReads):
@@ -144,7 +165,10 @@ class PgEventStore(EventReads):
     def add_many(self, events: Iterable[Event]) -> list[bool]:
         return [s is not None for s in self.add_many_seq(events)]
 
-    def add_many_seq(self, events: Iterable[Event], texts: list[str] | None = None) -> list[int | None]:
+    def add_many_seq(
+        self, events: Iterable[Event], texts: list[str] | None = None, conflicts: list[str] | None = None
+    ) -> list[int | None]:
+        """As :meth:`vigil.alerts.store.sqlite.EventStore.add_many_seq` (conflicts included)."""
         events = list(events)
         if self.readonly:
             raise StoreError(f"event database {self.path} is open read-only")
@@ -184,20 +208,36 @@ class PgEventStore(EventReads):
                     ).fetchall()
                     new = {i: int(s) for i, s in rows}
                     old = [ev.id for ev in uniq if ev.id not in new]
+                    clashes: list[str] = []
                     if old:
                         stored = dict(
                             self._db.execute(
                                 "SELECT id::text, json FROM events WHERE id = ANY(%s::uuid[])", (old,)
                             ).fetchall()
                         )
-                        for event_id in old:
-                            if stored.get(event_id) != by_id[event_id]:
-                                log.warning("event id %s resent with different content; keeping the first", event_id)
+                        clashes = [i for i in old if i in stored and stored[i] != by_id[i]]
+                        with self._db.cursor() as cur:
+                            cur.executemany(
+                                "INSERT INTO event_conflicts (id, digest, json, received_at) VALUES (%s, %s, %s, %s)"
+                                " ON CONFLICT DO NOTHING",
+                                [(i, _digest(by_id[i]), by_id[i], received_at) for i in clashes],
+                            )
+            except _DATA_ERRORS as exc:
+                raise StoreError(f"event database {self.path} refused the data: {exc}", data_error=True) from None
             except psycopg.Error as exc:
                 raise StoreError(f"cannot write to event database {self.path}: {exc}") from None
+        if conflicts is not None:
+            conflicts.extend(clashes)
         return [new.get(ev.id) if first[ev.id] == i else None for i, ev in enumerate(events)]
 
     # ------------------------------------------------------------------ reading
+    def conflicts(self, limit: int = 100) -> list[tuple[str, str, str]]:
+        """The latest conflicting copies kept aside: ``(id, received_at, json)``, newest first."""
+        return self._fetch(
+            "SELECT id::text, received_at, json FROM event_conflicts ORDER BY received_at DESC, id LIMIT %s",
+            (int(limit),),
+        )
+
     def _fetch(self, sql: str, params: tuple) -> list[tuple]:
         with self._lock:
             try:

@@ -18,6 +18,7 @@ refused rather than misread. The plate transits live in the same file
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import sqlite3
 import threading
@@ -34,9 +35,14 @@ from .base import EventReads, StoreError
 
 __all__ = ["EventStore", "STORE_SCHEMA_VERSION"]
 
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
 log = logging.getLogger(__name__)
 
-STORE_SCHEMA_VERSION = 1
+STORE_SCHEMA_VERSION = 2
 
 # version -> statements bringing the database from version-1 to version.
 _MIGRATIONS: dict[int, tuple[str, ...]] = {
@@ -58,7 +64,22 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
         "CREATE INDEX events_camera_seq ON events (camera, seq)",
         "CREATE INDEX events_time ON events (time)",
     ),
+    # an id already stored, resent with other content: kept aside for an administrator
+    2: (
+        """
+        CREATE TABLE event_conflicts (
+            id          TEXT NOT NULL,
+            digest      TEXT NOT NULL,
+            json        TEXT NOT NULL,
+            received_at TEXT NOT NULL,
+            PRIMARY KEY (id, digest)
+        )
+        """,
+    ),
 }
+
+#: errors of the data of one event rather than of the database (see StoreError.data_error)
+_DATA_ERRORS = (sqlite3.IntegrityError, sqlite3.DataError, OverflowError, ValueError)
 
 _VERSION_TABLE = "schema_version"
 
@@ -157,11 +178,16 @@ class EventStore(EventReads):
         """
         return [s is not None for s in self.add_many_seq(events)]
 
-    def add_many_seq(self, events: Iterable[Event], texts: list[str] | None = None) -> list[int | None]:
+    def add_many_seq(
+        self, events: Iterable[Event], texts: list[str] | None = None, conflicts: list[str] | None = None
+    ) -> list[int | None]:
         """Like :meth:`add_many`; per event, its new ``stream_seq`` or ``None`` (a duplicate).
 
         ``texts``: the events' :meth:`Event.to_json`, when the caller already has them.
         One lookup, one multi-row insert and one read-back per batch (not per event).
+        A duplicate whose content differs from the stored one is a conflict: the stored event is
+        kept, the other copy goes to ``event_conflicts`` (once per content, in the same
+        transaction) and its id is appended to ``conflicts``.
         """
         events = list(events)
         if self.readonly:
@@ -214,18 +240,25 @@ class EventStore(EventReads):
                         (last,) = self._db.execute("SELECT last_insert_rowid()").fetchone()
                         first_seq = int(last) - len(new_idx) + 1
                         seqs = {events[i].id: first_seq + k for k, i in enumerate(new_idx)}
+                    clashes = [(i, texts[first[i]]) for i, text in stored.items() if text != texts[first[i]]]
+                    if clashes:
+                        self._db.executemany(
+                            "INSERT OR IGNORE INTO event_conflicts (id, digest, json, received_at) VALUES (?, ?, ?, ?)",
+                            [(i, _digest(text), text, received_at) for i, text in clashes],
+                        )
+            except _DATA_ERRORS as exc:
+                raise StoreError(f"event database {self.path} refused the data: {exc}", data_error=True) from None
             except sqlite3.Error as exc:
                 raise StoreError(f"cannot write to event database {self.path}: {exc}") from None
-        for event_id, text in stored.items():
-            if text != texts[first[event_id]]:
-                ev = events[first[event_id]]
-                log.warning(
-                    "event id %s resent with different content (camera %s seq %d); keeping the first",
-                    ev.id,
-                    ev.camera,
-                    ev.seq,
-                )
+        if conflicts is not None:
+            conflicts.extend(i for i, _ in clashes)
         return [seqs.get(ev.id) if first[ev.id] == i else None for i, ev in enumerate(events)]
+
+    def conflicts(self, limit: int = 100) -> list[tuple[str, str, str]]:
+        """The latest conflicting copies kept aside: ``(id, received_at, json)``, newest first."""
+        return self._fetch(
+            "SELECT id, received_at, json FROM event_conflicts ORDER BY received_at DESC, id LIMIT ?", (int(limit),)
+        )
 
     def _fetch(self, sql: str, params: tuple) -> list[tuple]:
         with self._lock:

@@ -20,16 +20,16 @@ class _GatedStore:
         self.fail = fail
         self.calls: list[int] = []
 
-    def add_many_seq(self, events, texts=None):
+    def add_many_seq(self, events, texts=None, conflicts=None):
         self.gate.wait(10)
         self.calls.append(len(events))
         if len(self.calls) <= self.fail:
             raise StoreError("database or disk is full")
-        return self.inner.add_many_seq(events, texts)
+        return self.inner.add_many_seq(events, texts, conflicts)
 
 
 def _batch(events) -> Batch:
-    return Batch([([b"peer"], ev) for ev in events], [ev.to_json() for ev in events])
+    return Batch.of([([b"peer"], ev) for ev in events], [ev.to_json() for ev in events])
 
 
 def test_piled_up_batches_are_committed_together_in_order(tmp_path, make_event):
@@ -82,13 +82,13 @@ class _FlakySlowStore:
         self.delay_s = delay_s
         self.calls: list[int] = []
 
-    def add_many_seq(self, events, texts=None):
+    def add_many_seq(self, events, texts=None, conflicts=None):
         events = list(events)
         self.calls.append(len(events))
         time.sleep(self.delay_s)
         if len(self.calls) == 1:
             raise StoreError(f"cannot write to event database {self.path}: database or disk is full")
-        return self.inner.add_many_seq(events, texts)
+        return self.inner.add_many_seq(events, texts, conflicts)
 
     def __getattr__(self, name):
         return getattr(self.inner, name)

@@ -64,14 +64,35 @@ def test_newer_schema_is_refused(tmp_path):
         EventStore(path)
 
 
-def test_same_id_different_content_keeps_first(tmp_path, make_event, caplog):
+def test_same_id_different_content_keeps_first_and_sets_the_other_aside(tmp_path, make_event):
     first = make_event()
     forged = first.model_copy(update={"severity": "critical"})
     with EventStore(tmp_path / "ev.db") as store:
         assert store.add(first)
-        assert not store.add(forged)
+        conflicts: list[str] = []
+        assert store.add_many_seq([forged], conflicts=conflicts) == [None]
+        assert conflicts == [first.id]
+        # the same conflicting copy again: reported again, kept aside once
+        again: list[str] = []
+        assert store.add_many_seq([forged, first], conflicts=again) == [None, None]
+        assert again == [first.id]
         assert [s.event for s in store.iter_events()] == [first]
-    assert "different content" in caplog.text
+        ((cid, _received, text),) = store.conflicts()
+        assert cid == first.id and text == forged.to_json()
+        # an identical resend is a plain duplicate, not a conflict
+        plain: list[str] = []
+        assert store.add_many_seq([first], conflicts=plain) == [None] and plain == []
+
+
+def test_a_value_the_database_cannot_hold_is_a_data_error(tmp_path, make_event):
+    ev = make_event()
+    # built around validation (model_construct): the store is the last line of defence
+    bad = ev.model_construct(**{**ev.__dict__, "seq": 2**70})
+    with EventStore(tmp_path / "ev.db") as store:
+        with pytest.raises(StoreError) as info:
+            store.add_many_seq([bad], [ev.to_json()])
+        assert info.value.data_error
+        assert store.count()[0] == 0
 
 
 def test_readonly(tmp_path, make_event):
