@@ -89,11 +89,30 @@ def _short_time(iso: str) -> str:
     return f"{m.group(1)}{m.group(2) or ''}{m.group(3)}"
 
 
+#: characters a terminal may act on rather than show: C0 and C1 controls, DEL, and the
+#: bidirectional overrides and isolates (which reorder what follows them on the line)
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text: str) -> str:
+    """``text`` with every character a terminal would act on written as an escape
+    (``\x1b``, ``\u202e``): a camera name or payload field with escape codes cannot clear the
+    operator's terminal, move its cursor or forge lines."""
+    return _UNSAFE.sub(lambda m: f"\\x{ord(m[0]):02x}" if ord(m[0]) < 0x100 else f"\\u{ord(m[0]):04x}", text)
+
+
+def json_line(event: Event) -> str:
+    """The event's JSON on one line, with the characters :func:`printable` escapes written as
+    JSON ``\\u`` escapes (still the same JSON value)."""
+    return _UNSAFE.sub(lambda m: f"\\u{ord(m[0]):04x}", event.to_json())
+
+
 def format_event(event: Event) -> str:
-    """One readable line: time, camera, type, state, severity, payload summary."""
+    """One readable line: time, camera, type, state, severity, payload summary (terminal-safe:
+    see :func:`printable`)."""
     line = f"{_short_time(event.time)}  {event.camera}  {event.type}  {event.state:<6} {event.severity:<8}"
     summary = summarize_payload(event.payload, event_type=event.type)
-    return f"{line}  {summary}" if summary else line.rstrip()
+    return printable(f"{line}  {summary}" if summary else line.rstrip())
 
 
 class StreamClient:
@@ -256,7 +275,7 @@ def tail(
             except EventError as exc:
                 log.warning("tail: skipping an invalid event at stream_seq %d: %s", item[0], exc)
                 continue
-            out.write((event.to_json() if as_json else format_event(event)) + "\n")
+            out.write((json_line(event) if as_json else format_event(event)) + "\n")
             out.flush()
             printed += 1
     finally:

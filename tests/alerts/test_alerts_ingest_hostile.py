@@ -13,6 +13,7 @@ import zmq
 
 from vigil.alerts.events import Event, EventError
 from vigil.alerts.store import EventStore, StoreError
+from vigil.alerts.tail import format_event, json_line
 from vigil.alerts.transport import MAX_BATCH_BYTES, decode_reply
 from vigil.bench.hostile import AggregatorProcess, good_event
 
@@ -207,3 +208,13 @@ def test_twenty_thousand_bad_frames_write_a_few_log_lines(tmp_path, make_event, 
     assert len(lines) <= 15, [r.getMessage() for r in lines]
     # the flooding peer was put in a penalty: most of its frames were dropped unread
     assert stats["penalties"] >= 1 and stats["penalised"] > 0
+
+
+def test_tail_escapes_what_a_terminal_would_act_on(make_event):
+    ev = make_event(payload={"zone": "hall\x1b[2J\x1b[1;1H\u202eforged\nALARM"})
+    line = format_event(ev)
+    assert "\x1b" not in line and "\n" not in line and "\u202e" not in line
+    assert "zone=hall\\x1b[2J\\x1b[1;1H\\u202eforged\\x0a" in line
+    text = json_line(ev)
+    assert "\x1b" not in text and "\u202e" not in text
+    assert json.loads(text) == json.loads(ev.to_json())  # the same JSON value
