@@ -13,14 +13,18 @@ sessions (random token in an ``HttpOnly``, ``SameSite=Strict`` cookie, stored by
 and absolute expiry); CSRF: a per-session token in every form, checked with the ``Origin``
 header on every POST (login uses a double-submit cookie); failed logins throttled per user
 and client; a strict Content-Security-Policy (no inline script), ``X-Frame-Options: DENY``.
-Behind an HTTPS reverse proxy (which must pass ``Host`` and ``X-Forwarded-Proto``), uvicorn's
-proxy headers make the request scheme ``https``: cookies then get ``Secure`` and the
-``__Host-`` prefix (``secure_cookies=True`` forces that).
+Failed logins are throttled per (user, client), per client, per user and overall
+(:class:`~.context.LoginThrottle`); a password change or reset ends the user's other sessions.
+Behind an HTTPS reverse proxy (which must pass ``Host``, ``X-Forwarded-For`` and
+``X-Forwarded-Proto``) listed in ``trusted_proxies`` (``--trusted-proxy``), the client address
+and the request scheme come from those headers (:class:`~.security.ProxyHeaders`; from anyone
+else they are ignored): on ``https`` cookies get ``Secure`` and the ``__Host-`` prefix
+(``secure_cookies=True`` forces that).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -31,11 +35,11 @@ from starlette.applications import Starlette
 from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 
-from .context import ConsoleContext, TransitSearch
+from .context import ConsoleContext, LoginThrottle, TransitSearch
 from .db import ConsoleDB
 from .live import Hub, StreamFollower
 from .routes import ROUTES
-from .security import SecurityHeaders
+from .security import ProxyHeaders, SecurityHeaders
 
 __all__ = ["create_app", "serve"]
 
@@ -66,13 +70,19 @@ def create_app(
     evidence_dir: str | Path | None = None,
     secure_cookies: bool = False,
     follow: bool = True,
-) -> SecurityHeaders:
-    """The Starlette application over an open :class:`ConsoleDB` (wrapped in the security headers).
+    trusted_proxies: Iterable[str] = (),
+    login_throttle: LoginThrottle | None = None,
+) -> ProxyHeaders:
+    """The Starlette application over an open :class:`ConsoleDB` (wrapped in the security
+    headers and the forwarded-header handling).
 
     ``stream_endpoint``: the aggregator's operator stream (``None``: poll the database).
     ``transits``: an object with ``search_plate(plate, since=None, until=None) -> list[dict]``;
     without one, ``vigil.plates.transits.TransitStore(transits_db or the events database)`` is
     opened lazily on the first search. ``follow=False``: do not start the stream follower.
+    ``trusted_proxies``: addresses or networks of reverse proxies whose forwarded headers are
+    believed (default none: the socket's peer is the client; ``ValueError`` for a bad one).
+    ``login_throttle``: the failed-login limits (default :class:`LoginThrottle`'s).
     The result's ``state`` holds ``console`` (the :class:`ConsoleContext`) and, for tests and
     callers that stop it, ``hub``, ``follower`` and ``db``.
     """
@@ -97,6 +107,7 @@ def create_app(
         evidence_root=Path(evidence_dir).resolve() if evidence_dir else None,
         secure_cookies=secure_cookies,
         follow=follow,
+        logins=login_throttle or LoginThrottle(),
     )
     app = Starlette(
         routes=[*ROUTES, Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")],
@@ -106,23 +117,20 @@ def create_app(
     app.state.hub = hub
     app.state.follower = follower
     app.state.db = db
-    return SecurityHeaders(app)
+    return ProxyHeaders(SecurityHeaders(app), trusted_proxies)
 
 
-def serve(
-    db: ConsoleDB, *, host: str = "127.0.0.1", port: int = 8080, forwarded_allow_ips: str | None = None, **kwargs
-) -> int:
-    """Run the console until interrupted. ``forwarded_allow_ips``: the reverse proxy's address(es)
-    whose ``X-Forwarded-Proto``/``-For`` are trusted (default: loopback only). ``kwargs`` go
-    to :func:`create_app`."""
+def serve(db: ConsoleDB, *, host: str = "127.0.0.1", port: int = 8080, **kwargs) -> int:
+    """Run the console until interrupted. ``kwargs`` go to :func:`create_app` (forwarded
+    headers are its business, ``trusted_proxies``: uvicorn's own proxy handling is off, so
+    that one rule decides which peer is believed)."""
     app = create_app(db, **kwargs)
     uvicorn.run(
         app,
         host=host,
         port=port,
         log_level="info",
-        proxy_headers=True,
-        forwarded_allow_ips=forwarded_allow_ips or "127.0.0.1",
+        proxy_headers=False,
         timeout_graceful_shutdown=3,
         server_header=False,
     )

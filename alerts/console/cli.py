@@ -2,6 +2,7 @@
 
     vigil console --db events.db --stream tcp://127.0.0.1:5556 --keys DIR --name console
     vigil console --db events.db --stream ipc:///run/vigil/stream --insecure-dev
+    vigil console --db events.db ... --host 127.0.0.1 --trusted-proxy 127.0.0.1   (nginx on this host)
     echo 'secret-pass' | vigil console user add alice --role supervisor --db events.db
 
 Exit codes as the other alarm commands: 0, 1 runtime failure, 2 usage error.
@@ -18,6 +19,7 @@ from ..keys import KeyFileError, client_configurator
 from ..transport import INSECURE_BIND_MESSAGE, is_local_endpoint
 from .app import serve
 from .db import ConsoleDB, ConsoleError
+from .security import parse_proxies
 
 __all__ = ["add_commands"]
 
@@ -49,6 +51,11 @@ def cmd_console(args: argparse.Namespace) -> int:
             )
         elif not is_local_endpoint(args.stream):
             return _error(INSECURE_BIND_MESSAGE.format(endpoint=args.stream) + " (--insecure-dev never lifts this)", 2)
+    proxies = list(args.trusted_proxy or []) + ([args.forwarded_allow_ips] if args.forwarded_allow_ips else [])
+    try:
+        parse_proxies(proxies)
+    except ValueError as exc:
+        return _error(f"--trusted-proxy: {exc}", 2)
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
@@ -64,7 +71,7 @@ def cmd_console(args: argparse.Namespace) -> int:
             db,
             host=args.host,
             port=args.port,
-            forwarded_allow_ips=args.forwarded_allow_ips,
+            trusted_proxies=proxies,
             stream_endpoint=args.stream,
             configure_socket=configure,
             transits_db=args.transits_db,
@@ -117,7 +124,16 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--host", default="127.0.0.1", help="listen address (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8080, help="listen port (default 8080)")
     p.add_argument(
-        "--forwarded-allow-ips", help="reverse proxy address(es) trusted for X-Forwarded-* (default 127.0.0.1)"
+        "--trusted-proxy",
+        action="append",
+        metavar="ADDR",
+        help="a reverse proxy (address or network, e.g. 127.0.0.1 or 10.0.0.0/24) whose X-Forwarded-For/-Proto "
+        "and Forwarded headers are believed; repeatable (default: none, the socket's peer is the client)",
+    )
+    p.add_argument(
+        "--forwarded-allow-ips",
+        metavar="ADDRS",
+        help="the same as --trusted-proxy, comma-separated (older name; no longer defaults to 127.0.0.1)",
     )
     p.add_argument("--secure-cookies", action="store_true", help="always mark cookies Secure (HTTPS proxy in front)")
     p.add_argument("--transits-db", help="database of plate transits (default: --db)")
@@ -132,5 +148,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     a.add_argument("--role", required=True, choices=["operator", "supervisor", "admin"])
     a.add_argument("--db", dest="user_db", help="the aggregator's SQLite event database")
     a.add_argument("--state-db", dest="user_state_db", help="the console's state database, if separate")
-    a.add_argument("--replace", action="store_true", help="reset an existing account's password and role")
+    a.add_argument(
+        "--replace", action="store_true", help="reset an existing account's password and role (ends its sessions)"
+    )
     a.set_defaults(func=cmd_user_add)

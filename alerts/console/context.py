@@ -7,9 +7,11 @@ applications in one process (tests do that) have separate hubs, throttles and st
 
 from __future__ import annotations
 
+import ipaddress
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import jinja2
 from starlette.requests import Request
@@ -19,7 +21,7 @@ from vigil.plates.transits import TransitStore
 from .db import ConsoleDB
 from .live import Hub, StreamFollower
 
-__all__ = ["ConsoleContext", "LoginThrottle", "TransitSearch", "context_of", "EVIDENCE_SUFFIXES"]
+__all__ = ["ConsoleContext", "LoginThrottle", "TransitSearch", "context_of", "source_key", "EVIDENCE_SUFFIXES"]
 
 #: evidence crops are ``<evidence id><suffix>`` files in ``evidence_dir``, tried in this order
 EVIDENCE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
@@ -27,36 +29,112 @@ EVIDENCE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 
 class TransitSearch(Protocol):
     """The transit-search interface the console uses (:class:`~vigil.plates.transits.TransitStore`
-    or a test double)."""
+    or a test double). The console passes ``since``/``until`` as epoch seconds (or ``None``)."""
 
-    def search_plate(self, plate: str, since: str | None = None, until: str | None = None) -> list[dict]: ...
+    def search_plate(
+        self, plate: str, since: float | str | None = None, until: float | str | None = None
+    ) -> list[dict]: ...
+
+
+def source_key(address: str) -> str:
+    """The key failed logins from ``address`` are counted under: the address itself, an IPv6
+    one by its /64 (one host usually holds a whole /64, so rotating within it gains nothing)."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address[:100]
+    if ip.version == 6:
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip)
 
 
 class LoginThrottle:
-    """Failed logins per (lower-cased user name, client address) within a sliding window.
+    """Failed logins within sliding windows, counted four ways; a login attempt is refused,
+    without checking its password, while any count is at its limit:
 
-    ``failures(key, now)`` forgets the ones older than ``window_s`` and counts the rest; a
-    key with ``max_failures`` recent failures is refused without checking its password.
+    * ``pair``: per (lower-cased user name, source) — ``per_pair`` in ``window_s``;
+    * ``source``: per source address (:func:`source_key`) — ``per_source`` in ``window_s``,
+      whatever the user names: spraying many names from one place is stopped;
+    * ``user``: per user name, from anywhere — ``per_user`` in ``window_s``: guessing one
+      account's password from many addresses is stopped (at the price that such an attack
+      keeps that account out for the window; its owner is told to try again later);
+    * ``overall``: all failures — ``overall_per_min`` in the last minute: spraying many names
+      from many addresses is slowed to that rate (every login waits while it lasts).
+
+    A success clears its pair and its user name's count (the owner is in), not its source's:
+    one valid account must not reset a source's count. Memory is bounded: each count keeps at
+    most its limit of times, and at most ``max_keys`` keys (the stalest dropped first).
     """
 
-    def __init__(self, window_s: float = 300.0, max_failures: int = 5) -> None:
+    def __init__(
+        self,
+        window_s: float = 300.0,
+        per_pair: int = 5,
+        per_source: int = 20,
+        per_user: int = 10,
+        overall_per_min: int = 60,
+        max_keys: int = 10000,
+    ) -> None:
         self.window_s = window_s
-        self.max_failures = max_failures
-        self._failures: dict[tuple[str, str], list[float]] = {}
+        self.limits = {"pair": per_pair, "source": per_source, "user": per_user}
+        self.overall_per_min = overall_per_min
+        self.max_keys = max_keys
+        self._counts: dict[str, dict[Any, deque[float]]] = {k: {} for k in self.limits}
+        self._overall: deque[float] = deque(maxlen=max(1, overall_per_min))
+        self._reported: dict[tuple[str, Any], float] = {}
 
-    def failures(self, key: tuple[str, str], now: float) -> int:
-        recent = [t for t in self._failures.get(key, []) if now - t < self.window_s]
-        self._failures[key] = recent
-        return len(recent)
+    def _keys(self, user: str, source: str) -> dict[str, Any]:
+        src = source_key(source)
+        return {"pair": (user.lower(), src), "source": src, "user": user.lower()}
 
-    def throttled(self, key: tuple[str, str], now: float) -> bool:
-        return self.failures(key, now) >= self.max_failures
+    def refused(self, user: str, source: str, now: float) -> str | None:
+        """Which count refuses a login by ``user`` from ``source`` now (``None``: none does)."""
+        for kind, key in self._keys(user, source).items():
+            times = self._counts[kind].get(key)
+            if times and len(times) >= self.limits[kind] and now - times[0] < self.window_s:
+                return kind
+        if len(self._overall) >= self.overall_per_min and now - self._overall[0] < 60.0:
+            return "overall"
+        return None
 
-    def record_failure(self, key: tuple[str, str], now: float) -> None:
-        self._failures.setdefault(key, []).append(now)
+    def first_refusal(self, kind: str, user: str, source: str, now: float) -> bool:
+        """Whether this is the first refusal by count ``kind`` for its key in ``window_s`` (the
+        console audits that one, not every refused attempt of a flood)."""
+        key = (kind, "*" if kind == "overall" else self._keys(user, source)[kind])
+        last = self._reported.get(key)
+        if last is not None and now - last < self.window_s:
+            return False
+        self._reported.pop(key, None)
+        self._reported[key] = now
+        self._bound(self._reported)
+        return True
 
-    def clear(self, key: tuple[str, str]) -> None:
-        self._failures.pop(key, None)
+    def record_failure(self, user: str, source: str, now: float) -> None:
+        for kind, key in self._keys(user, source).items():
+            counts = self._counts[kind]
+            times = counts.pop(key, None)  # re-inserted last: the dict's order is staleness
+            if times is None:
+                times = deque(maxlen=max(1, self.limits[kind]))
+            times.append(now)
+            counts[key] = times
+            self._bound(counts)
+        self._overall.append(now)
+
+    def clear(self, user: str, source: str) -> None:
+        keys = self._keys(user, source)
+        self._counts["pair"].pop(keys["pair"], None)
+        self._counts["user"].pop(keys["user"], None)
+
+    def size(self) -> int:
+        """Keys held (for tests of the memory bound)."""
+        return sum(len(c) for c in self._counts.values()) + len(self._reported)
+
+    def _bound(self, table: dict) -> None:
+        """Drop the stalest keys of ``table`` beyond ``max_keys`` (insertion order is staleness)."""
+        while len(table) > self.max_keys:
+            table.pop(next(iter(table)))
 
 
 @dataclass

@@ -2,13 +2,16 @@
 
 One SQLite connection (:func:`vigil.sqlite.connect`: WAL, ``busy_timeout``) behind a lock,
 so the console shares the aggregator's database file without stalling it (its writes are a
-few rows per operator action). The event table is only read; ``events_db`` may be a separate file from the state
+few rows per operator action). The event table is only read, each row through :func:`~.views.stored_event` (which never
+raises, whatever the row holds); ``events_db`` may be a separate file from the state
 (``state_db``), in which case it is attached read-only.
 
 Tables (created if missing, versioned in ``console_schema``):
 
 * ``console_users``: name, role (operator | supervisor | admin), password hash, enabled.
-* ``console_sessions``: by token digest; user, CSRF token, created/last seen/expiry.
+* ``console_sessions``: by token digest; user, CSRF token, created/last seen/expiry. A
+  password change (:meth:`ConsoleDB.set_password`) or reset (``add_user(replace=True)``)
+  deletes the user's sessions in the same transaction (a self-service change keeps its own).
 * ``console_actions``: the alarm audit trail: event id, time, user, action (ack | close |
   reopen | note), note. An alarm's status is its latest action.
 * ``console_audit``: every access worth accounting for: logins (failed too), logouts,
@@ -17,20 +20,17 @@ Tables (created if missing, versioned in ``console_schema``):
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
-
 from vigil.sqlite import connect, schema_version, transaction
 
-from ..events import alarm_id_of, utc_iso
-from ..payloads import PAYLOADS, AlarmPayload
+from ..events import utc_iso
 from .auth import ROLES, hash_password, needs_rehash, new_token, token_digest, verify_password
+from .views import COLUMNS, stored_event
 
 __all__ = ["ConsoleDB", "ConsoleError", "ACTIONS", "NON_ALARM_TYPES"]
 
@@ -38,6 +38,9 @@ ACTIONS = ("ack", "close", "reopen", "note")
 #: event types that are state, not alarms: stored, shown on /cameras, never in the alarm list or feed
 NON_ALARM_TYPES = ("heatmap",)
 CONSOLE_SCHEMA_VERSION = 1
+_SEVERITIES = ("info", "warning", "critical")
+#: the columns an event row is read with (:meth:`ConsoleDB._row`)
+_EVENT_COLS = "stream_seq, received_at, json, " + ", ".join(COLUMNS)
 
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS console_schema (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)",
@@ -121,21 +124,40 @@ class ConsoleDB:
 
     # ------------------------------------------------------------------ accounts
     def add_user(self, name: str, role: str, password: str, *, replace: bool = False) -> None:
+        """Add an account; ``replace``: reset an existing one's password and role (an
+        administrator's reset), which ends every session of that user."""
         if role not in ROLES:
             raise ValueError(f"role must be one of {', '.join(ROLES)}, got {role!r}")
         if not name or len(name) > 64 or not name.replace("_", "").replace("-", "").replace(".", "").isalnum():
             raise ValueError("a user name is 1-64 letters, digits, '.', '-' or '_'")
         pw = hash_password(password)
         verb = "INSERT OR REPLACE" if replace else "INSERT"
+        ended = 0
         try:
-            with self._lock:
+            with self._lock, transaction(self._db):
                 self._db.execute(
                     f"{verb} INTO console_users (name, role, password, enabled, created_at) VALUES (?, ?, ?, 1, ?)",
                     (name, role, pw, utc_iso(time.time())),
                 )
+                if replace:
+                    ended = self._db.execute("DELETE FROM console_sessions WHERE user = ?", (name,)).rowcount
         except sqlite3.IntegrityError:
             raise ValueError(f"user {name!r} exists (use --replace to reset the password and role)") from None
-        self.audit("-", "user_add", name, f"role={role}")
+        self.audit("-", "user_add", name, f"role={role}" + (f" sessions_ended={ended}" if replace else ""))
+
+    def set_password(self, name: str, password: str, *, keep_token: str | None = None) -> int:
+        """Change a user's password and end every session of that user but ``keep_token``'s
+        (the one that made a self-service change; ``None``: end them all), in one transaction.
+        Returns the number of sessions ended. ``ValueError``: no such user, or a password
+        :func:`~.auth.hash_password` refuses."""
+        pw = hash_password(password)
+        keep = token_digest(keep_token) if keep_token else ""
+        with self._lock, transaction(self._db):
+            if self._db.execute("UPDATE console_users SET password = ? WHERE name = ?", (pw, name)).rowcount != 1:
+                raise ValueError(f"no user {name!r}")
+            return self._db.execute(
+                "DELETE FROM console_sessions WHERE user = ? AND token_digest != ?", (name, keep)
+            ).rowcount
 
     def user(self, name: str) -> dict | None:
         rows = self._q("SELECT name, role, enabled FROM console_users WHERE name = ?", (name,))
@@ -207,7 +229,7 @@ class ConsoleDB:
             params = (action,)
         rows = self._q(sql + " ORDER BY id DESC LIMIT ?", params + (int(limit),))
         keys = ("id", "time", "user", "action", "target", "detail", "client")
-        return [dict(zip(keys, r)) for r in rows]
+        return [{"id": r[0], **{k: _str(v) for k, v in zip(keys[1:], r[1:])}} for r in rows]
 
     # ------------------------------------------------------------------ alarm actions
     def add_action(self, event_id: str, user: str, action: str, note: str = "", client: str = "") -> None:
@@ -224,7 +246,7 @@ class ConsoleDB:
         rows = self._q(
             "SELECT id, time, user, action, note FROM console_actions WHERE event_id = ? ORDER BY id", (event_id,)
         )
-        return [dict(zip(("id", "time", "user", "action", "note"), r)) for r in rows]
+        return [{"id": r[0], **{k: _str(v) for k, v in zip(("time", "user", "action", "note"), r[1:])}} for r in rows]
 
     def statuses(self, event_ids: list[str]) -> dict[str, dict]:
         """Latest action per event id: ``{id: {"status", "user", "time"}}`` (absent: new)."""
@@ -239,7 +261,7 @@ class ConsoleDB:
             )
             for eid, action, user, t in rows:
                 out[eid] = {
-                    "status": {"ack": "acknowledged", "close": "closed", "reopen": "new"}[action],
+                    "status": {"ack": "acknowledged", "close": "closed", "reopen": "new"}.get(action, "new"),
                     "user": user,
                     "time": t,
                 }
@@ -277,7 +299,7 @@ class ConsoleDB:
         if after is not None:
             where.append("stream_seq > ?")
             params.append(int(after))
-        sql = "SELECT stream_seq, received_at, json FROM {events}"
+        sql = f"SELECT {_EVENT_COLS} FROM {{events}}"
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += f" ORDER BY stream_seq {'ASC' if after is not None else 'DESC'} LIMIT ?"
@@ -285,36 +307,35 @@ class ConsoleDB:
         return [self._row(*r) for r in rows]
 
     @staticmethod
-    def _row(stream_seq: int, received_at: str, text: str) -> dict:
-        ev = json.loads(text)
-        ev["stream_seq"] = int(stream_seq)
-        ev["received_at"] = received_at
-        return ev
+    def _row(stream_seq: Any, received_at: Any, text: Any, *columns: Any) -> dict:
+        """A stored row as the pages read it (:func:`~.views.stored_event`: never raises)."""
+        return stored_event(stream_seq, received_at, text, dict(zip(COLUMNS, columns)))
 
     def event(self, event_id: str) -> dict | None:
-        rows = self._q("SELECT stream_seq, received_at, json FROM {events} WHERE id = ?", (event_id,))
+        rows = self._q(f"SELECT {_EVENT_COLS} FROM {{events}} WHERE id = ?", (event_id,))
         return self._row(*rows[0]) if rows else None
 
     def related(self, ev: dict, limit: int = 50) -> list[dict]:
         """The lifecycle of the same alarm (same camera, type and ``alarm_id``; schema-1 events get
-        theirs on reading, see :func:`~vigil.alerts.events.alarm_id_of`), by ``seq``."""
-        alarm = alarm_id_of(ev)
+        theirs on reading, see :func:`~vigil.alerts.events.alarm_id_of`), by ``seq``; ``ev`` is a
+        :func:`~.views.stored_event`."""
+        alarm = ev.get("alarm_id")
         rows = self._q(
-            "SELECT stream_seq, received_at, json FROM {events} WHERE camera = ? AND type = ?"
-            " AND seq BETWEEN ? AND ? ORDER BY seq",
+            f"SELECT {_EVENT_COLS} FROM {{events}} WHERE camera = ? AND type = ? AND seq BETWEEN ? AND ? ORDER BY seq",
             (ev["camera"], ev["type"], ev["seq"] - 2000, ev["seq"] + 2000),
         )
         out = []
         for r in rows:
             e = self._row(*r)
-            if e["id"] == ev.get("id") or (alarm is not None and alarm_id_of(e) == alarm):
+            if e["id"] == ev.get("id") or (alarm is not None and e["alarm_id"] == alarm):
                 out.append(e)
         return out[:limit] if len(out) <= limit else out[-limit:]
 
     def distinct(self, column: str) -> list[str]:
         if column not in ("camera", "type"):
             raise ValueError(column)
-        return [r[0] for r in self._q(f"SELECT DISTINCT {column} FROM {{events}} ORDER BY {column}")]
+        values = self._q(f"SELECT DISTINCT {column} FROM {{events}} ORDER BY {column}")
+        return [v for v in dict.fromkeys(r[0] for r in values if isinstance(r[0], str) and r[0])]
 
     def camera_overview(self) -> list[dict]:
         """Per camera: last alarm event, open-alarm count in the recent window, latest occupancy,
@@ -328,7 +349,7 @@ class ConsoleDB:
             recent = self.events(camera=cam, limit=200, exclude_types=NON_ALARM_TYPES)
             open_keys: dict[str, str] = {}  # alarm id -> state of its latest event
             for e in reversed(recent):
-                open_keys[alarm_id_of(e) or e["id"]] = e["state"]
+                open_keys[e["alarm_id"] or e["id"]] = e["state"]
             n_open = sum(1 for s in open_keys.values() if s != "end")
             out.append(
                 {
@@ -339,8 +360,8 @@ class ConsoleDB:
                     "risk": _metric(risk[0]) if risk else None,
                     "heatmap": heat[0] if heat else None,
                     "worst": max(
-                        (e["severity"] for e in recent if e["state"] != "end"),
-                        key=("info", "warning", "critical").index,
+                        (e["severity"] for e in recent if e["state"] != "end" and e["severity"] in _SEVERITIES),
+                        key=_SEVERITIES.index,
                         default="info",
                     ),
                 }
@@ -348,29 +369,22 @@ class ConsoleDB:
         return out
 
 
+def _str(v: Any) -> str:
+    """A console-table text column as text whatever was written into it."""
+    if isinstance(v, bytes):
+        return v.decode("utf-8", "replace")
+    return "" if v is None else str(v)
+
+
 def _metric(ev: dict) -> dict[str, Any]:
     """The latest measurement of a rule alarm event (``occupancy_limit``, ``risk_level``, ...),
-    read through its payload model (:mod:`vigil.alerts.payloads`)."""
-    p = _typed_payload(ev)
+    from its payload as :func:`~.views.stored_event` read it (wrong-typed fields left out)."""
+    p = ev["payload"]
     return {
-        "value": getattr(p, "value", None),
-        "threshold": getattr(p, "threshold", None),
-        "zone": getattr(p, "zone", None),
+        "value": p.get("value"),
+        "threshold": p.get("threshold"),
+        "zone": p.get("zone") if isinstance(p.get("zone"), str) else None,
         "state": ev["state"],
         "time": ev["time"],
         "severity": ev["severity"],
     }
-
-
-def _typed_payload(ev: dict) -> BaseModel | None:
-    """A stored event's payload as its type's model (``None`` if the stored payload does not fit it)."""
-    model = PAYLOADS.get(ev.get("type"))
-    if model is None:
-        return None
-    payload = ev.get("payload") or {}
-    if issubclass(model, AlarmPayload) and "alarm_id" not in payload:  # schema 1
-        payload = {**payload, "alarm_id": alarm_id_of(ev)}
-    try:
-        return model.model_validate(payload)
-    except ValidationError:
-        return None

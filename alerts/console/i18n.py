@@ -106,6 +106,31 @@ TEXT: dict[str, tuple[str, str]] = {  # key: (it, en)
     "plate_hit": ("Targa segnalata", "Plate hit"),
     "load_more": ("Più vecchi", "Older"),
     "sound_on": ("Attiva suono", "Enable sound"),
+    "unreadable": ("payload illeggibile", "unreadable payload"),
+    "bad_time": (
+        "Data non valida: usare ISO 8601 (2026-11-23, 2026-11-23T07:00:00Z) o secondi epoch (0 compreso).",
+        "Invalid time: use ISO 8601 (2026-11-23, 2026-11-23T07:00:00Z) or epoch seconds (0 included).",
+    ),
+    "time_forms": (
+        "ISO 8601 (UTC se senza fuso) o secondi epoch; una data sola in «Al» vale fino a fine giornata.",
+        "ISO 8601 (UTC when no offset) or epoch seconds; a date alone in “To” means to the end of that day.",
+    ),
+    "account": ("Account", "Account"),
+    "change_password": ("Cambia password", "Change password"),
+    "current_password": ("Password attuale", "Current password"),
+    "new_password": ("Nuova password", "New password"),
+    "repeat_password": ("Ripeti la nuova password", "Repeat the new password"),
+    "password_changed": (
+        "Password cambiata: le altre sessioni sono state chiuse.",
+        "Password changed: your other sessions have been ended.",
+    ),
+    "password_mismatch": ("Le due nuove password non coincidono.", "The two new passwords differ."),
+    "password_invalid": ("La password deve avere 8-1024 caratteri.", "A password has 8 to 1024 characters."),
+    "password_wrong": ("Password attuale errata.", "The current password is wrong."),
+    "password_ends_sessions": (
+        "Cambiando la password si chiudono tutte le altre sessioni di questo utente.",
+        "Changing the password ends every other session of this user.",
+    ),
 }
 
 

@@ -5,14 +5,27 @@ Every handler reads its dependencies from the request's :class:`~.context.Consol
 need a session: without one a page redirects to ``/login`` (303), an ``/api/`` URL answers
 401. ``/transits`` and ``/audit`` need the supervisor or admin role (403 otherwise, logged as
 ``denied``). Every POST is CSRF-checked (400 when refused).
+
+Logins are refused without a password check while :class:`~.context.LoginThrottle` says so
+(per user and client, per client, per user, overall); the first refusal of each kind in its
+window is audited (``login_throttled``, with which count refused), not every attempt of a
+flood. ``/account`` changes one's own password (the current one is checked and its failures
+count as failed logins); that ends every other session of the user and keeps the one that
+made the change. Events are drawn only through :mod:`.views` (a stored event of any shape
+renders, with an "unreadable payload" marker for what could not be read). ``/transits``
+takes ``since``/``until`` as ISO 8601 (a date, a date and time, with ``Z`` or an offset;
+naive is UTC; a date alone as ``until`` means the end of that day) or epoch seconds
+(``0`` included); anything else answers 400 naming the field.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import re
 import time
 from collections.abc import AsyncIterator
+from datetime import datetime, timedelta, timezone
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -40,9 +53,9 @@ from .security import (
     session_of,
     set_login_cookie,
 )
-from .views import birdseye, heatmap_view, public_alarm
+from .views import alarm_detail, heatmap_view, lifecycle_row, public_alarm, transit_table
 
-__all__ = ["ROUTES", "SEARCH_ROLES", "SEVERITIES", "STATES"]
+__all__ = ["ROUTES", "SEARCH_ROLES", "SEVERITIES", "STATES", "parse_time"]
 
 SEVERITIES = ("info", "warning", "critical")
 STATES = ("start", "update", "end")
@@ -53,6 +66,37 @@ SEARCH_ROLES = ("supervisor", "admin")
 PAGE_ROWS = 200
 #: the live feed re-checks its session (and sends a keep-alive) this often
 FEED_CHECK_S = 15.0
+#: transit search times: epoch seconds from 0 up to this (the year 3000)
+MAX_EPOCH_S = 32503680000.0
+_EPOCH_RE = re.compile(r"^\d{1,12}(\.\d{1,9})?$")
+_DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def parse_time(text: str, *, end_of_day: bool = False) -> float:
+    """Epoch seconds from a ``/transits`` time (route docstring); ``ValueError`` otherwise.
+    ``end_of_day``: a date alone is the last millisecond of that day (for ``until``)."""
+    text = text.strip()
+    if _EPOCH_RE.match(text):
+        value = float(text)
+    else:
+        if len(text) > 40:
+            raise ValueError(text)
+        try:
+            dt = datetime.fromisoformat(text[:-1] + "+00:00" if text[-1:] in ("Z", "z") else text)
+            if dt.tzinfo is None:
+                dt = dt.replace(tzinfo=timezone.utc)
+            if end_of_day and _DATE_RE.match(text):
+                dt += timedelta(days=1, milliseconds=-1)
+            value = dt.timestamp()
+        except (OverflowError, OSError):
+            raise ValueError(text) from None
+    if not (math.isfinite(value) and 0.0 <= value <= MAX_EPOCH_S):
+        raise ValueError(text)
+    return value
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 # ---------------------------------------------------------------------- helpers
@@ -129,23 +173,25 @@ async def login(request: Request) -> Response:
         return error_page(request, 400, "csrf_failed")
     name = str(form.get("username", "")).strip()[:64]
     password = str(form.get("password", ""))
-    key = (name.lower(), client_of(request))
+    client = client_of(request)
     now = time.monotonic()
     error = None
-    if ctx.logins.throttled(key, now):
-        db.audit(name or "-", "login_throttled", "", "", client_of(request))
+    refused = ctx.logins.refused(name, client, now)
+    if refused:
+        if ctx.logins.first_refusal(refused, name, client, now):
+            db.audit(name or "-", "login_throttled", "", f"by={refused}", client)
         error = "login_throttled"
     else:
         user = await run_in_threadpool(db.check_login, name, password)
         if user is None:
-            ctx.logins.record_failure(key, now)
-            db.audit(name or "-", "login_failed", "", "", client_of(request))
+            ctx.logins.record_failure(name, client, now)
+            db.audit(name or "-", "login_failed", "", "", client)
             error = "login_failed"
     if error:
         return login_form(request, 401, error=error, username=name)
-    ctx.logins.clear(key)
-    token = db.new_session(user["name"], client_of(request))
-    db.audit(user["name"], "login", "", f"role={user['role']}", client_of(request))
+    ctx.logins.clear(name, client)
+    token = db.new_session(user["name"], client)
+    db.audit(user["name"], "login", "", f"role={user['role']}", client)
     resp = RedirectResponse("/", status_code=303)
     resp.set_cookie(cookie_name(request), token, httponly=True, samesite="strict", secure=is_secure(request), path="/")
     resp.delete_cookie(LOGIN_COOKIE)
@@ -164,6 +210,50 @@ async def logout(request: Request) -> Response:
     resp = RedirectResponse("/login", status_code=303)
     resp.delete_cookie(cookie_name(request), path="/")
     return resp
+
+
+async def account_page(request: Request) -> Response:
+    s = session_of(request)
+    if s is None:
+        return to_login(request)
+    changed = request.query_params.get("changed") == "1"
+    return render(request, "account.html", session=s, error=None, changed=changed)
+
+
+async def change_password(request: Request) -> Response:
+    """A user's own password change: the current password, the new one twice. Ends every
+    other session of the user (this one is kept); audited either way."""
+    ctx = context_of(request)
+    db = ctx.db
+    s = session_of(request)
+    if s is None:
+        return to_login(request)
+    form = await checked_form(request, s)
+    if form is None:
+        return error_page(request, 400, "csrf_failed", s)
+    client = client_of(request)
+    current, new, repeat = (str(form.get(k, "")) for k in ("current", "new", "repeat"))
+    now = time.monotonic()
+    error = None
+    if ctx.logins.refused(s["user"], client, now):
+        error = "login_throttled"
+    elif new != repeat:
+        error = "password_mismatch"
+    elif not 8 <= len(new) <= 1024:
+        error = "password_invalid"
+    elif await run_in_threadpool(db.check_login, s["user"], current) is None:
+        ctx.logins.record_failure(s["user"], client, now)
+        error = "password_wrong"
+    if error is None:
+        try:
+            ended = db.set_password(s["user"], new, keep_token=request.cookies.get(cookie_name(request)))
+        except ValueError:
+            error = "password_invalid"
+    if error is not None:
+        db.audit(s["user"], "password_change_failed", s["user"], error, client)
+        return render(request, "account.html", 400, session=s, error=error, changed=False)
+    db.audit(s["user"], "password_change", s["user"], f"sessions_ended={ended}", client)
+    return RedirectResponse("/account?changed=1", status_code=303)
 
 
 async def set_lang(request: Request) -> Response:
@@ -259,10 +349,10 @@ async def alarm(request: Request) -> Response:
     ev = db.event(request.path_params["event_id"])
     if ev is None:
         return error_page(request, 404, "not_found", s)
-    p = ev.get("payload") or {}
-    evidence = p.get("evidence") or p.get("evidence_id")
+    detail = alarm_detail(ev)
+    evidence = detail["evidence"]
     evidence_url = None
-    if isinstance(evidence, str) and EVIDENCE_RE.match(evidence) and ctx.evidence_path(evidence):
+    if evidence and EVIDENCE_RE.match(evidence) and ctx.evidence_path(evidence):
         evidence_url = f"/evidence/{evidence}"
     actions = db.actions(ev["id"])
     status = db.statuses([ev["id"]]).get(ev["id"], {"status": "new"})
@@ -272,14 +362,11 @@ async def alarm(request: Request) -> Response:
         "alarm.html",
         session=s,
         ev=ev,
-        p=p,
+        d=detail,
         status=status,
         actions=actions,
-        related=db.related(ev),
-        svg=birdseye(p),
+        related=[lifecycle_row(r) for r in db.related(ev)],
         evidence_url=evidence_url,
-        extra={k: v for k, v in p.items() if k not in ("positions_m",)},
-        lists=p.get("lists") or ([p["list"]] if p.get("list") else []),
     )
 
 
@@ -335,32 +422,37 @@ async def transits_page(request: Request) -> Response:
         return forbidden(request, s, "transits")
     q = request.query_params
     plate = re.sub(r"[\s-]", "", q.get("plate", "")).upper()
-    since, until = q.get("since") or None, q.get("until") or None
-    results, error = None, None
-    if plate:
+    since, until = (q.get("since") or "").strip(), (q.get("until") or "").strip()
+    results, error, bad_field, status_code = None, None, None, 200
+    bounds: dict[str, float | None] = {"since": None, "until": None}
+    for field_name, text in (("since", since), ("until", until)):
+        if text:
+            try:
+                bounds[field_name] = parse_time(text, end_of_day=field_name == "until")
+            except ValueError:
+                error, bad_field, status_code = "bad_time", field_name, 400
+                break
+    if error is None and plate:
         if not PLATE_RE.match(plate):
             error = "bad_plate"
         else:
             store = ctx.transit_store()
-            db.audit(
-                s["user"], "transit_search", plate, json.dumps({"since": since, "until": until}), client_of(request)
-            )
-            results = await run_in_threadpool(store.search_plate, plate, since=since, until=until)
-    columns = []
-    for r in results or []:
-        for k in r:
-            if k not in columns:
-                columns.append(k)
+            window = {k: (_iso(v) if v is not None else None) for k, v in bounds.items()}
+            db.audit(s["user"], "transit_search", plate, json.dumps(window), client_of(request))
+            results = await run_in_threadpool(store.search_plate, plate, since=bounds["since"], until=bounds["until"])
+    columns, rows = transit_table(results)
     return render(
         request,
         "transits.html",
+        status_code,
         session=s,
         plate=plate,
-        since=since or "",
-        until=until or "",
-        results=results,
+        since=since[:40],
+        until=until[:40],
+        results=rows if results is not None else None,
         columns=columns,
         error=error,
+        bad_field=bad_field,
         searches=db.audit_log(20, "transit_search") if s["role"] == "admin" else [],
     )
 
@@ -384,6 +476,8 @@ ROUTES = [
     Route("/login", login_page),
     Route("/login", login, methods=["POST"]),
     Route("/logout", logout, methods=["POST"]),
+    Route("/account", account_page),
+    Route("/account", change_password, methods=["POST"]),
     Route("/lang/{code}", set_lang),
     Route("/", alarms),
     Route("/api/stream", stream),

@@ -1,60 +1,369 @@
-"""What the console's pages draw, computed from stored events: the alarm-list row, the
-bird's-eye shapes of an alarm and the heat-map layers of the camera overview.
+"""What the console's pages draw, computed from stored events: the one reading of a stored row
+(:func:`stored_event`), the alarm-list row, the alarm detail, the bird's-eye shapes of an alarm,
+the heat-map layers of the camera overview and the transit-search table.
 
-Pure functions of event dictionaries (no request, no database): the route handlers in
-:mod:`.routes` call them and hand the results to the templates.
+Pure functions of stored rows and event dictionaries (no request, no database): :mod:`.db`
+reads every event row through :func:`stored_event`, the route handlers in :mod:`.routes` call
+the rest and hand the results to the templates.
+
+**The console never trusts what it stored.** Payloads are validated at ingest (schema 2), but
+the table may hold rows of an older build, of a restore, or written straight into the
+database. :func:`stored_event` never raises: identity comes from the row's own columns (what
+the store indexes and filters on), the JSON is parsed with every failure caught, and
+:func:`read_payload` keeps of the payload only what can be shown safely: JSON values within
+bounds (finite numbers within ``±1e12``, strings cut at 500 characters, at most 100 items
+per list or object, nesting at most 6 deep), then each field its type's model
+(:data:`vigil.alerts.payloads.PAYLOADS`) finds wrong-typed is left out, positions beyond
+``±100 km`` too. What was left out is named in the event's ``unreadable`` text, which the pages
+show as an "unreadable payload" marker beside whatever could be read.
+
+**Keyed pseudonyms are never shown.** ``plate_hash`` (the keyed pseudonym a no-hit transit
+carries instead of its plate) is dropped on reading (:data:`HIDDEN_FIELDS`): with it an
+operator could follow a vehicle across cameras without a search; linking passes of one plate
+is the audited transit search's job (``/transits``, supervisors and admins), whose result
+table leaves it out too.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import json
 import math
 from typing import Any
 
+from pydantic import ValidationError
+
+from ..events import alarm_id_of
+from ..payloads import PAYLOADS
 from ..tail import summarize_payload
 
-__all__ = ["birdseye", "heatmap_layer", "heatmap_view", "public_alarm"]
+__all__ = [
+    "HIDDEN_FIELDS",
+    "alarm_detail",
+    "birdseye",
+    "heatmap_layer",
+    "heatmap_view",
+    "lifecycle_row",
+    "public_alarm",
+    "read_payload",
+    "show",
+    "stored_event",
+    "transit_table",
+]
+
+#: payload fields never shown on any page (keyed pseudonyms: linking is the audited search's job)
+HIDDEN_FIELDS = frozenset(("plate_hash",))
+#: bounds of what is read from a stored payload
+MAX_TEXT = 500
+MAX_ITEMS = 100
+MAX_DEPTH = 6
+MAX_ABS = 1e12
+MAX_JSON_CHARS = 2_000_000
+#: positions farther than this from the ground origin are not drawn (metres)
+MAX_COORD_M = 1e5
+#: the identity columns of an event row, as :func:`stored_event` takes them
+COLUMNS = ("id", "camera", "seq", "type", "time", "severity", "state")
+_HEAT_MAX_CELLS = 16384
+#: a heat map's grids are base64 text of up to _HEAT_MAX_CELLS bytes
+_HEAT_TEXT = 4 * _HEAT_MAX_CELLS // 3 + 8
+_DROP = object()
+
+
+def _finite(v: Any, bound: float = MAX_ABS) -> bool:
+    """A JSON number (not a bool), finite and within ``±bound``."""
+    return (
+        isinstance(v, (int, float))
+        and not isinstance(v, bool)
+        and (isinstance(v, int) or math.isfinite(v))
+        and -bound <= v <= bound
+    )
+
+
+def _text(v: Any, limit: int = MAX_TEXT) -> str:
+    """Any stored value as display text of at most ``limit`` characters."""
+    if isinstance(v, bytes):
+        v = v.decode("utf-8", "replace")
+    elif v is None:
+        v = ""
+    elif not isinstance(v, str):
+        v = str(v) if isinstance(v, (int, float)) and _finite(v) else ""
+    return v if len(v) <= limit else v[: limit - 1] + "…"
+
+
+def _clean(v: Any, path: str, problems: list[str], depth: int = 0, max_text: int = MAX_TEXT) -> Any:
+    """A JSON value within the bounds (module docstring); ``_DROP`` for one that is not."""
+    if v is None or isinstance(v, bool):
+        return v
+    if isinstance(v, (int, float)):
+        if _finite(v):
+            return v
+        problems.append(f"{path}: number out of range")
+        return _DROP
+    if isinstance(v, str):
+        return v if len(v) <= max_text else v[: max_text - 1] + "…"
+    if depth >= MAX_DEPTH:
+        problems.append(f"{path}: nested too deep")
+        return _DROP
+    if isinstance(v, list):
+        out = []
+        for i, x in enumerate(v[:MAX_ITEMS]):
+            c = _clean(x, f"{path}[{i}]", problems, depth + 1, max_text)
+            if c is not _DROP:
+                out.append(c)
+        return out
+    if isinstance(v, dict):
+        out_d = {}
+        for k, x in list(v.items())[:MAX_ITEMS]:
+            key = _text(k, 64)
+            c = _clean(x, f"{path}.{key}", problems, depth + 1, max_text)
+            if c is not _DROP:
+                out_d[key] = c
+        return out_d
+    problems.append(f"{path}: not a JSON value")
+    return _DROP
+
+
+def _positions(v: Any, problems: list[str]) -> Any:
+    """``positions_m`` as ``{track id: [x, y]}``, keeping the entries that are two numbers
+    within :data:`MAX_COORD_M`; ``_DROP`` when it is not an object at all."""
+    if not isinstance(v, dict):
+        problems.append("positions_m: not an object of positions")
+        return _DROP
+    out = {}
+    for k, xy in v.items():
+        if isinstance(xy, list) and len(xy) == 2 and all(_finite(c, MAX_COORD_M) for c in xy):
+            out[k] = xy
+    if len(out) < len(v):
+        problems.append(f"positions_m: {len(v) - len(out)} position(s) unreadable")
+    return out
+
+
+def read_payload(event_type: Any, payload: Any) -> tuple[dict[str, Any], list[str]]:
+    """What can be shown of a stored payload, and what could not be read (empty: all of it).
+
+    Never raises. Bounds first (module docstring), then the type's model: a field present
+    with the wrong type or value is left out (a wrong entry of an object field: that entry);
+    missing fields are not problems (older schemas lack some), nor fields the model does not
+    know (shown as they are). :data:`HIDDEN_FIELDS` are dropped."""
+    problems: list[str] = []
+    if not isinstance(payload, dict):
+        return {}, [f"payload is {_kind(payload)}, not an object"]
+    out: dict[str, Any] = {}
+    for k, v in list(payload.items())[:MAX_ITEMS]:
+        key = _text(k, 64)
+        if key in HIDDEN_FIELDS:
+            continue
+        limit = _HEAT_TEXT if key == "layers" and event_type == "heatmap" else MAX_TEXT
+        c = _clean(v, key, problems, max_text=limit)
+        if c is not _DROP and key == "positions_m":
+            c = _positions(c, problems)
+        if c is not _DROP:
+            out[key] = c
+    if len(payload) > MAX_ITEMS:
+        problems.append(f"{len(payload) - MAX_ITEMS} field(s) left out")
+    model = PAYLOADS.get(event_type) if isinstance(event_type, str) else None
+    if model is not None:
+        try:
+            model.model_validate(out)
+        except ValidationError as exc:
+            dropped: set[tuple] = set()
+            for err in exc.errors():
+                loc = tuple(err.get("loc") or ())
+                if err.get("type") in ("missing", "extra_forbidden") or not loc:
+                    continue
+                field, msg = loc[0], err.get("msg", "unreadable")
+                inner = out.get(field, _DROP)
+                if isinstance(inner, dict) and len(loc) > 1 and isinstance(loc[1], str):
+                    if (field, loc[1]) not in dropped and loc[1] in inner:
+                        dropped.add((field, loc[1]))
+                        inner.pop(loc[1])
+                        problems.append(f"{field}.{loc[1]}: {msg}")
+                elif field in out:
+                    out.pop(field)
+                    problems.append(f"{field}: {msg}")
+        except Exception as exc:  # noqa: BLE001 - a model that cannot even check this must not fail a page
+            problems.append(f"payload not checked: {type(exc).__name__}")
+    return out, problems
+
+
+def _kind(v: Any) -> str:
+    if v is None:
+        return "null"
+    return {list: "a list", str: "text", bool: "a boolean", int: "a number", float: "a number"}.get(type(v), "odd")
+
+
+def stored_event(stream_seq: Any, received_at: Any, text: Any, columns: dict[str, Any]) -> dict[str, Any]:
+    """One stored event row as every page reads it; never raises.
+
+    ``columns``: the row's :data:`COLUMNS` (identity comes from them, not from the JSON: they
+    are what the store filters on). The result has those (strings, ``seq`` an int),
+    ``stream_seq``, ``received_at``, ``schema``, ``payload`` (:func:`read_payload`: always an
+    object), ``alarm_id`` (the payload's; a schema-1 event's derived as on upgrade; else
+    ``None``: an event whose id is unreadable is an alarm of its own) and
+    ``unreadable`` (``""``, or what could not be read, for the "unreadable payload" marker)."""
+    problems: list[str] = []
+    doc: Any = None
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError:
+            problems.append("stored JSON is not text")
+            text = None
+    if isinstance(text, str):
+        if len(text) > MAX_JSON_CHARS:
+            problems.append("stored JSON too large")
+        else:
+            try:
+                doc = json.loads(text)
+            except (ValueError, RecursionError, MemoryError):
+                problems.append("stored JSON unreadable")
+    elif text is not None:
+        problems.append("stored JSON is not text")
+    if doc is not None and not isinstance(doc, dict):
+        problems.append(f"stored JSON is {_kind(doc)}, not an event object")
+        doc = None
+    ev: dict[str, Any] = {k: _text(columns.get(k), 128) for k in COLUMNS if k != "seq"}
+    seq = columns.get("seq")
+    ev["seq"] = seq if isinstance(seq, int) and not isinstance(seq, bool) and 0 <= seq < 2**63 else 0
+    ev["stream_seq"] = int(stream_seq) if _finite(stream_seq, 2**63) else 0
+    ev["received_at"] = _text(received_at, 64)
+    payload: dict[str, Any] = {}
+    if doc is not None:
+        schema = doc.get("schema")
+        ev["schema"] = schema if isinstance(schema, int) and not isinstance(schema, bool) else None
+        if "payload" not in doc:
+            problems.append("no payload")
+        else:
+            payload, more = read_payload(ev["type"], doc["payload"])
+            problems.extend(more)
+    else:
+        ev["schema"] = None
+    ev["payload"] = payload
+    alarm = payload.get("alarm_id")
+    if not isinstance(alarm, str) and ev["schema"] == 1:  # schema 1 had none: derived as on upgrade
+        try:
+            alarm = alarm_id_of({"camera": ev["camera"], "type": ev["type"], "payload": payload})
+        except Exception:  # noqa: BLE001 - a payload alarm_id_of cannot read has no alarm id
+            alarm = None
+    ev["alarm_id"] = alarm if isinstance(alarm, str) else None
+    ev["unreadable"] = _text("; ".join(problems), 300)
+    return ev
+
+
+def show(v: Any, limit: int = 200) -> str:
+    """A payload value as one line of text: scalars as they are, lists and objects as compact JSON."""
+    if v is None:
+        return ""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (str, int, float)):
+        return _text(v, limit)
+    try:
+        return _text(json.dumps(v, ensure_ascii=False, separators=(", ", ": "), allow_nan=False), limit)
+    except (TypeError, ValueError, RecursionError):
+        return ""
 
 
 #: payload keys left out of the one-line summary: drawn elsewhere, or ids nobody reads in a list
-_NOT_SUMMARISED = frozenset(("positions_m", "frame", "rule", "metric", "alarm_id", "transit_id"))
+_NOT_SUMMARISED = frozenset(("positions_m", "frame", "rule", "metric", "alarm_id", "transit_id", *HIDDEN_FIELDS))
 
 
 def _summary(payload: dict, event_type: str | None) -> str:
     """The payload's one-line summary: its type's ``summary_fields`` (as ``vigil tail`` shows them)."""
-    return summarize_payload({k: v for k, v in payload.items() if k not in _NOT_SUMMARISED}, 90, event_type=event_type)
+    try:
+        return summarize_payload(
+            {k: v for k, v in payload.items() if k not in _NOT_SUMMARISED}, 90, event_type=event_type
+        )
+    except Exception:  # noqa: BLE001 - the summary is a convenience; the detail page shows the fields
+        return ""
 
 
 def public_alarm(ev: dict, status: dict | None) -> dict:
-    """An alarm-list row (the HTML table and the live feed's JSON): the event's identity, a
-    one-line summary of its payload, its plate if any and its operator status (default new)."""
-    p = ev.get("payload") or {}
+    """An alarm-list row (the HTML table and the live feed's JSON) of a :func:`stored_event`:
+    the event's identity, a one-line summary of its payload, its plate if any, whether part of
+    it was unreadable and its operator status (default new)."""
+    p = ev.get("payload") if isinstance(ev.get("payload"), dict) else {}
+    plate = p.get("plate")
     return {
-        "stream_seq": ev["stream_seq"],
-        "id": ev["id"],
-        "time": ev["time"],
-        "camera": ev["camera"],
-        "type": ev["type"],
-        "severity": ev["severity"],
-        "state": ev["state"],
+        "stream_seq": ev.get("stream_seq", 0),
+        "id": ev.get("id", ""),
+        "time": ev.get("time", ""),
+        "camera": ev.get("camera", ""),
+        "type": ev.get("type", ""),
+        "severity": ev.get("severity", ""),
+        "state": ev.get("state", ""),
         "summary": _summary(p, ev.get("type")),
-        "plate": p.get("plate"),
+        "plate": plate if isinstance(plate, str) else None,
+        "unreadable": bool(ev.get("unreadable")),
         "status": (status or {}).get("status", "new"),
     }
 
 
-def birdseye(payload: dict, size: int = 320) -> dict | None:
-    """Shapes for the bird's-eye SVG (world metres, y up, drawn y down): people, pair lines, grid."""
-    pos = payload.get("positions_m") or {}
+#: fields the detail page shows in rows of their own (the rest are listed as they are)
+_DETAIL_FIELDS = ("metric", "value", "distance_m", "threshold", "threshold_m", "zone", "tracks", "plate")
+_DETAIL_SKIP = frozenset((*_DETAIL_FIELDS, "positions_m", "list", "lists", *HIDDEN_FIELDS))
+
+
+def alarm_detail(ev: dict) -> dict[str, Any]:
+    """What the alarm page shows of a :func:`stored_event`'s payload, as display text: the
+    measurement rows, the plate and its lists, the other fields, the evidence id (checked by
+    the caller) and the bird's-eye shapes."""
+    p = ev.get("payload") if isinstance(ev.get("payload"), dict) else {}
+    threshold = p.get("threshold_m", p.get("threshold"))
+    tracks = p.get("tracks")
+    lists = p.get("lists")
+    if isinstance(lists, list):
+        lists = [x for x in lists if isinstance(x, str)]
+    elif isinstance(p.get("list"), str) and p.get("list"):
+        lists = [p["list"]]
+    else:
+        lists = []
+    evidence = p.get("evidence") or p.get("evidence_id")
+    return {
+        "metric": show(p.get("metric")),
+        "value": show(p["value"]) if "value" in p and p["value"] is not None else None,
+        "distance_m": show(p["distance_m"]) if "distance_m" in p else None,
+        "threshold": show(threshold) if "threshold_m" in p or "threshold" in p else None,
+        "zone": show(p.get("zone")),
+        "tracks": ", ".join(show(t) for t in tracks) if isinstance(tracks, list) else None,
+        "plate": show(p["plate"]) if "plate" in p else None,
+        "lists": ", ".join(lists),
+        "extra": [(k, show(v)) for k, v in p.items() if k not in _DETAIL_SKIP],
+        "evidence": evidence if isinstance(evidence, str) else None,
+        "svg": birdseye(p),
+    }
+
+
+def lifecycle_row(ev: dict) -> dict[str, Any]:
+    """A row of the alarm page's lifecycle table (events of the same alarm)."""
+    p = ev.get("payload") if isinstance(ev.get("payload"), dict) else {}
+    return {
+        "id": ev.get("id", ""),
+        "time": ev.get("time", ""),
+        "seq": ev.get("seq", 0),
+        "state": ev.get("state", ""),
+        "severity": ev.get("severity", ""),
+        "value": show(p.get("value")),
+        "unreadable": bool(ev.get("unreadable")),
+    }
+
+
+#: at most this many people are drawn on the bird's-eye view
+_MAX_PEOPLE = 64
+
+
+def birdseye(payload: Any, size: int = 320) -> dict | None:
+    """Shapes for the bird's-eye SVG (world metres, y up, drawn y down): people, pair lines, grid.
+    ``None`` when the payload has no drawable position (each must be two finite numbers within
+    :data:`MAX_COORD_M`)."""
+    pos = payload.get("positions_m") if isinstance(payload, dict) else None
+    if not isinstance(pos, dict):
+        return None
     pts = {}
-    for k, v in pos.items():
-        if (
-            isinstance(v, (list, tuple))
-            and len(v) == 2
-            and all(isinstance(c, (int, float)) and not isinstance(c, bool) for c in v)
-        ):
-            pts[str(k)] = (float(v[0]), float(v[1]))
+    for k, v in list(pos.items())[:_MAX_PEOPLE]:
+        if isinstance(v, (list, tuple)) and len(v) == 2 and all(_finite(c, MAX_COORD_M) for c in v):
+            pts[_text(k, 16)] = (float(v[0]), float(v[1]))
     if not pts:
         return None
     xs, ys = [p[0] for p in pts.values()], [p[1] for p in pts.values()]
@@ -81,7 +390,7 @@ def birdseye(payload: dict, size: int = 320) -> dict | None:
             for j in range(i + 1, len(ids)):
                 a, b = pts[ids[i]], pts[ids[j]]
                 d = ((a[0] - b[0]) ** 2 + (a[1] - b[1]) ** 2) ** 0.5
-                close = isinstance(thr, (int, float)) and d < thr
+                close = _finite(thr) and d < thr
                 pa, pb = to_px(*a), to_px(*b)
                 lines.append(
                     {
@@ -103,7 +412,6 @@ _HEAT_STOPS = (
     (0.75, (227, 26, 28)),
     (1.0, (128, 0, 38)),
 )
-_HEAT_MAX_CELLS = 16384
 
 
 def _heat_colour(q: int) -> str:
@@ -115,14 +423,11 @@ def _heat_colour(q: int) -> str:
     return "#%02x%02x%02x" % _HEAT_STOPS[-1][1]
 
 
-def _num(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and v == v and abs(v) != float("inf")
-
-
 def heatmap_layer(grid: Any, size: int = 240) -> dict | None:
     """Shapes for one layer of a ``heatmap`` event (a compact grid from
     ``vigil.geometry.risk.compact_grid``) as an SVG: cells with a value > 0 (row 0 at the
-    bottom: y up), the legend ramp and the scale. ``None`` if the grid is malformed."""
+    bottom: y up), the legend ramp and the scale. ``None`` if the grid is malformed (sizes,
+    scale, cell and origin must be finite and within sane bounds)."""
     if not isinstance(grid, dict) or grid.get("encoding") != "u8-b64":
         return None
     shape, data, scale, cell = grid.get("shape"), grid.get("data"), grid.get("scale"), grid.get("cell_m")
@@ -130,13 +435,15 @@ def heatmap_layer(grid: Any, size: int = 240) -> dict | None:
     if not (
         isinstance(shape, list)
         and len(shape) == 2
-        and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in shape)
+        and all(isinstance(v, int) and not isinstance(v, bool) and 0 < v <= _HEAT_MAX_CELLS for v in shape)
     ):
         return None
     rows, cols = shape
-    if rows * cols > _HEAT_MAX_CELLS or not isinstance(data, str) or not _num(scale) or not _num(cell) or cell <= 0:
+    if rows * cols > _HEAT_MAX_CELLS or not isinstance(data, str) or not _finite(scale) or scale < 0:
         return None
-    if not (isinstance(origin, list) and len(origin) == 2 and all(_num(v) for v in origin)):
+    if not _finite(cell, 1e4) or cell <= 0:
+        return None
+    if not (isinstance(origin, list) and len(origin) == 2 and all(_finite(v, MAX_COORD_M) for v in origin)):
         return None
     try:
         raw = base64.b64decode(data, validate=True)
@@ -166,7 +473,7 @@ def heatmap_layer(grid: Any, size: int = 240) -> dict | None:
         "px": round(px, 2),
         "cells": cells,
         "scale": round(float(scale), 3),
-        "unit": str(grid.get("unit", ""))[:60],
+        "unit": _text(grid.get("unit", ""), 60),
         "cell_m": round(float(cell), 3),
         "origin": [round(float(v), 2) for v in origin],
         "extent": [round(float(origin[0]) + cols * float(cell), 2), round(float(origin[1]) + rows * float(cell), 2)],
@@ -176,14 +483,31 @@ def heatmap_layer(grid: Any, size: int = 240) -> dict | None:
 
 def heatmap_view(ev: dict | None, size: int = 240) -> dict | None:
     """The layers of a stored ``heatmap`` event ready for the template, with its time."""
-    if not ev:
+    if not isinstance(ev, dict):
         return None
-    layers = (ev.get("payload") or {}).get("layers")
+    payload = ev.get("payload")
+    layers = payload.get("layers") if isinstance(payload, dict) else None
     if not isinstance(layers, dict):
         return None
     out = []
     for name in ("occupancy", "risk"):
-        layer = heatmap_layer(layers.get(name), size)
+        try:
+            layer = heatmap_layer(layers.get(name), size)
+        except (ValueError, OverflowError, TypeError):
+            layer = None
         if layer is not None:
             out.append({"name": name, **layer})
-    return {"time": str(ev.get("time", "")), "id": ev.get("id"), "layers": out} if out else None
+    return {"time": _text(ev.get("time", ""), 64), "id": ev.get("id"), "layers": out} if out else None
+
+
+def transit_table(results: Any) -> tuple[list[str], list[list[str]]]:
+    """The transit-search result table: column names (first seen first, without
+    :data:`HIDDEN_FIELDS`) and one row of display text per result."""
+    rows = [r for r in (results or []) if isinstance(r, dict)]
+    columns: list[str] = []
+    for r in rows:
+        for k in r:
+            key = _text(k, 64)
+            if key not in columns and key not in HIDDEN_FIELDS:
+                columns.append(key)
+    return columns, [[show(r.get(c)) for c in columns] for r in rows]

@@ -296,3 +296,76 @@ def test_console_live_ack_roles(launch_chromium, artifacts_dir, stack, tmp_path)
     assert ("sam", "transit_search", "AB123CD") in actions
     assert any(a == ("alice", "csrf_refused", f"/alarm/{dist.id}/action") for a in actions)
     assert [a["action"] for a in cdb.actions(dist.id)] == ["ack"]
+
+
+def test_console_shows_odd_stored_events_live_with_a_marker(launch_chromium, artifacts_dir, tmp_path):
+    """Rows written straight into the event table (not JSON, a payload of the wrong shape)
+    reach the open alarm list live (the console polls the database here), marked "unreadable
+    payload"; their detail page and the camera overview render."""
+    import json
+    import sqlite3
+    import uuid
+
+    import uvicorn
+    from playwright.sync_api import sync_playwright
+
+    from vigil.alerts.console import create_app
+    from vigil.alerts.console.db import ConsoleDB
+    from vigil.alerts.store import EventStore
+
+    db_path = tmp_path / "events.db"
+    EventStore(db_path).close()
+    cdb = ConsoleDB(db_path)
+    cdb.add_user("alice", "operator", "alice-pass-1")
+    app = create_app(cdb)  # no stream: the follower polls the database
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    srv = uvicorn.Server(uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=1))
+    th = threading.Thread(target=srv.run, kwargs={"sockets": [sock]}, daemon=True)
+    th.start()
+
+    def raw(seq, text):
+        eid = str(uuid.uuid4())
+        con = sqlite3.connect(db_path)
+        with con:
+            con.execute(
+                "INSERT INTO events (id, camera, seq, type, time, severity, state, json, received_at)"
+                " VALUES (?, 'odd-cam', ?, 'distance_violation', '2026-11-23T07:00:00Z', 'critical', 'start', ?, '')",
+                (eid, seq, text),
+            )
+        con.close()
+        return eid
+
+    try:
+        deadline = time.time() + 10
+        while not srv.started and time.time() < deadline:
+            time.sleep(0.05)
+        with sync_playwright() as pw:
+            ctx = launch_chromium(pw, viewport={"width": 1400, "height": 900}, locale="en-US")
+            try:
+                page = ctx.new_page()
+                _login(page, url, "alice", "alice-pass-1")
+                page.wait_for_selector("#live.on", timeout=5000)
+                bad = raw(1, "{not json")
+                odd_payload = {"tracks": 5, "value": 0.8, "distance_m": 0.8, "positions_m": [[0, 1]]}
+                odd = raw(2, json.dumps({"payload": odd_payload}))
+                for eid in (bad, odd):
+                    row = page.wait_for_selector(f'#alarms tbody tr[data-id="{eid}"]', timeout=5000)
+                    assert "unreadable payload" in row.text_content()
+                assert "distance_m=0.8" in page.text_content(f'#alarms tbody tr[data-id="{odd}"]')
+                page.screenshot(path=str(artifacts_dir / "console-hostile-01-list.png"), full_page=True)
+                page.goto(f"{url}/alarm/{odd}")
+                assert page.text_content("#metric-value").strip() == "0.8"
+                assert "tracks" in page.text_content("#unreadable")
+                page.screenshot(path=str(artifacts_dir / "console-hostile-02-detail.png"), full_page=True)
+                page.goto(f"{url}/cameras")
+                assert page.locator('.cam[data-camera="odd-cam"]').count() == 1
+            finally:
+                ctx.close()
+    finally:
+        app.state.hub.close()
+        srv.should_exit = True
+        th.join(timeout=10)
+        sock.close()
+        cdb.close()

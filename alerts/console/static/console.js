@@ -56,7 +56,14 @@
       cell(row, ev.camera); cell(row, ev.type);
       var sev = cell(row, ""), badge = document.createElement("span");
       badge.className = "badge sev-" + ev.severity; badge.textContent = tr[ev.severity] || ev.severity; sev.appendChild(badge);
-      cell(row, tr[ev.state] || ev.state); cell(row, ev.summary, "summary"); cell(row, tr[ev.status] || ev.status, "status");
+      cell(row, tr[ev.state] || ev.state);
+      var summary = cell(row, ev.summary, "summary");
+      if (ev.unreadable) {
+        var mark = document.createElement("span");
+        mark.className = "badge unreadable"; mark.textContent = tr.unreadable;
+        summary.insertBefore(document.createTextNode(" "), summary.firstChild); summary.insertBefore(mark, summary.firstChild);
+      }
+      cell(row, tr[ev.status] || ev.status, "status");
       if (old) { old.replaceWith(row); } else { tbody.insertBefore(row, tbody.firstChild); }
       while (tbody.rows.length > 500) { tbody.deleteRow(tbody.rows.length - 1); }
       if (ev.severity === "critical" && ev.state === "start" && !old) { banner(ev, tr); beep(); }
