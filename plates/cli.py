@@ -1,4 +1,4 @@
-"""The plate commands: ``vigil plates read``, ``vigil transits search|export|purge`` and
+"""The plate commands: ``vigil plates read``, ``vigil transits search|export|purge|keygen`` and
 ``vigil watchlist check``; :func:`add_commands` adds them to the main parser.
 
 ``vigil plates read IMAGE... [--json]``: read licence plates in still images. One line per
@@ -6,14 +6,19 @@ image; with ``--json`` one JSON object per line:
 ``{"file": ..., "plates": [{"text": ..., "confidence": ..., "box": [x1, y1, x2, y2]}]}``
 (an unreadable image gets ``"error"`` and an empty ``plates``; the exit code is then 1).
 
-``vigil transits ...`` work on the aggregator's transit table, in its SQLite file (``--db``)
-or its PostgreSQL database (``--dsn``); see :mod:`vigil.plates.transits`.
+``vigil transits search|export|purge`` work on the aggregator's transit table, in its SQLite
+file (``--db``) or its PostgreSQL database (``--dsn``); see :mod:`vigil.plates.transits`.
+``search`` needs the pseudonymisation key and refuses to run without a usable one (exit 2): a
+missing key file is never created on the fly, so a mistyped ``--key-file`` is an error, not a
+search under a new key that finds nothing. ``vigil transits keygen [--key-file F]`` is the one
+way to make a key (mode 0600; an existing file is never replaced).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable
 
@@ -21,7 +26,7 @@ from .formats import region_code
 from .grammar import clean
 from .ocr import OcrUnavailable
 from .reader import ImageError, PlateReader, load_image
-from .transits import TransitError, TransitRecords, open_transit_store
+from .transits import PlateKeyError, TransitError, TransitRecords, create_key, open_transit_store
 from .watchlists import WatchLists
 
 __all__ = ["add_commands", "main"]
@@ -83,6 +88,9 @@ def _transit_command(name: str, run: Callable[[argparse.Namespace], int]) -> Cal
             return 2
         try:
             return run(args)
+        except PlateKeyError as exc:  # bad input: the key named, or the lack of one
+            print(f"vigil transits {name}: error: {exc}", file=sys.stderr)
+            return 2
         except TransitError as exc:
             print(f"vigil transits {name}: error: {exc}", file=sys.stderr)
             return 1
@@ -122,8 +130,25 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 def _cmd_purge(args: argparse.Namespace) -> int:
     with _open_store(args, retention_days=args.retention_days, hit_retention_days=args.hit_retention_days) as store:
-        n = store.purge()
-    print(f"{n} transit(s) deleted", file=sys.stderr)
+        done = store.purge_all()
+    print(f"{done.transits} transit(s) deleted, {done.events} event copies of plates deleted", file=sys.stderr)
+    return 0
+
+
+def _cmd_keygen(args: argparse.Namespace) -> int:
+    try:
+        path = create_key(args.key_file)
+    except PlateKeyError as exc:
+        print(f"vigil transits keygen: error: {exc}", file=sys.stderr)
+        return 2
+    print(f"plate pseudonymisation key written to {path} (mode 0600)", file=sys.stderr)
+    print(
+        "keep it outside the repository and back it up: without it no stored plate can be searched; "
+        f"give it to the aggregator and the console with VIGIL_PLATE_KEY_FILE={path}",
+        file=sys.stderr,
+    )
+    if os.environ.get("VIGIL_PLATE_KEY") and not args.key_file:
+        print("note: VIGIL_PLATE_KEY is set here and takes precedence over this file", file=sys.stderr)
     return 0
 
 
@@ -158,18 +183,18 @@ def _add_plates_command(sub) -> None:
 
 
 def _add_transit_commands(subparsers) -> None:
-    """``vigil transits search|export|purge`` and ``vigil watchlist check``."""
-    p = subparsers.add_parser("transits", help="plate transit records: search, export, retention")
-    ts = p.add_subparsers(dest="transits_command", required=True, metavar="{search,export,purge}")
+    """``vigil transits search|export|purge|keygen`` and ``vigil watchlist check``."""
+    p = subparsers.add_parser("transits", help="plate transit records: search, export, retention, key")
+    ts = p.add_subparsers(dest="transits_command", required=True, metavar="{search,export,purge,keygen}")
+    key_help = (
+        "pseudonymisation key file (default: $VIGIL_PLATE_KEY, else $VIGIL_PLATE_KEY_FILE, else "
+        "$XDG_CONFIG_HOME/vigil/plate-hmac.key); it must exist: make one with `vigil transits keygen`"
+    )
 
     def common(q):
         q.add_argument("--db", help="the aggregator's SQLite database")
         q.add_argument("--dsn", help="the aggregator's PostgreSQL connection string instead of --db")
-        q.add_argument(
-            "--key-file",
-            help="pseudonymisation key file (default $VIGIL_PLATE_KEY / $VIGIL_PLATE_KEY_FILE / "
-            "~/.config/vigil/plate-hmac.key)",
-        )
+        q.add_argument("--key-file", help=key_help)
 
     s = ts.add_parser("search", help="transits of one plate (also pseudonymised ones)")
     common(s)
@@ -186,11 +211,17 @@ def _add_transit_commands(subparsers) -> None:
     x.add_argument("--since", help="ISO time")
     x.add_argument("--until", help="ISO time")
     x.set_defaults(func=_transit_command("export", _cmd_export))
-    g = ts.add_parser("purge", help="delete pseudonymised transits older than the retention")
+    g = ts.add_parser("purge", help="delete pseudonymised transits older than the retention, and their events' copies")
     common(g)
     g.add_argument("--retention-days", type=float, default=7.0, help="no-hit transits kept this long (default 7)")
     g.add_argument("--hit-retention-days", type=float, help="also delete list hits older than this (default: keep)")
     g.set_defaults(func=_transit_command("purge", _cmd_purge))
+    k = ts.add_parser("keygen", help="create a new pseudonymisation key file (mode 0600; never replaces one)")
+    k.add_argument(
+        "--key-file",
+        help="where to write it (default: $VIGIL_PLATE_KEY_FILE, else $XDG_CONFIG_HOME/vigil/plate-hmac.key)",
+    )
+    k.set_defaults(func=_cmd_keygen)
 
     p = subparsers.add_parser("watchlist", help="plate watch lists (CSV: plate,list,note,valid_until)")
     ws = p.add_subparsers(dest="watchlist_command", required=True, metavar="{check}")

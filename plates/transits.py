@@ -6,16 +6,32 @@ SQLite file (:class:`TransitStore`, its own table and connection) or in its Post
 database (:class:`PgTransitStore`). Both stores share every rule below (:class:`TransitRecords`);
 only the connection and the SQL dialect differ.
 
-Privacy: a transit that hits no watch list is stored **pseudonymised**: the plate column is
-empty and ``plate_hash`` holds ``HMAC-SHA256(key, plate)``; the key lives outside the
-repository (``VIGIL_PLATE_KEY`` — hex or text — or the file named by ``VIGIL_PLATE_KEY_FILE``,
-default ``$XDG_CONFIG_HOME/vigil/plate-hmac.key``, created with 32 random bytes and mode 0600
-on first use). A search by plate hashes the query with the same key, so an authorised lookup
-still finds pseudonymised passes, while the table alone reveals no plate. Hits keep the plate
-in clear (and their evidence id). Without a usable key nothing is stored (fail closed: the
-pseudonym is computed before the row is written). :meth:`TransitRecords.purge` deletes
-pseudonymised transits older than the retention (``retention_days``, default 7); hits are kept
-unless ``hit_retention_days`` is set.
+Privacy, failing closed:
+
+- A transit that hits no watch list is stored **pseudonymised**: the plate column is empty and
+  ``plate_hash`` holds ``HMAC-SHA256(key, plate)``. A search by plate hashes the query with the
+  same key, so an authorised lookup still finds pseudonymised passes, while the table alone
+  reveals no plate. Hits keep the plate in clear (and their evidence id).
+- The key (:func:`load_key`) comes from outside the repository: the ``key`` / ``key_file``
+  given, ``VIGIL_PLATE_KEY`` (hex or text), the file named by ``VIGIL_PLATE_KEY_FILE``, or
+  ``$XDG_CONFIG_HOME/vigil/plate-hmac.key``. It is **never created on the fly**: a missing,
+  unreadable or short (< :data:`MIN_KEY_BYTES` bytes) key is a :class:`PlateKeyError` naming
+  the file, and nothing is stored or searched. A key created silently on a mistyped path would
+  pseudonymise new passes under a key nobody else has and answer "not found" for every stored
+  plate. Keys are made only by :func:`create_key` (``vigil transits keygen``: mode 0600, never
+  overwriting one).
+- The aggregator stores a no-hit transit's *event* without any copy of the plate
+  (:func:`redact_event_payload`: no ``plate``, ``votes``, ``raw_readings``, ``evidence_id``,
+  and no ``plate_hash`` either: a keyed hash shown to operators would let them follow a
+  vehicle across cameras without an audited search; the event links to its row by
+  ``transit_id``).
+- :meth:`TransitRecords.purge` deletes pseudonymised transits older than the retention
+  (``retention_days``, default 7; hits only when ``hit_retention_days`` is set) **and every
+  copy of them in the events table** of the same database: their ``plate_transit`` /
+  ``plate_hit`` events (found by ``transit_id`` or event id), plate events of the same age
+  whose transit row is missing, and the ``event_conflicts`` copies of deleted events. Events
+  are deleted rather than stripped: the retention is the pass's, and a stripped event would
+  still tell when and where the vehicle passed.
 
 Schema versions: SQLite ``transits_version`` (a file from before the version table holds the
 same ``transits`` table and is adopted as version 1), PostgreSQL ``vigil_transits_version``
@@ -35,15 +51,18 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any, Self
 
 import psycopg
 
+from vigil.errors import UserError
 from vigil.postgres import redact_dsn
-from vigil.sqlite import connect, migrate
+from vigil.sqlite import connect, migrate, transaction
 
 from .grammar import clean
 
@@ -55,10 +74,16 @@ __all__ = [
     "TransitStore",
     "PgTransitStore",
     "TransitError",
+    "PlateKeyError",
+    "Purged",
     "load_key",
+    "create_key",
+    "key_path",
+    "MIN_KEY_BYTES",
     "pseudonym",
     "transit_from_event",
     "redact_event_payload",
+    "PLATE_FIELDS",
     "TRANSIT_EVENT_TYPES",
     "EXPORT_FIELDS",
     "TRANSITS_SCHEMA_VERSION",
@@ -144,36 +169,92 @@ class TransitError(ValueError):
     database that cannot be opened."""
 
 
+class PlateKeyError(TransitError, UserError):
+    """No usable pseudonymisation key: missing, unreadable or too short (the message names the
+    file and what to do). Nothing is stored or searched without one."""
+
+
+#: the shortest key accepted, in bytes (a key made by :func:`create_key` has 64: hex text)
+MIN_KEY_BYTES = 32
+
+
 # ---------------------------------------------------------------------------------- keys, records
 def _default_key_file() -> Path:
     base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
     return Path(base) / "vigil" / "plate-hmac.key"
 
 
+def key_path(key_file: str | Path | None = None) -> Path:
+    """The key file :func:`load_key` reads when no key is given: ``key_file``, else
+    ``VIGIL_PLATE_KEY_FILE``, else ``$XDG_CONFIG_HOME/vigil/plate-hmac.key``."""
+    return Path(key_file or os.environ.get("VIGIL_PLATE_KEY_FILE") or _default_key_file())
+
+
+def _long_enough(data: bytes, what: str) -> bytes:
+    if len(data) < MIN_KEY_BYTES:
+        raise PlateKeyError(
+            f"{what}: too short ({len(data)} bytes, need at least {MIN_KEY_BYTES}); "
+            "make a key with `vigil transits keygen --key-file FILE` and point VIGIL_PLATE_KEY_FILE at it"
+        )
+    return data
+
+
 def load_key(key: bytes | str | None = None, key_file: str | Path | None = None) -> bytes:
-    """The pseudonymisation key: argument, ``VIGIL_PLATE_KEY``, or a key file (created if absent)."""
-    if key:
-        return key.encode() if isinstance(key, str) else bytes(key)
+    """The pseudonymisation key, from the first of: ``key``; the file ``key_file``;
+    ``VIGIL_PLATE_KEY`` (hex, else its text); the file ``VIGIL_PLATE_KEY_FILE``; the default
+    file (:func:`key_path`). A key file holds the key as text (surrounding whitespace ignored).
+
+    Fails closed, never creating a key: :class:`PlateKeyError` when the file is missing or
+    unreadable or the key is shorter than :data:`MIN_KEY_BYTES` bytes."""
+    if key is not None:
+        return _long_enough(key.encode() if isinstance(key, str) else bytes(key), "the plate key given")
     env = os.environ.get("VIGIL_PLATE_KEY")
-    if env:
+    if env and not key_file:
         try:
-            return bytes.fromhex(env)
+            data = bytes.fromhex(env)
         except ValueError:
-            return env.encode()
-    path = Path(key_file or os.environ.get("VIGIL_PLATE_KEY_FILE") or _default_key_file())
-    if path.is_file():
+            data = env.encode()
+        return _long_enough(data, "plate key VIGIL_PLATE_KEY")
+    path = key_path(key_file)
+    try:
         data = path.read_bytes().strip()
-        if len(data) < 16:
-            raise TransitError(f"plate key file {path}: too short (need at least 16 bytes)")
-        return data
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # O_EXCL: two processes creating the key at once never both win (a rename would let one
-    # overwrite the other's key after it pseudonymised with it)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise PlateKeyError(
+            f"plate key file {path} does not exist: no plate is stored or searched without the key. "
+            "Give the path of the existing key (--key-file, VIGIL_PLATE_KEY_FILE), or, on a new "
+            f"installation only, create one with `vigil transits keygen --key-file {path}`"
+        ) from None
+    except OSError as exc:
+        raise PlateKeyError(f"plate key file {path} cannot be read: {exc.strerror or exc}") from None
+    if mode & 0o077:
+        log.warning("plate key file %s can be read by other users (mode %03o): chmod 600 it", path, mode & 0o777)
+    return _long_enough(data, f"plate key file {path}")
+
+
+def create_key(key_file: str | Path | None = None) -> Path:
+    """Write a new random key (32 random bytes as 64 hex characters) to ``key_file`` (default:
+    :func:`key_path`) with mode 0600, creating its folder (0700); returns the path.
+
+    Never replaces a key: :class:`PlateKeyError` if the file exists (the transits stored with
+    it could no longer be searched)."""
+    path = key_path(key_file)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # O_EXCL: an existing key, or one another process creates at the same moment, is never replaced
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise PlateKeyError(
+            f"plate key file {path} already exists: not replaced (the transits pseudonymised with it "
+            "could no longer be searched)"
+        ) from None
+    except OSError as exc:
+        raise PlateKeyError(f"cannot create plate key file {path}: {exc.strerror or exc}") from None
     with os.fdopen(fd, "w") as fh:
-        fh.write(secrets.token_hex(32))
-    log.warning("plate pseudonymisation key created at %s (keep it outside the repository; back it up)", path)
-    return path.read_bytes().strip()
+        fh.write(secrets.token_hex(32) + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    return path
 
 
 def pseudonym(plate: str, key: bytes) -> str:
@@ -200,6 +281,20 @@ def _to_ts(value: Any) -> float:
 def _iso(ts: float) -> str:
     """UTC ISO 8601 with milliseconds and ``Z`` (the events' time format)."""
     return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def _iso_us(ts: float) -> str:
+    """UTC ISO 8601 with microseconds and ``Z``: the stored events' ``time`` (compared as text)."""
+    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@dataclass(frozen=True)
+class Purged:
+    """What :meth:`TransitRecords.purge_all` deleted: transit rows, and event copies (rows of
+    ``events`` and ``event_conflicts``)."""
+
+    transits: int
+    events: int
 
 
 def transit_from_event(event: Any) -> dict:
@@ -231,16 +326,22 @@ def transit_from_event(event: Any) -> dict:
     }
 
 
-def redact_event_payload(payload: dict, key: bytes) -> dict:
-    """The payload of a no-hit transit event with the plate replaced by its pseudonym."""
-    if payload.get("hits") or not payload.get("plate"):
+#: the payload fields of a plate event that hold (or stand for) the plate; a no-hit transit's
+#: stored event keeps none of them. ``plate_hash`` is among them: a keyed hash that operators
+#: see would let them follow a vehicle across cameras without an audited search.
+PLATE_FIELDS = ("plate", "plate_hash", "votes", "raw_readings", "evidence_id")
+
+
+def redact_event_payload(payload: dict, key: bytes | None = None) -> dict:
+    """The payload to store for a plate event: unchanged for a list hit; for a transit that hit
+    no list, a copy without any of :data:`PLATE_FIELDS` (the clear plate, its pseudonym, the
+    readings voted, the evidence id). The pseudonym lives only in the transit table, reached by
+    ``transit_id`` through an audited search. ``key`` is not used (kept for older callers)."""
+    if payload.get("hits"):
         return payload
-    out = dict(payload)
-    out["plate_hash"] = pseudonym(out.pop("plate"), key)
-    out.pop("votes", None)  # the readings voted: plates in clear
-    out.pop("raw_readings", None)
-    out.pop("evidence_id", None)
-    return out
+    if not any(name in payload for name in PLATE_FIELDS):
+        return payload
+    return {k: v for k, v in payload.items() if k not in PLATE_FIELDS}
 
 
 def _num(v) -> float | None:
@@ -258,6 +359,15 @@ class TransitRecords:
     _P = "?"  #: parameter marker
     _INSERT = "INSERT OR IGNORE INTO transits ({cols}) VALUES ({marks})"  #: an existing id is skipped
     _ORDER = "ts, id"  #: oldest first, ties by id (byte order)
+    #: in an events-table row (``{t}``: the table), the JSON's payload transit_id, its number of
+    #: list hits, its type and time; the row id as text (see :meth:`purge_all`)
+    _J_TRANSIT = "json_extract({t}.json, '$.payload.transit_id')"
+    _J_HITS = "COALESCE(json_array_length({t}.json, '$.payload.hits'), 0)"
+    _J_TYPE = "json_extract({t}.json, '$.type')"
+    _J_TIME = "json_extract({t}.json, '$.time')"
+    _ID_TEXT = "{t}.id"
+    _HAS_TABLE = "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?"
+    _BYTES = ""  #: how to compare ISO times as text byte by byte (SQLite's default)
     path: Any  #: what messages show: the file, or the DSN without its password
 
     def __init__(
@@ -388,17 +498,88 @@ class TransitRecords:
     # ------------------------------------------------------------------ retention
     def purge(self, now: float | None = None) -> int:
         """Delete pseudonymised transits older than the retention (and hits older than
-        ``hit_retention_days`` when set); returns the number deleted."""
+        ``hit_retention_days`` when set), with every copy of them in the events table
+        (:meth:`purge_all`); returns the number of transits deleted."""
+        return self.purge_all(now).transits
+
+    def purge_all(self, now: float | None = None) -> Purged:
+        """What :meth:`purge` does, counting both: transits, and event copies deleted.
+
+        For each class (no-hit transits older than ``retention_days``; hits older than
+        ``hit_retention_days`` when set), in one transaction: the ``plate_transit`` /
+        ``plate_hit`` events of the expiring transits (by payload ``transit_id`` or by the
+        row's ``event_id``); plate events of that class (no hits / hits) older than the cutoff
+        whose transit row is missing (recorded before this rule, or never recorded); the
+        copies of such events in ``event_conflicts``; then the transit rows. Without an
+        events table in the database (a transit file of its own) only transits go."""
         now = time.time() if now is None else _to_ts(now)
-        sql = f"DELETE FROM transits WHERE pseudonymised = {self._P} AND ts < {self._P}"
-        deleted = 0
-        with self._lock:
-            cur = self._db.execute(sql, (1, now - self.retention_days * 86400.0))
-            deleted += cur.rowcount
-            if self.hit_retention_days is not None:
-                cur = self._db.execute(sql, (0, now - float(self.hit_retention_days) * 86400.0))
-                deleted += cur.rowcount
-        return deleted
+        classes = [(1, now - self.retention_days * 86400.0)]
+        if self.hit_retention_days is not None:
+            classes.append((0, now - float(self.hit_retention_days) * 86400.0))
+        p = self._P
+        transits = events = 0
+        with self._lock, self._transaction():
+            has_events = self._has_table("events")
+            has_conflicts = has_events and self._has_table("event_conflicts")
+            for pseudonymised, cutoff in classes:
+                if has_events:
+                    events += self._purge_events(pseudonymised, cutoff, conflicts=has_conflicts)
+                cur = self._db.execute(
+                    f"DELETE FROM transits WHERE pseudonymised = {p} AND ts < {p}", (pseudonymised, cutoff)
+                )
+                transits += cur.rowcount
+            if has_conflicts:  # copies of plate events no longer stored
+                ctype = self._json(self._J_TYPE, "event_conflicts")
+                cur = self._db.execute(
+                    f"DELETE FROM event_conflicts WHERE {ctype} IN ('plate_transit', 'plate_hit') "
+                    "AND NOT EXISTS (SELECT 1 FROM events e WHERE e.id = event_conflicts.id)"
+                )
+                events += cur.rowcount
+        return Purged(transits, events)
+
+    def _purge_events(self, pseudonymised: int, cutoff: float, *, conflicts: bool) -> int:
+        """Delete the plate events of one retention class (see :meth:`purge_all`); their number."""
+        p = self._P
+        plate_types = "IN ('plate_transit', 'plate_hit')"
+        tid, id_text = self._json(self._J_TRANSIT, "events"), self._json(self._ID_TEXT, "events")
+        expiring = f"FROM transits WHERE pseudonymised = {p} AND ts < {p}"
+        cur = self._db.execute(
+            f"DELETE FROM events WHERE type {plate_types} AND ({tid} IN (SELECT id {expiring}) "
+            f"OR {id_text} IN (SELECT event_id {expiring} AND event_id IS NOT NULL))",
+            (pseudonymised, cutoff, pseudonymised, cutoff),
+        )
+        n = cur.rowcount
+        hits = self._json(self._J_HITS, "events")
+        of_class = f"{hits} = 0" if pseudonymised else f"{hits} > 0"
+        cur = self._db.execute(
+            f"DELETE FROM events WHERE type {plate_types} AND time{self._BYTES} < {p} AND {of_class} "
+            f"AND NOT EXISTS (SELECT 1 FROM transits t WHERE t.id = {tid})",
+            (_iso_us(cutoff),),
+        )
+        n += cur.rowcount
+        if conflicts:  # a copy resent with other content, of this class and age
+            ctype, ctime = self._json(self._J_TYPE, "event_conflicts"), self._json(self._J_TIME, "event_conflicts")
+            chits = self._json(self._J_HITS, "event_conflicts")
+            of_class = f"{chits} = 0" if pseudonymised else f"{chits} > 0"
+            cur = self._db.execute(
+                f"DELETE FROM event_conflicts WHERE {ctype} {plate_types} "
+                f"AND {ctime}{self._BYTES} < {p} AND {of_class}",
+                (_iso_us(cutoff),),
+            )
+            n += cur.rowcount
+        return n
+
+    @staticmethod
+    def _json(template: str, table: str) -> str:
+        return template.replace("{t}", table)
+
+    def _has_table(self, name: str) -> bool:
+        return bool(self._db.execute(self._HAS_TABLE, (name,)).fetchone()[0])
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        with transaction(self._db):
+            yield
 
     def close(self) -> None:
         with self._lock:
@@ -453,6 +634,16 @@ class PgTransitStore(TransitRecords):
     _P = "%s"
     _INSERT = "INSERT INTO transits ({cols}) VALUES ({marks}) ON CONFLICT (id) DO NOTHING"
     _ORDER = 'ts, id COLLATE "C"'  # the same tie order as SQLite's byte comparison
+    _J_TRANSIT = "({t}.json::jsonb #>> '{payload,transit_id}')"
+    _J_HITS = (
+        "CASE WHEN jsonb_typeof({t}.json::jsonb #> '{payload,hits}') = 'array' "
+        "THEN jsonb_array_length({t}.json::jsonb #> '{payload,hits}') ELSE 0 END"
+    )
+    _J_TYPE = "({t}.json::jsonb ->> 'type')"
+    _J_TIME = "({t}.json::jsonb ->> 'time')"
+    _ID_TEXT = "{t}.id::text"
+    _HAS_TABLE = "SELECT to_regclass(%s) IS NOT NULL"
+    _BYTES = ' COLLATE "C"'
 
     def __init__(
         self,
@@ -480,6 +671,11 @@ class PgTransitStore(TransitRecords):
         except BaseException:
             self._db.close()
             raise
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        with self._db.transaction():
+            yield
 
     def _version(self) -> int:
         (exists,) = self._db.execute("SELECT to_regclass('vigil_transits_version') IS NOT NULL").fetchone()

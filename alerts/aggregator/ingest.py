@@ -31,15 +31,11 @@ from vigil.ratelog import RateLimitedLog
 from ..events import MAX_EVENT_BYTES, Event, EventError
 from ..keys import CurveServer
 from ..transport import MAX_BATCH_BYTES, MAX_BATCH_EVENTS, encode_ack, encode_acks, encode_nack
-from .plate_transits import PlateTransits
+from .plate_transits import PlateRefused, PlateTransits
 from .sockets import router_socket
 from .writer import Batch
 
 __all__ = ["Ingest"]
-
-
-class PlateRefused(Exception):  # TEMPORARY until plate_transits defines it
-    pass
 
 
 log = logging.getLogger(__name__)
@@ -168,7 +164,13 @@ class Ingest:
             try:
                 recorded.append((envelope, self.transits.record(event)))
             except PlateRefused as exc:
-                self.reject(envelope, event.id, str(exc))
+                if exc.retry:  # the aggregator's fault: not stored, not acknowledged, resent later
+                    self.counters["held"] += 1
+                    self._log.error(
+                        "held", "aggregator: plate event %s held back (not acknowledged): %s", event.id, exc
+                    )
+                else:
+                    self.reject(envelope, event.id, str(exc))
         if not recorded:
             return None
         return Batch.of(recorded, [event.to_json() for _, event in recorded])

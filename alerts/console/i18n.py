@@ -81,6 +81,10 @@ TEXT: dict[str, tuple[str, str]] = {  # key: (it, en)
         "Ricerca transiti non disponibile in questa installazione.",
         "Transit search is not available on this installation.",
     ),
+    "search_unavailable": (
+        "Ricerca non disponibile: la chiave delle targhe non è utilizzabile (vedi il log del server).",
+        "Search unavailable: the plate key is not usable (see the server log).",
+    ),
     "bad_plate": ("Targa non valida (2-10 lettere o cifre).", "Invalid plate (2-10 letters or digits)."),
     "overview": ("Panoramica telecamere", "Camera overview"),
     "last_event": ("Ultimo evento", "Last event"),

@@ -21,6 +21,7 @@ naive is UTC; a date alone as ``until`` means the end of that day) or epoch seco
 from __future__ import annotations
 
 import json
+import logging
 import math
 import re
 import time
@@ -40,6 +41,8 @@ from starlette.responses import (
 )
 from starlette.routing import Route
 
+from vigil.plates.transits import TransitError
+
 from .context import ConsoleContext, context_of
 from .db import ACTIONS, NON_ALARM_TYPES
 from .i18n import LANGS, pick_lang, translator
@@ -54,6 +57,8 @@ from .security import (
     set_login_cookie,
 )
 from .views import alarm_detail, heatmap_view, lifecycle_row, public_alarm, transit_table
+
+log = logging.getLogger(__name__)
 
 __all__ = ["ROUTES", "SEARCH_ROLES", "SEVERITIES", "STATES", "parse_time"]
 
@@ -439,7 +444,13 @@ async def transits_page(request: Request) -> Response:
             store = ctx.transit_store()
             window = {k: (_iso(v) if v is not None else None) for k, v in bounds.items()}
             db.audit(s["user"], "transit_search", plate, json.dumps(window), client_of(request))
-            results = await run_in_threadpool(store.search_plate, plate, since=bounds["since"], until=bounds["until"])
+            try:
+                results = await run_in_threadpool(
+                    store.search_plate, plate, since=bounds["since"], until=bounds["until"]
+                )
+            except TransitError as exc:  # no usable plate key: the search cannot be answered
+                log.error("console: transit search refused: %s", exc)
+                error, status_code = "search_unavailable", 503
     columns, rows = transit_table(results)
     return render(
         request,

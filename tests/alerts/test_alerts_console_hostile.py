@@ -463,3 +463,22 @@ def test_valid_and_schema1_events_read_whole(sample_payload):
     from vigil.alerts.events import alarm_id_of
 
     assert ev["alarm_id"] == alarm_id_of(doc)  # the schema-1 grouping, as before
+
+
+def test_a_transit_search_without_a_usable_key_answers_503_with_the_reason(tmp_path):
+    from vigil.plates.transits import TransitStore
+
+    EventStore(tmp_path / "events.db").close()
+    db = ConsoleDB(tmp_path / "events.db")
+    db.add_user("sam", "supervisor", "sam-password")
+    store = TransitStore(tmp_path / "events.db", key_file=tmp_path / "mistyped.key")
+    try:
+        with TestClient(create_app(db, follow=False, transits=store)) as client:
+            assert _login(client, "sam", "sam-password").status_code == 303
+            r = client.get("/transits", params={"plate": "AB123CD"})
+            assert r.status_code == 503
+            assert "Ricerca non disponibile: la chiave delle targhe non è utilizzabile" in r.text
+            assert not (tmp_path / "mistyped.key").exists()  # never created on the fly
+    finally:
+        store.close()
+        db.close()

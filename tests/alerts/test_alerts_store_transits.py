@@ -1,16 +1,32 @@
 """Each event store opens the plate transit store on its own database, and :func:`open_store`
 picks the backend; the aggregator takes its transit store from the event store, so with
-``--dsn`` nothing lands in a SQLite file named after the connection string."""
+``--dsn`` nothing lands in a SQLite file named after the connection string. The transit purge
+deletes every copy of a purged pass in the events tables, on both backends."""
 
 from __future__ import annotations
 
+import io
+import json
+import time
+
 import pytest
 
+from vigil.alerts.events import utc_iso
 from vigil.alerts.publisher import EventPublisher
 from vigil.alerts.store import EventStore, PgEventStore, StoreError, open_store
-from vigil.plates.transits import PgTransitStore, TransitStore, open_transit_store
+from vigil.plates.transits import PgTransitStore, Purged, TransitStore, open_transit_store, pseudonym
 
 KEY = b"k" * 32
+DAY = 86400.0
+HIT = {
+    "list": "A1",
+    "list_name": "stolen",
+    "plate": "AB123CD",
+    "note": "",
+    "exact": True,
+    "source": "a1.csv",
+    "line": 1,
+}
 
 
 def test_open_store_needs_exactly_one_of_db_and_dsn(tmp_path):
@@ -56,3 +72,65 @@ def test_aggregator_on_postgres_records_transits_there(
         assert transits.count() == 1
     with open_store(dsn=dsn, readonly=True) as reader:
         assert reader.count() == (1, 1)
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_purge_deletes_the_event_copies_of_every_purged_transit(backend, request, tmp_path, make_event):
+    """The transit rows and, in the same database, their ``plate_transit`` / ``plate_hit``
+    events, old plate events with no transit row (stored before the purge covered them), and
+    the conflicting copies kept aside; nothing else."""
+    if backend == "sqlite":
+        store = open_store(db=tmp_path / "events.db")
+    else:
+        store = open_store(dsn=request.getfixturevalue("dsn"))
+    now = time.time()
+
+    def at(days, type, **payload):
+        return make_event(camera="gate", type=type, time=utc_iso(now - days * DAY), payload=payload)
+
+    old = at(8, "plate_transit", plate="EF456GH", votes={"EF456GH": 2.0})
+    legacy = {**old.payload, "plate_hash": pseudonym("EF456GH", KEY)}  # as stored before the fix
+    orphan = at(9, "plate_transit", plate="GH789JK", votes={"GH789JK": 2.0})  # fail-open era: no row
+    recent = at(1, "plate_transit", plate="KL012MN", votes={"KL012MN": 2.0})
+    hit = at(30, "plate_hit", plate="AB123CD", hits=[HIT], lists=["A1"])
+    tid = hit.payload["transit_id"]
+    hit_end = at(30, "plate_transit", plate="AB123CD", votes={"AB123CD": 2.0}, hits=[HIT], transit_id=tid)
+    rule = at(30, "distance_violation")
+    try:
+        with store.open_transits(key=KEY, retention_days=7) as transits:
+            for event in (old, recent, hit_end):
+                transits.add_event(event)
+            store.add(old.model_copy(update={"payload": legacy}))
+            store.add(old)  # the same id resent with other content: kept aside in event_conflicts
+            for event in (orphan, recent, hit, hit_end, rule):
+                store.add(event)
+            assert len(store.conflicts()) == 1
+            assert transits.purge_all(now) == Purged(transits=1, events=3)
+            assert _stored_ids(store) == sorted([recent.id, hit.id, hit_end.id, rule.id])
+            assert store.conflicts() == []
+            assert transits.purge_all(now) == Purged(0, 0)
+            transits.hit_retention_days = 10
+            assert transits.purge(now) == 1
+            assert _stored_ids(store) == sorted([recent.id, rule.id])
+            assert [r["id"] for r in transits.all()] == [recent.payload["transit_id"]]
+        text = _export(store)
+        for plate in ("EF456GH", "GH789JK", "AB123CD", pseudonym("EF456GH", KEY)):
+            assert plate not in text
+    finally:
+        store.close()
+
+
+def test_purge_of_a_transit_file_without_events_tables(tmp_path):
+    with TransitStore(tmp_path / "transits.db", key=KEY) as transits:
+        transits.add({"camera": "gate", "time": time.time() - 8 * DAY, "plate": "EF456GH"})
+        assert transits.purge_all() == Purged(1, 0)
+
+
+def _stored_ids(store) -> list[str]:
+    return sorted(json.loads(line)["id"] for line in _export(store).splitlines())
+
+
+def _export(store) -> str:
+    buf = io.StringIO()
+    store.export_jsonl(buf)
+    return buf.getvalue()

@@ -1,6 +1,8 @@
-"""Transit records (SQLite store): pseudonymisation, search, export, retention, keys.
-The same rules on PostgreSQL: test_transits_pg.py; recording at the aggregator:
-tests/alerts/test_alerts_transits.py."""
+"""Transit records (SQLite store): pseudonymisation, search, export, retention, keys (failing
+closed: never created on the fly, refused when missing, unreadable or short), the redaction of
+a no-hit event. The same rules on PostgreSQL: test_transits_pg.py; recording at the aggregator:
+tests/alerts/test_alerts_transits.py; purging the events' copies:
+tests/alerts/test_alerts_store_transits.py."""
 
 import csv
 import io
@@ -11,7 +13,18 @@ import time
 import pytest
 
 from vigil.alerts.events import utc_iso
-from vigil.plates.transits import TransitStore, load_key, pseudonym
+from vigil.errors import UserError
+from vigil.plates.transits import (
+    MIN_KEY_BYTES,
+    PLATE_FIELDS,
+    PlateKeyError,
+    TransitError,
+    TransitStore,
+    create_key,
+    load_key,
+    pseudonym,
+    redact_event_payload,
+)
 
 KEY = b"k" * 32
 DAY = 86400.0
@@ -105,20 +118,116 @@ def test_retention_deletes_what_it_must_and_nothing_else(store):
     assert sorted(r["id"] for r in store.all()) == ["now-nohit", "recent-nohit"]
 
 
-def test_key_from_env_and_key_file(tmp_path, monkeypatch):
+@pytest.fixture
+def no_env_key(monkeypatch):
     monkeypatch.delenv("VIGIL_PLATE_KEY", raising=False)
+    monkeypatch.delenv("VIGIL_PLATE_KEY_FILE", raising=False)
+
+
+def test_key_from_env_and_key_file(tmp_path, monkeypatch, no_env_key):
     path = tmp_path / "keys" / "plate.key"
     monkeypatch.setenv("VIGIL_PLATE_KEY_FILE", str(path))
+    assert create_key() == path
+    assert (path.stat().st_mode & 0o777) == 0o600 and (path.parent.stat().st_mode & 0o777) == 0o700
     k1 = load_key()
-    assert path.is_file() and (path.stat().st_mode & 0o777) == 0o600
-    assert load_key() == k1
-    monkeypatch.setenv("VIGIL_PLATE_KEY", "00ff" * 8)
-    assert load_key() == bytes.fromhex("00ff" * 8)
+    assert len(k1) == 64 and load_key() == k1 == path.read_bytes().strip()
+    monkeypatch.setenv("VIGIL_PLATE_KEY", "00ff" * 16)
+    assert load_key() == bytes.fromhex("00ff" * 16)
+    assert load_key(key_file=path) == k1  # a file named explicitly beats the environment's key
+    assert load_key(b"x" * MIN_KEY_BYTES) == b"x" * MIN_KEY_BYTES
+
+
+def test_a_missing_key_is_refused_and_never_created(tmp_path, monkeypatch, no_env_key):
+    """A mistyped key path must not make a new key (whose searches find nothing stored)."""
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    missing = tmp_path / "keys" / "plate.kye"
+    with pytest.raises(PlateKeyError, match=f"plate key file {missing} does not exist.*vigil transits keygen"):
+        load_key(key_file=missing)
+    with pytest.raises(PlateKeyError, match="plate-hmac.key does not exist"):
+        load_key()  # the default file: refused too
+    assert not missing.exists() and not missing.parent.exists() and not (tmp_path / "config").exists()
+    with TransitStore(tmp_path / "events.db", key_file=missing) as store:
+        for hits in ([], [HIT]):
+            with pytest.raises(PlateKeyError, match="does not exist"):
+                store.add(_transit("EF456GH", time.time(), hits=hits))
+        with pytest.raises(PlateKeyError, match="does not exist"):
+            store.search_plate("EF456GH")  # not "no transit": the plate may well be stored
+        assert store.count() == 0
+    assert not missing.exists()
+
+
+@pytest.mark.parametrize("content", [b"", b"k" * (MIN_KEY_BYTES - 1), b"  " + b"k" * 20 + b"\n\n"])
+def test_a_short_key_file_is_refused_naming_the_file(tmp_path, no_env_key, content):
+    path = tmp_path / "plate.key"
+    path.write_bytes(content)
+    with pytest.raises(PlateKeyError, match=f"plate key file {path}: too short .*need at least {MIN_KEY_BYTES}"):
+        load_key(key_file=path)
+    with TransitStore(tmp_path / "events.db", key_file=path) as store:
+        with pytest.raises(PlateKeyError, match="too short"):
+            store.add(_transit("EF456GH", time.time()))
+        assert store.count() == 0
+
+
+def test_short_keys_from_the_environment_or_the_caller_are_refused(monkeypatch, no_env_key):
+    monkeypatch.setenv("VIGIL_PLATE_KEY", "00ff" * 8)  # 8 bytes of hex
+    with pytest.raises(PlateKeyError, match="VIGIL_PLATE_KEY: too short"):
+        load_key()
+    monkeypatch.setenv("VIGIL_PLATE_KEY", "short text key")
+    with pytest.raises(PlateKeyError, match="too short"):
+        load_key()
+    for key in (b"", "", b"k" * (MIN_KEY_BYTES - 1)):
+        with pytest.raises(PlateKeyError, match="the plate key given: too short"):
+            load_key(key)
+
+
+def test_an_unreadable_key_file_is_refused(tmp_path, no_env_key):
+    folder = tmp_path / "plate.key"
+    folder.mkdir()  # (as root, a 000 file is still readable: a folder is not)
+    with pytest.raises(PlateKeyError, match=f"plate key file {folder} cannot be read"):
+        load_key(key_file=folder)
+
+
+def test_key_errors_are_user_errors_and_transit_errors():
+    assert issubclass(PlateKeyError, UserError) and issubclass(PlateKeyError, TransitError)
+
+
+def test_create_key_writes_0600_and_never_replaces_a_key(tmp_path, no_env_key):
+    path = tmp_path / "plate.key"
+    assert create_key(path) == path
+    first = path.read_bytes()
+    assert (path.stat().st_mode & 0o777) == 0o600 and len(first.strip()) == 64
+    bytes.fromhex(first.strip().decode())  # 32 random bytes as hex
+    with pytest.raises(PlateKeyError, match=f"plate key file {path} already exists: not replaced"):
+        create_key(path)
+    assert path.read_bytes() == first
+    other = create_key(tmp_path / "other.key")
+    assert other.read_bytes() != first
+
+
+def test_a_no_hit_event_payload_keeps_no_copy_of_the_plate():
+    payload = {
+        "transit_id": "t",
+        "plate": "EF456GH",
+        "plate_hash": "ab" * 32,
+        "votes": {"EF456GH": 2.0, "EF4S6GH": 0.5},
+        "raw_readings": ["EF456GH"],
+        "evidence_id": "e" * 32,
+        "hits": [],
+        "direction": "in",
+        "confidence": 0.9,
+    }
+    out = redact_event_payload(payload)
+    assert not set(PLATE_FIELDS) & set(out)
+    assert out == {"transit_id": "t", "hits": [], "direction": "in", "confidence": 0.9}
+    assert "EF456GH" not in json.dumps(out) and "EF4S6GH" not in json.dumps(out)
+    assert payload["plate"] == "EF456GH"  # the caller's payload is not changed
+    # no plate but still its readings (an odd sender): those go too
+    assert redact_event_payload({"plate": None, "votes": {"EF456GH": 1.0}, "hits": []}) == {"hits": []}
+    hit = {**payload, "hits": [HIT]}
+    assert redact_event_payload(hit) is hit  # a list hit keeps its plate
 
 
 def test_bad_transits_are_rejected(store):
-    from vigil.plates.transits import TransitError
-
     with pytest.raises(TransitError):
         store.add({"camera": "c", "plate": ""})
     with pytest.raises(TransitError):
@@ -150,8 +259,6 @@ def test_a_file_from_before_the_version_table_opens_and_keeps_its_rows(tmp_path)
     version = sqlite3.connect(db).execute("SELECT version FROM transits_version").fetchall()
     assert version == [(1,)]
     sqlite3.connect(db).execute("UPDATE transits_version SET version = 9").connection.commit()
-    from vigil.plates.transits import TransitError
-
     with pytest.raises(TransitError, match="schema 9"):
         TransitStore(db, key=KEY)
 
@@ -162,8 +269,6 @@ def test_without_a_usable_key_nothing_is_stored(tmp_path, monkeypatch):
     short = tmp_path / "short.key"
     short.write_text("tooshort")
     monkeypatch.setenv("VIGIL_PLATE_KEY_FILE", str(short))
-    from vigil.plates.transits import TransitError
-
     with TransitStore(tmp_path / "events.db") as store:
         for hits in ([], [HIT]):
             with pytest.raises(TransitError, match="too short"):
