@@ -1,5 +1,10 @@
 """``vigil models prepare | list | import FILE | verify [NAME] | export MODEL.pt``: the model registry
-(manifests in the cache)."""
+(manifests in the cache).
+
+``export`` hands a ``.pt`` to Ultralytics (whose loader unpickles it with ``weights_only=False``)
+only after :func:`vigil.models.pt_pickle.check_pt` passed it; without the extra it converts the
+file with :mod:`vigil.models.ultralytics_pt`, which reads it through the same checks.
+"""
 
 from __future__ import annotations
 
@@ -22,7 +27,7 @@ from vigil.models.manifest import (
     packaged_ocr_models,
     verify,
 )
-from vigil.models.pt_pickle import UltralyticsPtError
+from vigil.models.pt_pickle import UltralyticsPtError, check_pt
 from vigil.models.ultralytics_env import import_ultralytics
 from vigil.models.ultralytics_pt import convert
 
@@ -175,6 +180,11 @@ def _cmd_export(args: argparse.Namespace) -> int:
             return _export_without_torch(src, args)
         print(f"vigil models export: {exc}", file=sys.stderr)
         return 2
+    try:  # the gate: Ultralytics' loader unpickles with weights_only=False, so nothing unchecked reaches it
+        check_pt(src, for_torch=True)
+    except UltralyticsPtError as exc:
+        print(f"vigil models export: {exc}", file=sys.stderr)
+        return 2
     kw = {"format": args.format, "imgsz": args.imgsz, "verbose": False}
     if args.end2end:
         kw["nms"] = False
@@ -199,7 +209,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 def _export_without_torch(src, args: argparse.Namespace) -> int:
     """ONNX export of a YOLOv8/YOLOv5u detection checkpoint by :mod:`vigil.models.ultralytics_pt`
-    (numpy + onnx; dynamic input size) when the ultralytics extra is not installed."""
+    (numpy + onnx; dynamic input size) when the ultralytics extra is not installed (the converter
+    reads the file through :func:`~vigil.models.pt_pickle.check_pt`'s checks)."""
     out = src.with_suffix(".onnx")
     try:
         convert(src, out)

@@ -1,65 +1,196 @@
-"""Reading torch ``.pt`` checkpoints without torch: a restricted unpickler.
+"""Checking and reading torch ``.pt`` checkpoints without running them: the one gate every ``.pt`` passes.
 
 A ``.pt`` file is a zip holding ``<prefix>/data.pkl`` and the raw tensor storages
-``<prefix>/data/<key>``; ``data.pkl`` is a pickle, so it could run code. :class:`SafeUnpickler`
-resolves only an explicit allow-list of globals: ``collections.OrderedDict``,
-``set``/``frozenset``, ``torch.Size``, the tensor rebuild helpers of ``torch._utils`` and the
-``torch.*Storage`` types (tensors become numpy arrays: elements, in the storage's dtype,
-native byte order), torch dtype/device names (kept as strings), numpy scalar/array
-constructors, ``_codecs.encode`` for ``(str, 'latin1')`` (protocol-2 ``bytes``), ``getattr`` on
-stubs only, and the classes of ``torch.nn.modules.*`` and ``ultralytics.*``, which become inert
-:class:`Stub` objects that only keep the state they are given (``__dict__``). Any other global
-(``os.system``, ``builtins.eval``, ...) raises :class:`UnsafeCheckpointError` before anything
-is called. Used by :mod:`vigil.models.ultralytics_pt` (the ``.pt`` → ONNX converter).
+``<prefix>/data/<key>``; ``data.pkl`` is a pickle, so loading it with ``torch.load(weights_only=False)``
+(what Ultralytics' loader does) runs whatever code it names. :func:`check_pt` is the gate: every
+path of Vigil that touches a ``.pt`` calls it first, and nothing of a file that fails it runs.
+The ``ultralytics`` detector backend and ``vigil models export`` call ``check_pt(path,
+for_torch=True)`` before Ultralytics sees the file; the ``.pt`` → ONNX converter
+(:mod:`vigil.models.ultralytics_pt`, hence the model cache) reads through :func:`read_pt`, which
+calls :func:`check_pt` and then reads the file with the same restricted unpickler. A refusal is an
+:class:`UnsafeCheckpointError` or :class:`UltralyticsPtError`, both :class:`~vigil.models.errors.ModelError`
+(bad input: one line, exit 2), whose message starts with the file's path and gives the reason.
+
+What is checked, in order, and why:
+
+1. **The container, as torch will read it.** The file starts with a zip local header at byte 0
+   (otherwise ``torch.load`` falls back to its legacy format and unpickles the whole file, so
+   such files are refused); every member lies in the folder of the first one, which is where torch
+   looks for ``data.pkl``; no member name repeats, hides a NUL or climbs out (``..``); members are
+   stored or deflated, not encrypted; the only pickle is ``data.pkl`` (a ``constants.pkl`` marks a
+   TorchScript archive, which ``torch.load`` would hand to ``torch.jit.load``).
+2. **Sizes, before anything is decompressed** (:class:`PtLimits`): the members' declared
+   uncompressed sizes add up to at most ``max_total_bytes`` (2 GiB); a member over 1 MiB may not
+   declare more than ``max_ratio`` (50) times its compressed size (a zip bomb: a 3.6 MB file of
+   3.4 GiB of zeros reached 4.2 GB); ``data.pkl`` is at most ``max_pickle_bytes`` (32 MiB).
+   Python's zip reader never returns more than a member declares, so these bound what is read.
+3. **The pickle's opcodes** (``pickletools.genops``, which executes nothing): no length runs past
+   the data (the C unpickler allocates a declared ``BINBYTES``/``BINUNICODE`` length before it
+   reads); memo indices only grow one by one (a ``LONG_BINPUT`` index of 10^8 makes the unpickler
+   allocate its memo table for it: a 255-byte file reached 1.5 GB before this check); at most
+   ``max_opcodes`` opcodes, ``max_memo`` memo entries, ``max_stack`` stack items and ``max_marks``
+   nested marks; none of the opcodes torch never writes (``INST``, ``OBJ``, ``PERSID``, ``EXT*``,
+   protocol-5 buffers).
+4. **The globals and calls**, by :class:`SafeUnpickler`: ``find_class`` answers only from an
+   explicit allow-list: ``collections.OrderedDict``, ``set``/``frozenset``, ``torch.Size``, the
+   tensor rebuild helpers of ``torch._utils`` and the ``torch.*Storage`` types, torch dtype/device
+   names (kept as strings), numpy scalars and arrays of plain numeric dtypes (``_reconstruct``
+   only as numpy pickles it, shape ``(0,)``), ``_codecs.encode`` for ``(str, 'latin1')``
+   (protocol-2 ``bytes``), ``pathlib`` paths (pure paths: no file is touched), ``getattr`` on stub
+   classes (``Detect.forward``) and ``forward``/``forward_fuse`` of stub objects; and the classes
+   of ``torch.nn.modules.*`` and ``ultralytics.*`` (public names, no private module), which become
+   inert :class:`Stub` objects that only keep the state they are given. Such a class may be
+   created only as pickle creates a module (``cls.__new__(cls)`` then its state), never *called*
+   (that would run its constructor with the file's arguments), except the ``SimpleNamespace``
+   types of training arguments, called with no arguments. Any other global (``os.system``,
+   ``builtins.eval``, ...) raises :class:`UnsafeCheckpointError` before anything is called.
+5. **Storages and tensors, before allocating**: a storage's declared ``numel x itemsize`` must fit
+   in its archive member's declared size; a tensor's offset, size and stride must stay inside its
+   storage, and a tensor may not have more elements than its storage unless it is under 1 MiB (a
+   stride-0 view of one element expands to anything: 507 bytes reached 1.5 GB); what the reader
+   materialises is capped at twice the storages' bytes. :func:`check_pt` reads no storage at all.
+6. **What the result holds** (walked iteratively, at most ``max_depth`` deep): data only
+   (containers, numbers, strings, paths, numpy scalars and arrays, tensors, stub objects and
+   method markers); no class, function or other object as a value (a class stored as a module's
+   attribute or hook would be called later by torch), and every ``*hook*`` table of a module empty
+   (torch calls hooks on every forward pass).
+7. With ``for_torch=True`` (the file goes to ``torch.load`` next), each stub class is looked up in
+   the installed torch / ultralytics as torch's unpickler will: it must exist, be a class, be a
+   ``torch.nn.Module``, a ``SimpleNamespace`` that keeps the built-in constructor, or a class of
+   Ultralytics' loss helpers, and have no ``__del__`` (a finaliser would run on the file's data);
+   every ``getattr`` must give a plain function.
+
+Tensors become numpy arrays (elements, in the storage's dtype, native byte order); what
+:func:`read_pt` returns is inert data. Used by :mod:`vigil.models.ultralytics_pt` (the ``.pt`` →
+ONNX converter), ``vigil models export`` and the ``ultralytics`` detector backend.
 """
 
 from __future__ import annotations
 
 import collections
+import importlib
+import inspect
+import io
+import math
 import os
+import pathlib
 import pickle
+import pickletools
+import types
 import zipfile
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-__all__ = ["UltralyticsPtError", "UnsafeCheckpointError", "Stub", "StubAttr", "SafeUnpickler", "read_pt"]
+from vigil.models.errors import ModelError
+
+__all__ = [
+    "UltralyticsPtError",
+    "UnsafeCheckpointError",
+    "PtLimits",
+    "PtReport",
+    "Stub",
+    "StubAttr",
+    "TensorSpec",
+    "SafeUnpickler",
+    "check_pt",
+    "read_pt",
+]
+
+_MiB = 1 << 20
 
 
-class UltralyticsPtError(ValueError):
+class UltralyticsPtError(ModelError):
     """A checkpoint we cannot read or convert; the message names the file and the layer."""
 
 
 class UnsafeCheckpointError(UltralyticsPtError):
-    """The checkpoint's pickle references a global outside the allow-list (nothing was run)."""
+    """The checkpoint would run code or allocate without bound if loaded (nothing was run)."""
 
 
-# ---------------------------------------------------------------------------- reading
+@dataclass(frozen=True)
+class PtLimits:
+    """Bounds :func:`check_pt` enforces before allocating (the defaults fit every Ultralytics
+    detection checkpoint, training ones included, with a wide margin: a YOLO11n ``data.pkl`` is
+    130 kB, 50 000 opcodes, 19 nested marks, a stack of 420 items)."""
+
+    #: sum of the zip members' declared uncompressed sizes
+    max_total_bytes: int = 2 << 30
+    #: a member over ``ratio_floor_bytes`` may declare at most this many times its compressed size
+    max_ratio: float = 50.0
+    ratio_floor_bytes: int = _MiB
+    max_members: int = 65536
+    #: ``data.pkl``, uncompressed
+    max_pickle_bytes: int = 32 * _MiB
+    max_opcodes: int = 1_000_000
+    max_memo: int = 1_000_000
+    max_stack: int = 100_000
+    max_marks: int = 100
+    #: nesting of the unpickled object graph
+    max_depth: int = 256
+    #: a tensor may have more elements than its storage (a broadcast view) only below this size
+    max_broadcast_bytes: int = _MiB
+    max_tensor_dims: int = 16
+
+
+@dataclass(frozen=True)
+class PtReport:
+    """What :func:`check_pt` found in a checkpoint that passed."""
+
+    path: str
+    prefix: str
+    members: int
+    pickle_bytes: int
+    opcodes: int
+    storages: int
+    storage_bytes: int
+    #: the globals the pickle references, ``module.name``, sorted
+    globals: tuple[str, ...]
+
+
+# ---------------------------------------------------------------------------- inert stand-ins
 class Stub:
     """Inert stand-in for a pickled ``torch.nn`` / ``ultralytics`` object.
 
     It keeps the state the pickle gives it in ``__dict__`` (for an ``nn.Module``: ``_modules``,
     ``_parameters``, ``_buffers`` and plain attributes such as ``f``, ``i``, ``k``...);
     ``__class__.__qualname__`` is the original class name and ``_stub_path`` its
-    ``module.name``. Constructor arguments are kept in ``_stub_args`` and never interpreted.
+    ``module.name``. Pickle creates a module with ``cls.__new__(cls)`` and then its state; a stub
+    refuses to be created with arguments, and to be called (which would run the real class's
+    constructor on the file's arguments) unless it stands for a ``SimpleNamespace``
+    (``_stub_callable``), which pickle calls with no arguments.
     """
 
     _stub_path = "?"
+    _stub_callable = False
 
-    def __init__(self, *args, **kwargs):
-        self.__dict__["_stub_args"] = args
-        if kwargs:
-            self.__dict__["_stub_kwargs"] = kwargs
+    def __new__(cls, *args, **kwargs):
+        if args or kwargs:
+            raise UnsafeCheckpointError(
+                f"the pickle creates {cls._stub_path} with arguments; a checkpoint creates modules without any"
+            )
+        return super().__new__(cls)
+
+    def __init__(self):
+        if not type(self)._stub_callable:
+            raise UnsafeCheckpointError(
+                f"the pickle calls {self._stub_path}(), which would run its constructor; "
+                "a checkpoint creates modules without calling them"
+            )
 
     def __setstate__(self, state):
-        if isinstance(state, tuple) and len(state) == 2 and (state[0] is None or isinstance(state[0], dict)):
+        if isinstance(state, tuple) and len(state) == 2 and all(s is None or isinstance(s, dict) for s in state):
             state, slots = state  # (dict, slots) form
             if slots:
                 self.__dict__.update(slots)
-        if isinstance(state, dict):
-            self.__dict__.update(state)
-        else:
-            self.__dict__["_stub_state"] = state
+        if state is None:
+            return
+        if not isinstance(state, dict) or not all(isinstance(k, str) for k in state):
+            raise UnsafeCheckpointError(
+                f"the state of {self._stub_path} is a {type(state).__name__}, not a dict of attributes"
+            )
+        self.__dict__.update(state)
 
     def __getattr__(self, name: str):
         # nn.Module attribute lookup: _parameters, then _buffers, then _modules
@@ -83,9 +214,40 @@ def _stub_class(module: str, name: str) -> type:
     path = f"{module}.{name}"
     cls = _STUB_CLASSES.get(path)
     if cls is None:
-        cls = type(name, (Stub,), {"_stub_path": path, "__module__": __name__})
+        callable_ = name.endswith("SimpleNamespace")
+        cls = type(name, (Stub,), {"_stub_path": path, "_stub_callable": callable_, "__module__": __name__})
         _STUB_CLASSES[path] = cls
     return cls
+
+
+class StubAttr:
+    """What ``getattr(<stub class>, name)`` gives (e.g. a pickled ``Detect.forward``): a marker."""
+
+    def __init__(self, owner: str, name: str):
+        self.owner, self.name = owner, name
+
+    def __repr__(self) -> str:
+        return f"<stub attribute {self.owner}.{self.name}>"
+
+
+class TensorSpec:
+    """A tensor as :func:`check_pt` sees it: shape and dtype, no data (nothing is read)."""
+
+    def __init__(self, shape: tuple[int, ...], dtype: np.dtype):
+        self.shape, self.dtype = shape, dtype
+
+    def __setstate__(self, state):
+        raise UnsafeCheckpointError("the pickle sets the state of a tensor, which a checkpoint never does")
+
+    def __repr__(self) -> str:
+        return f"<tensor {self.dtype} {list(self.shape)}>"
+
+
+class _StorageSpec:
+    """A storage in :func:`check_pt`: dtype and element count (what the tensor checks need)."""
+
+    def __init__(self, dtype: np.dtype, size: int):
+        self.dtype, self.size, self.itemsize = dtype, size, dtype.itemsize
 
 
 # numpy dtypes of the torch storage types (BFloat16 is widened by hand)
@@ -109,79 +271,236 @@ class _StorageType:
     def __init__(self, name: str):
         self.name = name
         self.dtype = _STORAGE_DTYPES[name]
+        self.itemsize = 2 if self.dtype == "bfloat16" else np.dtype(self.dtype).itemsize
 
     def __call__(self, *args, **kwargs):
         raise UnsafeCheckpointError(f"torch.{self.name} is only accepted as a storage tag, not called")
 
 
+# ---------------------------------------------------------------------------- allowed callables
+def _is_int(v) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+
+
+def _int_tuple(value, what: str, limits: PtLimits) -> tuple[int, ...]:
+    if not isinstance(value, (tuple, list)) or len(value) > limits.max_tensor_dims:
+        raise UltralyticsPtError(f"tensor {what} {str(value)[:80]} is not a tuple of at most {limits.max_tensor_dims}")
+    if not all(_is_int(v) and v >= 0 for v in value):
+        raise UltralyticsPtError(f"tensor {what} {str(value)[:80]} holds something other than integers >= 0")
+    return tuple(int(v) for v in value)
+
+
+def _no_hooks(hooks, what: str) -> None:
+    """Torch attaches ``backward_hooks`` to the tensor (callables it runs later): only empty ones pass."""
+    if hooks is not None and not (isinstance(hooks, dict) and not hooks):
+        raise UnsafeCheckpointError(f"{what} carries backward hooks, which a checkpoint never does")
+
+
 def _torch_size(*args):
-    return tuple(int(v) for v in (args[0] if args else ()))
+    if len(args) > 1 or (args and not isinstance(args[0], (tuple, list))):
+        raise UltralyticsPtError("torch.Size takes one list of integers")
+    return _int_tuple(args[0] if args else (), "size", PtLimits())
 
 
-def _rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad=False, backward_hooks=None, metadata=None):
-    """``torch._utils._rebuild_tensor_v2`` → a contiguous numpy array (elements, not bytes)."""
-    if not isinstance(storage, np.ndarray):
+def _check_view(storage, storage_offset, size, stride, limits: PtLimits) -> tuple[int, tuple, tuple, int]:
+    """Offset, size and stride of a tensor over ``storage`` (anything with ``size``, ``itemsize``):
+    inside it, and no more elements than it holds unless small. Returns them with the element count."""
+    size, stride = _int_tuple(size, "size", limits), _int_tuple(stride, "stride", limits)
+    if len(size) != len(stride) or not _is_int(storage_offset) or storage_offset < 0:
+        raise UltralyticsPtError(f"tensor (offset {storage_offset}, size {size}, stride {stride}) is malformed")
+    offset = int(storage_offset)
+    n = math.prod(size)
+    if n:
+        last = offset + sum((s - 1) * st for s, st in zip(size, stride))
+        if last >= storage.size:
+            raise UltralyticsPtError(
+                f"tensor (offset {offset}, size {size}, stride {stride}) runs past its storage "
+                f"of {storage.size} elements"
+            )
+        if n > storage.size and n * storage.itemsize > limits.max_broadcast_bytes:
+            raise UnsafeCheckpointError(
+                f"tensor of size {size} (stride {stride}) has {n} elements over a storage of {storage.size}: "
+                f"expanding it would allocate {n * storage.itemsize} bytes"
+            )
+    return offset, size, stride, n
+
+
+def _rebuild_tensor_v2(
+    storage, storage_offset, size, stride, requires_grad=False, backward_hooks=None, metadata=None, *, limits=None
+):
+    """``torch._utils._rebuild_tensor_v2`` → a contiguous numpy array (elements, not bytes); a
+    :class:`TensorSpec` when ``storage`` is only described (:func:`check_pt`)."""
+    limits = limits or PtLimits()
+    if not isinstance(storage, (np.ndarray, _StorageSpec)):
         raise UltralyticsPtError(f"tensor storage is {type(storage).__name__}, expected a persistent storage")
-    size = tuple(int(s) for s in size)
-    stride = tuple(int(s) for s in stride)
-    n = int(np.prod(size)) if size else 1
+    _no_hooks(backward_hooks, "a tensor")
+    if metadata is not None and not (
+        isinstance(metadata, dict) and all(isinstance(v, bool) for v in metadata.values())
+    ):
+        raise UnsafeCheckpointError("tensor metadata is not a dict of flags")
+    offset, size, stride, n = _check_view(storage, storage_offset, size, stride, limits)
+    if isinstance(storage, _StorageSpec):
+        return TensorSpec(size, storage.dtype)
     if n == 0:
         return np.zeros(size, storage.dtype)
-    last = int(storage_offset) + sum((s - 1) * st for s, st in zip(size, stride))
-    if storage_offset < 0 or last >= storage.size or any(st < 0 for st in stride):
-        raise UltralyticsPtError(
-            f"tensor (offset {storage_offset}, size {size}, stride {stride}) runs past its storage "
-            f"of {storage.size} elements"
-        )
-    base = storage[int(storage_offset) :]
+    base = storage[offset:]
     item = storage.itemsize
     return np.lib.stride_tricks.as_strided(base, size, tuple(st * item for st in stride), writeable=False).copy()
 
 
-class StubAttr:
-    """What ``getattr(<stub class>, name)`` gives (e.g. a pickled ``Detect.forward``): a marker."""
-
-    def __init__(self, owner: str, name: str):
-        self.owner, self.name = owner, name
-
-    def __repr__(self) -> str:
-        return f"<stub attribute {self.owner}.{self.name}>"
-
-
-def _safe_getattr(obj, name, *default):
-    """``getattr`` restricted to stub classes/objects (newer checkpoints pickle e.g.
-    ``Pose.detect = Detect.forward`` as ``getattr(Detect, 'forward')``); anything else is refused."""
-    if (isinstance(obj, type) and issubclass(obj, Stub)) or isinstance(obj, Stub):
-        path = obj._stub_path
-        return StubAttr(path, str(name))
-    raise UnsafeCheckpointError(f"getattr on {type(obj).__name__} is not allowed in a model checkpoint")
-
-
-def _rebuild_parameter(data, requires_grad=False, backward_hooks=None, state=None):
+def _rebuild_parameter(data, requires_grad=False, backward_hooks=None):
+    _no_hooks(backward_hooks, "a parameter")
     return data
 
 
 def _rebuild_parameter_with_state(data, requires_grad=False, backward_hooks=None, state=None):
+    _no_hooks(backward_hooks, "a parameter")
+    parts = state if isinstance(state, tuple) and len(state) == 2 else (state,)
+    if not all(p is None or (isinstance(p, dict) and not p) for p in parts):
+        raise UnsafeCheckpointError("a parameter carries Python attributes, which torch would set on it")
     return data
+
+
+def _safe_getattr(obj, name, *default):
+    """``getattr`` as checkpoints use it: on a stub class (``Pose.detect = Detect.forward`` is pickled
+    as ``getattr(Detect, 'forward')``), or ``forward``/``forward_fuse`` of a stub object; anything
+    else is refused."""
+    if default or not isinstance(name, str) or not name.isidentifier() or name.startswith("__"):
+        raise UnsafeCheckpointError(f"getattr(..., {str(name)[:40]!r}) is not allowed in a model checkpoint")
+    if isinstance(obj, type) and issubclass(obj, Stub):
+        return StubAttr(obj._stub_path, name)
+    if isinstance(obj, Stub) and name in ("forward", "forward_fuse"):
+        return StubAttr(obj._stub_path, name)
+    raise UnsafeCheckpointError(f"getattr on {type(obj).__name__} is not allowed in a model checkpoint")
+
+
+def _ordered_dict(items=()):
+    if not isinstance(items, (list, tuple, dict)):
+        raise UltralyticsPtError(f"OrderedDict of a {type(items).__name__}")
+    return collections.OrderedDict(items)
+
+
+def _set_of(kind):
+    def build(items=()):
+        if not isinstance(items, (list, tuple)):
+            raise UltralyticsPtError(f"{kind.__name__} of a {type(items).__name__}")
+        return kind(items)
+
+    return build
+
+
+def _torch_device(*args):
+    if not 1 <= len(args) <= 2 or not all(isinstance(a, (str, int)) for a in args):
+        raise UltralyticsPtError("torch.device takes a type and an index")
+    return "device(" + ", ".join(map(str, args)) + ")"
+
+
+def _latin1_encode(text, encoding="utf-8", *rest):
+    """``_codecs.encode`` as protocol-2 pickles use it for ``bytes``: ``(str, 'latin1')`` only."""
+    if rest or not isinstance(text, str) or str(encoding).replace("-", "").lower() not in ("latin1", "utf8"):
+        raise UnsafeCheckpointError("_codecs.encode is only accepted for (str, 'latin1') in a model checkpoint")
+    return text.encode(encoding)
+
+
+def _pure_path(kind):
+    """``pathlib.PosixPath(*parts)`` → the pure path (no file system access; what torch builds is inert too)."""
+
+    def build(*parts):
+        if not all(isinstance(p, str) for p in parts):
+            raise UltralyticsPtError("a pickled path holds something other than strings")
+        return kind(*parts)
+
+    return build
+
+
+# numpy scalars and arrays (training metrics of newer checkpoints): plain numeric dtypes only
+try:
+    from numpy._core import multiarray as _np_multiarray  # numpy >= 2
+except ImportError:  # pragma: no cover - numpy 1.x
+    from numpy.core import multiarray as _np_multiarray
+
+
+def _plain_dtype(dt) -> np.dtype:
+    if (
+        not isinstance(dt, np.dtype)
+        or dt.kind not in "biufc"
+        or dt.subdtype is not None
+        or dt.names is not None
+        or dt.itemsize > 16
+    ):
+        raise UnsafeCheckpointError(f"numpy dtype {str(dt)[:40]} is not a plain numeric type")
+    return dt
+
+
+def _np_dtype(obj, align=False, copy=False):
+    """``numpy.dtype`` as numpy pickles it (``dtype('f8', False, True)``), numeric type codes only."""
+    if not isinstance(obj, str) or len(obj) > 4:
+        raise UnsafeCheckpointError(f"numpy.dtype({str(obj)[:40]!r}) is not allowed in a model checkpoint")
+    try:
+        dt = np.dtype(obj, align=bool(align), copy=bool(copy))
+    except TypeError as exc:
+        raise UltralyticsPtError(f"numpy.dtype({obj!r}): {exc}") from None
+    return _plain_dtype(dt)
+
+
+def _np_scalar(dtype, data=None):
+    dt = _plain_dtype(dtype)
+    if not isinstance(data, bytes) or len(data) != dt.itemsize:
+        raise UltralyticsPtError(f"numpy scalar of {dt} without its {dt.itemsize} bytes")
+    return _np_multiarray.scalar(dt, data)
+
+
+class _NdarrayTag:
+    """``numpy.ndarray`` as a pickle names it: accepted only as ``_reconstruct``'s first argument."""
+
+    def __repr__(self) -> str:
+        return "numpy.ndarray"
+
+
+_NDARRAY = _NdarrayTag()
+
+
+class _CheckedArray(np.ndarray):
+    """An array rebuilt from a pickle: its state (``version, shape, dtype, is_fortran, rawdata``) must
+    be a plain numeric dtype with exactly the bytes its shape needs."""
+
+    def __setstate__(self, state):
+        if not isinstance(state, tuple) or len(state) != 5:
+            raise UnsafeCheckpointError("numpy array state is not (version, shape, dtype, fortran, bytes)")
+        _, shape, dtype, _, raw = state
+        shape = _int_tuple(shape, "shape", PtLimits())
+        dt = _plain_dtype(dtype)
+        if not isinstance(raw, bytes) or len(raw) != math.prod(shape) * dt.itemsize:
+            raise UltralyticsPtError(f"numpy array {shape} of {dt} does not come with its bytes")
+        super().__setstate__(state)
+
+
+def _np_reconstruct(subtype, shape, dtype):
+    """``numpy.core.multiarray._reconstruct`` as numpy pickles it: ``(ndarray, (0,), b'b')``, then the state."""
+    if subtype is not _NDARRAY or tuple(shape) != (0,) or dtype != b"b":
+        raise UnsafeCheckpointError("numpy _reconstruct is only accepted as numpy pickles an array")
+    return _np_multiarray._reconstruct(_CheckedArray, (0,), b"b")
 
 
 #: (module, name) → object, the exact globals a checkpoint may reference (besides the stubs)
 _ALLOWED: dict[tuple[str, str], Any] = {
-    ("collections", "OrderedDict"): collections.OrderedDict,
-    ("__builtin__", "set"): set,
-    ("builtins", "set"): set,
-    ("__builtin__", "frozenset"): frozenset,
-    ("builtins", "frozenset"): frozenset,
+    ("collections", "OrderedDict"): _ordered_dict,
     ("torch", "Size"): _torch_size,
-    ("__builtin__", "getattr"): _safe_getattr,
-    ("builtins", "getattr"): _safe_getattr,
+    ("torch", "device"): _torch_device,
     ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor_v2,
     ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
     ("torch._utils", "_rebuild_parameter_with_state"): _rebuild_parameter_with_state,
+    ("_codecs", "encode"): _latin1_encode,
+    ("numpy", "dtype"): _np_dtype,
+    ("numpy", "ndarray"): _NDARRAY,
 }
+for _b in ("__builtin__", "builtins"):
+    _ALLOWED[(_b, "set")] = _set_of(set)
+    _ALLOWED[(_b, "frozenset")] = _set_of(frozenset)
+    _ALLOWED[(_b, "getattr")] = _safe_getattr
 for _n in _STORAGE_DTYPES:
     _ALLOWED[("torch", _n)] = _StorageType(_n)
-# torch dtypes / devices (newer checkpoints may carry them as plain attributes): kept as names
+# torch dtypes (newer checkpoints may carry them as plain attributes): kept as names
 for _n in (
     "float16",
     "float32",
@@ -198,112 +517,446 @@ for _n in (
     "bool",
 ):
     _ALLOWED[("torch", _n)] = f"torch.{_n}"
-_ALLOWED[("torch", "device")] = lambda *a: "device(" + ", ".join(map(str, a)) + ")"
-# numpy scalars and arrays (training metrics of newer checkpoints): constructors only, no code
-try:
-    from numpy._core import multiarray as _np_multiarray  # numpy >= 2
-except ImportError:  # pragma: no cover - numpy 1.x
-    from numpy.core import multiarray as _np_multiarray
 for _m in ("numpy.core.multiarray", "numpy._core.multiarray"):
-    _ALLOWED[(_m, "scalar")] = _np_multiarray.scalar
-    _ALLOWED[(_m, "_reconstruct")] = _np_multiarray._reconstruct
-_ALLOWED[("numpy", "dtype")] = np.dtype
+    _ALLOWED[(_m, "scalar")] = _np_scalar
+    _ALLOWED[(_m, "_reconstruct")] = _np_reconstruct
+for _m in ("pathlib", "pathlib._local"):
+    for _c, _kind in (("PosixPath", pathlib.PurePosixPath), ("WindowsPath", pathlib.PureWindowsPath)):
+        _ALLOWED[(_m, _c)] = _ALLOWED[(_m, f"Pure{_c}")] = _pure_path(_kind)
 
-
-def _latin1_encode(text, encoding="utf-8", *rest):
-    """``_codecs.encode`` as protocol-2 pickles use it for ``bytes``: ``(str, 'latin1')`` only."""
-    if not isinstance(text, str) or str(encoding).replace("-", "").lower() not in ("latin1", "utf8"):
-        raise UnsafeCheckpointError("_codecs.encode is only accepted for (str, 'latin1') in a model checkpoint")
-    return text.encode(encoding)
-
-
-_ALLOWED[("_codecs", "encode")] = _latin1_encode
-_ALLOWED[("numpy", "ndarray")] = np.ndarray
 # modules whose classes become Stub objects (nothing from them is imported or called)
 _STUB_PREFIXES = ("torch.nn.modules.", "ultralytics.")
 _STUB_EXACT = {("torch.nn", "Module"), ("torch.nn.parameter", "Parameter"), ("types", "SimpleNamespace")}
 
 
+def _stub_name_ok(module: str, name: str) -> bool:
+    if (module, name) in _STUB_EXACT:
+        return True
+    parts = module.split(".")
+    return (
+        module.startswith(_STUB_PREFIXES)
+        and all(p.isidentifier() and not p.startswith("_") for p in parts)
+        and name.isidentifier()
+        and not name.startswith("_")
+    )
+
+
+# ---------------------------------------------------------------------------- the unpickler
 class SafeUnpickler(pickle.Unpickler):
     """Unpickler for ``data.pkl`` of a torch zip checkpoint that executes nothing.
 
     ``find_class`` answers only from the allow-list (see the module docstring) and raises
     :class:`UnsafeCheckpointError` for anything else; ``persistent_load`` turns
-    ``('storage', <torch.XStorage>, key, location, numel)`` into a 1-D numpy array read
-    from ``<prefix>/data/<key>`` of the zip.
+    ``('storage', <torch.XStorage>, key, location, numel)`` into a 1-D numpy array read from
+    ``<prefix>/data/<key>`` of the zip after checking that the member holds ``numel`` elements, or
+    (``materialise=False``) into a description of it without reading anything. Feed it only a
+    pickle that :func:`check_pt`'s opcode scan passed (:func:`read_pt` does).
     """
 
     def __init__(
-        self, file, zf: zipfile.ZipFile | None, prefix: str, source: str = "<checkpoint>", big_endian: bool = False
+        self,
+        file,
+        zf: zipfile.ZipFile | None,
+        prefix: str,
+        source: str = "<checkpoint>",
+        big_endian: bool = False,
+        *,
+        materialise: bool = True,
+        limits: PtLimits | None = None,
     ):
         super().__init__(file)
         self._zf, self._prefix, self._source, self._big = zf, prefix, source, big_endian
-        self._storages: dict[str, np.ndarray] = {}
+        self._materialise = materialise
+        self._limits = limits or PtLimits()
+        self._storages: dict[str, Any] = {}
+        self.storage_bytes = 0
+        self._tensor_bytes = 0
+        #: what the pickle referenced: ``(module, name)`` of stub classes and ``(module, name, attr)`` of getattrs
+        self.stub_classes: set[tuple[str, str]] = set()
+        self.stub_attrs: set[tuple[str, str, str]] = set()
+        self.globals: set[str] = set()
 
     def find_class(self, module: str, name: str):
         key = (module, name)
+        self.globals.add(f"{module}.{name}")
+        if key == ("torch._utils", "_rebuild_tensor_v2"):
+            return self._rebuild_tensor
+        if key in (("builtins", "getattr"), ("__builtin__", "getattr")):
+            return self._getattr
         if key in _ALLOWED:
             return _ALLOWED[key]
-        if key in _STUB_EXACT or (
-            module.startswith(_STUB_PREFIXES) and name.isidentifier() and not name.startswith("_")
-        ):
+        if _stub_name_ok(module, name):
+            self.stub_classes.add(key)
             return _stub_class(module, name)
         raise UnsafeCheckpointError(
             f"{self._source}: the pickle references {module}.{name}, which is not on the allow-list "
             "of a model checkpoint; refusing to load it (a .pt file is a pickle and could run code)"
         )
 
+    def _getattr(self, obj, name, *default):
+        out = _safe_getattr(obj, name, *default)
+        module, _, cls = out.owner.rpartition(".")
+        self.stub_attrs.add((module, cls, out.name))
+        return out
+
+    def _rebuild_tensor(self, storage, *args, **kwargs):
+        out = _rebuild_tensor_v2(storage, *args, **kwargs, limits=self._limits)
+        nbytes = math.prod(out.shape) * np.dtype(out.dtype).itemsize
+        self._tensor_bytes += nbytes
+        if self._tensor_bytes > 2 * self.storage_bytes + 64 * _MiB:
+            raise UnsafeCheckpointError(
+                f"the tensors would take {self._tensor_bytes} bytes, more than twice their storages "
+                f"({self.storage_bytes} bytes): views expanding shared storages"
+            )
+        return out
+
     def persistent_load(self, pid):
-        if not (isinstance(pid, tuple) and len(pid) >= 5 and pid[0] == "storage"):
+        if not (isinstance(pid, tuple) and len(pid) == 5 and pid[0] == "storage"):
             raise UltralyticsPtError(f"{self._source}: unexpected persistent id {str(pid)[:80]!r}")
-        _, stype, key, _location, numel = pid[:5]
+        _, stype, key, location, numel = pid
         if not isinstance(stype, _StorageType):
-            raise UltralyticsPtError(f"{self._source}: storage {key!r} has unsupported type {stype!r}")
-        key = str(key)
+            raise UltralyticsPtError(f"{self._source}: storage {str(key)[:40]!r} has unsupported type {stype!r}")
+        if not isinstance(key, str) or not isinstance(location, str) or not _is_int(numel) or numel < 0:
+            raise UltralyticsPtError(f"{self._source}: malformed storage id {str(pid)[:120]!r}")
         if key in self._storages:
             return self._storages[key]
         if self._zf is None:
             raise UltralyticsPtError(f"{self._source}: storage {key!r} referenced but no archive to read it from")
+        member = f"{self._prefix}data/{key}"
         try:
-            raw = self._zf.read(f"{self._prefix}data/{key}")
+            info = self._zf.getinfo(member)
         except KeyError:
             raise UltralyticsPtError(f"{self._source}: storage {key!r} missing from the archive") from None
+        need = int(numel) * stype.itemsize
+        if need > info.file_size:
+            raise UnsafeCheckpointError(
+                f"{self._source}: storage {key!r} declares {numel} x {stype.name[: -len('Storage')].lower()} "
+                f"({need} bytes) but its archive member holds {info.file_size} bytes"
+            )
+        self.storage_bytes += need
         if stype.dtype == "bfloat16":
-            u = np.frombuffer(raw, ">u2" if self._big else "<u2")
-            arr = (u.astype(np.uint32) << 16).view(np.float32)
+            dt = np.dtype(np.float32)
         else:
-            dt = np.dtype(stype.dtype).newbyteorder(">" if self._big else "<")
-            if len(raw) < int(numel) * dt.itemsize:
+            dt = np.dtype(stype.dtype)
+        if not self._materialise:
+            arr = _StorageSpec(dt, int(numel))
+        else:
+            with self._zf.open(member) as f:
+                raw = f.read(need)
+            if len(raw) < need:
                 raise UltralyticsPtError(
                     f"{self._source}: storage {key!r} is truncated ({len(raw)} bytes for {numel} x {dt})"
                 )
-            arr = np.frombuffer(raw, dt, int(numel)).astype(dt.newbyteorder("="))
+            if stype.dtype == "bfloat16":
+                u = np.frombuffer(raw, ">u2" if self._big else "<u2", int(numel))
+                arr = (u.astype(np.uint32) << 16).view(np.float32)
+            else:
+                stored = dt.newbyteorder(">" if self._big else "<")
+                arr = np.frombuffer(raw, stored, int(numel))
+                if not stored.isnative:
+                    arr = arr.astype(dt)
         self._storages[key] = arr
         return arr
 
 
-def read_pt(path: str | os.PathLike) -> Any:
-    """Unpickle a torch zip checkpoint safely; tensors become numpy arrays, modules :class:`Stub`."""
-    path = str(path)
+# ---------------------------------------------------------------------------- the checks
+def _archive(path: str, limits: PtLimits) -> tuple[zipfile.ZipFile, str, int]:
+    """Open the zip as torch will read it; return ``(zip, prefix, member count)`` or raise."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4)
+    except OSError as exc:
+        raise UltralyticsPtError(f"cannot read it: {exc}") from None
+    if head != b"PK\x03\x04":
+        raise UltralyticsPtError(
+            "not a torch zip checkpoint (it does not start with a zip header); legacy (torch < 1.6) pickle "
+            "checkpoints are not supported: torch would unpickle the whole file"
+        )
     try:
         zf = zipfile.ZipFile(path)
-    except (OSError, zipfile.BadZipFile) as exc:
-        raise UltralyticsPtError(
-            f"{path}: not a torch zip checkpoint ({exc}); legacy (torch < 1.6) pickle checkpoints are not supported"
+    except (OSError, zipfile.BadZipFile, ValueError, EOFError) as exc:
+        raise UltralyticsPtError(f"not a torch zip checkpoint ({exc})") from None
+    try:
+        infos = zf.infolist()
+        if not infos or len(infos) > limits.max_members:
+            raise UltralyticsPtError(f"the archive has {len(infos)} members (expected 1 to {limits.max_members})")
+        if infos[0].header_offset != 0:
+            raise UnsafeCheckpointError("the archive has data before its first member")
+        first = infos[0].filename
+        if "/" not in first:
+            raise UltralyticsPtError(f"the first member {first!r} is not in a folder: not a torch checkpoint")
+        prefix = first.split("/", 1)[0] + "/"
+        seen: set[str] = set()
+        total = 0
+        for info in infos:
+            name = info.filename
+            parts = name.split("/")
+            if (
+                info.orig_filename != name
+                or not name.startswith(prefix)
+                or "\\" in name
+                or any(ord(c) < 32 or ord(c) == 127 for c in name)
+                or any(p in (".", "..") for p in parts)
+                or "" in parts[:-1]
+            ):
+                raise UnsafeCheckpointError(f"archive member {info.orig_filename!r} is outside {prefix!r} or malformed")
+            if name in seen:
+                raise UnsafeCheckpointError(f"archive member {name!r} appears twice")
+            seen.add(name)
+            if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED) or info.flag_bits & 0x1:
+                raise UltralyticsPtError(f"archive member {name!r} is encrypted or compressed with an unusual method")
+            if name.endswith(".pkl") and name != f"{prefix}data.pkl":
+                raise UnsafeCheckpointError(
+                    f"the archive holds {name!r}: only data.pkl may be a pickle (a constants.pkl marks a "
+                    "TorchScript archive, which torch.load would hand to torch.jit.load)"
+                )
+            size = info.file_size
+            if size > limits.ratio_floor_bytes and size > limits.max_ratio * max(info.compress_size, 1):
+                raise UnsafeCheckpointError(
+                    f"archive member {name!r} declares {size} bytes from {info.compress_size} compressed "
+                    f"(more than {limits.max_ratio:g}:1): a zip bomb"
+                )
+            total += size
+        if total > limits.max_total_bytes:
+            raise UnsafeCheckpointError(
+                f"the archive declares {total} bytes uncompressed, more than the limit of {limits.max_total_bytes}"
+            )
+        pkl = f"{prefix}data.pkl"
+        if pkl not in seen:
+            raise UltralyticsPtError(f"no {pkl} in the archive: not a torch checkpoint")
+        if zf.getinfo(pkl).file_size > limits.max_pickle_bytes:
+            raise UnsafeCheckpointError(
+                f"{pkl} declares {zf.getinfo(pkl).file_size} bytes, more than the limit of {limits.max_pickle_bytes}"
+            )
+        return zf, prefix, len(infos)
+    except BaseException:
+        zf.close()
+        raise
+
+
+#: opcodes torch never writes: instantiation by name (protocol 0/1), text persistent ids,
+#: the copyreg extension registry, out-of-band buffers
+_FORBIDDEN_OPCODES = frozenset(
+    {"INST", "OBJ", "PERSID", "EXT1", "EXT2", "EXT4", "NEXT_BUFFER", "READONLY_BUFFER", "BYTEARRAY8"}
+)
+_PUTS = frozenset({"PUT", "BINPUT", "LONG_BINPUT"})
+
+
+def _scan_pickle(data: bytes, limits: PtLimits) -> int:
+    """Walk the opcodes (nothing is built): lengths inside the data, memo indices growing one by
+    one, bounded stack, marks and memo, no opcode torch never writes. Returns the opcode count."""
+    stack = 0
+    marks: list[int] = []
+    memo = 0
+    count = 0
+    mark = pickletools.markobject
+    try:
+        for op, arg, pos in pickletools.genops(data):
+            count += 1
+            name = op.name
+            if count > limits.max_opcodes:
+                raise UnsafeCheckpointError(f"the pickle has more than {limits.max_opcodes} opcodes")
+            if name in _FORBIDDEN_OPCODES:
+                raise UnsafeCheckpointError(f"the pickle uses {name} (byte {pos}), which torch never writes")
+            if name == "PROTO" and arg > 5:
+                raise UltralyticsPtError(f"pickle protocol {arg} is not supported")
+            if name == "FRAME" and arg > len(data) - pos:
+                raise UltralyticsPtError(f"malformed pickle: a frame of {arg} bytes at byte {pos} runs past the data")
+            if name in _PUTS:
+                if arg > memo:
+                    raise UnsafeCheckpointError(
+                        f"the pickle stores memo entry {arg} (byte {pos}) after only {memo}: "
+                        "the unpickler would allocate a memo table that large"
+                    )
+                memo += arg == memo
+            elif name == "MEMOIZE":
+                memo += 1
+            if memo > limits.max_memo:
+                raise UnsafeCheckpointError(f"the pickle has more than {limits.max_memo} memo entries")
+            before, after = op.stack_before, op.stack_after
+            if name == "MARK":
+                marks.append(stack)
+                if len(marks) > limits.max_marks:
+                    raise UnsafeCheckpointError(f"the pickle nests more than {limits.max_marks} marks (byte {pos})")
+            elif mark in before:
+                if not marks:
+                    raise UltralyticsPtError(f"malformed pickle: {name} without a mark (byte {pos})")
+                stack = marks.pop() - before.index(mark) + len(after)
+            else:
+                stack += len(after) - len(before)
+            if stack < 0:
+                raise UltralyticsPtError(f"malformed pickle: stack underflow at {name} (byte {pos})")
+            if stack > limits.max_stack:
+                raise UnsafeCheckpointError(f"the pickle stacks more than {limits.max_stack} items (byte {pos})")
+    except UltralyticsPtError:  # a ValueError too
+        raise
+    except ValueError as exc:  # a length past the data, a bad argument, no STOP
+        raise UltralyticsPtError(f"malformed pickle: {exc}") from None
+    return count
+
+
+_LEAVES = (type(None), bool, int, float, complex, str, bytes, np.generic, pathlib.PurePath, StubAttr, TensorSpec)
+
+
+def _audit(root: Any, limits: PtLimits) -> None:
+    """The result holds data only; a module's hook tables are empty (iterative, ``max_depth`` deep)."""
+    todo: list[tuple[Any, int, str]] = [(root, 0, "the checkpoint")]
+    seen: set[int] = set()
+    while todo:
+        obj, depth, where = todo.pop()
+        if isinstance(obj, _LEAVES):
+            continue
+        if id(obj) in seen:
+            continue
+        seen.add(id(obj))
+        if depth > limits.max_depth:
+            raise UnsafeCheckpointError(f"the checkpoint nests more than {limits.max_depth} levels ({where})")
+        if isinstance(obj, np.ndarray):
+            _plain_dtype(obj.dtype)
+        elif isinstance(obj, np.dtype):
+            _plain_dtype(obj)
+        elif isinstance(obj, dict):
+            for k, v in obj.items():
+                todo.append((k, depth + 1, where))
+                todo.append((v, depth + 1, f"{where}[{str(k)[:40]!r}]"))
+        elif isinstance(obj, (list, tuple, set, frozenset)):
+            todo.extend((v, depth + 1, where) for v in obj)
+        elif isinstance(obj, Stub):
+            for k, v in obj.__dict__.items():
+                if "hook" in k and v and not isinstance(v, bool):
+                    raise UnsafeCheckpointError(
+                        f"{obj._stub_path} ({where}) has {k} set: torch would call them; a checkpoint has none"
+                    )
+                todo.append((v, depth + 1, f"{where}.{k}"))
+        else:
+            what = obj._stub_path if isinstance(obj, type) and issubclass(obj, Stub) else type(obj).__name__
+            raise UnsafeCheckpointError(
+                f"{where} is {what!r}, not data: a checkpoint holds modules, tensors and values, "
+                "never classes or functions (torch would hand them to code that calls them)"
+            )
+
+
+#: module and class renames Ultralytics applies while loading older checkpoints
+_LEGACY_MODULES = {
+    "ultralytics.yolo.utils": "ultralytics.utils",
+    "ultralytics.yolo.v8": "ultralytics.models.yolo",
+    "ultralytics.yolo.data": "ultralytics.data",
+}
+_LEGACY_NAMES = {
+    ("ultralytics.nn.modules.block", "Silence"): ("torch.nn", "Identity"),
+    ("ultralytics.nn.tasks", "YOLOv10DetectionModel"): ("ultralytics.nn.tasks", "DetectionModel"),
+    ("ultralytics.utils.loss", "v10DetectLoss"): ("ultralytics.utils.loss", "E2EDetectLoss"),
+}
+#: plain (non-Module) classes of training checkpoints (the loss and its assigner)
+_PLAIN_CLASS_MODULES = ("ultralytics.utils.loss", "ultralytics.utils.tal")
+
+
+def _real(module: str, name: str) -> Any:
+    module, name = _LEGACY_NAMES.get((module, name), (module, name))
+    module = _LEGACY_MODULES.get(module, module)
+    try:
+        return getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError) as exc:
+        raise UnsafeCheckpointError(
+            f"the pickle references {module}.{name}, which the installed libraries do not define ({exc})"
         ) from None
+
+
+def _check_for_torch(classes: set[tuple[str, str]], attrs: set[tuple[str, str, str]]) -> None:
+    """What torch's own unpickler will resolve the stub names to: classes that only keep state."""
+    try:
+        nn = importlib.import_module("torch.nn")
+    except ImportError as exc:
+        raise UltralyticsPtError(f"cannot check the checkpoint's classes against torch ({exc})") from None
+    for module, name in sorted(classes):
+        cls = _real(module, name)
+        where = f"{module}.{name}"
+        if not isinstance(cls, type):
+            raise UnsafeCheckpointError(f"{where} is a {type(cls).__name__} in the installed libraries, not a class")
+        if issubclass(cls, types.SimpleNamespace):
+            builtin = (types.SimpleNamespace, object)
+            if any(b not in builtin and ("__init__" in vars(b) or "__new__" in vars(b)) for b in cls.__mro__):
+                raise UnsafeCheckpointError(f"{where} is a namespace with its own constructor")
+        elif not (
+            issubclass(cls, nn.Module) or (module, name) in _STUB_EXACT or cls.__module__ in _PLAIN_CLASS_MODULES
+        ):
+            raise UnsafeCheckpointError(
+                f"{where} is neither a torch.nn.Module nor a namespace: not something a checkpoint holds"
+            )
+        fin = next((b for b in cls.__mro__ if "__del__" in vars(b)), None)
+        if fin is not None:
+            raise UnsafeCheckpointError(
+                f"{where} has a finaliser ({fin.__module__}.{fin.__qualname__}.__del__), which would run on "
+                "the checkpoint's data"
+            )
+    for module, name, attr in sorted(attrs):
+        value = inspect.getattr_static(_real(module, name), attr, None)
+        if not inspect.isfunction(value):
+            raise UnsafeCheckpointError(f"{module}.{name}.{attr} is not a plain function in the installed libraries")
+
+
+def _load(path: str, limits: PtLimits, *, materialise: bool, for_torch: bool = False) -> tuple[Any, PtReport]:
+    zf, prefix, members = _archive(path, limits)
     with zf:
-        pkl = [n for n in zf.namelist() if n == "data.pkl" or n.endswith("/data.pkl")]
-        if not pkl:
-            raise UltralyticsPtError(f"{path}: no data.pkl in the archive: not a torch checkpoint")
-        name = min(pkl, key=len)
-        prefix = name[: -len("data.pkl")]
+        name = f"{prefix}data.pkl"
+        try:
+            data = zf.read(name)
+        except Exception as exc:  # noqa: BLE001 - BadZipFile, zlib.error, OSError...: a damaged archive
+            raise UltralyticsPtError(f"cannot read {name}: {type(exc).__name__}: {exc}") from None
+        opcodes = _scan_pickle(data, limits)
         big = False
-        if f"{prefix}byteorder" in zf.namelist():
-            big = zf.read(f"{prefix}byteorder").strip() == b"big"
-        with zf.open(name) as f:
-            try:
-                return SafeUnpickler(f, zf, prefix, path, big).load()
-            except UltralyticsPtError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - any unpickling failure is a bad checkpoint
-                raise UltralyticsPtError(f"{path}: cannot unpickle {name}: {type(exc).__name__}: {exc}") from None
+        order = f"{prefix}byteorder"
+        if order in zf.namelist() and zf.getinfo(order).file_size <= 16:
+            big = zf.read(order).strip() == b"big"
+        up = SafeUnpickler(io.BytesIO(data), zf, prefix, path, big, materialise=materialise, limits=limits)
+        try:
+            obj = up.load()
+        except UltralyticsPtError:
+            raise
+        except RecursionError:
+            raise UnsafeCheckpointError(f"{name} nests too deeply") from None
+        except Exception as exc:  # noqa: BLE001 - any unpickling failure is a bad checkpoint
+            raise UltralyticsPtError(f"cannot unpickle {name}: {type(exc).__name__}: {exc}") from None
+        _audit(obj, limits)
+        if for_torch:
+            _check_for_torch(up.stub_classes, up.stub_attrs)
+    report = PtReport(
+        path, prefix, members, len(data), opcodes, len(up._storages), up.storage_bytes, tuple(sorted(up.globals))
+    )
+    return obj, report
+
+
+def _named(path: str, exc: UltralyticsPtError) -> UltralyticsPtError:
+    msg = str(exc)
+    return exc if msg.startswith(path) else type(exc)(f"{path}: {msg}")
+
+
+def check_pt(path: str | os.PathLike, *, for_torch: bool = False, limits: PtLimits | None = None) -> PtReport:
+    """The gate every ``.pt`` passes before any library touches it (see the module docstring).
+
+    Runs the container, size, opcode, allow-list, tensor and content checks without reading any
+    tensor data, so its memory stays small whatever the file declares. ``for_torch=True`` (the
+    file goes to ``torch.load`` / Ultralytics next) also checks the stub classes against the
+    installed torch and ultralytics. Raises :class:`UnsafeCheckpointError` or
+    :class:`UltralyticsPtError` (both :class:`~vigil.models.errors.ModelError`) whose message starts
+    with the path; returns a :class:`PtReport` when the file passes.
+    """
+    path = str(path)
+    try:
+        return _load(path, limits or PtLimits(), materialise=False, for_torch=for_torch)[1]
+    except UltralyticsPtError as exc:
+        raise _named(path, exc) from None
+
+
+def read_pt(path: str | os.PathLike, *, limits: PtLimits | None = None) -> Any:
+    """Unpickle a torch zip checkpoint safely; tensors become numpy arrays, modules :class:`Stub`.
+
+    Calls :func:`check_pt` first, then reads the file with the same checks (so a file replaced
+    in between is bounded too); the arrays take at most about the storages' size."""
+    path = str(path)
+    limits = limits or PtLimits()
+    check_pt(path, limits=limits)
+    try:
+        return _load(path, limits, materialise=True)[0]
+    except UltralyticsPtError as exc:
+        raise _named(path, exc) from None

@@ -1,10 +1,12 @@
 """Ultralytics YOLOv8 detection checkpoints (``.pt``) → ONNX, with numpy and onnx only.
 
 No torch, no ultralytics: the checkpoint (a zip holding ``<prefix>/data.pkl`` and the raw
-tensor storages ``<prefix>/data/<key>``) is read with the *restricted* unpickler of
-:mod:`vigil.models.pt_pickle` (an allow-list of globals; modules become inert
-:class:`~vigil.models.pt_pickle.Stub` objects, tensors numpy arrays; anything else raises
-:class:`~vigil.models.pt_pickle.UnsafeCheckpointError` before anything is called).
+tensor storages ``<prefix>/data/<key>``) is read by :func:`~vigil.models.pt_pickle.read_pt`,
+which first passes it through the gate :func:`~vigil.models.pt_pickle.check_pt` (an allow-list
+of globals, bounded sizes before anything is allocated) and then unpickles it with the same
+*restricted* unpickler: modules become inert :class:`~vigil.models.pt_pickle.Stub` objects,
+tensors numpy arrays; anything else raises :class:`~vigil.models.pt_pickle.UnsafeCheckpointError`
+(a :class:`~vigil.models.errors.ModelError`) before anything is called.
 
 Supported layers of ``model.model`` (Ultralytics 8.x module names): ``Conv`` (Conv2d +
 BatchNorm2d + SiLU/ReLU/identity; the batch norm is folded into the convolution in

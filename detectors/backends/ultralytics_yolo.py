@@ -12,6 +12,12 @@ torchvision, which does not load beside the CPU torch wheel used here.
 
 Offline by construction (see :mod:`vigil.models.ultralytics_env`): a ``.pt`` file that is
 not on disk is an error, never a download.
+
+Ultralytics loads a ``.pt`` with ``torch.load(weights_only=False)``, which runs whatever the
+file's pickle names; so the file first passes :func:`vigil.models.pt_pickle.check_pt` (with
+``for_torch=True``: allow-listed globals, bounded sizes, module classes checked against the
+installed torch and ultralytics), and one that fails is a :class:`ModelError` before Ultralytics
+sees it.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from vigil.detectors.base import Backend, BackendConfig, ClassThresholds, Stride
 from vigil.detectors.yolo import YoloDetectorBase
 from vigil.models.errors import ModelError
 from vigil.models.metadata import read_names_file
+from vigil.models.pt_pickle import check_pt
 from vigil.models.ultralytics_env import import_ultralytics
 
 __all__ = ["UltralyticsConfig", "UltralyticsDetector", "build_ultralytics", "BACKEND"]
@@ -105,6 +112,8 @@ class UltralyticsDetector(YoloDetectorBase):
                     f"Ultralytics model file not found: {src}. Vigil never downloads weights at run time: "
                     "copy the .pt file onto this machine and give its path."
                 )
+            # the gate: Ultralytics' loader unpickles with weights_only=False; a file that fails runs nothing
+            check_pt(src, for_torch=True)
         elif suffix in (".yaml", ".yml"):
             torch.manual_seed(cfg.seed)
         else:

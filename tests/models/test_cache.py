@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import importlib.util
+import zipfile
 
 import numpy as np
 import pytest
 
 from vigil.models import cache
+from vigil.models.pt_pickle import UnsafeCheckpointError
 
 CFG = (
     "[net]\nwidth=32\nheight=32\nchannels=3\n[convolutional]\nfilters=18\nsize=1\nstride=1\npad=1\n"
@@ -92,3 +94,14 @@ def test_resolve_darknet_model(tmp_path):
     path, names = cache.resolve_darknet_model(tmp_path)
     assert path.is_file() and path.suffix == ".onnx"
     assert len(names) == 80 and names[0] == "person"
+
+
+def test_converted_ultralytics_refuses_an_unsafe_checkpoint(tmp_path):
+    marker = tmp_path / "pwned"
+    cmd = f"touch {marker}".encode()
+    pt = tmp_path / "evil.pt"
+    with zipfile.ZipFile(pt, "w") as z:
+        z.writestr("archive/data.pkl", b"\x80\x02cos\nsystem\nX" + len(cmd).to_bytes(4, "little") + cmd + b"\x85R.")
+    with pytest.raises(UnsafeCheckpointError, match="os.system, which is not on the allow-list"):
+        cache.converted_ultralytics(pt, tmp_path / "cache")
+    assert not marker.exists() and not list((tmp_path / "cache").rglob("*.onnx"))

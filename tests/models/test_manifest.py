@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import types
+import zipfile
 
 import numpy as np
 import onnx
@@ -12,6 +14,8 @@ from onnx import TensorProto, helper, numpy_helper
 
 from vigil.cli import main
 from vigil.hashing import sha256_file
+from vigil.models import cli as models_cli
+from vigil.models.errors import ModelError
 from vigil.models.manifest import ManifestError, get_manifest, import_model, list_manifests, verify
 
 
@@ -133,3 +137,56 @@ def test_cli_export_converts_a_yolov8_checkpoint_without_torch(tmp_path, cache, 
     assert out["converter"] == "vigil.models.ultralytics_pt" and out["imported"] == "v8s"
     assert (tmp_path / "yolov8s.onnx").is_file()
     assert main(["models", "verify", "v8s", "--json"]) == 0
+
+
+# ---------------------------------------------------------------------------- export goes through the gate
+def _evil_pt(tmp_path):
+    """A checkpoint whose pickle is ``os.system('touch <marker>')``, and the marker."""
+    marker = tmp_path / "pwned"
+    cmd = f"touch {marker}".encode()
+    path = tmp_path / "evil.pt"
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("archive/data.pkl", b"\x80\x02cos\nsystem\nX" + len(cmd).to_bytes(4, "little") + cmd + b"\x85R.")
+    return path, marker
+
+
+def _fake_ultralytics(monkeypatch, calls):
+    class YOLO:
+        def __init__(self, src):
+            calls.append(("YOLO", src))
+            self.src = src
+
+        def export(self, **kw):
+            calls.append(("export", kw["format"]))
+            return self.src.replace(".pt", ".onnx")
+
+    monkeypatch.setattr(models_cli, "import_ultralytics", lambda: (types.SimpleNamespace(), YOLO))
+
+
+def test_cli_export_checks_the_checkpoint_before_ultralytics_sees_it(tmp_path, cache, capsys, monkeypatch):
+    calls = []
+    _fake_ultralytics(monkeypatch, calls)
+    path, marker = _evil_pt(tmp_path)
+    assert main(["models", "export", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(
+        f"vigil models export: {path}: the pickle references os.system, which is not on the allow-list"
+    )
+    assert calls == [] and not marker.exists()
+    # the order for a file that passes: the gate (for torch), then ultralytics
+    monkeypatch.setattr(models_cli, "check_pt", lambda p, **kw: calls.append(("check_pt", str(p), kw)))
+    ok = tmp_path / "ok.pt"
+    ok.write_bytes(b"checked by the stand-in")
+    assert main(["models", "export", str(ok)]) == 0
+    assert calls == [("check_pt", str(ok), {"for_torch": True}), ("YOLO", str(ok)), ("export", "onnx")]
+
+
+def test_cli_export_without_ultralytics_goes_through_the_gate_too(tmp_path, cache, capsys, monkeypatch):
+    def missing():
+        raise ModelError("ultralytics is not installed")
+
+    monkeypatch.setattr(models_cli, "import_ultralytics", missing)
+    path, marker = _evil_pt(tmp_path)
+    assert main(["models", "export", str(path)]) == 2
+    assert "os.system, which is not on the allow-list" in capsys.readouterr().err
+    assert not marker.exists() and not path.with_suffix(".onnx").exists()
