@@ -1,5 +1,5 @@
-"""``vigil`` subcommands of the alarm path: ``aggregator``, ``tail``, ``events count|export``,
-``keys new``. They only parse arguments and call :class:`~vigil.alerts.aggregator.Aggregator`,
+"""``vigil`` subcommands of the alarm path: ``aggregator``, ``tail``, ``events count|export|conflicts``,
+``keys new|authorize|revoke|list``. They only parse arguments and call :class:`~vigil.alerts.aggregator.Aggregator`,
 :func:`~vigil.alerts.tail.tail`, the event stores (:func:`~vigil.alerts.store.open_store`) and
 :mod:`vigil.alerts.keys`.
 
@@ -26,9 +26,19 @@ import zmq
 from vigil.fileio import atomic_write
 
 from .aggregator import Aggregator, AggregatorError
-from .keys import CurveServer, KeyFileError, client_configurator, new_key_pair
+from .keys import (
+    ROLE_FOLDERS,
+    ROLES,
+    CurveServer,
+    KeyFileError,
+    authorize_key,
+    client_configurator,
+    list_authorized,
+    new_key_pair,
+    revoke_key,
+)
 from .store import StoreError, open_store
-from .tail import tail
+from .tail import printable, tail
 from .transport import (
     DEFAULT_INGEST_ENDPOINT,
     DEFAULT_STREAM_ENDPOINT,
@@ -154,15 +164,56 @@ def cmd_tail(args: argparse.Namespace) -> int:
 
 
 def cmd_keys_new(args: argparse.Namespace) -> int:
+    roles = tuple(dict.fromkeys(args.authorize or ()))
     try:
-        public, secret = new_key_pair(args.name, args.dir, authorize=args.authorize, force=args.force)
+        public, secret = new_key_pair(args.name, args.dir, authorize=roles, force=args.force)
     except KeyFileError as exc:
         return _error("keys new", str(exc), 2)
     except OSError as exc:
         return _error("keys new", f"cannot write to {args.dir}: {exc}")
     print(f"public key {public}\nsecret key {secret} (keep it on this host only)")
-    if args.authorize:
-        print(f"authorized: {Path(args.dir) / 'authorized' / public.name}")
+    for role in roles:
+        print(f"authorized as {role}: {Path(args.dir) / 'authorized' / ROLE_FOLDERS[role] / public.name}")
+    return 0
+
+
+def cmd_keys_authorize(args: argparse.Namespace) -> int:
+    try:
+        path = authorize_key(args.public_key, args.dir, args.role, name=args.name, force=args.force)
+    except KeyFileError as exc:
+        return _error("keys authorize", str(exc), 2)
+    except OSError as exc:
+        return _error("keys authorize", f"cannot write to {args.dir}: {exc}")
+    print(f"authorized as {args.role}: {path} (a running aggregator accepts it within a second)")
+    return 0
+
+
+def cmd_keys_revoke(args: argparse.Namespace) -> int:
+    try:
+        removed = revoke_key(args.name, args.dir, args.role)
+    except KeyFileError as exc:
+        return _error("keys revoke", str(exc), 2)
+    for path in removed:
+        print(f"removed {path}")
+    print("a running aggregator refuses the key and drops its connections within a few seconds")
+    return 0
+
+
+def cmd_keys_list(args: argparse.Namespace) -> int:
+    try:
+        keys = list_authorized(args.dir)
+    except KeyFileError as exc:
+        return _error("keys list", str(exc), 2)
+    if args.json:
+        fields = ("role", "name", "key", "problem", "legacy")
+        print(json.dumps([{**{f: getattr(k, f) for f in fields}, "path": str(k.path)} for k in keys]))
+        return 0
+    for k in keys:
+        note = f"IGNORED: {k.problem}" if k.problem else k.key
+        legacy = " (flat authorized/: move it, see `vigil keys authorize`)" if k.legacy else ""
+        print(f"{k.role:8} {k.name:24} {note}{legacy}")
+    if not keys:
+        print(f"no authorized keys in {Path(args.dir) / 'authorized'}", file=sys.stderr)
     return 0
 
 
@@ -206,6 +257,23 @@ def cmd_events_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_events_conflicts(args: argparse.Namespace) -> int:
+    """Events resent with an id already stored but other content: the copies kept aside."""
+    try:
+        with open_store(db=args.db, dsn=args.dsn, readonly=True) as store:
+            rows = store.conflicts(args.limit)
+    except StoreError as exc:
+        return _error("events conflicts", str(exc))
+    for event_id, received_at, text in rows:
+        if args.json:
+            print(json.dumps({"id": event_id, "received_at": received_at, "event": text}))
+        else:
+            print(printable(f"{received_at}  {event_id}  {text}"))
+    if not rows and not args.json:
+        print("no conflicting resends kept aside", file=sys.stderr)
+    return 0
+
+
 # ---------------------------------------------------------------------- registration
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
     """Register ``aggregator``, ``tail``, ``events`` and ``keys`` on the ``vigil`` subparsers."""
@@ -218,7 +286,11 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--db", help="SQLite event database (created if missing)")
     p.add_argument("--dsn", help="PostgreSQL connection string instead of --db (schema created/migrated)")
-    p.add_argument("--keys", help="CURVE keys folder: DIR/aggregator.key_secret, allow-list DIR/authorized/*.key")
+    p.add_argument(
+        "--keys",
+        help="CURVE keys folder: DIR/aggregator.key_secret; allow-lists DIR/authorized/edge/*.key (may publish) "
+        "and DIR/authorized/operators/*.key (may read the stream), re-read every second",
+    )
     p.add_argument(
         "--ingest",
         default=DEFAULT_INGEST_ENDPOINT,
@@ -276,7 +348,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_tail)
 
     p = subparsers.add_parser("events", help="inspect the event database")
-    ev = p.add_subparsers(dest="events_command", metavar="{count,export}")
+    ev = p.add_subparsers(dest="events_command", metavar="{count,export,conflicts}")
     ev.required = True
     c = ev.add_parser("count", help="number of stored events")
     c.add_argument("--db", help="SQLite event database")
@@ -296,21 +368,72 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
         help="only events stored after this stream sequence number",
     )
     x.set_defaults(func=cmd_events_export)
+    k = ev.add_parser(
+        "conflicts",
+        help="copies of events resent with a stored id but other content (kept aside, newest first)",
+    )
+    k.add_argument("--db", help="SQLite event database")
+    k.add_argument("--dsn", help="PostgreSQL connection string instead of --db")
+    k.add_argument("--limit", type=_positive_int, default=100, help="at most N (default 100)")
+    k.add_argument("--json", action="store_true", help='one {"id", "received_at", "event"} object per line')
+    k.set_defaults(func=cmd_events_conflicts)
 
     p = subparsers.add_parser("keys", help="CURVE key pairs for the aggregator, edge nodes and operators")
-    ks = p.add_subparsers(dest="keys_command", metavar="{new}")
+    ks = p.add_subparsers(dest="keys_command", metavar="{new,authorize,revoke,list}")
     ks.required = True
+    roles_help = "edge (may publish events) or operator (may read the stream)"
     k = ks.add_parser(
         "new",
         help="write DIR/NAME.key and DIR/NAME.key_secret (pyzmq certificate format)",
-        description="Create a CURVE key pair. The aggregator's is named 'aggregator'; copy "
-        "each client's public NAME.key into the aggregator's DIR/authorized/.",
+        description="Create a CURVE key pair. The aggregator's is named 'aggregator'. On the "
+        "aggregator, each client's public NAME.key goes into DIR/authorized/edge/ (edge nodes: may "
+        "publish) or DIR/authorized/operators/ (operators: may read the stream): `vigil keys authorize`.",
     )
     k.add_argument("name", help="key name (aggregator, an edge node, an operator)")
     k.add_argument("--dir", required=True, help="keys folder (created if missing)")
-    k.add_argument("--authorize", action="store_true", help="also copy the public key into DIR/authorized/")
+    k.add_argument(
+        "--authorize",
+        nargs="?",
+        const="edge",
+        action="append",
+        choices=ROLES,
+        metavar="ROLE",
+        help=f"also authorize the public key in DIR/authorized/ for ROLE: {roles_help}; "
+        "without ROLE: edge; repeat for both",
+    )
     k.add_argument("--force", action="store_true", help="overwrite an existing key pair")
     k.set_defaults(func=cmd_keys_new)
+    k = ks.add_parser(
+        "authorize",
+        help="add a public key to the aggregator's allow-list of a role",
+        description="Copy a client's public key file (NAME.key) into DIR/authorized/edge/ or "
+        "DIR/authorized/operators/. A running aggregator accepts it within a second.",
+    )
+    k.add_argument("public_key", help="the client's public key file (NAME.key)")
+    k.add_argument("--dir", required=True, help="the aggregator's keys folder")
+    k.add_argument("--role", required=True, choices=ROLES, help=roles_help)
+    k.add_argument("--name", help="name in the allow-list (default: the file's name without .key)")
+    k.add_argument("--force", action="store_true", help="replace another key of that name (revoking it)")
+    k.set_defaults(func=cmd_keys_authorize)
+    k = ks.add_parser(
+        "revoke",
+        help="remove a key from the aggregator's allow-lists",
+        description="Remove DIR/authorized/{edge,operators}/NAME.key (and a NAME.key directly in "
+        "DIR/authorized/, the layout before roles). A running aggregator refuses the key from then "
+        "on and drops its live connections within a few seconds.",
+    )
+    k.add_argument("name", help="the key's name in the allow-lists")
+    k.add_argument("--dir", required=True, help="the aggregator's keys folder")
+    k.add_argument("--role", action="append", choices=ROLES, help="only this role's allow-list (default: every role)")
+    k.set_defaults(func=cmd_keys_revoke)
+    k = ks.add_parser(
+        "list",
+        help="the aggregator's allow-lists as it reads them",
+        description="One line per allow-list file: role, name, key, or why it is ignored.",
+    )
+    k.add_argument("--dir", required=True, help="the aggregator's keys folder")
+    k.add_argument("--json", action="store_true", help="print a JSON list")
+    k.set_defaults(func=cmd_keys_list)
 
 
 def _positive_int(text: str) -> int:

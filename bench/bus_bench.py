@@ -304,7 +304,9 @@ def add_bench_command(bench_sub) -> None:
     p.add_argument("--cameras", type=int, default=1, help="cameras per publisher")
     p.add_argument("--outbox", required=True, type=Path, help="durable outbox file (PATH.i for publisher i > 0)")
     p.add_argument("--keys", help="CURVE keys folder")
-    p.add_argument("--name", help="this client's key name in --keys")
+    p.add_argument(
+        "--name", help="this client's key name in --keys (authorised as edge, and as operator too with --stream)"
+    )
     p.add_argument("--insecure-dev", action="store_true", help="no CURVE (loopback only)")
     p.add_argument("--flush-timeout", type=float, default=120.0, help="wait this long for the last acknowledgements")
     p.add_argument("--json", action="store_true", help="print the result as one JSON object")

@@ -32,7 +32,7 @@ from ..events import MAX_EVENT_BYTES, Event, EventError
 from ..keys import CurveServer
 from ..transport import MAX_BATCH_BYTES, MAX_BATCH_EVENTS, encode_ack, encode_acks, encode_nack
 from .plate_transits import PlateRefused, PlateTransits
-from .sockets import router_socket
+from .sockets import release_endpoint, router_socket
 from .writer import Batch
 
 __all__ = ["Ingest"]
@@ -99,7 +99,6 @@ class Ingest:
         self.batch_max = int(batch_max)
         self._ctx, self._curve, self._configure = ctx, curve, configure
         self._log = RateLimitedLog(log)
-        self._next_trim = 0.0
         self._bad: dict[bytes, list] = {}  # peer identity -> [window start, bad frames in it]
         self._penalised: dict[bytes, float] = {}  # peer identity -> monotonic time it is served again
         self.socket: zmq.Socket | None = self._bind(endpoint)
@@ -121,6 +120,7 @@ class Ingest:
         (a revoked key loses the one it has; honest publishers reconnect, pass the handshake
         again and resend what was not acknowledged). Afterwards :attr:`socket` is the new one."""
         if self.socket is not None:
+            release_endpoint(self.socket, self.endpoint)  # the port is free before it is bound again
             self.socket.close(linger=0)
             self.socket = None
         self.socket = self._bind(self.endpoint)
@@ -207,9 +207,7 @@ class Ingest:
             frames[0],
         )
         del frames[:]
-        now = time.monotonic()
-        if total > _TRIM_BYTES and now >= self._next_trim:
-            self._next_trim = now + 1.0
+        if total > _TRIM_BYTES:  # a few ms, against the tens of MB such a message took to send
             _release_memory()
         return None
 

@@ -13,8 +13,18 @@ commits:
   clients, replay from a cursor, lagging clients catching up from the store, expiry.
 
 Security: with ``keys`` (a :class:`~vigil.alerts.keys.CurveServer` or a keys folder) both
-sockets are CURVE servers and every connection is authenticated against the allow-list by ZAP
-(refusals counted in ``unauthorized``); without keys only loopback/ipc endpoints may be bound.
+sockets are CURVE servers and every connection is authenticated by ZAP against the allow-list
+of its role: the ingest socket (ZAP domain ``ingest``) accepts edge keys only, the stream socket
+(``stream``) operator keys only (layout and reloading in :mod:`vigil.alerts.keys`). Refusals are
+counted in ``unauthorized`` (copied from the authenticator's count into the counters, so the
+periodic log line shows them too). ZAP runs only at the handshake, so when a reading of the
+allow-lists loses a key of a role (:attr:`~vigil.alerts.keys.CurveServer.revocations`), the
+serving loop reopens that role's socket within :data:`REVOCATION_CHECK_S` (counted in
+``revocations``): every connection on it is dropped, the listener is released and bound again
+on the same endpoint (:func:`~.sockets.release_endpoint`). Honest clients reconnect by
+themselves (publishers resend what was not acknowledged, stream clients resubscribe from their
+last ``stream_seq``); the revoked key fails the new handshake. Without keys only loopback/ipc
+endpoints may be bound.
 
 If the store fails (disk full, database locked for too long) nothing in that batch is
 acknowledged: the publishers resend later.
@@ -40,9 +50,11 @@ from .sockets import AggregatorError
 from .stream import OperatorStream
 from .writer import StoreWriter
 
-__all__ = ["Aggregator", "AggregatorError", "COUNTERS"]
+__all__ = ["Aggregator", "AggregatorError", "COUNTERS", "REVOCATION_CHECK_S"]
 
 log = logging.getLogger(__name__)
+
+REVOCATION_CHECK_S = 0.2  # the serving loop looks for revoked keys this often
 
 COUNTERS = (
     "received",  # ingest messages of any shape
@@ -51,11 +63,17 @@ COUNTERS = (
     "malformed",  # dropped: wrong frame count, not JSON, not a valid event, oversized
     "oversized",  # of which larger than MAX_EVENT_BYTES
     "nacked",  # malformed frames that named an id and were answered with a nack
+    "rejected",  # valid-looking events refused for good with a nack (the store or the plate rules refused them)
+    "conflicts",  # an id already stored resent with other content: acknowledged, kept aside for an administrator
+    "held",  # plate events neither stored nor acknowledged: no usable plate key or transit database (resent later)
+    "penalised",  # event frames dropped unread: their peer sent a flood of bad frames (ingest.PENALTY_FRAMES)
+    "penalties",  # times a peer was put in that penalty
     "published",  # event messages sent to stream clients (live and replayed)
     "replayed",  # of which read back from the store (replay, slow clients catching up)
     "lagging",  # times a client's queue was full and it was switched to catching up
     "stream_malformed",  # unreadable messages from stream clients (dropped)
-    "unauthorized",  # connections refused by the CURVE allow-list (with keys only)
+    "unauthorized",  # handshakes refused by the CURVE allow-lists (with keys only)
+    "revocations",  # sockets reopened to drop the connections of revoked keys (with keys only)
     "store_errors",  # batches not committed (and so not acknowledged)
     "reply_errors",  # acks/nacks that could not be sent (peer gone, queue full)
     "subscriptions",  # current stream clients, not a running total
@@ -95,6 +113,8 @@ class Aggregator:
         self.client_timeout_s = float(client_timeout_s)
         self._counters = dict.fromkeys(COUNTERS, 0)
         self._curve: CurveServer | None = None
+        self._revocations_seen: dict[str, int] = {}
+        self._ingest_polled = True
         self._own_context = context is None
         self._ctx = context if context is not None else zmq.Context()
         self._own_store = False
@@ -116,6 +136,7 @@ class Aggregator:
                 except KeyFileError as exc:
                     raise AggregatorError(str(exc)) from None
                 self._curve.start(self._ctx)
+                self._revocations_seen = dict(self._curve.revocations)
             if isinstance(db, (str, Path)):
                 try:
                     self.store = EventStore(db)
@@ -125,6 +146,9 @@ class Aggregator:
             else:
                 self.store = db
             self._transits = PlateTransits(self.store)
+            key_problem = self._transits.key_problem()
+            if key_problem:
+                log.warning("aggregator: no usable plate key; no-hit plate transits will be held back: %s", key_problem)
             self._ingest = Ingest(
                 self._ctx,
                 ingest_endpoint,
@@ -164,10 +188,34 @@ class Aggregator:
     # ------------------------------------------------------------------ serving
     def stats(self) -> dict[str, int]:
         """A snapshot of the counters (see :data:`COUNTERS`)."""
-        out = dict(self._counters)
+        self._sync_auth_counters()
+        return dict(self._counters)
+
+    def _sync_auth_counters(self) -> None:
+        # the authenticator thread counts refusals; the counters (and the log line) show its count
         if self._curve is not None:
-            out["unauthorized"] = self._curve.denied
-        return out
+            self._counters["unauthorized"] = self._curve.denied
+
+    def _check_revocations(self) -> None:
+        """Reopen the socket of each ZAP domain that lost a key since the last look (serving thread)."""
+        seen = dict(self._curve.revocations)
+        for domain, part in (("ingest", self._ingest), ("stream", self._stream)):
+            if seen[domain] == self._revocations_seen.get(domain, 0):
+                continue
+            old = part.socket
+            self._poller.unregister(old)
+            try:
+                part.reopen()
+            except AggregatorError as exc:  # the endpoint was released: someone else took it
+                log.error("aggregator: cannot reopen the %s socket after a revocation: %s; stopping", domain, exc)
+                raise
+            flags = zmq.POLLIN if (domain == "stream" or self._ingest_polled) else 0
+            self._poller.register(part.socket, flags)
+            self._revocations_seen[domain] = seen[domain]
+            self._counters["revocations"] += 1
+            log.warning(
+                "aggregator: %s socket reopened: connections of revoked keys dropped (the others reconnect)", domain
+            )
 
     def run(self, stop: threading.Event) -> None:
         """Serve until ``stop`` is set (checked at least every 100 ms).
@@ -184,17 +232,21 @@ class Aggregator:
         ingest, stream, writer, poller = self._ingest, self._stream, self._writer, self._poller
         writer.start()
         poller.modify(ingest.socket, zmq.POLLIN)
-        ingest_polled = True
+        self._ingest_polled = True
         next_stats = time.monotonic() + self.stats_interval_s
         next_expiry = time.monotonic() + 1.0
+        next_revocation_check = time.monotonic() + REVOCATION_CHECK_S
         last_logged: dict[str, int] = {}
         try:
             while not stop.is_set():
+                if self._curve is not None and time.monotonic() >= next_revocation_check:
+                    next_revocation_check = time.monotonic() + REVOCATION_CHECK_S
+                    self._check_revocations()
                 timeout = stream.poll_timeout_ms(time.monotonic(), 100)
                 want_ingest = not writer.full
-                if want_ingest != ingest_polled:
+                if want_ingest != self._ingest_polled and ingest.socket is not None:
                     poller.modify(ingest.socket, zmq.POLLIN if want_ingest else 0)
-                    ingest_polled = want_ingest
+                    self._ingest_polled = want_ingest
                 try:
                     ready = dict(poller.poll(timeout))
                 except zmq.ZMQError as exc:
@@ -218,7 +270,7 @@ class Aggregator:
                     stream.expire_clients()
                 if time.monotonic() >= next_stats:
                     next_stats = time.monotonic() + self.stats_interval_s
-                    if self._counters != last_logged:
+                    if self.stats() != last_logged:
                         last_logged = self.stats()
                         log.info("aggregator: %s", self._format_stats())
         finally:
@@ -253,7 +305,7 @@ class Aggregator:
                 signal.signal(sig, handler)
 
     def _format_stats(self) -> str:
-        return ", ".join(f"{k}={v}" for k, v in self._counters.items())
+        return ", ".join(f"{k}={v}" for k, v in self.stats().items())
 
     # ------------------------------------------------------------------ lifecycle
     def close(self) -> None:

@@ -1,14 +1,23 @@
-"""The aggregator's two bound ROUTER sockets: common options, keep-alive, CURVE, binding."""
+"""The aggregator's two bound ROUTER sockets: common options, keep-alive, CURVE, binding, and
+releasing an endpoint so that it can be bound again at once (:func:`release_endpoint`, for
+reopening a socket after a key was revoked)."""
 
 from __future__ import annotations
 
+import errno
+import logging
+import time
+import uuid
 from typing import Callable
 
 import zmq
+from zmq.utils.monitor import recv_monitor_message
 
 from ..keys import CurveServer
 
-__all__ = ["AggregatorError", "router_socket", "server_keepalive"]
+__all__ = ["AggregatorError", "release_endpoint", "router_socket", "server_keepalive"]
+
+log = logging.getLogger(__name__)
 
 
 class AggregatorError(RuntimeError):
@@ -40,7 +49,8 @@ def router_socket(
     configure: Callable[[zmq.Socket], None] | None = None,
 ) -> zmq.Socket:
     """A ROUTER with ``LINGER=0``, ``ROUTER_MANDATORY`` (an unroutable send is an error, not a
-    silent drop), ``options``, keep-alive, CURVE (``curve``) and ``configure`` applied, bound
+    silent drop), ``options``, keep-alive, CURVE (``curve``, for the ZAP domain ``what``:
+    ``"ingest"`` or ``"stream"``, see :mod:`vigil.alerts.keys`) and ``configure`` applied, bound
     to ``endpoint``; :class:`AggregatorError` (socket closed) if it cannot bind."""
     sock = ctx.socket(zmq.ROUTER)
     try:
@@ -50,7 +60,7 @@ def router_socket(
             sock.setsockopt(option, value)
         server_keepalive(sock)
         if curve is not None:
-            curve.configure(sock)
+            curve.configure(sock, what)
         if configure is not None:
             configure(sock)
         try:
@@ -62,3 +72,52 @@ def router_socket(
         sock.close(linger=0)
         raise
     return sock
+
+
+def release_endpoint(sock: zmq.Socket, endpoint: str, timeout_s: float = 2.0) -> bool:
+    """Unbind ``endpoint`` (a resolved one: ``LAST_ENDPOINT``) from ``sock`` and wait until
+    libzmq has closed the listener; ``True`` once it has.
+
+    libzmq closes listeners in its I/O thread, after ``close`` or ``unbind`` return: binding
+    the same TCP port again at once failed with ``EADDRINUSE`` about once in 200 tries here,
+    and an old ``ipc://`` listener may unlink the new socket's file. The monitor's
+    ``EVENT_CLOSED`` says the listener is gone (for ipc after the unlink). ``inproc://`` is
+    unbound synchronously. The connections the socket has are not touched: close it next.
+    """
+    if endpoint.startswith("inproc://"):
+        try:
+            sock.unbind(endpoint)
+        except zmq.ZMQError:
+            pass
+        return True
+    try:  # a fresh address each time: libzmq releases a monitor's inproc address asynchronously
+        monitor = sock.get_monitor_socket(
+            zmq.EVENT_CLOSED | zmq.EVENT_CLOSE_FAILED, addr=f"inproc://vigil-release-{uuid.uuid4().hex}"
+        )
+    except zmq.ZMQError as exc:
+        log.warning("aggregator: cannot monitor %s while releasing it: %s", endpoint, exc)
+        try:
+            sock.unbind(endpoint)
+        except zmq.ZMQError:
+            pass
+        return False
+    try:
+        try:
+            sock.unbind(endpoint)
+        except zmq.ZMQError as exc:
+            if exc.errno == errno.ENOENT:  # not bound (released already)
+                return True
+            log.warning("aggregator: cannot unbind %s: %s", endpoint, exc)
+            return False
+        deadline = time.monotonic() + timeout_s
+        while (left := deadline - time.monotonic()) > 0:
+            if not monitor.poll(int(left * 1000) + 1):
+                break
+            event = recv_monitor_message(monitor)
+            if event["event"] in (zmq.EVENT_CLOSED, zmq.EVENT_CLOSE_FAILED):
+                return True
+        log.warning("aggregator: the listener on %s did not close within %.1f s", endpoint, timeout_s)
+        return False
+    finally:
+        sock.disable_monitor()
+        monitor.close(linger=0)

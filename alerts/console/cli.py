@@ -119,7 +119,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--stream", help="aggregator stream endpoint to follow (default: poll --db every 250 ms)")
     p.add_argument("--keys", help="CURVE keys folder for the stream (DIR/NAME.key_secret, DIR/aggregator.key)")
-    p.add_argument("--name", help="this client's key name in --keys")
+    p.add_argument("--name", help="this client's key name in --keys (authorised as an operator key)")
     p.add_argument("--insecure-dev", action="store_true", help="follow a loopback/ipc stream without CURVE")
     p.add_argument("--host", default="127.0.0.1", help="listen address (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8080, help="listen port (default 8080)")

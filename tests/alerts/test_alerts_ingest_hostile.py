@@ -16,6 +16,7 @@ from vigil.alerts.store import EventStore, StoreError
 from vigil.alerts.tail import format_event, json_line
 from vigil.alerts.transport import MAX_BATCH_BYTES, decode_reply
 from vigil.bench.hostile import AggregatorProcess, good_event
+from vigil.cli import main
 
 
 @pytest.fixture
@@ -218,3 +219,15 @@ def test_tail_escapes_what_a_terminal_would_act_on(make_event):
     text = json_line(ev)
     assert "\x1b" not in text and "\u202e" not in text
     assert json.loads(text) == json.loads(ev.to_json())  # the same JSON value
+
+
+def test_vigil_events_conflicts_lists_the_copies_kept_aside(tmp_path, make_event, capsys):
+    ev = make_event()
+    forged = ev.model_copy(update={"severity": "critical"})
+    with EventStore(tmp_path / "e.db") as store:
+        store.add(ev)
+        store.add_many_seq([forged])
+    assert main(["events", "conflicts", "--db", str(tmp_path / "e.db"), "--json"]) == 0
+    (line,) = capsys.readouterr().out.splitlines()
+    row = json.loads(line)
+    assert row["id"] == ev.id and row["event"] == forged.to_json()
