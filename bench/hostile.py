@@ -20,7 +20,12 @@ forever), ``loose_types`` (``"7"``, ``7.0``, ``true`` for integers; no schema), 
 bytes), ``big_messages`` (65 MB messages of 256 KiB frames), ``big_frames`` (1 MB frames, above
 ``MAXMSGSIZE``), ``conflicts`` (a stored id resent with other content), ``replaying_operators``
 (100 stream clients replaying history from 0 and never reading; the store is preloaded with
-``--preload`` events first).
+``--preload`` events first), ``unknown_key`` (100 connections a second with a key on no
+allow-list), ``operator_key_publishes`` (the same with an operator's key, which may only read).
+
+The aggregator runs with CURVE keys made for the run (``--insecure-dev``: without): the honest
+publisher and the attacker have edge keys (an attacker with a valid key is a compromised or
+broken node: everything above gets past the handshake), the replaying clients operator keys.
 
 All figures come from one run on one machine: compare phases with each other, not with other
 runs. ``--json`` prints everything as one JSON object.
@@ -32,6 +37,7 @@ import argparse
 import json
 import multiprocessing
 import random
+import shutil
 import socket
 import subprocess
 import sys
@@ -45,6 +51,7 @@ from typing import Callable
 import zmq
 
 from vigil.alerts.events import Event, new_event_id, utc_iso
+from vigil.alerts.keys import client_configurator, new_key_pair
 from vigil.alerts.publisher import EventPublisher
 from vigil.alerts.store import EventStore
 from vigil.alerts.transport import MAX_BATCH_BYTES, StreamFilter, encode_subscribe
@@ -101,8 +108,9 @@ class AggregatorProcess:
     ``workdir/aggregator.log``; :meth:`rss_kb` reads its resident set, :meth:`log_lines` counts
     its log. Use as a context manager (SIGTERM, then SIGKILL after 10 s)."""
 
-    def __init__(self, workdir: Path, db: Path | None = None) -> None:
+    def __init__(self, workdir: Path, db: Path | None = None, keys: Path | None = None) -> None:
         self.workdir = Path(workdir)
+        self.keys = keys
         self.db = db or self.workdir / "events.db"
         self.ingest = f"tcp://127.0.0.1:{_free_port()}"
         self.stream = f"tcp://127.0.0.1:{_free_port()}"
@@ -110,7 +118,8 @@ class AggregatorProcess:
         self.proc: subprocess.Popen | None = None
 
     def __enter__(self) -> "AggregatorProcess":
-        cmd = [sys.executable, "-m", "vigil", "aggregator", "--db", str(self.db), "--insecure-dev"]
+        cmd = [sys.executable, "-m", "vigil", "aggregator", "--db", str(self.db)]
+        cmd += ["--keys", str(self.keys)] if self.keys else ["--insecure-dev"]
         cmd += ["--ingest", self.ingest, "--stream", self.stream]
         self._log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
@@ -119,10 +128,7 @@ class AggregatorProcess:
 
     def _wait_ready(self, timeout_s: float = 60.0) -> None:
         """Until one event is acknowledged (the aggregator serves)."""
-        ctx = zmq.Context.instance()
-        sock = ctx.socket(zmq.DEALER)
-        sock.setsockopt(zmq.LINGER, 0)
-        sock.connect(self.ingest)
+        sock = self.client("hostile")
         deadline = time.monotonic() + timeout_s
         try:
             while time.monotonic() < deadline:
@@ -136,6 +142,16 @@ class AggregatorProcess:
             raise RuntimeError("aggregator did not answer within 60 s")
         finally:
             sock.close(linger=0)
+
+    def client(self, name: str, kind: int = zmq.DEALER, endpoint: str | None = None) -> zmq.Socket:
+        """A socket connected to ingest (or ``endpoint``), a CURVE client as key ``name`` when
+        the aggregator has keys."""
+        sock = zmq.Context.instance().socket(kind)
+        sock.setsockopt(zmq.LINGER, 0)
+        if self.keys:
+            client_configurator(self.keys, name)(sock)
+        sock.connect(endpoint or self.ingest)
+        return sock
 
     @property
     def pid(self) -> int:
@@ -161,9 +177,10 @@ class AggregatorProcess:
 
 
 # ---------------------------------------------------------------------- the honest publisher
-def _honest(endpoint: str, rate: float, stop, out) -> None:
+def _honest(endpoint: str, keys: str | None, rate: float, stop, out) -> None:
     """Publish ``rate`` events/s until ``stop`` is set; put ``[(monotonic, acknowledged), ...]``."""
-    pub = EventPublisher(endpoint, timeout_s=2.0, backoff_max_s=2.0, max_buffer=500_000)
+    configure = client_configurator(keys, "honest") if keys else None
+    pub = EventPublisher(endpoint, timeout_s=2.0, backoff_max_s=2.0, max_buffer=500_000, configure_socket=configure)
     samples = []
     t0 = time.monotonic()
     k = 0
@@ -187,12 +204,11 @@ def _honest(endpoint: str, rate: float, stop, out) -> None:
 
 
 # ---------------------------------------------------------------------- the attacker
-def _dealer(endpoint: str) -> zmq.Socket:
-    sock = zmq.Context.instance().socket(zmq.DEALER)
-    sock.setsockopt(zmq.LINGER, 0)
+def _dealer(agg: "AggregatorProcess", name: str = "hostile") -> zmq.Socket:
+    """The attacker's DEALER: with keys, an authorised edge key (a compromised or broken node)."""
+    sock = agg.client(name)
     sock.setsockopt(zmq.SNDHWM, 1000)
     sock.setsockopt(zmq.RCVHWM, 100_000)
-    sock.connect(endpoint)
     return sock
 
 
@@ -213,7 +229,7 @@ def _flood(frames_of: Callable[[int], list[bytes]], pace_s: float = 1.0 / FLOOD_
     """An attack that sends ``frames_of(k)`` as one message, again and again, every ``pace_s``."""
 
     def attack(agg: AggregatorProcess, stop: threading.Event) -> int:
-        sock = _dealer(agg.ingest)
+        sock = _dealer(agg)
         k = 0
         t0 = time.monotonic()
         try:
@@ -296,7 +312,7 @@ def _big_frame(k: int) -> list[bytes]:
 
 def _conflicts(agg: AggregatorProcess, stop: threading.Event) -> int:
     """Store one event, then resend its id with other content (ten variants), again and again."""
-    sock = _dealer(agg.ingest)
+    sock = _dealer(agg)
     base = good_event("hostile-conflict", 1)
     sock.send(base.to_bytes())
     sock.poll(5000)
@@ -322,13 +338,10 @@ def _conflicts(agg: AggregatorProcess, stop: threading.Event) -> int:
 
 def _replaying_operators(agg: AggregatorProcess, stop: threading.Event, n: int = 100) -> int:
     """``n`` stream clients subscribe from 0, renew every second and never read."""
-    ctx = zmq.Context.instance()
     socks = []
     for _ in range(n):
-        s = ctx.socket(zmq.DEALER)
-        s.setsockopt(zmq.LINGER, 0)
+        s = agg.client("reader", endpoint=agg.stream)
         s.setsockopt(zmq.RCVHWM, 1000)
-        s.connect(agg.stream)
         socks.append(s)
     try:
         while not stop.is_set():
@@ -344,6 +357,26 @@ def _replaying_operators(agg: AggregatorProcess, stop: threading.Event, n: int =
     return n
 
 
+def _knocking(name: str):
+    """A client that connects with key ``name`` (not allowed to publish), sends an event and
+    drops the connection, 100 times a second: each a CURVE handshake the aggregator refuses."""
+
+    def attack(agg: AggregatorProcess, stop: threading.Event) -> int:
+        k = 0
+        while not stop.is_set():
+            sock = agg.client(name)
+            try:
+                sock.send(good_event("intruder", 1 + k).to_bytes(), zmq.NOBLOCK)
+            except zmq.Again:
+                pass
+            stop.wait(0.01)
+            sock.close(linger=0)
+            k += 1
+        return k
+
+    return attack
+
+
 CLASSES: dict[str, Callable[[AggregatorProcess, threading.Event], int]] = {
     "out_of_range": _flood(_out_of_range),
     "loose_types": _flood(_loose_types),
@@ -353,7 +386,18 @@ CLASSES: dict[str, Callable[[AggregatorProcess, threading.Event], int]] = {
     "big_frames": _flood(_big_frame, pace_s=0.01),
     "conflicts": _conflicts,
     "replaying_operators": _replaying_operators,
+    "unknown_key": _knocking("stranger"),
+    "operator_key_publishes": _knocking("reader"),
 }
+
+
+def _make_keys(folder: Path) -> Path:
+    """The aggregator's keys; ``honest`` and ``hostile`` edge keys, a ``reader`` operator key,
+    a ``stranger`` key on no allow-list."""
+    new_key_pair("aggregator", folder)
+    for name, role in (("honest", "edge"), ("hostile", "edge"), ("reader", "operator"), ("stranger", None)):
+        new_key_pair(name, folder, authorize=role or False)
+    return folder
 
 
 def _attack(attack, agg: AggregatorProcess, halt: threading.Event, result: dict) -> None:
@@ -376,6 +420,7 @@ def run_hostile(
     rate: float = 2000.0,
     preload: int = 50_000,
     workdir: str | Path | None = None,
+    curve: bool = True,
 ) -> dict:
     """Run the phases (see the module docstring); the report as a dict."""
     classes = list(CLASSES) if classes is None else classes
@@ -389,12 +434,16 @@ def run_hostile(
         db = work / "events.db"
         if db.exists():
             db.unlink()
+        shutil.rmtree(work / "keys", ignore_errors=True)
         if preload and "replaying_operators" in classes:
             _preload(db, preload)
-        with AggregatorProcess(work, db) as agg:
+        keys = _make_keys(work / "keys") if curve else None
+        with AggregatorProcess(work, db, keys) as agg:
             mp = multiprocessing.get_context("spawn")
             stop, out = mp.Event(), mp.Queue()
-            honest = mp.Process(target=_honest, args=(agg.ingest, rate, stop, out), daemon=True)
+            honest = mp.Process(
+                target=_honest, args=(agg.ingest, str(keys) if keys else None, rate, stop, out), daemon=True
+            )
             honest.start()
             rss: list[tuple[float, int]] = []
             sampling = threading.Event()
@@ -479,7 +528,9 @@ def _report(phases, samples, rss, rate, seconds, alive) -> dict:
 def _main(args: argparse.Namespace) -> int:
     classes = [c.strip() for c in args.classes.split(",")] if args.classes else None
     try:
-        report = run_hostile(classes, seconds=args.seconds, rate=args.rate, preload=args.preload)
+        report = run_hostile(
+            classes, seconds=args.seconds, rate=args.rate, preload=args.preload, curve=not args.insecure_dev
+        )
     except ValueError as exc:
         print(f"vigil bench hostile: {exc}", file=sys.stderr)
         return 2
@@ -507,5 +558,6 @@ def add_bench_command(bench_sub) -> None:
     p.add_argument("--seconds", type=float, default=5.0, help="seconds per phase (default 5)")
     p.add_argument("--rate", type=float, default=2000.0, help="honest events per second (default 2000)")
     p.add_argument("--preload", type=int, default=50_000, help="stored events replaying operators read back")
+    p.add_argument("--insecure-dev", action="store_true", help="without CURVE (default: keys made for the run)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(func=_main)
