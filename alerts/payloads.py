@@ -23,6 +23,9 @@ type                    rule (``payload``)  extra fields beside the common alarm
 ``heatmap``             ``heatmap``         (not an alarm: no ``alarm_id``) ``layers``, ...
 ``plate_hit``           --                  plate pass fields (see :class:`PlateHitPayload`)
 ``plate_transit``       --                  plate pass fields (see :class:`PlateTransitPayload`)
+``camera_health``       ``health``          ``condition``, ``health``, ``metric``, ``value``,
+                                            ``threshold``, ``duration_s``, ``reason``
+                                            (see :class:`CameraHealthPayload`)
 ======================  ==================  =====================================================
 
 Common rule-alarm fields (:class:`RuleAlarmPayload`): ``alarm_id`` (UUID shared by the
@@ -63,6 +66,7 @@ __all__ = [
     "WatchListHit",
     "PlateHitPayload",
     "PlateTransitPayload",
+    "CameraHealthPayload",
     "payload_model",
 ]
 
@@ -355,6 +359,53 @@ class PlateTransitPayload(_PlatePayload):
     mode: str
 
 
+HealthState = Literal["ok", "blank", "frozen", "garbled", "no_detections"]
+
+
+class CameraHealthPayload(AlarmPayload):
+    """``camera_health``: the camera's stream is not delivering real pictures (``vigil.edge.health``).
+
+    A bad state's ``start`` (severity warning) and its ``end`` (severity info) share an
+    ``alarm_id``. ``condition``: the bad state the alarm is about (``blank``, ``frozen``,
+    ``garbled``, ``no_detections``); ``health``: the camera's state after this step (at a start
+    the condition itself; at an end ``ok``, or the next bad state when one replaces it).
+    ``metric`` / ``value`` / ``threshold``: the measurement that tells the condition
+    (``uniform_fraction``, ``frame_change`` in grey levels, ``broken_block_fraction``,
+    ``seconds_without_detections``), null when unknown; ``duration_s``: stream seconds since the
+    condition began; ``reason`` (ends only): ``clear`` (the picture is back) or ``flush`` (the
+    stream ended).
+    """
+
+    event_type: ClassVar[str] = "camera_health"
+    summary_fields: ClassVar[tuple[str, ...]] = ("condition", "health", "value", "threshold", "duration_s", "reason")
+    rule: Literal["health"] = "health"
+    condition: Literal["blank", "frozen", "garbled", "no_detections"] = Field(description="The bad state")
+    health: HealthState = Field(description="The camera's health state after this step")
+    metric: str = Field(description="Name of the measured quantity")
+    value: float | None = Field(description="Latest value of the metric, or null")
+    threshold: float | None = Field(description="Threshold the metric is compared with, or null")
+    duration_s: float = Field(ge=0, description="Stream seconds since the condition began")
+    frame: int = Field(description="Frame index of the step")
+    reason: Literal["clear", "flush"] | None = Field(None, description="Why the state ended (end events only)")
+
+    @classmethod
+    def from_change(cls, change: AlarmChange, frame: int) -> dict[str, Any]:
+        payload: dict[str, Any] = {
+            "alarm_id": change.alarm_id,
+            "rule": "health",
+            "condition": change.extra.get("condition"),
+            "health": change.extra.get("health"),
+            "metric": change.metric or "none",
+            "value": _r3(change.value),
+            "threshold": _r3(change.threshold),
+            "duration_s": round(float(change.duration_s), 2),
+            "frame": int(frame),
+        }
+        if change.reason:
+            payload["reason"] = change.reason
+        return payload
+
+
 PAYLOADS: dict[str, type[Payload]] = {
     m.event_type: m
     for m in (
@@ -367,6 +418,7 @@ PAYLOADS: dict[str, type[Payload]] = {
         HeatmapPayload,
         PlateHitPayload,
         PlateTransitPayload,
+        CameraHealthPayload,
     )
 }
 #: event types that are alarms (their payload carries an ``alarm_id``)

@@ -20,7 +20,7 @@ from pathlib import Path
 from vigil.edge.config import load_config
 from vigil.edge.logs import tag_camera
 from vigil.edge.node import OptionsError, RunOptions, run_node, select_cameras
-from vigil.edge.status import effective_state, read_statuses
+from vigil.edge.status import describe_state, effective_state, read_statuses
 from vigil.geometry.calibration_io import load_camera
 
 log = logging.getLogger("vigil")
@@ -130,16 +130,16 @@ def cmd_status(args: argparse.Namespace) -> int:
         f"node {cfg.node}: {len(rows)} camera{'s' if len(rows) != 1 else ''} (status from {cfg.operations.status_dir})"
     )
     print(
-        f"  {'camera':<20} {'state':<12} {'fps':>6} {'frames':>8} {'events':>7} {'outbox':>7} {'drops':>6} "
+        f"  {'camera':<20} {'state':<28} {'fps':>6} {'frames':>8} {'events':>7} {'outbox':>7} {'drops':>6} "
         f"{'reconn':>6} {'restarts':>8} {'updated':>9}"
     )
     for r in rows:
         if "frames" not in r:
-            print(f"  {r['camera']:<20} {r['state']:<12}" + (f"  {r['error']}" if r.get("error") else ""))
+            print(f"  {r['camera']:<20} {r['state']:<28}" + (f"  {r['error']}" if r.get("error") else ""))
             continue
         drops = int(r.get("stale_dropped", 0)) + int(r.get("corrupt_frames", 0))
         print(
-            f"  {r['camera']:<20} {r['state']:<12} {float(r.get('fps', 0)):>6.1f} {int(r['frames']):>8} "
+            f"  {r['camera']:<20} {describe_state(r, now):<28} {float(r.get('fps', 0)):>6.1f} {int(r['frames']):>8} "
             f"{int(r.get('events', 0)):>7} {int(r.get('outbox_depth', 0)):>7} {drops:>6} "
             f"{int(r.get('reconnects', 0)):>6} {int(r.get('restarts', 0)):>8} {r['age_s']:>7.1f} s"
         )
@@ -154,6 +154,10 @@ def _print_report(res: dict) -> None:
         f"camera {res['camera']}: {res['frames']} frames in {res['wall_s']:.1f} s ({res['fps']:.1f} fps), "
         f"{res['tracks']} tracks, {res['violations']} violations, {res['events']} events",
     ]
+    if res.get("health_episodes"):
+        lines.append("  stream health: " + ", ".join(f"{k} x{v}" for k, v in res["health_episodes"].items()))
+    if res.get("voice_failures"):
+        lines.append(f"  voice reminders not spoken: {res['voice_failures']}")
     if res.get("corrupt_frames_skipped"):
         lines.append(f"  corrupt frames skipped: {res['corrupt_frames_skipped']}")
     if res.get("delivered") is not None:

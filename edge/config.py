@@ -29,6 +29,8 @@ __all__ = [
     "ConfigError",
     "NodeConfig",
     "CameraConfig",
+    "StreamHealthConfig",
+    "MAX_YAML_DEPTH",
     "load_config",
     "parse_config",
 ]
@@ -297,6 +299,63 @@ class PlatesConfig(_Strict):
         return self
 
 
+class StreamHealthConfig(_Strict):
+    """Stream-health checks on the decoded frames (vigil.edge.health): blank, frozen and garbled
+    pictures, and no detections for a long time, reported as camera_health events and in the
+    status. The defaults were chosen by measurement (vtest.avi and corrupted copies of it: see
+    vigil.edge.health); no clean frame of those trips them."""
+
+    enabled: bool = Field(True, description="Check the stream's health")
+    check_interval_s: float = Field(
+        0.5, gt=0, le=60, description="Measure a frame every this many seconds of stream time (about 3 ms each)"
+    )
+    blank_after_s: float = Field(5.0, gt=0, le=3600, description="A blank picture for this long is reported (s)")
+    blank_uniform: float = Field(
+        0.95,
+        gt=0,
+        le=1,
+        description="Blank: at least this fraction of a grey thumbnail within +-4 grey levels of its median",
+    )
+    blank_std: float = Field(
+        2.0, ge=0, le=255, description="Blank: also a thumbnail standard deviation below this (grey levels)"
+    )
+    frozen_after_s: float = Field(
+        20.0,
+        gt=0,
+        le=86400,
+        description="A picture that does not change for this long is reported (s); above a codec's key-frame interval",
+    )
+    frozen_change: float = Field(
+        0.25,
+        ge=0,
+        le=255,
+        description="Frozen: mean absolute difference between two checks' thumbnails below this (grey levels)",
+    )
+    frozen_fraction: float = Field(
+        0.8, gt=0, le=1, description="Frozen: at least this fraction of the checks within frozen_after_s"
+    )
+    garbled_after_s: float = Field(5.0, gt=0, le=3600, description="Window of the garbled vote (s)")
+    garbled_blocks: float = Field(
+        0.15,
+        gt=0,
+        le=1,
+        description="Garbled frame: at least this fraction of its 16x16 blocks flat, smeared or with block-edge steps",
+    )
+    garbled_fraction: float = Field(
+        0.25, gt=0, le=1, description="Garbled: at least this fraction of the checks within garbled_after_s"
+    )
+    no_detections_after_s: float | None = Field(
+        600.0,
+        gt=0,
+        le=7 * 86400,
+        description="No detection of any class for this long is reported (s); null: off (e.g. a scene that is "
+        "legitimately empty for hours)",
+    )
+    clear_after_s: float = Field(
+        5.0, ge=0, le=3600, description="A bad state ends when its condition has not held for this long (s)"
+    )
+
+
 class CameraConfig(_Strict):
     """One camera served by this node."""
 
@@ -315,6 +374,10 @@ class CameraConfig(_Strict):
     plates: PlatesConfig = Field(
         default_factory=PlatesConfig,
         description="Licence-plate reading (gate or traffic mode), transits and watch lists",
+    )
+    health: StreamHealthConfig = Field(
+        default_factory=StreamHealthConfig,
+        description="Stream-health checks: blank, frozen, garbled pictures, no detections (camera_health events)",
     )
 
     @field_validator("name")
@@ -487,8 +550,29 @@ class NodeConfig(_Strict):
 
 
 # ---------------------------------------------------------------------------- loading
+#: deepest nesting of mappings and lists a config may have (a real one has fewer than 10 levels); deeper is refused
+#: before PyYAML's recursive composer and constructor would overflow Python's stack
+MAX_YAML_DEPTH = 64
+
+
 class _LineLoader(yaml.SafeLoader):
-    """SafeLoader that remembers the line of every mapping key (for error messages)."""
+    """SafeLoader that remembers the line of every mapping key (for error messages) and refuses
+    nesting deeper than :data:`MAX_YAML_DEPTH`."""
+
+    _depth = 0
+
+    def compose_node(self, parent, index):  # noqa: ANN001, ANN201 - PyYAML's signature
+        self._depth += 1
+        try:
+            if self._depth > MAX_YAML_DEPTH:
+                mark = self.peek_event().start_mark
+                raise ConfigError(
+                    f"line {mark.line + 1}: nested deeper than {MAX_YAML_DEPTH} levels (lists or mappings); "
+                    "a node config has no such nesting"
+                )
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
 
 
 def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
@@ -558,6 +642,8 @@ def parse_config(text: str, source: str = "<config>", base_dir: Path | None = No
         raise ConfigError(f"{source}: {exc}") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{source}: not valid YAML: {exc}") from None
+    except RecursionError:  # a backstop: the depth limit above comes first
+        raise ConfigError(f"{source}: not valid YAML: nested too deeply") from None
     finally:
         loader.dispose()
     if not isinstance(data, dict):

@@ -101,6 +101,7 @@ class FileSource:
         self._first = None
         bad_run = 0
         count = self.frame_count
+        self._decoded_in_pass = 0
         while True:
             if image is None:
                 ok, image = cap.read()
@@ -114,18 +115,31 @@ class FileSource:
                         pos += 1
                         continue
                     if count is not None and pos < count - 1:
-                        log.warning("%s: unreadable from frame %d of %d on", self.path, pos, count)
+                        # the run of bad frames that ended the file began bad_run frames ago: that is where
+                        # the readable part ends (a truncated file), not where we gave up
+                        first_bad = pos - bad_run
+                        log.warning(
+                            "%s: unreadable from frame %d of %d on (%d frames decoded; the file is truncated or "
+                            "damaged there)",
+                            self.path,
+                            first_bad,
+                            count,
+                            self._decoded_in_pass,
+                        )
                         self.stats.corrupt_skipped += count - pos
+                        self.stats.extra["unreadable_from_frame"] = first_bad
                     if not self.loop or pos == 0:
                         return
                     # replay from the start; indices and timestamps keep growing
                     cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
                     self.stats.extra["loops"] = self.stats.extra.get("loops", 0) + 1
                     pos = 0
+                    self._decoded_in_pass = 0
                     bad_run = 0
                     continue
             bad_run = 0
             self.stats.frames += 1
+            self._decoded_in_pass += 1
             yield Frame(index=index, timestamp=index / self.fps, image=image)
             image = None
             index += 1

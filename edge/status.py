@@ -5,6 +5,12 @@ temporary file renamed over the old one), from a snapshot made by
 :class:`vigil.edge.worker.StatusReporter`. The supervisor adds ``restarts`` and marks
 failed cameras. ``vigil status`` and the metrics endpoint only read these files, so they
 work whatever process (or how many) runs the cameras.
+
+A running camera's stream health (``health``: ``ok`` | ``blank`` | ``frozen`` | ``garbled`` |
+``no_detections``, see :mod:`vigil.edge.health`) qualifies its state: :func:`describe_state`
+gives ``running (frozen 42 s)`` where :func:`effective_state` gives ``running``; the metrics
+add ``vigil_camera_health{state}`` (1 for the current one), ``vigil_camera_health_seconds``
+and, with voice reminders, ``vigil_voice_failures_total``.
 """
 
 from __future__ import annotations
@@ -22,7 +28,15 @@ from vigil.fileio import atomic_write_text
 
 log = logging.getLogger(__name__)
 
-__all__ = ["write_status", "read_statuses", "StatusWriter", "StatusCollector", "serve_metrics", "effective_state"]
+__all__ = [
+    "write_status",
+    "read_statuses",
+    "StatusWriter",
+    "StatusCollector",
+    "serve_metrics",
+    "effective_state",
+    "describe_state",
+]
 
 #: a status not refreshed for this many seconds means its worker stopped reporting
 STALE_AFTER_S = 5.0
@@ -54,6 +68,22 @@ def effective_state(status: dict, now: float | None = None) -> str:
     if state in ("running", "connecting") and now - float(status.get("updated", 0)) > STALE_AFTER_S:
         return "stale"
     return state
+
+
+def describe_state(status: dict, now: float | None = None) -> str:
+    """:func:`effective_state`, with a running camera's bad stream health and how long it has
+    held: ``running (frozen 42 s)``, ``running (no_detections 610 s)``; plain ``running`` while
+    the health is ``ok`` (or unknown)."""
+    now = time.time() if now is None else now
+    state = effective_state(status, now)
+    health = status.get("health")
+    if state != "running" or not health or health == "ok":
+        return state
+    held = status.get("health_s")
+    if not isinstance(held, (int, float)):
+        return f"{state} ({health})"
+    age = max(0.0, now - float(status.get("updated", now)))
+    return f"{state} ({health} {held + age:.0f} s)"
 
 
 class StatusWriter:
@@ -115,6 +145,21 @@ class StatusCollector:
         restarts = CounterMetricFamily(
             "vigil_worker_restarts", "Restarts of the camera's worker by the supervisor", labels=["camera"]
         )
+        health = GaugeMetricFamily(
+            "vigil_camera_health",
+            "The camera's stream health (1 for the current one): ok, blank, frozen, garbled, no_detections",
+            labels=["camera", "state"],
+        )
+        health_s = GaugeMetricFamily(
+            "vigil_camera_health_seconds",
+            "Stream seconds the camera's stream health has been bad (0 while ok)",
+            labels=["camera"],
+        )
+        voice_failures = CounterMetricFamily(
+            "vigil_voice_failures",
+            "Voice reminders due that could not be spoken (espeak-ng missing or failing, no sound device)",
+            labels=["camera"],
+        )
         for st in read_statuses(self.status_dir):
             cam = str(st.get("camera"))
             eff = effective_state(st, now)
@@ -135,6 +180,12 @@ class StatusCollector:
                 since_event.add_metric([cam], float(st["seconds_since_event"]) + age)
             since_frame.add_metric([cam], float(st.get("seconds_since_frame", 0.0)) + age)
             restarts.add_metric([cam], float(st.get("restarts", 0)))
+            if st.get("health") and eff == "running":
+                health.add_metric([cam, str(st["health"])], 1.0)
+                held = st.get("health_s")
+                health_s.add_metric([cam], float(held) + age if isinstance(held, (int, float)) else 0.0)
+            if st.get("voice_failures") is not None:
+                voice_failures.add_metric([cam], float(st["voice_failures"]))
         yield from (
             up,
             state,
@@ -149,6 +200,9 @@ class StatusCollector:
             since_event,
             since_frame,
             restarts,
+            health,
+            health_s,
+            voice_failures,
         )
 
 

@@ -3,7 +3,10 @@
 :func:`run_camera` drives one camera to the end of its source (or ``max_frames``) and
 returns a :class:`RunReport`. Events go to every sink given (ZeroMQ publisher, JSON Lines
 file); a replay always finishes whether or not the aggregator answers, and what could not
-be delivered is reported, never silently dropped.
+be delivered is reported, never silently dropped. Every frame also goes through the
+stream-health check (:mod:`vigil.edge.health`: blank, frozen, garbled pictures, no
+detections), whose changes are ``camera_health`` events like any alarm's and whose state is in
+the status snapshot.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from vigil.alerts.events import Event, event_from_change, event_from_heatmap, ut
 from vigil.detectors.detections import Detections
 from vigil.detectors.registry import build_detector
 from vigil.edge.config import CameraConfig, ConfigError, NodeConfig
+from vigil.edge.health import HealthThresholds, StreamHealth
 from vigil.edge.outputs import AnnotatedVideo, BirdsEye, MotWriter
 from vigil.edge.sources import Frame, open_source
 from vigil.edge.tracking import Tracker
@@ -38,7 +42,7 @@ log = logging.getLogger(__name__)
 
 __all__ = ["RunReport", "CameraPipeline", "run_camera", "STAGES"]
 
-STAGES = ("decode", "detect", "track", "geometry", "rules", "events", "outputs")
+STAGES = ("decode", "health", "detect", "track", "geometry", "rules", "events", "outputs")
 
 
 class EventSink(Protocol):
@@ -61,6 +65,9 @@ class RunReport:
     last_event_monotonic: float | None = None
     stage_s: dict[str, float] = field(default_factory=lambda: {s: 0.0 for s in STAGES})
     outputs: dict[str, str] = field(default_factory=dict)
+    #: bad stream-health episodes by state (``{"frozen": 1}``; see vigil.edge.health)
+    health: dict[str, int] = field(default_factory=dict)
+    voice_failures: int = 0
 
     @property
     def fps(self) -> float:
@@ -84,6 +91,8 @@ class RunReport:
             "fps": round(self.fps, 2),
             "stages_ms": {k: round(v, 2) for k, v in self.stage_ms().items()},
             "outputs": self.outputs,
+            "health_episodes": self.health,
+            "voice_failures": self.voice_failures,
         }
 
 
@@ -161,6 +170,7 @@ class CameraPipeline:
         self.plates = None
         if camera.plates.enabled:
             self.plates = PlatePipeline(camera.plates, camera.name)
+        self.health = StreamHealth(HealthThresholds.from_config(camera.health)) if camera.health.enabled else None
 
     # -------------------------------------------------------------------------------------
     def _event(self, change: AlarmChange, frame: Frame) -> Event:
@@ -202,12 +212,24 @@ class CameraPipeline:
     def _voice(self, changes) -> None:
         if self.voice is None:
             return
+        self.voice.poll()  # a reminder that finished with an error is counted now
         rules = set(self.camera.rules.voice.rules)
         for ch in changes:
             if ch.state == "start" and ch.rule in rules and ch.zone not in self.voice_zones_off:
                 self.voice.remind(ch.zone)
 
+    def _health_events(self, frame: Frame, detections: int) -> list[Event]:
+        """``camera_health`` events of this frame's stream-health check (see vigil.edge.health)."""
+        if self.health is None:
+            return []
+        t = time.perf_counter()
+        changes = self.health.update(frame.timestamp, frame.image, detections, frame.index)
+        self.stage_s["health"] += time.perf_counter() - t
+        return [self._event(ch, frame) for ch in changes]
+
     def process(self, frame: Frame) -> tuple[Detections, list[Event], list]:
+        """Detect, track, project, rules, events for one frame; ``changes`` are the rules' (the
+        plate pass's and the stream-health check's changes are only in ``events``)."""
         t0 = time.perf_counter()
         dets = self.detector.detect(frame.image).with_metadata(
             camera=self.camera.name, frame_index=frame.index, timestamp=frame.timestamp
@@ -254,6 +276,7 @@ class CameraPipeline:
             ("detect", "track", "geometry", "rules", "events"), (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4)
         ):
             self.stage_s[name] += dt
+        events.extend(self._health_events(frame, len(dets)))  # times itself (stage "health")
         return tracked, events, changes
 
     def finish(self, frame: Frame | None) -> tuple[list[Event], list]:
@@ -270,6 +293,8 @@ class CameraPipeline:
         events.extend(self._heatmap_events(frame, final=True))
         if self.plates is not None:
             events.extend(self._event(ch, frame) for ch in self.plates.flush())
+        if self.health is not None:
+            events.extend(self._event(ch, frame) for ch in self.health.flush(frame.timestamp))
         return events, changes
 
 
@@ -393,6 +418,10 @@ def run_camera(
         report.stale_dropped = src.stats.stale_dropped
         report.stage_s = dict(pipeline.stage_s)
         report.tracks = len(pipeline.track_ids)
+        if pipeline.health is not None:
+            report.health = dict(pipeline.health.episodes)
+        if pipeline.voice is not None:
+            report.voice_failures = pipeline.voice.failures
         if mot is not None:
             mot.close(ok)
             if ok:
@@ -417,8 +446,12 @@ class StatusReporter:
     interval), ``stages_ms`` (mean per frame over the last interval), ``corrupt_frames``,
     ``stale_dropped``, ``reconnects``, ``connected``, ``events``, ``outbox_depth`` (events not
     yet acknowledged), ``queue_depth`` (frames waiting in a shared detector), ``seconds_since_frame``,
-    ``seconds_since_event``; with plate reading also ``plate_queue_depth``, ``plate_queued``,
-    ``plate_dropped``, ``plate_processed``, ``plate_errors``.
+    ``seconds_since_event``; with the stream-health check (on by default) ``health`` (``ok`` |
+    ``blank`` | ``frozen`` | ``garbled`` | ``no_detections``), ``health_s`` (stream seconds in
+    that state, null while ok), ``health_checks``, ``health_measures``; with voice reminders
+    ``voice_spoken``, ``voice_skipped``, ``voice_failures``, ``voice_last_failure``; with plate
+    reading also ``plate_queue_depth``, ``plate_queued``, ``plate_dropped``, ``plate_processed``,
+    ``plate_errors``.
     """
 
     def __init__(
@@ -477,7 +510,28 @@ class StatusReporter:
             "queue_depth": int(getattr(self.pipeline.detector, "pending", 0) or 0),
             "seconds_since_frame": round(now - (last_frame or self._t0), 3),
             "seconds_since_event": round(now - last_event, 3) if last_event else None,
-        } | self._plate_status()
+        } | self._extra_status()
+
+    def _extra_status(self) -> dict:
+        return self._health_status() | self._voice_status() | self._plate_status()
+
+    def _health_status(self) -> dict:
+        """``health``, ``health_s``, ``health_checks``, ``health_measures`` (vigil.edge.health)."""
+        health = getattr(self.pipeline, "health", None)
+        try:
+            return health.status() if health is not None else {}
+        except Exception:  # noqa: BLE001 - a status read must never break the worker
+            log.debug("status: health unavailable", exc_info=True)
+            return {}
+
+    def _voice_status(self) -> dict:
+        """``voice_spoken``, ``voice_skipped``, ``voice_failures``, ``voice_last_failure`` (voice reminders on)."""
+        voice = getattr(self.pipeline, "voice", None)
+        try:
+            return voice.status() if voice is not None else {}
+        except Exception:  # noqa: BLE001 - a status read must never break the worker
+            log.debug("status: voice counters unavailable", exc_info=True)
+            return {}
 
     def _plate_status(self) -> dict:
         """``plate_queue_depth``, ``plate_dropped``, ... of the plate OCR thread (cameras reading plates)."""

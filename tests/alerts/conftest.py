@@ -72,6 +72,17 @@ def sample_payload(type: str = "distance_violation", **fields) -> dict:
             "final": False,
             "frame": 1,
         },
+        "camera_health": {
+            "alarm_id": str(uuid.uuid4()),
+            "rule": "health",
+            "condition": "frozen",
+            "health": "frozen",
+            "metric": "frame_change",
+            "value": 0.0,
+            "threshold": 0.25,
+            "duration_s": 20.0,
+            "frame": 1,
+        },
         "plate_hit": {**plate, "lists": []},
         "plate_transit": {
             **plate,

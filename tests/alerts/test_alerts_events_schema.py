@@ -59,7 +59,9 @@ def test_specific_field_errors(sample_payload):
     for payload, message in cases:
         with pytest.raises(EventError, match=message):
             Event.from_json(json.dumps(_event("distance_violation", payload)))
-    with pytest.raises(EventError, match=r"invalid event: type: unknown event type 'crowd' \(known: contact_time, "):
+    with pytest.raises(
+        EventError, match=r"invalid event: type: unknown event type 'crowd' \(known: camera_health, contact_time, "
+    ):
         Event.from_json(json.dumps(_event("crowd", {})))
 
 
@@ -188,6 +190,65 @@ def test_event_from_change_distance_and_zone():
         event_from_change(
             AlarmChange("heatmap", "heatmap", "update", aid, "info", 0.0), camera="c", seq=1, time=TIME, frame=0
         )
+
+
+def test_camera_health_events_from_the_stream_health_check():
+    """``camera_health`` (vigil.edge.health): an alarm type; its start and end share the alarm
+    id, the payload is the typed model's, a wrong condition or a missing field is named."""
+    aid = str(uuid.uuid4())
+    start = AlarmChange(
+        event_type="camera_health",
+        rule="health",
+        state="start",
+        alarm_id=aid,
+        severity="warning",
+        timestamp_s=42.0,
+        started_at=22.0,
+        duration_s=20.0,
+        key=("frozen",),
+        metric="frame_change",
+        value=0.01234,
+        threshold=0.25,
+        extra={"condition": "frozen", "health": "frozen"},
+    )
+    ev = event_from_change(start, camera="cam1", seq=3, time=TIME, frame=420)
+    assert "camera_health" in ALARM_TYPES and (ev.type, ev.state, ev.severity) == ("camera_health", "start", "warning")
+    assert ev.payload == {
+        "alarm_id": aid,
+        "rule": "health",
+        "condition": "frozen",
+        "health": "frozen",
+        "metric": "frame_change",
+        "value": 0.012,
+        "threshold": 0.25,
+        "duration_s": 20.0,
+        "frame": 420,
+    }
+    assert Event.from_json(ev.to_bytes()) == ev and alarm_id_of(ev) == aid
+    assert summarize_payload(ev.payload, event_type="camera_health").startswith("condition=frozen health=frozen")
+    end = AlarmChange(
+        "camera_health",
+        "health",
+        "end",
+        aid,
+        "info",
+        50.0,
+        started_at=22.0,
+        duration_s=28.0,
+        metric="frame_change",
+        value=3.5,
+        threshold=0.25,
+        reason="clear",
+        extra={"condition": "frozen", "health": "ok"},
+    )
+    ev_end = event_from_change(end, camera="cam1", seq=4, time=TIME, frame=500)
+    assert ev_end.severity == "info" and ev_end.payload["reason"] == "clear" and ev_end.payload["health"] == "ok"
+    assert alarm_id_of(ev_end) == aid
+    bad = {**ev.payload, "condition": "sleepy"}
+    with pytest.raises(EventError, match=r"payload\.condition"):
+        Event.from_json(json.dumps(_event("camera_health", bad)))
+    with pytest.raises(EventError, match=r"payload\.metric: Field required"):
+        Event.from_json(json.dumps(_event("camera_health", {k: v for k, v in ev.payload.items() if k != "metric"})))
 
 
 @pytest.fixture

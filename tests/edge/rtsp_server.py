@@ -24,8 +24,14 @@ def main() -> int:
     server.set_address("127.0.0.1")
     server.set_service(port)
     factory = GstRtspServer.RTSPMediaFactory()
-    # an MJPEG AVI → RTP/JPEG (plugins-good only: no decoder needed); shared so clients join one stream
-    factory.set_launch(f"( filesrc location={video} ! avidemux ! rtpjpegpay name=pay0 pt=26 )")
+    # an MJPEG AVI → RTP/JPEG (plugins-good only), shared so clients join one stream. Each frame is
+    # decoded and encoded again by libjpeg: RTP/JPEG (RFC 2435) carries only the quantisation
+    # tables and the receiver assumes the standard Huffman tables, so OpenCV's own MJPEG frames,
+    # sent as they are, arrive as garbage (grey smears: what the health checks must catch, not
+    # what a camera sends)
+    factory.set_launch(
+        f"( filesrc location={video} ! avidemux ! jpegdec ! jpegenc quality=95 ! rtpjpegpay name=pay0 pt=26 )"
+    )
     factory.set_shared(True)
     server.get_mount_points().add_factory("/cam", factory)
     if server.attach(None) == 0:

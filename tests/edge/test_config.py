@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from vigil.edge.config import ConfigError, load_config, parse_config
+from vigil.edge.config import MAX_YAML_DEPTH, ConfigError, load_config, parse_config
 
 GOOD = """\
 version: 1
@@ -131,3 +131,34 @@ def test_detector_model_paths_are_relative_to_the_config_file(tmp_path: Path):
     text = GOOD + "detector:\n  type: onnx\n  model: m.onnx\n"
     cfg = parse_config(text, base_dir=tmp_path)
     assert cfg.detector.model == tmp_path / "m.onnx"
+
+
+@pytest.mark.parametrize(
+    "text, line",
+    [
+        ("[" * 100_000, 1),  # flow lists
+        ("cameras: " + "{a: " * 100_000, 1),  # flow mappings
+        ("cameras:\n" + "".join(" " * i + "-\n" for i in range(2, 200)), 65),  # block lists, one a line
+    ],
+)
+def test_yaml_nested_very_deep_is_a_config_error_naming_the_file(tmp_path: Path, text: str, line: int, capsys):
+    """Not a RecursionError traceback: a ConfigError naming the file and the line (exit 2)."""
+    path = tmp_path / "deep.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=rf"deep\.yaml: line {line}: nested deeper than {MAX_YAML_DEPTH} levels"):
+        load_config(path)
+    from vigil.cli import main
+
+    assert main(["check-config", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "deep.yaml" in err and "nested deeper" in err and "Traceback" not in err and "RecursionError" not in err
+
+
+def test_yaml_nesting_within_the_limit_still_parses():
+    # 60 levels of lists: deeper than any node config, inside the limit; refused for what it is
+    with pytest.raises(ConfigError, match="expected a mapping at the top level, got list"):
+        parse_config("[" * 60 + "]" * 60, source="x.yaml")
+    cfg = parse_config(GOOD + "    health: {frozen_after_s: 42, no_detections_after_s: null}\n")
+    assert cfg.cameras[0].health.frozen_after_s == 42 and cfg.cameras[0].health.no_detections_after_s is None
+    with pytest.raises(ConfigError, match=r"health\.garbled_blocks"):
+        parse_config(GOOD + "    health: {garbled_blocks: 2}\n")

@@ -110,3 +110,22 @@ def test_looped_file_replays_from_the_start_with_growing_indices(tmp_path: Path)
     # frame 5 is the file's first frame again
     assert np.array_equal(frames[5].image, frames[0].image) and np.array_equal(frames[7].image, frames[2].image)
     assert src.stats.extra["loops"] == 2
+
+
+def test_truncated_file_reports_the_frame_where_it_ends(vtest: Path, tmp_path: Path, caplog):
+    """vtest.avi cut to half its bytes: the header still says 795 frames. The message names the
+    first frame that could not be read, the one after the last decoded (not where the reader
+    gave up after its run of retries), and every frame not delivered is counted."""
+    half = tmp_path / "half.avi"
+    data = vtest.read_bytes()
+    half.write_bytes(data[: len(data) // 2])
+    src = FileSource(half)
+    assert src.frame_count == 795
+    with caplog.at_level("WARNING", logger="vigil.edge.sources"):
+        indices = [f.index for f in src]
+    decoded = len(indices)
+    assert 300 < decoded < 500 and indices == list(range(decoded))  # a prefix, in order
+    (msg,) = [r.getMessage() for r in caplog.records if "unreadable from frame" in r.getMessage()]
+    assert f"unreadable from frame {decoded} of 795 on ({decoded} frames decoded" in msg
+    assert src.stats.extra["unreadable_from_frame"] == decoded
+    assert src.stats.frames + src.stats.corrupt_skipped == 795
