@@ -335,13 +335,13 @@ class PlateHitPayload(_PlatePayload):
 
 
 class PlateTransitPayload(_PlatePayload):
-    """``plate_transit``: a vehicle pass ended. The aggregator stores a no-hit transit with the
-    plate replaced by ``plate_hash`` and without ``votes`` / ``evidence_id``."""
+    """``plate_transit``: a vehicle pass ended. The aggregator stores a no-hit transit without
+    any copy of its plate (no ``plate``, ``plate_hash``, ``votes``, ``evidence_id``): the transit
+    table keeps a keyed pseudonym, linked by ``transit_id``, for audited searches."""
 
     event_type: ClassVar[str] = "plate_transit"
     summary_fields: ClassVar[tuple[str, ...]] = (
         "plate",
-        "plate_hash",
         "direction",
         "confidence",
         "readings",
