@@ -24,6 +24,15 @@ table has no index on the random event id: such an index made every insert and d
 four times dearer); the mirror and the file are bounded by ``max_events`` (the oldest is dropped, and the
 drop is reported to the caller, beyond that).
 
+A damaged outbox file (not a database, or malformed) is not a crash: opening it raises
+:class:`OutboxCorruptError` (a :class:`~vigil.errors.UserError`: one line, exit code 2) after
+moving the file aside to ``PATH.corrupt-<UTC timestamp>`` (with its ``-wal``/``-shm``), so that
+nothing in it is lost and the message says where it went. The node refuses to start on it;
+started again, it begins a fresh outbox at ``PATH``.
+
+A write that fails says why: e.g. ``database or disk is full``, not the ``cannot rollback``
+of the rollback that follows it (:func:`vigil.sqlite.transaction`).
+
 Neither is thread-safe by itself: the publisher guards its outbox with its lock.
 """
 
@@ -37,7 +46,8 @@ from functools import partial
 from pathlib import Path
 from typing import Iterable, Iterator, Protocol
 
-from vigil.sqlite import connect, migrate, transaction
+from vigil.errors import UserError
+from vigil.sqlite import connect, is_corruption, migrate, set_aside, transaction
 
 __all__ = [
     "Outbox",
@@ -46,6 +56,7 @@ __all__ = [
     "MemoryOutbox",
     "SqliteOutbox",
     "OutboxError",
+    "OutboxCorruptError",
     "OUTBOX_SCHEMA_VERSION",
     "count_pending",
 ]
@@ -84,6 +95,25 @@ _MIGRATE_1_TO_2 = (
 
 class OutboxError(RuntimeError):
     """The outbox file cannot be opened or written (message names it and says why)."""
+
+
+class OutboxCorruptError(OutboxError, UserError):
+    """The outbox file is damaged; it was moved aside (``aside``, named in the message)."""
+
+    def __init__(self, message: str, path: Path, aside: Path | None) -> None:
+        super().__init__(message)
+        self.path, self.aside = path, aside
+
+
+class _Damaged(Exception):
+    """Internal: :func:`vigil.sqlite.connect` found the file damaged (the message says how)."""
+
+
+def _write_error(path: Path, exc: sqlite3.Error) -> OutboxError:
+    hint = ""
+    if getattr(exc, "sqlite_errorname", "") == "SQLITE_FULL":
+        hint = f" (free space on the disk holding {path.parent})"
+    return OutboxError(f"cannot write to the event outbox {path}: {exc}{hint}")
 
 
 class Outbox(Protocol):
@@ -208,7 +238,13 @@ class SqliteOutbox(PendingView):
             raise ValueError(f"synchronous must be NORMAL, FULL or EXTRA, got {synchronous!r}")
         self.path = Path(path)
         self.max_events = max_events
-        self._db = connect(self.path, what="event outbox", error=OutboxError, synchronous=synchronous)
+        try:
+            self._open(synchronous)
+        except _Damaged as exc:
+            raise self._set_aside(str(exc)) from None
+
+    def _open(self, synchronous: str) -> None:
+        self._db = connect(self.path, what="event outbox", error=OutboxError, corrupt=_Damaged, synchronous=synchronous)
         try:
             # a schema-1 file may have no version table: schema_version() reads 0 and step 2 finds its table
             migrate(
@@ -230,6 +266,8 @@ class SqliteOutbox(PendingView):
             self._last = dict(self._db.execute("SELECT camera, last_seq FROM sequences").fetchall())
         except sqlite3.Error as exc:
             self._db.close()
+            if is_corruption(exc):
+                raise _Damaged(f"cannot use the event outbox {self.path}: {exc}") from None
             raise OutboxError(f"cannot use the event outbox {self.path}: {exc}") from None
         except OutboxError:
             self._db.close()
@@ -240,6 +278,26 @@ class SqliteOutbox(PendingView):
                 self.path,
                 len(self._items),
             )
+
+    def _set_aside(self, reason: str) -> OutboxCorruptError:
+        """Move the damaged file out of the way (nothing deleted); the error to raise."""
+        detail = reason.rsplit(f"{self.path}: ", 1)[-1]  # SQLite's words
+        try:
+            aside = set_aside(self.path)
+        except OSError as exc:
+            return OutboxCorruptError(
+                f"the event outbox {self.path} is damaged ({detail}) and could not be moved aside ({exc}): "
+                "move it away to start with a fresh outbox (its unacknowledged events are in it)",
+                self.path,
+                None,
+            )
+        return OutboxCorruptError(
+            f"the event outbox {self.path} is damaged ({detail}); moved it aside to {aside} (nothing "
+            f"deleted: `sqlite3 {aside} .recover` may salvage its unacknowledged events); start again "
+            "to begin with a fresh outbox",
+            self.path,
+            aside,
+        )
 
     # ------------------------------------------------------------------ sequences
     def last_seq(self, camera: str) -> int:
@@ -290,7 +348,7 @@ class SqliteOutbox(PendingView):
                         list(lasts.items()),
                     )
         except sqlite3.Error as exc:
-            raise OutboxError(f"cannot write to the event outbox {self.path}: {exc}") from None
+            raise _write_error(self.path, exc) from None
         for i in dropped:
             self._items.pop(i, None)
             self._rowid.pop(i, None)

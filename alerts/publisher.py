@@ -1,10 +1,10 @@
 """Edge side of the alarm path: send events to the aggregator until each is acknowledged.
 
-:class:`EventPublisher` is called from the video loop. ``publish()`` only appends to an
-in-memory buffer and wakes a background I/O thread, which alone owns the ZeroMQ DEALER
-socket (ZeroMQ sockets are not thread-safe). That thread sends each event, waits for the
-aggregator's ack carrying the event id, and resends unacknowledged events with exponential
-backoff. The buffer is bounded: when it is full the *oldest* event is dropped and counted
+:class:`EventPublisher` is called from the video loop. ``publish()`` only appends to a
+buffer and wakes a background I/O thread, which alone owns the ZeroMQ DEALER socket (ZeroMQ
+sockets are not thread-safe). That thread sends the events, waits for the aggregator's acks
+carrying the event ids, and resends what is not acknowledged with exponential backoff. The
+buffer is bounded: when it is full the *oldest* event is dropped and counted
 (``DeliveryReport.dropped``) and a warning is logged.
 
 The buffer is an :class:`~vigil.alerts.outbox.Outbox`: a
@@ -17,18 +17,37 @@ per-camera sequence numbers increasing across restarts. The socket passes throug
 ``configure_socket`` before ``connect`` (CURVE client keys: see
 :func:`vigil.alerts.keys.client_configurator`).
 
+Order: **the aggregator stores a publisher's events in outbox order** (per camera, ``seq``
+order), whatever is lost, resent, reconnected or refused. By construction: *one window in
+flight*. A window is the oldest events of the outbox, at most ``batch_max`` of them in one
+ZeroMQ message; the next window is sent only once every event of this one is acknowledged
+(or rejected, or dropped from the full buffer); until then the window alone is resent, whole
+and in order, after its ack timeout or at once when a new connection completes. So no event
+is sent before every earlier one is stored (those of its own window travel with it, in order,
+in one message the aggregator commits in one transaction), and nothing depends on *which*
+connection a message travelled on or on when our socket monitor reports a disconnection
+(libzmq attaches a new connection before its monitor event reaches us), nor on the aggregator
+committing every batch it reads (a failed commit is not acknowledged: the window is resent and
+nothing behind it has been sent). The cost is one round trip per window; while it lasts, new
+events gather into the next window (up to ``batch_max`` events and
+:data:`~vigil.alerts.transport.MAX_BATCH_BYTES`), so a busy publisher sends big windows and an
+idle one a single event at once.
+
 Socket choices: ``IMMEDIATE=1`` so nothing is queued inside libzmq while no aggregator is
 connected (a send then fails with ``zmq.Again`` and the event stays in *our* buffer, where it
 is counted and bounded); ``LINGER=0`` so ``close()`` never hangs (undelivered events are
-reported, not hidden in a libzmq queue); ZMTP heartbeats so a dead peer is noticed. A
-socket monitor watches the connection: when a (re)connection completes, every event still
-waiting for its ack is resent at once instead of at its backoff time (whatever was in flight
-on the old connection is lost with it).
+reported, not hidden in a libzmq queue); ZMTP heartbeats so a dead peer is noticed. A socket
+monitor follows the link (``DeliveryReport.link``): connected, lost (the window in flight is
+resent on the next connection as soon as it completes), or refused: when the aggregator
+refuses the handshake (a CURVE key not in its allow-list, the wrong aggregator key, one side
+without CURVE) the cause is logged once per change of state and kept in
+``DeliveryReport.refused``; libzmq gives up on a peer that refused it, so the publisher
+reconnects itself (backing off up to :data:`REFUSED_RETRY_MAX_S`): a key added to the
+aggregator's allow-list later is picked up without restarting the node.
 """
 
 from __future__ import annotations
 
-import heapq
 import logging
 import random
 import threading
@@ -45,11 +64,25 @@ from .events import MAX_EVENT_BYTES, Event, EventError
 from .outbox import MemoryOutbox, Outbox, SqliteOutbox
 from .transport import MAX_BATCH_BYTES, MAX_BATCH_EVENTS, Wakeup, decode_reply, is_local_endpoint
 
-__all__ = ["EventPublisher", "DeliveryReport", "PublisherError"]
+__all__ = ["EventPublisher", "DeliveryReport", "PublisherError", "LINK_STATES", "REFUSED_RETRY_MAX_S"]
 
 log = logging.getLogger(__name__)
 
 _RETRY_WHEN_DISCONNECTED_S = 0.1
+#: after a refused handshake the publisher reconnects after 1 s, then backs off up to this
+REFUSED_RETRY_MAX_S = 30.0
+
+#: ``DeliveryReport.link``: no handshake yet / handshake done / lost since / the aggregator
+#: refused the last handshake (``DeliveryReport.refused`` says why)
+LINK_STATES = ("connecting", "connected", "disconnected", "refused")
+
+_MONITORED = (
+    zmq.EVENT_HANDSHAKE_SUCCEEDED
+    | zmq.EVENT_DISCONNECTED
+    | zmq.EVENT_HANDSHAKE_FAILED_AUTH
+    | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+    | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
+)
 
 
 class PublisherError(RuntimeError):
@@ -58,7 +91,7 @@ class PublisherError(RuntimeError):
 
 @dataclass(frozen=True)
 class DeliveryReport:
-    """Counts since the publisher started.
+    """Counts since the publisher started, and the state of the link to the aggregator.
 
     ``published == acknowledged + rejected + dropped + pending`` always holds.
     """
@@ -72,6 +105,9 @@ class DeliveryReport:
     resent: int  # retransmissions (all events together)
     errors: int  # ZeroMQ errors logged by the I/O thread
     recovered: int = 0  # of ``published``: left unacknowledged in the outbox by a previous run
+    link: str = "connecting"  # one of LINK_STATES
+    refused: str | None = None  # why the aggregator refused the last handshake (link == "refused")
+    refusals: int = 0  # handshakes the aggregator refused
 
     @property
     def undelivered(self) -> int:
@@ -84,19 +120,20 @@ class DeliveryReport:
 
 
 class EventPublisher:
-    """Deliver events to the aggregator's ingest endpoint with acknowledgements.
+    """Deliver events to the aggregator's ingest endpoint with acknowledgements, in order.
 
-    ``timeout_s``: how long to wait for an ack before the first resend; later resends back
-    off exponentially (with jitter) up to ``backoff_max_s``. At most ``max_in_flight`` events
-    are sent and unacknowledged at a time (flow control: a busy aggregator is not flooded
-    into ack timeouts and needless resends). Events waiting to go out together travel in
-    one ZeroMQ message of up to ``batch_max`` frames (one event per frame, at most
-    :data:`~vigil.alerts.transport.MAX_BATCH_BYTES` in all), so a burst costs one send, not
-    one per event. ``max_buffer``: most
+    One window in flight (see the module docstring): the oldest unacknowledged events, at most
+    ``batch_max`` of them (and :data:`~vigil.alerts.transport.MAX_BATCH_BYTES`) in one ZeroMQ
+    message of one frame per event; the next window goes out only when this one is
+    acknowledged, so the aggregator stores the events in outbox order and a busy aggregator
+    is not flooded into ack timeouts and needless resends. ``timeout_s``: how long to wait for
+    the window's acks before the first resend; later resends back off exponentially (with
+    jitter) up to ``backoff_max_s``; a new connection resends it at once. ``max_buffer``: most
     unacknowledged events kept; beyond it the oldest are dropped and counted.
     ``outbox``: ``None`` (in memory, lost on exit), a path (a durable
     :class:`~vigil.alerts.outbox.SqliteOutbox` opened there, closed by :meth:`close`) or an
-    outbox object (left open). ``configure_socket``: called with the DEALER socket before it connects (security hook).
+    outbox object (left open). ``configure_socket``: called with the DEALER socket before it
+    connects (security hook).
 
     Thread-safety: ``publish``, ``flush``, ``report`` and ``close`` may be called from any
     thread; only the internal I/O thread touches the socket.
@@ -113,7 +150,6 @@ class EventPublisher:
         configure_socket: Callable[[zmq.Socket], None] | None = None,
         name: str = "vigil-publisher",
         outbox: str | Path | Outbox | None = None,
-        max_in_flight: int = 8192,
         batch_max: int = 256,
     ) -> None:
         if timeout_s <= 0:
@@ -123,7 +159,6 @@ class EventPublisher:
         self.endpoint = endpoint
         self.timeout_s = float(timeout_s)
         self.backoff_max_s = float(backoff_max_s)
-        self.max_in_flight = int(max_in_flight)
         if not 1 <= batch_max <= MAX_BATCH_EVENTS:
             raise ValueError(f"batch_max must be 1..{MAX_BATCH_EVENTS}, got {batch_max}")
         self.batch_max = int(batch_max)
@@ -137,14 +172,22 @@ class EventPublisher:
         else:
             self._outbox = outbox
         self._next_seq: dict[str, int] = {}
+        self._secure = configure_socket is not None
 
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)  # notified on ack/nack/drop
-        self._unsent: deque[str] = deque()  # ids never sent, in order
-        self._retry: list[tuple[float, int, str]] = []  # heap (due, attempt, id) for sent ids
-        self._attempts: dict[str, int] = {}  # id -> sends so far (only sent, pending ids)
+        self._unsent: deque[str] = deque()  # ids never sent, in outbox order
+        # The window in flight: ids in outbox order (pruned of acked/dropped ones lazily), how
+        # often it was sent, when it is resent, and whether a connection was lost since it was.
+        self._window: list[str] = []
+        self._window_sends = 0
+        self._window_due = 0.0
+        self._window_lost = False
         self._published = self._sent = self._acked = self._dropped = 0
-        self._rejected = self._resent = self._errors = 0
+        self._rejected = self._resent = self._errors = self._refusals = 0
+        self._link = "connecting"
+        self._refused: str | None = None
+        self._refused_specific = False  # the refusal's cause came with a reason
         self._closed = False
         self._stop = False
         self._idle = True  # the I/O thread is in (or about to enter) a poll that waits
@@ -168,7 +211,7 @@ class EventPublisher:
             self._sock.setsockopt(zmq.SNDHWM, 1000)
             if configure_socket is not None:
                 configure_socket(self._sock)
-            self._monitor = self._sock.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_DISCONNECTED)
+            self._monitor = self._sock.get_monitor_socket(_MONITORED)
             self._sock.connect(endpoint)
         except zmq.ZMQError as exc:
             self._close_socket()
@@ -220,8 +263,8 @@ class EventPublisher:
             if dropped:
                 self._dropped += len(dropped)
                 dropped_set = set(dropped)
-                for old in dropped:
-                    self._attempts.pop(old, None)  # a stale retry entry is skipped when due
+                if self._window:
+                    self._window = [i for i in self._window if i not in dropped_set]
                 while self._unsent and self._unsent[0] in dropped_set:
                     self._unsent.popleft()  # both are in publish order: keep them aligned
                 if self._dropped == len(dropped) or self._dropped % 1000 < len(dropped):
@@ -324,6 +367,9 @@ class EventPublisher:
             resent=self._resent,
             errors=self._errors,
             recovered=self._recovered,
+            link=self._link,
+            refused=self._refused,
+            refusals=self._refusals,
         )
 
     def _wake(self) -> None:
@@ -336,7 +382,8 @@ class EventPublisher:
         poller.register(self._wakeup.reader, zmq.POLLIN)
         poller.register(self._monitor, zmq.POLLIN)
         blocked_until = 0.0  # no aggregator connected: don't try sending before this
-        self._reconnecting = False  # a connection was lost since the last one completed
+        self._reconnect_at: float | None = None  # refused: connect again (ourselves) then
+        self._refused_backoff_s = 1.0
         try:
             while True:
                 with self._lock:
@@ -360,15 +407,10 @@ class EventPublisher:
                         blocked_until = 0.0
                 if self._sock in ready:
                     self._receive_replies()
-                if self._reconnecting:
-                    # A connection was lost: nothing new goes out until our monitor has seen the
-                    # next handshake and rescheduled what was in flight on the old one. libzmq
-                    # attaches the new pipe before that event reaches us; sending meanwhile would
-                    # let new events overtake the ones lost in flight. The monitor wakes the poll.
-                    blocked_until = max(blocked_until, time.monotonic() + _RETRY_WHEN_DISCONNECTED_S)
-                elif time.monotonic() >= blocked_until:
-                    if not self._send_due():
-                        blocked_until = time.monotonic() + _RETRY_WHEN_DISCONNECTED_S
+                if self._reconnect_at is not None and time.monotonic() >= self._reconnect_at:
+                    self._reconnect()
+                if time.monotonic() >= blocked_until and not self._send_due():
+                    blocked_until = time.monotonic() + _RETRY_WHEN_DISCONNECTED_S
         except Exception:  # a bug: say so loudly rather than die silently
             log.exception("event publisher I/O thread failed; events will not be delivered")
             with self._lock:
@@ -378,16 +420,28 @@ class EventPublisher:
         finally:
             self._close_socket()
 
+    def _prune_window_locked(self) -> None:
+        """Forget the window's acknowledged, rejected and dropped events; all gone: none in flight."""
+        if self._window:
+            self._window = [i for i in self._window if i in self._outbox]
+        if not self._window:
+            self._window_sends = 0
+            self._window_lost = False
+
     def _poll_timeout(self, blocked_until: float) -> int:
         """Milliseconds until something is due (called with the lock held)."""
         now = time.monotonic()
-        if blocked_until > now:
-            return max(1, int((blocked_until - now) * 1000) + 1)
-        if self._unsent and len(self._attempts) < self.max_in_flight:
+        due = now + 1.0
+        if self._reconnect_at is not None:
+            due = min(due, self._reconnect_at)
+        self._prune_window_locked()
+        if self._window:
+            due = min(due, max(self._window_due, blocked_until))
+        elif self._unsent:
+            due = min(due, blocked_until)
+        if due <= now:
             return 0
-        if self._retry:
-            return max(0, int((self._retry[0][0] - now) * 1000) + 1)
-        return 1000
+        return max(1, int((due - now) * 1000) + 1)
 
     def _connection_events(self) -> bool:
         """Handle monitor events; ``True`` if a connection to the aggregator completed."""
@@ -400,26 +454,93 @@ class EventPublisher:
             except zmq.ZMQError as exc:
                 self._log_zmq_error("monitor recv", exc)
                 return connected
-            if msg["event"] == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+            event = msg["event"]
+            if event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
                 connected = True
-                n = 0
-                if self._reconnecting:
-                    self._reconnecting = False
-                    with self._lock:
-                        now = time.monotonic()
-                        # Rebuilt, not pushed onto: no stale entry may fire a second resend.
-                        self._retry = [(now, a, event_id) for event_id, a in self._attempts.items()]
-                        heapq.heapify(self._retry)
-                        n = len(self._retry)
+                self._reconnect_at, self._refused_backoff_s = None, 1.0
+                with self._lock:
+                    was, self._link, self._refused = self._link, "connected", None
+                    self._prune_window_locked()
+                    n = len(self._window) if self._window_lost else 0
+                    if n:  # lost with the old connection: resend it now, not at its ack timeout
+                        self._window_due, self._window_lost = time.monotonic(), False
+                if was == "refused":
+                    log.warning("event publisher: the aggregator at %s now accepts this node", self.endpoint)
                 log.info(
                     "event publisher connected to %s%s",
                     self.endpoint,
                     f"; resending {n} unacknowledged event(s)" if n else "",
                 )
-            elif msg["event"] == zmq.EVENT_DISCONNECTED:
-                # What was in flight on that connection is gone: resend it on the next one.
-                self._reconnecting = True
-                log.warning("event publisher lost its connection to %s; buffering", self.endpoint)
+            elif event == zmq.EVENT_DISCONNECTED:
+                with self._lock:
+                    was = self._link
+                    if was == "connected":
+                        self._link = "disconnected"
+                    if self._window:  # whatever was in flight on that connection is gone with it
+                        self._window_lost = True
+                if was == "connected":  # once per lost connection, not per failed attempt
+                    log.warning("event publisher lost its connection to %s; buffering", self.endpoint)
+            elif event in (
+                zmq.EVENT_HANDSHAKE_FAILED_AUTH,
+                zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL,
+                zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL,
+            ):
+                self._handshake_refused(event, int(msg["value"]))
+
+    def _refusal_cause(self, event: int, value: int) -> str:
+        """One line saying why the aggregator refused the handshake (monitor ``event``, ``value``)."""
+        where = f"aggregator at {self.endpoint}"
+        curve = f"{where} refused this node's CURVE key (not in its allow-list, or the wrong aggregator key)"
+        if event == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
+            return f"{curve}: authentication failed (ZAP status {value})"
+        if event == zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL and value == zmq.PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH:
+            if self._secure:
+                return f"{where} refused this node's handshake: this node uses CURVE keys and the aggregator does not"
+            return (
+                f"{where} refused this node's handshake: the aggregator requires CURVE keys and this node "
+                "has none (aggregator.keys_dir)"
+            )
+        detail = "no reason given" if event == zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL else f"protocol error {value:#x}"
+        if self._secure:
+            # a HELLO the aggregator cannot decrypt is dropped without an answer
+            return (
+                f"{curve}: the handshake failed ({detail}; when that repeats, this node's copy of the "
+                "aggregator's public key is not the aggregator's)"
+            )
+        return f"{where} refused this node's handshake ({detail}): is a Vigil aggregator listening there?"
+
+    def _handshake_refused(self, event: int, value: int) -> None:
+        vague = event == zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
+        with self._lock:
+            self._refusals += 1
+            # The aggregator may close before its reason reaches us (libzmq then says "no
+            # detail"): a vague refusal never replaces the specific cause seen before it.
+            keep = vague and self._link == "refused" and self._refused_specific
+            changed = False
+            if not keep:
+                cause = self._refusal_cause(event, value)
+                changed = self._link != "refused" or self._refused != cause
+                self._link, self._refused, self._refused_specific = "refused", cause, not vague
+        if changed:  # once per change of state, not per attempt
+            log.error("event publisher: %s; events stay in the outbox until it accepts this node", cause)
+        if not vague:
+            # libzmq does not reconnect to a peer that refused it (an authentication or
+            # protocol error ends the session): try again ourselves, backing off
+            self._reconnect_at = time.monotonic() + self._refused_backoff_s
+            self._refused_backoff_s = min(2 * self._refused_backoff_s, REFUSED_RETRY_MAX_S)
+
+    def _reconnect(self) -> None:
+        """Connect again after a refusal (libzmq has given that endpoint up)."""
+        self._reconnect_at = None
+        try:
+            self._sock.disconnect(self.endpoint)
+        except zmq.ZMQError:
+            pass  # already gone
+        try:
+            self._sock.connect(self.endpoint)
+        except zmq.ZMQError as exc:
+            self._log_zmq_error("connect", exc)
+            self._reconnect_at = time.monotonic() + self._refused_backoff_s
 
     def _receive_replies(self) -> None:
         acks: list[str] = []
@@ -450,89 +571,74 @@ class EventPublisher:
             return
         with self._lock:  # one outbox transaction for the whole lot
             flags = self._outbox.ack_many(acks + [i for i, _ in nacks])
-            for event_id, gone in zip(acks, flags):
-                if gone:
-                    self._acked += 1
-                    self._attempts.pop(event_id, None)
+            self._acked += sum(flags[: len(acks)])
             for (event_id, error), gone in zip(nacks, flags[len(acks) :]):
                 if gone:
                     self._rejected += 1
-                    self._attempts.pop(event_id, None)
                     log.error("aggregator rejected event %s: %s", event_id, error)
+            self._prune_window_locked()  # all of it acknowledged: the next window may go
             self._changed.notify_all()
 
-    def _next_batch(self, now: float) -> list[tuple[str, bytes, int]]:
-        """Take the events to send now, as ``(id, data, attempt)``: resends first (older),
-        then new ones; at most ``batch_max`` events and ``MAX_BATCH_BYTES`` bytes."""
-        batch: list[tuple[str, bytes, int]] = []
-        size = 0
+    def _next_window(self, now: float) -> tuple[list[tuple[str, bytes]], bool]:
+        """What to send now as ``([(id, data)], resend)``: the window in flight when its resend
+        is due (nothing before), else a new window of the oldest unsent events, at most
+        ``batch_max`` events and ``MAX_BATCH_BYTES`` bytes."""
+        batch: list[tuple[str, bytes]] = []
         with self._lock:
-            while self._retry and self._retry[0][0] <= now and len(batch) < self.batch_max:
-                _, attempt, event_id = self._retry[0]
-                data = self._outbox.get(event_id)
-                if data is None or self._attempts.get(event_id) != attempt:
-                    heapq.heappop(self._retry)  # acked, dropped or superseded: stale
-                    continue
-                if batch and size + len(data) > MAX_BATCH_BYTES:
-                    return batch
-                heapq.heappop(self._retry)
-                batch.append((event_id, data, attempt))
-                size += len(data)
-            in_flight = len(self._attempts)
-            while self._unsent and in_flight < self.max_in_flight and len(batch) < self.batch_max:
+            self._prune_window_locked()
+            if self._window:
+                if now < self._window_due:
+                    return [], True
+                for event_id in self._window:
+                    data = self._outbox.get(event_id)
+                    if data is not None:
+                        batch.append((event_id, data))
+                return batch, True
+            size = 0
+            while self._unsent and len(batch) < self.batch_max:
                 event_id = self._unsent[0]
                 data = self._outbox.get(event_id)
-                if data is None or event_id in self._attempts:
-                    self._unsent.popleft()
+                if data is None:
+                    self._unsent.popleft()  # dropped meanwhile
                     continue
                 if batch and size + len(data) > MAX_BATCH_BYTES:
-                    return batch
+                    break
                 self._unsent.popleft()
-                batch.append((event_id, data, 0))
+                batch.append((event_id, data))
                 size += len(data)
-                in_flight += 1
-        return batch
-
-    def _put_back(self, batch: list[tuple[str, bytes, int]], now: float) -> None:
-        """A batch that could not be sent goes back where it came from (called unlocked)."""
-        with self._lock:
-            for event_id, _, attempt in reversed(batch):
-                if attempt == 0:
-                    self._unsent.appendleft(event_id)
-                else:
-                    heapq.heappush(self._retry, (now, attempt, event_id))
+        return batch, False
 
     def _send_due(self) -> bool:
-        """Send everything due, up to ``batch_max`` events per message (one frame each);
-        ``False`` if the aggregator is not connected (retry later)."""
-        while True:
-            now = time.monotonic()
-            batch = self._next_batch(now)
-            if not batch:
-                return True
-            try:
-                self._sock.send_multipart([data for _, data, _ in batch], zmq.NOBLOCK, copy=False)
-            except zmq.Again:
-                # No connected aggregator (IMMEDIATE) or its pipe is full: put it back.
-                self._put_back(batch, now)
-                return False
-            except zmq.ZMQError as exc:
+        """Send the window if it is due (a new one when none is in flight); ``False`` if the
+        aggregator is not connected (retry later)."""
+        now = time.monotonic()
+        batch, resend = self._next_window(now)
+        if not batch:
+            return True
+        try:
+            self._sock.send_multipart([data for _, data in batch], zmq.NOBLOCK, copy=False)
+        except zmq.ZMQError as exc:
+            # Again: no connected aggregator (IMMEDIATE) or its pipe is full; the window (or the
+            # events of a new one, back at the head of the queue) waits in our buffer
+            if exc.errno != zmq.EAGAIN:
                 self._log_zmq_error("send", exc)
-                self._put_back(batch, now)
-                return False
-            jitter = random.uniform(0.8, 1.2)
-            with self._lock:
-                for event_id, _, attempt in batch:
-                    if event_id not in self._outbox:
-                        continue  # acked or dropped meanwhile
-                    if attempt == 0:
-                        self._sent += 1
-                    else:
-                        self._resent += 1
-                    attempt += 1
-                    self._attempts[event_id] = attempt
-                    wait = min(self.timeout_s * (2 ** (attempt - 1)), self.backoff_max_s) * jitter
-                    heapq.heappush(self._retry, (now + wait, attempt, event_id))
+            if not resend:
+                with self._lock:
+                    self._unsent.extendleft(event_id for event_id, _ in reversed(batch))
+            return False
+        jitter = random.uniform(0.8, 1.2)
+        with self._lock:
+            if resend:
+                self._resent += len(batch)
+            else:
+                self._sent += len(batch)
+                self._window = [event_id for event_id, _ in batch]
+            self._window_sends += 1
+            self._window_lost = False
+            wait = min(self.timeout_s * (2 ** (self._window_sends - 1)), self.backoff_max_s) * jitter
+            self._window_due = now + wait
+            self._prune_window_locked()  # events dropped from a full buffer while we were sending
+        return True
 
     def _log_zmq_error(self, what: str, exc: zmq.ZMQError) -> None:
         with self._lock:

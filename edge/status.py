@@ -71,19 +71,26 @@ def effective_state(status: dict, now: float | None = None) -> str:
 
 
 def describe_state(status: dict, now: float | None = None) -> str:
-    """:func:`effective_state`, with a running camera's bad stream health and how long it has
-    held: ``running (frozen 42 s)``, ``running (no_detections 610 s)``; plain ``running`` while
-    the health is ``ok`` (or unknown)."""
+    """:func:`effective_state`, with what is wrong with a running camera: its bad stream health
+    and how long it has held (``running (frozen 42 s)``, ``running (no_detections 610 s)``) and
+    an aggregator that refuses its key (``running (aggregator refused the key)``); plain
+    ``running`` while all is well (or unknown)."""
     now = time.time() if now is None else now
     state = effective_state(status, now)
-    health = status.get("health")
-    if state != "running" or not health or health == "ok":
+    if state != "running":
         return state
-    held = status.get("health_s")
-    if not isinstance(held, (int, float)):
-        return f"{state} ({health})"
-    age = max(0.0, now - float(status.get("updated", now)))
-    return f"{state} ({health} {held + age:.0f} s)"
+    notes = []
+    health = status.get("health")
+    if health and health != "ok":
+        held = status.get("health_s")
+        if isinstance(held, (int, float)):
+            age = max(0.0, now - float(status.get("updated", now)))
+            notes.append(f"{health} {held + age:.0f} s")
+        else:
+            notes.append(str(health))
+    if status.get("aggregator_link") == "refused":
+        notes.append("aggregator refused the key")
+    return f"{state} ({', '.join(notes)})" if notes else state
 
 
 class StatusWriter:

@@ -484,33 +484,45 @@ class StatusReporter:
         self._last = (now, n, st)
         connected = getattr(self.src, "connected", True)
         depth = 0
+        link: dict = {}
         for s in self.sinks:
             rep = getattr(s, "report", None)
             if callable(rep):
                 try:
-                    depth += int(getattr(rep(), "pending", 0) or 0)
+                    r = rep()
+                    depth += int(getattr(r, "pending", 0) or 0)
+                    if getattr(r, "link", None) is not None:  # the publisher's link to the aggregator
+                        link = {
+                            "aggregator_link": r.link,
+                            "aggregator_refused": r.refused,
+                            "aggregator_refusals": int(r.refusals),
+                        }
                 except Exception:  # noqa: BLE001 - a status read must never break the worker
                     log.debug("status: outbox depth unavailable", exc_info=True)
         last_frame = self.report.last_frame_monotonic
         last_event = self.report.last_event_monotonic
-        return {
-            "camera": self.camera,
-            "state": state or ("running" if connected else "connecting"),
-            "pid": os.getpid(),
-            "updated": time.time(),
-            "frames": n,
-            "fps": round(dn / (now - t_prev), 3) if now > t_prev else 0.0,
-            "stages_ms": {k: round(1000.0 * (st[k] - st_prev.get(k, 0.0)) / dn, 3) if dn else 0.0 for k in st},
-            "corrupt_frames": self.src.stats.corrupt_skipped,
-            "stale_dropped": self.src.stats.stale_dropped,
-            "reconnects": self.src.stats.reconnects,
-            "connected": bool(connected),
-            "events": self.report.events,
-            "outbox_depth": depth,
-            "queue_depth": int(getattr(self.pipeline.detector, "pending", 0) or 0),
-            "seconds_since_frame": round(now - (last_frame or self._t0), 3),
-            "seconds_since_event": round(now - last_event, 3) if last_event else None,
-        } | self._extra_status()
+        return (
+            {
+                "camera": self.camera,
+                "state": state or ("running" if connected else "connecting"),
+                "pid": os.getpid(),
+                "updated": time.time(),
+                "frames": n,
+                "fps": round(dn / (now - t_prev), 3) if now > t_prev else 0.0,
+                "stages_ms": {k: round(1000.0 * (st[k] - st_prev.get(k, 0.0)) / dn, 3) if dn else 0.0 for k in st},
+                "corrupt_frames": self.src.stats.corrupt_skipped,
+                "stale_dropped": self.src.stats.stale_dropped,
+                "reconnects": self.src.stats.reconnects,
+                "connected": bool(connected),
+                "events": self.report.events,
+                "outbox_depth": depth,
+                "queue_depth": int(getattr(self.pipeline.detector, "pending", 0) or 0),
+                "seconds_since_frame": round(now - (last_frame or self._t0), 3),
+                "seconds_since_event": round(now - last_event, 3) if last_event else None,
+            }
+            | link
+            | self._extra_status()
+        )
 
     def _extra_status(self) -> dict:
         return self._health_status() | self._voice_status() | self._plate_status()

@@ -7,6 +7,10 @@ explicit ``BEGIN``/``COMMIT``), usable from the thread that owns the object's lo
 WAL journal and the requested ``synchronous`` level. Failures raise the caller's error class
 with a message that names the file and what it is for.
 
+A damaged file (not a database, or a malformed one) is told apart from other failures
+(:func:`is_corruption`; ``connect(..., corrupt=...)``), and :func:`set_aside` moves such a file,
+with its ``-wal`` and ``-shm`` companions, out of the way without deleting anything.
+
 Schema versions live in a one-column table per database (``<name>_version`` or
 ``schema_version``: existing files keep theirs); :func:`migrate` runs the steps from the
 file's version up to the code's, in one transaction, and refuses a file newer than the code.
@@ -14,14 +18,51 @@ file's version up to the code's, in one transaction, and refuses a file newer th
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["connect", "migrate", "schema_version", "transaction", "SYNCHRONOUS_LEVELS"]
+__all__ = [
+    "connect",
+    "migrate",
+    "schema_version",
+    "transaction",
+    "is_corruption",
+    "set_aside",
+    "SYNCHRONOUS_LEVELS",
+]
 
 SYNCHRONOUS_LEVELS = ("OFF", "NORMAL", "FULL", "EXTRA")
+
+
+def is_corruption(exc: BaseException) -> bool:
+    """Whether a ``sqlite3`` error says the file is damaged: not a database at all
+    (``SQLITE_NOTADB``) or malformed (``SQLITE_CORRUPT`` and its extended codes)."""
+    name = getattr(exc, "sqlite_errorname", None) or ""
+    return name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB"))
+
+
+def set_aside(path: str | Path, tag: str = "corrupt") -> Path:
+    """Move the database at ``path`` (and its ``-wal``/``-shm`` files) to
+    ``PATH.<tag>-<UTC timestamp>`` (a new name, never over an existing file); return it.
+
+    Nothing is deleted: the moved file opens as it was, its write-ahead log beside it."""
+    path = Path(path)
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    aside = path.with_name(f"{path.name}.{tag}-{stamp}")
+    k = 1
+    while any(Path(f"{aside}{suffix}").exists() for suffix in ("", "-wal", "-shm")):
+        k += 1
+        aside = path.with_name(f"{path.name}.{tag}-{stamp}-{k}")
+    os.rename(path, aside)
+    for suffix in ("-wal", "-shm"):
+        companion = Path(f"{path}{suffix}")
+        if companion.exists():
+            os.rename(companion, f"{aside}{suffix}")
+    return aside
 
 
 def connect(
@@ -29,6 +70,7 @@ def connect(
     *,
     what: str,
     error: type[Exception] = sqlite3.Error,
+    corrupt: type[Exception] | None = None,
     readonly: bool = False,
     wal: bool = True,
     synchronous: str | None = "NORMAL",
@@ -38,7 +80,8 @@ def connect(
     """Open the SQLite database at ``path``.
 
     ``what`` names the database in messages ("event outbox", "event database", ...);
-    ``error`` is the exception raised on failure. ``readonly`` opens an existing file with
+    ``error`` is the exception raised on failure; ``corrupt`` (default ``error``) the one
+    raised when the file is damaged (:func:`is_corruption`). ``readonly`` opens an existing file with
     ``mode=ro`` (a missing file is an error, never a new empty database). ``synchronous``:
     one of :data:`SYNCHRONOUS_LEVELS` (``None`` leaves SQLite's default).
     """
@@ -59,7 +102,8 @@ def connect(
                 raise error(f"directory {path.parent} does not exist")
             db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
     except (OSError, sqlite3.Error) as exc:
-        raise error(f"cannot open the {what} {path}: {exc}") from None
+        kind = corrupt if corrupt is not None and is_corruption(exc) else error
+        raise kind(f"cannot open the {what} {path}: {exc}") from None
     try:
         db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
         if not readonly:
@@ -71,7 +115,8 @@ def connect(
                 db.execute(f"PRAGMA synchronous = {synchronous.upper()}")
     except sqlite3.Error as exc:
         db.close()
-        raise error(f"cannot use the {what} {path}: {exc}") from None
+        kind = corrupt if corrupt is not None and is_corruption(exc) else error
+        raise kind(f"cannot use the {what} {path}: {exc}") from None
     except BaseException:
         db.close()
         raise
@@ -80,14 +125,23 @@ def connect(
 
 @contextmanager
 def transaction(db: sqlite3.Connection, mode: str = "IMMEDIATE") -> Iterator[sqlite3.Connection]:
-    """``BEGIN <mode>`` ... ``COMMIT``, or ``ROLLBACK`` if the block raises."""
+    """``BEGIN <mode>`` ... ``COMMIT``, or ``ROLLBACK`` if the block (or the ``COMMIT``) raises.
+
+    The block's own error is what propagates: SQLite rolls a transaction back by itself after
+    some errors (``database or disk is full``, I/O errors), and a ``ROLLBACK`` issued then
+    fails with ``cannot rollback - no transaction is active``; that second error must not
+    hide the first (it is attached to it as a note)."""
     db.execute(f"BEGIN {mode}")
     try:
         yield db
-    except BaseException:
-        db.execute("ROLLBACK")
+        db.execute("COMMIT")
+    except BaseException as exc:
+        if db.in_transaction:
+            try:
+                db.execute("ROLLBACK")
+            except sqlite3.Error as rollback_error:
+                exc.add_note(f"and the rollback failed: {rollback_error}")
         raise
-    db.execute("COMMIT")
 
 
 def schema_version(db: sqlite3.Connection, table: str) -> int:

@@ -164,13 +164,7 @@ class Ingest:
             try:
                 recorded.append((envelope, self.transits.record(event)))
             except PlateRefused as exc:
-                if exc.retry:  # the aggregator's fault: not stored, not acknowledged, resent later
-                    self.counters["held"] += 1
-                    self._log.error(
-                        "held", "aggregator: plate event %s held back (not acknowledged): %s", event.id, exc
-                    )
-                else:
-                    self.reject(envelope, event.id, str(exc))
+                self.reject(envelope, event.id, str(exc))
         if not recorded:
             return None
         return Batch.of(recorded, [event.to_json() for _, event in recorded])

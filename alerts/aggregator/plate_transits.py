@@ -18,7 +18,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from vigil.plates.transits import PlateKeyError, TransitError, load_key, redact_event_payload
+from vigil.plates.transits import TransitError, load_key, redact_event_payload
 
 from ..events import Event
 from ..store import Store
@@ -32,15 +32,15 @@ class PlateRefused(Exception):
     """A plate event the aggregator must not store: ``reason`` (also ``str(exc)``) says why,
     for the sender's nack and the log.
 
-    ``retry``: the fault is the aggregator's (no usable plate key, the transit database not
-    writable), not the event's: it is neither stored nor acknowledged, so the edge keeps it in
-    its outbox and resends it until the fault is fixed (no transit lost, no plate stored in
-    the meantime). ``False``: the event itself is wrong and is nacked for good."""
+    A refusal is final, also when the fault is the aggregator's (no usable plate key, the
+    transit database not writable): holding the event back unacknowledged would hold every
+    later event of its camera behind it (the publisher keeps one window in flight, so a plate
+    hit would wait behind a transit), and the privacy rule is to refuse, not to keep the plate
+    somewhere. The edge counts it as rejected; the aggregator's log says why."""
 
-    def __init__(self, reason: str, *, retry: bool = False) -> None:
+    def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
-        self.retry = retry
 
 
 class PlateTransits:
@@ -86,10 +86,7 @@ class PlateTransits:
             if not isinstance(exc, TransitError):
                 self._drop_store()  # a broken connection: reopen on the next transit
             if not hit:
-                raise PlateRefused(
-                    f"plate transit not recorded, so not stored (privacy fails closed): {exc}",
-                    retry=isinstance(exc, PlateKeyError) or not isinstance(exc, TransitError),
-                ) from None
+                raise PlateRefused(f"plate transit not recorded, so not stored (privacy fails closed): {exc}") from None
             log.error("aggregator: plate transit %s (a list hit) stored without its transit record: %s", event.id, exc)
             return event
         if hit:

@@ -65,7 +65,6 @@ COUNTERS = (
     "nacked",  # malformed frames that named an id and were answered with a nack
     "rejected",  # valid-looking events refused for good with a nack (the store or the plate rules refused them)
     "conflicts",  # an id already stored resent with other content: acknowledged, kept aside for an administrator
-    "held",  # plate events neither stored nor acknowledged: no usable plate key or transit database (resent later)
     "penalised",  # event frames dropped unread: their peer sent a flood of bad frames (ingest.PENALTY_FRAMES)
     "penalties",  # times a peer was put in that penalty
     "published",  # event messages sent to stream clients (live and replayed)
@@ -148,7 +147,7 @@ class Aggregator:
             self._transits = PlateTransits(self.store)
             key_problem = self._transits.key_problem()
             if key_problem:
-                log.warning("aggregator: no usable plate key; no-hit plate transits will be held back: %s", key_problem)
+                log.warning("aggregator: no usable plate key; no-hit plate transits will be refused: %s", key_problem)
             self._ingest = Ingest(
                 self._ctx,
                 ingest_endpoint,

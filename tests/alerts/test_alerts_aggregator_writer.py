@@ -101,12 +101,19 @@ def test_failed_commit_is_not_acked_and_slow_commits_are_grouped_without_loss(tm
     store = _FlakySlowStore(tmp_path / "e.db", delay_s=0.05)
     events = [make_event(camera=f"cam{k % 3}", seq=k + 1) for k in range(600)]
     with running_aggregator(store) as agg:
-        with EventPublisher(agg.ingest_endpoint, timeout_s=0.3, backoff_max_s=0.6, batch_max=16) as pub:
+        # one publisher per camera (as on a node): each has one window in flight, so what
+        # piles up while a commit is slow is the other publishers' windows
+        pubs = [EventPublisher(agg.ingest_endpoint, timeout_s=0.3, backoff_max_s=0.6, batch_max=16) for _ in range(3)]
+        try:
             for k in range(0, len(events), 20):
-                pub.publish_many(events[k : k + 20])
-            report = pub.flush(30)
+                for c, pub in enumerate(pubs):
+                    pub.publish_many([ev for ev in events[k : k + 20] if ev.camera == f"cam{c}"])
+            reports = [pub.flush(30) for pub in pubs]
+        finally:
+            for pub in pubs:
+                pub.close(0)
         stats = agg.stats()
         assert store.count() == (600, 600)
-    assert report.complete and report.acknowledged == 600
+    assert all(r.complete for r in reports) and sum(r.acknowledged for r in reports) == 600
     assert stats["store_errors"] == 1 and stats["stored"] == 600
     assert max(store.calls) > 16  # several ingest batches committed together

@@ -8,11 +8,16 @@ as the edge), real sockets on loopback, real SQLite files.
 3. The aggregator down for 30 s (SLOW: about 40 s): the outbox grows, then drains; nothing lost.
 4. A slow operator client does not slow the edge or the aggregator, and still gets everything.
 5. A client whose key is not in authorized/ receives nothing and stores nothing.
+6. A node the aggregator refuses (key not in the allow-list, the wrong aggregator key, no CURVE
+   at all) says why, once, and shows it in its report; once its key is authorized it connects
+   by itself (libzmq alone gives up on a peer that refused it).
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import shutil
 import signal
 import socket
 import subprocess
@@ -24,7 +29,7 @@ from pathlib import Path
 import pytest
 import zmq
 
-from vigil.alerts.keys import client_configurator, new_key_pair
+from vigil.alerts.keys import authorize_key, client_configurator, new_key_pair
 from vigil.alerts.outbox import count_pending
 from vigil.alerts.publisher import EventPublisher
 from vigil.alerts.store import EventStore
@@ -276,7 +281,7 @@ def test_fault5_unauthorized_key_receives_nothing(tmp_path, aggregator):
     keys = tmp_path / "keys"
     new_key_pair("aggregator", keys)
     new_key_pair("edge1", keys, authorize=True)
-    new_key_pair("op1", keys, authorize=True)
+    new_key_pair("op1", keys, authorize="operator")
     new_key_pair("intruder", keys)  # a valid key pair, but not in authorized/
     agg = aggregator(keys=keys)
     ctx = zmq.Context()
@@ -315,3 +320,55 @@ def test_fault5_unauthorized_key_receives_nothing(tmp_path, aggregator):
     assert agg.count() == (200, 200)  # nothing from the intruder
     log = agg.stop()
     assert "refused a CURVE client whose key is not in" in log
+
+
+def test_fault6_refused_node_says_why_once_and_connects_once_authorized(
+    tmp_path, make_event, running_aggregator, wait_until, caplog
+):
+    keys = tmp_path / "keys"
+    new_key_pair("aggregator", keys)
+    new_key_pair("edge1", keys, authorize=True)
+    new_key_pair("intruder", keys)  # a valid key pair, not (yet) in the allow-list
+    other = tmp_path / "other"  # edge1's keys, but another aggregator's public key
+    new_key_pair("aggregator", other)
+    for name in ("edge1.key", "edge1.key_secret"):
+        shutil.copy(keys / name, other / name)
+    caplog.set_level(logging.INFO, logger="vigil.alerts.publisher")
+    with running_aggregator(tmp_path / "e.db", keys=keys) as agg:
+        intruder = EventPublisher(agg.ingest_endpoint, configure_socket=client_configurator(keys, "intruder"))
+        wrong = EventPublisher(agg.ingest_endpoint, configure_socket=client_configurator(other, "edge1"))
+        plain = EventPublisher(agg.ingest_endpoint)  # no CURVE at all
+        pubs = (intruder, wrong, plain)
+        try:
+            ev = make_event()
+            for pub in pubs:
+                pub.publish(ev)
+            where = f"aggregator at {agg.ingest_endpoint}"
+            curve = f"{where} refused this node's CURVE key (not in its allow-list, or the wrong aggregator key)"
+            expected = [
+                f"{curve}: authentication failed (ZAP status 400)",
+                f"{curve}: the handshake failed (no reason given; when that repeats, this node's copy of "
+                "the aggregator's public key is not the aggregator's)",
+                f"{where} refused this node's handshake: the aggregator requires CURVE keys and this node has "
+                "none (aggregator.keys_dir)",
+            ]
+
+            def settled() -> bool:  # each refused a few times (libzmq retries the wrong key, we the others)
+                return all(p.report().refused == e and p.report().refusals >= 3 for p, e in zip(pubs, expected))
+
+            assert wait_until(settled, 20), [p.report() for p in pubs]
+            reports = [p.report() for p in pubs]
+            assert all(r.link == "refused" and r.acknowledged == 0 for r in reports), reports
+            errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+            for r in reports:  # logged once per change of state, not per attempt
+                assert sum(r.refused in m for m in errors) == 1, errors
+            assert not any("lost its connection" in r.getMessage() for r in caplog.records)  # never connected
+            # authorized now: the refused node reconnects by itself and delivers what it buffered
+            authorize_key(keys / "intruder.key", keys, "edge")
+            report = intruder.flush(15)
+            assert report.complete and report.link == "connected" and report.refused is None, report
+            assert any("now accepts this node" in r.getMessage() for r in caplog.records)
+            assert agg.store.count() == (1, 1)
+        finally:
+            for pub in pubs:
+                pub.close(0)

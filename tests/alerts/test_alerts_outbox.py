@@ -1,11 +1,13 @@
 """The durable edge outbox and the publisher on top of it."""
 
 import sqlite3
+from pathlib import Path
 
 import pytest
 
-from vigil.alerts.outbox import OutboxError, SqliteOutbox, count_pending
+from vigil.alerts.outbox import OutboxCorruptError, OutboxError, SqliteOutbox, count_pending
 from vigil.alerts.publisher import EventPublisher
+from vigil.errors import UserError
 
 
 def test_outbox_survives_reopen_in_order_with_sequences(tmp_path, make_event):
@@ -119,3 +121,115 @@ def test_publisher_resends_what_a_previous_run_left_and_continues_seq(tmp_path, 
         assert report.complete and report.recovered == 2 and report.published == 3
         assert [s.event for s in agg.store.iter_events()] == events + [later]
     assert count_pending(path) == 0
+
+
+def _fill_to_the_limit(ob: SqliteOutbox, make_event) -> tuple:
+    """Cap the outbox file at its current size plus one page (SQLite then answers SQLITE_FULL,
+    'database or disk is full', as on a full disk) and put events until a write fails."""
+    (pages,) = ob._db.execute("PRAGMA page_count").fetchone()
+    ob._db.execute(f"PRAGMA max_page_count = {pages + 1}")
+    kept = []
+    for _ in range(1000):
+        ev = make_event(payload={"rule": "distance" + "x" * 2000})
+        try:
+            ob.put(ev.id, ev.to_bytes(), ev.camera, ev.seq)
+        except OutboxError as exc:
+            return kept, ev, exc
+        kept.append(ev)
+    raise AssertionError("the capped outbox never filled up")
+
+
+def test_full_disk_is_reported_as_full_not_as_a_failed_rollback(tmp_path, make_event):
+    """Issue 10: SQLite rolls back by itself on SQLITE_FULL; the ROLLBACK that followed failed
+    with 'cannot rollback - no transaction is active' and its message replaced the real one."""
+    path = tmp_path / "o.db"
+    ob = SqliteOutbox(path)
+    kept, refused, exc = _fill_to_the_limit(ob, make_event)
+    message = str(exc)
+    assert "database or disk is full" in message and str(path) in message, message
+    assert "rollback" not in message, message
+    # nothing half-done: the refused event is in neither the mirror nor the file, the rest are
+    assert refused.id not in ob and list(ob.ids()) == [e.id for e in kept]
+    ob._db.execute("PRAGMA max_page_count = 1073741823")  # room again: the outbox goes on
+    ob.put(refused.id, refused.to_bytes(), refused.camera, refused.seq)
+    ob.close()
+    assert list(SqliteOutbox(path).ids()) == [e.id for e in kept] + [refused.id]
+
+
+def test_full_disk_reaches_the_publisher_caller_as_full(tmp_path, make_event):
+    ob = SqliteOutbox(tmp_path / "o.db")
+    pub = EventPublisher(f"ipc://{tmp_path}/nobody.ipc", outbox=ob)
+    try:
+        _fill_to_the_limit(ob, make_event)  # the same file, now at its cap
+        with pytest.raises(OutboxError, match="database or disk is full") as info:
+            pub.publish(make_event(payload={"rule": "distance" + "x" * 2000}))
+        assert "rollback" not in str(info.value)
+    finally:
+        pub.close(0)
+        ob.close()
+
+
+@pytest.mark.parametrize("damage", ["garbage", "malformed"])
+def test_corrupt_outbox_is_moved_aside_and_refused_with_a_clear_error(tmp_path, make_event, damage):
+    """Issue 10: a damaged outbox is a UserError naming the file (exit 2 on the command line),
+    not a traceback; the file is moved aside intact, and the next open starts a fresh one."""
+    path = tmp_path / "o.db"
+    if damage == "garbage":
+        path.write_bytes(b"not a database" * 100)
+    else:  # a real outbox whose table pages were overwritten
+        ob = SqliteOutbox(path)
+        for _ in range(100):
+            ev = make_event()
+            ob.put(ev.id, ev.to_bytes(), ev.camera, ev.seq)
+        ob.close()
+        data = bytearray(path.read_bytes())
+        for offset in range(2 * 4096, len(data), 4096):
+            data[offset : offset + 64] = b"\xa5" * 64
+        path.write_bytes(bytes(data))
+    before = path.read_bytes()
+    with pytest.raises(OutboxCorruptError) as info:
+        SqliteOutbox(path)
+    err = info.value
+    assert isinstance(err, UserError) and isinstance(err, OutboxError)
+    assert err.path == path and err.aside is not None
+    assert err.aside.name.startswith("o.db.corrupt-") and err.aside.name.endswith("Z")
+    assert err.aside.read_bytes() == before  # kept aside, untouched
+    assert not path.exists()
+    assert str(path) in str(err) and str(err.aside) in str(err) and "damaged" in str(err)
+    expected = "file is not a database" if damage == "garbage" else "malformed"
+    assert expected in str(err)
+    fresh = SqliteOutbox(path)  # started again: a fresh outbox, the damaged one still aside
+    assert len(fresh) == 0
+    fresh.close()
+    assert err.aside.read_bytes() == before
+
+
+def test_node_with_a_corrupt_outbox_exits_2_with_the_message(tmp_path, vtest, capsys):
+    """Through `vigil run`, the way a node opens its outbox (edge/runner.py): exit code 2, one
+    line naming the file and where it went, no traceback."""
+    from vigil.cli import main
+
+    repo = Path(__file__).resolve().parents[2]
+    cfg = tmp_path / "node.yaml"
+    cfg.write_text(
+        f"""
+version: 1
+aggregator: {{endpoint: "tcp://127.0.0.1:9", flush_timeout_s: 0.2}}
+output: {{dir: "{tmp_path / "out"}"}}
+cameras:
+  - name: pets
+    source: "{vtest}"
+    fps: 7
+    calibration: "{repo / "deploy" / "examples" / "pets2009-view001.calib.yaml"}"
+"""
+    )
+    outbox = tmp_path / "out" / "outbox" / "pets.outbox.db"
+    outbox.parent.mkdir(parents=True)
+    outbox.write_bytes(b"\x00garbage, not SQLite" * 64)
+    before = outbox.read_bytes()
+    assert main(["run", "--config", str(cfg), "--max-frames", "1", "--no-media", "-q"]) == 2
+    err = capsys.readouterr().err
+    (aside,) = outbox.parent.glob("pets.outbox.db.corrupt-*")
+    assert aside.read_bytes() == before and not outbox.exists()
+    assert f"the event outbox {outbox} is damaged" in err and str(aside) in err
+    assert "Traceback" not in err

@@ -16,7 +16,7 @@ import zmq
 from vigil.alerts.aggregator import Aggregator, AggregatorError
 from vigil.alerts.events import MAX_EVENT_BYTES, Event, EventError
 from vigil.alerts.publisher import EventPublisher, PublisherError
-from vigil.alerts.store import EventStore
+from vigil.alerts.store import EventStore, StoreError
 from vigil.alerts.tail import format_event, tail
 from vigil.alerts.transport import StreamFilter, decode_reply
 
@@ -159,10 +159,15 @@ def test_queued_events_travel_in_batches_of_at_most_batch_max_frames(make_event)
     pub = EventPublisher(f"tcp://127.0.0.1:{port}", timeout_s=30, backoff_max_s=60, batch_max=4)
     try:
         pub.publish_many(events)
-        messages = [router.recv_multipart() for _ in range(3)]
+        messages = []
+        for _ in range(3):  # one window in flight: the next goes out once this one is acked
+            messages.append(router.recv_multipart())
+            with pytest.raises(zmq.Again):
+                router.recv_multipart(zmq.NOBLOCK)
+            ids = [Event.from_json(f).id for f in messages[-1][1:]]
+            router.send_multipart([messages[-1][0], json.dumps({"acks": ids}).encode()])
         assert [len(m) - 1 for m in messages] == [4, 4, 2]  # identity + one frame per event
         assert [f for m in messages for f in m[1:]] == [ev.to_bytes() for ev in events]
-        router.send_multipart([messages[0][0], json.dumps({"acks": [ev.id for ev in events]}).encode()])
         report = pub.flush(5)
         assert report.complete and (report.sent, report.acknowledged, report.resent) == (10, 10, 0)
     finally:
@@ -392,37 +397,124 @@ def test_sigterm_stops_the_aggregator_cleanly(tmp_path, make_event):
         assert store.count() == (1, 1)
 
 
-def test_aggregator_restart_and_in_flight_events_resent_on_reconnect(tmp_path, make_event, running_aggregator):
+def test_aggregator_restart_and_in_flight_events_resent_on_reconnect(
+    tmp_path, make_event, running_aggregator, wait_until
+):
     """An event lost in flight (received, never acked) is resent as soon as the publisher
-    reconnects — not after its (here 30 s) ack timeout — and the restarted aggregator
-    continues the same database."""
+    reconnects — not after its (here 30 s) ack timeout — ahead of an event published after
+    it, and the restarted aggregator continues the same database.
+
+    Deterministic (issue 9): each step waits for the publisher's own view of the link
+    (``report().link``), so no send can race the monitor; and the order no longer depends on
+    timing at all (one window in flight: ``later`` waits until ``lost`` is acknowledged)."""
     ingest, stream = f"ipc://{tmp_path}/in.ipc", f"ipc://{tmp_path}/out.ipc"
     db = tmp_path / "e.db"
     first, lost, later = make_event(), make_event(), make_event()
     pub = EventPublisher(ingest, timeout_s=30, backoff_max_s=60)
+
+    def link():
+        return pub.report().link
+
     try:
         with running_aggregator(db, ingest, stream):
             pub.publish(first)
-            assert pub.flush(5).complete
+            assert pub.flush(10).complete
+        assert wait_until(lambda: link() == "disconnected", 10)
         # a peer that takes the event and dies before acking it
         ctx = zmq.Context()
         router = ctx.socket(zmq.ROUTER)
-        router.setsockopt(zmq.RCVTIMEO, 5000)
+        router.setsockopt(zmq.RCVTIMEO, 10_000)
         router.bind(ingest)
+        assert wait_until(lambda: link() == "connected", 10)
         pub.publish(lost)
         assert router.recv_multipart()[1] == lost.to_bytes()
         router.close(0)
         ctx.term()
-        pub.publish(later)  # while nobody listens
+        assert wait_until(lambda: link() == "disconnected", 10)
+        pub.publish(later)  # while nobody listens, and behind `lost`, still in flight
         t0 = time.monotonic()
         with running_aggregator(db, ingest, stream) as agg:
-            report = pub.flush(5)
+            report = pub.flush(20)
             assert report.complete, report
-            assert time.monotonic() - t0 < 5
+            assert time.monotonic() - t0 < 20  # well before the 30 s ack timeout
             assert [s.event for s in agg.store.iter_events()] == [first, lost, later]
-        assert report.resent == 1 and report.sent == 3
+        assert report.resent == 1 and report.sent == 3, report
     finally:
         pub.close(0)
+
+
+def test_events_lost_in_flight_are_stored_in_outbox_order_after_reconnect(
+    tmp_path, make_event, running_aggregator, wait_until
+):
+    """Issue 9: whatever was lost in flight is stored before anything published after it.
+
+    The peer swallows the first event and its resends (ack timeout 0.1 s); 29 more events are
+    published meanwhile. Only the window in flight goes out (resent whole, in order), nothing
+    behind it; after the reconnection the aggregator stores all 30 in publish order. (Before,
+    every event went out at once and a reconnection resent the lot ordered by resend count,
+    then by event id: random among ids of the same millisecond.)"""
+    ingest, stream = f"ipc://{tmp_path}/in.ipc", f"ipc://{tmp_path}/out.ipc"
+    events = [make_event(camera="cam1", seq=k + 1) for k in range(30)]
+    ctx = zmq.Context()
+    router = ctx.socket(zmq.ROUTER)
+    router.setsockopt(zmq.LINGER, 0)
+    router.setsockopt(zmq.RCVTIMEO, 10_000)
+    router.bind(ingest)
+    pub = EventPublisher(ingest, timeout_s=0.1, backoff_max_s=0.2)
+    try:
+        pub.publish(events[0])
+        assert router.recv_multipart()[1:] == [events[0].to_bytes()]
+        assert router.recv_multipart()[1:] == [events[0].to_bytes()]  # resent: still the window
+        for ev in events[1:]:
+            pub.publish(ev)  # each could go alone: it must wait behind events[0]
+        assert wait_until(lambda: pub.report().resent >= 4, 10)  # two more resends after all were published
+        seen = []
+        while router.poll(0):
+            seen.append(router.recv_multipart()[1:])
+        assert seen and all(frames == [events[0].to_bytes()] for frames in seen), seen
+        router.close(0)
+        assert wait_until(lambda: pub.report().link == "disconnected", 10)
+        with running_aggregator(tmp_path / "e.db", ingest, stream) as agg:
+            report = pub.flush(20)
+            assert report.complete, report
+            assert [s.event for s in agg.store.iter_events()] == events
+        assert report.sent == 30
+    finally:
+        pub.close(0)
+        router.close(0)
+        ctx.term()
+
+
+class _FirstCommitFails:
+    """A real SQLite store whose first commit fails (a disk full for a moment, say)."""
+
+    def __init__(self, path) -> None:
+        self.inner = EventStore(path)
+        self.failed = False
+
+    def add_many_seq(self, events, texts=None, conflicts=None):
+        if not self.failed:
+            self.failed = True
+            raise StoreError("database or disk is full")
+        return self.inner.add_many_seq(events, texts, conflicts)
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+
+def test_events_are_stored_in_order_when_a_commit_fails(tmp_path, make_event, running_aggregator):
+    """Issue 9: a batch the aggregator could not commit is resent (ack timeout) and stored
+    before anything published after it: nothing behind it was sent meanwhile."""
+    store = _FirstCommitFails(tmp_path / "e.db")
+    events = [make_event(camera="cam1", seq=k + 1) for k in range(60)]
+    with running_aggregator(store) as agg:
+        with EventPublisher(agg.ingest_endpoint, timeout_s=0.2, backoff_max_s=0.4, batch_max=8) as pub:
+            for k in range(0, len(events), 5):
+                pub.publish_many(events[k : k + 5])
+            report = pub.flush(20)
+        assert report.complete and report.resent >= 1, report
+        assert [s.event for s in agg.store.iter_events()] == events
+        assert agg.stats()["store_errors"] == 1
 
 
 def test_full_client_queue_switches_to_catch_up_from_store(tmp_path, make_event, running_aggregator, wait_until):

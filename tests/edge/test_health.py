@@ -336,6 +336,8 @@ def test_worker_emits_camera_health_events_and_reports_health_in_its_status(tmp_
     write_status(status_dir, snap)
     assert describe_state(snap, now=snap["updated"] + 1.0) == "running (blank 5 s)"
     assert describe_state({**snap, "health": "ok", "health_s": None}, now=snap["updated"]) == "running"
+    refused = {**snap, "health": "ok", "aggregator_link": "refused", "aggregator_refused": "not in its allow-list"}
+    assert describe_state(refused, now=snap["updated"]) == "running (aggregator refused the key)"
     assert describe_state({**snap, "state": "connecting"}, now=snap["updated"]) == "connecting"
     metrics = {m.name: m for m in StatusCollector(status_dir).collect()}
     (sample,) = metrics["vigil_camera_health"].samples
