@@ -15,7 +15,7 @@ from vigil.alerts.store import StoreError
 psycopg = pytest.importorskip("psycopg", reason="psycopg (PostgreSQL driver) not installed")
 
 
-def test_pg_store_idempotent_migrated_and_readable(dsn, make_event, caplog):
+def test_pg_store_idempotent_migrated_and_readable(dsn, make_event):
     from vigil.alerts.store.postgres import PG_SCHEMA_VERSION, PgEventStore
 
     events = [make_event(camera=f"c{i % 2}") for i in range(5)]
@@ -25,13 +25,16 @@ def test_pg_store_idempotent_migrated_and_readable(dsn, make_event, caplog):
         assert seqs[3] is None and all(s is not None for s in seqs[:3]) and seqs[:3] == sorted(seqs[:3])
         assert store.add_many(events[2:] + [events[4]]) == [False, True, True, False]
         forged = events[1].model_copy(update={"severity": "critical"})
-        assert store.add_many([forged]) == [False]
+        conflicts: list[str] = []
+        assert store.add_many_seq([forged], conflicts=conflicts) == [None]
+        assert conflicts == [events[1].id]
+        assert store.add_many_seq([forged]) == [None]  # kept aside once per content
+        assert [(i, text) for i, _, text in store.conflicts()] == [(events[1].id, forged.to_json())]
         assert store.count() == (5, 5)
         assert [s.event for s in store.iter_events(batch=2)] == events
         rows = store.read_after(seqs[0], 2)
         assert [r[4] for r in rows] == [events[1].to_json(), events[2].to_json()]
         assert store.last_stream_seq() >= 5
-    assert "different content" in caplog.text
     with PgEventStore(dsn, readonly=True) as ro:  # reopening does not migrate again
         assert ro.count() == (5, 5)
         with pytest.raises(StoreError, match="read-only"):
@@ -68,3 +71,17 @@ def test_pg_aggregator_end_to_end_and_cli(dsn, make_event, running_aggregator, c
     assert json.loads(capsys.readouterr().out) == {"events": 300, "distinct_ids": 300}
     assert main(["events", "export", "--dsn", dsn, "--format", "jsonl"]) == 0
     assert [Event.from_json(x) for x in capsys.readouterr().out.splitlines()] == events
+
+
+def test_pg_refusing_one_events_data_is_a_data_error(dsn, make_event):
+    """Text PostgreSQL cannot hold (a NUL character) is the event's fault, not the database's:
+    the writer splits the batch on such an error and commits the rest."""
+    from vigil.alerts.store.postgres import PgEventStore
+
+    good = make_event()
+    bad = good.model_construct(**{**make_event().__dict__, "camera": "cam\x00"})  # around validation
+    with PgEventStore(dsn) as store:
+        with pytest.raises(StoreError) as info:
+            store.add_many_seq([good, bad], [good.to_json(), bad.to_json()])
+        assert info.value.data_error
+        assert store.add_many_seq([good]) != [None] and store.count() == (1, 1)
