@@ -37,13 +37,10 @@ Socket choices: ``IMMEDIATE=1`` so nothing is queued inside libzmq while no aggr
 connected (a send then fails with ``zmq.Again`` and the event stays in *our* buffer, where it
 is counted and bounded); ``LINGER=0`` so ``close()`` never hangs (undelivered events are
 reported, not hidden in a libzmq queue); ZMTP heartbeats so a dead peer is noticed. A socket
-monitor follows the link (``DeliveryReport.link``): connected, lost (the window in flight is
-resent on the next connection as soon as it completes), or refused: when the aggregator
-refuses the handshake (a CURVE key not in its allow-list, the wrong aggregator key, one side
-without CURVE) the cause is logged once per change of state and kept in
-``DeliveryReport.refused``; libzmq gives up on a peer that refused it, so the publisher
-reconnects itself (backing off up to :data:`REFUSED_RETRY_MAX_S`): a key added to the
-aggregator's allow-list later is picked up without restarting the node.
+monitor follows the link (``DeliveryReport.link``; connected, lost, or refused by the
+aggregator, with the cause in ``DeliveryReport.refused``): see :mod:`vigil.alerts.link`, which
+also reconnects after a refusal. A window lost with a connection is resent as soon as the
+next connection completes.
 """
 
 from __future__ import annotations
@@ -58,31 +55,17 @@ from pathlib import Path
 from typing import Callable
 
 import zmq
-from zmq.utils.monitor import recv_monitor_message
 
 from .events import MAX_EVENT_BYTES, Event, EventError
+from .link import MONITORED_EVENTS, AggregatorLink
 from .outbox import MemoryOutbox, Outbox, SqliteOutbox
 from .transport import MAX_BATCH_BYTES, MAX_BATCH_EVENTS, Wakeup, decode_reply, is_local_endpoint
 
-__all__ = ["EventPublisher", "DeliveryReport", "PublisherError", "LINK_STATES", "REFUSED_RETRY_MAX_S"]
+__all__ = ["EventPublisher", "DeliveryReport", "PublisherError"]
 
 log = logging.getLogger(__name__)
 
 _RETRY_WHEN_DISCONNECTED_S = 0.1
-#: after a refused handshake the publisher reconnects after 1 s, then backs off up to this
-REFUSED_RETRY_MAX_S = 30.0
-
-#: ``DeliveryReport.link``: no handshake yet / handshake done / lost since / the aggregator
-#: refused the last handshake (``DeliveryReport.refused`` says why)
-LINK_STATES = ("connecting", "connected", "disconnected", "refused")
-
-_MONITORED = (
-    zmq.EVENT_HANDSHAKE_SUCCEEDED
-    | zmq.EVENT_DISCONNECTED
-    | zmq.EVENT_HANDSHAKE_FAILED_AUTH
-    | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
-    | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
-)
 
 
 class PublisherError(RuntimeError):
@@ -105,7 +88,7 @@ class DeliveryReport:
     resent: int  # retransmissions (all events together)
     errors: int  # ZeroMQ errors logged by the I/O thread
     recovered: int = 0  # of ``published``: left unacknowledged in the outbox by a previous run
-    link: str = "connecting"  # one of LINK_STATES
+    link: str = "connecting"  # one of vigil.alerts.link.LINK_STATES
     refused: str | None = None  # why the aggregator refused the last handshake (link == "refused")
     refusals: int = 0  # handshakes the aggregator refused
 
@@ -172,7 +155,6 @@ class EventPublisher:
         else:
             self._outbox = outbox
         self._next_seq: dict[str, int] = {}
-        self._secure = configure_socket is not None
 
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)  # notified on ack/nack/drop
@@ -184,10 +166,10 @@ class EventPublisher:
         self._window_due = 0.0
         self._window_lost = False
         self._published = self._sent = self._acked = self._dropped = 0
-        self._rejected = self._resent = self._errors = self._refusals = 0
-        self._link = "connecting"
-        self._refused: str | None = None
-        self._refused_specific = False  # the refusal's cause came with a reason
+        self._rejected = self._resent = self._errors = 0
+        self._link = AggregatorLink(
+            endpoint, secure=configure_socket is not None, lock=self._lock, log=log, on_zmq_error=self._log_zmq_error
+        )
         self._closed = False
         self._stop = False
         self._idle = True  # the I/O thread is in (or about to enter) a poll that waits
@@ -211,7 +193,7 @@ class EventPublisher:
             self._sock.setsockopt(zmq.SNDHWM, 1000)
             if configure_socket is not None:
                 configure_socket(self._sock)
-            self._monitor = self._sock.get_monitor_socket(_MONITORED)
+            self._monitor = self._sock.get_monitor_socket(MONITORED_EVENTS)
             self._sock.connect(endpoint)
         except zmq.ZMQError as exc:
             self._close_socket()
@@ -367,9 +349,9 @@ class EventPublisher:
             resent=self._resent,
             errors=self._errors,
             recovered=self._recovered,
-            link=self._link,
-            refused=self._refused,
-            refusals=self._refusals,
+            link=self._link.state,
+            refused=self._link.refused,
+            refusals=self._link.refusals,
         )
 
     def _wake(self) -> None:
@@ -382,8 +364,6 @@ class EventPublisher:
         poller.register(self._wakeup.reader, zmq.POLLIN)
         poller.register(self._monitor, zmq.POLLIN)
         blocked_until = 0.0  # no aggregator connected: don't try sending before this
-        self._reconnect_at: float | None = None  # refused: connect again (ourselves) then
-        self._refused_backoff_s = 1.0
         try:
             while True:
                 with self._lock:
@@ -403,12 +383,13 @@ class EventPublisher:
                 if self._wakeup.is_set_in(ready):
                     self._wakeup.clear()
                 if self._monitor in ready:
-                    if self._connection_events():
+                    if self._link.handle_events(
+                        self._monitor, resend_lost=self._resend_lost_window_locked, lost=self._window_lost_locked
+                    ):
                         blocked_until = 0.0
                 if self._sock in ready:
                     self._receive_replies()
-                if self._reconnect_at is not None and time.monotonic() >= self._reconnect_at:
-                    self._reconnect()
+                self._link.reconnect_if_due(self._sock)
                 if time.monotonic() >= blocked_until and not self._send_due():
                     blocked_until = time.monotonic() + _RETRY_WHEN_DISCONNECTED_S
         except Exception:  # a bug: say so loudly rather than die silently
@@ -432,8 +413,8 @@ class EventPublisher:
         """Milliseconds until something is due (called with the lock held)."""
         now = time.monotonic()
         due = now + 1.0
-        if self._reconnect_at is not None:
-            due = min(due, self._reconnect_at)
+        if self._link.reconnect_at is not None:
+            due = min(due, self._link.reconnect_at)
         self._prune_window_locked()
         if self._window:
             due = min(due, max(self._window_due, blocked_until))
@@ -443,104 +424,19 @@ class EventPublisher:
             return 0
         return max(1, int((due - now) * 1000) + 1)
 
-    def _connection_events(self) -> bool:
-        """Handle monitor events; ``True`` if a connection to the aggregator completed."""
-        connected = False
-        while True:
-            try:
-                msg = recv_monitor_message(self._monitor, zmq.NOBLOCK)
-            except zmq.Again:
-                return connected
-            except zmq.ZMQError as exc:
-                self._log_zmq_error("monitor recv", exc)
-                return connected
-            event = msg["event"]
-            if event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
-                connected = True
-                self._reconnect_at, self._refused_backoff_s = None, 1.0
-                with self._lock:
-                    was, self._link, self._refused = self._link, "connected", None
-                    self._prune_window_locked()
-                    n = len(self._window) if self._window_lost else 0
-                    if n:  # lost with the old connection: resend it now, not at its ack timeout
-                        self._window_due, self._window_lost = time.monotonic(), False
-                if was == "refused":
-                    log.warning("event publisher: the aggregator at %s now accepts this node", self.endpoint)
-                log.info(
-                    "event publisher connected to %s%s",
-                    self.endpoint,
-                    f"; resending {n} unacknowledged event(s)" if n else "",
-                )
-            elif event == zmq.EVENT_DISCONNECTED:
-                with self._lock:
-                    was = self._link
-                    if was == "connected":
-                        self._link = "disconnected"
-                    if self._window:  # whatever was in flight on that connection is gone with it
-                        self._window_lost = True
-                if was == "connected":  # once per lost connection, not per failed attempt
-                    log.warning("event publisher lost its connection to %s; buffering", self.endpoint)
-            elif event in (
-                zmq.EVENT_HANDSHAKE_FAILED_AUTH,
-                zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL,
-                zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL,
-            ):
-                self._handshake_refused(event, int(msg["value"]))
+    def _resend_lost_window_locked(self) -> int:
+        """A connection completed: resend the window lost with the old one now, not at its ack
+        timeout; how many events that is."""
+        self._prune_window_locked()
+        n = len(self._window) if self._window_lost else 0
+        if n:
+            self._window_due, self._window_lost = time.monotonic(), False
+        return n
 
-    def _refusal_cause(self, event: int, value: int) -> str:
-        """One line saying why the aggregator refused the handshake (monitor ``event``, ``value``)."""
-        where = f"aggregator at {self.endpoint}"
-        curve = f"{where} refused this node's CURVE key (not in its allow-list, or the wrong aggregator key)"
-        if event == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
-            return f"{curve}: authentication failed (ZAP status {value})"
-        if event == zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL and value == zmq.PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH:
-            if self._secure:
-                return f"{where} refused this node's handshake: this node uses CURVE keys and the aggregator does not"
-            return (
-                f"{where} refused this node's handshake: the aggregator requires CURVE keys and this node "
-                "has none (aggregator.keys_dir)"
-            )
-        detail = "no reason given" if event == zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL else f"protocol error {value:#x}"
-        if self._secure:
-            # a HELLO the aggregator cannot decrypt is dropped without an answer
-            return (
-                f"{curve}: the handshake failed ({detail}; when that repeats, this node's copy of the "
-                "aggregator's public key is not the aggregator's)"
-            )
-        return f"{where} refused this node's handshake ({detail}): is a Vigil aggregator listening there?"
-
-    def _handshake_refused(self, event: int, value: int) -> None:
-        vague = event == zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
-        with self._lock:
-            self._refusals += 1
-            # The aggregator may close before its reason reaches us (libzmq then says "no
-            # detail"): a vague refusal never replaces the specific cause seen before it.
-            keep = vague and self._link == "refused" and self._refused_specific
-            changed = False
-            if not keep:
-                cause = self._refusal_cause(event, value)
-                changed = self._link != "refused" or self._refused != cause
-                self._link, self._refused, self._refused_specific = "refused", cause, not vague
-        if changed:  # once per change of state, not per attempt
-            log.error("event publisher: %s; events stay in the outbox until it accepts this node", cause)
-        if not vague:
-            # libzmq does not reconnect to a peer that refused it (an authentication or
-            # protocol error ends the session): try again ourselves, backing off
-            self._reconnect_at = time.monotonic() + self._refused_backoff_s
-            self._refused_backoff_s = min(2 * self._refused_backoff_s, REFUSED_RETRY_MAX_S)
-
-    def _reconnect(self) -> None:
-        """Connect again after a refusal (libzmq has given that endpoint up)."""
-        self._reconnect_at = None
-        try:
-            self._sock.disconnect(self.endpoint)
-        except zmq.ZMQError:
-            pass  # already gone
-        try:
-            self._sock.connect(self.endpoint)
-        except zmq.ZMQError as exc:
-            self._log_zmq_error("connect", exc)
-            self._reconnect_at = time.monotonic() + self._refused_backoff_s
+    def _window_lost_locked(self) -> None:
+        """The connection was lost: whatever was in flight on it is gone with it."""
+        if self._window:
+            self._window_lost = True
 
     def _receive_replies(self) -> None:
         acks: list[str] = []

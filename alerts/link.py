@@ -1,0 +1,185 @@
+"""The edge publisher's link to the aggregator, as its socket monitor reports it.
+
+:class:`AggregatorLink` follows the publisher's DEALER socket through its monitor socket
+(``DeliveryReport.link``, one of :data:`LINK_STATES`): connected, lost (the publisher resends
+the window in flight on the next connection as soon as it completes), or refused: when the
+aggregator refuses the handshake (a CURVE key not in its allow-list, the wrong aggregator key,
+one side without CURVE) the cause is logged once per change of state and kept in
+``DeliveryReport.refused``; libzmq gives up on a peer that refused it, so the link reconnects
+the socket itself (after 1 s, backing off up to :data:`REFUSED_RETRY_MAX_S`): a key added to
+the aggregator's allow-list later is picked up without restarting the node.
+
+Used by :class:`~vigil.alerts.publisher.EventPublisher`'s I/O thread, the only one that
+touches the socket and its monitor; it logs to the publisher's logger.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Callable
+
+import zmq
+from zmq.utils.monitor import recv_monitor_message
+
+__all__ = ["AggregatorLink", "LINK_STATES", "MONITORED_EVENTS", "REFUSED_RETRY_MAX_S"]
+
+#: after a refused handshake the publisher reconnects after 1 s, then backs off up to this
+REFUSED_RETRY_MAX_S = 30.0
+
+#: ``DeliveryReport.link``: no handshake yet / handshake done / lost since / the aggregator
+#: refused the last handshake (``DeliveryReport.refused`` says why)
+LINK_STATES = ("connecting", "connected", "disconnected", "refused")
+
+#: the monitor events the link follows (``zmq.Socket.get_monitor_socket(MONITORED_EVENTS)``)
+MONITORED_EVENTS = (
+    zmq.EVENT_HANDSHAKE_SUCCEEDED
+    | zmq.EVENT_DISCONNECTED
+    | zmq.EVENT_HANDSHAKE_FAILED_AUTH
+    | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+    | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
+)
+
+_HANDSHAKE_FAILED = (
+    zmq.EVENT_HANDSHAKE_FAILED_AUTH,
+    zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL,
+    zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL,
+)
+
+
+class AggregatorLink:
+    """State of the link to the aggregator at ``endpoint``, driven by the socket monitor.
+
+    ``state`` (one of :data:`LINK_STATES`), ``refused`` (the last refusal's cause) and
+    ``refusals`` (handshakes refused) are read and written with ``lock`` held: the publisher's
+    lock, so that its reports see them together with its counts. ``reconnect_at`` (when to
+    connect again after a refusal, ``None`` if not) belongs to the I/O thread. ``secure``:
+    the socket uses CURVE keys (the refusal causes differ). ``on_zmq_error(what, exc)``: how a
+    ZeroMQ error is counted and logged.
+    """
+
+    def __init__(
+        self,
+        endpoint: str,
+        *,
+        secure: bool,
+        lock: threading.Lock,
+        log: logging.Logger,
+        on_zmq_error: Callable[[str, zmq.ZMQError], None],
+    ) -> None:
+        self.endpoint = endpoint
+        self.secure = secure
+        self._lock = lock
+        self._log = log
+        self._on_zmq_error = on_zmq_error
+        self.state = "connecting"
+        self.refused: str | None = None
+        self.refusals = 0
+        self._refused_specific = False  # the refusal's cause came with a reason
+        self.reconnect_at: float | None = None  # refused: connect again (ourselves) then
+        self._backoff_s = 1.0
+
+    def handle_events(
+        self,
+        monitor: zmq.Socket,
+        *,
+        resend_lost: Callable[[], int],
+        lost: Callable[[], None],
+    ) -> bool:
+        """Handle the events waiting on ``monitor``; ``True`` if a connection completed.
+
+        With the lock held, ``resend_lost()`` is called when a connection completes (it
+        returns how many unacknowledged events lost with an earlier connection it resends
+        now) and ``lost()`` when one is lost.
+        """
+        connected = False
+        while True:
+            try:
+                msg = recv_monitor_message(monitor, zmq.NOBLOCK)
+            except zmq.Again:
+                return connected
+            except zmq.ZMQError as exc:
+                self._on_zmq_error("monitor recv", exc)
+                return connected
+            event = msg["event"]
+            if event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+                connected = True
+                self.reconnect_at, self._backoff_s = None, 1.0
+                with self._lock:
+                    was, self.state, self.refused = self.state, "connected", None
+                    n = resend_lost()
+                if was == "refused":
+                    self._log.warning("event publisher: the aggregator at %s now accepts this node", self.endpoint)
+                self._log.info(
+                    "event publisher connected to %s%s",
+                    self.endpoint,
+                    f"; resending {n} unacknowledged event(s)" if n else "",
+                )
+            elif event == zmq.EVENT_DISCONNECTED:
+                with self._lock:
+                    was = self.state
+                    if was == "connected":
+                        self.state = "disconnected"
+                    lost()
+                if was == "connected":  # once per lost connection, not per failed attempt
+                    self._log.warning("event publisher lost its connection to %s; buffering", self.endpoint)
+            elif event in _HANDSHAKE_FAILED:
+                self._handshake_refused(event, int(msg["value"]))
+
+    def refusal_cause(self, event: int, value: int) -> str:
+        """One line saying why the aggregator refused the handshake (monitor ``event``, ``value``)."""
+        where = f"aggregator at {self.endpoint}"
+        curve = f"{where} refused this node's CURVE key (not in its allow-list, or the wrong aggregator key)"
+        if event == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
+            return f"{curve}: authentication failed (ZAP status {value})"
+        if event == zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL and value == zmq.PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH:
+            if self.secure:
+                return f"{where} refused this node's handshake: this node uses CURVE keys and the aggregator does not"
+            return (
+                f"{where} refused this node's handshake: the aggregator requires CURVE keys and this node "
+                "has none (aggregator.keys_dir)"
+            )
+        detail = "no reason given" if event == zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL else f"protocol error {value:#x}"
+        if self.secure:
+            # a HELLO the aggregator cannot decrypt is dropped without an answer
+            return (
+                f"{curve}: the handshake failed ({detail}; when that repeats, this node's copy of the "
+                "aggregator's public key is not the aggregator's)"
+            )
+        return f"{where} refused this node's handshake ({detail}): is a Vigil aggregator listening there?"
+
+    def _handshake_refused(self, event: int, value: int) -> None:
+        vague = event == zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
+        with self._lock:
+            self.refusals += 1
+            # The aggregator may close before its reason reaches us (libzmq then says "no
+            # detail"): a vague refusal never replaces the specific cause seen before it.
+            keep = vague and self.state == "refused" and self._refused_specific
+            changed = False
+            if not keep:
+                cause = self.refusal_cause(event, value)
+                changed = self.state != "refused" or self.refused != cause
+                self.state, self.refused, self._refused_specific = "refused", cause, not vague
+        if changed:  # once per change of state, not per attempt
+            self._log.error("event publisher: %s; events stay in the outbox until it accepts this node", cause)
+        if not vague:
+            # libzmq does not reconnect to a peer that refused it (an authentication or
+            # protocol error ends the session): try again ourselves, backing off
+            self.reconnect_at = time.monotonic() + self._backoff_s
+            self._backoff_s = min(2 * self._backoff_s, REFUSED_RETRY_MAX_S)
+
+    def reconnect_if_due(self, sock: zmq.Socket) -> None:
+        """Connect ``sock`` again once ``reconnect_at`` has come (libzmq has given that endpoint up)."""
+        if self.reconnect_at is None or time.monotonic() < self.reconnect_at:
+            return
+        self.reconnect_at = None
+        try:
+            sock.disconnect(self.endpoint)
+        except zmq.ZMQError:
+            pass  # already gone
+        try:
+            sock.connect(self.endpoint)
+        except zmq.ZMQError as exc:
+            self._on_zmq_error("connect", exc)
+            self.reconnect_at = time.monotonic() + self._backoff_s
