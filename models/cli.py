@@ -2,7 +2,7 @@
 (manifests in the cache).
 
 ``export`` hands a ``.pt`` to Ultralytics (whose loader unpickles it with ``weights_only=False``)
-only after :func:`vigil.models.pt_pickle.check_pt` passed it; without the extra it converts the
+only after :func:`vigil.models.pt_gate.check_pt` passed it; without the extra it converts the
 file with :mod:`vigil.models.ultralytics_pt`, which reads it through the same checks.
 """
 
@@ -27,7 +27,8 @@ from vigil.models.manifest import (
     packaged_ocr_models,
     verify,
 )
-from vigil.models.pt_pickle import UltralyticsPtError, check_pt
+from vigil.models.pt_gate import check_pt
+from vigil.models.pt_pickle import UltralyticsPtError
 from vigil.models.ultralytics_env import import_ultralytics
 from vigil.models.ultralytics_pt import convert
 
@@ -210,7 +211,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
 def _export_without_torch(src, args: argparse.Namespace) -> int:
     """ONNX export of a YOLOv8/YOLOv5u detection checkpoint by :mod:`vigil.models.ultralytics_pt`
     (numpy + onnx; dynamic input size) when the ultralytics extra is not installed (the converter
-    reads the file through :func:`~vigil.models.pt_pickle.check_pt`'s checks)."""
+    reads the file through :func:`~vigil.models.pt_gate.check_pt`'s checks)."""
     out = src.with_suffix(".onnx")
     try:
         convert(src, out)

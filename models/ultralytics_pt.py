@@ -1,8 +1,8 @@
 """Ultralytics YOLOv8 detection checkpoints (``.pt``) → ONNX, with numpy and onnx only.
 
 No torch, no ultralytics: the checkpoint (a zip holding ``<prefix>/data.pkl`` and the raw
-tensor storages ``<prefix>/data/<key>``) is read by :func:`~vigil.models.pt_pickle.read_pt`,
-which first passes it through the gate :func:`~vigil.models.pt_pickle.check_pt` (an allow-list
+tensor storages ``<prefix>/data/<key>``) is read by :func:`~vigil.models.pt_gate.read_pt`,
+which first passes it through the gate :func:`~vigil.models.pt_gate.check_pt` (an allow-list
 of globals, bounded sizes before anything is allocated) and then unpickles it with the same
 *restricted* unpickler: modules become inert :class:`~vigil.models.pt_pickle.Stub` objects,
 tensors numpy arrays; anything else raises :class:`~vigil.models.pt_pickle.UnsafeCheckpointError`
@@ -39,7 +39,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from vigil.models.pt_pickle import Stub, UltralyticsPtError, read_pt
+from vigil.models.pt_gate import read_pt
+from vigil.models.pt_pickle import Stub, UltralyticsPtError
 
 __all__ = [
     "Checkpoint",

@@ -16,8 +16,9 @@ Modules (import the one you need; this file imports nothing):
   pass voting, gate / traffic modes, hit alarms and transit event specs;
 - :mod:`.watchlists`: SCNTT-style CSV watch lists, reloaded on change;
 - :mod:`.evidence`: the access-controlled store of plate crops referenced by id;
-- :mod:`.transits`: transit records in SQLite or PostgreSQL (``open_transit_store``), keyed
-  pseudonyms, retention;
+- :mod:`.transits`: transit records in SQLite or PostgreSQL (``open_transit_store``), retention;
+- :mod:`.pseudonym`: the pseudonymisation key (``load_key``, ``create_key``), keyed pseudonyms
+  of plates, plate-free events (``redact_event_payload``);
 - :mod:`.cli`: ``vigil plates read``, ``vigil transits ...``, ``vigil watchlist check``
   (``add_commands``).
 """

@@ -11,7 +11,8 @@ file (``--db``) or its PostgreSQL database (``--dsn``); see :mod:`vigil.plates.t
 ``search`` needs the pseudonymisation key and refuses to run without a usable one (exit 2): a
 missing key file is never created on the fly, so a mistyped ``--key-file`` is an error, not a
 search under a new key that finds nothing. ``vigil transits keygen [--key-file F]`` is the one
-way to make a key (mode 0600; an existing file is never replaced).
+way to make a key (:func:`~vigil.plates.pseudonym.create_key`: mode 0600; an existing file is
+never replaced).
 """
 
 from __future__ import annotations
@@ -25,8 +26,9 @@ from collections.abc import Callable
 from .formats import region_code
 from .grammar import clean
 from .ocr import OcrUnavailable
+from .pseudonym import PlateKeyError, create_key
 from .reader import ImageError, PlateReader, load_image
-from .transits import PlateKeyError, TransitError, TransitRecords, create_key, open_transit_store
+from .transits import TransitError, TransitRecords, open_transit_store
 from .watchlists import WatchLists
 
 __all__ = ["add_commands", "main"]

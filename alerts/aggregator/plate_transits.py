@@ -18,7 +18,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from vigil.plates.transits import TransitError, load_key, redact_event_payload
+from vigil.plates.pseudonym import load_key, redact_event_payload
+from vigil.plates.transits import TransitError
 
 from ..events import Event
 from ..store import Store
@@ -47,7 +48,7 @@ class PlateTransits:
     """Records each ``plate_transit`` in the transit store of the event store's database
     (``store.open_transits()``, opened on the first transit, reopened after a database error).
     ``key_file``: the pseudonymisation key file (default: ``VIGIL_PLATE_KEY`` /
-    ``VIGIL_PLATE_KEY_FILE`` / the default file, see :func:`~vigil.plates.transits.load_key`).
+    ``VIGIL_PLATE_KEY_FILE`` / the default file, see :func:`~vigil.plates.pseudonym.load_key`).
     The key is read on first use and re-read until it is usable: fixing it needs no restart."""
 
     def __init__(self, store: Store, *, key_file: str | Path | None = None) -> None:
@@ -68,7 +69,7 @@ class PlateTransits:
         """The event to store for ``event``, after recording a ``plate_transit`` in the transit
         table (:mod:`vigil.plates.transits`): other types unchanged, a hit unchanged, a transit
         that hit no list without any copy of its plate (no ``plate``, ``plate_hash``, ``votes``,
-        ``raw_readings``, ``evidence_id``; :func:`~vigil.plates.transits.redact_event_payload`).
+        ``raw_readings``, ``evidence_id``; :func:`~vigil.plates.pseudonym.redact_event_payload`).
 
         Raises :class:`PlateRefused` (nothing stored) for a no-hit transit that cannot be
         recorded and for a ``plate_hit`` without hits. Never raises anything else."""

@@ -14,7 +14,7 @@ Offline by construction (see :mod:`vigil.models.ultralytics_env`): a ``.pt`` fil
 not on disk is an error, never a download.
 
 Ultralytics loads a ``.pt`` with ``torch.load(weights_only=False)``, which runs whatever the
-file's pickle names; so the file first passes :func:`vigil.models.pt_pickle.check_pt` (with
+file's pickle names; so the file first passes :func:`vigil.models.pt_gate.check_pt` (with
 ``for_torch=True``: allow-listed globals, bounded sizes, module classes checked against the
 installed torch and ultralytics), and one that fails is a :class:`ModelError` before Ultralytics
 sees it.
@@ -32,7 +32,7 @@ from vigil.detectors.base import Backend, BackendConfig, ClassThresholds, Stride
 from vigil.detectors.yolo import YoloDetectorBase
 from vigil.models.errors import ModelError
 from vigil.models.metadata import read_names_file
-from vigil.models.pt_pickle import check_pt
+from vigil.models.pt_gate import check_pt
 from vigil.models.ultralytics_env import import_ultralytics
 
 __all__ = ["UltralyticsConfig", "UltralyticsDetector", "build_ultralytics", "BACKEND"]

@@ -14,7 +14,8 @@ import pytest
 from vigil.alerts.events import utc_iso
 from vigil.alerts.publisher import EventPublisher
 from vigil.alerts.store import EventStore, PgEventStore, StoreError, open_store
-from vigil.plates.transits import PgTransitStore, Purged, TransitStore, open_transit_store, pseudonym
+from vigil.plates.pseudonym import pseudonym
+from vigil.plates.transits import PgTransitStore, Purged, TransitStore, open_transit_store
 
 KEY = b"k" * 32
 DAY = 86400.0

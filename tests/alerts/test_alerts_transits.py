@@ -14,7 +14,8 @@ from vigil.alerts.aggregator.plate_transits import PlateRefused, PlateTransits
 from vigil.alerts.events import event_from_change, utc_iso
 from vigil.alerts.publisher import EventPublisher
 from vigil.alerts.store import EventStore
-from vigil.plates.transits import PLATE_FIELDS, TransitStore, create_key, pseudonym
+from vigil.plates.pseudonym import PLATE_FIELDS, create_key, pseudonym
+from vigil.plates.transits import TransitStore
 
 KEY = b"k" * 32
 
@@ -24,7 +25,7 @@ def test_aggregator_records_transits_and_hit_reaches_tail_first(tmp_path, monkey
     vehicle is still in view, before the transit; the no-hit transit is stored pseudonymised."""
     import numpy as np
 
-    from vigil.edge.config import PlatesConfig
+    from vigil.edge.config_parts import PlatesConfig
     from vigil.plates.pipeline import PlatePipeline
 
     from .test_alerts_pipeline import TailThread

@@ -3,7 +3,7 @@ on models built from YAML (random weights) and exported in the test: nothing dow
 
 Most tests need the optional extra (`pip install '.[ultralytics]'`, see pyproject.toml; run in
 .venv-ultralytics by scripts/test.sh) and skip otherwise; the gate tests (a ``.pt`` passes
-:func:`vigil.models.pt_pickle.check_pt` before Ultralytics sees it) run everywhere, with a stand-in
+:func:`vigil.models.pt_gate.check_pt` before Ultralytics sees it) run everywhere, with a stand-in
 for ultralytics where it is missing. Random weights give near-constant scores, so the fixture
 re-estimates the BatchNorm statistics on random images (one pass in train mode) and scales the
 class logits: the outputs then spread, and the comparisons below are meaningful and repeat.
@@ -22,7 +22,8 @@ import pytest
 
 from vigil.detectors.backends import ultralytics_yolo
 from vigil.models.errors import ModelError
-from vigil.models.pt_pickle import UnsafeCheckpointError, check_pt
+from vigil.models.pt_gate import check_pt
+from vigil.models.pt_pickle import UnsafeCheckpointError
 
 _MISSING = [m for m in ("torch", "ultralytics") if importlib.util.find_spec(m) is None]
 requires_extra = pytest.mark.skipif(

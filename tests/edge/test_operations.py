@@ -13,7 +13,8 @@ import time
 import urllib.request
 from pathlib import Path
 
-from vigil.edge.config import CameraConfig, NodeConfig, OperationsConfig, parse_config
+from vigil.edge.config import CameraConfig, NodeConfig, parse_config
+from vigil.edge.config_parts import OperationsConfig
 from vigil.edge.node import RunOptions
 from vigil.edge.status import effective_state, read_statuses, write_status
 

@@ -1,4 +1,4 @@
-"""The ``.pt`` gate (:func:`vigil.models.pt_pickle.check_pt`): code in a checkpoint never runs, and
+"""The ``.pt`` gate (:func:`vigil.models.pt_gate.check_pt`): code in a checkpoint never runs, and
 a file that declares absurd sizes is refused before anything is allocated.
 
 The malicious files are written opcode by opcode (a pickle writer would refuse to name
@@ -24,14 +24,8 @@ import pytest
 
 from vigil.errors import UserError
 from vigil.models.errors import ModelError
-from vigil.models.pt_pickle import (
-    PtLimits,
-    TensorSpec,
-    UltralyticsPtError,
-    UnsafeCheckpointError,
-    check_pt,
-    read_pt,
-)
+from vigil.models.pt_gate import check_pt, read_pt
+from vigil.models.pt_pickle import PtLimits, TensorSpec, UltralyticsPtError, UnsafeCheckpointError
 
 _MiB = 1 << 20
 BOMB_MIB = 3500  # 3.4 GiB of zeros from 3.6 MB
@@ -301,7 +295,8 @@ CHILD = textwrap.dedent(
             return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
     resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))
-    from vigil.models.pt_pickle import UltralyticsPtError, check_pt, read_pt
+    from vigil.models.pt_gate import check_pt, read_pt
+    from vigil.models.pt_pickle import UltralyticsPtError
     before = peak_mb()
     errors = []
     for fn in (check_pt, read_pt):

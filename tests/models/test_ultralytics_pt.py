@@ -18,7 +18,8 @@ import onnx
 import onnxruntime as ort
 import pytest
 
-from vigil.models.pt_pickle import UltralyticsPtError, UnsafeCheckpointError, _rebuild_tensor_v2, read_pt
+from vigil.models.pt_gate import read_pt
+from vigil.models.pt_pickle import UltralyticsPtError, UnsafeCheckpointError, _rebuild_tensor_v2
 from vigil.models.ultralytics_pt import CONVERTER, convert, load_checkpoint
 
 NAMES = {0: "person", 1: "car", 2: "dog"}

@@ -8,7 +8,8 @@ import json
 import time
 
 from vigil.plates.cli import main
-from vigil.plates.transits import TransitStore, load_key
+from vigil.plates.pseudonym import load_key
+from vigil.plates.transits import TransitStore
 
 KEY = b"k" * 32
 HIT = {"list": "A1", "list_name": "stolen", "plate": "AB123CD", "note": "", "exact": True}

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from vigil.detectors.detections import Detections
-from vigil.edge.config import ConfigError, PlatesConfig, parse_config
+from vigil.edge.config import ConfigError, parse_config
+from vigil.edge.config_parts import PlatesConfig
 from vigil.plates.pipeline import PlatePipeline, side_of_line
 from vigil.plates.reader import PlateReading
 

@@ -7,7 +7,8 @@ import time
 import numpy as np
 import pytest
 
-from vigil.edge.config import ConfigError, PlatesConfig, parse_config
+from vigil.edge.config import ConfigError, parse_config
+from vigil.edge.config_parts import PlatesConfig
 from vigil.plates.pipeline import PlatePipeline, build_reader
 from vigil.plates.reader import PlateReading
 

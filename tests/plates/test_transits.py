@@ -14,17 +14,16 @@ import pytest
 
 from vigil.alerts.events import utc_iso
 from vigil.errors import UserError
-from vigil.plates.transits import (
+from vigil.plates.pseudonym import (
     MIN_KEY_BYTES,
     PLATE_FIELDS,
     PlateKeyError,
-    TransitError,
-    TransitStore,
     create_key,
     load_key,
     pseudonym,
     redact_event_payload,
 )
+from vigil.plates.transits import TransitError, TransitStore
 
 KEY = b"k" * 32
 DAY = 86400.0

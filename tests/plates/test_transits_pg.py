@@ -14,14 +14,13 @@ from types import SimpleNamespace
 import pytest
 
 from vigil.plates.cli import main
+from vigil.plates.pseudonym import pseudonym, redact_event_payload
 from vigil.plates.transits import (
     TRANSITS_SCHEMA_VERSION,
     PgTransitStore,
     TransitError,
     TransitStore,
     open_transit_store,
-    pseudonym,
-    redact_event_payload,
 )
 
 psycopg = pytest.importorskip("psycopg", reason="psycopg (PostgreSQL driver) not installed")
