@@ -2,17 +2,26 @@
 
 Each message ``[identity, event JSON, ...]`` (one or more events, one per frame; a DEALER) or
 ``[identity, b"", event JSON]`` (a REQ client) is validated frame by frame with
-:meth:`Event.from_json`; the valid ones form one :class:`~.writer.Batch` for the store writer.
-Malformed or oversized frames are dropped, counted and logged (rate-limited) and the loop
-keeps serving; a malformed frame that still names a UUID ``id`` gets a nack so its sender stops
-resending it. A frame above ``4 * MAX_EVENT_BYTES`` is refused by libzmq itself
-(``MAXMSGSIZE``), which disconnects the sender; such frames are never seen here and are
-therefore not counted.
+:meth:`Event.from_json` (strict and bounded: see :mod:`vigil.alerts.events`); the valid ones
+form one :class:`~.writer.Batch` for the store writer. Malformed or oversized frames are
+dropped, counted and logged (rate-limited: :mod:`vigil.ratelog`) and the loop keeps serving; a
+malformed frame that still names a UUID ``id`` gets a nack so its sender stops resending it.
+
+Limits: a frame above ``MAX_BATCH_BYTES`` is refused by libzmq itself (``MAXMSGSIZE``), which
+disconnects the sender (never seen here, so not counted); a message of more than
+``MAX_BATCH_EVENTS`` event frames or ``MAX_BATCH_BYTES`` bytes of them is drained unread,
+counted ``oversized`` and its memory handed back to the system. A peer sending more than
+:data:`PENALTY_FRAMES` bad frames in a second has its messages dropped unread for
+:data:`PENALTY_S` seconds. ``docs/security.md`` says what remains (libzmq buffers a multipart
+message whole before it is seen here).
 
 Acknowledgements go out only once the batch is committed (:meth:`Ingest.acknowledge`),
-duplicates too (the store says which events were new). A ``plate_transit`` is recorded in the
-plate transit store on the event store's own database before it is stored, and loses its clear
-plate unless it hit a list (:class:`~.plate_transits.PlateTransits`).
+duplicates too (the store says which events were new; one resent with other content is
+counted ``conflicts`` and kept aside by the store). An event the store refused (its batch split
+by the writer) is nacked with the reason (:meth:`Ingest.reject`). A ``plate_transit`` is
+recorded in the plate transit store on the event store's own database before it is stored, and
+loses every copy of its plate unless it hit a list; one that cannot be recorded is refused
+(:class:`~.plate_transits.PlateTransits`).
 """
 
 from __future__ import annotations
