@@ -18,8 +18,8 @@ events). Classes (``--classes``, default all): ``out_of_range`` (integers outsid
 forever), ``loose_types`` (``"7"``, ``7.0``, ``true`` for integers; no schema), ``odd_payloads``
 (a number for the track list, positions as a list, coordinates of 1e308), ``garbage`` (random
 bytes), ``big_messages`` (65 MB messages of 255 KiB frames, each under ``MAXMSGSIZE``),
-``big_frames`` (1 MB frames, above ``MAXMSGSIZE``), ``conflicts`` (a stored id resent with other content), ``replaying_operators``
-(100 stream clients replaying history from 0 and never reading; the store is preloaded with
+``big_frames`` (1 MB frames, above ``MAXMSGSIZE``), ``conflicts`` (a stored id resent with
+other content), ``replaying_operators`` (100 stream clients replaying history from 0 and never reading; the store is preloaded with
 ``--preload`` events first), ``unknown_key`` (100 connections a second with a key on no
 allow-list), ``operator_key_publishes`` (the same with an operator's key, which may only read).
 
