@@ -14,14 +14,15 @@ attacks), then the class's phase. Per phase the bench reports:
 - ``hostile_sent``: what the attacker sent (messages or connections).
 
 Flooding classes send 2,000 messages of 10 frames per second (ten times the honest rate of
-events). Classes (``--classes``, default all): ``out_of_range`` (integers outside 64 bits, resent
-forever), ``loose_types`` (``"7"``, ``7.0``, ``true`` for integers; no schema), ``odd_payloads``
-(a number for the track list, positions as a list, coordinates of 1e308), ``garbage`` (random
-bytes), ``big_messages`` (65 MB messages of 255 KiB frames, each under ``MAXMSGSIZE``),
-``big_frames`` (1 MB frames, above ``MAXMSGSIZE``), ``conflicts`` (a stored id resent with
-other content), ``replaying_operators`` (100 stream clients replaying history from 0 and never reading; the store is preloaded with
-``--preload`` events first), ``unknown_key`` (100 connections a second with a key on no
-allow-list), ``operator_key_publishes`` (the same with an operator's key, which may only read).
+events). Classes (``--classes``, default all): ``out_of_range`` (integers outside 64 bits,
+resent forever), ``loose_types`` (``"7"``, ``7.0``, ``true`` for integers; no schema),
+``odd_payloads`` (a number for the track list, positions as a list, coordinates of 1e308),
+``garbage`` (random bytes), ``big_messages`` (65 MB messages of 255 KiB frames, each under
+``MAXMSGSIZE``), ``big_frames`` (1 MB frames, above ``MAXMSGSIZE``), ``conflicts`` (a stored id
+resent with other content), ``replaying_operators`` (100 stream clients replaying history from
+0 and never reading; the store is preloaded with ``--preload`` events first), ``unknown_key``
+(100 connections a second with a key on no allow-list), ``operator_key_publishes`` (the same
+with an operator's key, which may only read).
 
 The aggregator runs with CURVE keys made for the run (``--insecure-dev``: without): the honest
 publisher and the attacker have edge keys (an attacker with a valid key is a compromised or
