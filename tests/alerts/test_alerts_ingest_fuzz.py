@@ -46,7 +46,7 @@ def _mutated_event(draw, base: dict) -> bytes:
         where = draw(st.sampled_from(("top", "payload", "drop", "extra")))
         if where == "top":
             obj[draw(st.sampled_from(_FIELDS))] = draw(_json)
-        elif where == "payload" and isinstance(obj.get("payload"), dict):
+        elif where == "payload" and isinstance(obj.get("payload"), dict) and obj["payload"]:
             obj["payload"][draw(st.sampled_from(sorted(obj["payload"])))] = draw(_json)
         elif where == "drop":
             obj.pop(draw(st.sampled_from(_FIELDS)), None)
@@ -97,7 +97,16 @@ def _fuzz(agg, make_event) -> None:
     honest.setsockopt(zmq.LINGER, 0)
     honest.setsockopt(zmq.RCVTIMEO, 5000)
     honest.connect(agg.ingest_endpoint)
-    base = json.loads(make_event(camera="fuzz").to_json())
+    # a fixed base event: the strategies' repr (so hypothesis's derandomised seed) depends on it
+    base = json.loads(
+        make_event(
+            camera="fuzz",
+            seq=1,
+            time="2026-12-02T00:00:00.000000Z",
+            id="01a235b2-7c29-7fa9-9bd1-2e500619332f",
+            payload={"alarm_id": "7b762152-6738-48b3-bde1-676783447788"},
+        ).to_json()
+    )
     seqs = count(1)
     sent: list[str] = []
     rss0 = _rss_mb()
