@@ -10,6 +10,7 @@ from itertools import count
 from typing import Callable, Iterator
 
 import pytest
+import zmq
 
 from vigil.alerts.aggregator import Aggregator
 from vigil.alerts.events import Event, utc_iso
@@ -142,6 +143,27 @@ def make_event() -> Callable[..., Event]:
         return Event(camera=camera, type=type, **fields)
 
     return make
+
+
+@pytest.fixture
+def dealer() -> Iterator[Callable[..., zmq.Socket]]:
+    """``dealer(endpoint, kind=zmq.DEALER, timeout_ms=5000)``: a raw socket connected to
+    ``endpoint`` (a receive waits at most ``timeout_ms``); all closed at the end of the test."""
+    ctx = zmq.Context()
+    socks = []
+
+    def make(endpoint: str, kind: int = zmq.DEALER, timeout_ms: int = 5000) -> zmq.Socket:
+        s = ctx.socket(kind)
+        s.setsockopt(zmq.LINGER, 0)
+        s.setsockopt(zmq.RCVTIMEO, timeout_ms)
+        s.connect(endpoint)
+        socks.append(s)
+        return s
+
+    yield make
+    for s in socks:
+        s.close(linger=0)
+    ctx.term()
 
 
 @pytest.fixture(name="wait_until")

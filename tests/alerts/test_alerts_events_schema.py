@@ -7,7 +7,6 @@ import json
 import uuid
 
 import pytest
-import zmq
 
 from vigil.alarm import AlarmChange
 from vigil.alerts.events import SCHEMA_VERSION, Event, EventError, alarm_id_of, event_from_change, schema1_alarm_id
@@ -249,25 +248,6 @@ def test_camera_health_events_from_the_stream_health_check():
         Event.from_json(json.dumps(_event("camera_health", bad)))
     with pytest.raises(EventError, match=r"payload\.metric: Field required"):
         Event.from_json(json.dumps(_event("camera_health", {k: v for k, v in ev.payload.items() if k != "metric"})))
-
-
-@pytest.fixture
-def dealer():
-    ctx = zmq.Context()
-    socks = []
-
-    def make(endpoint):
-        s = ctx.socket(zmq.DEALER)
-        s.setsockopt(zmq.LINGER, 0)
-        s.setsockopt(zmq.RCVTIMEO, 5000)
-        s.connect(endpoint)
-        socks.append(s)
-        return s
-
-    yield make
-    for s in socks:
-        s.close(linger=0)
-    ctx.term()
 
 
 def test_bad_payload_is_rejected_at_the_aggregator_counted_not_stored(

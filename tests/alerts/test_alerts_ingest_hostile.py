@@ -9,7 +9,6 @@ import logging
 import time
 
 import pytest
-import zmq
 
 from vigil.alerts.events import Event, EventError
 from vigil.alerts.store import EventStore, StoreError
@@ -17,25 +16,6 @@ from vigil.alerts.tail import format_event, json_line
 from vigil.alerts.transport import MAX_BATCH_BYTES, decode_reply
 from vigil.bench.hostile import AggregatorProcess, good_event
 from vigil.cli import main
-
-
-@pytest.fixture
-def dealer():
-    ctx = zmq.Context()
-    socks = []
-
-    def make(endpoint):
-        s = ctx.socket(zmq.DEALER)
-        s.setsockopt(zmq.LINGER, 0)
-        s.setsockopt(zmq.RCVTIMEO, 10_000)
-        s.connect(endpoint)
-        socks.append(s)
-        return s
-
-    yield make
-    for s in socks:
-        s.close(linger=0)
-    ctx.term()
 
 
 def _replies(sock, n: int) -> list[dict]:
@@ -91,7 +71,7 @@ def test_one_out_of_range_event_is_nacked_and_the_rest_of_its_message_stored(
     """Before: the integer passed validation, failed the batch's commit, was never refused,
     and its sender resent it forever while the honest events of its batch waited."""
     with running_aggregator(tmp_path / "e.db") as agg:
-        sock = dealer(agg.ingest_endpoint)
+        sock = dealer(agg.ingest_endpoint, timeout_ms=10_000)
         good = [make_event(seq=k) for k in (1, 2, 3)]
         bad = _wire(make_event(seq=4), **{"payload.tracks": [2**63]})
         sock.send_multipart([good[0].to_bytes(), json.dumps(bad).encode(), good[1].to_bytes(), good[2].to_bytes()])
@@ -131,7 +111,7 @@ def test_an_event_the_store_refuses_is_isolated_from_its_batch_and_rejected(
     with EventStore(tmp_path / "e.db") as inner:
         store = _RefusingStore(inner, poison.id)
         with running_aggregator(store) as agg:
-            sock = dealer(agg.ingest_endpoint)
+            sock = dealer(agg.ingest_endpoint, timeout_ms=10_000)
             frames = [e.to_bytes() for e in good[:4]] + [poison.to_bytes()] + [e.to_bytes() for e in good[4:]]
             sock.send_multipart(frames)
             replies = _replies(sock, 2)
@@ -152,7 +132,7 @@ def test_a_message_over_the_batch_limits_is_dropped_and_its_memory_returned(tmp_
     """Six 65 MB messages (256 KiB frames, each under MAXMSGSIZE) used to leave the aggregator
     at 1.16 GB. Each is dropped unread beyond the limit and the memory handed back."""
     with AggregatorProcess(tmp_path) as agg:
-        sock = dealer(agg.ingest)
+        sock = dealer(agg.ingest, timeout_ms=10_000)
         sock.send(good_event("cam", 1).to_bytes())
         assert decode_reply(sock.recv())["status"] == "stored"
         before = agg.rss_kb()
@@ -177,7 +157,7 @@ def test_a_resend_with_other_content_is_counted_and_kept_aside(
     ev = make_event()
     forged = ev.model_copy(update={"severity": "critical"})
     with running_aggregator(tmp_path / "e.db") as agg:
-        sock = dealer(agg.ingest_endpoint)
+        sock = dealer(agg.ingest_endpoint, timeout_ms=10_000)
         sock.send(ev.to_bytes())
         assert _replies(sock, 1) == [{"ack": ev.id, "status": "stored"}]
         sock.send(forged.to_bytes())
@@ -193,11 +173,11 @@ def test_a_resend_with_other_content_is_counted_and_kept_aside(
 def test_twenty_thousand_bad_frames_write_a_few_log_lines(tmp_path, make_event, running_aggregator, dealer, caplog):
     caplog.set_level(logging.WARNING, logger="vigil.alerts.aggregator")
     with running_aggregator(tmp_path / "e.db") as agg:
-        sock = dealer(agg.ingest_endpoint)
+        sock = dealer(agg.ingest_endpoint, timeout_ms=10_000)
         for k in range(200):
             sock.send_multipart([b"not json %d" % k] * 100)
         ev = make_event()
-        honest = dealer(agg.ingest_endpoint)
+        honest = dealer(agg.ingest_endpoint, timeout_ms=10_000)
         deadline = time.monotonic() + 30
         while agg.stats()["received"] < 20_000 and time.monotonic() < deadline:
             time.sleep(0.05)

@@ -41,25 +41,6 @@ class TailThread:
         return self.out.getvalue().splitlines()
 
 
-@pytest.fixture
-def dealer():
-    ctx = zmq.Context()
-    socks = []
-
-    def make(endpoint, kind=zmq.DEALER):
-        s = ctx.socket(kind)
-        s.setsockopt(zmq.LINGER, 0)
-        s.setsockopt(zmq.RCVTIMEO, 5000)
-        s.connect(endpoint)
-        socks.append(s)
-        return s
-
-    yield make
-    for s in socks:
-        s.close(linger=0)
-    ctx.term()
-
-
 def test_round_trip_to_store_and_tail(tmp_path, make_event, running_aggregator, wait_until):
     db = tmp_path / "events.db"
     with running_aggregator(db) as agg:
