@@ -75,6 +75,7 @@ import cv2
 import numpy as np
 
 from vigil.alarm import AlarmChange, new_alarm_id
+from vigil.edge.config_parts import StreamHealthConfig
 
 __all__ = [
     "HEALTH_STATES",
@@ -106,28 +107,32 @@ FLAT_MIN, FLAT_MAX = 40, 215
 THUMB_FACTOR = 8
 
 
+#: the shipped thresholds: one home, the config model (with each one's bounds and meaning)
+_SHIPPED = StreamHealthConfig()
+
+
 @dataclass(frozen=True)
 class HealthThresholds:
     """The thresholds of :class:`StreamHealth` (see the module docstring for how they were
-    chosen); :meth:`from_config` reads them from a camera's ``health`` config."""
+    chosen); the defaults are :class:`~vigil.edge.config_parts.StreamHealthConfig`'s, and
+    :meth:`from_config` reads them from a camera's ``health`` config."""
 
-    check_interval_s: float = 0.5
-    blank_after_s: float = 5.0
-    blank_uniform: float = 0.95
-    blank_std: float = 2.0
-    frozen_after_s: float = 20.0
-    frozen_change: float = 0.25
-    frozen_fraction: float = 0.8
-    garbled_after_s: float = 5.0
-    garbled_blocks: float = 0.15
-    garbled_fraction: float = 0.25
-    no_detections_after_s: float | None = 600.0
-    clear_after_s: float = 5.0
+    check_interval_s: float = _SHIPPED.check_interval_s
+    blank_after_s: float = _SHIPPED.blank_after_s
+    blank_uniform: float = _SHIPPED.blank_uniform
+    blank_std: float = _SHIPPED.blank_std
+    frozen_after_s: float = _SHIPPED.frozen_after_s
+    frozen_change: float = _SHIPPED.frozen_change
+    frozen_fraction: float = _SHIPPED.frozen_fraction
+    garbled_after_s: float = _SHIPPED.garbled_after_s
+    garbled_blocks: float = _SHIPPED.garbled_blocks
+    garbled_fraction: float = _SHIPPED.garbled_fraction
+    no_detections_after_s: float | None = _SHIPPED.no_detections_after_s
+    clear_after_s: float = _SHIPPED.clear_after_s
 
     @classmethod
-    def from_config(cls, cfg) -> "HealthThresholds":
-        names = cls.__dataclass_fields__
-        return cls(**{k: getattr(cfg, k) for k in names if hasattr(cfg, k)})
+    def from_config(cls, cfg: StreamHealthConfig) -> "HealthThresholds":
+        return cls(**{k: getattr(cfg, k) for k in cls.__dataclass_fields__})
 
 
 @dataclass(frozen=True)
