@@ -39,7 +39,6 @@ import json
 import multiprocessing
 import random
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -56,6 +55,7 @@ from vigil.alerts.keys import client_configurator, new_key_pair
 from vigil.alerts.publisher import EventPublisher
 from vigil.alerts.store import EventStore
 from vigil.alerts.transport import MAX_BATCH_BYTES, StreamFilter, encode_subscribe
+from vigil.bench.procs import free_port, rss_kib
 
 __all__ = ["CLASSES", "AggregatorProcess", "run_hostile", "add_bench_command", "good_event"]
 
@@ -87,23 +87,6 @@ def good_event(camera: str, seq: int, frame: int = 0) -> Event:
     )
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _rss_kb(pid: int) -> int:
-    try:
-        with open(f"/proc/{pid}/status") as fh:
-            for line in fh:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
 class AggregatorProcess:
     """``vigil aggregator`` on loopback in a child process (``--insecure-dev``), log to
     ``workdir/aggregator.log``; :meth:`rss_kb` reads its resident set, :meth:`log_lines` counts
@@ -113,8 +96,8 @@ class AggregatorProcess:
         self.workdir = Path(workdir)
         self.keys = keys
         self.db = db or self.workdir / "events.db"
-        self.ingest = f"tcp://127.0.0.1:{_free_port()}"
-        self.stream = f"tcp://127.0.0.1:{_free_port()}"
+        self.ingest = f"tcp://127.0.0.1:{free_port()}"
+        self.stream = f"tcp://127.0.0.1:{free_port()}"
         self.log_path = self.workdir / "aggregator.log"
         self.proc: subprocess.Popen | None = None
 
@@ -159,7 +142,7 @@ class AggregatorProcess:
         return self.proc.pid
 
     def rss_kb(self) -> int:
-        return _rss_kb(self.proc.pid)
+        return rss_kib(self.proc.pid) or 0
 
     def log_lines(self) -> int:
         self._log.flush()

@@ -18,7 +18,6 @@ import argparse
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -26,32 +25,10 @@ import time
 from pathlib import Path
 
 from vigil.bench.detection_eval import missing_input
+from vigil.bench.procs import free_port, open_fds, rss_kib
 from vigil.edge.status import read_statuses
 
 __all__ = ["soak", "add_bench_command"]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _rss_kib(pid: int) -> int | None:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    except OSError:
-        return None
-    return None
-
-
-def _fds(pid: int) -> int | None:
-    try:
-        return len(os.listdir(f"/proc/{pid}/fd"))
-    except OSError:
-        return None
 
 
 def _descendants(root: int) -> list[int]:
@@ -87,7 +64,7 @@ def soak(
 
     work = Path(workdir or tempfile.mkdtemp(prefix="vigil-soak-"))
     work.mkdir(parents=True, exist_ok=True)
-    ingest, stream = f"tcp://127.0.0.1:{_free_port()}", f"tcp://127.0.0.1:{_free_port()}"
+    ingest, stream = f"tcp://127.0.0.1:{free_port()}", f"tcp://127.0.0.1:{free_port()}"
     db = work / "events.db"
     cams = "".join(
         f'  - name: soak-{i}\n    source: "{Path(video).resolve()}"\n    fps: 7\n    loop: true\n'
@@ -131,12 +108,12 @@ def soak(
                 if pids.setdefault(cam, pid) != pid:  # restarted: a new process, a new series
                     samples.setdefault(cam + ":restarted", [])
                     pids[cam] = pid
-                rss, fds = _rss_kib(pid), _fds(pid)
+                rss, fds = rss_kib(pid), open_fds(pid)
                 if rss is not None and fds is not None:
                     samples.setdefault(cam, []).append((now, rss, fds))
             # the supervisor itself and its other children (the shared detector process, ...)
             for pid in [node.pid] + [p for p in _descendants(node.pid) if p not in camera_pids]:
-                rss, fds = _rss_kib(pid), _fds(pid)
+                rss, fds = rss_kib(pid), open_fds(pid)
                 if rss is not None and fds is not None and rss > 20 * 1024:  # skip tiny helpers (resource tracker)
                     samples.setdefault(f"process-{pid}" if pid != node.pid else "supervisor", []).append(
                         (now, rss, fds)
