@@ -8,13 +8,14 @@ with the same SQL.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Iterable, Iterator, Protocol
 
 from ..events import Event, EventError
 
-__all__ = ["EventReads", "Store", "StoreError", "StoredEvent"]
+__all__ = ["EventReads", "Store", "StoreError", "StoredEvent", "content_digest"]
 
 
 class StoreError(RuntimeError):
@@ -30,6 +31,12 @@ class StoreError(RuntimeError):
     def __init__(self, message: str, *, data_error: bool = False) -> None:
         super().__init__(message)
         self.data_error = data_error
+
+
+def content_digest(text: str) -> str:
+    """SHA-256 (hex) of an event's JSON text: tells apart the copies of one id kept aside in
+    ``event_conflicts`` (one row per id and content)."""
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -118,6 +125,13 @@ class EventReads:
                 cursor = int(stream_seq)
             if len(rows) < batch:
                 return
+
+    def conflicts(self, limit: int = 100) -> list[tuple[str, str, str]]:
+        """The latest conflicting copies kept aside: ``(id, received_at, json)``, newest first."""
+        return self._read(
+            "SELECT CAST(id AS TEXT), received_at, json FROM event_conflicts ORDER BY received_at DESC, id LIMIT ?",
+            (int(limit),),
+        )
 
     def export_jsonl(self, fh: IO[str], since_stream_seq: int = 0, *, batch: int = 500) -> int:
         """Write each stored event's JSON as one line to ``fh`` (stream order); returns the count.

@@ -27,7 +27,6 @@ password (:func:`redact_dsn`).
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
 import time
@@ -39,15 +38,11 @@ from vigil.plates.transits import open_transit_store
 from vigil.postgres import redact_dsn
 
 from ..events import Event, utc_iso
-from .base import EventReads, StoreError
+from .base import EventReads, StoreError, content_digest
 
 __all__ = ["PgEventStore", "PG_SCHEMA_VERSION", "redact_dsn"]
 
 log = logging.getLogger(__name__)
-
-
-def _digest(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 PG_SCHEMA_VERSION = 2
@@ -220,7 +215,7 @@ class PgEventStore(EventReads):
                             cur.executemany(
                                 "INSERT INTO event_conflicts (id, digest, json, received_at) VALUES (%s, %s, %s, %s)"
                                 " ON CONFLICT DO NOTHING",
-                                [(i, _digest(by_id[i]), by_id[i], received_at) for i in clashes],
+                                [(i, content_digest(by_id[i]), by_id[i], received_at) for i in clashes],
                             )
             except _DATA_ERRORS as exc:
                 raise StoreError(f"event database {self.path} refused the data: {exc}", data_error=True) from None
@@ -231,13 +226,6 @@ class PgEventStore(EventReads):
         return [new.get(ev.id) if first[ev.id] == i else None for i, ev in enumerate(events)]
 
     # ------------------------------------------------------------------ reading
-    def conflicts(self, limit: int = 100) -> list[tuple[str, str, str]]:
-        """The latest conflicting copies kept aside: ``(id, received_at, json)``, newest first."""
-        return self._fetch(
-            "SELECT id::text, received_at, json FROM event_conflicts ORDER BY received_at DESC, id LIMIT %s",
-            (int(limit),),
-        )
-
     def _fetch(self, sql: str, params: tuple) -> list[tuple]:
         with self._lock:
             try:

@@ -18,7 +18,6 @@ refused rather than misread. The plate transits live in the same file
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import sqlite3
 import threading
@@ -31,13 +30,9 @@ from vigil.sqlite import SYNCHRONOUS_LEVELS, connect, transaction
 from vigil.sqlite import schema_version as read_schema_version
 
 from ..events import Event, utc_iso
-from .base import EventReads, StoreError
+from .base import EventReads, StoreError, content_digest
 
 __all__ = ["EventStore", "STORE_SCHEMA_VERSION"]
-
-
-def _digest(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 log = logging.getLogger(__name__)
@@ -244,7 +239,7 @@ class EventStore(EventReads):
                     if clashes:
                         self._db.executemany(
                             "INSERT OR IGNORE INTO event_conflicts (id, digest, json, received_at) VALUES (?, ?, ?, ?)",
-                            [(i, _digest(text), text, received_at) for i, text in clashes],
+                            [(i, content_digest(text), text, received_at) for i, text in clashes],
                         )
             except _DATA_ERRORS as exc:
                 raise StoreError(f"event database {self.path} refused the data: {exc}", data_error=True) from None
@@ -253,12 +248,6 @@ class EventStore(EventReads):
         if conflicts is not None:
             conflicts.extend(i for i, _ in clashes)
         return [seqs.get(ev.id) if first[ev.id] == i else None for i, ev in enumerate(events)]
-
-    def conflicts(self, limit: int = 100) -> list[tuple[str, str, str]]:
-        """The latest conflicting copies kept aside: ``(id, received_at, json)``, newest first."""
-        return self._fetch(
-            "SELECT id, received_at, json FROM event_conflicts ORDER BY received_at DESC, id LIMIT ?", (int(limit),)
-        )
 
     def _fetch(self, sql: str, params: tuple) -> list[tuple]:
         with self._lock:
