@@ -10,6 +10,7 @@ costs the same time in CI each run and a failure reproduces.
 from __future__ import annotations
 
 import json
+import os
 import resource
 import uuid
 from itertools import count
@@ -19,6 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from vigil.alerts.transport import decode_reply
+from vigil.bench.procs import rss_kib
 
 # JSON values of every kind, including the awkward ones: huge integers, extreme floats, deep nesting
 _scalars = st.one_of(
@@ -76,11 +78,7 @@ def _message(draw, base: dict) -> list[bytes]:
 
 
 def _rss_mb() -> float:
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
+    return (rss_kib(os.getpid()) or 0) / 1024
 
 
 def test_ingest_survives_any_input_and_keeps_storing_honest_events(tmp_path, running_aggregator, make_event):
