@@ -159,11 +159,11 @@ def pseudonym(plate: str, key: bytes) -> str:
 PLATE_FIELDS = ("plate", "plate_hash", "votes", "raw_readings", "evidence_id")
 
 
-def redact_event_payload(payload: dict, key: bytes | None = None) -> dict:
+def redact_event_payload(payload: dict) -> dict:
     """The payload to store for a plate event: unchanged for a list hit; for a transit that hit
     no list, a copy without any of :data:`PLATE_FIELDS` (the clear plate, its pseudonym, the
     readings voted, the evidence id). The pseudonym lives only in the transit table, reached by
-    ``transit_id`` through an audited search. ``key`` is not used (kept for older callers)."""
+    ``transit_id`` through an audited search."""
     if payload.get("hits"):
         return payload
     if not any(name in payload for name in PLATE_FIELDS):

@@ -93,7 +93,7 @@ def test_pg_export_retention_and_events(dsn):
         assert store.purge(now) == 1
         with pytest.raises(TransitError):
             store.add({"camera": "c", "plate": ""})
-    assert "plate" not in redact_event_payload({"plate": "NEW2AA", "hits": []}, KEY)
+    assert "plate" not in redact_event_payload({"plate": "NEW2AA", "hits": []})
 
 
 def test_pg_newer_schema_refused_and_bad_dsn(dsn):
