@@ -9,6 +9,13 @@ one side without CURVE) the cause is logged once per change of state and kept in
 the socket itself (after 1 s, backing off up to :data:`REFUSED_RETRY_MAX_S`): a key added to
 the aggregator's allow-list later is picked up without restarting the node.
 
+Several aggregators (active-active on one PostgreSQL database): the DEALER connects to every
+endpoint and ZeroMQ sends each window to one of the connected ones. The link is ``connected``
+while any of them is; each endpoint has its own refusal back-off. When one connection is lost
+while another is still up, the window that may have gone down with it is resent at once on
+the others (a copy that was stored after all is acknowledged as a duplicate), instead of
+waiting for its ack timeout.
+
 Used by :class:`~vigil.alerts.publisher.EventPublisher`'s I/O thread, the only one that
 touches the socket and its monitor; it logs to the publisher's logger.
 """
@@ -18,7 +25,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Callable
+from typing import Callable, Sequence
 
 import zmq
 from zmq.utils.monitor import recv_monitor_message
@@ -61,14 +68,15 @@ class AggregatorLink:
 
     def __init__(
         self,
-        endpoint: str,
+        endpoints: str | Sequence[str],
         *,
         secure: bool,
         lock: threading.Lock,
         log: logging.Logger,
         on_zmq_error: Callable[[str, zmq.ZMQError], None],
     ) -> None:
-        self.endpoint = endpoint
+        self.endpoints = [endpoints] if isinstance(endpoints, str) else list(endpoints)
+        self.endpoint = ", ".join(self.endpoints)  # what messages show
         self.secure = secure
         self._lock = lock
         self._log = log
@@ -76,9 +84,20 @@ class AggregatorLink:
         self.state = "connecting"
         self.refused: str | None = None
         self.refusals = 0
+        self.connected: set[str] = set()  # endpoints whose handshake completed and that are up
         self._refused_specific = False  # the refusal's cause came with a reason
-        self.reconnect_at: float | None = None  # refused: connect again (ourselves) then
-        self._backoff_s = 1.0
+        self._reconnect: dict[str, float] = {}  # refused endpoint -> connect again (ourselves) then
+        self._backoff_s: dict[str, float] = {}
+
+    @property
+    def reconnect_at(self) -> float | None:
+        """When the next refused endpoint is connected again (``None``: none is waiting)."""
+        return min(self._reconnect.values()) if self._reconnect else None
+
+    def _where(self, msg: dict) -> str:
+        endpoint = msg.get("endpoint", b"")
+        text = endpoint.decode("utf-8", "replace") if isinstance(endpoint, bytes) else str(endpoint)
+        return text if text in self.endpoints or len(self.endpoints) != 1 else self.endpoints[0]
 
     def handle_events(
         self,
@@ -102,34 +121,48 @@ class AggregatorLink:
             except zmq.ZMQError as exc:
                 self._on_zmq_error("monitor recv", exc)
                 return connected
-            event = msg["event"]
+            event, where = msg["event"], self._where(msg)
             if event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
                 connected = True
-                self.reconnect_at, self._backoff_s = None, 1.0
+                self._reconnect.pop(where, None)
+                self._backoff_s.pop(where, None)
                 with self._lock:
                     was, self.state, self.refused = self.state, "connected", None
+                    self.connected.add(where)
                     n = resend_lost()
                 if was == "refused":
-                    self._log.warning("event publisher: the aggregator at %s now accepts this node", self.endpoint)
+                    self._log.warning("event publisher: the aggregator at %s now accepts this node", where)
                 self._log.info(
-                    "event publisher connected to %s%s",
-                    self.endpoint,
-                    f"; resending {n} unacknowledged event(s)" if n else "",
+                    "event publisher connected to %s%s", where, f"; resending {n} unacknowledged event(s)" if n else ""
                 )
             elif event == zmq.EVENT_DISCONNECTED:
                 with self._lock:
-                    was = self.state
-                    if was == "connected":
+                    was_up = where in self.connected
+                    self.connected.discard(where)
+                    if self.state == "connected" and not self.connected:
                         self.state = "disconnected"
                     lost()
-                if was == "connected":  # once per lost connection, not per failed attempt
-                    self._log.warning("event publisher lost its connection to %s; buffering", self.endpoint)
+                    # another aggregator is still connected: what went down with this one goes there now
+                    n = resend_lost() if self.connected else 0
+                if was_up:  # once per lost connection, not per failed attempt
+                    if n:
+                        self._log.warning(
+                            "event publisher lost its connection to %s; %d unacknowledged event(s) resent to %s",
+                            where,
+                            n,
+                            ", ".join(sorted(self.connected)),
+                        )
+                    elif self.connected:
+                        self._log.warning("event publisher lost its connection to %s", where)
+                    else:
+                        self._log.warning("event publisher lost its connection to %s; buffering", where)
             elif event in _HANDSHAKE_FAILED:
-                self._handshake_refused(event, int(msg["value"]))
+                self._handshake_refused(event, int(msg["value"]), where)
 
-    def refusal_cause(self, event: int, value: int) -> str:
-        """One line saying why the aggregator refused the handshake (monitor ``event``, ``value``)."""
-        where = f"aggregator at {self.endpoint}"
+    def refusal_cause(self, event: int, value: int, endpoint: str | None = None) -> str:
+        """One line saying why the aggregator (at ``endpoint``, default: all of this link's)
+        refused the handshake (monitor ``event``, ``value``)."""
+        where = f"aggregator at {endpoint or self.endpoint}"
         curve = f"{where} refused this node's CURVE key (not in its allow-list, or the wrong aggregator key)"
         if event == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
             return f"{curve}: authentication failed (ZAP status {value})"
@@ -149,37 +182,43 @@ class AggregatorLink:
             )
         return f"{where} refused this node's handshake ({detail}): is a Vigil aggregator listening there?"
 
-    def _handshake_refused(self, event: int, value: int) -> None:
+    def _handshake_refused(self, event: int, value: int, where: str) -> None:
         vague = event == zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
         with self._lock:
             self.refusals += 1
             # The aggregator may close before its reason reaches us (libzmq then says "no
             # detail"): a vague refusal never replaces the specific cause seen before it.
-            keep = vague and self.state == "refused" and self._refused_specific
+            keep = vague and self.refused is not None and self._refused_specific
             changed = False
             if not keep:
-                cause = self.refusal_cause(event, value)
-                changed = self.state != "refused" or self.refused != cause
-                self.state, self.refused, self._refused_specific = "refused", cause, not vague
+                cause = self.refusal_cause(event, value, where if len(self.endpoints) > 1 else None)
+                changed = self.refused != cause
+                self.refused, self._refused_specific = cause, not vague
+                if not self.connected:  # another aggregator still accepting us: still connected
+                    changed = changed or self.state != "refused"
+                    self.state = "refused"
         if changed:  # once per change of state, not per attempt
             self._log.error("event publisher: %s; events stay in the outbox until it accepts this node", cause)
         if not vague:
             # libzmq does not reconnect to a peer that refused it (an authentication or
             # protocol error ends the session): try again ourselves, backing off
-            self.reconnect_at = time.monotonic() + self._backoff_s
-            self._backoff_s = min(2 * self._backoff_s, REFUSED_RETRY_MAX_S)
+            backoff = self._backoff_s.get(where, 1.0)
+            self._reconnect[where] = time.monotonic() + backoff
+            self._backoff_s[where] = min(2 * backoff, REFUSED_RETRY_MAX_S)
 
     def reconnect_if_due(self, sock: zmq.Socket) -> None:
-        """Connect ``sock`` again once ``reconnect_at`` has come (libzmq has given that endpoint up)."""
-        if self.reconnect_at is None or time.monotonic() < self.reconnect_at:
-            return
-        self.reconnect_at = None
-        try:
-            sock.disconnect(self.endpoint)
-        except zmq.ZMQError:
-            pass  # already gone
-        try:
-            sock.connect(self.endpoint)
-        except zmq.ZMQError as exc:
-            self._on_zmq_error("connect", exc)
-            self.reconnect_at = time.monotonic() + self._backoff_s
+        """Connect ``sock`` again to each refused endpoint whose time has come (libzmq has given it up)."""
+        now = time.monotonic()
+        for endpoint, due in list(self._reconnect.items()):
+            if now < due:
+                continue
+            del self._reconnect[endpoint]
+            try:
+                sock.disconnect(endpoint)
+            except zmq.ZMQError:
+                pass  # already gone
+            try:
+                sock.connect(endpoint)
+            except zmq.ZMQError as exc:
+                self._on_zmq_error("connect", exc)
+                self._reconnect[endpoint] = now + self._backoff_s.get(endpoint, 1.0)

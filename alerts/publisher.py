@@ -52,7 +52,7 @@ import time
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import zmq
 
@@ -116,7 +116,10 @@ class EventPublisher:
     ``outbox``: ``None`` (in memory, lost on exit), a path (a durable
     :class:`~vigil.alerts.outbox.SqliteOutbox` opened there, closed by :meth:`close`) or an
     outbox object (left open). ``configure_socket``: called with the DEALER socket before it
-    connects (security hook).
+    connects (security hook). ``endpoint``: the aggregator's ingest endpoint, or several
+    (aggregators sharing one PostgreSQL database): the socket connects to all of them and each
+    window goes to one that is connected (see :mod:`vigil.alerts.link`); the order guarantee
+    holds across them, since the next window waits for this one's acknowledgement.
 
     Thread-safety: ``publish``, ``flush``, ``report`` and ``close`` may be called from any
     thread; only the internal I/O thread touches the socket.
@@ -124,7 +127,7 @@ class EventPublisher:
 
     def __init__(
         self,
-        endpoint: str,
+        endpoint: str | Sequence[str],
         *,
         timeout_s: float = 2.0,
         max_buffer: int = 10_000,
@@ -139,7 +142,10 @@ class EventPublisher:
             raise ValueError(f"timeout_s must be > 0, got {timeout_s}")
         if backoff_max_s < timeout_s:
             raise ValueError(f"backoff_max_s ({backoff_max_s}) must be >= timeout_s ({timeout_s})")
-        self.endpoint = endpoint
+        self.endpoints = [endpoint] if isinstance(endpoint, str) else list(dict.fromkeys(endpoint))
+        if not self.endpoints:
+            raise ValueError("an event publisher needs at least one aggregator endpoint")
+        self.endpoint = ", ".join(self.endpoints)  # what messages show
         self.timeout_s = float(timeout_s)
         self.backoff_max_s = float(backoff_max_s)
         if not 1 <= batch_max <= MAX_BATCH_EVENTS:
@@ -168,7 +174,11 @@ class EventPublisher:
         self._published = self._sent = self._acked = self._dropped = 0
         self._rejected = self._resent = self._errors = 0
         self._link = AggregatorLink(
-            endpoint, secure=configure_socket is not None, lock=self._lock, log=log, on_zmq_error=self._log_zmq_error
+            self.endpoints,
+            secure=configure_socket is not None,
+            lock=self._lock,
+            log=log,
+            on_zmq_error=self._log_zmq_error,
         )
         self._closed = False
         self._stop = False
@@ -177,8 +187,9 @@ class EventPublisher:
         self._unsent.extend(self._outbox.ids())
         self._recovered = self._published = len(self._unsent)
 
-        if not is_local_endpoint(endpoint) and configure_socket is None:
-            log.warning("publishing events to %s without transport security (no CURVE keys)", endpoint)
+        for ep in self.endpoints:
+            if not is_local_endpoint(ep) and configure_socket is None:
+                log.warning("publishing events to %s without transport security (no CURVE keys)", ep)
 
         self._own_context = context is None
         self._ctx = context if context is not None else zmq.Context()
@@ -194,14 +205,15 @@ class EventPublisher:
             if configure_socket is not None:
                 configure_socket(self._sock)
             self._monitor = self._sock.get_monitor_socket(MONITORED_EVENTS)
-            self._sock.connect(endpoint)
+            for ep in self.endpoints:
+                self._sock.connect(ep)
         except zmq.ZMQError as exc:
             self._close_socket()
             if self._own_context:
                 self._ctx.term()
             if self._own_outbox:
                 self._outbox.close()
-            raise PublisherError(f"cannot connect event publisher to {endpoint}: {exc}") from exc
+            raise PublisherError(f"cannot connect event publisher to {self.endpoint}: {exc}") from exc
 
         # Wake-up channel: publish() writes a byte, the I/O thread polls the other end.
         self._wakeup = Wakeup()

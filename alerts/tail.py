@@ -18,7 +18,7 @@ import re
 import sys
 import threading
 import time
-from typing import IO, Any, Callable
+from typing import IO, Any, Callable, Sequence
 
 import zmq
 
@@ -118,6 +118,13 @@ def format_event(event: Event) -> str:
 class StreamClient:
     """An operator's connection to the aggregator's stream (see :mod:`vigil.alerts.transport`).
 
+    ``endpoints``: one stream endpoint, or several (aggregators sharing one PostgreSQL
+    database): the client follows one at a time and moves to the next when the one it follows
+    has said nothing for ``failover_s`` (an aggregator answers every renewal, so silence means
+    it is gone), resubscribing there from the last ``stream_seq`` it saw: ``stream_seq`` is the
+    shared database's, so nothing is missed or repeated. With one endpoint ZeroMQ reconnects to
+    it by itself and the client never gives up on it.
+
     ``since``: replay every stored event with ``stream_seq > since`` first (``None``: live
     only). Renews its subscription every ``keepalive_s`` with the last ``stream_seq`` it saw,
     so a reconnection resumes where it stopped; duplicates are skipped by ``stream_seq``.
@@ -126,7 +133,7 @@ class StreamClient:
 
     def __init__(
         self,
-        endpoint: str,
+        endpoints: str | Sequence[str],
         *,
         filters: list[StreamFilter] | None = None,
         since: int | None = None,
@@ -134,14 +141,27 @@ class StreamClient:
         configure_socket: Callable[[zmq.Socket], None] | None = None,
         keepalive_s: float = 1.0,
         rcvhwm: int | None = None,
+        failover_s: float = 3.0,
     ) -> None:
-        self.endpoint = endpoint
+        self.endpoints = [endpoints] if isinstance(endpoints, str) else list(endpoints)
+        if not self.endpoints:
+            raise ValueError("StreamClient needs at least one endpoint")
+        self.endpoint = self.endpoints[0]  # the one followed now
         self.filters = list(filters or [])
         self.last_seq = since
         self.subscribed = False
         self.keepalive_s = keepalive_s
+        self.failover_s = float(failover_s)
+        self.failovers = 0
+        self._rcvhwm, self._configure = rcvhwm, configure_socket
         self._own_context = context is None
         self._ctx = context if context is not None else zmq.Context()
+        self._sock: zmq.Socket | None = None
+        self._monitor: zmq.Socket | None = None
+        self._connect(self.endpoint)
+        self._next_keepalive = 0.0
+
+    def _connect(self, endpoint: str) -> None:
         self._sock = self._ctx.socket(zmq.DEALER)
         try:
             self._sock.setsockopt(zmq.LINGER, 0)
@@ -151,15 +171,42 @@ class StreamClient:
             self._sock.setsockopt(zmq.HEARTBEAT_IVL, 1000)
             self._sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, 3000)
             self._sock.setsockopt(zmq.MAXMSGSIZE, 1024 * 1024)
-            if rcvhwm is not None:
-                self._sock.setsockopt(zmq.RCVHWM, rcvhwm)
-            if configure_socket is not None:
-                configure_socket(self._sock)
+            if self._rcvhwm is not None:
+                self._sock.setsockopt(zmq.RCVHWM, self._rcvhwm)
+            if self._configure is not None:
+                self._configure(self._sock)
+            # several aggregators: a lost connection (the aggregator died) fails over at once
+            self._monitor = self._sock.get_monitor_socket(zmq.EVENT_DISCONNECTED) if len(self.endpoints) > 1 else None
             self._sock.connect(endpoint)
         except BaseException:
             self.close()
             raise
+        self._last_heard = time.monotonic()
+
+    def _lost(self) -> bool:
+        """The connection to the followed aggregator was lost (its socket monitor says so)."""
+        if self._monitor is None or not self._monitor.poll(0):
+            return False
+        while self._monitor.poll(0):
+            self._monitor.recv_multipart()
+        return True
+
+    def _fail_over(self) -> None:
+        """Follow the next endpoint: the one followed now has been silent for ``failover_s``."""
+        old = self.endpoint
+        self.endpoint = self.endpoints[(self.endpoints.index(old) + 1) % len(self.endpoints)]
+        self._close_socket()
+        self.subscribed = False
+        self.failovers += 1
         self._next_keepalive = 0.0
+        log.warning(
+            "tail: %s silent for %.0f s; following %s from stream_seq %s",
+            old,
+            self.failover_s,
+            self.endpoint,
+            self.last_seq,
+        )
+        self._connect(self.endpoint)
 
     def _keepalive(self) -> None:
         now = time.monotonic()
@@ -176,6 +223,8 @@ class StreamClient:
         """The next new event as ``(stream_seq, event JSON)``, or ``None`` after ``timeout_s``."""
         deadline = time.monotonic() + max(0.0, timeout_s)
         while True:
+            if len(self.endpoints) > 1 and (time.monotonic() - self._last_heard > self.failover_s or self._lost()):
+                self._fail_over()
             self._keepalive()
             left = deadline - time.monotonic()
             wait_ms = max(0, min(int(left * 1000) + 1, int(self.keepalive_s * 1000)))
@@ -184,6 +233,7 @@ class StreamClient:
                     return None
                 continue
             frames = self._sock.recv_multipart()
+            self._last_heard = time.monotonic()
             if len(frames) == 1:
                 try:
                     obj = json.loads(frames[0])
@@ -210,7 +260,11 @@ class StreamClient:
             self.last_seq = stream_seq
             return stream_seq, frames[1]
 
-    def close(self) -> None:
+    def _close_socket(self) -> None:
+        monitor, self._monitor = getattr(self, "_monitor", None), None
+        if monitor is not None:
+            self._sock.disable_monitor()
+            monitor.close(linger=0)
         sock = getattr(self, "_sock", None)
         if sock is not None and not sock.closed:
             try:
@@ -218,6 +272,9 @@ class StreamClient:
             except zmq.ZMQError:
                 pass
             sock.close(linger=0)
+
+    def close(self) -> None:
+        self._close_socket()
         if self._own_context and not self._ctx.closed:
             self._ctx.term()
 
@@ -229,7 +286,7 @@ class StreamClient:
 
 
 def tail(
-    connect_endpoint: str,
+    connect_endpoint: str | Sequence[str],
     *,
     filters: list[StreamFilter] | None = None,
     since: int | None = None,

@@ -255,7 +255,7 @@ def cmd_bench_bus(args: argparse.Namespace) -> int:
         print("vigil bench bus: error: --keys needs --name NAME", file=sys.stderr)
         return 2
     if args.insecure_dev:
-        for ep in filter(None, (args.connect, args.stream)):
+        for ep in [*args.connect, *(args.stream or [])]:
             if not is_local_endpoint(ep):
                 print(f"vigil bench bus: error: --insecure-dev only on loopback/ipc, not {ep}", file=sys.stderr)
                 return 2
@@ -296,8 +296,19 @@ def add_bench_command(bench_sub) -> None:
         "running aggregator; print what was sent and acknowledged, the sustained stored "
         "rate and the latency edge → operator client.",
     )
-    p.add_argument("--connect", required=True, help="aggregator ingest endpoint")
-    p.add_argument("--stream", help="aggregator stream endpoint: measure latency edge → operator client")
+    p.add_argument(
+        "--connect",
+        required=True,
+        action="append",
+        help="aggregator ingest endpoint; repeat for several aggregators on one PostgreSQL database "
+        "(each publisher connects to all of them)",
+    )
+    p.add_argument(
+        "--stream",
+        action="append",
+        help="aggregator stream endpoint: measure latency edge → operator client; repeat for several "
+        "aggregators (the client follows one, failing over to the next)",
+    )
     p.add_argument("--events", type=int, required=True, help="events to send in all")
     p.add_argument("--rate", type=float, default=0.0, help="events per second in all (0: as fast as possible)")
     p.add_argument("--publishers", type=int, default=1, help="publisher processes (each its own outbox)")

@@ -17,6 +17,7 @@ import threading
 import time
 from pathlib import Path
 
+from vigil.alerts.aggregator.status import check_status
 from vigil.edge.config import load_config
 from vigil.edge.logs import tag_camera
 from vigil.edge.node import OptionsError, RunOptions, run_node, select_cameras
@@ -113,6 +114,13 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    if bool(args.config) == bool(args.aggregator):
+        print("vigil status: error: give --config FILE (a node) or --aggregator STATUS_FILE", file=sys.stderr)
+        return EXIT_ERROR
+    if args.aggregator:
+        ok, line, doc = check_status(args.aggregator, max_age_s=args.max_age_s)
+        print(json.dumps({"ok": ok, "message": line, "status": doc}) if args.json else line)
+        return EXIT_OK if ok else 1  # unhealthy (2 stays "bad input")
     cfg = load_config(args.config)
     statuses = {s.get("camera"): s for s in read_statuses(cfg.operations.status_dir)}
     now = time.time()
@@ -194,8 +202,18 @@ def add_commands(sub) -> None:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_run)
 
-    p = sub.add_parser("status", help="show every camera's state as reported by its worker")
-    p.add_argument("--config", required=True, help="node config YAML")
+    p = sub.add_parser(
+        "status",
+        help="show every camera's state as reported by its worker, or check an aggregator's health",
+        description="--config: every camera's state (exit 0). --aggregator FILE: the health check of an "
+        "aggregator run with --status-file FILE: exit 0 when it was rewritten within --max-age-s and the "
+        "store answers, 1 otherwise (for container and systemd health checks).",
+    )
+    p.add_argument("--config", help="node config YAML")
+    p.add_argument("--aggregator", metavar="STATUS_FILE", help="an aggregator's --status-file")
+    p.add_argument(
+        "--max-age-s", type=float, default=15.0, help="--aggregator: older than this is unhealthy (default 15)"
+    )
     p.add_argument("--json", action="store_true", help="one JSON object")
     p.set_defaults(func=cmd_status)
 

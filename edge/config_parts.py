@@ -187,6 +187,13 @@ class PlatesConfig(StrictModel):
     evidence_dir: Path | None = Field(
         None, description="Access-controlled folder for plate crops of list hits (default: none stored)"
     )
+    evidence_retention_days: float = Field(
+        7.0,
+        gt=0,
+        le=3650,
+        description="Plate crops in evidence_dir older than this many days are deleted, checked hourly (days; "
+        "default 7: the limit for municipal urban-security footage, DL 11/2009 art. 6; see docs/retention.md)",
+    )
     every_n_frames: int = Field(1, ge=1, le=100, description="Read plates on every Nth frame")
     min_readings: int = Field(
         2, ge=1, le=50, description="Readings of the leading text needed for a hit alarm and a transit"
@@ -348,8 +355,21 @@ class StreamHealthConfig(StrictModel):
     )
 
 
+def _zmq_endpoint(v: str) -> str:
+    if not re.match(r"^(tcp|ipc|inproc)://\S+$", v):
+        raise ValueError(f"not a ZeroMQ endpoint: {v!r} (expected tcp://host:port or ipc://path)")
+    return v
+
+
 class AggregatorLinkConfig(StrictModel):
     endpoint: str = Field("tcp://127.0.0.1:5555", description="ZeroMQ endpoint of the aggregator's ingest socket")
+    endpoints: list[str] | None = Field(
+        None,
+        min_length=1,
+        max_length=16,
+        description="Several aggregators sharing one PostgreSQL database (active-active): their ingest endpoints; "
+        "the node connects to all and each batch goes to one that is up (replaces endpoint)",
+    )
     publish: bool = Field(True, description="Send events to the aggregator (false: only local outputs)")
     flush_timeout_s: float = Field(
         5.0, ge=0, le=600, description="At the end of a replay, wait this long for acknowledgements"
@@ -370,14 +390,29 @@ class AggregatorLinkConfig(StrictModel):
     @field_validator("endpoint")
     @classmethod
     def _endpoint(cls, v: str) -> str:
-        if not re.match(r"^(tcp|ipc|inproc)://\S+$", v):
-            raise ValueError(f"not a ZeroMQ endpoint: {v!r} (expected tcp://host:port or ipc://path)")
-        return v
+        return _zmq_endpoint(v)
+
+    @field_validator("endpoints")
+    @classmethod
+    def _endpoints(cls, v: list[str] | None) -> list[str] | None:
+        if v is None:
+            return None
+        if len(set(v)) != len(v):
+            raise ValueError("an endpoint is listed twice")
+        return [_zmq_endpoint(e) for e in v]
+
+    @property
+    def ingest_endpoints(self) -> list[str]:
+        """Every aggregator ingest endpoint to connect to (``endpoints``, else ``endpoint``)."""
+        return list(self.endpoints) if self.endpoints else [self.endpoint]
 
     @model_validator(mode="after")
     def _security(self) -> "AggregatorLinkConfig":
-        if self.publish and self.keys_dir is None and not is_local_endpoint(self.endpoint):
-            raise ValueError(f"endpoint {self.endpoint} is not loopback: set keys_dir (CURVE keys) to reach it")
+        if "endpoint" in self.model_fields_set and self.endpoints:
+            raise ValueError("give endpoint (one aggregator) or endpoints (several), not both")
+        for endpoint in self.ingest_endpoints:
+            if self.publish and self.keys_dir is None and not is_local_endpoint(endpoint):
+                raise ValueError(f"endpoint {endpoint} is not loopback: set keys_dir (CURVE keys) to reach it")
         if self.key_name is not None and self.keys_dir is None:
             raise ValueError("key_name needs keys_dir")
         return self

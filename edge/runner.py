@@ -123,7 +123,7 @@ def _publisher(config: NodeConfig, camera: str) -> EventPublisher:
     configure = None
     if link.keys_dir is not None:
         configure = client_configurator(link.keys_dir, link.key_name or config.node)
-    return EventPublisher(link.endpoint, outbox=_outbox_path(config, camera), configure_socket=configure)
+    return EventPublisher(link.ingest_endpoints, outbox=_outbox_path(config, camera), configure_socket=configure)
 
 
 def run_node_camera(

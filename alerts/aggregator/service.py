@@ -41,12 +41,15 @@ from typing import Callable
 
 import zmq
 
+from vigil.ratelog import RateLimitedLog
+
 from ..keys import CurveServer, KeyFileError
 from ..store import EventStore, Store, StoreError
 from ..transport import DEFAULT_INGEST_ENDPOINT, DEFAULT_STREAM_ENDPOINT, check_bind_endpoint
 from .ingest import Ingest
 from .plate_transits import PlateTransits
 from .sockets import AggregatorError
+from .status import STATUS_INTERVAL_S, write_status
 from .stream import OperatorStream
 from .writer import StoreWriter
 
@@ -88,6 +91,9 @@ class Aggregator:
     socket before ``bind`` (the seam for CURVE). Without them, endpoints must be loopback or ipc
     (see :func:`~vigil.alerts.transport.check_bind_endpoint`).
 
+    ``status_file``: rewritten every :data:`~.status.STATUS_INTERVAL_S` with the counters and
+    whether the store answers (:mod:`.status`; ``vigil status --aggregator FILE`` reads it).
+
     Sockets are created in the constructor's thread and used only by the thread calling
     :meth:`run` (one at a time); :meth:`stats` may be read from anywhere.
     """
@@ -106,10 +112,14 @@ class Aggregator:
         keys: CurveServer | str | Path | None = None,
         client_timeout_s: float = 5.0,
         stream_hwm: int = 10_000,
+        status_file: str | Path | None = None,
     ) -> None:
         self.batch_max = int(batch_max)
         self.stats_interval_s = float(stats_interval_s)
         self.client_timeout_s = float(client_timeout_s)
+        self.status_file = Path(status_file) if status_file else None
+        self._store_error: str | None = None  # the last commit's failure (None: it succeeded)
+        self._status_log = RateLimitedLog(log)
         self._counters = dict.fromkeys(COUNTERS, 0)
         self._curve: CurveServer | None = None
         self._revocations_seen: dict[str, int] = {}
@@ -138,7 +148,7 @@ class Aggregator:
                 self._revocations_seen = dict(self._curve.revocations)
             if isinstance(db, (str, Path)):
                 try:
-                    self.store = EventStore(db)
+                    self.store = EventStore(db, single_writer=True)
                 except StoreError as exc:
                     raise AggregatorError(str(exc)) from None
                 self._own_store = True
@@ -235,13 +245,14 @@ class Aggregator:
         next_stats = time.monotonic() + self.stats_interval_s
         next_expiry = time.monotonic() + 1.0
         next_revocation_check = time.monotonic() + REVOCATION_CHECK_S
+        next_status = time.monotonic()
         last_logged: dict[str, int] = {}
         try:
             while not stop.is_set():
                 if self._curve is not None and time.monotonic() >= next_revocation_check:
                     next_revocation_check = time.monotonic() + REVOCATION_CHECK_S
                     self._check_revocations()
-                timeout = stream.poll_timeout_ms(time.monotonic(), 100)
+                timeout = stream.follow_timeout_ms(time.monotonic(), stream.poll_timeout_ms(time.monotonic(), 100))
                 want_ingest = not writer.full
                 if want_ingest != self._ingest_polled and ingest.socket is not None:
                     poller.modify(ingest.socket, zmq.POLLIN if want_ingest else 0)
@@ -264,9 +275,13 @@ class Aggregator:
                         writer.submit(batch)
                 if stream.clients:
                     stream.serve_lagging()
+                    stream.follow_store()  # a shared store: other aggregators' events too
                 if stream.clients and time.monotonic() >= next_expiry:
                     next_expiry = time.monotonic() + 1.0
                     stream.expire_clients()
+                if self.status_file is not None and time.monotonic() >= next_status:
+                    next_status = time.monotonic() + STATUS_INTERVAL_S
+                    self._write_status()
                 if time.monotonic() >= next_stats:
                     next_stats = time.monotonic() + self.stats_interval_s
                     if self.stats() != last_logged:
@@ -277,9 +292,34 @@ class Aggregator:
             self._finish_committed()  # their acks go out (publishers resend whatever did not)
         log.info("aggregator stopping: %s", self._format_stats())
 
+    def _write_status(self) -> None:
+        """Rewrite the status file (serving thread): counters, and a real read of the store."""
+        try:
+            last, error = self.store.last_stream_seq(), self._store_error
+        except StoreError as exc:
+            last, error = None, str(exc)
+        try:
+            write_status(
+                self.status_file,
+                {
+                    "ingest": self.ingest_endpoint,
+                    "stream": self.stream_endpoint,
+                    "store": str(getattr(self.store, "path", "")),
+                    "store_ok": error is None,
+                    "store_error": error,
+                    "last_stream_seq": last,
+                    "counters": self.stats(),
+                },
+            )
+        except OSError as exc:
+            self._status_log.log(
+                "status_file", logging.ERROR, "aggregator: cannot write the status file %s: %s", self.status_file, exc
+            )
+
     def _finish_committed(self) -> None:
         """Acknowledge and fan out every batch the writer has committed (serving thread)."""
         for commit in self._writer.take_committed():
+            self._store_error = None if commit.error is None else str(commit.error)
             if commit.error is not None:
                 n = sum(len(batch.items) for batch in commit.batches)
                 self._counters["store_errors"] += 1

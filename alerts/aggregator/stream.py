@@ -28,6 +28,18 @@ events, 100 clients subscribed ``since=0`` that never read, 2 shared cores: with
 12.8-15.7k events/s; with them, before: 3.5k while their queues filled and 5.1-5.7k once full;
 now: 7.8-17.4k while filling and 13.8-20.2k once full.
 
+Following a shared store (several aggregators on one PostgreSQL database: ``store.shared``).
+Each aggregator's operators must see every aggregator's events, so live clients are not fed
+from this aggregator's own commits (:meth:`OperatorStream.fan_out` only wakes the follower)
+but from the store: :meth:`OperatorStream.follow_store` reads the rows after the last one it
+read, at once after a local commit and otherwise every :data:`FOLLOW_INTERVAL_S`, and sends
+them to the live clients. Rows commit in ``stream_seq`` order across aggregators (see
+:mod:`vigil.alerts.store.postgres`), so reading after a cursor never skips one, and a client
+that fails over to another aggregator resubscribes from its last ``stream_seq`` and misses
+nothing. It costs one indexed read per 50 ms per aggregator with clients, and adds at most
+that to the alarm latency. Every renewal is answered (``subscribed``), so a client knows its
+aggregator is alive and fails over on silence (:class:`~vigil.alerts.tail.StreamClient`).
+
 Reopening. :meth:`OperatorStream.reopen` closes the socket and binds a new one on the same
 endpoint (the aggregator does it when an operator key was revoked: :mod:`.service`). Every
 client is forgotten: clients get a new routing identity when they reconnect, and what was
@@ -41,7 +53,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from typing import Callable
+from typing import Callable, Iterable
 
 import zmq
 
@@ -59,6 +71,7 @@ __all__ = [
     "PROBE_SLICE",
     "BACKOFF_MIN_S",
     "BACKOFF_MAX_S",
+    "FOLLOW_INTERVAL_S",
 ]
 
 log = logging.getLogger(__name__)
@@ -69,6 +82,8 @@ REPLAY_SHARE = 0.5  # of the serving thread's time that replay may take (it paus
 PROBE_SLICE = 16  # the next read for a client whose queue was full (doubles while it keeps up)
 BACKOFF_MIN_S = 0.05  # a client found full waits this long before the next read...
 BACKOFF_MAX_S = 1.0  # ... doubling up to this while its queue stays full
+FOLLOW_INTERVAL_S = 0.05  # a shared store is read for other aggregators' events this often
+FOLLOW_SLICE = 1000  # rows per read when following a shared store
 
 
 class _Client:
@@ -115,6 +130,10 @@ class OperatorStream:
         self._clock = clock
         self._next_due = math.inf  # no lagging client may be served before this
         self._rr = 0  # round-robin start among the clients
+        # following a shared store (module docstring): the last row read and when to read next
+        self.follows_store = bool(getattr(store, "shared", False))
+        self._tail: int | None = None  # None: not following now (no client)
+        self._next_follow = 0.0
         self.socket: zmq.Socket | None = self._bind(endpoint)
         self.endpoint = self.socket.getsockopt_string(zmq.LAST_ENDPOINT)
 
@@ -143,6 +162,7 @@ class OperatorStream:
             log.info("aggregator: stream reopened; %d client(s) will resubscribe", len(self.clients))
         self.clients.clear()
         self.counters["subscriptions"] = 0
+        self._tail = None
         self._next_due = math.inf
         self.socket = self._bind(self.endpoint)
 
@@ -176,18 +196,50 @@ class OperatorStream:
         return True
 
     def fan_out(self, fresh: list[tuple[int, Event, str]]) -> None:
-        """Send newly stored ``(stream_seq, event, json)`` to every live client that wants them."""
-        for stream_seq, event, text_s in fresh:
+        """Send newly stored ``(stream_seq, event, json)`` to every live client that wants them
+        (following a shared store: read the store at the next turn instead)."""
+        if self.follows_store:
+            self._next_follow = 0.0
+            return
+        self._fan_out((seq, ev.camera, ev.type, ev.severity, text) for seq, ev, text in fresh)
+
+    def _fan_out(self, rows: Iterable[tuple[int, str, str, str, str]]) -> None:
+        for stream_seq, camera, type_, severity, text_s in rows:
             text = None
             for client in list(self.clients.values()):
                 if not client.live or client.cursor >= stream_seq:
                     continue
-                if not client.wants(event.camera, event.type, event.severity):
+                if not client.wants(camera, type_, severity):
                     client.cursor = stream_seq
                     continue
                 if text is None:
                     text = text_s.encode("utf-8")
                 self._send_to(client, stream_seq, text)
+
+    def follow_store(self) -> None:
+        """Following a shared store: send the rows stored (by any aggregator) since the last
+        read to the live clients, when due (see the module docstring). Serving thread."""
+        if not self.follows_store or self._tail is None:
+            return
+        now = self._clock()
+        if now < self._next_follow:
+            return
+        try:
+            rows = self.store.read_after(self._tail, FOLLOW_SLICE)
+        except StoreError as exc:
+            log.error("aggregator: cannot follow the store for the stream: %s", exc)
+            self._next_follow = now + 1.0
+            return
+        if rows:
+            self._tail = rows[-1][0]
+            self._fan_out(rows)
+        self._next_follow = now if len(rows) == FOLLOW_SLICE else now + FOLLOW_INTERVAL_S
+
+    def follow_timeout_ms(self, now: float, longest_ms: int) -> int:
+        """How long the serving loop may wait before :meth:`follow_store` is due."""
+        if not self.follows_store or self._tail is None:
+            return longest_ms
+        return max(0, min(longest_ms, int((self._next_follow - now) * 1000) + 1))
 
     def serve_lagging(self) -> None:
         """Replay from the store to the lagging clients whose wait is over: at most
@@ -286,8 +338,15 @@ class OperatorStream:
             if client is not None:
                 client.last_heard = now
                 client.filters = request.filters
+                try:  # the answer tells the client this aggregator is alive (it fails over on silence)
+                    self.socket.send_multipart([identity, encode_subscribed(client.cursor, client.cursor)], zmq.NOBLOCK)
+                except zmq.ZMQError:
+                    pass
                 continue
             last = self.store.last_stream_seq()
+            if self.follows_store and self._tail is None:
+                self._tail = last  # the first client: follow from here (what is older is replayed)
+                self._next_follow = now
             if request.since is None or request.since >= last:
                 client = _Client(identity, request.filters, last, True, now)
             else:
@@ -309,6 +368,8 @@ class OperatorStream:
     def _drop_client(self, identity: bytes) -> None:
         if self.clients.pop(identity, None) is not None:
             self.counters["subscriptions"] = len(self.clients)
+        if not self.clients:
+            self._tail = None  # nobody to follow for: stop reading the store
 
     def expire_clients(self) -> None:
         """Forget the clients silent for longer than ``client_timeout_s``."""

@@ -33,11 +33,11 @@ def open_store(
     """Open the SQLite store at ``db`` or the PostgreSQL store at ``dsn`` (exactly one).
 
     ``readonly``: for reading only (``vigil events``; a missing SQLite file is an error).
-    Otherwise the store is opened for the one aggregator that writes to it: with PostgreSQL
-    that takes the writer's advisory lock, so a second aggregator is refused.
+    Otherwise the store is opened for an aggregator that writes to it: a SQLite file has one
+    (a second is refused: ``single_writer``); a PostgreSQL database may have several at once.
     """
     if bool(db) == bool(dsn):
         raise StoreError("give exactly one of --db PATH or --dsn DSN")
     if dsn:
-        return PgEventStore(dsn, readonly=readonly, writer_lock=not readonly)
-    return EventStore(db, readonly=readonly)
+        return PgEventStore(dsn, readonly=readonly)
+    return EventStore(db, readonly=readonly, single_writer=not readonly)

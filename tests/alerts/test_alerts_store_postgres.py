@@ -41,12 +41,57 @@ def test_pg_store_idempotent_migrated_and_readable(dsn, make_event):
             ro.add(make_event())
 
 
-def test_pg_newer_schema_refused_and_single_writer(dsn):
+def test_pg_two_writers_commit_in_stream_seq_order(dsn, make_event):
+    """Two stores (two aggregators) write to one database at once: every event stored once,
+    and rows become visible in stream_seq order (a reader never finds a row below one it saw)."""
+    import threading
+
+    from vigil.alerts.store.postgres import PgEventStore
+
+    a, b, reader = PgEventStore(dsn), PgEventStore(dsn), PgEventStore(dsn, readonly=True)
+    events = [make_event() for _ in range(2000)]
+    seen: list[int] = []
+    done = threading.Event()
+
+    def write(store, part):
+        for k in range(0, len(part), 25):
+            store.add_many_seq(part[k : k + 25])
+
+    def follow():
+        cursor = 0
+        while not done.is_set() or reader.last_stream_seq() > cursor:
+            rows = reader.read_after(cursor, 500)
+            seen.extend(r[0] for r in rows)
+            if rows:
+                cursor = rows[-1][0]
+
+    try:
+        threads = [
+            threading.Thread(target=write, args=(a, events[0::2])),
+            threading.Thread(target=write, args=(b, events[1::2])),
+            # the same events resent to the other aggregator: stored once
+            threading.Thread(target=write, args=(b, events[0:200])),
+        ]
+        follower = threading.Thread(target=follow)
+        follower.start()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        done.set()
+        follower.join()
+        assert a.count() == (2000, 2000)
+        # the follower saw every row exactly once: no row committed below one already read
+        assert len(seen) == 2000 and len(set(seen)) == 2000 and seen == sorted(seen)
+    finally:
+        for s in (a, b, reader):
+            s.close()
+
+
+def test_pg_newer_schema_refused(dsn):
     from vigil.alerts.store.postgres import PG_SCHEMA_VERSION, PgEventStore
 
-    with PgEventStore(dsn, writer_lock=True):
-        with pytest.raises(StoreError, match="another aggregator"):
-            PgEventStore(dsn, writer_lock=True)
+    PgEventStore(dsn).close()
     with psycopg.connect(dsn, autocommit=True) as db:
         db.execute("INSERT INTO vigil_schema_version VALUES (%s, 'future')", (PG_SCHEMA_VERSION + 1,))
     with pytest.raises(StoreError, match="upgrade vigil"):
@@ -57,7 +102,7 @@ def test_pg_aggregator_end_to_end_and_cli(dsn, make_event, running_aggregator, c
     from vigil.alerts.cli import main
     from vigil.alerts.store.postgres import PgEventStore
 
-    store = PgEventStore(dsn, writer_lock=True)
+    store = PgEventStore(dsn)
     events = [make_event() for _ in range(300)]
     try:
         with running_aggregator(store) as agg:
