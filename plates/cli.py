@@ -23,6 +23,8 @@ import os
 import sys
 from collections.abc import Callable
 
+from vigil.postgres import DsnError, add_db_options, db_target
+
 from .formats import region_code
 from .grammar import clean
 from .ocr import OcrUnavailable
@@ -73,8 +75,9 @@ def cmd_read(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------------------------- transits
 def _open_store(args: argparse.Namespace, **options) -> TransitRecords:
-    """The store ``--db`` or ``--dsn`` names."""
-    return open_transit_store(sqlite_path=args.db or None, dsn=args.dsn or None, key_file=args.key_file, **options)
+    """The store ``--db``, ``--dsn`` or ``--dsn-file`` names (:func:`vigil.postgres.db_target`)."""
+    db, dsn = db_target(args)
+    return open_transit_store(sqlite_path=db, dsn=dsn, key_file=args.key_file, **options)
 
 
 def _transit_command(name: str, run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
@@ -82,11 +85,10 @@ def _transit_command(name: str, run: Callable[[argparse.Namespace], int]) -> Cal
     a missing or doubled --db/--dsn, as argparse gives for a missing required option)."""
 
     def command(args: argparse.Namespace) -> int:
-        if bool(args.db) == bool(args.dsn):
-            print(
-                f"vigil transits {name}: error: give exactly one of --db PATH (SQLite) or --dsn DSN (PostgreSQL)",
-                file=sys.stderr,
-            )
+        try:
+            db_target(args)  # checked first: a missing, doubled or password-holding database option
+        except DsnError as exc:
+            print(f"vigil transits {name}: error: {exc}", file=sys.stderr)
             return 2
         try:
             return run(args)
@@ -194,8 +196,7 @@ def _add_transit_commands(subparsers) -> None:
     )
 
     def common(q):
-        q.add_argument("--db", help="the aggregator's SQLite database")
-        q.add_argument("--dsn", help="the aggregator's PostgreSQL connection string instead of --db")
+        add_db_options(q, "the aggregator's database")
         q.add_argument("--key-file", help=key_help)
 
     s = ts.add_parser("search", help="transits of one plate (also pseudonymised ones)")

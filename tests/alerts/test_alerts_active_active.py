@@ -144,3 +144,31 @@ def test_a_sqlite_file_has_one_aggregator(tmp_path):
     finally:
         first.close()
     open_store(db=tmp_path / "events.db").close()  # released on close
+
+
+def test_a_hung_aggregator_is_left_for_the_other(dsn, two_aggregators, make_event):
+    """A (SIGSTOPped: its connections stay open, it answers nothing) is left by the operator
+    client after ``failover_s`` of silence and by the publisher after its heartbeat timeout;
+    what is published meanwhile arrives once, in order, through B."""
+    a, b = two_aggregators
+    events = [make_event() for _ in range(40)]
+    with StreamClient([a.stream, b.stream], since=None, failover_s=2.0) as client:
+        deadline = time.monotonic() + 10
+        while not client.subscribed and time.monotonic() < deadline:
+            client.recv(0.05)
+        assert client.subscribed and client.endpoint == a.stream
+        a.proc.send_signal(signal.SIGSTOP)
+        try:
+            with EventPublisher([a.ingest, b.ingest], timeout_s=1.0) as pub:
+                pub.publish_many(events)
+                got = []
+                deadline = time.monotonic() + 20
+                while len(got) < len(events) and time.monotonic() < deadline:
+                    item = client.recv(0.2)
+                    if item is not None:
+                        got.append(json.loads(item[1])["id"])
+                assert pub.flush(10).complete
+        finally:
+            a.proc.send_signal(signal.SIGCONT)
+        assert client.endpoint == b.stream and client.failovers == 1
+    assert got == [e.id for e in events]

@@ -162,3 +162,20 @@ def test_yaml_nesting_within_the_limit_still_parses():
     assert cfg.cameras[0].health.frozen_after_s == 42 and cfg.cameras[0].health.no_detections_after_s is None
     with pytest.raises(ConfigError, match=r"health\.garbled_blocks"):
         parse_config(GOOD + "    health: {garbled_blocks: 2}\n")
+
+
+def test_several_aggregator_endpoints():
+    cfg = parse_config(
+        GOOD + "aggregator:\n  endpoints: [tcp://127.0.0.1:5555, tcp://127.0.0.1:6555]\n", source="x.yaml"
+    )
+    assert cfg.aggregator.ingest_endpoints == ["tcp://127.0.0.1:5555", "tcp://127.0.0.1:6555"]
+    assert parse_config(GOOD, source="x.yaml").aggregator.ingest_endpoints == ["tcp://127.0.0.1:5555"]
+    for bad, expected in (
+        ("  endpoint: tcp://127.0.0.1:5555\n  endpoints: [tcp://127.0.0.1:6555]\n", "not both"),
+        ("  endpoints: [tcp://127.0.0.1:5555, tcp://127.0.0.1:5555]\n", "listed twice"),
+        ("  endpoints: [tcp://127.0.0.1:5555, 'http://x']\n", "not a ZeroMQ endpoint"),
+        ("  endpoints: [tcp://127.0.0.1:5555, tcp://10.0.0.2:5555]\n", r"10\.0\.0\.2:5555 is not loopback"),
+        ("  endpoints: []\n", "at least 1 item"),
+    ):
+        with pytest.raises(ConfigError, match=expected):
+            parse_config(GOOD + "aggregator:\n" + bad, source="x.yaml")

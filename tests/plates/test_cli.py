@@ -37,7 +37,7 @@ def test_transits_search_export_purge_on_sqlite(tmp_path, monkeypatch, capsys):
     assert main(["transits", "search", "EF456GH", "--db", str(db), "--since", "yesterday"]) == 1
     assert "bad time 'yesterday'" in capsys.readouterr().err
     assert main(["transits", "search", "EF456GH"]) == 2
-    assert "give exactly one of --db PATH (SQLite) or --dsn DSN (PostgreSQL)" in capsys.readouterr().err
+    assert "give exactly one of --db PATH (SQLite) or --dsn/--dsn-file (PostgreSQL)" in capsys.readouterr().err
 
 
 def test_keygen_then_search_with_that_key_and_no_other(tmp_path, monkeypatch, capsys):

@@ -146,8 +146,19 @@ def test_transits_cli_on_postgresql(dsn, tmp_path, monkeypatch, capsys):
     assert "1 transit(s) exported" in capsys.readouterr().err
     assert [r["id"] for r in csv.DictReader(out.open())] == ["new"]
     assert main(["transits", "search", "EF456GH", "--dsn", dsn, "--db", str(tmp_path / "x.db")]) == 2
-    assert "exactly one of --db PATH (SQLite) or --dsn DSN (PostgreSQL)" in capsys.readouterr().err
+    assert "exactly one of --db PATH (SQLite) or --dsn/--dsn-file (PostgreSQL)" in capsys.readouterr().err
     bad = "host=127.0.0.1 port=1 user=vigil password=secret connect_timeout=2"
-    assert main(["transits", "search", "EF456GH", "--dsn", bad]) == 1
+    # a password on the command line (where `ps` shows it) is refused before anything is tried
+    assert main(["transits", "search", "EF456GH", "--dsn", bad]) == 2
+    err = capsys.readouterr().err
+    assert "--dsn holds a password" in err and "secret" not in err
+    # from a DSN file (mode 0600) it is used, and never shown
+    dsn_file = tmp_path / "pg.dsn"
+    dsn_file.write_text(bad + "\n")
+    dsn_file.chmod(0o644)
+    assert main(["transits", "search", "EF456GH", "--dsn-file", str(dsn_file)]) == 2
+    assert "has mode 0644" in capsys.readouterr().err
+    dsn_file.chmod(0o600)
+    assert main(["transits", "search", "EF456GH", "--dsn-file", str(dsn_file)]) == 1
     err = capsys.readouterr().err
     assert err.startswith("vigil transits search: error: cannot connect to PostgreSQL") and "secret" not in err
