@@ -24,6 +24,13 @@ Privacy, failing closed (the key, the pseudonym and the plate-free event: :mod:`
   are deleted rather than stripped: the retention is the pass's, and a stripped event would
   still tell when and where the vehicle passed.
 
+One key per database: the first use of a key records a check value of it
+(``HMAC-SHA256(key, "vigil transit key check")``, which reveals nothing of the key) in
+``transit_key_check``; a store opened with another key refuses to store or search
+(:class:`~.pseudonym.PlateKeyError`) instead of writing pseudonyms no search would find and
+answering "not found" for plates that are stored. Several aggregators on one database must
+share the key file.
+
 Schema versions: SQLite ``transits_version`` (a file from before the version table holds the
 same ``transits`` table and is adopted as version 1), PostgreSQL ``vigil_transits_version``
 (migrated under a transaction-level advisory lock). A database written by a newer build is refused.
@@ -32,6 +39,8 @@ same ``transits`` table and is adopted as version 1), PostgreSQL ``vigil_transit
 from __future__ import annotations
 
 import csv
+import hashlib
+import hmac
 import json
 import logging
 import sqlite3
@@ -51,7 +60,7 @@ from vigil.postgres import redact_dsn
 from vigil.sqlite import connect, migrate, transaction
 
 from .grammar import clean
-from .pseudonym import TransitError, load_key, pseudonym
+from .pseudonym import PlateKeyError, TransitError, key_path, load_key, pseudonym
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +94,7 @@ EXPORT_FIELDS = [
     "kind",
     "country",
 ]
-TRANSITS_SCHEMA_VERSION = 1
+TRANSITS_SCHEMA_VERSION = 2
 
 _COLS = ["id", "ts", *EXPORT_FIELDS[1:]]  # the table's columns: the export's, plus the sort key ts
 
@@ -113,6 +122,11 @@ _SQLITE_MIGRATIONS: dict[int, tuple[str, ...]] = {
         "CREATE INDEX IF NOT EXISTS transits_hash_ts ON transits (plate_hash, ts)",
         "CREATE INDEX IF NOT EXISTS transits_ts ON transits (ts)",
     ),
+    # the check value of the key the transits are pseudonymised with (module docstring)
+    2: (
+        "CREATE TABLE IF NOT EXISTS transit_key_check"
+        " (id integer PRIMARY KEY, digest text NOT NULL, created_at text NOT NULL)",
+    ),
 }
 
 _PG_MIGRATIONS: dict[int, tuple[str, ...]] = {
@@ -138,6 +152,11 @@ _PG_MIGRATIONS: dict[int, tuple[str, ...]] = {
         """,
         "CREATE INDEX IF NOT EXISTS transits_hash_ts ON transits (plate_hash, ts)",
         "CREATE INDEX IF NOT EXISTS transits_ts ON transits (ts)",
+    ),
+    # the check value of the key the transits are pseudonymised with (module docstring)
+    2: (
+        "CREATE TABLE IF NOT EXISTS transit_key_check"
+        " (id integer PRIMARY KEY, digest text NOT NULL, created_at text NOT NULL)",
     ),
 }
 _PG_MIGRATION_LOCK = 0x76697431  # "vit1": transit migrations, one process at a time
@@ -251,9 +270,30 @@ class TransitRecords:
 
     @property
     def key(self) -> bytes:
+        """The pseudonymisation key, read on first use and checked against the one this
+        database's transits were made with (:class:`~.pseudonym.PlateKeyError` if another)."""
         if self._key is None:
-            self._key = load_key(self._key_arg, self._key_file)
+            key = load_key(self._key_arg, self._key_file)
+            self._check_key(key)
+            self._key = key
         return self._key
+
+    def _check_key(self, key: bytes) -> None:
+        digest = hmac.new(key, b"vigil transit key check", hashlib.sha256).hexdigest()
+        p = self._P
+        with self._lock:
+            self._db.execute(
+                f"INSERT INTO transit_key_check (id, digest, created_at) VALUES (1, {p}, {p}) ON CONFLICT DO NOTHING",
+                (digest, _iso(time.time())),
+            )
+            ((stored,),) = self._db.execute("SELECT digest FROM transit_key_check WHERE id = 1").fetchall()
+        if not hmac.compare_digest(str(stored), digest):
+            where = f"the key file {key_path(self._key_file)}" if self._key_arg is None else "the key given"
+            raise PlateKeyError(
+                f"{where} is not the key the transits in {self.path} were pseudonymised with: nothing is stored "
+                "or searched with it (searches would answer 'not found' for stored plates). Every aggregator and "
+                "`vigil transits` on this database must use the same key file"
+            )
 
     # ------------------------------------------------------------------ write
     def add(self, transit: dict) -> str | None:

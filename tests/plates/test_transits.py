@@ -73,9 +73,13 @@ def test_no_hit_transits_are_pseudonymised_and_still_searchable(store, tmp_path)
     assert store.search_plate("EF456GH", since=now - 10) == []
     assert len(store.search_plate("EF456GH", since=utc_iso(now - 120), until=utc_iso(now))) == 1
     assert store.search_plate("") == [] and store.search_plate("ZZ999ZZ") == []
-    # a different key cannot link the pseudonym
+    # a different key cannot link the pseudonym, and is refused rather than answering "not found"
     with TransitStore(tmp_path / "events.db", key=b"x" * 32) as other:
-        assert other.search_plate("EF456GH") == []
+        with pytest.raises(PlateKeyError, match="is not the key the transits in .* were pseudonymised with"):
+            other.search_plate("EF456GH")
+        with pytest.raises(PlateKeyError):
+            other.add(_transit("GH789JK", now))
+    assert len(store.search_plate("EF456GH")) == 1  # nothing was written with the other key
 
 
 def test_duplicate_ids_are_stored_once(store):
@@ -256,7 +260,7 @@ def test_a_file_from_before_the_version_table_opens_and_keeps_its_rows(tmp_path)
     with TransitStore(db, key=KEY) as store:
         assert [r["id"] for r in store.search_plate("EF456GH")] == ["t0"]
     version = sqlite3.connect(db).execute("SELECT version FROM transits_version").fetchall()
-    assert version == [(1,)]
+    assert version == [(2,)]  # adopted as 1, then migrated (the key check table)
     sqlite3.connect(db).execute("UPDATE transits_version SET version = 9").connection.commit()
     with pytest.raises(TransitError, match="schema 9"):
         TransitStore(db, key=KEY)

@@ -14,7 +14,7 @@ from types import SimpleNamespace
 import pytest
 
 from vigil.plates.cli import main
-from vigil.plates.pseudonym import pseudonym, redact_event_payload
+from vigil.plates.pseudonym import PlateKeyError, pseudonym, redact_event_payload
 from vigil.plates.transits import (
     TRANSITS_SCHEMA_VERSION,
     PgTransitStore,
@@ -66,7 +66,10 @@ def test_pg_transits_pseudonymised_searchable_and_idempotent(dsn):
     assert raw[0] == (None, pseudonym("EF456GH", KEY), None) and raw[1][0] == "AB123CD"
     assert version == TRANSITS_SCHEMA_VERSION
     with PgTransitStore(dsn, key=b"x" * 32) as other:  # reopening does not migrate again
-        assert other.search_plate("EF456GH") == [] and other.count() == 2
+        assert other.count() == 2
+        # another key is refused, not answered "not found" (one key per database)
+        with pytest.raises(PlateKeyError, match="is not the key the transits in"):
+            other.search_plate("EF456GH")
 
 
 def test_pg_export_retention_and_events(dsn):
