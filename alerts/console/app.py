@@ -1,6 +1,6 @@
 """The console's Starlette application (:func:`create_app`) and :func:`serve` (uvicorn).
 
-Pages (all but ``/login`` and ``/healthz`` need a session): ``/`` live alarm list with
+Pages (all but ``/login`` and ``/healthz``, the container health check, need a session): ``/`` live alarm list with
 filters; ``/alarm/{id}`` detail, actions and history; ``/cameras`` per-camera overview;
 ``/transits`` plate search (supervisor, admin); ``/audit`` the access log (supervisor,
 admin). ``/api/stream`` is the Server-Sent-Events feed of new alarms (``Last-Event-ID``
@@ -24,7 +24,7 @@ else they are ignored): on ``https`` cookies get ``Secure`` and the ``__Host-`` 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -63,7 +63,7 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
 def create_app(
     db: ConsoleDB,
     *,
-    stream_endpoint: str | None = None,
+    stream_endpoint: str | Sequence[str] | None = None,
     configure_socket: Callable[[zmq.Socket], None] | None = None,
     transits: TransitSearch | None = None,
     transits_db: str | Path | None = None,
@@ -76,10 +76,12 @@ def create_app(
     """The Starlette application over an open :class:`ConsoleDB` (wrapped in the security
     headers and the forwarded-header handling).
 
-    ``stream_endpoint``: the aggregator's operator stream (``None``: poll the database).
+    ``stream_endpoint``: the aggregator's operator stream, or a list of endpoints to fail over
+    between (``None``: poll the database).
     ``transits``: an object with ``search_plate(plate, since=None, until=None) -> list[dict]``;
-    without one, ``vigil.plates.transits.TransitStore(transits_db or the events database)`` is
-    opened lazily on the first search. ``follow=False``: do not start the stream follower.
+    without one, the transit store is opened lazily on the first search: the SQLite file
+    ``transits_db`` if given, else the console's database (its SQLite events file, or its
+    PostgreSQL database). ``follow=False``: do not start the stream follower.
     ``trusted_proxies``: addresses or networks of reverse proxies whose forwarded headers are
     believed (default none: the socket's peer is the client; ``ValueError`` for a bad one).
     ``login_throttle``: the failed-login limits (default :class:`LoginThrottle`'s).
@@ -102,7 +104,8 @@ def create_app(
         hub=hub,
         follower=follower,
         templates=templates,
-        transits_path=Path(transits_db or db.events_path),
+        transits_path=Path(transits_db) if transits_db else db.events_path,
+        transits_dsn=None if transits_db else db.dsn,
         transits=transits,
         evidence_root=Path(evidence_dir).resolve() if evidence_dir else None,
         secure_cookies=secure_cookies,

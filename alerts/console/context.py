@@ -16,7 +16,7 @@ from typing import Any, Protocol
 import jinja2
 from starlette.requests import Request
 
-from vigil.plates.transits import TransitStore
+from vigil.plates.transits import TransitStore, open_transit_store
 
 from .db import ConsoleDB
 from .live import Hub, StreamFollower
@@ -141,8 +141,9 @@ class LoginThrottle:
 class ConsoleContext:
     """The dependencies of one console application.
 
-    ``transits``: the plate-search store; ``None`` until the first search opens a
-    :class:`TransitStore` on ``transits_path`` (see :meth:`transit_store`).
+    ``transits``: the plate-search store; ``None`` until the first search opens one (see
+    :meth:`transit_store`): in the PostgreSQL database ``transits_dsn`` when set, else a
+    :class:`TransitStore` on the SQLite file ``transits_path``.
     ``evidence_root``: the resolved evidence folder, or ``None`` (no evidence served).
     ``follow``: start the stream follower with the application (tests drive the hub themselves).
     """
@@ -151,17 +152,21 @@ class ConsoleContext:
     hub: Hub
     follower: StreamFollower
     templates: jinja2.Environment
-    transits_path: Path
+    transits_path: Path | None
     transits: TransitSearch | None = None
     evidence_root: Path | None = None
     secure_cookies: bool = False
     follow: bool = True
     logins: LoginThrottle = field(default_factory=LoginThrottle)
+    transits_dsn: str | None = None
 
     def transit_store(self) -> TransitSearch:
         """The transit store, opened on first use (most sessions never search)."""
         if self.transits is None:
-            self.transits = TransitStore(str(self.transits_path))
+            if self.transits_dsn is not None:
+                self.transits = open_transit_store(dsn=self.transits_dsn)
+            else:
+                self.transits = TransitStore(str(self.transits_path))
         return self.transits
 
     def evidence_path(self, evidence_id: str) -> Path | None:

@@ -1,126 +1,240 @@
-"""The console's state (``console_*`` tables) and its read-only queries on the event table.
+"""The console's state (``console_*`` tables) and its read-only queries on the event table,
+in SQLite or PostgreSQL.
 
-One SQLite connection (:func:`vigil.sqlite.connect`: WAL, ``busy_timeout``) behind a lock,
-so the console shares the aggregator's database file without stalling it (its writes are a
-few rows per operator action). The event table is only read, each row through :func:`~.views.stored_event` (which never
-raises, whatever the row holds); ``events_db`` may be a separate file from the state
-(``state_db``), in which case it is attached read-only.
+One connection (:mod:`.dbconn`: ``sqlite3`` or ``psycopg``) behind a lock, and one set of
+portable queries (``?`` markers, ``ON CONFLICT``, the ``"user"`` column quoted: a reserved word
+in PostgreSQL). In SQLite the console shares the aggregator's database file (WAL,
+``busy_timeout``) without stalling it (its writes are a few rows per operator action);
+``events_db`` may be a separate file from the state (``state_db``), in which case it is
+attached read-only. In PostgreSQL (``dsn``) the console tables live in the database of the
+aggregator's ``events`` table. The event table is only read, each row through
+:func:`~.views.stored_event` (which never raises, whatever the row holds).
 
-Tables (created if missing, versioned in ``console_schema``):
+Tables (versioned in ``console_schema``: one row per migration applied, :data:`_MIGRATIONS`):
 
 * ``console_users``: name, role (operator | supervisor | admin), password hash, enabled.
-* ``console_sessions``: by token digest; user, CSRF token, created/last seen/expiry. A
-  password change (:meth:`ConsoleDB.set_password`) or reset (``add_user(replace=True)``)
-  deletes the user's sessions in the same transaction (a self-service change keeps its own).
+* ``console_sessions``: by token digest; user, CSRF token, created/last seen/expiry (epoch
+  seconds). A password change (:meth:`ConsoleDB.set_password`) or reset
+  (``add_user(replace=True)``) deletes the user's sessions in the same transaction (a
+  self-service change keeps its own).
 * ``console_actions``: the alarm audit trail: event id, time, user, action (ack | close |
   reopen | note), note. An alarm's status is its latest action.
 * ``console_audit``: every access worth accounting for: logins (failed too), logouts,
-  alarm actions, transit searches (allowed and refused), account changes.
+  alarm actions, transit searches (allowed and refused), account changes, retention purges.
+
+:meth:`ConsoleDB.purge` applies a retention (the aggregator's retention job calls it through
+:func:`open_console_db`; :func:`console_tables_exist` tells whether there is anything to purge).
 """
 
 from __future__ import annotations
 
+import math
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from vigil.sqlite import connect, schema_version, transaction
+import psycopg
+
+from vigil.postgres import redact_dsn
 
 from ..events import utc_iso
 from .auth import ROLES, hash_password, needs_rehash, new_token, token_digest, verify_password
+from .dbconn import Conn, open_postgres, open_sqlite
 from .views import COLUMNS, stored_event
 
-__all__ = ["ConsoleDB", "ConsoleError", "ACTIONS", "NON_ALARM_TYPES"]
+__all__ = [
+    "ConsoleDB",
+    "ConsoleError",
+    "ACTIONS",
+    "NON_ALARM_TYPES",
+    "CONSOLE_TABLES",
+    "console_tables_exist",
+    "open_console_db",
+]
 
 ACTIONS = ("ack", "close", "reopen", "note")
 #: event types that are state, not alarms: stored, shown on /cameras, never in the alarm list or feed
 NON_ALARM_TYPES = ("heatmap",)
 CONSOLE_SCHEMA_VERSION = 1
+CONSOLE_TABLES = ("console_schema", "console_users", "console_sessions", "console_actions", "console_audit")
 _SEVERITIES = ("info", "warning", "critical")
 #: the columns an event row is read with (:meth:`ConsoleDB._row`)
 _EVENT_COLS = "stream_seq, received_at, json, " + ", ".join(COLUMNS)
 
-_SCHEMA = (
-    "CREATE TABLE IF NOT EXISTS console_schema (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)",
-    """CREATE TABLE IF NOT EXISTS console_users (
-        name TEXT PRIMARY KEY, role TEXT NOT NULL, password TEXT NOT NULL,
-        enabled INTEGER NOT NULL DEFAULT 1, created_at TEXT NOT NULL)""",
-    """CREATE TABLE IF NOT EXISTS console_sessions (
-        token_digest TEXT PRIMARY KEY, user TEXT NOT NULL, csrf TEXT NOT NULL,
-        created REAL NOT NULL, last_seen REAL NOT NULL, expires REAL NOT NULL, client TEXT)""",
-    """CREATE TABLE IF NOT EXISTS console_actions (
-        id INTEGER PRIMARY KEY AUTOINCREMENT, event_id TEXT NOT NULL, time TEXT NOT NULL,
-        user TEXT NOT NULL, action TEXT NOT NULL, note TEXT NOT NULL DEFAULT '')""",
-    "CREATE INDEX IF NOT EXISTS console_actions_event ON console_actions (event_id, id)",
-    """CREATE TABLE IF NOT EXISTS console_audit (
-        id INTEGER PRIMARY KEY AUTOINCREMENT, time TEXT NOT NULL, user TEXT NOT NULL,
-        action TEXT NOT NULL, target TEXT NOT NULL DEFAULT '', detail TEXT NOT NULL DEFAULT '',
-        client TEXT NOT NULL DEFAULT '')""",
-)
+_SCHEMA_TABLE = "CREATE TABLE IF NOT EXISTS console_schema (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)"
+#: version -> DDL taking the tables from the previous version to it ({serial}, {real}:
+#: :data:`~.dbconn.DDL_TOKENS`; IF NOT EXISTS: files from before the version rows open as they are)
+_MIGRATIONS: dict[int, tuple[str, ...]] = {
+    1: (
+        """CREATE TABLE IF NOT EXISTS console_users (
+            name TEXT PRIMARY KEY, role TEXT NOT NULL, password TEXT NOT NULL,
+            enabled INTEGER NOT NULL DEFAULT 1, created_at TEXT NOT NULL)""",
+        """CREATE TABLE IF NOT EXISTS console_sessions (
+            token_digest TEXT PRIMARY KEY, "user" TEXT NOT NULL, csrf TEXT NOT NULL,
+            created {real} NOT NULL, last_seen {real} NOT NULL, expires {real} NOT NULL, client TEXT)""",
+        """CREATE TABLE IF NOT EXISTS console_actions (
+            id {serial}, event_id TEXT NOT NULL, time TEXT NOT NULL,
+            "user" TEXT NOT NULL, action TEXT NOT NULL, note TEXT NOT NULL DEFAULT '')""",
+        "CREATE INDEX IF NOT EXISTS console_actions_event ON console_actions (event_id, id)",
+        """CREATE TABLE IF NOT EXISTS console_audit (
+            id {serial}, time TEXT NOT NULL, "user" TEXT NOT NULL,
+            action TEXT NOT NULL, target TEXT NOT NULL DEFAULT '', detail TEXT NOT NULL DEFAULT '',
+            client TEXT NOT NULL DEFAULT '')""",
+    ),
+}
+_DB_ERRORS = (sqlite3.Error, psycopg.Error)
 
 
 class ConsoleError(RuntimeError):
     """The console's database cannot be opened or used."""
 
 
+def open_console_db(*, db: str | Path | None = None, dsn: str | None = None, **options: Any) -> "ConsoleDB":
+    """The console tables in the SQLite file ``db`` (the aggregator's event database) or the
+    PostgreSQL database ``dsn``: exactly one (``ValueError`` otherwise). ``options`` go to
+    :class:`ConsoleDB`. The tables are created if missing (see :func:`console_tables_exist`)."""
+    if (db is None) == (dsn is None):
+        raise ValueError("give exactly one of db (SQLite) or dsn (PostgreSQL)")
+    return ConsoleDB(db, **options) if dsn is None else ConsoleDB(dsn=dsn, **options)
+
+
+def console_tables_exist(*, db: str | Path | None = None, dsn: str | None = None) -> bool:
+    """Whether the console's tables (:data:`CONSOLE_TABLES`) are all in the SQLite file ``db``
+    or the PostgreSQL database ``dsn`` (exactly one; ``ValueError`` otherwise). Creates
+    nothing: a missing SQLite file is ``False``; a database that cannot be read is a
+    :class:`ConsoleError`."""
+    if (db is None) == (dsn is None):
+        raise ValueError("give exactly one of db (SQLite) or dsn (PostgreSQL)")
+    if dsn is not None:
+        try:
+            with psycopg.connect(dsn, autocommit=True, connect_timeout=10) as conn:
+                (n,) = conn.execute(
+                    "SELECT count(*) FROM unnest(%s::text[]) AS t(name) WHERE to_regclass(t.name) IS NOT NULL",
+                    (list(CONSOLE_TABLES),),
+                ).fetchone()
+        except psycopg.Error as exc:
+            raise ConsoleError(f"cannot read PostgreSQL {redact_dsn(dsn)}: {exc}") from None
+        return n == len(CONSOLE_TABLES)
+    path = Path(db)
+    if not path.is_file():
+        return False
+    try:
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:
+        raise ConsoleError(f"cannot read {path}: {exc}") from None
+    return set(CONSOLE_TABLES) <= names
+
+
 class ConsoleDB:
+    """The console's tables and event reads, in SQLite (``events_db``, optional ``state_db``)
+    or PostgreSQL (``dsn``; give it instead of the paths).
+
+    ``idle_timeout_s`` / ``max_age_s``: a session ends after this long unused / this long
+    after login (seconds). Attributes: ``kind`` (``"sqlite"`` | ``"postgres"``), ``events_path``
+    and ``state_path`` (SQLite; ``None`` in PostgreSQL), ``dsn`` (PostgreSQL, as given;
+    ``None`` in SQLite), ``where`` (the database for messages: a path, or the redacted DSN).
+    Opening fails with :class:`ConsoleError` when there is no event table yet (start the
+    aggregator first), the database cannot be reached, or its console tables are newer than
+    this build.
+    """
+
     def __init__(
         self,
-        events_db: str | Path,
+        events_db: str | Path | None = None,
         state_db: str | Path | None = None,
         *,
+        dsn: str | None = None,
         idle_timeout_s: float = 1800.0,
         max_age_s: float = 12 * 3600.0,
     ) -> None:
-        self.events_path = Path(events_db)
-        self.state_path = Path(state_db) if state_db else self.events_path
         self.idle_timeout_s = idle_timeout_s
         self.max_age_s = max_age_s
         self._lock = threading.Lock()
-        if not self.events_path.is_file():
-            raise ConsoleError(f"no event database at {self.events_path} (start the aggregator first)")
-        # synchronous=None: SQLite's default (FULL), as the console always had, for the audit trail
-        self._db = connect(
-            self.state_path, what="console database", error=ConsoleError, synchronous=None, create_parent=False
-        )
+        self.dsn = dsn
+        self.events_path: Path | None = None
+        self.state_path: Path | None = None
+        if dsn is not None:
+            if events_db is not None or state_db is not None:
+                raise ValueError("give the SQLite paths or dsn, not both")
+            self._c: Conn = open_postgres(dsn, error=ConsoleError)
+        else:
+            if events_db is None:
+                raise ValueError("give events_db (SQLite) or dsn (PostgreSQL)")
+            self.events_path = Path(events_db)
+            self.state_path = Path(state_db) if state_db else self.events_path
+            if not self.events_path.is_file():
+                raise ConsoleError(f"no event database at {self.events_path} (start the aggregator first)")
+            self._c = open_sqlite(self.events_path, self.state_path, error=ConsoleError)
+        self.kind = self._c.kind
+        self.where = self._c.where
         try:
-            if self.state_path.resolve() != self.events_path.resolve():
-                self._db.execute("ATTACH DATABASE ? AS ev", (f"{self.events_path.resolve().as_uri()}?mode=ro",))
-                self._events = "ev.events"
-            else:
-                self._events = "events"
-            # console_schema keeps its own layout (version, applied_at: one row per version
-            # applied), so vigil.sqlite.migrate (one version row) does not write it
-            version = schema_version(self._db, "console_schema")
-            if version > CONSOLE_SCHEMA_VERSION:
-                raise ConsoleError(f"console tables in {self.state_path} have schema {version}; upgrade vigil")
-            with transaction(self._db):
-                for stmt in _SCHEMA:
-                    self._db.execute(stmt)
-                self._db.execute(
-                    "INSERT OR IGNORE INTO console_schema VALUES (?, ?)",
-                    (CONSOLE_SCHEMA_VERSION, utc_iso(time.time())),
-                )
-            self._db.execute(f"SELECT 1 FROM {self._events} LIMIT 1").fetchall()
-        except sqlite3.Error as exc:
-            self._db.close()
-            raise ConsoleError(f"cannot use {self.state_path} / {self.events_path}: {exc}") from None
+            self._open()
+        except _DB_ERRORS as exc:
+            self._c.close()
+            raise ConsoleError(f"cannot use {self.where}: {exc}") from None
         except BaseException:
-            self._db.close()
+            self._c.close()
             raise
 
+    def _open(self) -> None:
+        """Check the event table, then migrate the console tables (in one transaction)."""
+        c = self._c
+        if c.kind == "postgres" and not c.table_exists("events"):
+            raise ConsoleError(f"no event table in PostgreSQL {self.where} (start the aggregator first)")
+        with c.transaction():
+            c.lock_migrations()
+            c.execute(_SCHEMA_TABLE)
+            (version,) = c.execute("SELECT COALESCE(MAX(version), 0) FROM console_schema")[0][0]
+            if version > CONSOLE_SCHEMA_VERSION:
+                raise ConsoleError(f"console tables in {self.where} have schema {version}; upgrade vigil")
+            for target in range(version + 1, CONSOLE_SCHEMA_VERSION + 1):
+                for stmt in _MIGRATIONS[target]:
+                    c.execute(c.ddl(stmt))
+                c.execute(
+                    "INSERT INTO console_schema (version, applied_at) VALUES (?, ?) ON CONFLICT (version) DO NOTHING",
+                    (target, utc_iso(time.time())),
+                )
+        c.execute("SELECT 1 FROM {events} LIMIT 1")
+
     def _q(self, sql: str, params: tuple = ()) -> list[tuple]:
+        """One statement under the lock: its rows (:class:`ConsoleError` on a database error)."""
         with self._lock:
             try:
-                return self._db.execute(sql.replace("{events}", self._events), params).fetchall()
-            except sqlite3.Error as exc:
+                return self._c.execute(sql, params)[0]
+            except _DB_ERRORS as exc:
                 raise ConsoleError(f"database error: {exc}") from None
+
+    @contextmanager
+    def _tx(self) -> Iterator[Conn]:
+        """One transaction under the lock; a database error is a :class:`ConsoleError`, but a
+        constraint violation (``Conn.integrity_errors``) propagates as the driver raised it."""
+        with self._lock:
+            try:
+                with self._c.transaction():
+                    yield self._c
+            except self._c.integrity_errors:
+                raise
+            except _DB_ERRORS as exc:
+                raise ConsoleError(f"database error: {exc}") from None
+
+    def ping(self) -> bool:
+        """Whether the database answers a trivial query now (for ``/healthz``); never raises."""
+        try:
+            return self._q("SELECT 1") == [(1,)]
+        except ConsoleError:
+            return False
 
     def close(self) -> None:
         with self._lock:
-            self._db.close()
+            self._c.close()
 
     # ------------------------------------------------------------------ accounts
     def add_user(self, name: str, role: str, password: str, *, replace: bool = False) -> None:
@@ -131,17 +245,19 @@ class ConsoleDB:
         if not name or len(name) > 64 or not name.replace("_", "").replace("-", "").replace(".", "").isalnum():
             raise ValueError("a user name is 1-64 letters, digits, '.', '-' or '_'")
         pw = hash_password(password)
-        verb = "INSERT OR REPLACE" if replace else "INSERT"
+        sql = "INSERT INTO console_users (name, role, password, enabled, created_at) VALUES (?, ?, ?, 1, ?)"
+        if replace:
+            sql += (
+                " ON CONFLICT (name) DO UPDATE SET role = excluded.role, password = excluded.password,"
+                " enabled = 1, created_at = excluded.created_at"
+            )
         ended = 0
         try:
-            with self._lock, transaction(self._db):
-                self._db.execute(
-                    f"{verb} INTO console_users (name, role, password, enabled, created_at) VALUES (?, ?, ?, 1, ?)",
-                    (name, role, pw, utc_iso(time.time())),
-                )
+            with self._tx() as c:
+                c.execute(sql, (name, role, pw, utc_iso(time.time())))
                 if replace:
-                    ended = self._db.execute("DELETE FROM console_sessions WHERE user = ?", (name,)).rowcount
-        except sqlite3.IntegrityError:
+                    ended = c.execute('DELETE FROM console_sessions WHERE "user" = ?', (name,))[1]
+        except self._c.integrity_errors:
             raise ValueError(f"user {name!r} exists (use --replace to reset the password and role)") from None
         self.audit("-", "user_add", name, f"role={role}" + (f" sessions_ended={ended}" if replace else ""))
 
@@ -152,12 +268,10 @@ class ConsoleDB:
         :func:`~.auth.hash_password` refuses."""
         pw = hash_password(password)
         keep = token_digest(keep_token) if keep_token else ""
-        with self._lock, transaction(self._db):
-            if self._db.execute("UPDATE console_users SET password = ? WHERE name = ?", (pw, name)).rowcount != 1:
+        with self._tx() as c:
+            if c.execute("UPDATE console_users SET password = ? WHERE name = ?", (pw, name))[1] != 1:
                 raise ValueError(f"no user {name!r}")
-            return self._db.execute(
-                "DELETE FROM console_sessions WHERE user = ? AND token_digest != ?", (name, keep)
-            ).rowcount
+            return c.execute('DELETE FROM console_sessions WHERE "user" = ? AND token_digest != ?', (name, keep))[1]
 
     def user(self, name: str) -> dict | None:
         rows = self._q("SELECT name, role, enabled FROM console_users WHERE name = ?", (name,))
@@ -170,22 +284,20 @@ class ConsoleDB:
         if not ok or not rows or not rows[0][2]:
             return None
         if needs_rehash(stored):
-            with self._lock:
-                self._db.execute(
-                    "UPDATE console_users SET password = ? WHERE name = ?", (hash_password(password), name)
-                )
+            self._q("UPDATE console_users SET password = ? WHERE name = ?", (hash_password(password), name))
         return {"name": name, "role": rows[0][1]}
 
     # ------------------------------------------------------------------ sessions
     def new_session(self, user: str, client: str = "") -> str:
         token = new_token()
         now = time.time()
-        with self._lock, transaction(self._db):
-            self._db.execute(
+        with self._tx() as c:
+            c.execute(
                 "DELETE FROM console_sessions WHERE expires < ? OR last_seen < ?", (now, now - self.idle_timeout_s)
             )
-            self._db.execute(
-                "INSERT INTO console_sessions VALUES (?, ?, ?, ?, ?, ?, ?)",
+            c.execute(
+                'INSERT INTO console_sessions (token_digest, "user", csrf, created, last_seen, expires, client)'
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (token_digest(token), user, new_token(), now, now, now + self.max_age_s, client),
             )
         return token
@@ -197,8 +309,8 @@ class ConsoleDB:
         now = time.time()
         d = token_digest(token)
         rows = self._q(
-            "SELECT s.user, s.csrf, s.last_seen, s.expires, u.role, u.enabled FROM console_sessions s"
-            " JOIN console_users u ON u.name = s.user WHERE s.token_digest = ?",
+            'SELECT s."user", s.csrf, s.last_seen, s.expires, u.role, u.enabled FROM console_sessions s'
+            ' JOIN console_users u ON u.name = s."user" WHERE s.token_digest = ?',
             (d,),
         )
         if not rows:
@@ -217,12 +329,12 @@ class ConsoleDB:
     # ------------------------------------------------------------------ audit
     def audit(self, user: str, action: str, target: str = "", detail: str = "", client: str = "") -> None:
         self._q(
-            "INSERT INTO console_audit (time, user, action, target, detail, client) VALUES (?, ?, ?, ?, ?, ?)",
+            'INSERT INTO console_audit (time, "user", action, target, detail, client) VALUES (?, ?, ?, ?, ?, ?)',
             (utc_iso(time.time()), user, action, target[:200], detail[:1000], client[:100]),
         )
 
     def audit_log(self, limit: int = 200, action: str | None = None) -> list[dict]:
-        sql = "SELECT id, time, user, action, target, detail, client FROM console_audit"
+        sql = 'SELECT id, time, "user", action, target, detail, client FROM console_audit'
         params: tuple = ()
         if action:
             sql += " WHERE action = ?"
@@ -231,20 +343,49 @@ class ConsoleDB:
         keys = ("id", "time", "user", "action", "target", "detail", "client")
         return [{"id": r[0], **{k: _str(v) for k, v in zip(keys[1:], r[1:])}} for r in rows]
 
+    # ------------------------------------------------------------------ retention
+    def purge(self, *, now: float | None = None, audit_days: float, actions_days: float) -> dict[str, int]:
+        """Delete ``console_audit`` rows older than ``audit_days``, ``console_actions`` rows
+        older than ``actions_days`` (days before ``now``, epoch seconds, default the current
+        time; by their ``time``) and the sessions expired at ``now`` (past their absolute or
+        idle expiry), in one transaction. Returns the rows deleted per table,
+        ``{"console_audit": n, "console_actions": m, "console_sessions": k}``. When anything
+        was deleted, one ``purge`` row recording the counts is then added to the audit log.
+        ``ValueError``: a retention that is negative or not finite."""
+        for what, days in (("audit_days", audit_days), ("actions_days", actions_days)):
+            if not (isinstance(days, (int, float)) and math.isfinite(days) and days >= 0):
+                raise ValueError(f"{what} must be a finite number of days >= 0, got {days!r}")
+        now = time.time() if now is None else float(now)
+        with self._tx() as c:
+            counts = {
+                "console_audit": c.execute(
+                    "DELETE FROM console_audit WHERE time < ?", (utc_iso(now - audit_days * 86400.0),)
+                )[1],
+                "console_actions": c.execute(
+                    "DELETE FROM console_actions WHERE time < ?", (utc_iso(now - actions_days * 86400.0),)
+                )[1],
+                "console_sessions": c.execute(
+                    "DELETE FROM console_sessions WHERE expires < ? OR last_seen < ?", (now, now - self.idle_timeout_s)
+                )[1],
+            }
+        if any(counts.values()):
+            self.audit("-", "purge", "", " ".join(f"{k}={v}" for k, v in counts.items()))
+        return counts
+
     # ------------------------------------------------------------------ alarm actions
     def add_action(self, event_id: str, user: str, action: str, note: str = "", client: str = "") -> None:
         if action not in ACTIONS:
             raise ValueError(f"action must be one of {ACTIONS}")
         note = (note or "").strip()[:2000]
         self._q(
-            "INSERT INTO console_actions (event_id, time, user, action, note) VALUES (?, ?, ?, ?, ?)",
+            'INSERT INTO console_actions (event_id, time, "user", action, note) VALUES (?, ?, ?, ?, ?)',
             (event_id, utc_iso(time.time()), user, action, note),
         )
         self.audit(user, f"alarm_{action}", event_id, note, client)
 
     def actions(self, event_id: str) -> list[dict]:
         rows = self._q(
-            "SELECT id, time, user, action, note FROM console_actions WHERE event_id = ? ORDER BY id", (event_id,)
+            'SELECT id, time, "user", action, note FROM console_actions WHERE event_id = ? ORDER BY id', (event_id,)
         )
         return [{"id": r[0], **{k: _str(v) for k, v in zip(("time", "user", "action", "note"), r[1:])}} for r in rows]
 
@@ -254,7 +395,7 @@ class ConsoleDB:
         for k in range(0, len(event_ids), 500):
             chunk = event_ids[k : k + 500]
             rows = self._q(
-                "SELECT a.event_id, a.action, a.user, a.time FROM console_actions a JOIN ("
+                'SELECT a.event_id, a.action, a."user", a.time FROM console_actions a JOIN ('
                 " SELECT event_id, MAX(id) AS id FROM console_actions WHERE action != 'note' AND event_id IN"
                 f" ({','.join('?' * len(chunk))}) GROUP BY event_id) m ON m.id = a.id",
                 tuple(chunk),
@@ -312,7 +453,12 @@ class ConsoleDB:
         return stored_event(stream_seq, received_at, text, dict(zip(COLUMNS, columns)))
 
     def event(self, event_id: str) -> dict | None:
-        rows = self._q(f"SELECT {_EVENT_COLS} FROM {{events}} WHERE id = ?", (event_id,))
+        """The stored event with this id (text, as in a URL), or ``None``: also for text that
+        cannot be an id in this database (PostgreSQL's ids are uuid: never a cast error)."""
+        key = self._c.event_id(event_id)
+        if key is None:
+            return None
+        rows = self._q(f"SELECT {_EVENT_COLS} FROM {{events}} WHERE id = ?", (key,))
         return self._row(*rows[0]) if rows else None
 
     def related(self, ev: dict, limit: int = 50) -> list[dict]:
@@ -332,10 +478,12 @@ class ConsoleDB:
         return out[:limit] if len(out) <= limit else out[-limit:]
 
     def distinct(self, column: str) -> list[str]:
+        """The distinct non-empty text values of ``column`` (``camera`` or ``type``), sorted."""
         if column not in ("camera", "type"):
             raise ValueError(column)
-        values = self._q(f"SELECT DISTINCT {column} FROM {{events}} ORDER BY {column}")
-        return [v for v in dict.fromkeys(r[0] for r in values if isinstance(r[0], str) and r[0])]
+        # sorted here, by code point, not by the database's collation (which differs by backend)
+        values = self._q(f"SELECT DISTINCT {column} FROM {{events}}")
+        return sorted({r[0] for r in values if isinstance(r[0], str) and r[0]})
 
     def camera_overview(self) -> list[dict]:
         """Per camera: last alarm event, open-alarm count in the recent window, latest occupancy,

@@ -2,7 +2,8 @@
 Server-Sent-Events generator.
 
 The follower is a :class:`~vigil.alerts.tail.StreamClient` on the aggregator's operator
-stream (CURVE keys as for ``vigil tail``), started from the database's last ``stream_seq``
+stream (CURVE keys as for ``vigil tail``; several endpoints: the client fails over between
+the aggregators serving the stream), started from the database's last ``stream_seq``
 so nothing stored between start-up and subscription is missed. Without a stream endpoint
 (``poll_db``), it polls the database every 250 ms instead.
 
@@ -17,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from typing import Callable
+from collections.abc import Callable, Sequence
 
 import zmq
 
@@ -74,19 +75,23 @@ class Hub:
 
 
 class StreamFollower:
-    """A background thread following the aggregator's stream (or polling the database)."""
+    """A background thread following the aggregator's stream (or polling the database).
+
+    ``endpoint``: one stream endpoint, a list of them (failover, in order), or ``None`` /
+    an empty list (poll the database through ``last_seq_in_db`` every 250 ms)."""
 
     def __init__(
         self,
         hub: Hub,
         *,
-        endpoint: str | None,
+        endpoint: str | Sequence[str] | None,
         start_seq: int,
         configure_socket: Callable[[zmq.Socket], None] | None = None,
         last_seq_in_db: Callable[[], int] | None = None,
     ) -> None:
         self.hub = hub
-        self.endpoint = endpoint
+        self.endpoints: list[str] = [endpoint] if isinstance(endpoint, str) else list(endpoint or [])
+        self.endpoint = ", ".join(self.endpoints) or None  # for messages
         self.start_seq = start_seq
         self.configure_socket = configure_socket
         self.last_seq_in_db = last_seq_in_db
@@ -103,7 +108,7 @@ class StreamFollower:
         self._thread.join(5)
 
     def _run(self) -> None:
-        if self.endpoint is None:
+        if not self.endpoints:
             while not self._stop.wait(0.25):
                 try:
                     self.hub.publish(self.last_seq_in_db())
@@ -112,9 +117,9 @@ class StreamFollower:
             return
         while not self._stop.is_set():
             try:
-                with StreamClient(
-                    self.endpoint, since=self.hub.last_seq, configure_socket=self.configure_socket
-                ) as client:
+                # one endpoint as a str, several as the list StreamClient fails over between
+                target = self.endpoints[0] if len(self.endpoints) == 1 else list(self.endpoints)
+                with StreamClient(target, since=self.hub.last_seq, configure_socket=self.configure_socket) as client:
                     log.info("console: following %s from stream_seq %d", self.endpoint, self.hub.last_seq)
                     while not self._stop.is_set():
                         got = client.recv(0.2)

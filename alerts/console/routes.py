@@ -1,9 +1,10 @@
 """The console's pages and feeds: one module-level handler per route, and :data:`ROUTES`.
 
 Every handler reads its dependencies from the request's :class:`~.context.ConsoleContext`
-(``request.app.state.console``). All pages but ``/login``, ``/lang/...`` and ``/healthz``
-need a session: without one a page redirects to ``/login`` (303), an ``/api/`` URL answers
-401. ``/transits`` and ``/audit`` need the supervisor or admin role (403 otherwise, logged as
+(``request.app.state.console``). All pages but ``/login``, ``/lang/...`` and ``/healthz`` (the
+container health check: ``200 ok`` when the database answers a trivial query, else 503; not
+audited) need a session: without one a page redirects to ``/login`` (303), an ``/api/`` URL
+answers 401. ``/transits`` and ``/audit`` need the supervisor or admin role (403 otherwise, logged as
 ``denied``). Every POST is CSRF-checked (400 when refused).
 
 Logins are refused without a password check while :class:`~.context.LoginThrottle` says so
@@ -479,7 +480,12 @@ async def audit_page(request: Request) -> Response:
 
 
 async def healthz(request: Request) -> Response:
-    return JSONResponse({"ok": True, "last_stream_seq": context_of(request).hub.last_seq})
+    """The container health check: ``200 ok`` when the database answers a trivial query,
+    ``503 unavailable`` otherwise. No session, no CSRF, not audited."""
+    ok = await run_in_threadpool(context_of(request).db.ping)
+    return PlainTextResponse(
+        "ok" if ok else "unavailable", status_code=200 if ok else 503, headers={"Cache-Control": "no-store"}
+    )
 
 
 #: the console's URL table (the static files are mounted by :func:`~.app.create_app`)

@@ -102,9 +102,10 @@ def test_two_aggregators_one_sigkilled_under_load_loses_and_duplicates_nothing(t
     assert latency["n"] > 15_000, latency  # the operator client saw the alarms through the failover
     assert latency["p99"] < 1000, latency
     # the survivor says it is healthy; the killed one's status goes stale
-    assert subprocess.run(
-        [PY, "-m", "vigil", "status", "--aggregator", str(b.status)], capture_output=True
-    ).returncode == 0
+    assert (
+        subprocess.run([PY, "-m", "vigil", "status", "--aggregator", str(b.status)], capture_output=True).returncode
+        == 0
+    )
     stale = subprocess.run(
         [PY, "-m", "vigil", "status", "--aggregator", str(a.status), "--max-age-s", "1", "--json"],
         capture_output=True,
