@@ -1,4 +1,4 @@
-"""``vigil`` subcommands of the alarm path: ``aggregator``, ``tail``, ``events count|export|conflicts``,
+"""``vigil`` subcommands of the alarm path: ``aggregator``, ``tail``, ``events count|export|conflicts|purge``,
 ``keys new|authorize|revoke|list``. They only parse arguments and call :class:`~vigil.alerts.aggregator.Aggregator`,
 :func:`~vigil.alerts.tail.tail`, the event stores (:func:`~vigil.alerts.store.open_store`) and
 :mod:`vigil.alerts.keys`.
@@ -24,8 +24,10 @@ from typing import Callable
 import zmq
 
 from vigil.fileio import atomic_write
+from vigil.postgres import DsnError, add_db_options, db_target
 
 from .aggregator import Aggregator, AggregatorError
+from .aggregator.retention import CLASSES, Retention, RetentionPolicy
 from .keys import (
     ROLE_FOLDERS,
     ROLES,
@@ -37,7 +39,7 @@ from .keys import (
     new_key_pair,
     revoke_key,
 )
-from .store import StoreError, open_store
+from .store import EventStore, PgEventStore, StoreError, open_store
 from .tail import printable, tail
 from .transport import (
     DEFAULT_INGEST_ENDPOINT,
@@ -73,9 +75,17 @@ def _stdout_closed() -> int:
 
 
 # ---------------------------------------------------------------------- commands
+def _open_events(args: argparse.Namespace, *, readonly: bool):
+    """The event store the options name (``open_store``); raises ``DsnError`` or ``StoreError``."""
+    db, dsn = db_target(args)
+    return open_store(db=db, dsn=dsn, readonly=readonly)
+
+
 def cmd_aggregator(args: argparse.Namespace) -> int:
-    if bool(args.db) == bool(args.dsn):
-        return _error("aggregator", "give exactly one of --db PATH (SQLite) or --dsn DSN (PostgreSQL)", 2)
+    try:
+        db, dsn = db_target(args)
+    except DsnError as exc:
+        return _error("aggregator", str(exc), 2)
     if args.keys and args.insecure_dev:
         return _error("aggregator", "give --keys DIR or --insecure-dev, not both", 2)
     if not args.keys:
@@ -99,11 +109,13 @@ def cmd_aggregator(args: argparse.Namespace) -> int:
     except KeyFileError as exc:
         return _error("aggregator", str(exc), 2)
     try:
-        store = open_store(db=args.db, dsn=args.dsn)
+        store = open_store(db=db, dsn=dsn)
     except StoreError as exc:
         return _error("aggregator", str(exc))
     try:
-        agg = Aggregator(store, args.ingest, args.stream, keys=keys, stream_hwm=args.stream_hwm)
+        agg = Aggregator(
+            store, args.ingest, args.stream, keys=keys, stream_hwm=args.stream_hwm, status_file=args.status_file
+        )
     except AggregatorError as exc:
         store.close()
         return _error("aggregator", str(exc))
@@ -112,7 +124,8 @@ def cmd_aggregator(args: argparse.Namespace) -> int:
             "aggregator serving%s; stop with Ctrl-C or SIGTERM",
             " with CURVE" if keys else " WITHOUT transport security (--insecure-dev)",
         )
-        agg.serve_forever()
+        with Retention(store, _retention_policy(args), console_purge=_console_purge_hook(db, dsn)).in_background():
+            agg.serve_forever()
     finally:
         agg.close()
         store.close()
@@ -120,6 +133,7 @@ def cmd_aggregator(args: argparse.Namespace) -> int:
 
 
 def cmd_tail(args: argparse.Namespace) -> int:
+    args.connect = args.connect or [DEFAULT_STREAM_ENDPOINT]
     if bool(args.keys) != bool(args.name):
         return _error("tail", "--keys DIR and --name NAME go together", 2)
     configure = None
@@ -149,7 +163,7 @@ def cmd_tail(args: argparse.Namespace) -> int:
     except BrokenPipeError:
         return _stdout_closed()
     except zmq.ZMQError as exc:
-        return _error("tail", f"cannot follow {args.connect}: {exc}")
+        return _error("tail", f"cannot follow {', '.join(args.connect)}: {exc}")
     if state.get("last_stream_seq") is not None:
         print(
             f"vigil tail: last stream_seq {state['last_stream_seq']} (resume with --since {state['last_stream_seq']})",
@@ -219,8 +233,10 @@ def cmd_keys_list(args: argparse.Namespace) -> int:
 
 def cmd_events_count(args: argparse.Namespace) -> int:
     try:
-        with open_store(db=args.db, dsn=args.dsn, readonly=True) as store:
+        with _open_events(args, readonly=True) as store:
             events, distinct = store.count()
+    except DsnError as exc:
+        return _error("events count", str(exc), 2)
     except StoreError as exc:
         return _error("events count", str(exc))
     if args.json:
@@ -232,7 +248,7 @@ def cmd_events_count(args: argparse.Namespace) -> int:
 
 def cmd_events_export(args: argparse.Namespace) -> int:
     try:
-        with open_store(db=args.db, dsn=args.dsn, readonly=True) as store:
+        with _open_events(args, readonly=True) as store:
             if args.output in (None, "-"):
                 try:
                     n = store.export_jsonl(sys.stdout, since_stream_seq=args.since)
@@ -251,6 +267,8 @@ def cmd_events_export(args: argparse.Namespace) -> int:
                 except OSError as exc:
                     return _error("events export", f"cannot write {args.output}: {exc}")
                 n = written[0]
+    except DsnError as exc:
+        return _error("events export", str(exc), 2)
     except StoreError as exc:
         return _error("events export", str(exc))
     print(f"vigil events export: {n} event(s)", file=sys.stderr)
@@ -260,8 +278,10 @@ def cmd_events_export(args: argparse.Namespace) -> int:
 def cmd_events_conflicts(args: argparse.Namespace) -> int:
     """Events resent with an id already stored but other content: the copies kept aside."""
     try:
-        with open_store(db=args.db, dsn=args.dsn, readonly=True) as store:
+        with _open_events(args, readonly=True) as store:
             rows = store.conflicts(args.limit)
+    except DsnError as exc:
+        return _error("events conflicts", str(exc), 2)
     except StoreError as exc:
         return _error("events conflicts", str(exc))
     for event_id, received_at, text in rows:
@@ -274,6 +294,106 @@ def cmd_events_conflicts(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------- retention
+def _add_retention_options(p: argparse.ArgumentParser, *, interval: bool = True) -> None:
+    """The retention days per data class (docs/retention.md) and, for the aggregator, the interval."""
+    d = RetentionPolicy()
+    for name, default, what in (
+        ("transit", d.transit_days, "plate transits of vehicles on no watch list (and their events)"),
+        ("hit", d.hit_days, "plate transits that hit a watch list (and their events)"),
+        ("events", d.events_days, "events other than plate events"),
+        ("audit", d.audit_days, "the console's audit log"),
+        ("actions", d.actions_days, "the console's alarm actions"),
+    ):
+        p.add_argument(
+            f"--retention-{name}-days",
+            type=_finite_positive,
+            default=default,
+            metavar="DAYS",
+            help=f"keep {what} this many days (default {default:g})",
+        )
+    if interval:
+        p.add_argument(
+            "--retention-interval-s",
+            type=_finite_positive,
+            default=d.interval_s,
+            metavar="S",
+            help=f"run the retention job every S seconds, the first at start-up (default {d.interval_s:g})",
+        )
+
+
+def _finite_positive(text: str) -> float:
+    value = _positive_float(text)
+    if value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text}")
+    return value
+
+
+def _retention_policy(args: argparse.Namespace) -> RetentionPolicy:
+    return RetentionPolicy(
+        transit_days=args.retention_transit_days,
+        hit_days=args.retention_hit_days,
+        events_days=args.retention_events_days,
+        audit_days=args.retention_audit_days,
+        actions_days=args.retention_actions_days,
+        interval_s=getattr(args, "retention_interval_s", RetentionPolicy().interval_s),
+    )
+
+
+def _console_purge_hook(db: str | None, dsn: str | None) -> Callable[..., dict | None]:
+    """The retention job's hook for the console tables of the event database (``None`` from the
+    hook: no console tables there, or a console without ``purge``)."""
+
+    def purge(*, now: float, audit_days: float, actions_days: float) -> dict | None:
+        # imported when the job runs: the console package pulls its web stack (starlette, jinja2)
+        from .console import db as console_db  # noqa: PLC0415 - optional heavy web stack, retention only
+
+        exists = getattr(console_db, "console_tables_exist", None)
+        opener = getattr(console_db, "open_console_db", None)
+        if exists is None or opener is None or not exists(db=db, dsn=dsn):
+            return None
+        cdb = opener(db=db, dsn=dsn)
+        try:
+            return cdb.purge(now=now, audit_days=audit_days, actions_days=actions_days)
+        finally:
+            cdb.close()
+
+    return purge
+
+
+def cmd_events_purge(args: argparse.Namespace) -> int:
+    """One retention pass now (the aggregator's job), its report printed."""
+    try:
+        db, dsn = db_target(args)
+    except DsnError as exc:
+        return _error("events purge", str(exc), 2)
+    if db and not Path(db).is_file():
+        return _error("events purge", f"no event database at {db}")
+    try:
+        store = PgEventStore(dsn, readonly=args.dry_run) if dsn else EventStore(db, readonly=args.dry_run)
+    except StoreError as exc:
+        return _error("events purge", str(exc))
+    _ensure_logging()
+    try:
+        with store:
+            job = Retention(store, _retention_policy(args), console_purge=_console_purge_hook(db, dsn))
+            try:
+                report = job.run_once(dry_run=args.dry_run)
+            finally:
+                job.close()
+    except StoreError as exc:
+        return _error("events purge", str(exc))
+    if args.json:
+        print(json.dumps(report))
+    else:
+        for cls in CLASSES:
+            r = report[cls]
+            n = r.get("error") or r.get("skipped") or r.get("would_delete", r["deleted"])
+            verb = "would delete" if args.dry_run and "would_delete" in r else "deleted"
+            print(f"{cls:16} older than {r['cutoff']}: {verb} {n}" if isinstance(n, int) else f"{cls:16} {n}")
+    return 1 if any("error" in r for r in report.values()) else 0
+
+
 # ---------------------------------------------------------------------- registration
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
     """Register ``aggregator``, ``tail``, ``events`` and ``keys`` on the ``vigil`` subparsers."""
@@ -284,8 +404,12 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
         "them once each (SQLite or PostgreSQL) and stream them to operator clients "
         "(replay from a sequence number, then live). Stops on Ctrl-C/SIGTERM.",
     )
-    p.add_argument("--db", help="SQLite event database (created if missing)")
-    p.add_argument("--dsn", help="PostgreSQL connection string instead of --db (schema created/migrated)")
+    add_db_options(p, "the event database (created or migrated; SQLite: one aggregator per file, PostgreSQL: several)")
+    p.add_argument(
+        "--status-file",
+        help="rewrite this JSON file every few seconds with the aggregator's counters and store state "
+        "(`vigil status --aggregator FILE` checks it: container and systemd health checks)",
+    )
     p.add_argument(
         "--keys",
         help="CURVE keys folder: DIR/aggregator.key_secret; allow-lists DIR/authorized/edge/*.key (may publish) "
@@ -312,6 +436,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="run without CURVE keys (no transport security): loopback or ipc:// endpoints only",
     )
+    _add_retention_options(p)
     p.set_defaults(func=cmd_aggregator)
 
     p = subparsers.add_parser(
@@ -321,8 +446,9 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--connect",
-        default=DEFAULT_STREAM_ENDPOINT,
-        help=f"aggregator stream endpoint (default {DEFAULT_STREAM_ENDPOINT})",
+        action="append",
+        help=f"aggregator stream endpoint (default {DEFAULT_STREAM_ENDPOINT}); repeat for several aggregators "
+        "on one PostgreSQL database: the first that answers is followed, the next on silence",
     )
     p.add_argument("--json", action="store_true", help="print each event's JSON instead of a summary line")
     p.add_argument("--camera", action="append", help="only this camera's events (repeatable)")
@@ -348,16 +474,14 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_tail)
 
     p = subparsers.add_parser("events", help="inspect the event database")
-    ev = p.add_subparsers(dest="events_command", metavar="{count,export,conflicts}")
+    ev = p.add_subparsers(dest="events_command", metavar="{count,export,conflicts,purge}")
     ev.required = True
     c = ev.add_parser("count", help="number of stored events")
-    c.add_argument("--db", help="SQLite event database")
-    c.add_argument("--dsn", help="PostgreSQL connection string instead of --db")
+    add_db_options(c)
     c.add_argument("--json", action="store_true", help='print {"events": N, "distinct_ids": M}')
     c.set_defaults(func=cmd_events_count)
     x = ev.add_parser("export", help="write stored events, one JSON object per line")
-    x.add_argument("--db", help="SQLite event database")
-    x.add_argument("--dsn", help="PostgreSQL connection string instead of --db")
+    add_db_options(x)
     x.add_argument("--format", choices=["jsonl"], default="jsonl", help="output format (jsonl)")
     x.add_argument("--output", "-o", help="output file (default: standard output)")
     x.add_argument(
@@ -372,11 +496,19 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
         "conflicts",
         help="copies of events resent with a stored id but other content (kept aside, newest first)",
     )
-    k.add_argument("--db", help="SQLite event database")
-    k.add_argument("--dsn", help="PostgreSQL connection string instead of --db")
+    add_db_options(k)
     k.add_argument("--limit", type=_positive_int, default=100, help="at most N (default 100)")
     k.add_argument("--json", action="store_true", help='one {"id", "received_at", "event"} object per line')
     k.set_defaults(func=cmd_events_conflicts)
+    k = ev.add_parser(
+        "purge",
+        help="run the retention job once: delete what is older than each class's retention (docs/retention.md)",
+    )
+    add_db_options(k)
+    _add_retention_options(k, interval=False)
+    k.add_argument("--dry-run", action="store_true", help="delete nothing; count what would be deleted")
+    k.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    k.set_defaults(func=cmd_events_purge)
 
     p = subparsers.add_parser("keys", help="CURVE key pairs for the aggregator, edge nodes and operators")
     ks = p.add_subparsers(dest="keys_command", metavar="{new,authorize,revoke,list}")

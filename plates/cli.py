@@ -216,8 +216,18 @@ def _add_transit_commands(subparsers) -> None:
     x.set_defaults(func=_transit_command("export", _cmd_export))
     g = ts.add_parser("purge", help="delete pseudonymised transits older than the retention, and their events' copies")
     common(g)
-    g.add_argument("--retention-days", type=float, default=7.0, help="no-hit transits kept this long (default 7)")
-    g.add_argument("--hit-retention-days", type=float, help="also delete list hits older than this (default: keep)")
+    g.add_argument(
+        "--retention-days",
+        type=float,
+        default=15.0,
+        help="no-hit transits kept this long (default 15, as SCNTT and the aggregator's retention)",
+    )
+    g.add_argument(
+        "--hit-retention-days",
+        type=float,
+        default=15.0,
+        help="list hits kept this long (default 15, as the aggregator's --retention-hit-days)",
+    )
     g.set_defaults(func=_transit_command("purge", _cmd_purge))
     k = ts.add_parser("keygen", help="create a new pseudonymisation key file (mode 0600; never replaces one)")
     k.add_argument(

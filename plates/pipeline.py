@@ -50,7 +50,11 @@ from .watchlists import WatchLists
 
 log = logging.getLogger(__name__)
 
-__all__ = ["PlatePipeline", "PlatePass", "side_of_line", "build_reader"]
+__all__ = ["PlatePipeline", "PlatePass", "side_of_line", "build_reader", "EVIDENCE_PURGE_INTERVAL_S"]
+
+#: how often (seconds) the camera's evidence folder is purged of crops older than
+#: ``plates.evidence_retention_days`` (the first purge runs on the first frame)
+EVIDENCE_PURGE_INTERVAL_S = 3600.0
 
 
 def side_of_line(line, point) -> float:
@@ -153,6 +157,8 @@ class PlatePipeline:
         if evidence is None and cfg.evidence_dir is not None:
             evidence = EvidenceStore(cfg.evidence_dir)
         self.evidence = evidence
+        self.evidence_retention_days = float(getattr(cfg, "evidence_retention_days", 7.0))
+        self._evidence_purged_at: float | None = None  # wall-clock time (epoch s) of the last purge
         self.passes: dict[object, PlatePass] = {}
         self.frames = 0
         self._next_key = 0
@@ -244,6 +250,39 @@ class PlatePipeline:
             t.join(timeout=10)
         self._thread = None
 
+    # ---------------------------------------------------------------- evidence retention
+    def evidence_purge_due(self, now: float | None = None) -> bool:
+        """Whether the evidence folder is due for a purge at ``now`` (epoch seconds, default the
+        wall clock): never purged yet, :data:`EVIDENCE_PURGE_INTERVAL_S` since the last one, or the
+        clock went back."""
+        if self.evidence is None:
+            return False
+        now = time.time() if now is None else float(now)
+        last = self._evidence_purged_at
+        return last is None or now - last >= EVIDENCE_PURGE_INTERVAL_S or now < last
+
+    def purge_evidence_if_due(self, now: float | None = None) -> int | None:
+        """Delete the crops older than ``evidence_retention_days`` (days) when due (see
+        :meth:`evidence_purge_due`); the number deleted, ``None`` when not due. Logged; a failure
+        is logged and retried at the next interval, never raised into the video loop."""
+        now = time.time() if now is None else float(now)
+        if not self.evidence_purge_due(now):
+            return None
+        self._evidence_purged_at = now
+        try:
+            n = self.evidence.purge(self.evidence_retention_days * 86400.0, now=now)
+        except OSError as exc:
+            log.error("retention: evidence purge failed on camera %s (%s): %s", self.camera, self.evidence.folder, exc)
+            return None
+        log.info(
+            "retention: evidence older than %g days: %d deleted (camera %s, %s)",
+            self.evidence_retention_days,
+            n,
+            self.camera,
+            self.evidence.folder,
+        )
+        return n
+
     # ---------------------------------------------------------------- reading
     def _gate_found(self, readings) -> list[tuple[object, object, str | None, tuple[float, float]]]:
         """Gate readings linked to passes (at merge time, against the passes open then)."""
@@ -306,6 +345,8 @@ class PlatePipeline:
     # ---------------------------------------------------------------- per frame
     def process(self, image, timestamp: float, tracked=None, class_names=()) -> list[AlarmChange]:
         self.frames += 1
+        if self.evidence is not None:
+            self.purge_evidence_if_due()
         rec = _FrameRecord(float(timestamp))
         if self.cfg.mode == "traffic" and tracked is not None and tracked.tracker_id is not None:
             rec.alive = {("track", int(t)) for t in tracked.tracker_id}

@@ -9,13 +9,28 @@ with the same SQL.
 from __future__ import annotations
 
 import hashlib
+import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Iterable, Iterator, Protocol
+from typing import IO, Any, Callable, Iterable, Iterator, Protocol
 
 from ..events import Event, EventError
 
-__all__ = ["EventReads", "Store", "StoreError", "StoredEvent", "content_digest"]
+__all__ = [
+    "EventReads",
+    "PURGE_CHUNK_ROWS",
+    "Store",
+    "StoreError",
+    "StoredEvent",
+    "content_digest",
+    "purge_filters",
+    "purge_in_chunks",
+]
+
+#: rows one retention ``DELETE`` removes at most (each chunk is its own short transaction)
+PURGE_CHUNK_ROWS = 1000
+#: pause between two chunks (seconds): the store's lock is free for the writer in between
+PURGE_CHUNK_PAUSE_S = 0.005
 
 
 class StoreError(RuntimeError):
@@ -54,6 +69,7 @@ class Store(Protocol):
     have it (with :class:`EventReads`' other reads)."""
 
     path: Path | str  # what messages show (the file, or the DSN without its password)
+    shared: bool  # other aggregators may write to it at the same time (PostgreSQL)
 
     def add_many_seq(
         self, events: Iterable[Event], texts: list[str] | None = None, conflicts: list[str] | None = None
@@ -72,6 +88,12 @@ class Store(Protocol):
     def open_transits(self, **options: Any) -> Any: ...
 
     def close(self) -> None: ...
+
+    def purge_events(self, before_iso: str, *, exclude_types: tuple[str, ...] = ()) -> int: ...
+
+    def count_events_before(self, before_iso: str, *, exclude_types: tuple[str, ...] = ()) -> int: ...
+
+    def count_transits_before(self, before_ts: float, *, hits: bool) -> int: ...
 
 
 class EventReads:
@@ -151,3 +173,74 @@ class EventReads:
                 n += 1
             if len(rows) < batch:
                 return n
+
+    # ------------------------------------------------------------------ retention (counts)
+    def count_events_before(self, before_iso: str, *, exclude_types: tuple[str, ...] = ()) -> int:
+        """How many rows ``purge_events(before_iso, exclude_types=...)`` would delete now: events
+        whose ``time`` is before ``before_iso`` and their ``event_conflicts`` copies (a dry run)."""
+        (ev, evp), (ct, ctp) = purge_filters(self._PARAM != "?", before_iso, exclude_types)
+        ((n,),) = self._fetch(f"SELECT COUNT(*) FROM events WHERE {ev}", evp)
+        ((c,),) = self._fetch(f"SELECT COUNT(*) FROM event_conflicts WHERE {ct}", ctp)
+        return int(n) + int(c)
+
+    def count_transits_before(self, before_ts: float, *, hits: bool) -> int:
+        """Plate transits in this database recorded before ``before_ts`` (epoch seconds): list
+        hits (``hits``) or pseudonymised passes; 0 without a ``transits`` table (a dry run of
+        :meth:`vigil.plates.transits.TransitRecords.purge_all`, transit rows only)."""
+        pg = self._PARAM != "?"
+        has = (
+            "SELECT to_regclass('transits') IS NOT NULL"
+            if pg
+            else ("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'transits'")
+        )
+        ((exists,),) = self._fetch(has, ())
+        if not exists:
+            return 0
+        p = self._PARAM
+        ((n,),) = self._fetch(
+            f"SELECT COUNT(*) FROM transits WHERE pseudonymised = {p} AND ts < {p}",
+            (0 if hits else 1, float(before_ts)),
+        )
+        return int(n)
+
+
+def purge_filters(
+    pg: bool, before_iso: str, exclude_types: Iterable[str] = ()
+) -> tuple[tuple[str, tuple], tuple[str, tuple]]:
+    """The ``WHERE`` clauses (and their parameters) of the retention of events: ``(events,
+    event_conflicts)`` rows whose event ``time`` is before ``before_iso`` and whose type is not
+    in ``exclude_types``; ``pg``: PostgreSQL's dialect, else SQLite's.
+
+    Times are compared as text: stored times are normalised UTC (``YYYY-MM-DDTHH:MM:SS.ffffffZ``,
+    :func:`vigil.alerts.events.utc_iso`), so byte order is time order. In PostgreSQL the plain
+    comparison (which the ``events_time`` index serves whatever the database's collation) is
+    narrowed by a byte-order (``COLLATE "C"``) one, so a locale's ordering never widens a purge.
+    A conflict copy is aged by the ``time`` inside its JSON (the table has no time column)."""
+    types = tuple(str(t) for t in exclude_types)
+    before = str(before_iso)
+    if pg:
+        ev, evp = 'time < %s AND time COLLATE "C" < %s', (before, before)
+        ct, ctp = "(json::jsonb ->> 'time') COLLATE \"C\" < %s", (before,)
+        if types:
+            ev, evp = ev + " AND NOT (type = ANY(%s))", evp + (list(types),)
+            ct, ctp = ct + " AND NOT ((json::jsonb ->> 'type') = ANY(%s))", ctp + (list(types),)
+        return (ev, evp), (ct, ctp)
+    marks = ", ".join("?" * len(types))
+    ev, ct = "time < ?", "json_extract(json, '$.time') < ?"
+    if types:
+        ev += f" AND type NOT IN ({marks})"
+        ct += f" AND json_extract(json, '$.type') NOT IN ({marks})"
+    return (ev, (before, *types)), (ct, (before, *types))
+
+
+def purge_in_chunks(delete_chunk: Callable[[], int], chunk_rows: int = PURGE_CHUNK_ROWS) -> int:
+    """Call ``delete_chunk()`` (one short transaction deleting at most ``chunk_rows`` rows; the
+    number it deleted) until a chunk comes back short; the total. Pauses
+    :data:`PURGE_CHUNK_PAUSE_S` seconds between chunks so that writers get the database."""
+    total = 0
+    while True:
+        n = int(delete_chunk())
+        total += n
+        if n < chunk_rows:
+            return total
+        time.sleep(PURGE_CHUNK_PAUSE_S)

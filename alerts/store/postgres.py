@@ -12,10 +12,15 @@ in one transaction (one round trip), so a resent event is stored once.
 
 ``stream_seq`` comes from an identity sequence, so it may have gaps (a conflicting insert or
 a rolled-back batch burns numbers); readers resume with ``stream_seq > N`` and never rely on
-it being gapless. With a single aggregator writing (the supported deployment), commit order
-equals ``stream_seq`` order, which replaying from a sequence number relies on. The
-aggregator holds a session advisory lock to make a second writer an error instead of a
-silent reordering.
+it being gapless. Several aggregators may write to one database at once (active-active): each
+batch takes a transaction-level advisory lock (:data:`_INSERT_LOCK`) before it draws its
+numbers and holds it until its commit, so batches commit one at a time in ``stream_seq``
+order whichever aggregator wrote them. A reader that has seen ``stream_seq`` N therefore never
+later finds a committed row below N, which replaying and following the store
+(:class:`~vigil.alerts.aggregator.stream.OperatorStream`) rely on. The lock is held for one
+``INSERT`` round trip per batch (batches group up to a thousand events), so it costs the
+writers little; ids are unique across all of them (``ON CONFLICT (id) DO NOTHING``), so an event
+resent to another aggregator is stored once.
 
 Migrations: :data:`_MIGRATIONS` and the ``vigil_schema_version`` table, applied under a
 transaction-level advisory lock; a database written by a newer build is refused.
@@ -38,7 +43,7 @@ from vigil.plates.transits import open_transit_store
 from vigil.postgres import redact_dsn
 
 from ..events import Event, utc_iso
-from .base import EventReads, StoreError, content_digest
+from .base import PURGE_CHUNK_ROWS, EventReads, StoreError, content_digest, purge_filters, purge_in_chunks
 
 __all__ = ["PgEventStore", "PG_SCHEMA_VERSION", "redact_dsn"]
 
@@ -47,7 +52,7 @@ log = logging.getLogger(__name__)
 
 PG_SCHEMA_VERSION = 2
 _MIGRATION_LOCK = 0x76696731  # "vig1"
-_WRITER_LOCK = 0x76696732
+_INSERT_LOCK = 0x76696732  # "vig2": held by one inserting transaction at a time
 
 _MIGRATIONS: dict[int, tuple[str, ...]] = {
     1: (
@@ -90,8 +95,10 @@ class PgEventStore(EventReads):
     """The event store in PostgreSQL (reading is :class:`vigil.alerts.store.base.EventReads`)."""
 
     _PARAM = "%s"  # psycopg's parameter marker
+    #: several aggregators may write to one database at once (active-active: module docstring)
+    shared = True
 
-    def __init__(self, dsn: str, *, readonly: bool = False, writer_lock: bool = False) -> None:
+    def __init__(self, dsn: str, *, readonly: bool = False) -> None:
         self.dsn = dsn
         self.path = redact_dsn(dsn)  # what messages show
         self.readonly = readonly
@@ -101,10 +108,6 @@ class PgEventStore(EventReads):
         except psycopg.Error as exc:
             raise StoreError(f"cannot connect to PostgreSQL {self.path}: {exc}") from None
         try:
-            if writer_lock:
-                (ok,) = self._db.execute("SELECT pg_try_advisory_lock(%s)", (_WRITER_LOCK,)).fetchone()
-                if not ok:
-                    raise StoreError(f"another aggregator is writing to {self.path} (advisory lock held)")
             self._migrate()
         except psycopg.Error as exc:
             self._db.close()
@@ -191,6 +194,8 @@ class PgEventStore(EventReads):
         with self._lock:
             try:
                 with self._db.transaction():
+                    # commit order = stream_seq order across aggregators (module docstring)
+                    self._db.execute("SELECT pg_advisory_xact_lock(%s)", (_INSERT_LOCK,))
                     rows = self._db.execute(
                         "INSERT INTO events (id, camera, seq, type, time, severity, state, json, received_at)"
                         " SELECT u.id, u.camera, u.seq, u.type, u.time, u.severity, u.state, u.json, %s"
@@ -249,3 +254,32 @@ class PgEventStore(EventReads):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    # ------------------------------------------------------------------ retention
+    def purge_events(
+        self, before_iso: str, *, exclude_types: tuple[str, ...] = (), chunk_rows: int = PURGE_CHUNK_ROWS
+    ) -> int:
+        """As :meth:`vigil.alerts.store.sqlite.EventStore.purge_events`. Each chunk locks its rows
+        ``FOR UPDATE SKIP LOCKED``: several aggregators purging one database at once never wait
+        for nor deadlock on each other, and each row is deleted (and counted) by one of them."""
+        if self.readonly:
+            raise StoreError(f"event database {self.path} is open read-only")
+        (ev, evp), (ct, ctp) = purge_filters(True, before_iso, exclude_types)
+        events_sql = (
+            "DELETE FROM events WHERE stream_seq IN "
+            f"(SELECT stream_seq FROM events WHERE {ev} LIMIT %s FOR UPDATE SKIP LOCKED)"
+        )
+        conflicts_sql = (
+            "DELETE FROM event_conflicts WHERE (id, digest) IN "
+            f"(SELECT id, digest FROM event_conflicts WHERE {ct} LIMIT %s FOR UPDATE SKIP LOCKED)"
+        )
+        n = purge_in_chunks(lambda: self._purge_chunk(events_sql, (*evp, chunk_rows)), chunk_rows)
+        return n + purge_in_chunks(lambda: self._purge_chunk(conflicts_sql, (*ctp, chunk_rows)), chunk_rows)
+
+    def _purge_chunk(self, sql: str, params: tuple) -> int:
+        with self._lock:
+            try:
+                with self._db.transaction():
+                    return self._db.execute(sql, params).rowcount
+            except psycopg.Error as exc:
+                raise StoreError(f"cannot purge event database {self.path}: {exc}") from None

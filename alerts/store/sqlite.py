@@ -18,7 +18,9 @@ refused rather than misread. The plate transits live in the same file
 
 from __future__ import annotations
 
+import fcntl
 import logging
+import os
 import sqlite3
 import threading
 import time
@@ -30,7 +32,7 @@ from vigil.sqlite import SYNCHRONOUS_LEVELS, connect, transaction
 from vigil.sqlite import schema_version as read_schema_version
 
 from ..events import Event, utc_iso
-from .base import EventReads, StoreError, content_digest
+from .base import PURGE_CHUNK_ROWS, EventReads, StoreError, content_digest, purge_filters, purge_in_chunks
 
 __all__ = ["EventStore", "STORE_SCHEMA_VERSION"]
 
@@ -86,14 +88,29 @@ class EventStore(EventReads):
     a missing file is an error instead of a new empty database.
     ``synchronous`` is SQLite's ``PRAGMA synchronous``; ``FULL`` (default) makes a committed
     event survive power loss, which is what an acknowledgement promises.
+
+    ``single_writer=True`` (the aggregator's store): hold an exclusive lock on the file
+    ``<path>.writer-lock`` while open, so a second aggregator on the same file is refused. One
+    SQLite file has one aggregator: each aggregator streams to its operators what it stored
+    itself, so a second writer's events would never reach the first one's operators (several
+    aggregators share a PostgreSQL database instead: :mod:`.postgres`). Readers (the console,
+    ``vigil events``) take no lock.
     """
 
-    def __init__(self, path: str | Path, *, readonly: bool = False, synchronous: str = "FULL") -> None:
+    #: other aggregators may write to this store at the same time (they may not: see single_writer)
+    shared = False
+
+    def __init__(
+        self, path: str | Path, *, readonly: bool = False, synchronous: str = "FULL", single_writer: bool = False
+    ) -> None:
         self.path = Path(path)
         self.readonly = readonly
         self._lock = threading.Lock()
+        self._writer_fd: int | None = None
         if synchronous.upper() not in SYNCHRONOUS_LEVELS:
             raise ValueError(f"synchronous must be OFF, NORMAL, FULL or EXTRA, got {synchronous!r}")
+        if single_writer and not readonly:
+            self._writer_fd = _writer_lock(self.path)
         # WAL is switched on here, not by connect(): a file system without WAL is logged, not refused
         self._db = connect(
             self.path,
@@ -117,9 +134,11 @@ class EventStore(EventReads):
             self._migrate()
         except sqlite3.Error as exc:
             self._db.close()
+            self._release_writer_lock()
             raise StoreError(f"cannot use event database {self.path}: {exc}") from None
         except StoreError:
             self._db.close()
+            self._release_writer_lock()
             raise
 
     # ------------------------------------------------------------------ schema
@@ -266,9 +285,62 @@ class EventStore(EventReads):
     def close(self) -> None:
         with self._lock:
             self._db.close()
+            self._release_writer_lock()
+
+    def _release_writer_lock(self) -> None:
+        if self._writer_fd is not None:
+            os.close(self._writer_fd)  # closing the descriptor releases the lock
+            self._writer_fd = None
 
     def __enter__(self) -> "EventStore":
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    # ------------------------------------------------------------------ retention
+    def purge_events(
+        self, before_iso: str, *, exclude_types: tuple[str, ...] = (), chunk_rows: int = PURGE_CHUNK_ROWS
+    ) -> int:
+        """Delete the events whose ``time`` (the observation's UTC time, normalised ISO text) is
+        before ``before_iso``, except those of ``exclude_types``, and their ``event_conflicts``
+        copies; returns the rows deleted (events and copies). In transactions of at most
+        ``chunk_rows`` rows, the store's lock released between them, so the aggregator's writer
+        is never held for long. Idempotent: a second run deletes nothing more."""
+        if self.readonly:
+            raise StoreError(f"event database {self.path} is open read-only")
+        (ev, evp), (ct, ctp) = purge_filters(False, before_iso, exclude_types)
+        events_sql = f"DELETE FROM events WHERE stream_seq IN (SELECT stream_seq FROM events WHERE {ev} LIMIT ?)"
+        conflicts_sql = (
+            "DELETE FROM event_conflicts WHERE (id, digest) IN "
+            f"(SELECT id, digest FROM event_conflicts WHERE {ct} LIMIT ?)"
+        )
+        n = purge_in_chunks(lambda: self._purge_chunk(events_sql, (*evp, chunk_rows)), chunk_rows)
+        return n + purge_in_chunks(lambda: self._purge_chunk(conflicts_sql, (*ctp, chunk_rows)), chunk_rows)
+
+    def _purge_chunk(self, sql: str, params: tuple) -> int:
+        with self._lock:
+            try:
+                with transaction(self._db):
+                    return self._db.execute(sql, params).rowcount
+            except sqlite3.Error as exc:
+                raise StoreError(f"cannot purge event database {self.path}: {exc}") from None
+
+
+def _writer_lock(path: Path) -> int:
+    """Take the exclusive lock ``<path>.writer-lock`` (``flock``, released when the process
+    ends, however it ends); its descriptor. :class:`StoreError` if another process holds it."""
+    lock_path = path.with_name(path.name + ".writer-lock")
+    try:
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    except OSError as exc:
+        raise StoreError(f"cannot create the writer lock {lock_path}: {exc.strerror or exc}") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        raise StoreError(
+            f"another aggregator is writing to {path} (it holds {lock_path}); one SQLite file has one "
+            "aggregator: run several aggregators on one PostgreSQL database instead (--dsn)"
+        ) from None
+    return fd

@@ -20,7 +20,7 @@ def test_transits_search_export_purge_on_sqlite(tmp_path, monkeypatch, capsys):
     db = tmp_path / "events.db"
     now = time.time()
     with TransitStore(db) as store:
-        store.add({"camera": "gate-nord", "time": now - 9 * 86400, "plate": "EF456GH", "id": "old"})
+        store.add({"camera": "gate-nord", "time": now - 16 * 86400, "plate": "EF456GH", "id": "old"})
         store.add({"camera": "gate-nord", "time": now, "plate": "AB123CD", "hits": [HIT], "direction": "in"})
     assert main(["transits", "search", "ef 456 gh", "--db", str(db)]) == 0
     assert "EF456GH (pseudonymised)" in capsys.readouterr().out

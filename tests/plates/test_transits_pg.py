@@ -138,7 +138,7 @@ def test_transits_cli_on_postgresql(dsn, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("VIGIL_PLATE_KEY", KEY.hex())
     now = time.time()
     with open_transit_store(dsn=dsn) as store:
-        store.add(_transit("EF456GH", now - 9 * DAY, id="old"))
+        store.add(_transit("EF456GH", now - 16 * DAY, id="old"))
         store.add(_transit("EF456GH", now - 60, id="new"))
     assert main(["transits", "search", "EF456GH", "--dsn", dsn, "--json"]) == 0
     assert [json.loads(x)["id"] for x in capsys.readouterr().out.splitlines()] == ["old", "new"]
