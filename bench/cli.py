@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from vigil.bench import (
     bus_bench,
+    city,
     detect_cmd,
     detector_batching,
     geometry_bench,
@@ -23,7 +24,7 @@ __all__ = ["EVAL_MODULES", "BENCH_MODULES", "add_commands"]
 #: modules providing ``add_eval_command(eval_subparsers)``, in ``vigil eval --help`` order
 EVAL_MODULES = (mot_eval, detect_cmd, ground_eval, plates_eval)
 #: modules providing ``add_bench_command(bench_subparsers)``, in ``vigil bench --help`` order
-BENCH_MODULES = (detect_cmd, geometry_bench, bus_bench, hostile, soak, detector_batching, plates_eval)
+BENCH_MODULES = (detect_cmd, geometry_bench, bus_bench, hostile, city, soak, detector_batching, plates_eval)
 
 
 def add_commands(sub) -> None:
