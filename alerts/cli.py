@@ -109,12 +109,23 @@ def cmd_aggregator(args: argparse.Namespace) -> int:
     except KeyFileError as exc:
         return _error("aggregator", str(exc), 2)
     try:
+        policy = _retention_policy(args)
+    except ValueError as exc:
+        return _error("aggregator", str(exc), 2)
+    try:
         store = open_store(db=db, dsn=dsn)
     except StoreError as exc:
         return _error("aggregator", str(exc))
+    retention = Retention(store, policy, console_purge=_console_purge_hook(db, dsn))
     try:
         agg = Aggregator(
-            store, args.ingest, args.stream, keys=keys, stream_hwm=args.stream_hwm, status_file=args.status_file
+            store,
+            args.ingest,
+            args.stream,
+            keys=keys,
+            stream_hwm=args.stream_hwm,
+            status_file=args.status_file,
+            status_extra=lambda: {"retention": retention.last_report},
         )
     except AggregatorError as exc:
         store.close()
@@ -124,7 +135,7 @@ def cmd_aggregator(args: argparse.Namespace) -> int:
             "aggregator serving%s; stop with Ctrl-C or SIGTERM",
             " with CURVE" if keys else " WITHOUT transport security (--insecure-dev)",
         )
-        with Retention(store, _retention_policy(args), console_purge=_console_purge_hook(db, dsn)).in_background():
+        with retention.in_background():
             agg.serve_forever()
     finally:
         agg.close()

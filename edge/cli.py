@@ -131,9 +131,14 @@ def cmd_status(args: argparse.Namespace) -> int:
             rows.append({"camera": cam.name, "state": "disabled" if not cam.enabled else "not started"})
             continue
         rows.append({**st, "state": effective_state(st, now), "age_s": round(now - float(st.get("updated", now)), 1)})
+    # --check: the node's health check (containers, systemd): every enabled camera's worker alive
+    # and reporting (running, connecting to its source, or a replay that finished), none failed
+    # or silent (stale), none not started
+    unhealthy = [r["camera"] for r in rows if r["state"] not in ("running", "connecting", "finished", "disabled")]
+    code = 1 if args.check and unhealthy else EXIT_OK
     if args.json:
-        print(json.dumps({"node": cfg.node, "cameras": rows}))
-        return EXIT_OK
+        print(json.dumps({"node": cfg.node, "cameras": rows, "healthy": not unhealthy}))
+        return code
     print(
         f"node {cfg.node}: {len(rows)} camera{'s' if len(rows) != 1 else ''} (status from {cfg.operations.status_dir})"
     )
@@ -151,7 +156,9 @@ def cmd_status(args: argparse.Namespace) -> int:
             f"{int(r.get('events', 0)):>7} {int(r.get('outbox_depth', 0)):>7} {drops:>6} "
             f"{int(r.get('reconnects', 0)):>6} {int(r.get('restarts', 0)):>8} {r['age_s']:>7.1f} s"
         )
-    return EXIT_OK
+    if args.check and unhealthy:
+        print(f"unhealthy: {', '.join(unhealthy)}", file=sys.stderr)
+    return code
 
 
 def _print_report(res: dict) -> None:
@@ -205,12 +212,18 @@ def add_commands(sub) -> None:
     p = sub.add_parser(
         "status",
         help="show every camera's state as reported by its worker, or check an aggregator's health",
-        description="--config: every camera's state (exit 0). --aggregator FILE: the health check of an "
+        description="--config: every camera's state (exit 0; with --check, 1 when a camera is failed, "
+        "stale or not started). --aggregator FILE: the health check of an "
         "aggregator run with --status-file FILE: exit 0 when it was rewritten within --max-age-s and the "
         "store answers, 1 otherwise (for container and systemd health checks).",
     )
     p.add_argument("--config", help="node config YAML")
     p.add_argument("--aggregator", metavar="STATUS_FILE", help="an aggregator's --status-file")
+    p.add_argument(
+        "--check",
+        action="store_true",
+        help="--config: exit 1 when an enabled camera is failed, stale (its worker silent) or not started",
+    )
     p.add_argument(
         "--max-age-s", type=float, default=15.0, help="--aggregator: older than this is unhealthy (default 15)"
     )

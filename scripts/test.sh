@@ -4,7 +4,7 @@
 # Tests also use Debian packages: postgresql (a real server, started on loopback by the
 # tests themselves), espeak-ng (voice reminders rendered to WAV) and chromium (the
 # calibration page's browser test, driven by Playwright's Python client), systemd
-# (`systemd-analyze verify` of the units), the synthetic plates' fonts and GStreamer's RTSP server (a real RTSP camera on
+# (`systemd-analyze verify` of the units), nginx (the console through the example HTTPS proxy), the synthetic plates' fonts and GStreamer's RTSP server (a real RTSP camera on
 # loopback for the reconnect test, run by the system Python). They are installed here
 # when missing and this user may install packages; otherwise those tests skip and say why.
 set -euo pipefail
@@ -15,6 +15,9 @@ command -v espeak-ng >/dev/null || need+=(espeak-ng)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 command -v chromium >/dev/null || need+=(chromium)
 command -v systemd-analyze >/dev/null || need+=(systemd)
+command -v nginx >/dev/null || need+=(nginx)  # the console behind the example HTTPS proxy
+command -v openssl >/dev/null || need+=(openssl)
+command -v curl >/dev/null || need+=(curl)
 # typefaces of the synthetic plates (vigil.plates.synth.FONT_PACKAGES; without them it falls back
 # to OpenCV's Hershey fonts, recorded in each sample's typeface)
 for pkg in fonts-opendin fonts-roboto-unhinted fonts-liberation fonts-dejavu-core; do

@@ -92,7 +92,8 @@ class Aggregator:
     (see :func:`~vigil.alerts.transport.check_bind_endpoint`).
 
     ``status_file``: rewritten every :data:`~.status.STATUS_INTERVAL_S` with the counters and
-    whether the store answers (:mod:`.status`; ``vigil status --aggregator FILE`` reads it).
+    whether the store answers (:mod:`.status`; ``vigil status --aggregator FILE`` reads it),
+    and what ``status_extra()`` returns (the command line adds the last retention report).
 
     Sockets are created in the constructor's thread and used only by the thread calling
     :meth:`run` (one at a time); :meth:`stats` may be read from anywhere.
@@ -113,11 +114,13 @@ class Aggregator:
         client_timeout_s: float = 5.0,
         stream_hwm: int = 10_000,
         status_file: str | Path | None = None,
+        status_extra: Callable[[], dict] | None = None,
     ) -> None:
         self.batch_max = int(batch_max)
         self.stats_interval_s = float(stats_interval_s)
         self.client_timeout_s = float(client_timeout_s)
         self.status_file = Path(status_file) if status_file else None
+        self._status_extra = status_extra
         self._store_error: str | None = None  # the last commit's failure (None: it succeeded)
         self._status_log = RateLimitedLog(log)
         self._counters = dict.fromkeys(COUNTERS, 0)
@@ -309,6 +312,7 @@ class Aggregator:
                     "store_error": error,
                     "last_stream_seq": last,
                     "counters": self.stats(),
+                    **(self._status_extra() if self._status_extra is not None else {}),
                 },
             )
         except OSError as exc:

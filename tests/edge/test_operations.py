@@ -168,3 +168,37 @@ def test_stale_status_is_reported_as_stale(tmp_path: Path):
     assert effective_state(next(read_statuses(tmp_path))) == "stale"
     write_status(tmp_path, {"camera": "c", "state": "finished", "updated": time.time() - 60})
     assert effective_state(next(read_statuses(tmp_path))) == "finished"
+
+
+def test_status_check_is_the_node_health_check(tmp_path: Path, vtest: Path, capsys):
+    """`vigil status --config F --check` exits 1 while a camera is not started, failed or stale,
+    0 when every camera runs, connects or has finished its replay (containers' health check)."""
+    import argparse
+
+    from vigil.edge.cli import add_commands
+
+    cfg = _config(tmp_path, vtest, ["cam-a", "cam-b"])
+    parser = argparse.ArgumentParser()
+    add_commands(parser.add_subparsers())
+
+    def check() -> tuple[int, dict]:
+        args = parser.parse_args(["status", "--config", str(cfg), "--check", "--json"])
+        code = args.func(args)
+        return code, json.loads(capsys.readouterr().out)
+
+    status_dir = tmp_path / "status"
+    write_status(status_dir, {"camera": "cam-a", "state": "running", "updated": time.time(), "frames": 1})
+    code, doc = check()
+    assert code == 1 and not doc["healthy"]  # cam-b not started
+    write_status(status_dir, {"camera": "cam-b", "state": "connecting", "updated": time.time(), "frames": 0})
+    assert check()[0] == 0
+    write_status(status_dir, {"camera": "cam-b", "state": "running", "updated": time.time() - 60, "frames": 0})
+    assert check()[0] == 1  # stale: its worker is silent
+    write_status(status_dir, {"camera": "cam-b", "state": "failed", "updated": time.time(), "frames": 0})
+    assert check()[0] == 1
+    write_status(status_dir, {"camera": "cam-b", "state": "finished", "updated": time.time() - 60, "frames": 9})
+    code, doc = check()
+    assert code == 0 and doc["healthy"]
+    args = parser.parse_args(["status", "--config", str(cfg), "--json"])  # without --check: always 0
+    write_status(status_dir, {"camera": "cam-b", "state": "failed", "updated": time.time(), "frames": 0})
+    assert args.func(args) == 0
