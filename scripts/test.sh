@@ -25,6 +25,13 @@ for pkg in fonts-opendin fonts-roboto-unhinted fonts-liberation fonts-dejavu-cor
 done
 ls /usr/lib/*/libgstrtspserver-1.0.so.0 >/dev/null 2>&1 \
     || need+=(gir1.2-gst-rtsp-server-1.0 gstreamer1.0-rtsp python3-gi python3-gst-1.0 gstreamer1.0-plugins-good gstreamer1.0-plugins-base)
+# VIGIL_TEST_CONTAINERS=1 (CI sets it): also build the images without a registry and run the
+# compose stack (tests/deploy/test_containers.py; a few minutes), with podman from Debian
+if [ "${VIGIL_TEST_CONTAINERS:-0}" = 1 ]; then
+    for tool in podman podman-compose debootstrap runc; do
+        command -v "$tool" >/dev/null || need+=("$tool")
+    done
+fi
 if [ ${#need[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ] || command -v sudo >/dev/null; then
         echo "[test] installing Debian packages for the tests: ${need[*]}" >&2
