@@ -312,7 +312,8 @@ def _add_retention_options(p: argparse.ArgumentParser, *, interval: bool = True)
     for name, default, what in (
         ("transit", d.transit_days, "plate transits of vehicles on no watch list (and their events)"),
         ("hit", d.hit_days, "plate transits that hit a watch list (and their events)"),
-        ("events", d.events_days, "events other than plate events"),
+        ("events", d.events_days, "events other than plate events and heat maps"),
+        ("heatmap", d.heatmap_days, "heat-map events"),
         ("audit", d.audit_days, "the console's audit log"),
         ("actions", d.actions_days, "the console's alarm actions"),
     ):
@@ -345,6 +346,7 @@ def _retention_policy(args: argparse.Namespace) -> RetentionPolicy:
         transit_days=args.retention_transit_days,
         hit_days=args.retention_hit_days,
         events_days=args.retention_events_days,
+        heatmap_days=args.retention_heatmap_days,
         audit_days=args.retention_audit_days,
         actions_days=args.retention_actions_days,
         interval_s=getattr(args, "retention_interval_s", RetentionPolicy().interval_s),

@@ -41,7 +41,8 @@ Phases, one aggregator, one database:
 Output (``--json``: one object): ``peak_events_per_s``, ``max_sustained_events_per_s``
 (events/s), ``headroom`` (ratio), ``limited_by``, ``alarm_latency_p99_ms`` (ms, replay),
 ``storage_bytes_per_event`` (bytes, per kind), ``storage_bytes_per_day`` and
-``storage_bytes_15_days`` (bytes; 15 days = 15 x one day), ``load_model`` (its parameters),
+``storage_bytes_15_days`` (bytes held after 15 days under the default retention: heat
+maps kept 7 days, everything else at least 15; ``storage_days_kept_of_15`` per kind), ``load_model`` (its parameters),
 ``peak_rates_per_s`` and ``daily_events`` per kind, ``replay`` and ``steps`` (per phase:
 offered and stored events/s, backlog in events, drain s, latency ms, aggregator CPU % of one
 core and peak RSS MB), and the counts below.
@@ -69,6 +70,7 @@ from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
 
+from vigil.alerts.aggregator.retention import RetentionPolicy
 from vigil.alerts.keys import client_configurator, new_key_pair
 from vigil.alerts.store import open_store
 from vigil.alerts.tail import StreamClient
@@ -447,6 +449,8 @@ def run_city(
             tmp.cleanup()
     daily = model.daily_events()
     per_day = sum(float(daily[k]) * sizes[k] for k in KINDS if sizes[k] is not None)
+    kept = _days_kept(RetentionPolicy(), 15.0)
+    after_15 = sum(float(daily[k]) * sizes[k] * kept[k] for k in KINDS if sizes[k] is not None)
     max_sustained = best["offered_per_s"] if best else 0.0
     transits_offered = run.offered_kinds["plate_transit"] + run.offered_kinds["plate_transit_hit"]
     out = {
@@ -465,7 +469,8 @@ def run_city(
         "alarm_latency_p99_ms": replay["alarm_latency_ms"].get("p99"),
         "storage_bytes_per_event": {k: None if v is None else round(v, 1) for k, v in sizes.items()},
         "storage_bytes_per_day": round(per_day),
-        "storage_bytes_15_days": 15 * round(per_day),
+        "storage_bytes_15_days": round(after_15),
+        "storage_days_kept_of_15": kept,
         "replay": replay,
         "steps": steps,
         "publisher_procs": len(run.procs),
@@ -530,6 +535,14 @@ def _main(args: argparse.Namespace) -> int:
             f"{r['transits']} of {r['transits_offered']}; {'complete' if r['complete'] else 'INCOMPLETE'}"
         )
     return 0 if report["complete"] else 1
+
+
+def _days_kept(policy: RetentionPolicy, days: float) -> dict[str, float]:
+    """Per event kind, how many of ``days`` days of it the database holds once the aggregator's
+    retention ``policy`` has run (docs/retention.md): ``min(days, the class's retention)``."""
+    by_kind = {"heatmap": policy.heatmap_days, "plate_transit": policy.transit_days}
+    by_kind.update(plate_transit_hit=policy.hit_days, plate_hit=policy.hit_days)
+    return {k: min(days, by_kind.get(k, policy.events_days)) for k in KINDS}
 
 
 def add_bench_command(bench_sub) -> None:

@@ -89,9 +89,13 @@ class Store(Protocol):
 
     def close(self) -> None: ...
 
-    def purge_events(self, before_iso: str, *, exclude_types: tuple[str, ...] = ()) -> int: ...
+    def purge_events(
+        self, before_iso: str, *, exclude_types: tuple[str, ...] = (), only_types: tuple[str, ...] = ()
+    ) -> int: ...
 
-    def count_events_before(self, before_iso: str, *, exclude_types: tuple[str, ...] = ()) -> int: ...
+    def count_events_before(
+        self, before_iso: str, *, exclude_types: tuple[str, ...] = (), only_types: tuple[str, ...] = ()
+    ) -> int: ...
 
     def count_transits_before(self, before_ts: float, *, hits: bool) -> int: ...
 
@@ -175,10 +179,12 @@ class EventReads:
                 return n
 
     # ------------------------------------------------------------------ retention (counts)
-    def count_events_before(self, before_iso: str, *, exclude_types: tuple[str, ...] = ()) -> int:
+    def count_events_before(
+        self, before_iso: str, *, exclude_types: tuple[str, ...] = (), only_types: tuple[str, ...] = ()
+    ) -> int:
         """How many rows ``purge_events(before_iso, exclude_types=...)`` would delete now: events
         whose ``time`` is before ``before_iso`` and their ``event_conflicts`` copies (a dry run)."""
-        (ev, evp), (ct, ctp) = purge_filters(self._PARAM != "?", before_iso, exclude_types)
+        (ev, evp), (ct, ctp) = purge_filters(self._PARAM != "?", before_iso, exclude_types, only_types)
         ((n,),) = self._fetch(f"SELECT COUNT(*) FROM events WHERE {ev}", evp)
         ((c,),) = self._fetch(f"SELECT COUNT(*) FROM event_conflicts WHERE {ct}", ctp)
         return int(n) + int(c)
@@ -205,11 +211,12 @@ class EventReads:
 
 
 def purge_filters(
-    pg: bool, before_iso: str, exclude_types: Iterable[str] = ()
+    pg: bool, before_iso: str, exclude_types: Iterable[str] = (), only_types: Iterable[str] = ()
 ) -> tuple[tuple[str, tuple], tuple[str, tuple]]:
     """The ``WHERE`` clauses (and their parameters) of the retention of events: ``(events,
-    event_conflicts)`` rows whose event ``time`` is before ``before_iso`` and whose type is not
-    in ``exclude_types``; ``pg``: PostgreSQL's dialect, else SQLite's.
+    event_conflicts)`` rows whose event ``time`` is before ``before_iso``, whose type is not
+    in ``exclude_types`` and, when ``only_types`` is given, is one of them; ``pg``:
+    PostgreSQL's dialect, else SQLite's.
 
     Times are compared as text: stored times are normalised UTC (``YYYY-MM-DDTHH:MM:SS.ffffffZ``,
     :func:`vigil.alerts.events.utc_iso`), so byte order is time order. In PostgreSQL the plain
@@ -217,6 +224,7 @@ def purge_filters(
     narrowed by a byte-order (``COLLATE "C"``) one, so a locale's ordering never widens a purge.
     A conflict copy is aged by the ``time`` inside its JSON (the table has no time column)."""
     types = tuple(str(t) for t in exclude_types)
+    only = tuple(str(t) for t in only_types)
     before = str(before_iso)
     if pg:
         ev, evp = 'time < %s AND time COLLATE "C" < %s', (before, before)
@@ -224,13 +232,20 @@ def purge_filters(
         if types:
             ev, evp = ev + " AND NOT (type = ANY(%s))", evp + (list(types),)
             ct, ctp = ct + " AND NOT ((json::jsonb ->> 'type') = ANY(%s))", ctp + (list(types),)
+        if only:
+            ev, evp = ev + " AND type = ANY(%s)", evp + (list(only),)
+            ct, ctp = ct + " AND (json::jsonb ->> 'type') = ANY(%s)", ctp + (list(only),)
         return (ev, evp), (ct, ctp)
-    marks = ", ".join("?" * len(types))
     ev, ct = "time < ?", "json_extract(json, '$.time') < ?"
     if types:
+        marks = ", ".join("?" * len(types))
         ev += f" AND type NOT IN ({marks})"
         ct += f" AND json_extract(json, '$.type') NOT IN ({marks})"
-    return (ev, (before, *types)), (ct, (before, *types))
+    if only:
+        marks = ", ".join("?" * len(only))
+        ev += f" AND type IN ({marks})"
+        ct += f" AND json_extract(json, '$.type') IN ({marks})"
+    return (ev, (before, *types, *only)), (ct, (before, *types, *only))
 
 
 def purge_in_chunks(delete_chunk: Callable[[], int], chunk_rows: int = PURGE_CHUNK_ROWS) -> int:

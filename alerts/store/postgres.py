@@ -257,14 +257,19 @@ class PgEventStore(EventReads):
 
     # ------------------------------------------------------------------ retention
     def purge_events(
-        self, before_iso: str, *, exclude_types: tuple[str, ...] = (), chunk_rows: int = PURGE_CHUNK_ROWS
+        self,
+        before_iso: str,
+        *,
+        exclude_types: tuple[str, ...] = (),
+        only_types: tuple[str, ...] = (),
+        chunk_rows: int = PURGE_CHUNK_ROWS,
     ) -> int:
         """As :meth:`vigil.alerts.store.sqlite.EventStore.purge_events`. Each chunk locks its rows
         ``FOR UPDATE SKIP LOCKED``: several aggregators purging one database at once never wait
         for nor deadlock on each other, and each row is deleted (and counted) by one of them."""
         if self.readonly:
             raise StoreError(f"event database {self.path} is open read-only")
-        (ev, evp), (ct, ctp) = purge_filters(True, before_iso, exclude_types)
+        (ev, evp), (ct, ctp) = purge_filters(True, before_iso, exclude_types, only_types)
         events_sql = (
             "DELETE FROM events WHERE stream_seq IN "
             f"(SELECT stream_seq FROM events WHERE {ev} LIMIT %s FOR UPDATE SKIP LOCKED)"

@@ -300,16 +300,22 @@ class EventStore(EventReads):
 
     # ------------------------------------------------------------------ retention
     def purge_events(
-        self, before_iso: str, *, exclude_types: tuple[str, ...] = (), chunk_rows: int = PURGE_CHUNK_ROWS
+        self,
+        before_iso: str,
+        *,
+        exclude_types: tuple[str, ...] = (),
+        only_types: tuple[str, ...] = (),
+        chunk_rows: int = PURGE_CHUNK_ROWS,
     ) -> int:
         """Delete the events whose ``time`` (the observation's UTC time, normalised ISO text) is
-        before ``before_iso``, except those of ``exclude_types``, and their ``event_conflicts``
+        before ``before_iso``, except those of ``exclude_types`` (and, given ``only_types``, only
+        those of these types), and their ``event_conflicts``
         copies; returns the rows deleted (events and copies). In transactions of at most
         ``chunk_rows`` rows, the store's lock released between them, so the aggregator's writer
         is never held for long. Idempotent: a second run deletes nothing more."""
         if self.readonly:
             raise StoreError(f"event database {self.path} is open read-only")
-        (ev, evp), (ct, ctp) = purge_filters(False, before_iso, exclude_types)
+        (ev, evp), (ct, ctp) = purge_filters(False, before_iso, exclude_types, only_types)
         events_sql = f"DELETE FROM events WHERE stream_seq IN (SELECT stream_seq FROM events WHERE {ev} LIMIT ?)"
         conflicts_sql = (
             "DELETE FROM event_conflicts WHERE (id, digest) IN "

@@ -64,10 +64,14 @@ class Fixture:
         at = self.at
         # events class (90 days): just older / exactly at / just younger than the cutoff
         at(90 + 1 / DAY_S, keep=False)
-        at(200, "heatmap", keep=False)
         at(90, keep=True)  # exactly at the cutoff: not older, kept
         at(90 - 1 / DAY_S, keep=True)
         at(1, "camera_health", keep=True)
+        # heat maps (7 days): their own class, whatever the events class keeps
+        at(200, "heatmap", keep=False)
+        at(7 + 1 / DAY_S, "heatmap", keep=False)
+        at(7, "heatmap", keep=True)
+        at(6, "heatmap", keep=True)
         # conflicting copies kept aside: an old one goes with the events class, a recent one stays
         old = at(100, keep=False)
         self.store.add(old.model_copy(update={"payload": {**old.payload, "value": 9.9}}))
@@ -88,7 +92,8 @@ class Fixture:
 EXPECTED = {  # what the default policy deletes from Fixture at NOW
     "transits": {"deleted": 1, "events": 2},  # its plate_transit and the orphan
     "plate_hits": {"deleted": 1, "events": 2},  # its plate_hit and plate_transit
-    "events": {"deleted": 4},  # 3 events (90 d + 1 s, heatmap, the old conflicted one) and 1 conflict copy
+    "events": {"deleted": 3},  # 2 events (90 d + 1 s, the old conflicted one) and 1 conflict copy
+    "heatmaps": {"deleted": 2},  # 200 days and 7 days + 1 s
 }
 
 
@@ -98,7 +103,9 @@ def test_each_class_deletes_exactly_what_is_older_than_its_cutoff(backend, reque
     try:
         data = Fixture(store, make_event)
         data.build()
-        assert store.count_events_before(utc_iso(NOW - 90 * DAY_S), exclude_types=("plate_transit", "plate_hit")) == 4
+        not_plates = ("plate_transit", "plate_hit")
+        assert store.count_events_before(utc_iso(NOW - 90 * DAY_S), exclude_types=not_plates) == 4  # heat map too
+        assert store.count_events_before(utc_iso(NOW - 7 * DAY_S), only_types=("heatmap",)) == 2
         assert store.count_transits_before(NOW - 15 * DAY_S, hits=False) == 1
         assert store.count_transits_before(NOW - 15 * DAY_S, hits=True) == 1
         job = Retention(store)
@@ -114,12 +121,13 @@ def test_each_class_deletes_exactly_what_is_older_than_its_cutoff(backend, reque
         with store.open_transits(key=KEY) as transits:
             assert transits.count() == 3  # two no-hit passes and one hit, all younger than 15 days
         lines = [r.getMessage() for r in caplog.records]
-        assert "retention: events older than 90 days: 4 deleted" in lines
+        assert "retention: events older than 90 days: 3 deleted" in lines
+        assert "retention: heatmaps older than 7 days: 2 deleted" in lines
         assert "retention: transits older than 15 days: 1 deleted (and 2 event copies)" in lines
         assert "retention: plate hits older than 15 days: 1 deleted (and 2 event copies)" in lines
         assert sum(line.startswith("retention: ") for line in lines) == len(CLASSES)
         again = job.run_once(NOW)  # idempotent
-        assert [again[c]["deleted"] for c in EXPECTED] == [0, 0, 0]
+        assert [again[c]["deleted"] for c in EXPECTED] == [0, 0, 0, 0]
         job.close()
     finally:
         store.close()
@@ -292,17 +300,18 @@ def test_cli_events_purge_dry_run_deletes_nothing_then_purges(tmp_path, make_eve
     # ages (half a second early: the command runs a few milliseconds after this line)
     shift = (now - NOW + 0.5) / DAY_S
     days = ["--retention-events-days", f"{90 + shift!r}", "--retention-transit-days", f"{15 + shift!r}"]
-    days += ["--retention-hit-days", f"{15 + shift!r}"]
+    days += ["--retention-hit-days", f"{15 + shift!r}", "--retention-heatmap-days", f"{7 + shift!r}"]
     assert alerts_main(["events", "purge", "--db", str(path), "--dry-run", "--json", *days]) == 0
     report = json.loads(capsys.readouterr().out)
     assert set(report) == set(CLASSES)
-    assert [report[c]["would_delete"] for c in ("transits", "plate_hits", "events")] == [1, 1, 4]
+    classes = ("transits", "plate_hits", "events", "heatmaps")
+    assert [report[c]["would_delete"] for c in classes] == [1, 1, 3, 2]
     assert all(report[c]["deleted"] == 0 for c in CLASSES)
     with EventStore(path, readonly=True) as store:
         assert _ids(store) == before
     assert alerts_main(["events", "purge", "--db", str(path), "--json", *days]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert [report[c]["deleted"] for c in ("transits", "plate_hits", "events")] == [1, 1, 4]
+    assert [report[c]["deleted"] for c in classes] == [1, 1, 3, 2]
     with EventStore(path, readonly=True) as store:
         assert _ids(store) == sorted(data.kept)
     assert alerts_main(["events", "purge", "--db", str(path), *days]) == 0
