@@ -116,6 +116,24 @@ class PgEventStore(EventReads):
             self._db.close()
             raise
 
+    def _reconnect_if_broken(self) -> None:
+        """With the lock held: a connection the server dropped (PostgreSQL restarted, failed over,
+        or an administrator ended the session) is replaced by a new one, so the aggregator
+        recovers by itself: the write that met the broken connection failed and was not
+        acknowledged (its publishers resend it); the next one goes through the new connection.
+        :class:`StoreError` while the server cannot be reached (the next call tries again)."""
+        if not (self._db.closed or self._db.broken):
+            return
+        try:
+            self._db.close()
+        except psycopg.Error:
+            pass
+        try:
+            self._db = psycopg.connect(self.dsn, autocommit=True, connect_timeout=5)
+        except psycopg.Error as exc:
+            raise StoreError(f"cannot reconnect to PostgreSQL {self.path}: {exc}") from None
+        log.warning("event database %s: connection lost; reconnected", self.path)
+
     # ------------------------------------------------------------------ schema
     def _version(self, cur) -> int:
         (exists,) = cur.execute("SELECT to_regclass('vigil_schema_version') IS NOT NULL").fetchone()
@@ -192,6 +210,7 @@ class PgEventStore(EventReads):
             [by_id[ev.id] for ev in uniq],
         )
         with self._lock:
+            self._reconnect_if_broken()
             try:
                 with self._db.transaction():
                     # commit order = stream_seq order across aggregators (module docstring)
@@ -233,6 +252,7 @@ class PgEventStore(EventReads):
     # ------------------------------------------------------------------ reading
     def _fetch(self, sql: str, params: tuple) -> list[tuple]:
         with self._lock:
+            self._reconnect_if_broken()
             try:
                 return self._db.execute(sql, params).fetchall()
             except psycopg.Error as exc:
@@ -283,6 +303,7 @@ class PgEventStore(EventReads):
 
     def _purge_chunk(self, sql: str, params: tuple) -> int:
         with self._lock:
+            self._reconnect_if_broken()
             try:
                 with self._db.transaction():
                     return self._db.execute(sql, params).rowcount

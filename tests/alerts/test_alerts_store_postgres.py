@@ -130,3 +130,49 @@ def test_pg_refusing_one_events_data_is_a_data_error(dsn, make_event):
             store.add_many_seq([good, bad], [good.to_json(), bad.to_json()])
         assert info.value.data_error
         assert store.add_many_seq([good]) != [None] and store.count() == (1, 1)
+
+
+def _terminate(dsn: str, pid: int) -> None:
+    """End the server session ``pid`` and wait (up to 5 s) until it has ended (PostgreSQL >= 14)."""
+    with psycopg.connect(dsn, autocommit=True) as db:
+        ((ended,),) = db.execute("SELECT pg_terminate_backend(%s, 5000)", (pid,)).fetchall()
+    assert ended
+
+
+def test_pg_store_reconnects_after_the_server_dropped_its_connection(dsn, make_event):
+    """A dropped connection (PostgreSQL restarted, failed over, an administrator ended the
+    session) costs the one call that met it: a StoreError, nothing stored; the next reconnects."""
+    from vigil.alerts.store.postgres import PgEventStore
+
+    with PgEventStore(dsn) as store:
+        store.add(make_event())
+        _terminate(dsn, store._db.info.backend_pid)
+        with pytest.raises(StoreError, match="terminating connection"):
+            store.add(make_event())
+        assert store.add(make_event()) and store.count() == (2, 2)
+        _terminate(dsn, store._db.info.backend_pid)
+        with pytest.raises(StoreError):
+            store.last_stream_seq()
+        assert store.last_stream_seq() > 0
+
+
+def test_pg_aggregator_loses_nothing_when_its_connection_is_dropped(dsn, make_event, running_aggregator):
+    from vigil.alerts.store.postgres import PgEventStore
+
+    store = PgEventStore(dsn)
+    events = [make_event() for _ in range(400)]
+    try:
+        with running_aggregator(store) as agg:
+            with EventPublisher(agg.ingest_endpoint, timeout_s=0.5) as pub:
+                pub.publish_many(events[:200])
+                assert pub.flush(10).complete
+                _terminate(dsn, store._db.info.backend_pid)  # the next batch meets a dead connection
+                pub.publish_many(events[200:])
+                report = pub.flush(20)
+                assert report.complete, report
+            assert agg.stats()["store_errors"] >= 1
+    finally:
+        store.close()
+    with PgEventStore(dsn, readonly=True) as reader:
+        assert reader.count() == (400, 400)
+        assert [s.event.id for s in reader.iter_events()] == [e.id for e in events]
