@@ -34,10 +34,11 @@ class PlateRefused(Exception):
     for the sender's nack and the log.
 
     A refusal is final, also when the fault is the aggregator's (no usable plate key, the
-    transit database not writable): holding the event back unacknowledged would hold every
-    later event of its camera behind it (the publisher keeps one window in flight, so a plate
-    hit would wait behind a transit), and the privacy rule is to refuse, not to keep the plate
-    somewhere. The edge counts it as rejected; the aggregator's log says why."""
+    transit database not writable; a connection found broken is reopened and the transit tried
+    once more first, so a restarted or failed-over server costs nothing): holding the event back
+    unacknowledged would hold every later event of its camera behind it (the publisher keeps
+    one window in flight, so a plate hit would wait behind a transit), and the privacy rule is
+    to refuse, not to keep the plate somewhere. The edge counts it as rejected; the aggregator's log says why."""
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
@@ -79,13 +80,16 @@ class PlateTransits:
         if event.type != "plate_transit":
             return event
         try:
-            if self._transits is None:
-                options = {} if self.key_file is None else {"key_file": self.key_file}
-                self._transits = self.store.open_transits(**options)
-            self._transits.add_event(event)
+            try:
+                self._add(event)
+            except TransitError:
+                raise
+            except Exception:  # noqa: BLE001 - a broken connection (the server restarted): once more, anew
+                self._drop_store()
+                self._add(event)
         except Exception as exc:  # noqa: BLE001 - any failure: refuse (no hit) or log (hit), never stop ingest
             if not isinstance(exc, TransitError):
-                self._drop_store()  # a broken connection: reopen on the next transit
+                self._drop_store()  # still broken: reopen on the next transit
             if not hit:
                 raise PlateRefused(f"plate transit not recorded, so not stored (privacy fails closed): {exc}") from None
             log.error("aggregator: plate transit %s (a list hit) stored without its transit record: %s", event.id, exc)
@@ -96,6 +100,12 @@ class PlateTransits:
         if payload is event.payload:
             return event
         return event.model_copy(update={"payload": payload})
+
+    def _add(self, event: Event) -> None:
+        if self._transits is None:
+            options = {} if self.key_file is None else {"key_file": self.key_file}
+            self._transits = self.store.open_transits(**options)
+        self._transits.add_event(event)
 
     def _drop_store(self) -> None:
         transits, self._transits = self._transits, None

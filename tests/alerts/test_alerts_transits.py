@@ -264,3 +264,23 @@ class _ScriptedReader:
                 )
             )
         return out
+
+
+def test_a_dropped_transit_connection_is_reopened_and_the_transit_recorded(dsn, monkeypatch, make_event):
+    """PostgreSQL restarted or failed over: the transit that meets the dead connection is
+    recorded through a new one, not refused (a refusal is final)."""
+    import psycopg
+
+    from vigil.alerts.store import PgEventStore
+
+    monkeypatch.setenv("VIGIL_PLATE_KEY", KEY.hex())
+    with PgEventStore(dsn) as store:
+        transits = PlateTransits(store)
+        transits.record(make_event(camera="gate", type="plate_transit"))
+        pid = transits._transits._db.info.backend_pid
+        with psycopg.connect(dsn, autocommit=True) as db:
+            assert db.execute("SELECT pg_terminate_backend(%s, 5000)", (pid,)).fetchone()[0]
+        stored = transits.record(make_event(camera="gate", type="plate_transit"))
+        assert "plate" not in stored.payload  # recorded, so stored without its plate
+        assert transits._transits.count() == 2
+        transits.close()
