@@ -347,8 +347,10 @@ class ConsoleDB:
     def purge(self, *, now: float | None = None, audit_days: float, actions_days: float) -> dict[str, int]:
         """Delete ``console_audit`` rows older than ``audit_days``, ``console_actions`` rows
         older than ``actions_days`` (days before ``now``, epoch seconds, default the current
-        time; by their ``time``) and the sessions expired at ``now`` (past their absolute or
-        idle expiry), in one transaction. Returns the rows deleted per table,
+        time; by their ``time``) and those whose event is no longer stored (an action goes with
+        the event it acts on: a note on a plate hit goes with the hit's 15 days), and the
+        sessions expired at ``now`` (past their absolute or idle expiry), in one transaction.
+        Returns the rows deleted per table,
         ``{"console_audit": n, "console_actions": m, "console_sessions": k}``. When anything
         was deleted, one ``purge`` row recording the counts is then added to the audit log.
         ``ValueError``: a retention that is negative or not finite."""
@@ -363,7 +365,8 @@ class ConsoleDB:
                 )[1],
                 "console_actions": c.execute(
                     "DELETE FROM console_actions WHERE time < ?", (utc_iso(now - actions_days * 86400.0),)
-                )[1],
+                )[1]
+                + _purge_orphan_actions(c),
                 "console_sessions": c.execute(
                     "DELETE FROM console_sessions WHERE expires < ? OR last_seen < ?", (now, now - self.idle_timeout_s)
                 )[1],
@@ -515,6 +518,27 @@ class ConsoleDB:
                 }
             )
         return out
+
+
+def _purge_orphan_actions(c: Conn, chunk: int = 500) -> int:
+    """Delete the actions whose event is no longer in the event table (purged by its retention);
+    their number. Looks the events up by id, ``chunk`` at a time (actions are few: one per
+    operator click)."""
+    ids = [str(r[0]) for r in c.execute("SELECT DISTINCT event_id FROM console_actions")[0]]
+    gone: list[str] = []
+    for k in range(0, len(ids), chunk):
+        part = [(i, c.event_id(i)) for i in ids[k : k + chunk]]
+        keys = [key for _, key in part if key is not None]
+        found: set[str] = set()
+        if keys:
+            rows = c.execute(f"SELECT id FROM {{events}} WHERE id IN ({','.join('?' * len(keys))})", tuple(keys))[0]
+            found = {str(r[0]) for r in rows}
+        gone += [i for i, key in part if key is None or key not in found]
+    n = 0
+    for k in range(0, len(gone), chunk):
+        part = gone[k : k + chunk]
+        n += c.execute(f"DELETE FROM console_actions WHERE event_id IN ({','.join('?' * len(part))})", tuple(part))[1]
+    return n
 
 
 def _str(v: Any) -> str:

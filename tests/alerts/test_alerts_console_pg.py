@@ -341,6 +341,14 @@ def test_purge_counts_and_rows_left(backend, make_event, clock):
             "console_sessions": 0,
         }
         assert len(db.audit_log()) == 4
+        # an action goes with the event it acts on: a recent note on an event that the event
+        # retention has purged (a plate hit after its 15 days) is deleted with it
+        gone = make_event(type="plate_hit")
+        backend.store.add_many([gone])
+        db.add_action(gone.id, "op", "note", "AB123CD seen at the north gate")
+        backend.store.purge_events("9999-01-01T00:00:00.000000Z", only_types=("plate_hit",))
+        assert db.purge(audit_days=30, actions_days=7)["console_actions"] == 1
+        assert db.actions(gone.id) == [] and [a["note"] for a in db.actions(ev.id)] == ["recent"]
     finally:
         db.close()
 
