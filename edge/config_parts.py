@@ -141,6 +141,20 @@ class TrackerConfig(StrictModel):
     coast_min_cover: float = Field(
         0.3, gt=0, le=1, description="Fraction of a lost track's predicted box a nearer box must cover to coast it"
     )
+    detect_every: int = Field(
+        1,
+        ge=1,
+        le=30,
+        description="Run the detector on every k-th frame only (1: every frame); on the frames between, the "
+        "tracks are carried forward (see carry) and their rows flagged data['carried'] = True; "
+        "minimum_consecutive_frames then counts detection frames (vigil.edge.carry, bench/README.md)",
+    )
+    carry: Literal["predict", "flow"] = Field(
+        "predict",
+        description="How tracks are carried over the frames without detections: predict (constant velocity "
+        "from the last two detections, not a ground measurement) or flow (sparse optical flow inside each box, "
+        "a ground measurement; data['flow'] = True)",
+    )
     ground: GroundConfig = Field(
         default_factory=GroundConfig, description="Ground-plane state per track: filter, occlusion-aware feet"
     )

@@ -18,6 +18,8 @@ with warnings.catch_warnings():
     import supervision as sv
 
 from vigil.detectors.detections import Detections
+from vigil.detectors.ops import box_iou
+from vigil.edge.carry import BoxCarrier, measured_rows
 
 __all__ = ["Tracker", "covered_by_nearer"]
 
@@ -27,6 +29,16 @@ class Tracker:
 
     ``fps``: the stream's frame rate (frames per second), used to turn ``lost_track_buffer_s``
     into a number of frames.
+
+    ``detect_every`` (k, default 1): the caller detects only on the frames where
+    :meth:`wants_detection` is true (every k-th: frames 0, k, 2k, ... of those the tracker has seen)
+    and calls :meth:`update` with the detections there and :meth:`carry` on the frames between, which
+    moves the last rows on (``carry``: ``predict`` or ``flow``, :mod:`vigil.edge.carry`) and flags
+    them ``data["carried"]``. ByteTrack still steps on every frame: on a carried frame it is given
+    the carried boxes of the visible tracks and the boxes of the tracks awaiting confirmation
+    (moved by the flow in ``flow`` mode) as that frame's detections. Fed only the detection frames,
+    it failed to confirm walking people (a new track must overlap its next detection by IoU 0.3
+    without motion prediction) and recall fell from 0.945 to 0.78 at k = 3 (bench/README.md).
     """
 
     def __init__(
@@ -38,7 +50,12 @@ class Tracker:
         minimum_consecutive_frames: int = 2,
         coast_s: float = 0.0,
         coast_min_cover: float | None = 0.3,
+        detect_every: int = 1,
+        carry: str = "predict",
     ) -> None:
+        if not int(detect_every) >= 1 or int(detect_every) != detect_every:
+            raise ValueError(f"detect_every: expected an integer >= 1, got {detect_every!r}")
+        k = self.detect_every = int(detect_every)
         with warnings.catch_warnings():
             # 0.30.x marks ByteTrack deprecated in favour of `trackers`; see the module docstring.
             warnings.simplefilter("ignore", FutureWarning)
@@ -56,6 +73,12 @@ class Tracker:
         # (coast_min_cover set) only while a nearer detected box covers that fraction of it:
         # the loss is explained by an occluder, not by the person leaving or a false track
         self.coast_frames = int(round(coast_s * fps))
+        # tracker.detect_every: the rows of the last frame, carried over the frames without detections
+        self._carrier = BoxCarrier(carry, forget_frames=int(round(lost_track_buffer_s * fps))) if k > 1 else None
+        self._frames = 0  # frames seen: detected (update) or carried (carry)
+        #: rows given to the last update() (the detections of the last detection frame)
+        self.detected = 0
+        self._detections: Detections | None = None
         self.coast_min_cover = coast_min_cover
         self._last: dict[int, tuple[int, float]] = {}  # tracker_id -> (class_id, confidence)
 
@@ -69,14 +92,72 @@ class Tracker:
             minimum_consecutive_frames=cfg.minimum_consecutive_frames,
             coast_s=cfg.coast_s,
             coast_min_cover=cfg.coast_min_cover if cfg.coast_occluded_only else None,
+            detect_every=cfg.detect_every,
+            carry=cfg.carry,
         )
 
-    def update(self, detections: Detections) -> Detections:
+    @staticmethod
+    def measured(tracked: Detections) -> np.ndarray:
+        """``(N,) bool``: rows of an output that measure this frame (not coasting, not carried by
+        prediction; see :func:`vigil.edge.carry.measured_rows`)."""
+        return measured_rows(tracked)
+
+    def wants_detection(self) -> bool:
+        """Whether the next frame is a detection frame (every ``detect_every``-th frame seen)."""
+        return self._carrier is None or self._frames % self.detect_every == 0
+
+    def carry(self, image: np.ndarray | None = None, **metadata) -> Detections:
+        """A frame without detections (``detect_every`` > 1): the last frame's rows moved on to this one,
+        ``data["carried"]`` True (and ``data["flow"]`` where optical flow moved them); ``image`` ``(H, W, 3)``
+        is this frame (flow carry needs it; boxes that left it are dropped); ``metadata`` this frame's."""
+        if self._carrier is None:
+            raise RuntimeError("Tracker.carry: detect_every is 1, every frame is detected")
+        self._frames += 1
+        moved = self._carrier.carry(image, metadata)
+        visible = moved[~moved.data.get("coasting", np.zeros(len(moved), bool))]
+        waiting = [t for t in self._bt.tracked_tracks if not t.is_activated]  # unconfirmed: not reported yet
+        start = np.array([t.tlbr for t in waiting], np.float64).reshape(-1, 4)
+        boxes, flowed = self._carrier.flow_more(start)
+        keys = {k: v for k, v in visible.data.items() if k != "coasting"}
+        pseudo = Detections(
+            np.concatenate([visible.xyxy, boxes.astype(np.float32)]),
+            np.concatenate([visible.confidence, np.array([t.score for t in waiting], np.float32)]),
+            np.concatenate([visible.class_id, self._class_of(start)]).astype(np.int64),
+            data={
+                **{k: np.concatenate([v, np.zeros((len(waiting), *v.shape[1:]), v.dtype)]) for k, v in keys.items()},
+                **({"flow": np.concatenate([visible.data["flow"], flowed])} if "flow" in keys else {}),
+            },
+            metadata=moved.metadata,
+        )
+        out = self._update(pseudo)
+        out = out.with_data(carried=np.ones(len(out), bool))
+        return self._carrier.carried(out)
+
+    def _class_of(self, boxes: np.ndarray) -> np.ndarray:
+        """``(M,)`` classes of unconfirmed tracks at ``boxes (M, 4)`` pixels (ByteTrack keeps none): the
+        class of the last detection frame's box that overlaps each most."""
+        d = self._detections
+        if d is None or not len(d) or not len(boxes):
+            return np.zeros(len(boxes), np.int64)
+        return d.class_id[np.argmax(box_iou(boxes, d.xyxy), axis=1)]
+
+    def update(self, detections: Detections, image: np.ndarray | None = None) -> Detections:
         """Detections of one frame → the tracked ones, with ``tracker_id`` set.
 
         Rows that do not (yet) belong to a confirmed track are left out. ``data`` extras of
-        the input are carried over for the rows kept.
+        the input are carried over for the rows kept. With ``detect_every`` > 1 the rows also carry
+        ``data["carried"]`` (False), and ``image`` (the frame, ``(H, W, 3)``) is kept for flow carry.
         """
+        self.detected = len(detections)
+        self._detections = detections
+        out = self._update(detections)
+        if self._carrier is None:
+            return out
+        frame = self._frames
+        self._frames += 1
+        return self._carrier.observe(frame, out, image)
+
+    def _update(self, detections: Detections) -> Detections:
         sv_in = self._sv.Detections(
             xyxy=detections.xyxy.astype(np.float32),
             confidence=detections.confidence.astype(np.float32),
@@ -133,6 +214,10 @@ class Tracker:
 
     def reset(self) -> None:
         self._bt.reset()
+        self._last.clear()
+        self._frames = 0
+        if self._carrier is not None:
+            self._carrier.reset()
 
 
 def covered_by_nearer(box: np.ndarray, others: np.ndarray, min_cover: float) -> bool:
