@@ -53,6 +53,9 @@ class RunOptions:
     ``media``: write the annotated video and the bird's-eye PNG of a recorded replay.
     ``progress``: a progress bar (never in worker processes). ``log_level``, ``log_json``:
     the logging of supervised worker processes (the calling process keeps its own).
+    ``realtime``: replay recorded files at their frame rate as live cameras (frames a worker is
+    too slow for are dropped and counted as stale; ``max_frames`` counts the frames offered),
+    frame 0 due at the UNIX time ``realtime_start`` (default: when each camera is ready).
     ``source``, ``mot_out`` and ``events_out`` need a single camera.
     """
 
@@ -67,6 +70,8 @@ class RunOptions:
     progress: bool = True
     log_level: int = logging.INFO
     log_json: bool = False
+    realtime: bool = False
+    realtime_start: float | None = None
 
     def __post_init__(self) -> None:
         for name in ("mot_out", "events_out"):
@@ -167,6 +172,8 @@ def run_node_camera(
             detector=detector,
             # publisher.last_seq(camera) is where this camera's seq continues
             seq_start=publisher.last_seq(camera.name) if publisher is not None else 0,
+            realtime=options.realtime,
+            realtime_start=options.realtime_start,
         )
     finally:
         if detector is not None and hasattr(detector, "close"):

@@ -3,7 +3,11 @@
 A source yields :class:`Frame` objects. A **recorded file** is replayed frame by frame with
 nothing dropped; each frame's timestamp comes from its index and the file's frame rate (or
 the ``fps`` override, since e.g. PETS2009 was shot at about 7 fps while its header says 10).
-Frames that fail to decode are skipped and counted. A **live source** (RTSP/HTTP URL or a
+Frames that fail to decode are skipped and counted. A file replayed with ``realtime=True`` is
+delivered the way a live camera would deliver it: frame ``i`` is due ``i / fps`` seconds after
+the start, the consumer waits for a frame that is not due yet, and a frame whose successor is
+already due when the consumer asks for it is dropped and counted as stale (the live rule below:
+the newest frame, never a queue). A **live source** (RTSP/HTTP URL or a
 device) is read by a background thread that keeps only the newest frame: the consumer always
 gets the freshest picture and stale frames are dropped and counted.
 """
@@ -59,13 +63,36 @@ class SourceStats:
 
 
 class FileSource:
-    """Replays a recorded video file frame by frame (nothing dropped)."""
+    """Replays a recorded video file frame by frame (nothing dropped), or in real time.
+
+    ``realtime``: pace the frames at ``fps`` as a live camera would (see the module docstring;
+    dropped frames go to ``stats.stale_dropped``). ``start_at``: UNIX time (seconds) at which
+    frame 0 is due, so that several replays run in step; a consumer that first asks later
+    starts the clock then (its start-up costs no frames). ``max_frames``: offer only the
+    first ``max_frames`` frames of the stream (indices ``0 .. max_frames - 1``, dropped and
+    corrupt ones included). ``start_at`` and ``max_frames`` apply to real-time replays.
+    ``paced_wait_s``: seconds spent waiting for frames to be due (not decoding).
+    """
 
     live = False
 
-    def __init__(self, path: str | Path, fps: float | None = None, loop: bool = False) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        fps: float | None = None,
+        loop: bool = False,
+        *,
+        realtime: bool = False,
+        start_at: float | None = None,
+        max_frames: int | None = None,
+    ) -> None:
         self.path = Path(path)
         self.loop = loop
+        self.realtime = bool(realtime)
+        self.start_at = start_at
+        self.max_frames = max_frames if realtime else None
+        self._clock0: float | None = None  # monotonic time at which frame 0 is due (real time)
+        self.paced_wait_s = 0.0
         if not self.path.is_file():
             raise SourceError(f"{self.path}: video file not found")
         cap = cv2.VideoCapture(str(self.path))
@@ -103,6 +130,8 @@ class FileSource:
         count = self.frame_count
         self._decoded_in_pass = 0
         while True:
+            if self.max_frames is not None and index >= self.max_frames:
+                return
             if image is None:
                 ok, image = cap.read()
                 if not ok or image is None:
@@ -138,12 +167,33 @@ class FileSource:
                     bad_run = 0
                     continue
             bad_run = 0
+            if self.realtime and self._stale(index):
+                self.stats.stale_dropped += 1  # a live camera would have replaced it by now
+                image = None
+                index += 1
+                pos += 1
+                continue
             self.stats.frames += 1
             self._decoded_in_pass += 1
             yield Frame(index=index, timestamp=index / self.fps, image=image)
             image = None
             index += 1
             pos += 1
+
+    def _stale(self, index: int) -> bool:
+        """Real time: ``True`` when frame ``index``'s successor is already due (drop it); else
+        wait until frame ``index`` is due and return ``False``."""
+        now = time.monotonic()
+        if self._clock0 is None:
+            wait = 0.0 if self.start_at is None else max(0.0, self.start_at - time.time())
+            self._clock0 = now + wait
+        due = self._clock0 + index / self.fps
+        if now >= self._clock0 + (index + 1) / self.fps:
+            return True
+        if now < due:
+            time.sleep(due - now)
+            self.paced_wait_s += time.monotonic() - now
+        return False
 
     def close(self) -> None:
         self._cap.release()
@@ -251,12 +301,13 @@ class LiveSource:
         self._thread.join(timeout=5)
 
 
-def open_source(source: str, fps: float | None = None, loop: bool = False) -> FileSource | LiveSource:
-    """A file path → :class:`FileSource`; a URL, device index or ``/dev/videoN`` → :class:`LiveSource`."""
+def open_source(source: str, fps: float | None = None, loop: bool = False, **replay) -> FileSource | LiveSource:
+    """A file path → :class:`FileSource` (``replay``: its ``realtime``, ``start_at``, ``max_frames``);
+    a URL, device index or ``/dev/videoN`` → :class:`LiveSource` (live already: ``replay`` is ignored)."""
     if "://" in source and not source.startswith("file://"):
         return LiveSource(source)
     if source.isdigit() or source.startswith("/dev/video"):
         return LiveSource(source)
     if source.startswith("file://"):
         source = source[len("file://") :]
-    return FileSource(source, fps=fps, loop=loop)
+    return FileSource(source, fps=fps, loop=loop, **replay)

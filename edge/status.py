@@ -21,9 +21,6 @@ import time
 from pathlib import Path
 from typing import Iterator
 
-from prometheus_client import CollectorRegistry, start_http_server
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
-
 from vigil.fileio import atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -114,6 +111,10 @@ class StatusCollector:
         self.status_dir = Path(status_dir)
 
     def collect(self):
+        # prometheus_client is imported here and in serve_metrics, not with the module: every camera
+        # worker imports this module for StatusWriter and never serves metrics
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily  # noqa: PLC0415 - see above
+
         now = time.time()
         up = GaugeMetricFamily(
             "vigil_camera_up", "1 when the camera's worker runs and its source delivers frames", labels=["camera"]
@@ -215,6 +216,8 @@ class StatusCollector:
 
 def serve_metrics(status_dir: Path, host: str, port: int):
     """Start the Prometheus endpoint (``/metrics``) in a daemon thread; returns the server."""
+    from prometheus_client import CollectorRegistry, start_http_server  # noqa: PLC0415 - not in camera workers
+
     registry = CollectorRegistry(auto_describe=True)
     registry.register(StatusCollector(status_dir))
     server, _thread = start_http_server(port, addr=host, registry=registry)

@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Callable, Protocol
 
 import numpy as np
-from tqdm import tqdm
 
 from vigil.alarm import AlarmChange
 from vigil.alerts.events import Event, event_from_change, event_from_heatmap, utc_iso
@@ -36,7 +35,6 @@ from vigil.geometry.calibration_io import load_camera
 from vigil.geometry.ground_filter import GroundEstimator
 from vigil.geometry.rules import RulesEngine
 from vigil.geometry.zones import ZoneError
-from vigil.plates.pipeline import PlatePipeline
 
 log = logging.getLogger(__name__)
 
@@ -169,6 +167,8 @@ class CameraPipeline:
         self._heatmap_next: float | None = None
         self.plates = None
         if camera.plates.enabled:
+            from vigil.plates.pipeline import PlatePipeline  # noqa: PLC0415 - plate OCR: only cameras that read plates
+
             self.plates = PlatePipeline(camera.plates, camera.name)
         self.health = StreamHealth(HealthThresholds.from_config(camera.health)) if camera.health.enabled else None
 
@@ -231,17 +231,20 @@ class CameraPipeline:
         """Detect, track, project, rules, events for one frame; ``changes`` are the rules' (the
         plate pass's and the stream-health check's changes are only in ``events``)."""
         t0 = time.perf_counter()
-        dets = self.detector.detect(frame.image).with_metadata(
-            camera=self.camera.name, frame_index=frame.index, timestamp=frame.timestamp
-        )
-        t1 = time.perf_counter()
-        tracked = self.tracker.update(dets)
+        meta = {"camera": self.camera.name, "frame_index": frame.index, "timestamp": frame.timestamp}
+        if self.tracker.wants_detection():
+            dets = self.detector.detect(frame.image).with_metadata(**meta)
+            t1 = time.perf_counter()
+            tracked = self.tracker.update(dets, frame.image)
+        else:  # tracker.detect_every: no detector on this frame, the tracks carried on (data["carried"])
+            t1 = t0
+            tracked = self.tracker.carry(frame.image, **meta)
         t2 = time.perf_counter()
         if self.ground is None:
             world = self.model.image_to_ground(tracked.foot_points) if len(tracked) else np.zeros((0, 2))
             tracked = tracked.with_data(world_xy=world)
         else:  # tracker.ground: corrected feet, filtered positions, data["world_cov"]
-            measured = ~tracked.data.get("coasting", np.zeros(len(tracked), bool))
+            measured = self.tracker.measured(tracked)  # not coasting, not carried by prediction
             size = (frame.image.shape[1], frame.image.shape[0])
             g = self.ground.update(frame.timestamp, tracked.tracker_id, tracked.xyxy, tracked.class_id, size, measured)
             foot_px = g.pop("foot_px")
@@ -276,7 +279,7 @@ class CameraPipeline:
             ("detect", "track", "geometry", "rules", "events"), (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4)
         ):
             self.stage_s[name] += dt
-        events.extend(self._health_events(frame, len(dets)))  # times itself (stage "health")
+        events.extend(self._health_events(frame, self.tracker.detected))  # times itself (stage "health")
         return tracked, events, changes
 
     def finish(self, frame: Frame | None) -> tuple[list[Event], list]:
@@ -314,15 +317,21 @@ def run_camera(
     status: Callable[[dict], None] | None = None,
     status_interval_s: float = 1.0,
     seq_start: int = 0,
+    realtime: bool = False,
+    realtime_start: float | None = None,
 ) -> RunReport:
     """Run one camera to the end of its source; see the module docstring.
 
     ``seq_start``: the camera's last event sequence number from an earlier run (events
     continue at ``seq_start + 1``). ``status``: called about every ``status_interval_s`` from a reporter thread with a
     snapshot dict (see :class:`StatusReporter`), also while the source is down; it also
-    interrupts a live source's wait when ``stop()`` turns true.
+    interrupts a live source's wait when ``stop()`` turns true. ``realtime``: replay a recorded
+    file at its frame rate as a live camera (frames it is too slow for are dropped and counted
+    in ``stale_dropped``; ``max_frames`` then counts the frames offered), frame 0 due at the
+    UNIX time ``realtime_start`` (see :class:`vigil.edge.sources.FileSource`).
     """
-    src = open_source(source or camera.source, fps=camera.fps, loop=camera.loop)
+    replay = {"realtime": True, "start_at": realtime_start, "max_frames": max_frames} if realtime else {}
+    src = open_source(source or camera.source, fps=camera.fps, loop=camera.loop, **replay)
     fps = getattr(src, "fps", None) or camera.fps or 25.0
     pipeline = CameraPipeline(node, camera, fps=fps, detector=detector, seq_start=seq_start)
     report = RunReport(camera=camera.name)
@@ -348,6 +357,8 @@ def run_camera(
 
     bar = None
     if progress:
+        from tqdm import tqdm  # noqa: PLC0415 - a progress bar: never in a supervised worker
+
         bar = tqdm(total=total, unit="frame", desc=camera.name, disable=None, leave=False)
 
     def emit(events: list[Event]) -> None:
@@ -371,9 +382,9 @@ def run_camera(
                 break
             if max_frames is not None and report.frames >= max_frames:
                 break
-            td = time.perf_counter()
+            td = time.perf_counter() - getattr(src, "paced_wait_s", 0.0)  # a real-time replay's wait is not decoding
             frame = next(it, None)
-            pipeline.stage_s["decode"] += time.perf_counter() - td
+            pipeline.stage_s["decode"] += time.perf_counter() - getattr(src, "paced_wait_s", 0.0) - td
             if frame is None:
                 break
             last = frame

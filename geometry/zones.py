@@ -4,6 +4,10 @@
 area) and raises :class:`ZoneError` naming the zone and the problem.
 :func:`check_zone_visible` checks that a zone lies inside the area the camera sees (every
 point of its boundary maps to a pixel inside the image, in front of the camera).
+
+shapely is imported where a zone is made or used, not with this module: the rules import this
+module in every camera worker, and a camera without zones then does not load shapely (about
+3 MiB of resident memory per worker; bench/README.md, "Memory per camera").
 """
 
 from __future__ import annotations
@@ -13,11 +17,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
-import shapely
-from shapely.geometry import LineString, Polygon
-from shapely.validation import explain_validity
 
 if TYPE_CHECKING:  # pragma: no cover
+    from shapely.geometry import Polygon
+
     from vigil.geometry.camera import CameraModel
 
 __all__ = ["Zone", "ZoneError", "make_zone", "check_zone_visible"]
@@ -41,6 +44,8 @@ class Zone:
     area_m2: float = field(init=False)
 
     def __post_init__(self) -> None:
+        import shapely  # noqa: PLC0415 - only cameras with zones load shapely (module docstring)
+
         object.__setattr__(self, "area_m2", float(self.polygon.area))
         shapely.prepare(self.polygon)
         v = np.asarray(self.polygon.exterior.coords, np.float64)
@@ -71,6 +76,8 @@ class Zone:
             return out
         px, py = x[rows], y[rows]
         if self._edges is None:
+            import shapely  # noqa: PLC0415 - only cameras with zones load shapely
+
             out[rows] = shapely.intersects_xy(self.polygon, px, py)
             return out
         a, b = self._edges
@@ -100,6 +107,9 @@ class Zone:
 
 def make_zone(name: str, vertices: Sequence[Sequence[float]]) -> Zone:
     """Validate ``vertices`` ``[[x, y], ...]`` (metres) into a :class:`Zone`."""
+    from shapely.geometry import Polygon  # noqa: PLC0415 - only cameras with zones load shapely
+    from shapely.validation import explain_validity  # noqa: PLC0415
+
     try:
         v = np.asarray(vertices, dtype=np.float64)
     except (TypeError, ValueError):
@@ -126,6 +136,8 @@ def check_zone_visible(
 ) -> None:
     """Raise :class:`ZoneError` unless every point of the zone's boundary (sampled every
     ``step_m``) projects to a finite pixel inside the image (``image_size`` or the camera's)."""
+    from shapely.geometry import LineString  # noqa: PLC0415 - only cameras with zones load shapely
+
     size = image_size or getattr(camera, "image_size", None)
     ring = LineString(zone.polygon.exterior.coords)
     n = max(int(math.ceil(ring.length / step_m)), len(zone.vertices))
