@@ -12,9 +12,12 @@ from vigil.bench import (
     detect_cmd,
     detector_batching,
     geometry_bench,
+    gpu_bench,
     ground_eval,
     hostile,
+    int8_bench,
     mot_eval,
+    node,
     plates_eval,
     soak,
 )
@@ -24,7 +27,19 @@ __all__ = ["EVAL_MODULES", "BENCH_MODULES", "add_commands"]
 #: modules providing ``add_eval_command(eval_subparsers)``, in ``vigil eval --help`` order
 EVAL_MODULES = (mot_eval, detect_cmd, ground_eval, plates_eval)
 #: modules providing ``add_bench_command(bench_subparsers)``, in ``vigil bench --help`` order
-BENCH_MODULES = (detect_cmd, geometry_bench, bus_bench, hostile, city, soak, detector_batching, plates_eval)
+BENCH_MODULES = (
+    detect_cmd,
+    int8_bench,
+    node,
+    geometry_bench,
+    bus_bench,
+    hostile,
+    city,
+    soak,
+    detector_batching,
+    gpu_bench,
+    plates_eval,
+)
 
 
 def add_commands(sub) -> None:
