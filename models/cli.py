@@ -132,6 +132,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
                 "sha256": m.sha256,
                 "task": m.task,
                 "input_size": m.input_size,
+                "precision": m.precision,
                 "classes": len(m.class_names),
                 "licence": m.licence,
                 "origin": m.origin,
@@ -144,7 +145,10 @@ def _cmd_list(args: argparse.Namespace) -> int:
         print(f"model cache: {root}")
         for r in rows:
             size = f"{r['bytes'] / 1e6:.1f} MB" if r["bytes"] is not None else "MISSING"
-            print(f"  {r['name']}: {r['file']} ({size}, {r['classes']} classes, input {r['input_size'] or 'dynamic'})")
+            print(
+                f"  {r['name']}: {r['file']} ({size}, {r['precision'].upper()}, {r['classes']} classes, "
+                f"input {r['input_size'] or 'dynamic'})"
+            )
             print(f"      licence: {r['licence']}\n      origin: {r['origin']}")
         if note:
             print(f"  ({note})")

@@ -92,7 +92,7 @@ def test_a_module_dropped_into_the_backends_package_is_a_backend(tmp_path: Path)
 def test_the_built_in_backends_are_found_and_declare_their_path_fields():
     assert sorted(BACKENDS) == registered() == ["darknet_onnx", "onnx", "ultralytics"]
     assert discover().keys() == BACKENDS.keys()
-    assert OnnxYoloConfig.file_fields == ("model", "class_names", "tensorrt_cache")
+    assert OnnxYoloConfig.file_fields == ("model", "class_names", "tensorrt_cache", "tensorrt_int8_table")
     assert BACKENDS["darknet_onnx"].config.file_fields == ("model", "darknet_cfg", "darknet_weights", "class_names")
 
 
