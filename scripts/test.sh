@@ -31,6 +31,10 @@ if [ "${VIGIL_TEST_CONTAINERS:-0}" = 1 ]; then
     for tool in podman podman-compose debootstrap runc; do
         command -v "$tool" >/dev/null || need+=("$tool")
     done
+    # the compose stack's `init: true` needs podman's init (a Recommends, skipped by --no-install-recommends)
+    [ -x /usr/libexec/podman/catatonit ] || need+=(catatonit)
+    # CNI networks (Debian 12's podman) resolve the services' names only with the dnsname plugin
+    [ -e /usr/lib/cni/dnsname ] || need+=(golang-github-containernetworking-plugin-dnsname)
 fi
 if [ ${#need[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ] || command -v sudo >/dev/null; then

@@ -90,10 +90,19 @@ chown -R "$VUID:$VUID" keys
 find keys -name '*.key_secret' -exec chmod 0600 {} +
 
 # --- the stack --------------------------------------------------------------------------------
+# the services find each other by name: with podman's CNI backend that needs the dnsname plugin
+if [ "$(podman info --format '{{.Host.NetworkBackend}}' 2>/dev/null)" = cni ] \
+    && [ ! -e /usr/lib/cni/dnsname ] && [ ! -e /usr/libexec/cni/dnsname ]; then
+    echo "stack-smoke.sh: podman uses CNI networks here and the dnsname plugin is missing, so the services" \
+        "cannot resolve each other's names: apt-get install golang-github-containernetworking-plugin-dnsname" >&2
+    exit 1
+fi
 # podman-compose does not recreate a container whose definition changed: start from none
 if [ "$FRESH" = 1 ]; then
-    say "removing the stack and its volumes (fresh database)"
+    say "removing the stack, its volumes (fresh database) and its network"
     compose down -v >/dev/null 2>&1 || true
+    # a network made before the DNS plugin was installed never resolves names: make it again
+    podman network rm -f "${PROJECT}_default" >/dev/null 2>&1 || true
 else
     compose down >/dev/null 2>&1 || true
 fi
