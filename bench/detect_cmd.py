@@ -28,7 +28,7 @@ from vigil.edge.sources import FileSource
 from vigil.edge.tracking import Tracker
 from vigil.edge.worker import CameraPipeline
 
-__all__ = ["average_precision", "eval_detect", "bench_detect", "add_eval_command", "add_bench_command"]
+__all__ = ["average_precision", "eval_detect", "bench_detect", "first_frames", "add_eval_command", "add_bench_command"]
 
 
 def average_precision(scores: np.ndarray, is_tp: np.ndarray, num_gt: int) -> float:
@@ -125,22 +125,30 @@ def eval_detect(
     }
 
 
+def first_frames(path: str, fps: float | None, count: int) -> tuple[list[np.ndarray], float]:
+    """The first ``count`` decoded ``(H, W, 3) uint8`` BGR frames of the video ``path`` (fewer
+    if it is shorter) and its frame rate (``fps`` if given, else the file's); ``ValueError``
+    naming the file when it has none."""
+    src = FileSource(path, fps=fps)
+    images = []
+    for fr in src:
+        images.append(fr.image)
+        if len(images) >= count:
+            break
+    src.close()
+    if not images:
+        raise ValueError(f"{path}: no frames")
+    return images, src.fps
+
+
 def bench_detect(config: str, source: str | None = None, frames: int = 150, camera: str | None = None) -> dict:
     """See the module docstring; returns ``{"stages_ms": {...}, "detector_fps", "pipeline_fps", ...}``."""
 
     node = _load_node(config)
     cam = node.camera(camera)
     path = source or cam.source
-    src = FileSource(path, fps=cam.fps)
-    images = []
-    for fr in src:
-        images.append(fr.image)
-        if len(images) >= frames:
-            break
-    src.close()
-    if not images:
-        raise ValueError(f"{path}: no frames")
-    pipeline = CameraPipeline(node, cam, fps=src.fps)
+    images, fps = first_frames(path, cam.fps, frames)
+    pipeline = CameraPipeline(node, cam, fps=fps)
     detector = pipeline.detector
 
     def detector_pass() -> float:

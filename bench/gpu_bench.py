@@ -43,7 +43,7 @@ import numpy as np
 import onnxruntime as ort
 
 from vigil.bench.detector_batching import _cpu_s, _default_video, read_frames
-from vigil.detectors.backends.ort_session import TRT_TABLE_NAME, calibrate_int8, numpy_blob, probe_gpu
+from vigil.detectors.backends.ort_session import TRT_TABLE_NAME, calibrate_int8, probe_gpu
 from vigil.detectors.detections import Detections
 from vigil.detectors.ops import letterbox
 from vigil.detectors.registry import build_detector
@@ -52,6 +52,7 @@ from vigil.edge.config import load_config
 from vigil.edge.sources import FileSource
 from vigil.edge.worker import CameraPipeline
 from vigil.models.cache import resolve_default_model
+from vigil.models.quantize import letterboxed
 
 __all__ = ["run_gpu_bench", "add_bench_command", "main", "DEFAULT_CONFIG", "STREAM_FPS"]
 
@@ -83,7 +84,7 @@ def _letterboxed(frames: list[np.ndarray], hw: tuple[int, int]) -> np.ndarray:
 def calibrate(model: Path, frames: list[np.ndarray], hw: tuple[int, int], out_dir: Path) -> dict[str, Any]:
     """The INT8 table from ``frames`` (letterboxed to ``hw``), on the CPU; ``{"table", "tensors", "s"}``."""
     t0 = time.perf_counter()
-    batches = [numpy_blob(_letterboxed([f], hw)) for f in frames]
+    batches = [letterboxed(f, hw) for f in frames]  # exactly the detector's pre-processing
     table = out_dir / f"{model.stem}-{hw[0]}x{hw[1]}-{TRT_TABLE_NAME}"
     ranges = calibrate_int8(model, batches, table)
     return {"table": str(table), "tensors": len(ranges), "frames": len(frames), "s": round(time.perf_counter() - t0, 2)}

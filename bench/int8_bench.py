@@ -18,10 +18,9 @@ import time
 
 import numpy as np
 
-from vigil.bench.detect_cmd import _load_node
+from vigil.bench.detect_cmd import _load_node, first_frames
 from vigil.detectors.ops import box_iou
 from vigil.detectors.registry import build_detector
-from vigil.edge.sources import FileSource
 
 __all__ = ["bench_int8", "add_bench_command"]
 
@@ -47,13 +46,7 @@ def bench_int8(config: str, video: str | None = None, frames: int = 60, seed: in
     det_cfg = node.detector.model_dump()
     fp32 = build_detector({**det_cfg, "precision": "fp32"})
     int8 = build_detector({**det_cfg, "precision": "int8"})
-    src = FileSource(video or node.cameras[0].source, fps=node.cameras[0].fps)
-    images = []
-    for f in src:
-        images.append(f.image)
-        if len(images) >= frames:
-            break
-    src.close()
+    images, _ = first_frames(video or node.cameras[0].source, node.cameras[0].fps, frames)
     t = np.zeros((len(images), 2))
     agree = np.zeros(3, int)
     for i, img in enumerate(images):

@@ -67,6 +67,7 @@ __all__ = [
     "int8_cache_key",
     "quantize_detector",
     "frames_digest",
+    "CalibrationReader",
     "int8_name",
     "prepare_int8",
     "image_frames",
@@ -117,11 +118,12 @@ def float_tail(model: onnx.ModelProto) -> list[str]:
 
 def letterboxed(frame_bgr: np.ndarray, input_size: tuple[int, int]) -> np.ndarray:
     """``(1, 3, H, W) float32`` RGB in 0..1 of a ``(h, w, 3) uint8`` BGR frame, letterboxed to
-    ``input_size`` (H, W) pixels with grey 114 as the detector does."""
+    ``input_size`` (H, W) pixels with grey 114 and scaled by ``float32(1 / 255)``, exactly as the
+    detector does (``vigil.detectors.yolo`` letterbox, ``ort_session.numpy_blob``)."""
     h, w = input_size
     out = np.full((h, w, 3), 114, np.uint8)
     letterbox(frame_bgr, (h, w), fill=114, out=out, interpolation=cv2.INTER_LINEAR)
-    return (np.ascontiguousarray(out[..., ::-1].transpose(2, 0, 1))[None].astype(np.float32)) / np.float32(255)
+    return np.ascontiguousarray(out[..., ::-1].transpose(2, 0, 1))[None].astype(np.float32) * np.float32(1 / 255)
 
 
 def video_frames(path: str | os.PathLike, frames: range) -> list[np.ndarray]:
@@ -163,8 +165,9 @@ def frames_digest(frames: Sequence[np.ndarray]) -> str:
     return d.hexdigest()
 
 
-class _Reader:
-    """onnxruntime's calibration data reader over letterboxed frames."""
+class CalibrationReader:
+    """onnxruntime.quantization's calibration data reader over model inputs (``(B, 3, H, W)``
+    arrays), each given once under ``input_name``."""
 
     def __init__(self, input_name: str, blobs: Iterable[np.ndarray]) -> None:
         self._name = input_name
@@ -228,7 +231,7 @@ def quantize_detector(
             quantize_static(
                 str(pre),
                 str(out),
-                _Reader(inp.name, (letterboxed(f, (h, w)) for f in frames_bgr)),
+                CalibrationReader(inp.name, (letterboxed(f, (h, w)) for f in frames_bgr)),
                 quant_format=QuantFormat.QDQ,
                 per_channel=True,
                 activation_type=QuantType.QUInt8,

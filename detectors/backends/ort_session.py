@@ -294,21 +294,6 @@ def read_trt_calibration_table(path: str | os.PathLike) -> dict[str, float]:
     return out
 
 
-class _Batches:
-    """onnxruntime.quantization's CalibrationDataReader protocol over ``(B, 3, H, W)`` arrays."""
-
-    def __init__(self, input_name: str, batches: Iterable[np.ndarray]) -> None:
-        self.input_name = input_name
-        self._it = iter(batches)
-
-    def get_next(self) -> dict[str, np.ndarray] | None:
-        x = next(self._it, None)
-        return None if x is None else {self.input_name: x}
-
-    def rewind(self) -> None:  # pragma: no cover - the calibrators here read the data once
-        pass
-
-
 def calibrate_int8(
     model_path: str | os.PathLike,
     batches: Iterable[np.ndarray],
@@ -319,6 +304,8 @@ def calibrate_int8(
     write the TensorRT table to ``table_path``. ``method``: ``minmax`` or ``entropy``. Returns the
     ranges written: per tensor, ``max(|lowest|, |highest|)`` over every batch."""
     from onnxruntime.quantization import CalibrationMethod, create_calibrator  # noqa: PLC0415
+
+    from vigil.models.quantize import CalibrationReader  # noqa: PLC0415 - onnxruntime.quantization: calibration only
 
     methods = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy}
     if method not in methods:
@@ -336,7 +323,7 @@ def calibrate_int8(
         )
         cal.execution_providers = [CPU]
         cal.create_inference_session()
-        cal.collect_data(_Batches(input_name, batches))
+        cal.collect_data(CalibrationReader(input_name, batches))
         data = cal.compute_data()
         ranges = {}
         for name, td in data.items():

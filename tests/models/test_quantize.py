@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 
+import cv2
 import numpy as np
 import onnx
 import onnxruntime as ort
@@ -14,6 +15,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from vigil.detectors.backends.onnx_yolo import OnnxYoloDetector
+from vigil.detectors.backends.ort_session import numpy_blob
 from vigil.hashing import sha256_file
 from vigil.letterbox import letterbox
 from vigil.models.errors import ModelError
@@ -101,9 +103,9 @@ def test_letterboxed_matches_the_detector_preprocessing():
     f = frames(1)[0]
     blob = letterboxed(f, (H, W))
     out = np.full((H, W, 3), 114, np.uint8)
-    letterbox(f, (H, W), fill=114, out=out)
+    letterbox(f, (H, W), fill=114, out=out, interpolation=cv2.INTER_LINEAR)
     assert blob.shape == (1, 3, H, W) and blob.dtype == np.float32
-    np.testing.assert_array_equal(blob[0], out[..., ::-1].transpose(2, 0, 1) / np.float32(255))
+    np.testing.assert_array_equal(blob, numpy_blob(out[None]))  # what the detector feeds the model
 
 
 def test_int8_copy_agrees_with_the_float_model_and_keeps_the_tail_float(tmp_path):
