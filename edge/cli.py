@@ -1,4 +1,4 @@
-"""The edge node's commands: ``run``, ``status`` and ``check-config``.
+"""The edge node's commands: ``run``, ``status``, ``check-config`` and ``config``.
 
 :func:`add_commands` registers them on the ``vigil`` parser (:mod:`vigil.cli`). ``run``
 only turns its flags into :class:`~vigil.edge.node.RunOptions`, installs the SIGINT/SIGTERM
@@ -22,7 +22,7 @@ from vigil.edge.config import load_config
 from vigil.edge.logs import tag_camera
 from vigil.edge.node import OptionsError, RunOptions, run_node, select_cameras
 from vigil.edge.status import describe_state, effective_state, read_statuses
-from vigil.geometry.calibration_io import load_camera
+from vigil.edge.validate import check_node, format_problems, raise_for_errors
 
 log = logging.getLogger("vigil")
 
@@ -34,33 +34,19 @@ EXIT_ERROR = 2
 
 # ------------------------------------------------------------------------------------ check-config
 def cmd_check_config(args: argparse.Namespace) -> int:
+    """Parse the config, then every check ``run`` makes at start (:func:`vigil.edge.validate.check_node`):
+    all errors and warnings, each naming the camera, the field and the line; exit 2 on an error."""
     cfg = load_config(args.config)
-    problems = []
-    for cam in cfg.cameras:
-        try:
-            load_camera(cam.calibration)
-        except Exception as exc:  # noqa: BLE001 - reported below with the camera's name
-            problems.append(f"camera {cam.name!r}: calibration: {exc}")
-        if (
-            "://" not in cam.source
-            and not cam.source.isdigit()
-            and not cam.source.startswith("/dev/")
-            and not Path(cam.source).is_file()
-        ):
-            problems.append(f"camera {cam.name!r}: source: file not found: {cam.source}")
-    link = cfg.aggregator
-    if link.publish and link.keys_dir is not None:
-        for key in (link.keys_dir / f"{link.key_name or cfg.node}.key_secret", link.keys_dir / "aggregator.key"):
-            if not key.is_file():
-                problems.append(f"aggregator.keys_dir: key file not found: {key} (see `vigil keys new`)")
+    problems = check_node(cfg, args.config)
     if problems:
-        print(f"{args.config}: invalid configuration", file=sys.stderr)
-        for p in problems:
-            print(f"  {p}", file=sys.stderr)
+        print(format_problems(problems, args.config), file=sys.stderr)
+    if any(p.level == "error" for p in problems):
         return EXIT_ERROR
     plural = "s" if len(cfg.cameras) != 1 else ""
     names = ", ".join(c.name for c in cfg.cameras)
-    print(f"{args.config}: OK ({len(cfg.cameras)} camera{plural}: {names}; detector {cfg.detector.type})")
+    warned = sum(p.level == "warning" for p in problems)
+    tail = f"; {warned} warning{'s' if warned != 1 else ''}" if warned else ""
+    print(f"{args.config}: OK ({len(cfg.cameras)} camera{plural}: {names}; detector {cfg.detector.type}{tail})")
     return EXIT_OK
 
 
@@ -89,6 +75,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     if len(cams) > 1 and options.single_camera_only:
         print("vigil run: --source, --mot-out and --events-out need one camera: add --camera NAME", file=sys.stderr)
         return EXIT_ERROR
+    # the checks of check-config, before any camera starts: every error at once
+    problems = check_node(cfg, args.config, cameras=[c.name for c in cams], source_override=options.source)
+    raise_for_errors(problems, args.config)
+    for p in problems:
+        log.warning("config: %s", p)
 
     stopping = threading.Event()
 
@@ -186,9 +177,36 @@ def _print_report(res: dict) -> None:
     print("\n".join(lines), file=sys.stderr)
 
 
+# ------------------------------------------------------------------------------------ config
+def cmd_config_reference(args: argparse.Namespace) -> int:
+    """Write docs/config-reference.md and the JSON Schema; ``--check``: exit 1 when they drift."""
+    from vigil.edge import config_reference as ref  # noqa: PLC0415 - only this command needs it
+
+    if args.check:
+        stale = ref.check_reference(args.docs)
+        for path in stale:
+            print(f"{path}: differs from the config models; run `vigil config reference`", file=sys.stderr)
+        return 1 if stale else EXIT_OK
+    for path in ref.write_reference(args.docs):
+        print(f"wrote {path}")
+    return EXIT_OK
+
+
+def cmd_config_schema(args: argparse.Namespace) -> int:
+    """Print the node config's JSON Schema (or write it to ``--out``)."""
+    from vigil.edge import config_reference as ref  # noqa: PLC0415
+
+    text = ref.schema_text()
+    if args.out:
+        Path(args.out).write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+    return EXIT_OK
+
+
 # ------------------------------------------------------------------------------------ parser
 def add_commands(sub) -> None:
-    """``run``, ``status`` and ``check-config`` on the ``vigil`` subparsers."""
+    """``run``, ``status``, ``check-config`` and ``config`` on the ``vigil`` subparsers."""
     p = sub.add_parser("run", help="run the edge worker on a node config (replay a file or serve live cameras)")
     p.add_argument("--config", required=True, help="node config YAML")
     p.add_argument("--camera", help="run only this camera (default: every enabled camera)")
@@ -230,6 +248,19 @@ def add_commands(sub) -> None:
     p.add_argument("--json", action="store_true", help="one JSON object")
     p.set_defaults(func=cmd_status)
 
-    p = sub.add_parser("check-config", help="validate a node config (and its calibration files) without running")
+    p = sub.add_parser(
+        "check-config",
+        help="validate a node config and every file it names (calibrations, zones, models) without running",
+    )
     p.add_argument("config", help="node config YAML")
     p.set_defaults(func=cmd_check_config)
+
+    p = sub.add_parser("config", help="the node config reference (docs/config-reference.md) and its JSON Schema")
+    csub = p.add_subparsers(dest="config_command", required=True, metavar="SUBCOMMAND")
+    c = csub.add_parser("reference", help="write docs/config-reference.md and docs/vigil-node-config.schema.json")
+    c.add_argument("--check", action="store_true", help="write nothing; exit 1 when the files differ from the models")
+    c.add_argument("--docs", help="folder to write to or check (default: the repository's docs/)")
+    c.set_defaults(func=cmd_config_reference)
+    c = csub.add_parser("schema", help="print the node config's JSON Schema")
+    c.add_argument("--out", help="write it to this file instead")
+    c.set_defaults(func=cmd_config_schema)

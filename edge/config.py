@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Callable, Literal, Sequence
 
 import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
@@ -43,6 +43,7 @@ __all__ = [
     "MAX_YAML_DEPTH",
     "load_config",
     "parse_config",
+    "key_line_finder",
 ]
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -58,7 +59,11 @@ class CameraConfig(StrictModel):
     name: str = Field(description="Camera name: letters, digits, '_', '.', '-'; unique on the node")
     source: str = Field(description="Video file path, rtsp:// or http(s):// URL, or a device index / /dev/videoN")
     fps: float | None = Field(
-        None, gt=0, le=240, description="Frame rate to assume for a recorded file (overrides the container header)"
+        None,
+        gt=0,
+        le=240,
+        description="Frame rate to assume for a recorded file (overrides the container header)",
+        json_schema_extra={"unit": "frames/s"},
     )
     calibration: Path = Field(description="Vigil calibration file (YAML) mapping image pixels to ground metres")
     zones: list[ZoneConfig] = Field(default_factory=list, description="Ground-plane zones (metres)")
@@ -308,3 +313,43 @@ def load_config(path: str | Path) -> NodeConfig:
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read config file: {exc}") from None
     return parse_config(text, source=str(path), base_dir=path.resolve().parent)
+
+
+def key_line_finder(path: str | Path) -> Callable[[Sequence], int | None]:
+    """``find(loc) -> line``: the 1-based line of the key at ``loc`` (``("cameras", 0, "zones", 1,
+    "polygon")``) in the YAML file ``path``; a key not in the file (a default) inside
+    ``cameras[i]`` gives the line of that camera's ``name``; ``None`` when the file does not parse
+    or nothing fits."""
+    try:
+        loader = _LineLoader(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError):
+        return lambda loc: None
+    loader.key_lines = {}
+    try:
+        data = loader.get_single_data()
+    except (ConfigError, yaml.YAMLError, RecursionError):
+        return lambda loc: None
+    finally:
+        loader.dispose()
+
+    def find(loc: Sequence) -> int | None:
+        loc = tuple(loc)
+        node = data
+        for part in loc[:-1]:
+            if isinstance(node, dict) and part in node:
+                node = node[part]
+            elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+                node = node[part]
+            else:
+                node = None
+                break
+        last = loc[-1] if loc else None
+        if (isinstance(node, dict) and last in node) or (
+            isinstance(node, list) and isinstance(last, int) and 0 <= last < len(node)
+        ):
+            return _line_of(data, loc, loader.key_lines)
+        if len(loc) >= 2 and loc[0] == "cameras" and isinstance(loc[1], int):
+            return _line_of(data, ("cameras", loc[1], "name"), loader.key_lines)
+        return None
+
+    return find

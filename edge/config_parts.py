@@ -376,6 +376,9 @@ def _zmq_endpoint(v: str) -> str:
 
 
 class AggregatorLinkConfig(StrictModel):
+    """Where the node sends its events: one or several aggregators over ZeroMQ (CURVE keys beyond
+    loopback), through a durable outbox per camera."""
+
     endpoint: str = Field("tcp://127.0.0.1:5555", description="ZeroMQ endpoint of the aggregator's ingest socket")
     endpoints: list[str] | None = Field(
         None,
@@ -433,6 +436,8 @@ class AggregatorLinkConfig(StrictModel):
 
 
 class OutputConfig(StrictModel):
+    """Files a recorded replay writes: the annotated video and the bird's-eye PNG."""
+
     dir: Path = Field(
         Path("out"),
         description="Folder for replay outputs (annotated video, bird's-eye PNG); relative to the working directory",

@@ -2,8 +2,12 @@
 
 :func:`make_zone` validates the vertices (finite, at least three, a simple polygon of positive
 area) and raises :class:`ZoneError` naming the zone and the problem.
-:func:`check_zone_visible` checks that a zone lies inside the area the camera sees (every
-point of its boundary maps to a pixel inside the image, in front of the camera).
+:func:`zone_coverage` measures how much of a zone lies on the ground the camera sees (the
+calibrated image rectangle projected onto the ground plane, in front of the camera, within
+:data:`DEFAULT_MAX_RANGE_M` of it: :func:`visible_on_ground`); :func:`check_zone_visible`
+refuses a zone with less than :data:`MIN_VISIBLE_FRACTION` of its area there. A zone partly
+outside is allowed (``vigil check-config`` warns); :func:`line_coverage` does the same for a
+queue line's length.
 
 shapely is imported where a zone is made or used, not with this module: the rules import this
 module in every camera worker, and a camera without zones then does not load shapely (about
@@ -23,12 +27,27 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from vigil.geometry.camera import CameraModel
 
-__all__ = ["Zone", "ZoneError", "make_zone", "check_zone_visible"]
+__all__ = [
+    "Zone",
+    "ZoneError",
+    "make_zone",
+    "check_zone_visible",
+    "zone_coverage",
+    "line_coverage",
+    "visible_on_ground",
+    "DEFAULT_MAX_RANGE_M",
+    "MIN_VISIBLE_FRACTION",
+]
 
 #: polygons with at most this many edges (and no holes) are tested in numpy, larger ones by shapely
 _NUMPY_MAX_EDGES = 64
 #: a point this close to an edge (metres) counts as on the boundary, i.e. inside
 _ON_EDGE_M = 1e-9
+#: ground farther than this from the camera (metres) counts as not seen: near the horizon a pixel
+#: spans metres of ground, and no rule measures people there
+DEFAULT_MAX_RANGE_M = 100.0
+#: a zone needs at least this fraction of its area on the ground the camera sees
+MIN_VISIBLE_FRACTION = 0.5
 
 
 class ZoneError(ValueError):
@@ -131,26 +150,102 @@ def make_zone(name: str, vertices: Sequence[Sequence[float]]) -> Zone:
     return Zone(name, poly)
 
 
-def check_zone_visible(
-    zone: Zone, camera: "CameraModel", image_size: tuple[int, int] | None = None, step_m: float = 0.25
-) -> None:
-    """Raise :class:`ZoneError` unless every point of the zone's boundary (sampled every
-    ``step_m``) projects to a finite pixel inside the image (``image_size`` or the camera's)."""
-    from shapely.geometry import LineString  # noqa: PLC0415 - only cameras with zones load shapely
+def _camera_foot(camera: "CameraModel", size: tuple[int, int] | None) -> np.ndarray | None:
+    """The ground point (metres) ranges are measured from: below the camera centre when the model
+    knows it (Tsai, pinhole), else the ground seen at the bottom centre of the image (homography)."""
+    centre = getattr(camera, "centre_m", None)
+    if centre is None:
+        centre = getattr(camera, "centre", None)
+    if centre is not None:
+        c = np.asarray(centre, np.float64).reshape(-1)
+        if c.size >= 2 and np.all(np.isfinite(c[:2])):
+            return c[:2]
+    if size is None:
+        return None
+    g = camera.image_to_ground(np.array([[size[0] / 2.0, size[1] - 1.0]]))[0]
+    return g if np.all(np.isfinite(g)) else None
 
+
+def visible_on_ground(
+    points_m: np.ndarray,
+    camera: "CameraModel",
+    image_size: tuple[int, int] | None = None,
+    max_range_m: float = DEFAULT_MAX_RANGE_M,
+) -> np.ndarray:
+    """``(N,) bool``: which ``(N, 2)`` ground points (metres) the camera sees: they project in front
+    of the camera to a pixel inside the image (``image_size`` ``(width, height)`` pixels, or the
+    camera's; none known: any finite pixel) and lie within ``max_range_m`` of the camera's foot
+    point (:func:`_camera_foot`; the horizon clip)."""
+    pts = np.asarray(points_m, np.float64).reshape(-1, 2)
     size = image_size or getattr(camera, "image_size", None)
-    ring = LineString(zone.polygon.exterior.coords)
-    n = max(int(math.ceil(ring.length / step_m)), len(zone.vertices))
-    pts = np.array([ring.interpolate(i / n, normalized=True).coords[0] for i in range(n)], np.float64)
     px = camera.ground_to_image(pts)
-    bad = ~np.all(np.isfinite(px), axis=1)
+    ok = np.isfinite(px[:, 0]) & np.isfinite(px[:, 1])
     if size is not None:
         w, h = size
         with np.errstate(invalid="ignore"):
-            bad |= (px[:, 0] < 0) | (px[:, 0] > w) | (px[:, 1] < 0) | (px[:, 1] > h)
-    if np.any(bad):
-        p = pts[np.flatnonzero(bad)[0]]
+            ok &= (px[:, 0] >= 0) & (px[:, 0] <= w) & (px[:, 1] >= 0) & (px[:, 1] <= h)
+    foot = _camera_foot(camera, size)
+    if foot is not None:
+        ok &= np.hypot(pts[:, 0] - foot[0], pts[:, 1] - foot[1]) <= max_range_m
+    return ok
+
+
+def zone_coverage(
+    zone: Zone,
+    camera: "CameraModel",
+    image_size: tuple[int, int] | None = None,
+    max_range_m: float = DEFAULT_MAX_RANGE_M,
+    grid: int = 80,
+) -> float:
+    """Fraction (0-1) of the zone's area on the ground the camera sees (:func:`visible_on_ground`),
+    estimated on a ``grid`` x ``grid`` lattice over the zone's bounding box (its points inside the
+    zone; a zone too thin for the lattice is measured on its boundary)."""
+    x0, y0, x1, y1 = zone.polygon.bounds
+    xs = x0 + (np.arange(grid) + 0.5) * (x1 - x0) / grid
+    ys = y0 + (np.arange(grid) + 0.5) * (y1 - y0) / grid
+    gx, gy = np.meshgrid(xs, ys)
+    pts = np.c_[gx.ravel(), gy.ravel()]
+    pts = pts[zone.contains(pts)]
+    if len(pts) < 10:
+        pts = _ring_samples(zone, 0.05)
+    return float(np.count_nonzero(visible_on_ground(pts, camera, image_size, max_range_m))) / len(pts)
+
+
+def line_coverage(
+    line_m: Sequence[Sequence[float]],
+    camera: "CameraModel",
+    image_size: tuple[int, int] | None = None,
+    max_range_m: float = DEFAULT_MAX_RANGE_M,
+    samples: int = 200,
+) -> float:
+    """Fraction (0-1) of a ground segment ``[[x, y], [x, y]]`` (metres) the camera sees."""
+    a, b = (np.asarray(p, np.float64) for p in line_m)
+    t = (np.arange(samples) + 0.5)[:, None] / samples
+    pts = a + t * (b - a)
+    return float(np.count_nonzero(visible_on_ground(pts, camera, image_size, max_range_m))) / samples
+
+
+def _ring_samples(zone: Zone, step_m: float) -> np.ndarray:
+    from shapely.geometry import LineString  # noqa: PLC0415 - only cameras with zones load shapely
+
+    ring = LineString(zone.polygon.exterior.coords)
+    n = min(max(int(math.ceil(ring.length / step_m)), len(zone.vertices)), 4000)
+    return np.array([ring.interpolate(i / n, normalized=True).coords[0] for i in range(n)], np.float64)
+
+
+def check_zone_visible(
+    zone: Zone,
+    camera: "CameraModel",
+    image_size: tuple[int, int] | None = None,
+    max_range_m: float = DEFAULT_MAX_RANGE_M,
+) -> float:
+    """The zone's :func:`zone_coverage`; raises :class:`ZoneError` when it is below
+    :data:`MIN_VISIBLE_FRACTION` (the zone lies mostly where the camera sees no ground)."""
+    frac = zone_coverage(zone, camera, image_size, max_range_m)
+    if frac < MIN_VISIBLE_FRACTION:
         raise ZoneError(
-            f"zone {zone.name!r}: lies outside the calibrated area: ground point [{p[0]:.2f}, {p[1]:.2f}] m "
-            f"({int(bad.sum())} of {len(pts)} boundary samples) is not visible in the image"
+            f"zone {zone.name!r}: lies outside the calibrated area: only {100 * frac:.0f} % of its "
+            f"{zone.area_m2:.1f} m^2 is on the ground the camera sees (at least {100 * MIN_VISIBLE_FRACTION:.0f} % "
+            f"must be; the image projected to the ground, within {max_range_m:g} m)"
         )
+    return frac

@@ -40,7 +40,7 @@ class CommandGroup:
 
 #: every command group, in the order ``vigil --help`` lists them
 COMMAND_GROUPS = (
-    CommandGroup("vigil.edge.cli", ("run", "status", "check-config")),
+    CommandGroup("vigil.edge.cli", ("run", "status", "check-config", "config")),
     CommandGroup("vigil.alerts.cli", ("aggregator", "tail", "events", "keys")),
     CommandGroup("vigil.alerts.console.cli", ("console",)),
     CommandGroup("vigil.models.cli", ("models",)),

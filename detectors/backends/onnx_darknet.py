@@ -57,6 +57,7 @@ class TilingConfig(BaseModel):
     input_size: StrideSize = Field(
         (448, 576),
         title="Tile input size",
+        json_schema_extra={"unit": "px"},
         description="Model input [height, width] for each tile, multiples of 32; the tile is letterboxed into it.",
     )
     full_frame: bool = Field(
@@ -148,6 +149,7 @@ class DarknetOnnxConfig(BackendConfig):
     input_size: StrideSize = Field(
         (576, 768),
         title="Input size",
+        json_schema_extra={"unit": "px"},
         description="Model input [height, width] for whole-frame inference (no tiling), multiples of 32; "
         "the frame is letterboxed into it.",
     )

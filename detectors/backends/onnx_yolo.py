@@ -101,6 +101,7 @@ class OnnxYoloConfig(BackendConfig):
     input_size: StrideSize | None = Field(
         None,
         title="Input size",
+        json_schema_extra={"unit": "px"},
         description="Model input [height, width], multiples of 32. Taken from the model when its input is static "
         "(then this must agree or be left out); required for models with dynamic height/width unless their "
         "metadata has `imgsz`.",

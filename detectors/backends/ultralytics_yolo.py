@@ -62,6 +62,7 @@ class UltralyticsConfig(BackendConfig):
     input_size: StrideSize = Field(
         (640, 640),
         title="Input size",
+        json_schema_extra={"unit": "px"},
         description="Model input [height, width], multiples of 32; frames are letterboxed into it.",
     )
     device: str = Field("cpu", title="Device", description="torch device: cpu, cuda, cuda:1...")

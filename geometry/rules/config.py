@@ -5,10 +5,13 @@
 ``contact.py``, ...); this module assembles them into :class:`RulesConfig` and defines the
 zone, heat-map and voice settings. Validators raise; nothing here reads files. Whether a zone
 lies inside the calibrated area needs the calibration, so that check runs when the rules
-engine is built (:func:`vigil.geometry.zones.check_zone_visible`).
+engine is built (:func:`vigil.geometry.zones.check_zone_visible`) and in ``vigil check-config``
+(:mod:`vigil.edge.validate`). ``voice.rules`` may name only :data:`RULE_NAMES`.
 """
 
 from __future__ import annotations
+
+import difflib
 
 from pydantic import Field, field_validator
 
@@ -35,10 +38,17 @@ __all__ = [
     "RulesConfig",
     "QueueLineConfig",
     "ZoneConfig",
+    "RULE_NAMES",
 ]
+
+#: names of the engine's rules (``RulesEngine.RULES``, in its order; a test keeps them equal):
+#: what ``voice.rules`` may name
+RULE_NAMES = ("distance", "contact", "occupancy", "density", "queue", "risk")
 
 
 class HeatmapConfig(StrictConfig):
+    """A risk and occupancy heat map of the camera's ground, on a grid of square cells."""
+
     enabled: bool = Field(
         False,
         description="Accumulate a risk/occupancy heat map on a ground grid"
@@ -89,8 +99,21 @@ class VoiceConfig(StrictConfig):
         30.0, ge=0, le=86400, description="At most one reminder per zone per this interval (seconds)"
     )
     rules: list[str] = Field(
-        default_factory=lambda: ["distance"], min_length=1, description="Rules whose alarm starts trigger the reminder"
+        default_factory=lambda: ["distance"],
+        min_length=1,
+        description="Rules whose alarm starts trigger the reminder: distance, contact, occupancy, density, queue, risk",
+        json_schema_extra={"items": {"enum": list(RULE_NAMES)}},
     )
+
+    @field_validator("rules")
+    @classmethod
+    def _known_rules(cls, v: list[str]) -> list[str]:
+        for name in v:
+            if name not in RULE_NAMES:
+                close = difflib.get_close_matches(name, RULE_NAMES, n=1)
+                hint = f"did you mean {close[0]!r}? " if close else ""
+                raise ValueError(f"unknown rule {name!r}: {hint}known rules: {', '.join(RULE_NAMES)}")
+        return v
 
 
 class RulesConfig(StrictConfig):

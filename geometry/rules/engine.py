@@ -85,7 +85,8 @@ class RulesEngine:
     """All rules of one camera (see module docstring).
 
     ``zones``: :class:`ZoneConfig` models; ``camera`` (optional): the camera model, to check
-    that every zone lies inside the calibrated area (:class:`ZoneError` otherwise).
+    that at least half of every zone's area lies on the ground the camera sees
+    (:func:`~vigil.geometry.zones.check_zone_visible`; :class:`ZoneError` otherwise).
     ``rules`` maps each active rule's name to its :class:`Rule`, ``lifecycles`` to its
     :class:`Lifecycle` (a pair rule's :class:`~.pairs.PairLifecycle`, the same lifecycle in
     arrays; ``pair_arrays=False``: the generic :class:`Lifecycle` for every rule, the reference

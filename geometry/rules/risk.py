@@ -36,7 +36,11 @@ class RiskRuleConfig(LifecycleConfig):
         120.0, gt=0, le=86400, description="Exposure memory: time constant of rise and decay (seconds)"
     )
     e_ref: float = Field(
-        60.0, gt=0, le=1e6, description="Exposure that gives risk level 0.63 (pair-seconds at contact)"
+        60.0,
+        gt=0,
+        le=1e6,
+        description="Exposure that gives risk level 0.63 (pair-seconds at contact)",
+        json_schema_extra={"unit": "pair-seconds"},
     )
     alarm_level: float = Field(0.5, gt=0, lt=1, description="Alarm while the risk level is above this")
     critical_level: float = Field(0.8, gt=0, lt=1, description="Severity critical while the risk level is above this")

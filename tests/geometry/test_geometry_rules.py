@@ -193,8 +193,13 @@ def test_zone_outside_calibrated_area_is_an_error():
     cam = HomographyCamera(np.diag([0.01, 0.01, 1.0]), image_size=(1000, 1000))
     ok = ZoneConfig(name="in", polygon=[(1, 1), (9, 1), (9, 9)])
     RulesEngine(RulesConfig(), [ok], camera=cam)
-    out = ZoneConfig(name="out", polygon=[(1, 1), (12, 1), (9, 9)])
-    with pytest.raises(ZoneError, match="zone 'out': lies outside the calibrated area"):
+    # partly outside (88 % of its area seen): allowed (check-config warns)
+    RulesEngine(RulesConfig(), [ZoneConfig(name="part", polygon=[(1, 1), (12, 1), (9, 9)])], camera=cam)
+    out = ZoneConfig(name="out", polygon=[(5, 5), (15, 5), (15, 15), (5, 15)])  # a quarter of it seen
+    with pytest.raises(
+        ZoneError,
+        match=r"zone 'out': lies outside the calibrated area: only 25 % of its 100\.0 m\^2 is on the ground",
+    ):
         RulesEngine(RulesConfig(), [out], camera=cam)
 
 
