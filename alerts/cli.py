@@ -27,6 +27,7 @@ from vigil.fileio import atomic_write
 from vigil.postgres import DsnError, add_db_options, db_target
 
 from .aggregator import Aggregator, AggregatorError
+from .aggregator.forward_config import ForwardConfigError, load_forward_config
 from .aggregator.retention import CLASSES, Retention, RetentionPolicy
 from .keys import (
     ROLE_FOLDERS,
@@ -113,6 +114,10 @@ def cmd_aggregator(args: argparse.Namespace) -> int:
     except ValueError as exc:
         return _error("aggregator", str(exc), 2)
     try:
+        forward = load_forward_config(args.forward) if args.forward else None
+    except ForwardConfigError as exc:
+        return _error("aggregator", str(exc), 2)
+    try:
         store = open_store(db=db, dsn=dsn)
     except StoreError as exc:
         return _error("aggregator", str(exc))
@@ -126,6 +131,7 @@ def cmd_aggregator(args: argparse.Namespace) -> int:
             stream_hwm=args.stream_hwm,
             status_file=args.status_file,
             status_extra=lambda: {"retention": retention.last_report},
+            forward=forward,
         )
     except AggregatorError as exc:
         store.close()
@@ -448,6 +454,12 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
         "--insecure-dev",
         action="store_true",
         help="run without CURVE keys (no transport security): loopback or ipc:// endpoints only",
+    )
+    p.add_argument(
+        "--forward",
+        metavar="FILE",
+        help="forward stored alarms to the webhooks and MQTT brokers of this YAML/JSON file "
+        "(at least once, signed; docs/forwarding.md)",
     )
     _add_retention_options(p)
     p.set_defaults(func=cmd_aggregator)

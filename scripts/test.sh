@@ -18,6 +18,7 @@ command -v systemd-analyze >/dev/null || need+=(systemd)
 command -v nginx >/dev/null || need+=(nginx)  # the console behind the example HTTPS proxy
 command -v openssl >/dev/null || need+=(openssl)
 command -v curl >/dev/null || need+=(curl)
+[ -x /usr/sbin/mosquitto ] || command -v mosquitto >/dev/null || need+=(mosquitto)  # MQTT forwarding tests' broker
 # typefaces of the synthetic plates (vigil.plates.synth.FONT_PACKAGES; without them it falls back
 # to OpenCV's Hershey fonts, recorded in each sample's typeface)
 for pkg in fonts-opendin fonts-roboto-unhinted fonts-liberation fonts-dejavu-core; do

@@ -46,6 +46,8 @@ from vigil.ratelog import RateLimitedLog
 from ..keys import CurveServer, KeyFileError
 from ..store import EventStore, Store, StoreError
 from ..transport import DEFAULT_INGEST_ENDPOINT, DEFAULT_STREAM_ENDPOINT, check_bind_endpoint
+from .forward import Forwarding
+from .forward_config import ForwardConfig, ForwardConfigError, load_forward_config
 from .ingest import Ingest
 from .plate_transits import PlateTransits
 from .sockets import AggregatorError
@@ -95,6 +97,10 @@ class Aggregator:
     whether the store answers (:mod:`.status`; ``vigil status --aggregator FILE`` reads it),
     and what ``status_extra()`` returns (the command line adds the last retention report).
 
+    ``forward``: a :class:`~.forward_config.ForwardConfig` (or the path of its file): stored
+    alarms are forwarded to its webhooks and MQTT brokers by :class:`~.forward.Forwarding`
+    threads while :meth:`run` serves; their counters go into the status file (``forwarding``).
+
     Sockets are created in the constructor's thread and used only by the thread calling
     :meth:`run` (one at a time); :meth:`stats` may be read from anywhere.
     """
@@ -115,6 +121,7 @@ class Aggregator:
         stream_hwm: int = 10_000,
         status_file: str | Path | None = None,
         status_extra: Callable[[], dict] | None = None,
+        forward: ForwardConfig | str | Path | None = None,
     ) -> None:
         self.batch_max = int(batch_max)
         self.stats_interval_s = float(stats_interval_s)
@@ -135,6 +142,7 @@ class Aggregator:
         self._ingest: Ingest | None = None
         self._stream: OperatorStream | None = None
         self._writer: StoreWriter | None = None
+        self._forwarding: Forwarding | None = None
         try:
             if keys is None:
                 for endpoint in (ingest_endpoint, stream_endpoint):
@@ -181,6 +189,12 @@ class Aggregator:
                 configure=configure_stream,
             )
             self._writer = StoreWriter(self.store)
+            if forward is not None:
+                try:
+                    config = forward if isinstance(forward, ForwardConfig) else load_forward_config(forward)
+                    self._forwarding = Forwarding(config, self.store)
+                except (ForwardConfigError, ValueError) as exc:
+                    raise AggregatorError(str(exc)) from None
         except BaseException:
             self.close()
             raise
@@ -243,6 +257,8 @@ class Aggregator:
             raise AggregatorError("aggregator is closed")
         ingest, stream, writer, poller = self._ingest, self._stream, self._writer, self._poller
         writer.start()
+        if self._forwarding is not None:
+            self._forwarding.start()
         poller.modify(ingest.socket, zmq.POLLIN)
         self._ingest_polled = True
         next_stats = time.monotonic() + self.stats_interval_s
@@ -293,6 +309,8 @@ class Aggregator:
         finally:
             writer.stop()  # the writer commits what is queued, then stops
             self._finish_committed()  # their acks go out (publishers resend whatever did not)
+            if self._forwarding is not None:
+                self._forwarding.stop()  # cursors stay where the receivers confirmed
         log.info("aggregator stopping: %s", self._format_stats())
 
     def _write_status(self) -> None:
@@ -312,6 +330,7 @@ class Aggregator:
                     "store_error": error,
                     "last_stream_seq": last,
                     "counters": self.stats(),
+                    **({"forwarding": self._forwarding.status(last)} if self._forwarding is not None else {}),
                     **(self._status_extra() if self._status_extra is not None else {}),
                 },
             )
@@ -329,6 +348,8 @@ class Aggregator:
                 self._counters["store_errors"] += 1
                 log.error("aggregator: %s; %d event(s) not acknowledged (publishers will resend)", commit.error, n)
                 continue
+            if self._forwarding is not None:
+                self._forwarding.notify()
             for batch, seqs in commit.per_batch():
                 fresh = self._ingest.acknowledge(batch, seqs)
                 if fresh and self._stream.clients:
