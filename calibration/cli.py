@@ -1,10 +1,13 @@
-"""``vigil calibrate``: intrinsics, ground, check, pick, import.
+"""``vigil calibrate``: intrinsics, ground, check, pick, zones, import.
 
 - ``intrinsics``: chessboard images -> OpenCV intrinsics YAML (RMS, per-image errors).
 - ``ground``: image <-> ground points -> Vigil calibration (homography with RANSAC, or
   solvePnP -> pinhole when ``--intrinsics`` are given); per-point residuals, outliers.
 - ``check``: metric grid on a real frame + bird's-eye warp, side by side, as a PNG.
 - ``pick``: a local web page to click points on a frame and save the calibration.
+- ``zones``: a local web page to draw a camera's zones and queue lines on its frame (converted
+  to ground metres through its calibration), validated as ``run`` would and saved into the node
+  config (:mod:`.zones`).
 - ``import``: PETS 2009 Tsai XML -> Vigil calibration (tsai or pinhole model), optionally
   the lens as OpenCV intrinsics YAML.
 
@@ -35,6 +38,7 @@ from .ground import fit_ground, load_points, write_ground_calibration
 from .intrinsics import calibrate_chessboard, expand_images, load_intrinsics, parse_board, save_intrinsics
 from .pick import serve
 from .tsai import import_tsai, tsai_to_intrinsics, tsai_to_pinhole
+from .zones import serve as serve_zones
 
 EXIT_OK = 0
 EXIT_ERROR = 2
@@ -190,6 +194,10 @@ def _cmd_pick(args: argparse.Namespace) -> int:
     )
 
 
+def _cmd_zones(args: argparse.Namespace) -> int:
+    return serve_zones(args.config, args.camera, port=args.port, host=args.host, frame=args.frame)
+
+
 # ------------------------------------------------------------------------------------ parser
 def add_commands(sub) -> None:
     p = sub.add_parser(
@@ -252,6 +260,16 @@ def add_commands(sub) -> None:
         help="Vigil calibration YAML to write (default camera.calib.yaml)",
     )
     q.set_defaults(func=_cmd_pick)
+
+    q = csub.add_parser(
+        "zones", help="serve a local page to draw a camera's zones and queue lines and save them into the node config"
+    )
+    q.add_argument("--config", required=True, help="node config YAML (edited in place; previous version kept as .bak)")
+    q.add_argument("--camera", help="camera name (default: the first enabled)")
+    q.add_argument("--frame", type=int, default=0, help="frame index of the camera's source to draw on (default 0)")
+    q.add_argument("--port", type=int, default=8766, help="port on --host (default 8766; 0 = any free port)")
+    q.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1, this machine only)")
+    q.set_defaults(func=_cmd_zones)
 
     q = csub.add_parser("import", help="import a PETS 2009 Tsai XML calibration as a Vigil calibration")
     q.add_argument("--tsai", required=True, help="PETS 2009 View_00N.xml")
