@@ -73,6 +73,8 @@ __all__ = [
 UUIDStr = Annotated[
     str, Field(pattern=r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$")
 ]
+#: an evidence object's id (``vigil.plates.evidence.EvidenceStore``: 32 hex digits)
+EvidenceId = Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")]
 PositionM = Annotated[list[float], Field(min_length=2, max_length=2, description="[x, y] metres")]
 Reason = Literal["clear", "lost", "flush"]
 _PAIR_SUMMARY = ("tracks", "zone", "value", "threshold", "worst", "duration_s", "reason")
@@ -107,9 +109,22 @@ class Payload(BaseModel):
 
 
 class AlarmPayload(Payload):
-    """A payload of an alarm event: carries the alarm's id."""
+    """A payload of an alarm event: carries the alarm's id and, on a start, what was recorded of it
+    (``snapshot_id``, ``clip_id``, ``recording``; all optional: absent on updates, ends and events
+    of nodes that record nothing; see ``vigil.edge.media``)."""
 
     alarm_id: UUIDStr = Field(description="UUID shared by the alarm's start, updates and end")
+    snapshot_id: EvidenceId | None = Field(
+        None, description="Evidence id of the privacy-masked snapshot taken at the alarm's start (JPEG)"
+    )
+    clip_id: EvidenceId | None = Field(
+        None, description="Evidence id of the clip of the seconds before a plate hit (H.264 MP4)"
+    )
+    recording: Literal["on", "off"] | None = Field(
+        None,
+        description="off: the site records no pictures ('nothing is recorded' mode), so this alarm has none; "
+        "on: pictures are kept when stored (snapshot_id, clip_id); null: not said",
+    )
 
     @classmethod
     def from_change(cls, change: AlarmChange, frame: int) -> dict[str, Any]:

@@ -27,6 +27,7 @@ __all__ = [
     "PlatesConfig",
     "StreamHealthConfig",
     "AggregatorLinkConfig",
+    "MediaConfig",
     "OutputConfig",
     "OperationsConfig",
 ]
@@ -435,6 +436,58 @@ class AggregatorLinkConfig(StrictModel):
         return self
 
 
+class MediaConfig(StrictModel):
+    """Pictures of what happened: a privacy-masked snapshot at each alarm's start, a short clip of
+    each plate hit (both evidence, under the retention), and the live tiles (one masked picture
+    per camera with the overlay, overwritten, never kept). See docs/privacy-media.md."""
+
+    record: bool = Field(
+        True,
+        description="false: the 'nothing is recorded' mode: no camera picture of any kind is written (no "
+        "snapshot, clip, plate crop, tile or annotated video) and alarm start events carry recording: off",
+    )
+    evidence_dir: Path | None = Field(
+        None,
+        description="Access-controlled folder (mode 0700) for alarm snapshots and plate clips, shared by the "
+        "node's cameras; null: none stored; relative to the working directory",
+    )
+    evidence_retention_days: float = Field(
+        7.0,
+        gt=0,
+        le=3650,
+        description="Snapshots and clips in evidence_dir older than this many days are deleted, checked hourly "
+        "(days; default 7: DL 11/2009 art. 6)",
+    )
+    mask: Literal["pixelate", "silhouette"] = Field(
+        "pixelate",
+        description="How people are hidden in every picture: pixelate (blocks of 1/8 of the person's height, "
+        "a head is one block) or silhouette (a flat grey box); faces are never shown",
+    )
+    mask_classes: list[str] = Field(
+        default_factory=lambda: ["person"], description="Detector classes masked in every picture"
+    )
+    clip_s: float = Field(
+        3.0, ge=0, le=10, description="Seconds of video before a plate hit kept as its clip (H.264); 0: no clips"
+    )
+    clip_fps: float = Field(
+        10.0,
+        gt=0,
+        le=30,
+        description="Frame rate of plate clips, at most the camera's (frames/s)",
+        json_schema_extra={"unit": "frames/s"},
+    )
+    clip_max_width_px: int = Field(
+        640, ge=160, le=1920, description="Plate clips are shrunk to at most this width (pixels)"
+    )
+    tiles_dir: Path | None = Field(
+        None,
+        description="Folder where each camera's live tile <camera>.jpg is overwritten (null: no tiles); relative "
+        "to the working directory",
+    )
+    tile_interval_s: float = Field(1.0, ge=0.2, le=60, description="Time between two tiles of a camera (seconds)")
+    tile_max_width_px: int = Field(640, ge=160, le=1920, description="Tiles are shrunk to at most this width (pixels)")
+
+
 class OutputConfig(StrictModel):
     """Files a recorded replay writes: the annotated video and the bird's-eye PNG."""
 
@@ -444,6 +497,10 @@ class OutputConfig(StrictModel):
     )
     annotated_video: bool = Field(True, description="Write an annotated video for recorded replays")
     birdseye: bool = Field(True, description="Write a bird's-eye PNG of tracks and violations for recorded replays")
+    media: MediaConfig = Field(
+        default_factory=MediaConfig,
+        description="Alarm snapshots, plate clips, live tiles and the privacy mask of every picture",
+    )
 
 
 class OperationsConfig(StrictModel):

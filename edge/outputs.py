@@ -3,7 +3,8 @@
 - :class:`MotWriter`: ``frame,id,left,top,width,height,conf,x,y,-1`` per tracked object,
   frames counted from 1 (video frame 0 is frame 1), ``x, y`` the ground position in metres
   in the calibration's world frame (``-1,-1`` where the foot point has no ground position).
-- :class:`AnnotatedVideo`: boxes with track ids, ground distance lines of violating pairs.
+- :class:`AnnotatedVideo`: H.264 MP4 with the overlay (zones, queue lines, boxes with track ids,
+  ground distance lines of violating pairs), people masked first.
 - :class:`BirdsEye`: every track's path on the ground plane (metres, 1 m grid) and every
   violation as a red segment, written once at the end.
 
@@ -15,23 +16,18 @@ from __future__ import annotations
 
 import os
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from vigil.detectors.detections import Detections
+from vigil.edge.overlay import SceneGeometry, draw_overlay, track_colour
+from vigil.edge.video import VideoFileWriter
 from vigil.fileio import atomic_write
 
 __all__ = ["MotWriter", "AnnotatedVideo", "BirdsEye", "track_colour"]
-
-
-def track_colour(track_id: int) -> tuple[int, int, int]:
-    """A stable, distinct BGR colour per track id."""
-    hue = (int(track_id) * 47) % 180
-    hsv = np.uint8([[[hue, 200, 255]]])
-    b, g, r = cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)[0, 0]
-    return int(b), int(g), int(r)
 
 
 class _AtomicFile:
@@ -84,15 +80,28 @@ class MotWriter(_AtomicFile):
 
 
 class AnnotatedVideo(_AtomicFile):
-    """An MP4 (MPEG-4 part 2) copy of the replay with boxes, ids and violations drawn."""
+    """A browser-playable MP4 (H.264, yuv420p, +faststart; :mod:`vigil.edge.video`, mp4v without
+    PyAV) copy of the replay with the overlay (:func:`vigil.edge.overlay.draw_overlay`: zones,
+    queue lines, boxes, ids, violations, plate reads). ``mask``: a function ``(image, tracked) ->
+    image`` that hides people first (:func:`vigil.privacy.privacy_mask` on the person boxes);
+    ``None``: unmasked."""
 
-    def __init__(self, path: Path, fps: float, size: tuple[int, int], class_names: list[str]) -> None:
+    def __init__(
+        self,
+        path: Path,
+        fps: float,
+        size: tuple[int, int],
+        class_names: list[str],
+        scene: SceneGeometry | None = None,
+        mask: Callable[[np.ndarray, Detections], np.ndarray] | None = None,
+    ) -> None:
         super().__init__(path)
         self.tmp = self.tmp.with_suffix(".mp4")
-        self._writer = cv2.VideoWriter(str(self.tmp), cv2.VideoWriter_fourcc(*"mp4v"), float(fps), size)
-        if not self._writer.isOpened():
-            raise OSError(f"{self.path}: cannot open a video writer (mp4v)")
+        self._writer = VideoFileWriter(self.tmp, float(fps), size)
+        self.codec = self._writer.codec
         self._names = class_names
+        self._scene = scene
+        self._mask = mask
 
     def write(
         self,
@@ -104,39 +113,12 @@ class AnnotatedVideo(_AtomicFile):
     ) -> None:
         """``plates``: (box in pixels, text, on a watch list) of the plates read recently,
         drawn as a box with the text above it (red for a list hit, yellow otherwise)."""
-        canvas = image.copy()
-        centre = {}
-        for i in range(len(tracked)):
-            tid = int(tracked.tracker_id[i]) if tracked.tracker_id is not None else -1
-            x1, y1, x2, y2 = (int(round(v)) for v in tracked.xyxy[i])
-            colour = track_colour(tid)
-            cv2.rectangle(canvas, (x1, y1), (x2, y2), colour, 2)
-            cls = int(tracked.class_id[i])
-            name = self._names[cls] if 0 <= cls < len(self._names) else str(cls)
-            cv2.putText(
-                canvas, f"{tid} {name}", (x1, max(12, y1 - 4)), cv2.FONT_HERSHEY_SIMPLEX, 0.45, colour, 1, cv2.LINE_AA
-            )
-            centre[tid] = ((x1 + x2) // 2, y2)
-        for a, b in violating:
-            if a in centre and b in centre:
-                cv2.line(canvas, centre[a], centre[b], (0, 0, 255), 2, cv2.LINE_AA)
-                cv2.circle(canvas, centre[a], 5, (0, 0, 255), -1)
-                cv2.circle(canvas, centre[b], 5, (0, 0, 255), -1)
-        for box, text, hit in plates:
-            x1, y1, x2, y2 = (int(round(v)) for v in box)
-            colour = (0, 0, 255) if hit else (0, 220, 255)
-            cv2.rectangle(canvas, (x1, y1), (x2, y2), colour, 2)
-            (tw, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.6, 2)
-            ty = max(th + 4, y1 - 6)
-            cv2.rectangle(canvas, (x1, ty - th - 4), (x1 + tw + 6, ty + 4), (0, 0, 0), -1)
-            cv2.putText(canvas, text, (x1 + 3, ty), cv2.FONT_HERSHEY_SIMPLEX, 0.6, colour, 2, cv2.LINE_AA)
-        if label:
-            cv2.putText(canvas, label, (8, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (255, 255, 255), 2, cv2.LINE_AA)
-            cv2.putText(canvas, label, (8, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (0, 0, 0), 1, cv2.LINE_AA)
-        self._writer.write(canvas)
+        if self._mask is not None:
+            image = self._mask(image, tracked)
+        self._writer.write(draw_overlay(image, tracked, violating, self._names, label, plates, self._scene))
 
     def close(self, ok: bool = True) -> None:
-        self._writer.release()
+        self._writer.close()
         self.commit() if ok else self.discard()
 
 

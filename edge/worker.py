@@ -27,7 +27,9 @@ from vigil.detectors.detections import Detections
 from vigil.detectors.registry import build_detector
 from vigil.edge.config import CameraConfig, ConfigError, NodeConfig
 from vigil.edge.health import HealthThresholds, StreamHealth
+from vigil.edge.media import MediaRecorder
 from vigil.edge.outputs import AnnotatedVideo, BirdsEye, MotWriter
+from vigil.edge.overlay import SceneGeometry
 from vigil.edge.sources import Frame, open_source
 from vigil.edge.tracking import Tracker
 from vigil.edge.voice import VoiceReminder
@@ -165,11 +167,20 @@ class CameraPipeline:
         hm = camera.rules.heatmap
         self.heatmap_interval_s = float(hm.publish_interval_s) if self.engine.heatmap is not None else 0.0
         self._heatmap_next: float | None = None
+        media = node.output.media
+        self.scene = SceneGeometry(self.model, camera.zones)
+        try:  # snapshots, plate clips, live tiles (vigil.edge.media); record: false writes no picture at all
+            clips = camera.plates.enabled and bool(camera.plates.watchlists)
+            self.media = MediaRecorder(media, camera.name, self.class_names, self.scene, fps=fps, clips=clips)
+        except ValueError as exc:
+            raise ConfigError(f"camera {camera.name!r}: {exc}") from None
+        self._last_tracked: Detections | None = None
         self.plates = None
         if camera.plates.enabled:
             from vigil.plates.pipeline import PlatePipeline  # noqa: PLC0415 - plate OCR: only cameras that read plates
 
-            self.plates = PlatePipeline(camera.plates, camera.name)
+            plates_cfg = camera.plates if media.record else camera.plates.model_copy(update={"evidence_dir": None})
+            self.plates = PlatePipeline(plates_cfg, camera.name)
         self.health = StreamHealth(HealthThresholds.from_config(camera.health)) if camera.health.enabled else None
 
     # -------------------------------------------------------------------------------------
@@ -259,9 +270,7 @@ class CameraPipeline:
         )
         self._voice(changes)
         t4 = time.perf_counter()
-        events = []
         for ch in changes:
-            events.append(self._event(ch, frame))
             if ch.rule != "distance":
                 continue
             pair = tuple(int(x) for x in ch.pair)
@@ -269,11 +278,17 @@ class CameraPipeline:
                 self.open_pairs.discard(pair)
             else:
                 self.open_pairs.add(pair)
-        events.extend(self._heatmap_events(frame))
+        plate_changes = []
         if self.plates is not None:
             plate_changes = self.plates.process(frame.image, frame.timestamp, tracked, self.class_names)
-            events.extend(self._event(ch, frame) for ch in plate_changes)
-        t5 = time.perf_counter()
+        tm = time.perf_counter()
+        changes, plate_changes = self._media(frame, tracked, changes, plate_changes)
+        tm = time.perf_counter() - tm
+        events = [self._event(ch, frame) for ch in changes]
+        events.extend(self._heatmap_events(frame))
+        events.extend(self._event(ch, frame) for ch in plate_changes)
+        t5 = time.perf_counter() - tm
+        self.stage_s["outputs"] += tm
         self.track_ids.update(int(t) for t in tracked.tracker_id)
         for name, dt in zip(
             ("detect", "track", "geometry", "rules", "events"), (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4)
@@ -282,20 +297,37 @@ class CameraPipeline:
         events.extend(self._health_events(frame, self.tracker.detected))  # times itself (stage "health")
         return tracked, events, changes
 
+    def _media(self, frame: Frame, tracked: Detections, changes: list, plate_changes: list) -> tuple[list, list]:
+        """Feed the frame to the media recorder (clip buffer, tile) and add what was recorded to
+        the alarm starts (``snapshot_id``, ``clip_id``, ``recording``; vigil.edge.media)."""
+        self._last_tracked = tracked
+        overlay = self.plates.overlay(frame.timestamp) if self.plates is not None else ()
+        pairs = sorted(self.open_pairs)
+        self.media.observe(frame.image, frame.timestamp, tracked, pairs, overlay)
+        note = self.media.annotate
+        return (
+            note(changes, frame.image, frame.index, tracked, pairs, overlay),
+            note(plate_changes, frame.image, frame.index, tracked, pairs, overlay),
+        )
+
     def finish(self, frame: Frame | None) -> tuple[list[Event], list]:
-        """End every open alarm at the end of the stream."""
+        """End every open alarm at the end of the stream; wait for the clips being written."""
         if self.voice is not None:
             self.voice.close()
         if frame is None:  # nothing was processed: only stop the plate reader's thread
             if self.plates is not None:
                 self.plates.flush()
+            self.media.close()
             return [], []
         changes = self.engine.flush(frame.timestamp)
         self.open_pairs.clear()
         events = [self._event(ch, frame) for ch in changes]
         events.extend(self._heatmap_events(frame, final=True))
         if self.plates is not None:
-            events.extend(self._event(ch, frame) for ch in self.plates.flush())
+            tracked = self._last_tracked if self._last_tracked is not None else Detections.empty()
+            flushed = self.media.annotate(self.plates.flush(), frame.image, frame.index, tracked)
+            events.extend(self._event(ch, frame) for ch in flushed)
+        self.media.close()
         if self.health is not None:
             events.extend(self._event(ch, frame) for ch in self.health.flush(frame.timestamp))
         return events, changes
@@ -350,9 +382,14 @@ def run_camera(
     video = None
     birdseye = BirdsEye() if (recorded and write_media and node.output.birdseye) else None
     out_dir = Path(node.output.dir)
-    if recorded and write_media and node.output.annotated_video:
+    if recorded and write_media and node.output.annotated_video and node.output.media.record:
         video = AnnotatedVideo(
-            out_dir / f"{camera.name}.annotated.mp4", fps, (src.width, src.height), pipeline.class_names
+            out_dir / f"{camera.name}.annotated.mp4",
+            fps,
+            (src.width, src.height),
+            pipeline.class_names,
+            scene=pipeline.scene,
+            mask=pipeline.media.mask,
         )
 
     bar = None

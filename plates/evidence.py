@@ -1,8 +1,9 @@
-"""Evidence objects (plate crops) kept apart from events, referenced by id.
+"""Evidence objects (plate crops, alarm snapshots, clips) kept apart from events, referenced by id.
 
-:class:`EvidenceStore` writes JPEG files into an access-controlled folder (created with mode
-0700, files 0600): ``<folder>/<id>.jpg`` plus ``<id>.json`` (camera, time, kind), each written
-atomically (:func:`vigil.fileio.atomic_write_bytes`: a crash leaves the whole file or none, never
+:class:`EvidenceStore` writes JPEG files (and, through :meth:`EvidenceStore.put_file`, MP4 clips)
+into an access-controlled folder (created with mode 0700, files 0600): ``<folder>/<id>.jpg`` (or
+``.mp4``) plus ``<id>.json`` (camera, time, kind), each written
+atomically (:func:`vigil.fileio.atomic_write`: a crash leaves the whole file or none, never
 a truncated crop). Events carry only ``evidence_id``. Only list hits store a crop (privacy:
 no-hit transits keep none). Crops are plate crops, which do not show faces; :meth:`put` blurs
 any face OpenCV's frontal face cascade finds when that cascade is installed (``blur_faces=True``,
@@ -21,11 +22,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from vigil.fileio import atomic_write_bytes
+from vigil.fileio import atomic_write
 
-__all__ = ["EvidenceStore", "EvidenceError"]
+__all__ = ["EvidenceStore", "EvidenceError", "EVIDENCE_SUFFIXES"]
 
 _ID = re.compile(r"^[0-9a-f]{32}$")
+#: the files an evidence id may have (besides its ``.json``)
+EVIDENCE_SUFFIXES = (".jpg", ".mp4")
 
 
 class EvidenceError(ValueError):
@@ -68,18 +71,34 @@ class EvidenceStore:
         if not ok:
             raise EvidenceError("cannot encode evidence image")
         eid = uuid.uuid4().hex
-        for suffix, data in (
-            (".jpg", buf.tobytes()),
-            (".json", json.dumps({"id": eid, "created": time.time(), **meta}).encode()),
-        ):
-            path = atomic_write_bytes(self.folder / f"{eid}{suffix}", data)
-            os.chmod(path, 0o600)  # the folder is 0700: nobody else saw the file before this
+        self._store(eid, ".jpg", lambda tmp: tmp.write_bytes(buf.tobytes()), meta)
         return eid
 
-    def path(self, eid: str) -> Path:
+    @staticmethod
+    def new_id() -> str:
+        """A fresh evidence id (32 hex digits), for an object written later (:meth:`put_file`)."""
+        return uuid.uuid4().hex
+
+    def put_file(self, eid: str, suffix: str, writer, **meta) -> str:
+        """Store the file ``writer(tmp_path)`` produces (e.g. an MP4 clip) as evidence ``eid``
+        (from :meth:`new_id`) with ``suffix`` (one of :data:`EVIDENCE_SUFFIXES`) and ``meta``."""
+        if not _ID.match(str(eid)) or suffix not in EVIDENCE_SUFFIXES:
+            raise EvidenceError(f"bad evidence id {eid!r} or suffix {suffix!r}")
+        self._store(eid, suffix, writer, meta)
+        return eid
+
+    def _store(self, eid: str, suffix: str, writer, meta: dict) -> None:
+        for sfx, write in (
+            (suffix, writer),
+            (".json", lambda tmp: tmp.write_bytes(json.dumps({"id": eid, "created": time.time(), **meta}).encode())),
+        ):
+            path = atomic_write(self.folder / f"{eid}{sfx}", write)
+            os.chmod(path, 0o600)  # the folder is 0700: nobody else saw the file before this
+
+    def path(self, eid: str, suffix: str = ".jpg") -> Path:
         if not _ID.match(str(eid)):
             raise EvidenceError(f"bad evidence id {eid!r}")
-        p = self.folder / f"{eid}.jpg"
+        p = self.folder / f"{eid}{suffix}"
         if not p.is_file():
             raise EvidenceError(f"no evidence {eid}")
         return p
@@ -88,10 +107,13 @@ class EvidenceStore:
         return self.path(eid).read_bytes()
 
     def purge(self, older_than_s: float, now: float | None = None, keep: set[str] | None = None) -> int:
-        """Delete evidence older than ``older_than_s`` seconds except ids in ``keep``."""
+        """Delete evidence files (crops, snapshots, clips) older than ``older_than_s`` seconds
+        except ids in ``keep``; the number of files deleted."""
         now = time.time() if now is None else now
         n = 0
-        for p in self.folder.glob("*.jpg"):
+        for p in self.folder.iterdir():
+            if p.suffix not in EVIDENCE_SUFFIXES or p.name.startswith("."):
+                continue
             eid = p.stem
             if keep and eid in keep:
                 continue
