@@ -9,16 +9,20 @@ with the same SQL.
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Callable, Iterable, Iterator, Protocol
 
-from ..events import Event, EventError
+from ..events import Event, EventError, alarm_id_of
+from ..payloads import ALARM_TYPES
 
 __all__ = [
     "EventReads",
     "PURGE_CHUNK_ROWS",
+    "alarm_id_column",
+    "backfill_alarm_ids",
     "Store",
     "StoreError",
     "StoredEvent",
@@ -31,6 +35,41 @@ __all__ = [
 PURGE_CHUNK_ROWS = 1000
 #: pause between two chunks (seconds): the store's lock is free for the writer in between
 PURGE_CHUNK_PAUSE_S = 0.005
+
+
+def alarm_id_column(event_type: Any, camera: Any, text: Any) -> str | None:
+    """The ``alarm_id`` column of a stored row: the payload's ``alarm_id`` (a schema-1 event's
+    derived as on upgrade, :func:`~vigil.alerts.events.alarm_id_of`), ``None`` for a non-alarm
+    type or a row whose JSON or id cannot be read (the console then takes the event's own id as
+    its alarm's). Never raises; at most 64 characters."""
+    if event_type not in ALARM_TYPES or not isinstance(text, (str, bytes)):
+        return None
+    try:
+        doc = json.loads(text)
+        if not isinstance(doc, dict) or not isinstance(doc.get("payload"), dict):
+            return None
+        found = alarm_id_of({"camera": camera, "type": event_type, "payload": doc["payload"]})
+    except Exception:  # noqa: BLE001 - a row of any shape has no alarm id rather than breaking a migration
+        return None
+    return found if isinstance(found, str) and 0 < len(found) <= 64 else None
+
+
+def backfill_alarm_ids(fetch: Callable[[int], list[tuple]], update: Callable[[list[tuple]], None]) -> int:
+    """Fill the new ``alarm_id`` column of the rows stored before it (a store migration):
+    ``fetch(after_stream_seq)`` gives up to 1000 rows ``(stream_seq, type, camera, json)`` in
+    ``stream_seq`` order, ``update([(alarm_id, stream_seq), ...])`` writes them. Returns the rows
+    given an id."""
+    cursor, n = 0, 0
+    while True:
+        rows = fetch(cursor)
+        found = [(alarm_id_column(t, c, text), int(seq)) for seq, t, c, text in rows]
+        found = [f for f in found if f[0] is not None]
+        if found:
+            update(found)
+            n += len(found)
+        if len(rows) < 1000:
+            return n
+        cursor = int(rows[-1][0])
 
 
 class StoreError(RuntimeError):

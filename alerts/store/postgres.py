@@ -43,14 +43,22 @@ from vigil.plates.transits import open_transit_store
 from vigil.postgres import redact_dsn
 
 from ..events import Event, utc_iso
-from .base import PURGE_CHUNK_ROWS, EventReads, StoreError, content_digest, purge_filters, purge_in_chunks
+from .base import (
+    PURGE_CHUNK_ROWS,
+    EventReads,
+    StoreError,
+    backfill_alarm_ids,
+    content_digest,
+    purge_filters,
+    purge_in_chunks,
+)
 
 __all__ = ["PgEventStore", "PG_SCHEMA_VERSION", "redact_dsn"]
 
 log = logging.getLogger(__name__)
 
 
-PG_SCHEMA_VERSION = 2
+PG_SCHEMA_VERSION = 3
 _MIGRATION_LOCK = 0x76696731  # "vig1"
 _INSERT_LOCK = 0x76696732  # "vig2": held by one inserting transaction at a time
 
@@ -84,6 +92,12 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
             PRIMARY KEY (id, digest)
         )
         """,
+    ),
+    # the alarm each event belongs to (as in the SQLite store's migration 3), back-filled
+    3: (
+        "ALTER TABLE events ADD COLUMN alarm_id text",
+        # covering the console's grouped alarm reads (vigil.alerts.console.alarmdb)
+        "CREATE INDEX events_alarm ON events (alarm_id, type, camera, state, severity, time, stream_seq)",
     ),
 }
 
@@ -166,8 +180,28 @@ class PgEventStore(EventReads):
                 for target in range(version + 1, PG_SCHEMA_VERSION + 1):
                     for stmt in _MIGRATIONS[target]:
                         self._db.execute(stmt)
+                    if target == 3:
+                        self._backfill_alarm_ids()
                     self._db.execute("INSERT INTO vigil_schema_version VALUES (%s, %s)", (target, utc_iso(time.time())))
                     log.info("event database %s migrated to schema %d", self.path, target)
+
+    def _backfill_alarm_ids(self) -> None:
+        """Migration 3: the ``alarm_id`` of the rows stored before the column (inside the
+        migration's transaction)."""
+
+        def update(rows: list[tuple]) -> None:
+            with self._db.cursor() as cur:
+                cur.executemany("UPDATE events SET alarm_id = %s WHERE stream_seq = %s", rows)
+
+        n = backfill_alarm_ids(
+            lambda after: self._db.execute(
+                "SELECT stream_seq, type, camera, json FROM events WHERE stream_seq > %s"
+                " ORDER BY stream_seq LIMIT 1000",
+                (after,),
+            ).fetchall(),
+            update,
+        )
+        log.info("event database %s: alarm_id back-filled on %d event(s)", self.path, n)
 
     @property
     def schema_version(self) -> int:
@@ -208,6 +242,7 @@ class PgEventStore(EventReads):
             [ev.severity for ev in uniq],
             [ev.state for ev in uniq],
             [by_id[ev.id] for ev in uniq],
+            [a if isinstance(a := ev.payload.get("alarm_id"), str) else None for ev in uniq],
         )
         with self._lock:
             self._reconnect_if_broken()
@@ -216,11 +251,11 @@ class PgEventStore(EventReads):
                     # commit order = stream_seq order across aggregators (module docstring)
                     self._db.execute("SELECT pg_advisory_xact_lock(%s)", (_INSERT_LOCK,))
                     rows = self._db.execute(
-                        "INSERT INTO events (id, camera, seq, type, time, severity, state, json, received_at)"
-                        " SELECT u.id, u.camera, u.seq, u.type, u.time, u.severity, u.state, u.json, %s"
+                        "INSERT INTO events (id, camera, seq, type, time, severity, state, json, received_at, alarm_id)"
+                        " SELECT u.id, u.camera, u.seq, u.type, u.time, u.severity, u.state, u.json, %s, u.alarm_id"
                         " FROM unnest(%s::uuid[], %s::text[], %s::bigint[], %s::text[], %s::text[],"
-                        "             %s::text[], %s::text[], %s::text[])"
-                        "      WITH ORDINALITY AS u(id, camera, seq, type, time, severity, state, json, n)"
+                        "             %s::text[], %s::text[], %s::text[], %s::text[])"
+                        "      WITH ORDINALITY AS u(id, camera, seq, type, time, severity, state, json, alarm_id, n)"
                         " ORDER BY u.n"
                         " ON CONFLICT (id) DO NOTHING RETURNING id::text, stream_seq",
                         (received_at, *cols),

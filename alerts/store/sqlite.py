@@ -32,14 +32,22 @@ from vigil.sqlite import SYNCHRONOUS_LEVELS, connect, transaction
 from vigil.sqlite import schema_version as read_schema_version
 
 from ..events import Event, utc_iso
-from .base import PURGE_CHUNK_ROWS, EventReads, StoreError, content_digest, purge_filters, purge_in_chunks
+from .base import (
+    PURGE_CHUNK_ROWS,
+    EventReads,
+    StoreError,
+    backfill_alarm_ids,
+    content_digest,
+    purge_filters,
+    purge_in_chunks,
+)
 
 __all__ = ["EventStore", "STORE_SCHEMA_VERSION"]
 
 
 log = logging.getLogger(__name__)
 
-STORE_SCHEMA_VERSION = 2
+STORE_SCHEMA_VERSION = 3
 
 # version -> statements bringing the database from version-1 to version.
 _MIGRATIONS: dict[int, tuple[str, ...]] = {
@@ -72,6 +80,13 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
             PRIMARY KEY (id, digest)
         )
         """,
+    ),
+    # the alarm each event belongs to (the payload's alarm_id; NULL: not an alarm), for the
+    # console's one row per alarm; existing rows are back-filled from their JSON (_migrate)
+    3: (
+        "ALTER TABLE events ADD COLUMN alarm_id TEXT",
+        # covering the console's grouped alarm reads (vigil.alerts.console.alarmdb)
+        "CREATE INDEX events_alarm ON events (alarm_id, type, camera, state, severity, time, stream_seq)",
     ),
 }
 
@@ -168,6 +183,16 @@ class EventStore(EventReads):
             for target in range(version + 1, STORE_SCHEMA_VERSION + 1):
                 for stmt in _MIGRATIONS[target]:
                     self._db.execute(stmt)
+                if target == 3:
+                    n = backfill_alarm_ids(
+                        lambda after: self._db.execute(
+                            "SELECT stream_seq, type, camera, json FROM events WHERE stream_seq > ?"
+                            " ORDER BY stream_seq LIMIT 1000",
+                            (after,),
+                        ).fetchall(),
+                        lambda rows: self._db.executemany("UPDATE events SET alarm_id = ? WHERE stream_seq = ?", rows),
+                    )
+                    log.info("event database %s: alarm_id back-filled on %d event(s)", self.path, n)
                 self._db.execute(
                     f"INSERT INTO {_VERSION_TABLE} (version, applied_at) VALUES (?, ?)",
                     (target, utc_iso(time.time())),
@@ -232,8 +257,9 @@ class EventStore(EventReads):
                         # Looked up first (inside the write transaction, so no race) rather than
                         # INSERT OR IGNORE: an ignored insert must not burn a stream_seq.
                         self._db.executemany(
-                            "INSERT INTO events (id, camera, seq, type, time, severity, state, json, received_at)"
-                            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                            "INSERT INTO events"
+                            " (id, camera, seq, type, time, severity, state, json, received_at, alarm_id)"
+                            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                             [
                                 (
                                     events[i].id,
@@ -245,6 +271,7 @@ class EventStore(EventReads):
                                     events[i].state,
                                     texts[i],
                                     received_at,
+                                    _alarm_id(events[i]),
                                 )
                                 for i in new_idx
                             ],
@@ -331,6 +358,12 @@ class EventStore(EventReads):
                     return self._db.execute(sql, params).rowcount
             except sqlite3.Error as exc:
                 raise StoreError(f"cannot purge event database {self.path}: {exc}") from None
+
+
+def _alarm_id(event: Event) -> str | None:
+    """The ``alarm_id`` column of a new event (``None`` for a non-alarm type)."""
+    found = event.payload.get("alarm_id")
+    return found if isinstance(found, str) else None
 
 
 def _writer_lock(path: Path) -> int:
