@@ -9,6 +9,7 @@ from __future__ import annotations
 from vigil.bench import (
     bus_bench,
     city,
+    console_alarms,
     detect_cmd,
     detector_batching,
     geometry_bench,
@@ -25,7 +26,7 @@ from vigil.bench import (
 __all__ = ["EVAL_MODULES", "BENCH_MODULES", "add_commands"]
 
 #: modules providing ``add_eval_command(eval_subparsers)``, in ``vigil eval --help`` order
-EVAL_MODULES = (mot_eval, detect_cmd, ground_eval, plates_eval)
+EVAL_MODULES = (mot_eval, detect_cmd, ground_eval, plates_eval, console_alarms)
 #: modules providing ``add_bench_command(bench_subparsers)``, in ``vigil bench --help`` order
 BENCH_MODULES = (
     detect_cmd,

@@ -19,6 +19,7 @@ command -v nginx >/dev/null || need+=(nginx)  # the console behind the example H
 command -v openssl >/dev/null || need+=(openssl)
 command -v curl >/dev/null || need+=(curl)
 [ -x /usr/sbin/mosquitto ] || command -v mosquitto >/dev/null || need+=(mosquitto)  # MQTT forwarding tests' broker
+command -v npm >/dev/null || need+=(npm)  # axe-core for the console's accessibility test (below)
 # typefaces of the synthetic plates (vigil.plates.synth.FONT_PACKAGES; without them it falls back
 # to OpenCV's Hershey fonts, recorded in each sample's typeface)
 for pkg in fonts-opendin fonts-roboto-unhinted fonts-liberation fonts-dejavu-core; do
@@ -45,6 +46,12 @@ if [ ${#need[@]} -gt 0 ]; then
     else
         echo "[test] not installing ${need[*]} (no root): the tests that need them will skip" >&2
     fi
+fi
+# axe-core (npm, MPL-2.0) for the console's accessibility test, into .cache/node: git-ignored,
+# outside the source tree. Without it (offline) that test skips, and fails under CI.
+if [ ! -f .cache/node/node_modules/axe-core/axe.min.js ] && command -v npm >/dev/null; then
+    npm install --silent --no-audit --no-fund --prefix .cache/node axe-core@4 >/dev/null 2>&1 \
+        || echo "[test] npm could not install axe-core: the accessibility test will skip" >&2
 fi
 # The optional ultralytics backend needs torch: where its CPU build installs offline (this
 # machine's pip finds torch==2.13.0 on local disk), its tests run in a separate environment,

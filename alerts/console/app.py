@@ -3,8 +3,14 @@
 Pages (all but ``/login`` and ``/healthz``, the container health check, need a session): ``/`` live alarm list with
 filters; ``/alarm/{id}`` detail, actions and history; ``/cameras`` per-camera overview;
 ``/transits`` plate search (supervisor, admin); ``/audit`` the access log (supervisor,
-admin). ``/api/stream`` is the Server-Sent-Events feed of new alarms (``Last-Event-ID``
-resumes). ``/evidence/{id}`` serves an evidence crop from ``evidence_dir`` to logged-in users.
+admin); ``/admin/accounts`` account administration (admin: :mod:`.admin`). ``/api/stream``
+is the Server-Sent-Events feed of new alarms (``Last-Event-ID`` resumes); ``/api/actions`` that of
+operators' actions, from the ``console_actions`` table, so across console processes too
+(:mod:`.liveactions`; its watcher thread runs with the lifespan). ``/map`` draws live
+alarms on the plan of each area of the sites file
+(:mod:`.sitemap`, :mod:`.maproutes`). ``/evidence/{id}`` serves an evidence crop from
+``evidence_dir`` to logged-in users; ``/tiles``, ``/tile/{camera}`` (live tiles from ``tiles_dir``)
+and ``/clip/{id}`` (plate clips) are in :mod:`.media`.
 The handlers are in :mod:`.routes`, what they draw in :mod:`.views`; each reads the
 application's :class:`~.context.ConsoleContext` from ``app.state.console``.
 
@@ -35,11 +41,16 @@ from starlette.applications import Starlette
 from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 
+from .admin import ADMIN_ROUTES
 from .context import ConsoleContext, LoginThrottle, TransitSearch
 from .db import ConsoleDB
 from .live import Hub, StreamFollower
+from .liveactions import ACTION_ROUTES, ActionWatch
+from .maproutes import MAP_ROUTES
+from .media import MEDIA_ROUTES
 from .routes import ROUTES
 from .security import ProxyHeaders, SecurityHeaders
+from .sitemap import SiteMap
 
 __all__ = ["create_app", "serve"]
 
@@ -52,10 +63,12 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
     ctx: ConsoleContext = app.state.console
     if ctx.follow:
         ctx.follower.start()
+    app.state.actions.start()  # operator actions to every browser (:mod:`.liveactions`)
     try:
         yield
     finally:
         ctx.hub.close()
+        app.state.actions.stop()
         if ctx.follow:
             ctx.follower.stop()
 
@@ -72,6 +85,8 @@ def create_app(
     follow: bool = True,
     trusted_proxies: Iterable[str] = (),
     login_throttle: LoginThrottle | None = None,
+    sites: SiteMap | None = None,
+    tiles_dir: str | Path | None = None,
 ) -> ProxyHeaders:
     """The Starlette application over an open :class:`ConsoleDB` (wrapped in the security
     headers and the forwarded-header handling).
@@ -85,6 +100,8 @@ def create_app(
     ``trusted_proxies``: addresses or networks of reverse proxies whose forwarded headers are
     believed (default none: the socket's peer is the client; ``ValueError`` for a bad one).
     ``login_throttle``: the failed-login limits (default :class:`LoginThrottle`'s).
+    ``sites``: the site map (:func:`~.sitemap.load_sites`) behind ``/map`` (:mod:`.maproutes`).
+    ``tiles_dir``: the edge nodes' live-tiles folder behind ``/tiles`` and ``/tile/{camera}`` (:mod:`.media`).
     The result's ``state`` holds ``console`` (the :class:`ConsoleContext`) and, for tests and
     callers that stop it, ``hub``, ``follower`` and ``db``.
     """
@@ -111,15 +128,27 @@ def create_app(
         secure_cookies=secure_cookies,
         follow=follow,
         logins=login_throttle or LoginThrottle(),
+        sites=sites,
+        tiles_root=Path(tiles_dir).resolve() if tiles_dir else None,
     )
     app = Starlette(
-        routes=[*ROUTES, Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")],
+        routes=[
+            *ROUTES,
+            *MAP_ROUTES,
+            *MEDIA_ROUTES,
+            *ADMIN_ROUTES,
+            *ACTION_ROUTES,
+            Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
+        ],
         lifespan=lifespan,
     )
     app.state.console = ctx
     app.state.hub = hub
     app.state.follower = follower
     app.state.db = db
+    app.state.actions = ActionWatch(db)
+    # pages start the live-actions feed after the newest action they were drawn with
+    templates.globals["live_actions_cursor"] = lambda: app.state.actions.hub.last_seq
     return ProxyHeaders(SecurityHeaders(app), trusted_proxies)
 
 

@@ -29,6 +29,7 @@ from ..transport import INSECURE_BIND_MESSAGE, is_local_endpoint
 from .app import serve
 from .db import ConsoleDB, ConsoleError
 from .security import parse_proxies
+from .sitemap import SitesError, load_sites
 
 __all__ = ["add_commands"]
 
@@ -90,6 +91,12 @@ def cmd_console(args: argparse.Namespace) -> int:
         parse_proxies(proxies)
     except ValueError as exc:
         return _error(f"--trusted-proxy: {exc}", 2)
+    sites = None
+    if args.sites:
+        try:
+            sites = load_sites(args.sites)
+        except SitesError as exc:
+            return _error(str(exc), 2)
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     db = _open_db(*target, args.state_db)
@@ -110,6 +117,8 @@ def cmd_console(args: argparse.Namespace) -> int:
             transits_db=args.transits_db,
             evidence_dir=args.evidence_dir,
             secure_cookies=args.secure_cookies,
+            sites=sites,
+            tiles_dir=args.tiles_dir,
         )
     finally:
         db.close()
@@ -178,6 +187,8 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--secure-cookies", action="store_true", help="always mark cookies Secure (HTTPS proxy in front)")
     p.add_argument("--transits-db", help="SQLite database of plate transits (default: the event database)")
     p.add_argument("--evidence-dir", help="folder of evidence crops, named <evidence id>.jpg|.png")
+    p.add_argument("--sites", metavar="FILE", help="sites file: plan images and camera placements for /map")
+    p.add_argument("--tiles-dir", metavar="DIR", help="folder of the edge nodes' live tiles (<camera>.jpg) for /tiles")
     p.set_defaults(func=cmd_console)
     sub = p.add_subparsers(dest="console_command", metavar="{user}")
     u = sub.add_parser("user", help="manage console accounts")

@@ -20,6 +20,7 @@ from vigil.plates.transits import TransitStore, open_transit_store
 
 from .db import ConsoleDB
 from .live import Hub, StreamFollower
+from .sitemap import SiteMap
 
 __all__ = ["ConsoleContext", "LoginThrottle", "TransitSearch", "context_of", "source_key", "EVIDENCE_SUFFIXES"]
 
@@ -159,6 +160,10 @@ class ConsoleContext:
     follow: bool = True
     logins: LoginThrottle = field(default_factory=LoginThrottle)
     transits_dsn: str | None = None
+    #: the site map (``--sites``; :mod:`.sitemap`), or ``None``: ``/map`` says there is none
+    sites: SiteMap | None = None
+    #: the resolved live-tiles folder (``--tiles-dir``; :mod:`.media`), or ``None``: no tiles
+    tiles_root: Path | None = None
 
     def transit_store(self) -> TransitSearch:
         """The transit store, opened on first use (most sessions never search)."""

@@ -17,8 +17,13 @@ Tables (versioned in ``console_schema``: one row per migration applied, :data:`_
   seconds). A password change (:meth:`ConsoleDB.set_password`) or reset
   (``add_user(replace=True)``) deletes the user's sessions in the same transaction (a
   self-service change keeps its own).
-* ``console_actions``: the alarm audit trail: event id, time, user, action (ack | close |
-  reopen | note), note. An alarm's status is its latest action.
+* ``console_actions``: the alarm audit trail: the id acted on (an event's or an alarm's), the
+  alarm it resolved to (``alarm_id``: the events' ``alarm_id``, or the event's own id for an
+  event without one; version 2, back-filled), time, user, action (ack | close | reopen |
+  note), note. An alarm's status is its latest non-note action, whichever of its events (or
+  its alarm id) it was given through.
+
+Alarm rows (one per alarm, not per event) are :class:`~.alarmdb.AlarmReads`' grouped reads.
 * ``console_audit``: every access worth accounting for: logins (failed too), logouts,
   alarm actions, transit searches (allowed and refused), account changes, retention purges.
 
@@ -42,6 +47,8 @@ import psycopg
 from vigil.postgres import redact_dsn
 
 from ..events import utc_iso
+from .accounts import AccountAdmin
+from .alarmdb import NON_ALARM_TYPES, AlarmReads
 from .auth import ROLES, hash_password, needs_rehash, new_token, token_digest, verify_password
 from .dbconn import Conn, open_postgres, open_sqlite
 from .views import COLUMNS, stored_event
@@ -57,11 +64,8 @@ __all__ = [
 ]
 
 ACTIONS = ("ack", "close", "reopen", "note")
-#: event types that are state, not alarms: stored, shown on /cameras, never in the alarm list or feed
-NON_ALARM_TYPES = ("heatmap",)
-CONSOLE_SCHEMA_VERSION = 1
+CONSOLE_SCHEMA_VERSION = 2
 CONSOLE_TABLES = ("console_schema", "console_users", "console_sessions", "console_actions", "console_audit")
-_SEVERITIES = ("info", "warning", "critical")
 #: the columns an event row is read with (:meth:`ConsoleDB._row`)
 _EVENT_COLS = "stream_seq, received_at, json, " + ", ".join(COLUMNS)
 
@@ -84,6 +88,11 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
             id {serial}, time TEXT NOT NULL, "user" TEXT NOT NULL,
             action TEXT NOT NULL, target TEXT NOT NULL DEFAULT '', detail TEXT NOT NULL DEFAULT '',
             client TEXT NOT NULL DEFAULT '')""",
+    ),
+    # actions belong to alarms (back-filled from the events by ConsoleDB._backfill_actions)
+    2: (
+        "ALTER TABLE console_actions ADD COLUMN alarm_id TEXT",
+        "CREATE INDEX IF NOT EXISTS console_actions_alarm ON console_actions (alarm_id, id)",
     ),
 }
 _DB_ERRORS = (sqlite3.Error, psycopg.Error)
@@ -133,7 +142,7 @@ def console_tables_exist(*, db: str | Path | None = None, dsn: str | None = None
     return set(CONSOLE_TABLES) <= names
 
 
-class ConsoleDB:
+class ConsoleDB(AlarmReads, AccountAdmin):
     """The console's tables and event reads, in SQLite (``events_db``, optional ``state_db``)
     or PostgreSQL (``dsn``; give it instead of the paths).
 
@@ -189,6 +198,13 @@ class ConsoleDB:
         c = self._c
         if c.kind == "postgres" and not c.table_exists("events"):
             raise ConsoleError(f"no event table in PostgreSQL {self.where} (start the aggregator first)")
+        try:
+            c.execute("SELECT alarm_id FROM {events} LIMIT 1")
+        except _DB_ERRORS:
+            raise ConsoleError(
+                f"the event table in {self.where} has no alarm_id column (event store schema 3):"
+                " start this build's aggregator once to migrate it"
+            ) from None
         with c.transaction():
             c.lock_migrations()
             c.execute(_SCHEMA_TABLE)
@@ -198,6 +214,8 @@ class ConsoleDB:
             for target in range(version + 1, CONSOLE_SCHEMA_VERSION + 1):
                 for stmt in _MIGRATIONS[target]:
                     c.execute(c.ddl(stmt))
+                if target == 2:
+                    _backfill_actions(c)
                 c.execute(
                     "INSERT INTO console_schema (version, applied_at) VALUES (?, ?) ON CONFLICT (version) DO NOTHING",
                     (target, utc_iso(time.time())),
@@ -376,40 +394,52 @@ class ConsoleDB:
         return counts
 
     # ------------------------------------------------------------------ alarm actions
-    def add_action(self, event_id: str, user: str, action: str, note: str = "", client: str = "") -> None:
+    def add_action(self, target_id: str, user: str, action: str, note: str = "", client: str = "") -> str:
+        """Record an operator action on the alarm ``target_id`` names (an alarm id, or the id of
+        one of its events: :meth:`alarm_key`); returns the alarm's key. ``ValueError``: an
+        unknown action, or an id that names no stored alarm."""
         if action not in ACTIONS:
             raise ValueError(f"action must be one of {ACTIONS}")
+        key = self.alarm_key(target_id)
+        if key is None:
+            raise ValueError(f"no stored alarm has the id {target_id[:80]!r}")
         note = (note or "").strip()[:2000]
         self._q(
-            'INSERT INTO console_actions (event_id, time, "user", action, note) VALUES (?, ?, ?, ?, ?)',
-            (event_id, utc_iso(time.time()), user, action, note),
+            'INSERT INTO console_actions (event_id, alarm_id, time, "user", action, note) VALUES (?, ?, ?, ?, ?, ?)',
+            (target_id, key, utc_iso(time.time()), user, action, note),
         )
-        self.audit(user, f"alarm_{action}", event_id, note, client)
+        self.audit(user, f"alarm_{action}", target_id, note, client)
+        return key
 
-    def actions(self, event_id: str) -> list[dict]:
+    def actions(self, some_id: str) -> list[dict]:
+        """The actions on the alarm ``some_id`` names (an alarm or one of its events), oldest first."""
+        key = self.alarm_key(some_id) or some_id
         rows = self._q(
-            'SELECT id, time, "user", action, note FROM console_actions WHERE event_id = ? ORDER BY id', (event_id,)
+            'SELECT id, time, "user", action, note FROM console_actions WHERE alarm_id = ? ORDER BY id', (key,)
         )
         return [{"id": r[0], **{k: _str(v) for k, v in zip(("time", "user", "action", "note"), r[1:])}} for r in rows]
 
-    def statuses(self, event_ids: list[str]) -> dict[str, dict]:
-        """Latest action per event id: ``{id: {"status", "user", "time"}}`` (absent: new)."""
-        out: dict[str, dict] = {}
-        for k in range(0, len(event_ids), 500):
-            chunk = event_ids[k : k + 500]
+    def statuses(self, ids: list[str]) -> dict[str, dict]:
+        """Operator status of the alarm each id names (an alarm id or an event id), keyed by the
+        ids given: ``{id: {"status", "user", "time"}}`` (absent: new, no action yet)."""
+        keys = {i: self.alarm_key(i) or i for i in ids}
+        by_key: dict[str, dict] = {}
+        wanted = sorted(set(keys.values()))
+        for k in range(0, len(wanted), 500):
+            chunk = wanted[k : k + 500]
             rows = self._q(
-                'SELECT a.event_id, a.action, a."user", a.time FROM console_actions a JOIN ('
-                " SELECT event_id, MAX(id) AS id FROM console_actions WHERE action != 'note' AND event_id IN"
-                f" ({','.join('?' * len(chunk))}) GROUP BY event_id) m ON m.id = a.id",
+                'SELECT a.alarm_id, a.action, a."user", a.time FROM console_actions a JOIN ('
+                " SELECT alarm_id, MAX(id) AS id FROM console_actions WHERE action != 'note' AND alarm_id IN"
+                f" ({','.join('?' * len(chunk))}) GROUP BY alarm_id) m ON m.id = a.id",
                 tuple(chunk),
             )
             for eid, action, user, t in rows:
-                out[eid] = {
+                by_key[eid] = {
                     "status": {"ack": "acknowledged", "close": "closed", "reopen": "new"}.get(action, "new"),
                     "user": user,
                     "time": t,
                 }
-        return out
+        return {i: by_key[k] for i, k in keys.items() if k in by_key}
 
     # ------------------------------------------------------------------ events (read only)
     def last_stream_seq(self) -> int:
@@ -489,19 +519,17 @@ class ConsoleDB:
         return sorted({r[0] for r in values if isinstance(r[0], str) and r[0]})
 
     def camera_overview(self) -> list[dict]:
-        """Per camera: last alarm event, open-alarm count in the recent window, latest occupancy,
-        risk and ``heatmap`` event (the raw event; ``None`` if none)."""
+        """Per camera: last alarm event, open alarms (:meth:`open_by_camera`: alarms none of whose
+        events is an end), latest occupancy, risk and ``heatmap`` event (the raw event; ``None``
+        if none), ``worst``: the highest current severity among its open alarms (``info``: none)."""
         out = []
+        opened = self.open_by_camera()
         for cam in self.distinct("camera"):
             last = self.events(camera=cam, limit=1, exclude_types=NON_ALARM_TYPES)
             occ = self.events(camera=cam, type="occupancy_limit", limit=1)
             risk = self.events(camera=cam, type="risk_level", limit=1)
             heat = self.events(camera=cam, type="heatmap", limit=1)
-            recent = self.events(camera=cam, limit=200, exclude_types=NON_ALARM_TYPES)
-            open_keys: dict[str, str] = {}  # alarm id -> state of its latest event
-            for e in reversed(recent):
-                open_keys[e["alarm_id"] or e["id"]] = e["state"]
-            n_open = sum(1 for s in open_keys.values() if s != "end")
+            n_open, worst = opened.get(cam, (0, "info"))
             out.append(
                 {
                     "camera": cam,
@@ -510,34 +538,47 @@ class ConsoleDB:
                     "occupancy": _metric(occ[0]) if occ else None,
                     "risk": _metric(risk[0]) if risk else None,
                     "heatmap": heat[0] if heat else None,
-                    "worst": max(
-                        (e["severity"] for e in recent if e["state"] != "end" and e["severity"] in _SEVERITIES),
-                        key=_SEVERITIES.index,
-                        default="info",
-                    ),
+                    "worst": worst,
                 }
             )
         return out
 
 
+def _backfill_actions(c: Conn) -> None:
+    """Console migration 2: the ``alarm_id`` of the actions recorded before it (by event id):
+    the event's ``alarm_id``, or its own id when it has none or is no longer stored."""
+    ids = [str(r[0]) for r in c.execute("SELECT DISTINCT event_id FROM console_actions WHERE alarm_id IS NULL")[0]]
+    for eid in ids:
+        key = c.event_id(eid)
+        rows = c.execute("SELECT alarm_id FROM {events} WHERE id = ?", (key,))[0] if key is not None else []
+        alarm = rows[0][0] if rows and isinstance(rows[0][0], str) else eid
+        c.execute("UPDATE console_actions SET alarm_id = ? WHERE event_id = ? AND alarm_id IS NULL", (alarm, eid))
+
+
 def _purge_orphan_actions(c: Conn, chunk: int = 500) -> int:
-    """Delete the actions whose event is no longer in the event table (purged by its retention);
-    their number. Looks the events up by id, ``chunk`` at a time (actions are few: one per
-    operator click)."""
-    ids = [str(r[0]) for r in c.execute("SELECT DISTINCT event_id FROM console_actions")[0]]
+    """Delete the actions whose alarm has no event left in the event table (purged by its
+    retention); their number. Looks the alarms up by ``alarm_id`` (and, for an alarm keyed by
+    an event's own id, by event id), ``chunk`` at a time (actions are few: one per operator
+    click)."""
+    ids = [str(r[0]) for r in c.execute("SELECT DISTINCT alarm_id FROM console_actions")[0] if r[0] is not None]
     gone: list[str] = []
     for k in range(0, len(ids), chunk):
-        part = [(i, c.event_id(i)) for i in ids[k : k + chunk]]
-        keys = [key for _, key in part if key is not None]
-        found: set[str] = set()
+        part = ids[k : k + chunk]
+        marks = ",".join("?" * len(part))
+        found = {
+            str(r[0])
+            for r in c.execute(f"SELECT DISTINCT alarm_id FROM {{events}} WHERE alarm_id IN ({marks})", tuple(part))[0]
+        }
+        as_ids = [(i, c.event_id(i)) for i in part if i not in found]
+        keys = [key for _, key in as_ids if key is not None]
         if keys:
             rows = c.execute(f"SELECT id FROM {{events}} WHERE id IN ({','.join('?' * len(keys))})", tuple(keys))[0]
-            found = {str(r[0]) for r in rows}
-        gone += [i for i, key in part if key is None or key not in found]
-    n = 0
+            found |= {str(r[0]) for r in rows}
+        gone += [i for i in part if i not in found]
+    n = c.execute("DELETE FROM console_actions WHERE alarm_id IS NULL")[1]
     for k in range(0, len(gone), chunk):
         part = gone[k : k + chunk]
-        n += c.execute(f"DELETE FROM console_actions WHERE event_id IN ({','.join('?' * len(part))})", tuple(part))[1]
+        n += c.execute(f"DELETE FROM console_actions WHERE alarm_id IN ({','.join('?' * len(part))})", tuple(part))[1]
     return n
 
 

@@ -44,9 +44,11 @@ from starlette.routing import Route
 
 from vigil.plates.transits import TransitError
 
+from .alarmdb import ALARM_STATES, SORTS, STATUSES, site_of
 from .context import ConsoleContext, context_of
 from .db import ACTIONS, NON_ALARM_TYPES
 from .i18n import LANGS, pick_lang, translator
+from .pictures import alarm_media
 from .security import (
     LOGIN_COOKIE,
     checked_form,
@@ -57,14 +59,16 @@ from .security import (
     session_of,
     set_login_cookie,
 )
-from .views import alarm_detail, heatmap_view, lifecycle_row, public_alarm, transit_table
+from .views import alarm_detail, alarm_row, heatmap_view, lifecycle_row, single_alarm, transit_table
+from .words import type_name
 
 log = logging.getLogger(__name__)
 
 __all__ = ["ROUTES", "SEARCH_ROLES", "SEVERITIES", "STATES", "parse_time"]
 
 SEVERITIES = ("info", "warning", "critical")
-STATES = ("start", "update", "end")
+#: the alarm list's state filter: open (no end event yet) or ended
+STATES = ALARM_STATES
 PLATE_RE = re.compile(r"^[A-Z0-9]{2,10}$")
 EVIDENCE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 SEARCH_ROLES = ("supervisor", "admin")
@@ -154,14 +158,22 @@ def login_form(request: Request, status_code: int = 200, **values) -> HTMLRespon
 
 
 def filters_of(request: Request) -> dict[str, str | None]:
-    """The alarm-list filters from the query string (unknown severities and states ignored)."""
+    """The alarm-list filters from the query string: ``site`` (a camera name's part before the
+    first ``-`` or ``/``), ``camera``, ``type``, ``severity`` (highest seen), ``state``
+    (``open`` | ``ended``), ``status`` (``new`` | ``acknowledged`` | ``closed``); unknown
+    severities, states and statuses are ignored. ``sort`` (``priority`` | ``age``) is read by
+    :func:`sort_of`."""
     q = request.query_params
-    f = {k: (q.get(k) or None) for k in ("camera", "type", "severity", "state")}
-    if f["severity"] not in (None, *SEVERITIES):
-        f["severity"] = None
-    if f["state"] not in (None, *STATES):
-        f["state"] = None
+    f = {k: (q.get(k) or None) for k in ("site", "camera", "type", "severity", "state", "status")}
+    for key, allowed in (("severity", SEVERITIES), ("state", STATES), ("status", tuple(STATUSES))):
+        if f[key] not in (None, *allowed):
+            f[key] = None
     return f
+
+
+def sort_of(request: Request) -> str:
+    s = request.query_params.get("sort")
+    return s if s in SORTS else SORTS[0]
 
 
 # ---------------------------------------------------------------------- auth pages
@@ -275,47 +287,94 @@ async def set_lang(request: Request) -> Response:
 
 # ---------------------------------------------------------------------- alarms
 async def alarms(request: Request) -> Response:
+    """The alarm list: one row per alarm (not per event), filtered, by priority or age, with
+    the number of open alarms matching the site, camera and type filters."""
     ctx = context_of(request)
     db = ctx.db
     s = session_of(request)
     if s is None:
         return to_login(request)
     f = filters_of(request)
-    rows = db.events(**f, limit=PAGE_ROWS, exclude_types=NON_ALARM_TYPES)
-    st = db.statuses([r["id"] for r in rows])
-    items = [public_alarm(r, st.get(r["id"])) for r in rows]
+    sort = sort_of(request)
+    lang = lang_of(request)
+    rows = await run_in_threadpool(lambda: db.alarms(**f, sort=sort, limit=PAGE_ROWS))
+    items = [alarm_row(a, lang) for a in rows]
+    n_open = await run_in_threadpool(lambda: db.open_count(camera=f["camera"], type=f["type"], site=f["site"]))
     return render(
         request,
         "alarms.html",
         session=s,
         items=items,
         filters=f,
+        sort=sort,
+        sorts=SORTS,
+        open_count=n_open,
+        sites=db.sites(),
         cameras=db.distinct("camera"),
         types=[x for x in db.distinct("type") if x not in NON_ALARM_TYPES],
         severities=SEVERITIES,
         states=STATES,
+        statuses=tuple(STATUSES),
+        type_name=lambda x: type_name(x, lang),
         cursor=max([ctx.hub.last_seq] + [i["stream_seq"] for i in items]),
     )
 
 
+def _feed_batch(
+    ctx: ConsoleContext, filters: dict[str, str | None], cursor: int, lang: str
+) -> tuple[int, list[str], bool]:
+    """One read of the live feed after ``cursor``: the new cursor, the messages (an ``alarm``
+    per alarm its new events touched and the filters keep, a ``drop`` per one they no longer
+    keep, then the ``count`` of open alarms when anything changed) and whether the read was
+    full (more may follow at once)."""
+    db = ctx.db
+    touched = db.touched_after(cursor, PAGE_ROWS)
+    full = len(touched) == PAGE_ROWS
+    if not touched:
+        return cursor, [], False
+    keys: list[str] = []
+    for _, key, camera, etype in touched:
+        if filters.get("camera") and camera != filters.get("camera"):
+            continue
+        if filters.get("type") and etype != filters.get("type"):
+            continue
+        if filters.get("site") and site_of(camera) != filters.get("site"):
+            continue
+        if key not in keys:
+            keys.append(key)
+    cursor = touched[-1][0]
+    if not keys:
+        return cursor, [], full
+    found = {a["id"]: a for a in db.alarms(**filters, keys=keys, limit=len(keys))}
+    out = []
+    for key in keys:
+        if key in found:
+            out.append(f"id: {cursor}\nevent: alarm\ndata: {json.dumps(alarm_row(found[key], lang))}\n\n")
+        else:
+            out.append(f"id: {cursor}\nevent: drop\ndata: {json.dumps({'id': key})}\n\n")
+    n_open = db.open_count(camera=filters.get("camera"), type=filters.get("type"), site=filters.get("site"))
+    out.append(f"id: {cursor}\nevent: count\ndata: {json.dumps({'open': n_open})}\n\n")
+    return cursor, out, full
+
+
 async def alarm_feed(
-    ctx: ConsoleContext, filters: dict[str, str | None], since: int, token: str | None
+    ctx: ConsoleContext, filters: dict[str, str | None], since: int, token: str | None, lang: str = "it"
 ) -> AsyncIterator[str]:
-    """Server-Sent Events: alarms after ``since`` (``stream_seq``) matching ``filters``, then
-    new ones as the hub signals them; every :data:`FEED_CHECK_S` the session is checked
-    (``logout`` event when it has ended) and a keep-alive carries the cursor."""
+    """Server-Sent Events: the alarms that events after ``since`` (``stream_seq``) touched, as
+    whole rows (``alarm``: the browser replaces that alarm's row), ``drop`` for an alarm that
+    no longer matches the filters, ``count`` (open alarms), then more as the hub signals new
+    events; every :data:`FEED_CHECK_S` the session is checked (``logout`` event when it has
+    ended) and a keep-alive carries the cursor."""
     hub, db = ctx.hub, ctx.db
     cursor = since
     yield "retry: 1000\n\n"
     next_check = time.monotonic() + FEED_CHECK_S
     while not hub.closing:
         target = hub.last_seq
-        rows = db.events(**filters, after=cursor, limit=PAGE_ROWS, exclude_types=NON_ALARM_TYPES)
-        st = db.statuses([r["id"] for r in rows]) if rows else {}
-        for r in rows:
-            cursor = r["stream_seq"]
-            yield f"id: {cursor}\nevent: alarm\ndata: {json.dumps(public_alarm(r, st.get(r['id'])))}\n\n"
-        if len(rows) == PAGE_ROWS:
+        cursor, messages, full = await run_in_threadpool(_feed_batch, ctx, filters, cursor, lang)
+        for m in messages:
+            yield m
+        if full:
             continue
         cursor = max(cursor, target)
         if time.monotonic() >= next_check:
@@ -340,43 +399,58 @@ async def stream(request: Request) -> Response:
         since = ctx.hub.last_seq
     token = request.cookies.get(cookie_name(request))
     return StreamingResponse(
-        alarm_feed(ctx, f, since, token),
+        alarm_feed(ctx, f, since, token, lang_of(request)),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )
 
 
 async def alarm(request: Request) -> Response:
+    """An alarm's page: ``/alarm/{alarm_id}``; an event's id redirects (303) to its alarm's page.
+    Its current fields, all its events in order (lifecycle), the operator actions."""
     ctx = context_of(request)
     db = ctx.db
     s = session_of(request)
     if s is None:
         return to_login(request)
-    ev = db.event(request.path_params["event_id"])
-    if ev is None:
+    some_id = request.path_params["event_id"]
+    key = db.alarm_key(some_id)
+    if key is not None and key != some_id:
+        return RedirectResponse(f"/alarm/{key}", status_code=303)
+    lang = lang_of(request)
+    if key is not None:
+        a = db.alarm(key)
+        events = db.alarm_events(key) if a is not None else []
+    else:
+        ev = db.event(some_id)  # an event of no alarm (a heat map): shown on its own
+        a = single_alarm(ev) if ev is not None else None
+        events = [ev] if ev is not None else []
+    if a is None:
         return error_page(request, 404, "not_found", s)
-    detail = alarm_detail(ev)
+    ev = a["last"]
+    detail = alarm_detail(ev, lang)
     evidence = detail["evidence"]
     evidence_url = None
     if evidence and EVIDENCE_RE.match(evidence) and ctx.evidence_path(evidence):
         evidence_url = f"/evidence/{evidence}"
-    actions = db.actions(ev["id"])
-    status = db.statuses([ev["id"]]).get(ev["id"], {"status": "new"})
-    db.audit(s["user"], "alarm_view", ev["id"], "", client_of(request))
+    db.audit(s["user"], "alarm_view", a["id"], "", client_of(request))
     return render(
         request,
         "alarm.html",
         session=s,
         ev=ev,
+        a=alarm_row(a, lang),
         d=detail,
-        status=status,
-        actions=actions,
-        related=[lifecycle_row(r) for r in db.related(ev)],
+        actions=db.actions(a["id"]) if key is not None else [],
+        related=[lifecycle_row(r, lang) for r in events],
         evidence_url=evidence_url,
+        media=alarm_media(events, ctx.evidence_root),
     )
 
 
 async def alarm_action(request: Request) -> Response:
+    """An operator action (ack, close, reopen, note) on the alarm an alarm id or an event id
+    names; redirects to the alarm's page."""
     ctx = context_of(request)
     db = ctx.db
     s = session_of(request)
@@ -385,13 +459,13 @@ async def alarm_action(request: Request) -> Response:
     form = await checked_form(request, s)
     if form is None:
         return error_page(request, 400, "csrf_failed", s)
-    event_id = request.path_params["event_id"]
+    some_id = request.path_params["event_id"]
     action = str(form.get("action", ""))
-    if db.event(event_id) is None or action not in ACTIONS:
+    if action not in ACTIONS or db.alarm_key(some_id) is None:
         return error_page(request, 404, "not_found", s)
-    db.add_action(event_id, s["user"], action, str(form.get("note", "")), client_of(request))
+    key = db.add_action(some_id, s["user"], action, str(form.get("note", "")), client_of(request))
     ctx.hub.publish(ctx.hub.last_seq)
-    return RedirectResponse(f"/alarm/{event_id}", status_code=303)
+    return RedirectResponse(f"/alarm/{key}", status_code=303)
 
 
 async def evidence(request: Request) -> Response:

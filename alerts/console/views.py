@@ -30,6 +30,7 @@ import base64
 import binascii
 import json
 import math
+from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError
@@ -37,10 +38,14 @@ from pydantic import ValidationError
 from ..events import alarm_id_of
 from ..payloads import PAYLOADS
 from ..tail import summarize_payload
+from . import words
+from .fields import field_row, field_value
 
 __all__ = [
     "HIDDEN_FIELDS",
     "alarm_detail",
+    "alarm_row",
+    "single_alarm",
     "birdseye",
     "heatmap_layer",
     "heatmap_view",
@@ -300,12 +305,85 @@ def public_alarm(ev: dict, status: dict | None) -> dict:
     }
 
 
+def _seconds_between(t0: Any, t1: Any) -> float | None:
+    try:
+        a = datetime.fromisoformat(str(t0).replace("Z", "+00:00"))
+        b = datetime.fromisoformat(str(t1).replace("Z", "+00:00"))
+        return max(0.0, (b - a).total_seconds())
+    except (ValueError, TypeError, OverflowError):
+        return None
+
+
+def alarm_row(alarm: dict, lang: str) -> dict[str, Any]:
+    """An alarm-list row (the HTML table and the live feed's JSON) of an
+    :meth:`~.alarmdb.AlarmReads.alarms` row, in ``lang``: its identity, state and severities,
+    times and duration (the latest payload's ``duration_s`` when it has one, else the span of
+    its events' times; seconds, and as text), the sentence (:func:`.words.describe`), the
+    latest and worst values in their units, the event count and the operator status."""
+    last = alarm.get("last") if isinstance(alarm.get("last"), dict) else {}
+    p = last.get("payload") if isinstance(last.get("payload"), dict) else {}
+    etype = alarm.get("type", "")
+    dur = p.get("duration_s")
+    if not (_finite(dur) and dur >= 0):
+        dur = _seconds_between(alarm.get("first_time"), alarm.get("last_time"))
+    value, worst = words.measures(etype, p, lang)
+    plate = p.get("plate")
+    return {
+        "id": alarm.get("id", ""),
+        "stream_seq": last.get("stream_seq", 0),
+        "event_id": last.get("id", ""),
+        "camera": alarm.get("camera", ""),
+        "type": etype,
+        "type_name": words.type_name(etype, lang),
+        "zone": alarm.get("zone"),
+        "state": alarm.get("state", "open"),
+        "severity": alarm.get("severity", ""),
+        "max_severity": alarm.get("max_severity", ""),
+        "first_time": alarm.get("first_time", ""),
+        "last_time": alarm.get("last_time", ""),
+        "duration_s": round(float(dur), 1) if dur is not None else None,
+        "duration": words.duration(float(dur), lang) if dur is not None else "",
+        "text": words.describe(etype, p, lang, alarm.get("camera") or None),
+        "value": value,
+        "worst": worst,
+        "events": alarm.get("events", 0),
+        "plate": plate if isinstance(plate, str) else None,
+        "unreadable": bool(last.get("unreadable")),
+        "status": alarm.get("status", "new"),
+        "status_user": alarm.get("status_user"),
+        "status_time": alarm.get("status_time"),
+    }
+
+
+def single_alarm(ev: dict) -> dict[str, Any]:
+    """A stored event that is not part of an alarm row (a ``heatmap``) as a one-event alarm, for
+    the detail page."""
+    return {
+        "id": ev.get("id", ""),
+        "camera": ev.get("camera", ""),
+        "type": ev.get("type", ""),
+        "zone": None,
+        "state": "ended" if ev.get("state") == "end" else "open",
+        "severity": ev.get("severity", ""),
+        "max_severity": ev.get("severity", ""),
+        "first_time": ev.get("time", ""),
+        "last_time": ev.get("time", ""),
+        "events": 1,
+        "status": "new",
+        "status_user": None,
+        "status_time": None,
+        "last": ev,
+    }
+
+
 #: fields the detail page shows in rows of their own (the rest are listed as they are)
 _DETAIL_FIELDS = ("metric", "value", "distance_m", "threshold", "threshold_m", "zone", "tracks", "plate")
-_DETAIL_SKIP = frozenset((*_DETAIL_FIELDS, "positions_m", "list", "lists", *HIDDEN_FIELDS))
+#: shown elsewhere on the page (the pictures) or not meant for operators (ids)
+_MEDIA_FIELDS = ("snapshot_id", "clip_id", "recording", "alarm_id")
+_DETAIL_SKIP = frozenset((*_DETAIL_FIELDS, "positions_m", "list", "lists", *_MEDIA_FIELDS, *HIDDEN_FIELDS))
 
 
-def alarm_detail(ev: dict) -> dict[str, Any]:
+def alarm_detail(ev: dict, lang: str = "it") -> dict[str, Any]:
     """What the alarm page shows of a :func:`stored_event`'s payload, as display text: the
     measurement rows, the plate and its lists, the other fields, the evidence id (checked by
     the caller) and the bird's-eye shapes."""
@@ -329,22 +407,41 @@ def alarm_detail(ev: dict) -> dict[str, Any]:
         "tracks": ", ".join(show(t) for t in tracks) if isinstance(tracks, list) else None,
         "plate": show(p["plate"]) if "plate" in p else None,
         "lists": ", ".join(lists),
-        "extra": [(k, show(v)) for k, v in p.items() if k not in _DETAIL_SKIP],
+        "extra": [field_row(k, v, lang) for k, v in p.items() if k not in _DETAIL_SKIP and field_value(k, v, lang)],
+        "metric_label": field_row(p["metric"], None, lang)[0] if isinstance(p.get("metric"), str) else None,
+        "value_text": _measured(p, "value", lang, ev.get("type")),
+        "distance_text": _measured(p, "distance_m", lang) if p.get("distance_m") != p.get("value") else None,
+        "threshold_text": _measured(p, "threshold_m" if "threshold_m" in p else "threshold", lang, ev.get("type")),
         "evidence": evidence if isinstance(evidence, str) else None,
         "svg": birdseye(p),
     }
 
 
-def lifecycle_row(ev: dict) -> dict[str, Any]:
-    """A row of the alarm page's lifecycle table (events of the same alarm)."""
+def _measured(p: dict, key: str, lang: str, event_type: Any = None) -> str | None:
+    """A measurement of the payload in words, its unit from the field's or the metric's name
+    (``threshold_m``, ``distance_m`` -> metres), else from the event type; ``None`` when absent."""
+    v = p.get(key)
+    if v is None or isinstance(v, bool) or not isinstance(v, (int, float)) or not _finite(v):
+        return None
+    unit_key = key if key.endswith(("_m", "_s", "_m2")) else str(p.get("metric") or key)
+    if not unit_key.endswith(("_m", "_s", "_m2")):
+        by_type = words.value_text(event_type, v, lang)
+        if by_type is not None:
+            return by_type
+    return field_value(unit_key, v, lang)
+
+
+def lifecycle_row(ev: dict, lang: str = "it") -> dict[str, Any]:
+    """A row of the alarm page's lifecycle table (events of the same alarm), with its sentence."""
     p = ev.get("payload") if isinstance(ev.get("payload"), dict) else {}
     return {
+        "text": words.describe(ev.get("type"), p, lang),
         "id": ev.get("id", ""),
         "time": ev.get("time", ""),
         "seq": ev.get("seq", 0),
         "state": ev.get("state", ""),
         "severity": ev.get("severity", ""),
-        "value": show(p.get("value")),
+        "value": words.measures(ev.get("type"), p, lang)[0] or show(p.get("value")),
         "unreadable": bool(ev.get("unreadable")),
     }
 

@@ -101,7 +101,7 @@ def _login(page, url, user, password):
 def test_console_live_ack_roles(launch_chromium, artifacts_dir, stack, tmp_path):
     from playwright.sync_api import sync_playwright
 
-    from vigil.alerts.events import Event, utc_iso
+    from vigil.alerts.events import Event, new_event_id, utc_iso
     from vigil.alerts.publisher import EventPublisher
 
     url, cdb = stack["url"], stack["db"]
@@ -207,28 +207,49 @@ def test_console_live_ack_roles(launch_chromium, artifacts_dir, stack, tmp_path)
                     "frame": 7,
                 },
             )
+            dist_alarm, hit_alarm = dist.payload["alarm_id"], hit.payload["alarm_id"]
             t0 = time.monotonic()
             pub.publish(dist)
-            page.wait_for_selector(f'#alarms tbody tr[data-id="{dist.id}"]', timeout=5000)
+            page.wait_for_selector(f'#alarms tbody tr[data-id="{dist_alarm}"]', timeout=5000)
             latency = time.monotonic() - t0
             print(f"alarm visible in the browser {latency * 1000:.0f} ms after publish()")
             assert latency < 2.0, f"alarm took {latency:.2f} s to appear"  # target 1 s; margin for a loaded CI box
             pub.publish(hit)
-            page.wait_for_selector(f'#alarms tbody tr[data-id="{hit.id}"].sev-critical', timeout=5000)
+            page.wait_for_selector(f'#alarms tbody tr[data-id="{hit_alarm}"].sev-critical', timeout=5000)
             assert page.locator("#alert-banner").is_visible()
             assert "AB123CD" in page.text_content("#alert-banner")
             assert page.title().startswith("(!)")
+            assert "Plate AB123CD on list A1 (stolen vehicles) — gate-north" in page.text_content(
+                f'#alarms tbody tr[data-id="{hit_alarm}"]'
+            )
+            # the distance alarm's update and end update its one row (not a row per event)
+            for seq, state, d in ((3, "update", 0.76), (4, "end", 1.9)):
+                payload = dict(dist.payload, value=d, distance_m=d, duration_s=40.0, min_distance_m=0.76)
+                if state == "end":
+                    payload["reason"] = "clear"
+                pub.publish(
+                    dist.model_copy(update={"id": new_event_id(), "seq": seq, "state": state, "payload": payload})
+                )
+            page.wait_for_selector(f'#alarms tbody tr[data-id="{dist_alarm}"].al-ended', timeout=5000)
+            page.wait_for_function("document.getElementById('open-count').textContent === '2'", timeout=5000)
+            row = page.text_content(f'#alarms tbody tr[data-id="{dist_alarm}"]')
+            assert "2 people 0.76 m apart for 40 s — piazza" in row and "ended" in row
+            assert page.locator(f'#alarms tbody tr[data-id="{dist_alarm}"]').count() == 1
+            assert page.locator("#alarms tbody tr").count() == 3
             page.screenshot(path=str(artifacts / "console-02-live-alarms.png"), full_page=True)
 
             # filters: only critical
             page.select_option("select[name=severity]", "critical")
             page.click("#filters button[type=submit]")
-            page.wait_for_selector(f'#alarms tbody tr[data-id="{hit.id}"]')
+            page.wait_for_selector(f'#alarms tbody tr[data-id="{hit_alarm}"]')
             assert page.locator("#alarms tbody tr").count() == 1
 
             # detail of the distance alarm: metric, threshold, bird's-eye; acknowledge with a note
-            page.goto(f"{url}/alarm/{dist.id}")
-            assert page.text_content("#metric-threshold").strip() == "1.5"
+            page.goto(f"{url}/alarm/{dist.id}")  # an event's id: redirected to its alarm
+            assert page.url.endswith(f"/alarm/{dist_alarm}")
+            assert page.locator("#lifecycle tbody tr").count() == 3  # start, update, end in order
+            assert page.text_content("#alarm-events").strip() == "3"
+            assert page.text_content("#metric-threshold").strip() == "1.50 m"  # threshold_m, in words (English)
             assert page.locator("#birdseye circle.person").count() == 2
             assert page.locator("#birdseye line.pair.close").count() == 1
             page.fill("#note", "Pattuglia 12 inviata")
@@ -292,10 +313,10 @@ def test_console_live_ack_roles(launch_chromium, artifacts_dir, stack, tmp_path)
     actions = [(r["user"], r["action"], r["target"]) for r in log]
     assert ("alice", "login_failed", "") in actions
     assert ("alice", "denied", "transits") in actions
-    assert ("alice", "alarm_ack", dist.id) in actions
+    assert ("alice", "alarm_ack", dist.payload["alarm_id"]) in actions
     assert ("sam", "transit_search", "AB123CD") in actions
     assert any(a == ("alice", "csrf_refused", f"/alarm/{dist.id}/action") for a in actions)
-    assert [a["action"] for a in cdb.actions(dist.id)] == ["ack"]
+    assert [a["action"] for a in cdb.actions(dist.id)] == ["ack"]  # an event id resolves to its alarm
 
 
 def test_console_shows_odd_stored_events_live_with_a_marker(launch_chromium, artifacts_dir, tmp_path):
@@ -353,10 +374,10 @@ def test_console_shows_odd_stored_events_live_with_a_marker(launch_chromium, art
                 for eid in (bad, odd):
                     row = page.wait_for_selector(f'#alarms tbody tr[data-id="{eid}"]', timeout=5000)
                     assert "unreadable payload" in row.text_content()
-                assert "distance_m=0.8" in page.text_content(f'#alarms tbody tr[data-id="{odd}"]')
+                assert "0.80 m apart" in page.text_content(f'#alarms tbody tr[data-id="{odd}"]')  # in words
                 page.screenshot(path=str(artifacts_dir / "console-hostile-01-list.png"), full_page=True)
                 page.goto(f"{url}/alarm/{odd}")
-                assert page.text_content("#metric-value").strip() == "0.8"
+                assert page.text_content("#metric-value").strip() == "0.80 m"  # a distance, in words
                 assert "tracks" in page.text_content("#unreadable")
                 page.screenshot(path=str(artifacts_dir / "console-hostile-02-detail.png"), full_page=True)
                 page.goto(f"{url}/cameras")

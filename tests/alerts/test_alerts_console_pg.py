@@ -221,7 +221,8 @@ def test_event_reads_filters_detail_and_lifecycle(backend, make_event):
         cams = {c["camera"]: c for c in db.camera_overview()}
         assert cams["cam-a"]["last"]["id"] == other.id and cams["cam-a"]["open"] == 1
         assert cams["cam-b"]["occupancy"]["value"] == 9 and cams["cam-b"]["heatmap"]["id"] == heat.id
-        assert cams["cam-a"]["worst"] == "critical" and cams["cam-b"]["worst"] == "critical"  # its open update
+        # the highest current severity among open alarms: life ended (its critical update no longer counts)
+        assert cams["cam-a"]["worst"] == "warning" and cams["cam-b"]["worst"] == "critical"
     finally:
         db.close()
 
@@ -240,8 +241,11 @@ def test_pages_actions_malformed_ids_and_healthz(backend, make_event):
             assert health.headers["cache-control"] == "no-store"
             assert client.get("/alarm/not-a-uuid", follow_redirects=False).status_code == 303  # login first
             assert _login(client, "op", "op-password").status_code == 303
-            assert ev.id in client.get("/").text
-            page = client.get(f"/alarm/{ev.id}")
+            alarm_id = ev.payload["alarm_id"]
+            assert f'data-id="{alarm_id}"' in client.get("/").text  # a row per alarm, by its alarm id
+            r = client.get(f"/alarm/{ev.id}", follow_redirects=False)  # an event's id: to its alarm
+            assert (r.status_code, r.headers["location"]) == (303, f"/alarm/{alarm_id}")
+            page = client.get(f"/alarm/{alarm_id}")
             assert page.status_code == 200 and "cam-a" in page.text
             csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
             for bad in ("not-a-uuid", ev.id.upper(), str(uuid.uuid4()), "1%27%20OR%201%3D1"):
@@ -249,13 +253,14 @@ def test_pages_actions_malformed_ids_and_healthz(backend, make_event):
                 r = client.post(f"/alarm/{bad}/action", data={"csrf": csrf, "action": "ack"}, follow_redirects=False)
                 assert r.status_code == 404
             r = client.post(f"/alarm/{ev.id}/action", data={"csrf": csrf, "action": "ack"}, follow_redirects=False)
-            assert (r.status_code, r.headers["location"]) == (303, f"/alarm/{ev.id}")
-            assert db.statuses([ev.id])[ev.id]["status"] == "acknowledged"
+            assert (r.status_code, r.headers["location"]) == (303, f"/alarm/{alarm_id}")
+            assert db.statuses([ev.id])[ev.id]["status"] == "acknowledged"  # an event id resolves to its alarm
+            assert db.statuses([alarm_id])[alarm_id]["status"] == "acknowledged"
             assert client.get("/healthz").status_code == 200
             actions = [(a["user"], a["action"], a["target"]) for a in db.audit_log()]
             assert actions == [
                 ("op", "alarm_ack", ev.id),
-                ("op", "alarm_view", ev.id),
+                ("op", "alarm_view", alarm_id),
                 ("op", "login", ""),
                 ("-", "user_add", "op"),
             ]  # the health checks and the refused ids left no row
@@ -375,11 +380,11 @@ def test_schema_versioned_and_a_newer_one_refused(backend):
     else:
         conn = sqlite3.connect(backend.target["db"], isolation_level=None)
     try:
-        assert [r[0] for r in conn.execute("SELECT version FROM console_schema").fetchall()] == [1]
-        conn.execute("INSERT INTO console_schema VALUES (2, 'future')")
+        assert [r[0] for r in conn.execute("SELECT version FROM console_schema ORDER BY version").fetchall()] == [1, 2]
+        conn.execute("INSERT INTO console_schema VALUES (3, 'future')")
     finally:
         conn.close()
-    with pytest.raises(ConsoleError, match="schema 2; upgrade vigil"):
+    with pytest.raises(ConsoleError, match="schema 3; upgrade vigil"):
         backend.open()
 
 

@@ -269,7 +269,8 @@ def test_console_tables_purged_through_the_cli_hook(backend, request, tmp_path, 
 
     store = _open(backend, request, tmp_path)
     try:
-        store.add(make_event())
+        stored = make_event()
+        store.add(stored)
         target = {"db": str(tmp_path / "events.db")} if backend == "sqlite" else {"dsn": store.dsn}
         hook = _console_purge_hook(target.get("db"), target.get("dsn"))
         assert hook(now=time.time(), audit_days=1, actions_days=1) is None  # no console tables: none created
@@ -277,7 +278,7 @@ def test_console_tables_purged_through_the_cli_hook(backend, request, tmp_path, 
         cdb = console_db.open_console_db(**target)
         try:
             cdb.audit("ana", "login")
-            cdb.add_action("e1", "ana", "ack")  # one action and its audit row
+            cdb.add_action(stored.id, "ana", "ack")  # one action (on a stored alarm) and its audit row
         finally:
             cdb.close()
         job = Retention(store, RetentionPolicy(audit_days=365, actions_days=90), console_purge=hook)
