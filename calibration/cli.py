@@ -268,7 +268,7 @@ def add_commands(sub) -> None:
     q.add_argument("--camera", help="camera name (default: the first enabled)")
     q.add_argument("--frame", type=int, default=0, help="frame index of the camera's source to draw on (default 0)")
     q.add_argument("--port", type=int, default=8766, help="port on --host (default 8766; 0 = any free port)")
-    q.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1, this machine only)")
+    q.add_argument("--host", default="127.0.0.1", help="loopback address to listen on (127.0.0.1 or ::1; no login)")
     q.set_defaults(func=_cmd_zones)
 
     q = csub.add_parser("import", help="import a PETS 2009 Tsai XML calibration as a Vigil calibration")

@@ -59,6 +59,9 @@ log = logging.getLogger("vigil.calibration.zones")
 
 HERE = Path(__file__).parent / "static"
 
+#: the Host names the editor answers writes to (it listens on loopback only)
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1", "[::1]")
+
 #: limits a zone may carry (ZoneConfig fields besides the geometry), as the page sends them
 ZONE_LIMITS = ("distance_threshold_m", "m2_per_person", "max_people", "max_density_per_m2", "voice")
 
@@ -117,7 +120,10 @@ class ZoneEditor:
     def to_ground(self, points_px: Any) -> np.ndarray:
         """Image pixels ``(N, 2)`` (u right, v down) -> ground metres ``(N, 2)`` (NaN where a pixel
         sees no ground: above the horizon)."""
-        pts = np.asarray(points_px, dtype=np.float64)
+        try:
+            pts = np.asarray(points_px, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise ZoneEditError("points_px: expected [[u, v], ...] of finite numbers (pixels)") from None
         if pts.ndim != 2 or pts.shape[1] != 2 or not np.isfinite(pts).all():
             raise ZoneEditError("points_px: expected [[u, v], ...] of finite numbers (pixels)")
         if len(pts) == 0:
@@ -250,6 +256,9 @@ def create_app(editor: ZoneEditor) -> Starlette:
     jpg_bytes = jpg.tobytes()
 
     async def body_of(request: Request) -> Any:
+        host = (request.url.hostname or "").lower()
+        if host not in LOOPBACK_NAMES:  # a page elsewhere reaching us by DNS rebinding names its own host
+            raise ZoneEditError(f"refused: Host {host!r} (the editor answers only as localhost)")
         origin = request.headers.get("origin")
         if origin is not None and origin != f"{request.url.scheme}://{request.url.netloc}":
             raise ZoneEditError(f"refused: a request from {origin} (only this page may write the config)")
@@ -318,7 +327,13 @@ def create_app(editor: ZoneEditor) -> Starlette:
 
 
 def serve(config: str | Path, camera: str | None, *, port: int = 8766, host: str = "127.0.0.1", frame: int = 0) -> int:
-    """Run the editor page until interrupted (Ctrl-C)."""
+    """Run the editor page until interrupted (Ctrl-C). It has no login: it listens on loopback
+    only (``host`` another address is refused); reach it from elsewhere through an SSH tunnel."""
+    if host not in LOOPBACK_NAMES:
+        raise CalibrationError(
+            f"--host {host}: the zone editor has no login, so it listens on loopback only "
+            "(127.0.0.1 or ::1); use an SSH tunnel (ssh -L 8766:127.0.0.1:8766 NODE)"
+        )
     editor = ZoneEditor(config, camera, frame_index=frame)
     app = create_app(editor)
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)

@@ -89,6 +89,7 @@ def check_node(
         if wanted is None or cam.name in wanted:
             _camera(cfg, (i, cam.name), cam, class_names, source_override, out)
     _node_files(cfg, out)
+    _media(cfg, class_names, out)
     return out.problems
 
 
@@ -338,6 +339,21 @@ def _node_files(cfg: NodeConfig, out: _Collector) -> None:
     _writable(None, ("operations", "status_dir"), Path(cfg.operations.status_dir), out)
     if link.publish and link.outbox_dir is not None:
         _writable(None, ("aggregator", "outbox_dir"), Path(link.outbox_dir), out)
+
+
+def _media(cfg: NodeConfig, class_names: Sequence[str] | None, out: _Collector) -> None:
+    """``output.media``: the classes it masks are the detector's; its folders are writable."""
+    media = cfg.output.media
+    if class_names is not None:
+        unknown = sorted(set(media.mask_classes) - set(class_names))
+        if unknown:
+            out.add("error", None, ("output", "media", "mask_classes"),
+                    f"{unknown} are not classes of the detector ({_short(class_names)})")  # fmt: skip
+    if media.record:
+        for name in ("evidence_dir", "tiles_dir"):
+            folder = getattr(media, name)
+            if folder is not None:
+                _writable(None, ("output", "media", name), Path(folder), out)
 
 
 def _writable(cam_ref, loc: tuple, path: Path, out: _Collector) -> None:

@@ -3,7 +3,9 @@
 role, reset a password. Disabling an account, changing its role or resetting its password ends
 every session of that account in the same transaction. The last enabled administrator can be
 neither disabled nor demoted (:class:`AccountError` says so), so the console never locks its
-administrators out.
+administrators out, also with several console processes on one database: SQLite's write
+transaction is ``BEGIN IMMEDIATE`` (one writer at a time), and on PostgreSQL every account change
+takes one transaction-scoped advisory lock first.
 """
 
 from __future__ import annotations
@@ -18,6 +20,10 @@ __all__ = ["AccountAdmin", "AccountError"]
 
 class AccountError(ValueError):
     """An account change refused (the message says why, for the administrator)."""
+
+
+#: PostgreSQL advisory lock key of account changes (any constant shared by every console)
+_ACCOUNTS_LOCK = 0x76_69_67_69_6C_61_63  # "vigilac"
 
 
 class AccountAdmin:
@@ -37,6 +43,12 @@ class AccountAdmin:
             {"name": n, "role": r, "enabled": bool(e), "created_at": c, "sessions": int(k)} for n, r, e, c, k in rows
         ]
 
+    def _serialise(self, c) -> None:
+        """Account changes one at a time across console processes (PostgreSQL; SQLite's
+        ``BEGIN IMMEDIATE`` already does it), so two cannot each remove a different last admin."""
+        if getattr(getattr(self, "_c", None), "kind", "") == "postgres":
+            c.execute("SELECT pg_advisory_xact_lock(?)", (_ACCOUNTS_LOCK,))
+
     def _admins_left_without(self, c, name: str) -> int:
         return c.execute(
             "SELECT COUNT(*) FROM console_users WHERE role = 'admin' AND enabled = 1 AND name != ?", (name,)
@@ -54,6 +66,7 @@ class AccountAdmin:
     def set_enabled(self, name: str, enabled: bool) -> int:
         """Enable or disable ``name``; disabling ends its sessions (returned: how many)."""
         with self._tx() as c:  # type: ignore[attr-defined]
+            self._serialise(c)
             role, _ = self._account(c, name)
             if not enabled and role == "admin" and self._admins_left_without(c, name) == 0:
                 raise AccountError(f"{name!r} is the last enabled administrator")
@@ -65,6 +78,7 @@ class AccountAdmin:
         if role not in ROLES:
             raise AccountError(f"role must be one of {', '.join(ROLES)}")
         with self._tx() as c:  # type: ignore[attr-defined]
+            self._serialise(c)
             old, enabled = self._account(c, name)
             if old == "admin" and role != "admin" and enabled and self._admins_left_without(c, name) == 0:
                 raise AccountError(f"{name!r} is the last enabled administrator")

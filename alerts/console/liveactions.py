@@ -155,9 +155,13 @@ class ActionWatch:
         self.running = False
 
     def _run(self) -> None:
+        seen = -1
         while not self._stop.wait(self.poll_s):
             try:
-                self.hub.publish(last_action_id(self.db))
+                newest = last_action_id(self.db)
+                if newest != seen:  # wake the feeds only when there is something new
+                    seen = newest
+                    self.hub.publish(newest)
             except Exception as exc:  # noqa: BLE001 - keep polling through a transient database error
                 log.warning("console: cannot read the action table: %s", exc)
 

@@ -277,7 +277,7 @@ async def change_password(request: Request) -> Response:
 async def set_lang(request: Request) -> Response:
     code = request.path_params["code"]
     nxt = request.query_params.get("next", "/")
-    if not nxt.startswith("/") or nxt.startswith("//"):
+    if not nxt.startswith("/") or nxt.startswith("//") or "\\" in nxt:  # "/\\x" is "//x" to browsers
         nxt = "/"
     resp = RedirectResponse(nxt, status_code=303)
     if code in LANGS:

@@ -180,3 +180,11 @@ def test_account_administration_in_chromium(launch_chromium, artifacts_dir, serv
         assert other.url.endswith("/login")
         ctx.close()
     assert db.user("carla") == {"name": "carla", "role": "supervisor", "enabled": False}
+
+
+def test_the_language_switch_redirects_only_inside_the_console(db):
+    with _client(db) as c:
+        for nxt, where in (("/alarm/x?y=1", "/alarm/x?y=1"), ("//evil.example", "/"), ("/\\evil.example", "/"),
+                           ("https://evil.example", "/"), ("/\\/evil.example", "/")):  # fmt: skip
+            r = c.get("/lang/en", params={"next": nxt}, follow_redirects=False)
+            assert (r.status_code, r.headers["location"]) == (303, where), nxt

@@ -540,3 +540,24 @@ def test_follower_passes_one_endpoint_or_the_failover_list(monkeypatch, endpoint
     f.start()
     f.stop()
     assert got == [expected]
+
+
+def test_account_administration_on_both_databases(backend):
+    from vigil.alerts.console.accounts import AccountError
+
+    db = backend.open()
+    db.add_user("root", "admin", "admin-password")
+    db.add_user("op", "operator", "op-password")
+    with pytest.raises(AccountError, match="last enabled administrator"):
+        db.set_role("root", "operator")  # on PostgreSQL under the accounts advisory lock
+    with pytest.raises(AccountError, match="last enabled administrator"):
+        db.set_enabled("root", False)
+    token = db.new_session("op")
+    assert db.set_enabled("op", False) == 1 and db.session(token) is None
+    assert db.check_login("op", "op-password") is None
+    assert db.set_enabled("op", True) == 0 and db.check_login("op", "op-password") is not None
+    assert db.reset_password("op", "new-op-password") == 0 and db.check_login("op", "new-op-password")
+    assert [(a["name"], a["role"], a["enabled"]) for a in db.accounts()] == [
+        ("op", "operator", True), ("root", "admin", True),
+    ]  # fmt: skip
+    db.close()

@@ -107,7 +107,7 @@ def test_a_post_from_another_origin_or_not_json_is_refused(editor, config):
 
     from vigil.calibration.zones import create_app
 
-    client = TestClient(create_app(editor))
+    client = TestClient(create_app(editor), base_url="http://127.0.0.1:8766")
     body = {"name": "bench", "polygon_px": _px(editor, SQUARE_M)}
     r = client.post("/api/zones", json=body, headers={"Origin": "http://evil.example"})
     assert r.status_code == 400 and "evil.example" in r.json()["error"]
@@ -167,3 +167,20 @@ def test_draw_and_save_a_zone_in_chromium(launch_chromium, artifacts_dir, server
     assert zone["name"] == "bench" and zone["max_people"] == 4
     # a click lands on a whole CSS pixel: within 1 px of the corners, i.e. a few cm on the ground
     np.testing.assert_allclose(np.array(zone["polygon"]), SQUARE_M, atol=0.1)
+
+
+def test_writes_through_another_host_name_and_ragged_points_are_refused(editor, config):
+    from starlette.testclient import TestClient
+
+    from vigil.calibration.zones import create_app, serve
+
+    body = {"name": "bench", "polygon_px": _px(editor, SQUARE_M)}
+    rebound = TestClient(create_app(editor), base_url="http://attacker.example:8766")
+    r = rebound.post("/api/zones", json=body)
+    assert r.status_code == 400 and "attacker.example" in r.json()["error"]
+    local = TestClient(create_app(editor), base_url="http://127.0.0.1:8766")
+    r = local.post("/api/ground", json={"points_px": [[1, 2], [3]]})
+    assert r.status_code == 400 and "points_px" in r.json()["error"]
+    assert "zones" not in yaml.safe_load(config.read_text())["cameras"][0]
+    with pytest.raises(Exception, match="loopback only"):
+        serve(config, "plaza", host="0.0.0.0")

@@ -198,3 +198,13 @@ def test_urls_devices_and_bad_ports(tmp_path: Path):
 
 def test_voice_rule_names_are_the_engines():
     assert RULE_NAMES == tuple(r.name for r in RULES)
+
+
+def test_media_settings_run_would_refuse_are_refused_by_check_config(tmp_path: Path):
+    path = _node(tmp_path)
+    text = path.read_text().replace("output: {dir: out}", "output: {dir: out, media: {mask_classes: [persn]}}")
+    path.write_text(text)
+    problems = [(p.level, p.field, p.message) for p in check_node(load_config(path), path)]
+    assert problems == [
+        ("error", "output.media.mask_classes", "['persn'] are not classes of the detector (person, bicycle, car)")
+    ]
