@@ -18,7 +18,12 @@ replay's annotated video, and every picture it writes is privacy-masked first
   appears a moment later).
 - **tile** (not evidence): every ``tile_interval_s`` of stream time, the masked frame with the
   overlay, shrunk to ``tile_max_width_px``, JPEG quality 70, written atomically over
-  ``<tiles_dir>/<camera>.jpg`` (never a history).
+  ``<tiles_dir>/<camera>.jpg`` (never a history; folder 0700, file 0600).
+
+Masked are the ``mask_classes`` boxes of the tracks and of the frame's raw detections (a person
+not yet in a confirmed track is masked too); the overlay draws the tracks, and of the plate reads
+only watch-list hits (a no-hit plate is never kept in clear). A failing tile or clip frame is
+counted in ``counts["failures"]`` and logged once per cause; it never stops the camera.
 
 Snapshots and clips are kept ``evidence_retention_days`` (purged hourly, like the plate crops).
 ``record: false`` ("nothing is recorded"): nothing at all is written and every alarm start says
@@ -29,6 +34,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import threading
 import time
 from collections import deque
@@ -78,10 +84,14 @@ class MediaRecorder:
         self.cfg, self.camera, self.class_names, self.scene = cfg, camera, list(class_names), scene
         self.mask_ids = np.array([i for i, n in enumerate(class_names) if n in set(cfg.mask_classes)], np.int64)
         self.record = bool(cfg.record)
-        self.evidence = EvidenceStore(cfg.evidence_dir) if self.record and cfg.evidence_dir is not None else None
+        # blur_faces=False: every picture is privacy-masked (mask_classes) before it reaches the
+        # store; a face cascade on each full-frame snapshot would only cost the video loop time
+        on = self.record and cfg.evidence_dir is not None
+        self.evidence = EvidenceStore(cfg.evidence_dir, blur_faces=False) if on else None
         self.tiles_dir = Path(cfg.tiles_dir) if self.record and cfg.tiles_dir is not None else None
         if self.tiles_dir is not None:
             self.tiles_dir.mkdir(parents=True, exist_ok=True)
+            os.chmod(self.tiles_dir, 0o700)  # tiles show the scene: the service user only
         self.clip_fps = min(float(cfg.clip_fps), float(fps) if fps and fps > 0 else float(cfg.clip_fps))
         n = math.ceil(cfg.clip_s * self.clip_fps) if (clips and self.evidence is not None) else 0
         self._ring: deque[np.ndarray] | None = deque(maxlen=n) if n > 0 else None
@@ -91,63 +101,101 @@ class MediaRecorder:
         self._purged_at: float | None = None
         self._threads: list[threading.Thread] = []
         self.counts = {"snapshots": 0, "clips": 0, "tiles": 0, "failures": 0}
+        self._logged: set[tuple[str, str]] = set()  # (what, cause) already logged: once each
+
+    def _failed(self, what: str, exc: BaseException) -> None:
+        """Count one failure writing ``what``; log it once per (``what``, exception type)."""
+        self.counts["failures"] += 1
+        key = (what, type(exc).__name__)
+        if key not in self._logged:
+            self._logged.add(key)
+            log.warning("%s of camera %s not written: %s (logged once per cause)", what, self.camera, exc)
 
     @property
     def active(self) -> bool:
         """Whether anything is written (snapshots, clips or tiles)."""
         return self.evidence is not None or self.tiles_dir is not None
 
-    def mask(self, image: np.ndarray, tracked: Detections, scale: float = 1.0) -> np.ndarray:
-        """``image`` with the boxes of ``mask_classes`` in ``tracked`` (scaled by ``scale``) masked."""
-        if len(tracked) == 0 or len(self.mask_ids) == 0:
+    def mask(
+        self, image: np.ndarray, tracked: Detections, scale: float = 1.0, raw: Detections | None = None
+    ) -> np.ndarray:
+        """``image`` with the boxes (pixels, scaled by ``scale``) of ``mask_classes`` masked, in
+        ``tracked`` and in ``raw`` (the frame's detections before tracking: a person not yet in a
+        confirmed track, or detected with low confidence, is masked too)."""
+        if len(self.mask_ids) == 0:
             return image.copy()
-        rows = np.isin(tracked.class_id, self.mask_ids)
-        boxes = [tracked.xyxy[rows]]
-        visible = tracked.data.get("visible_xyxy")  # amodal boxes: also the detector's own boxes
-        if visible is not None:
-            boxes.append(np.asarray(visible)[rows])
-        return privacy_mask(image, np.vstack(boxes) * scale, self.cfg.mask)
+        boxes = [np.zeros((0, 4), np.float32)]
+        for dets in (tracked, raw):
+            if dets is None or len(dets) == 0:
+                continue
+            rows = np.isin(dets.class_id, self.mask_ids)
+            boxes.append(np.asarray(dets.xyxy, np.float32)[rows])
+            visible = dets.data.get("visible_xyxy")  # amodal boxes: also the detector's own boxes
+            if visible is not None:
+                boxes.append(np.asarray(visible, np.float32)[rows])
+        boxes = np.vstack(boxes)
+        if len(boxes) == 0:
+            return image.copy()
+        return privacy_mask(image, boxes * scale, self.cfg.mask)
 
-    def picture(self, image, tracked, violating=(), plates=(), label: str = "") -> np.ndarray:
-        """The masked frame with the overlay, full size (BGR)."""
+    def picture(self, image, tracked, violating=(), plates=(), label: str = "", raw=None) -> np.ndarray:
+        """The masked frame (``tracked`` and ``raw`` masked) with the overlay of ``tracked``, full
+        size (BGR). Of ``plates`` (box, text, hit) only watch-list hits are drawn (privacy: a
+        no-hit plate is never kept in clear)."""
+        hits = [p for p in plates if p[2]]
         return draw_overlay(
-            self.mask(image, tracked), tracked, list(violating), self.class_names, label, plates, self.scene
+            self.mask(image, tracked, raw=raw), tracked, list(violating), self.class_names, label, hits, self.scene
         )
 
     # ------------------------------------------------------------------------ per frame
-    def observe(self, image, timestamp_s: float, tracked: Detections, violating=(), plates=()) -> None:
-        """Feed one frame: the clip ring buffer and, when due, the camera's tile."""
+    def observe(
+        self, image, timestamp_s: float, tracked: Detections, violating=(), plates=(), raw: Detections | None = None
+    ) -> None:
+        """Feed one frame: the clip ring buffer and, when due, the camera's tile. ``raw``: the
+        frame's detections before tracking (masked as well), ``None`` when none ran."""
         if self._ring is not None and (self._ring_next is None or timestamp_s >= self._ring_next):
             self._ring_next = timestamp_s + 1.0 / self.clip_fps
-            small, s = downscale(image, self.cfg.clip_max_width_px)
-            small = self.mask(small, tracked, s)
-            if small.shape[0] % 2 or small.shape[1] % 2:  # H.264 4:2:0 wants even sizes
-                small = np.ascontiguousarray(small[: small.shape[0] // 2 * 2, : small.shape[1] // 2 * 2])
-            self._ring.append(small)
+            try:
+                small, s = downscale(image, self.cfg.clip_max_width_px)
+                small = self.mask(small, tracked, s, raw)
+                if small.shape[0] % 2 or small.shape[1] % 2:  # H.264 4:2:0 wants even sizes
+                    small = np.ascontiguousarray(small[: small.shape[0] // 2 * 2, : small.shape[1] // 2 * 2])
+                self._ring.append(small)
+            except Exception as exc:  # noqa: BLE001 - a clip frame must never stop the camera
+                self._failed("clip frame", exc)
         if self.tiles_dir is not None and (self._tile_next is None or timestamp_s >= self._tile_next):
             self._tile_next = timestamp_s + self.cfg.tile_interval_s
-            self._write_tile(image, tracked, violating, plates, timestamp_s)
+            self._write_tile(image, tracked, violating, plates, timestamp_s, raw)
         if self.evidence is not None:
             self.purge_if_due()
 
-    def _write_tile(self, image, tracked, violating, plates, timestamp_s: float) -> None:
+    def _write_tile(self, image, tracked, violating, plates, timestamp_s: float, raw=None) -> None:
         try:
-            tile, _ = downscale(self.picture(image, tracked, violating, plates), self.cfg.tile_max_width_px)
+            pic = self.picture(image, tracked, violating, plates, raw=raw)
+            tile, _ = downscale(pic, self.cfg.tile_max_width_px)
             ok, buf = cv2.imencode(".jpg", tile, [cv2.IMWRITE_JPEG_QUALITY, TILE_JPEG_QUALITY])
             if not ok:
                 raise OSError("cannot encode the tile")
-            atomic_write_bytes(self.tiles_dir / f"{self.camera}.jpg", buf.tobytes())
+            path = atomic_write_bytes(self.tiles_dir / f"{self.camera}.jpg", buf.tobytes())
+            os.chmod(path, 0o600)  # the folder is 0700: nobody else saw the file before this
             self.counts["tiles"] += 1
-        except OSError as exc:  # a tile must never stop the camera
-            self.counts["failures"] += 1
-            log.warning("tile of camera %s not written: %s", self.camera, exc)
+        except Exception as exc:  # noqa: BLE001 - a tile must never stop the camera
+            self._failed("tile", exc)
 
     # ------------------------------------------------------------------------ alarms
     def annotate(
-        self, changes: list[AlarmChange], image, frame_index: int, tracked: Detections, violating=(), plates=()
+        self,
+        changes: list[AlarmChange],
+        image,
+        frame_index: int,
+        tracked: Detections,
+        violating=(),
+        plates=(),
+        raw: Detections | None = None,
     ) -> list[AlarmChange]:
         """``changes`` with what was recorded added to each start's ``extra`` (``snapshot_id``,
-        ``clip_id`` for plate hits, ``recording``); other changes unchanged."""
+        ``clip_id`` for plate hits, ``recording``); other changes unchanged. ``raw``: the frame's
+        detections before tracking (masked as well)."""
         out = []
         for ch in changes:
             if ch.state != "start" or ch.rule == "health":
@@ -158,7 +206,7 @@ class MediaRecorder:
                 extra["recording"] = "off"
             elif self.evidence is not None:
                 extra["recording"] = "on"
-                sid = self._snapshot(ch, image, frame_index, tracked, violating, plates)
+                sid = self._snapshot(ch, image, frame_index, tracked, violating, plates, raw)
                 if sid is not None:
                     extra["snapshot_id"] = sid
                 if ch.event_type == "plate_hit":
@@ -168,12 +216,12 @@ class MediaRecorder:
             out.append(replace(ch, extra=extra) if extra != dict(ch.extra) else ch)
         return out
 
-    def _snapshot(self, ch: AlarmChange, image, frame_index: int, tracked, violating, plates) -> str | None:
+    def _snapshot(self, ch: AlarmChange, image, frame_index: int, tracked, violating, plates, raw=None) -> str | None:
         if self._snap is not None and self._snap[0] == frame_index:
             return self._snap[1]
         sid = None
         try:
-            pic = self.picture(image, tracked, violating, plates)
+            pic = self.picture(image, tracked, violating, plates, raw=raw)
             sid = self.evidence.put(
                 pic, camera=self.camera, kind="snapshot", alarm_id=ch.alarm_id, type=ch.event_type, frame=frame_index
             )

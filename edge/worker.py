@@ -243,6 +243,7 @@ class CameraPipeline:
         plate pass's and the stream-health check's changes are only in ``events``)."""
         t0 = time.perf_counter()
         meta = {"camera": self.camera.name, "frame_index": frame.index, "timestamp": frame.timestamp}
+        dets = None  # the frame's raw detections (masked in pictures too: not yet tracked people)
         if self.tracker.wants_detection():
             dets = self.detector.detect(frame.image).with_metadata(**meta)
             t1 = time.perf_counter()
@@ -282,7 +283,7 @@ class CameraPipeline:
         if self.plates is not None:
             plate_changes = self.plates.process(frame.image, frame.timestamp, tracked, self.class_names)
         tm = time.perf_counter()
-        changes, plate_changes = self._media(frame, tracked, changes, plate_changes)
+        changes, plate_changes = self._media(frame, tracked, changes, plate_changes, dets)
         tm = time.perf_counter() - tm
         events = [self._event(ch, frame) for ch in changes]
         events.extend(self._heatmap_events(frame))
@@ -297,17 +298,20 @@ class CameraPipeline:
         events.extend(self._health_events(frame, self.tracker.detected))  # times itself (stage "health")
         return tracked, events, changes
 
-    def _media(self, frame: Frame, tracked: Detections, changes: list, plate_changes: list) -> tuple[list, list]:
+    def _media(
+        self, frame: Frame, tracked: Detections, changes: list, plate_changes: list, raw: Detections | None = None
+    ) -> tuple[list, list]:
         """Feed the frame to the media recorder (clip buffer, tile) and add what was recorded to
-        the alarm starts (``snapshot_id``, ``clip_id``, ``recording``; vigil.edge.media)."""
+        the alarm starts (``snapshot_id``, ``clip_id``, ``recording``; vigil.edge.media). ``raw``:
+        the frame's detections before tracking (``None`` on a carried frame), masked as well."""
         self._last_tracked = tracked
         overlay = self.plates.overlay(frame.timestamp) if self.plates is not None else ()
         pairs = sorted(self.open_pairs)
-        self.media.observe(frame.image, frame.timestamp, tracked, pairs, overlay)
+        self.media.observe(frame.image, frame.timestamp, tracked, pairs, overlay, raw=raw)
         note = self.media.annotate
         return (
-            note(changes, frame.image, frame.index, tracked, pairs, overlay),
-            note(plate_changes, frame.image, frame.index, tracked, pairs, overlay),
+            note(changes, frame.image, frame.index, tracked, pairs, overlay, raw=raw),
+            note(plate_changes, frame.image, frame.index, tracked, pairs, overlay, raw=raw),
         )
 
     def finish(self, frame: Frame | None) -> tuple[list[Event], list]:

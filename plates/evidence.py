@@ -108,7 +108,8 @@ class EvidenceStore:
 
     def purge(self, older_than_s: float, now: float | None = None, keep: set[str] | None = None) -> int:
         """Delete evidence files (crops, snapshots, clips) older than ``older_than_s`` seconds
-        except ids in ``keep``; the number of files deleted."""
+        except ids in ``keep``; the number of files deleted. Files that vanish during the scan
+        (another purger of the same folder) are skipped."""
         now = time.time() if now is None else now
         n = 0
         for p in self.folder.iterdir():
@@ -117,8 +118,16 @@ class EvidenceStore:
             eid = p.stem
             if keep and eid in keep:
                 continue
-            if now - p.stat().st_mtime > older_than_s:
-                p.unlink(missing_ok=True)
-                (self.folder / f"{eid}.json").unlink(missing_ok=True)
+            try:
+                mtime = p.stat().st_mtime
+            except FileNotFoundError:  # deleted meanwhile (several purgers may share the folder)
+                continue
+            if now - mtime > older_than_s:
+                try:
+                    p.unlink()
+                except FileNotFoundError:  # another purger was first: not counted here
+                    continue
+                finally:
+                    (self.folder / f"{eid}.json").unlink(missing_ok=True)
                 n += 1
         return n

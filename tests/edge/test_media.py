@@ -206,3 +206,68 @@ cameras: [{{name: gate, source: a.mp4, calibration: {CALIB}, rules: {{distance: 
         tmp_path / "ev" / f"{p['clip_id']}.mp4"
     ).is_file()
     assert pipe.media.counts == {"snapshots": 1, "clips": 1, "tiles": 0, "failures": 0}
+
+
+PERSON = Detections(BOXES[:1], np.full(1, 0.3, np.float32), np.zeros(1, np.int64))  # raw, not tracked
+
+
+def test_raw_detections_not_in_a_track_are_masked_too_but_not_drawn(tmp_path: Path):
+    rec = MediaRecorder(MediaConfig(), "cam", ["person", "car"])
+    inner = (slice(140, 460), slice(140, 260))
+    assert np.array_equal(rec.mask(IMG, Detections.empty()), IMG)  # nothing detected: nothing masked
+    got = rec.mask(IMG, Detections.empty(), raw=PERSON)
+    assert np.array_equal(got, privacy_mask(IMG, BOXES[:1]))
+    car = Detections(BOXES[1:], np.ones(1, np.float32), np.ones(1, np.int64))  # not a mask class
+    assert np.array_equal(rec.mask(IMG, Detections.empty(), raw=car), IMG)
+    half = rec.mask(IMG, Detections.empty(), 0.5, PERSON)
+    assert np.array_equal(half, privacy_mask(IMG, BOXES[:1] * 0.5))
+    pic = rec.picture(IMG, Detections.empty(), raw=PERSON)  # no overlay for an untracked person
+    assert np.array_equal(pic[inner], privacy_mask(IMG, BOXES[:1])[inner])
+
+
+def test_the_worker_hands_the_raw_detections_to_the_media_recorder(tmp_path: Path):
+    pipe, _ = _pipeline(tmp_path, f"{{tiles_dir: {tmp_path / 'tiles'}}}", frames=1)
+    seen = []
+    pipe.media.observe = lambda *a, raw=None, **k: seen.append(raw)
+    pipe.process(Frame(index=1, timestamp=0.1, image=IMG))
+    assert len(seen) == 1 and np.array_equal(seen[0].xyxy, BOXES)
+    # the first frame's tile (t = 0) masks both people although no track was confirmed yet
+    tile = cv2.imread(str(tmp_path / "tiles" / "cam1.jpg")).astype(int)
+    small = cv2.resize(privacy_mask(IMG, BOXES), (640, 480), interpolation=cv2.INTER_AREA).astype(int)
+    inner = (slice(120, 370), slice(130, 230))
+    assert np.abs(tile[inner] - small[inner]).mean() < 6
+
+
+def test_only_watch_list_hits_are_drawn_with_their_plate_text():
+    rec = MediaRecorder(MediaConfig(), "gate", ["person", "car"])
+    plain = rec.picture(IMG, Detections.empty())
+    box = (600.0, 300.0, 700.0, 330.0)
+    assert np.array_equal(rec.picture(IMG, Detections.empty(), plates=[(box, "AB123CD", False)]), plain)
+    hit = rec.picture(IMG, Detections.empty(), plates=[(box, "AB123CD [A1]", True)])
+    assert not np.array_equal(hit, plain)
+
+
+def test_a_failing_tile_or_clip_frame_never_stops_the_camera(tmp_path: Path, caplog):
+    cfg = MediaConfig(evidence_dir=tmp_path / "ev", tiles_dir=tmp_path / "tiles", clip_s=1.0, clip_fps=5.0)
+    rec = MediaRecorder(cfg, "gate", ["person"], fps=10.0, clips=True)
+
+    def boom(*a, **k):
+        raise cv2.error("bad frame")
+
+    rec.mask = boom
+    with caplog.at_level("WARNING", logger="vigil.edge.media"):
+        for i in range(20):  # 2 s: 2 tiles and 10 clip frames due, all failing
+            rec.observe(IMG, i * 0.1, Detections.empty())
+    assert rec.counts == {"snapshots": 0, "clips": 0, "tiles": 0, "failures": 12}
+    assert len(rec._ring) == 0
+    assert sorted(r.getMessage().split(" of ")[0] for r in caplog.records) == ["clip frame", "tile"]
+
+
+def test_media_folders_are_private_and_the_store_does_not_blur_again(tmp_path: Path):
+    cfg = MediaConfig(evidence_dir=tmp_path / "ev", tiles_dir=tmp_path / "tiles")
+    rec = MediaRecorder(cfg, "gate", ["person"])
+    assert rec.evidence.blur_faces is False  # the pictures are masked already
+    assert stat.S_IMODE((tmp_path / "tiles").stat().st_mode) == 0o700
+    rec.observe(IMG, 0.0, Detections.empty())
+    assert rec.counts["tiles"] == 1
+    assert stat.S_IMODE((tmp_path / "tiles" / "gate.jpg").stat().st_mode) == 0o600

@@ -90,3 +90,26 @@ def test_a_failing_purge_is_logged_and_never_raised(tmp_path, caplog):
         assert pipe.purge_evidence_if_due() is None
         pipe.process(IMG, 0.0)
     assert "evidence purge failed" in caplog.text
+
+
+def test_purge_skips_files_that_vanish_during_the_scan(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    now = time.time()
+    store = EvidenceStore(tmp_path / "ev", blur_faces=False)
+    gone, racy, old = (_crop(store, 10, now) for _ in range(3))
+    (store.folder / f"{gone}.jpg").unlink()  # listed, then deleted by another purger before stat
+    listed = sorted(store.folder.iterdir()) + [store.folder / f"{gone}.jpg"]
+    real_stat = Path.stat
+
+    def stat(self, *a, **k):
+        st = real_stat(self, *a, **k)
+        if self.name == f"{racy}.jpg":  # another purger deletes it between stat and unlink
+            os.unlink(self)
+        return st
+
+    monkeypatch.setattr(Path, "iterdir", lambda self: iter(listed))
+    monkeypatch.setattr(Path, "stat", stat)
+    assert store.purge(DAY, now=now) == 1  # only `old` was deleted by this purge
+    monkeypatch.undo()
+    assert sorted(p.name for p in store.folder.iterdir()) == [f"{gone}.json"]
