@@ -175,6 +175,7 @@ class CameraPipeline:
         except ValueError as exc:
             raise ConfigError(f"camera {camera.name!r}: {exc}") from None
         self._last_tracked: Detections | None = None
+        self.last_raw: Detections | None = None  # the last frame's detections before tracking (masked too)
         self.plates = None
         if camera.plates.enabled:
             from vigil.plates.pipeline import PlatePipeline  # noqa: PLC0415 - plate OCR: only cameras that read plates
@@ -304,7 +305,7 @@ class CameraPipeline:
         """Feed the frame to the media recorder (clip buffer, tile) and add what was recorded to
         the alarm starts (``snapshot_id``, ``clip_id``, ``recording``; vigil.edge.media). ``raw``:
         the frame's detections before tracking (``None`` on a carried frame), masked as well."""
-        self._last_tracked = tracked
+        self._last_tracked, self.last_raw = tracked, raw
         overlay = self.plates.overlay(frame.timestamp) if self.plates is not None else ()
         pairs = sorted(self.open_pairs)
         self.media.observe(frame.image, frame.timestamp, tracked, pairs, overlay, raw=raw)
@@ -393,7 +394,7 @@ def run_camera(
             (src.width, src.height),
             pipeline.class_names,
             scene=pipeline.scene,
-            mask=pipeline.media.mask,
+            mask=lambda image, tracked: pipeline.media.mask(image, tracked, raw=pipeline.last_raw),
         )
 
     bar = None
