@@ -43,7 +43,7 @@ from ..store import EventStore, PgEventStore, Store, StoreError
 from .forward_config import ForwardConfig, MqttTarget, WebhookTarget, read_secret_file
 from .forward_mqtt import MqttSender, topic_for
 
-__all__ = ["BODY_FORMAT", "Forwarder", "Forwarding", "WebhookSender", "sign"]
+__all__ = ["BODY_FORMAT", "Forwarder", "Forwarding", "WebhookSender", "sign", "url_origin"]
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +63,20 @@ _UPSERT = (
     "INSERT INTO forward_cursors (target, stream_seq, updated_at) VALUES (?, ?, ?) ON CONFLICT (target)"
     " DO UPDATE SET stream_seq = excluded.stream_seq, updated_at = excluded.updated_at"
 )
+
+
+def url_origin(url: str) -> str:
+    """``scheme://host:port`` of ``url``, for logs and the status file: a webhook's path and
+    query often carry a secret, so they are never shown."""
+    parts = urlsplit(url)
+    host = parts.hostname or "?"
+    if ":" in host:
+        host = f"[{host}]"
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        port = "?"
+    return f"{parts.scheme}://{host}:{port}"
 
 
 def sign(secret: bytes, body: bytes) -> str:
@@ -96,6 +110,7 @@ class WebhookSender:
         self._https = parts.scheme == "https"
         self._host, self._port = parts.hostname, parts.port
         self._path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        self._where = url_origin(target.url)
         self._tls = ssl.create_default_context(cafile=str(target.ca_file) if target.ca_file else None)
         self._conn: http.client.HTTPConnection | None = None
 
@@ -130,15 +145,15 @@ class WebhookSender:
                     self.close()
                 if 200 <= resp.status < 300:
                     return None
-                return f"{self.target.url} answered HTTP {resp.status} {resp.reason}"
+                return f"{self._where} answered HTTP {resp.status} {resp.reason}"
             except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError) as exc:
                 self.close()
                 if not (reused and attempt == 0):
-                    return f"{self.target.url}: {exc}"
+                    return f"{self._where}: {exc}"
             except (OSError, http.client.HTTPException) as exc:  # refused, timeout, TLS, bad answer
                 self.close()
-                return f"{self.target.url}: {exc.__class__.__name__}: {exc}"
-        return f"{self.target.url}: connection closed"  # pragma: no cover - the loop returns
+                return f"{self._where}: {exc.__class__.__name__}: {exc}"
+        return f"{self._where}: connection closed"  # pragma: no cover - the loop returns
 
     def deliver(self, items: list[_Item]) -> tuple[int, str | None]:
         """``(confirmed, error)``: the items confirmed, in order, and the first failure's reason."""
@@ -316,7 +331,10 @@ class Forwarder:
                 left_out.append(int(seq))
                 continue
             fields = {"camera": camera, "type": etype, "severity": severity, "state": state}
-            fields["alarm_id"] = alarm_id_of(doc)
+            try:
+                fields["alarm_id"] = alarm_id_of(doc)
+            except (AttributeError, TypeError, ValueError):  # a stored payload that is not an object
+                fields["alarm_id"] = None
             picked.append(_Item(int(seq), str(doc.get("id")), fields, doc))
         return picked, left_out
 

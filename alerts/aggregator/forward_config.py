@@ -158,6 +158,7 @@ class MqttTarget(_Target):
     client_id: str | None = Field(None, max_length=23, description="MQTT client id (default vigil-<name>)")
     keepalive_s: int = Field(30, ge=5, le=3600, description="MQTT keep-alive (s)")
     retain: bool = Field(False, description="publish with the retain flag")
+    insecure_mqtt: bool = Field(False, description="allow MQTT without TLS to a host other than loopback")
 
     @field_validator("topic")
     @classmethod
@@ -178,6 +179,11 @@ class MqttTarget(_Target):
     def _ca_needs_tls(self) -> "MqttTarget":
         if self.ca_file is not None and not self.tls:
             raise ValueError("ca_file is given but tls is false")
+        if not self.tls and not (_loopback_host(self.host) or self.insecure_mqtt):
+            raise ValueError(
+                f"tls is false to host {self.host!r}, not loopback: alarms and credentials would go in clear; "
+                "use tls: true (or insecure_mqtt: true)"
+            )
         return self
 
     @property

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from vigil.alerts.aggregator.forward import BODY_FORMAT, Forwarding, sign
+from vigil.alerts.aggregator.forward import BODY_FORMAT, Forwarding, sign, url_origin
 from vigil.alerts.aggregator.forward_config import (
     ForwardConfigError,
     load_forward_config,
@@ -324,6 +324,46 @@ def test_bad_configurations_name_file_and_field(tmp_path):
     assert "targets.0 (cr): Input tag 'smtp' found using 'kind' does not match" in msg
 
 
+def test_mqtt_without_tls_only_to_loopback_unless_insecure_mqtt(tmp_path):
+    mq = {"name": "mq", "kind": "mqtt", "host": "broker.example"}
+    msg = _config_error(tmp_path, {"targets": [mq]})
+    assert msg.splitlines() == [
+        f"{tmp_path / 'fw.yaml'}: invalid forwarding configuration",
+        "  targets.0 (mq): tls is false to host 'broker.example', not loopback: alarms and credentials would go "
+        "in clear; use tls: true (or insecure_mqtt: true)",
+    ]
+    for ok in ({**mq, "tls": True}, {**mq, "insecure_mqtt": True}, {**mq, "host": "127.0.0.1"}, {**mq, "host": "::1"}):
+        assert parse_forward_config(json.dumps({"targets": [ok]})).targets[0].host == ok["host"]
+
+
+def test_webhook_errors_show_only_scheme_host_port(tmp_path, store, make_event, wait_until, caplog):
+    assert url_origin("https://cr.example/h/T0KEN?key=abc") == "https://cr.example:443"
+    assert url_origin("http://[::1]:8080/x?y") == "http://[::1]:8080"
+    recv = Receiver(SECRET).start()
+    recv.fail_next = 10**6
+    url = f"http://127.0.0.1:{recv.port}/hook/T0KEN?key=abc"
+    fwd = Forwarding(_webhook_config(tmp_path, recv.port, start="beginning", url=url), store)
+    store.add_many_seq([make_event()])
+    caplog.set_level("DEBUG", logger="vigil.alerts.aggregator.forward")
+    fwd.start()
+    try:
+        assert wait_until(lambda: fwd.status()["cr"]["retries"] >= 2, 10)
+    finally:
+        fwd.stop()
+        recv.stop()
+    last_error = fwd.status()["cr"]["last_error"]
+    assert last_error == f"http://127.0.0.1:{recv.port} answered HTTP 503 Service Unavailable"
+    assert "T0KEN" not in caplog.text and "key=abc" not in caplog.text
+
+
+def test_a_stored_payload_that_is_not_an_object_does_not_stop_a_target(tmp_path, store):
+    fwd = Forwarding(_webhook_config(tmp_path, 9, start="beginning"), store).forwarders[0]
+    odd = json.dumps({"id": "e1", "state": "start", "payload": [1, 2]})
+    picked, left_out = fwd._pick([(7, "cam", "distance_violation", "warning", odd)])
+    assert left_out == []
+    assert [(it.event_id, it.fields["alarm_id"]) for it in picked] == [("e1", None)]
+
+
 def test_secret_file_permissions(tmp_path):
     loose = _secret_file(tmp_path, mode=0o640)
     with pytest.raises(ForwardConfigError) as exc:
@@ -529,7 +569,7 @@ def test_mqtt_broker_down_then_back_nothing_lost(broker, store, make_event, wait
     assert (st["backlog"], st["last_error"]) == (0, None) and st["delivered"] >= 30
 
 
-def test_mqtt_credentials_file(broker, tmp_path, store, make_event, wait_until):
+def test_mqtt_credentials_file(broker, tmp_path, store, make_event, wait_until, caplog):
     passwd = shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd"
     if not os.access(passwd, os.X_OK):
         pytest.skip("mosquitto_passwd missing")
@@ -553,12 +593,14 @@ def test_mqtt_credentials_file(broker, tmp_path, store, make_event, wait_until):
     finally:
         fwd.stop()
     creds.write_text("vigil\npa55 word\n")
+    caplog.set_level("DEBUG", logger="vigil.alerts.aggregator")
     fwd = Forwarding(cfg, store)
     fwd.start()
     try:
         assert wait_until(lambda: fwd.status()["mq"]["delivered"] == 1, 10)
     finally:
         fwd.stop()
+    assert "pa55" not in caplog.text and "pa55" not in json.dumps(fwd.status())  # never logged nor reported
 
 
 # ---------------------------------------------------------------------- PostgreSQL, two aggregators
