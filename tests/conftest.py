@@ -10,7 +10,10 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import threading
+import time
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -176,3 +179,27 @@ def artifacts_dir() -> Path:
     path = Path(os.environ.get("VIGIL_ARTIFACTS") or REPO / "out" / "test-artifacts")
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+@contextmanager
+def serve_in_thread(app, **config):
+    """Serve the ASGI ``app`` with uvicorn in a daemon thread on a free loopback port while the
+    block runs; yields ``http://127.0.0.1:PORT`` once the server has started. ``config``: more
+    ``uvicorn.Config`` options (``lifespan``, ``timeout_graceful_shutdown``, ...)."""
+    import uvicorn  # noqa: PLC0415 - only the web tests need it
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    srv = uvicorn.Server(uvicorn.Config(app, log_level="warning", **config))
+    th = threading.Thread(target=srv.run, kwargs={"sockets": [sock]}, daemon=True)
+    th.start()
+    deadline = time.time() + 10
+    while not srv.started and time.time() < deadline:
+        time.sleep(0.05)
+    assert srv.started, "uvicorn did not start"
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        srv.should_exit = True
+        th.join(timeout=5)
+        sock.close()

@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import os
 import re
-import socket
-import threading
-import time
 from pathlib import Path
 
 import pytest
+
+from ..conftest import serve_in_thread
 
 REPO = Path(__file__).resolve().parents[2]
 AXE = REPO / ".cache" / "node" / "node_modules" / "axe-core" / "axe.min.js"
@@ -34,8 +33,6 @@ def _axe_or_skip() -> Path:
 
 @pytest.fixture
 def console(tmp_path, sample_payload):
-    import uvicorn
-
     from vigil.alerts.console.app import create_app
     from vigil.alerts.console.db import ConsoleDB
     from vigil.alerts.events import Event
@@ -67,19 +64,8 @@ def console(tmp_path, sample_payload):
             return []
 
     app = create_app(db, follow=False, transits=NoTransits())
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    srv = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-    th = threading.Thread(target=srv.run, kwargs={"sockets": [sock]}, daemon=True)
-    th.start()
-    deadline = time.time() + 10
-    while not srv.started and time.time() < deadline:
-        time.sleep(0.05)
-    assert srv.started, "uvicorn did not start"
-    yield f"http://127.0.0.1:{sock.getsockname()[1]}", dist["alarm_id"]
-    srv.should_exit = True
-    th.join(timeout=5)
-    sock.close()
+    with serve_in_thread(app, lifespan="on") as base:
+        yield f"{base}", dist["alarm_id"]
     db.close()
 
 

@@ -7,11 +7,10 @@ and disables it, then checks that the disabled account cannot log in; its screen
 from __future__ import annotations
 
 import re
-import socket
-import threading
-import time
 
 import pytest
+
+from ..conftest import serve_in_thread
 
 pytest.importorskip("jinja2")
 
@@ -129,21 +128,8 @@ def test_a_post_without_csrf_is_refused(db):
 
 @pytest.fixture
 def server(db):
-    import uvicorn
-
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    srv = uvicorn.Server(uvicorn.Config(create_app(db, follow=False), log_level="warning", lifespan="on"))
-    th = threading.Thread(target=srv.run, kwargs={"sockets": [sock]}, daemon=True)
-    th.start()
-    deadline = time.time() + 10
-    while not srv.started and time.time() < deadline:
-        time.sleep(0.05)
-    assert srv.started
-    yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    srv.should_exit = True
-    th.join(timeout=5)
-    sock.close()
+    with serve_in_thread(create_app(db, follow=False), lifespan="on") as base:
+        yield f"{base}"
 
 
 def test_account_administration_in_chromium(launch_chromium, artifacts_dir, server, db):

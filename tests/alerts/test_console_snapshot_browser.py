@@ -7,16 +7,14 @@ view is in the access log. Screenshot to ``$VIGIL_ARTIFACTS``."""
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
-
 import numpy as np
 import pytest
 
 from vigil.detectors.detections import Detections
 from vigil.edge.config_parts import MediaConfig
 from vigil.edge.media import MediaRecorder
+
+from ..conftest import serve_in_thread
 
 #: the snapshot as the page's canvas reads it: its size and the colour at (x, y)
 PIXEL = """([x, y]) => {
@@ -42,8 +40,6 @@ def _scene() -> tuple[np.ndarray, Detections]:
 
 @pytest.fixture
 def console(tmp_path, sample_payload):
-    import uvicorn
-
     from vigil.alerts.console.app import create_app
     from vigil.alerts.console.db import ConsoleDB
     from vigil.alerts.events import Event
@@ -61,20 +57,9 @@ def console(tmp_path, sample_payload):
                         state="start", payload=payload))  # fmt: skip
     db = ConsoleDB(tmp_path / "events.db")
     db.add_user("alice", "operator", "alice-password")
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
     app = create_app(db, follow=False, evidence_dir=evidence)
-    srv = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-    th = threading.Thread(target=srv.run, kwargs={"sockets": [sock]}, daemon=True)
-    th.start()
-    deadline = time.time() + 10
-    while not srv.started and time.time() < deadline:
-        time.sleep(0.05)
-    assert srv.started
-    yield f"http://127.0.0.1:{sock.getsockname()[1]}", payload["alarm_id"], sid, db
-    srv.should_exit = True
-    th.join(timeout=5)
-    sock.close()
+    with serve_in_thread(app, lifespan="on") as base:
+        yield f"{base}", payload["alarm_id"], sid, db
     db.close()
 
 

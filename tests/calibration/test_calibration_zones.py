@@ -9,14 +9,13 @@ The Chromium test draws a zone on frame 0 of vtest.avi and saves it; its screens
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
+
+from ..conftest import serve_in_thread
 
 REPO = Path(__file__).resolve().parents[2]
 VTEST = REPO / "data" / "vtest.avi"
@@ -122,24 +121,11 @@ def test_a_post_from_another_origin_or_not_json_is_refused(editor, config):
 
 @pytest.fixture
 def server(config):
-    import uvicorn
-
     from vigil.calibration.zones import ZoneEditor, create_app
 
     editor = ZoneEditor(config, "plaza", frame_index=0)
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    srv = uvicorn.Server(uvicorn.Config(create_app(editor), log_level="warning", lifespan="off"))
-    th = threading.Thread(target=srv.run, kwargs={"sockets": [sock]}, daemon=True)
-    th.start()
-    deadline = time.time() + 10
-    while not srv.started and time.time() < deadline:
-        time.sleep(0.05)
-    assert srv.started, "uvicorn did not start"
-    yield f"http://127.0.0.1:{sock.getsockname()[1]}/", editor
-    srv.should_exit = True
-    th.join(timeout=5)
-    sock.close()
+    with serve_in_thread(create_app(editor), lifespan="off") as base:
+        yield f"{base}/", editor
 
 
 def test_draw_and_save_a_zone_in_chromium(launch_chromium, artifacts_dir, server, config):
