@@ -72,30 +72,6 @@ def _release_memory() -> None:
         pass
 
 
-#: glibc ``mallopt`` parameter numbers (malloc.h) and the threshold pinned (bytes)
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
-_MMAP_THRESHOLD_BYTES = 128 * 1024
-
-
-def pin_mmap_threshold() -> bool:
-    """Make every allocation of 128 KiB or more its own mapping, returned to the system when it
-    is freed (glibc ``mallopt(M_MMAP_THRESHOLD)``; once per process, harmless elsewhere).
-
-    glibc's threshold is dynamic: after it frees a mapped block it raises the threshold to that
-    block's size, so the next big frames (libzmq allocates each received frame, up to 256 KiB
-    here) come from the heap, and whether ``malloc_trim`` can hand them back depends on what else
-    was allocated around them. A message of big frames then left tens of MB resident now and
-    then. Pinned, a dropped message's frames are unmapped as they are freed. Honest events are
-    far smaller than 128 KiB, so this costs them nothing."""
-    try:
-        libc = ctypes.CDLL(None)
-        ok = libc.mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD_BYTES) == 1
-        libc.mallopt(_M_TRIM_THRESHOLD, 4 * _MMAP_THRESHOLD_BYTES)  # also pins it (no dynamic rise)
-        return ok
-    except (OSError, AttributeError):
-        return False
-
-
 def _id_in(payload: bytes) -> str | None:
     """The UUID ``id`` of a JSON object frame that failed validation, if it has one."""
     try:
@@ -134,7 +110,6 @@ class Ingest:
         self._log = RateLimitedLog(log)
         self._bad: dict[bytes, list] = {}  # peer identity -> [window start, bad frames in it]
         self._penalised: dict[bytes, float] = {}  # peer identity -> monotonic time it is served again
-        pin_mmap_threshold()  # before any big frame arrives (see its docstring)
         self.socket: zmq.Socket | None = self._bind(endpoint)
         self.endpoint = self.socket.getsockopt_string(zmq.LAST_ENDPOINT)
 

@@ -25,6 +25,15 @@ Modules: :mod:`.db` (state tables and event queries), :mod:`.auth` (password has
 :mod:`.cli` (``vigil console``).
 """
 
-from .app import create_app, serve
-
 __all__ = ["create_app", "serve"]
+
+
+def __getattr__(name: str):
+    """``create_app`` and ``serve`` on first use: importing a part of the console (the
+    aggregator's retention imports :mod:`.db` to purge the console's tables) must not load the
+    web stack, the site map's geometry and OpenCV (tens of MB of a long-running process)."""
+    if name in __all__:
+        from . import app  # noqa: PLC0415 - see above
+
+        return getattr(app, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

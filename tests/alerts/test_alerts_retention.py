@@ -8,6 +8,8 @@ from __future__ import annotations
 import io
 import json
 import logging
+import subprocess
+import sys
 import threading
 import time
 
@@ -339,3 +341,25 @@ def test_cli_aggregator_has_the_retention_options():
         ["aggregator", "--db", "x.db", "--retention-hit-days", "30", "--retention-interval-s", "60"]
     )
     assert _retention_policy(args) == RetentionPolicy(hit_days=30, interval_s=60)
+
+
+def test_the_console_purge_does_not_load_the_web_stack_into_the_aggregator(tmp_path):
+    """The aggregator's retention thread purges the console's tables through
+    :mod:`vigil.alerts.console.db`. It once imported the whole console package with it (web
+    stack, site map, geometry, OpenCV and OpenBLAS threads: about 55 MB of the aggregator's RSS,
+    appearing at a moment that depended on the thread's timing). Run in a fresh interpreter."""
+    db = tmp_path / "events.db"
+    EventStore(db).close()
+    code = (
+        "import sys, time, json\n"
+        "from vigil.alerts.cli import _console_purge_hook\n"
+        "from vigil.alerts.console import db as cdb\n"
+        f"c = cdb.open_console_db(db={str(db)!r}); c.audit('ana', 'login'); c.close()\n"
+        f"report = _console_purge_hook({str(db)!r}, None)(now=time.time(), audit_days=1, actions_days=1)\n"
+        "heavy = ('cv2', 'numpy', 'starlette', 'jinja2', 'uvicorn', 'shapely', 'onnxruntime')\n"
+        "print(json.dumps({'report': report, 'loaded': [m for m in heavy if m in sys.modules]}))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["loaded"] == []
+    assert result["report"] is not None  # the console tables were there and purged
