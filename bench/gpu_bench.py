@@ -43,9 +43,9 @@ import numpy as np
 import onnxruntime as ort
 
 from vigil.bench.detector_batching import _cpu_s, _default_video, read_frames
-from vigil.detectors.backends.ort_session import TRT_TABLE_NAME, calibrate_int8, probe_gpu
 from vigil.detectors.detections import Detections
 from vigil.detectors.ops import letterbox
+from vigil.detectors.ort_session import TRT_TABLE_NAME, calibrate_int8, probe_gpu
 from vigil.detectors.registry import build_detector
 from vigil.detectors.shared import DetectorServer
 from vigil.edge.config import load_config

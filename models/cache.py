@@ -37,9 +37,6 @@ from pathlib import Path
 
 from vigil.fileio import atomic_write_bytes
 from vigil.hashing import sha256_file, sha256_files
-from vigil.models.darknet import load_darknet, to_onnx
-from vigil.models.metadata import read_onnx_info
-from vigil.models.ultralytics_pt import CONVERTER, convert
 
 __all__ = [
     "ModelNotFoundError",
@@ -109,6 +106,8 @@ def converted_darknet(
     target = target / "models" / f"{cfg_path.stem}-{h[:16]}.onnx"
     if target.is_file():
         return target
+    from vigil.models.darknet import load_darknet, to_onnx  # noqa: PLC0415 - onnx, when converting only
+
     proto, _ = to_onnx(load_darknet(cfg_path, weights_path), name=cfg_path.stem)
     atomic_write_bytes(target, proto.SerializeToString(), durable=True)
     return target
@@ -215,6 +214,8 @@ def fetch_default_weights(root: str | os.PathLike | None = None, *, sdist: str |
 def converted_ultralytics(pt_path: str | os.PathLike, root: str | os.PathLike | None = None) -> Path:
     """Path of the ONNX conversion (dynamic input size) of an Ultralytics YOLOv8 ``.pt``,
     converting it on first use (:mod:`vigil.models.ultralytics_pt`)."""
+    from vigil.models.ultralytics_pt import CONVERTER, convert  # noqa: PLC0415 - onnx, when converting only
+
     pt_path = Path(pt_path)
     if not pt_path.is_file():
         raise ModelNotFoundError(f"checkpoint not found: {pt_path}")
@@ -237,5 +238,7 @@ def resolve_default_model(root: str | os.PathLike | None = None) -> tuple[Path, 
     pt = default_weights_path(root)
     if not pt.is_file():
         raise ModelNotFoundError(PREPARE_HINT)
+    from vigil.models.metadata import read_onnx_info  # noqa: PLC0415 - onnx, when a detector is built
+
     path = converted_ultralytics(pt, root)
     return path, list(read_onnx_info(path)["class_names"])

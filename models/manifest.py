@@ -24,8 +24,6 @@ import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import onnxruntime as ort
-
 from vigil.errors import UserError
 from vigil.fileio import atomic_write, atomic_write_text
 from vigil.hashing import sha256_file
@@ -184,6 +182,8 @@ def verify(m: Manifest, root: str | os.PathLike | None = None) -> list[str]:
             "(modified or corrupt)"
         )
     if m.format == "onnx":
+        import onnxruntime as ort  # noqa: PLC0415 - verifying loads it; listing and finding do not
+
         try:
             ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         except Exception as exc:  # noqa: BLE001 - reported as a problem of this model

@@ -13,7 +13,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-import onnx
 import yaml
 
 from vigil.models.errors import ModelError
@@ -71,6 +70,8 @@ def read_onnx_info(path: str | os.PathLike) -> dict:
     ``class_names`` from an ONNX file (metadata and input shape). Raises :class:`ModelError` for a
     file onnx cannot read."""
     try:
+        import onnx  # noqa: PLC0415 - loaded by whoever reads a model, not by every importer
+
         proto = onnx.load(str(path), load_external_data=False)
     except Exception as exc:  # noqa: BLE001 - DecodeError, OSError...: reported as a bad model file
         raise ModelError(f"{path}: not a valid ONNX file (truncated or corrupt?): {exc}") from None

@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import ClassVar, Literal, Sequence
+from typing import TYPE_CHECKING, ClassVar, Literal, Sequence
 
 import numpy as np
-import onnxruntime as ort
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from vigil.detectors.base import (
@@ -30,8 +29,10 @@ from vigil.detectors.base import (
 from vigil.detectors.detections import Detections
 from vigil.detectors.ops import Letterbox, Tile, letterbox, merge_tiles, nms, suppress_nested, tile_grid
 from vigil.models.cache import converted_darknet, read_class_names, resolve_darknet_model
-from vigil.models.darknet import DarknetError, YoloHead, heads_from_onnx
 from vigil.models.errors import ModelError
+
+if TYPE_CHECKING:
+    from vigil.models.darknet import YoloHead
 
 __all__ = ["TilingConfig", "PartBoxFix", "DarknetOnnxConfig", "DarknetOnnxDetector", "decode_yolo", "BACKEND"]
 
@@ -219,6 +220,11 @@ class DarknetOnnxDetector:
                 raise ModelError(f"part_box_fix.class_name {cfg.part_box_fix.class_name!r} is not a model class")
             self._fix_class = names.index(cfg.part_box_fix.class_name)
 
+        # imported where a detector is built, not where its config is parsed (every camera worker)
+        import onnxruntime as ort  # noqa: PLC0415
+
+        from vigil.models.darknet import heads_from_onnx  # noqa: PLC0415
+
         so = ort.SessionOptions()
         so.intra_op_num_threads = cfg.threads or cpu_count()
         so.inter_op_num_threads = 1
@@ -349,6 +355,8 @@ def decode_yolo(
         na, nc = len(head.anchors), head.num_classes
         b, ch, gh, gw = out.shape
         if ch != na * (5 + nc):
+            from vigil.models.darknet import DarknetError  # noqa: PLC0415 - onnx loaded with it
+
             raise DarknetError(f"head {head.output}: {ch} channels, expected {na}*(5+{nc})")
         t = out.reshape(b, na, 5 + nc, gh, gw)
         obj = _sigmoid(t[:, :, 4])  # (b, na, gh, gw)

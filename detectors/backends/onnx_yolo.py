@@ -19,14 +19,11 @@ from __future__ import annotations
 import ast
 import logging
 from pathlib import Path
-from typing import Any, ClassVar, Literal, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Sequence
 
 import numpy as np
-import onnx
-import onnxruntime as ort
 from pydantic import Field
 
-from vigil.detectors.backends.ort_session import OrtRunner, open_session
 from vigil.detectors.base import COCO_TRAFFIC_CLASSES, Backend, BackendConfig, ClassThresholds, StrideSize, cpu_count
 from vigil.detectors.yolo import Layout, YoloDetectorBase, detect_layout, static_dim
 from vigil.hashing import sha256_file
@@ -34,6 +31,9 @@ from vigil.models.cache import ModelNotFoundError, cache_dir, resolve_default_mo
 from vigil.models.errors import ModelError
 from vigil.models.manifest import find_int8
 from vigil.models.metadata import names_from_metadata, read_names_file
+
+if TYPE_CHECKING:
+    from vigil.detectors.ort_session import OrtRunner
 
 __all__ = ["OnnxYoloConfig", "OnnxYoloDetector", "PROVIDERS", "choose_providers", "BACKEND"]
 
@@ -140,7 +140,7 @@ class OnnxYoloConfig(BackendConfig):
         None, ge=1, title="Threads", description="onnxruntime intra-op threads; default: the CPU cores available."
     )
     warmup: bool = Field(True, title="Warm-up", description="Run one inference at load so the first frame is not slow.")
-    # GPU path (vigil.detectors.backends.ort_session)
+    # GPU path (vigil.detectors.ort_session)
     tensorrt_int8_table: Path | None = Field(
         None,
         title="TensorRT INT8 calibration table",
@@ -216,6 +216,13 @@ class OnnxYoloDetector(YoloDetectorBase):
         self.model_path = path
         if not path.is_file():
             raise ModelError(f"ONNX model file not found: {path}")
+        # onnx, onnxruntime and the session helpers are imported here, where a detector is built:
+        # a config union that names this backend (every camera worker's) must not load them
+        import onnx  # noqa: PLC0415
+        import onnxruntime as ort  # noqa: PLC0415
+
+        from vigil.detectors.ort_session import open_session  # noqa: PLC0415
+
         try:
             proto = onnx.load(str(path), load_external_data=False)
         except Exception as exc:  # noqa: BLE001 - DecodeError, OSError...: a truncated or non-ONNX file
@@ -249,7 +256,7 @@ class OnnxYoloDetector(YoloDetectorBase):
         path = self._choose_precision(path, providers)
         self.model_path = path
 
-        # session (provider options, engine cache, INT8 table: vigil.detectors.backends.ort_session)
+        # session (provider options, engine cache, INT8 table: vigil.detectors.ort_session)
         try:
             self.session = open_session(
                 path,
@@ -376,6 +383,8 @@ class OnnxYoloDetector(YoloDetectorBase):
 
     def _infer(self, batch_hwc: np.ndarray) -> np.ndarray:
         if self._runner is None:  # plain session.run on the CPU, IO binding on the GPU
+            from vigil.detectors.ort_session import OrtRunner  # noqa: PLC0415 - see __init__
+
             cfg = self.cfg
             self._runner = OrtRunner(
                 self.session,

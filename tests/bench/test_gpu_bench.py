@@ -12,7 +12,7 @@ import pytest
 
 from vigil.bench import gpu_bench
 from vigil.bench.cli import add_commands
-from vigil.detectors.backends.ort_session import read_trt_calibration_table
+from vigil.detectors.ort_session import read_trt_calibration_table
 from vigil.models.cache import ModelNotFoundError, resolve_default_model
 
 

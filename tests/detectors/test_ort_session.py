@@ -16,7 +16,7 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from vigil.detectors.backends.ort_session import (
+from vigil.detectors.ort_session import (
     CPU,
     CUDA,
     TENSORRT,

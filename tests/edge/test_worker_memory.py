@@ -140,12 +140,6 @@ def test_the_worker_peak_memory_is_bounded(worker):
     assert worker["vmhwm_kib"] < MAX_HWM_KIB, f"VmHWM {worker['vmhwm_kib'] / 1024:.0f} MiB"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the node config's detector union imports every backend module (vigil.detectors.registry), and "
-    "detectors/backends/onnx_yolo.py, onnx_darknet.py and vigil.models.cache import onnx and onnxruntime "
-    "at module level: about 43 MiB of each worker's RSS (bench/README.md, 'Memory per camera')",
-)
 @pytest.mark.parametrize("name", ["onnxruntime", "onnx"])
 def test_the_worker_does_not_load_onnx(worker, name):
     assert not _loaded(worker["modules"], name)

@@ -15,7 +15,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from vigil.detectors.backends.onnx_yolo import OnnxYoloDetector
-from vigil.detectors.backends.ort_session import numpy_blob
+from vigil.detectors.ort_session import numpy_blob
 from vigil.hashing import sha256_file
 from vigil.letterbox import letterbox
 from vigil.models.errors import ModelError
