@@ -10,11 +10,12 @@ exports); status snapshots rewritten every second skip it.
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["atomic_write", "atomic_write_bytes", "atomic_write_text"]
+__all__ = ["atomic_write", "atomic_write_bytes", "atomic_write_text", "read_private_file"]
 
 
 def _default_mode(path: Path) -> int:
@@ -67,3 +68,30 @@ def atomic_write_text(path: str | os.PathLike, text: str, *, durable: bool = Fal
     """Write ``text`` (UTF-8) to ``path`` atomically (see :func:`atomic_write`)."""
     write = lambda tmp: tmp.write_text(text, encoding="utf-8")  # noqa: E731
     return atomic_write(path, write, durable=durable, allow_empty=allow_empty)
+
+
+def read_private_file(
+    path: str | os.PathLike,
+    label: str,
+    error: Callable[[str], Exception],
+    why: str = "its group or others may read it; only its owner may",
+) -> bytes:
+    """The bytes of a file holding a secret (a password, a key), refused unless it is a regular
+    file that neither its group nor others may read or write (mode 0600 or stricter).
+
+    ``label`` names the file in messages (``"DSN file"``, ``"webhook target 'cr': secret file"``);
+    ``why`` says why the mode matters; ``error`` builds the exception raised (the caller's
+    :class:`~vigil.errors.UserError`). Emptiness and content are the caller's to judge."""
+    p = Path(path)
+    try:
+        st = p.stat()
+    except OSError as exc:
+        raise error(f"{label} {p}: {exc.strerror or exc}") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise error(f"{label} {p} is not a regular file")
+    if st.st_mode & 0o077:
+        raise error(f"{label} {p} has mode {stat.S_IMODE(st.st_mode):04o}: {why} (chmod 600 {p})")
+    try:
+        return p.read_bytes()
+    except OSError as exc:
+        raise error(f"{label} {p}: cannot read it: {exc.strerror or exc}") from None

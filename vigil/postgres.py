@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import stat
 from pathlib import Path
 from typing import Mapping
 
@@ -29,6 +28,7 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from .errors import UserError
+from .fileio import read_private_file
 
 __all__ = ["DsnError", "add_db_options", "db_target", "read_dsn_file", "redact_dsn", "resolve_dsn"]
 
@@ -59,20 +59,10 @@ def read_dsn_file(path: str | Path) -> str:
     """The DSN held in ``path`` (first non-empty, non-comment line). The file must be a regular
     file that neither its group nor others may read or write (mode 0600 or stricter)."""
     p = Path(path)
+    data = read_private_file(p, "DSN file", DsnError, why="it holds a password, so only its owner may read it")
     try:
-        st = p.stat()
-    except OSError as exc:
-        raise DsnError(f"DSN file {p}: {exc.strerror or exc}") from None
-    if not stat.S_ISREG(st.st_mode):
-        raise DsnError(f"DSN file {p} is not a regular file")
-    if st.st_mode & 0o077:
-        raise DsnError(
-            f"DSN file {p} has mode {stat.S_IMODE(st.st_mode):04o}: it holds a password, so only its owner "
-            f"may read it (chmod 600 {p})"
-        )
-    try:
-        lines = p.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
+        lines = data.decode("utf-8").splitlines()
+    except UnicodeDecodeError as exc:
         raise DsnError(f"cannot read DSN file {p}: {exc}") from None
     for line in lines:
         line = line.strip()

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import ipaddress
 import re
-import stat
 import string
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -23,6 +22,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from vigil.errors import UserError
+from vigil.fileio import read_private_file
 
 from ..events import Severity, State
 from ..payloads import ALARM_TYPES, PAYLOADS
@@ -277,23 +277,8 @@ def load_forward_config(path: str | Path) -> ForwardConfig:
 def read_secret_file(path: str | Path, what: str = "secret") -> bytes:
     """The bytes of the secret file ``path`` (surrounding white space removed). Refused, naming
     the file: missing, not a regular file, readable or writable by its group or others (it must
-    be mode 0600 or stricter), or empty."""
-    p = Path(path)
-    try:
-        st = p.stat()
-    except OSError as exc:
-        raise ForwardConfigError(f"{what}: secret file {p}: {exc.strerror or exc}") from None
-    if not stat.S_ISREG(st.st_mode):
-        raise ForwardConfigError(f"{what}: secret file {p} is not a regular file")
-    if st.st_mode & 0o077:
-        raise ForwardConfigError(
-            f"{what}: secret file {p} has mode {stat.S_IMODE(st.st_mode):04o}: its group or others may read it; "
-            f"only its owner may (chmod 600 {p})"
-        )
-    try:
-        data = p.read_bytes().strip()
-    except OSError as exc:
-        raise ForwardConfigError(f"{what}: cannot read secret file {p}: {exc.strerror or exc}") from None
+    be mode 0600 or stricter: :func:`vigil.fileio.read_private_file`), or empty."""
+    data = read_private_file(path, f"{what}: secret file", ForwardConfigError).strip()
     if not data:
-        raise ForwardConfigError(f"{what}: secret file {p} is empty")
+        raise ForwardConfigError(f"{what}: secret file {path} is empty")
     return data
