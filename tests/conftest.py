@@ -201,5 +201,5 @@ def serve_in_thread(app, **config):
         yield f"http://127.0.0.1:{sock.getsockname()[1]}"
     finally:
         srv.should_exit = True
-        th.join(timeout=5)
+        th.join(timeout=10)
         sock.close()

@@ -11,11 +11,12 @@ Screenshots go to ``$VIGIL_ARTIFACTS`` (default: the test's tmp_path).
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 
 import pytest
+
+from ..conftest import serve_in_thread
 
 
 class FakeTransits:
@@ -54,8 +55,6 @@ class FakeTransits:
 
 @pytest.fixture
 def stack(tmp_path):
-    import uvicorn
-
     from vigil.alerts.aggregator import Aggregator
     from vigil.alerts.console import create_app
     from vigil.alerts.console.db import ConsoleDB
@@ -70,25 +69,17 @@ def stack(tmp_path):
     cdb.add_user("sam", "supervisor", "sam-pass-12")
     transits = FakeTransits()
     app = create_app(cdb, stream_endpoint=agg.stream_endpoint, transits=transits)
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    srv = uvicorn.Server(uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=1))
-    th = threading.Thread(target=srv.run, kwargs={"sockets": [sock]}, daemon=True)
-    th.start()
-    deadline = time.time() + 10
-    while not srv.started and time.time() < deadline:
-        time.sleep(0.05)
-    assert srv.started, "uvicorn did not start"
-    yield {"url": f"http://127.0.0.1:{port}", "agg": agg, "db": cdb, "transits": transits}
-    app.state.hub.close()
-    srv.should_exit = True
-    th.join(timeout=10)
-    sock.close()
-    stop.set()
-    agg_thread.join(5)
-    agg.close()
-    cdb.close()
+    try:
+        with serve_in_thread(app, timeout_graceful_shutdown=1) as url:
+            try:
+                yield {"url": url, "agg": agg, "db": cdb, "transits": transits}
+            finally:
+                app.state.hub.close()
+    finally:
+        stop.set()
+        agg_thread.join(5)
+        agg.close()
+        cdb.close()
 
 
 def _login(page, url, user, password):
@@ -327,7 +318,6 @@ def test_console_shows_odd_stored_events_live_with_a_marker(launch_chromium, art
     import sqlite3
     import uuid
 
-    import uvicorn
     from playwright.sync_api import sync_playwright
 
     from vigil.alerts.console import create_app
@@ -339,12 +329,6 @@ def test_console_shows_odd_stored_events_live_with_a_marker(launch_chromium, art
     cdb = ConsoleDB(db_path)
     cdb.add_user("alice", "operator", "alice-pass-1")
     app = create_app(cdb)  # no stream: the follower polls the database
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    srv = uvicorn.Server(uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=1))
-    th = threading.Thread(target=srv.run, kwargs={"sockets": [sock]}, daemon=True)
-    th.start()
 
     def raw(seq, text):
         eid = str(uuid.uuid4())
@@ -359,34 +343,31 @@ def test_console_shows_odd_stored_events_live_with_a_marker(launch_chromium, art
         return eid
 
     try:
-        deadline = time.time() + 10
-        while not srv.started and time.time() < deadline:
-            time.sleep(0.05)
-        with sync_playwright() as pw:
-            ctx = launch_chromium(pw, viewport={"width": 1400, "height": 900}, locale="en-US")
+        with serve_in_thread(app, timeout_graceful_shutdown=1) as url:
             try:
-                page = ctx.new_page()
-                _login(page, url, "alice", "alice-pass-1")
-                page.wait_for_selector("#live.on", timeout=5000)
-                bad = raw(1, "{not json")
-                odd_payload = {"tracks": 5, "value": 0.8, "distance_m": 0.8, "positions_m": [[0, 1]]}
-                odd = raw(2, json.dumps({"payload": odd_payload}))
-                for eid in (bad, odd):
-                    row = page.wait_for_selector(f'#alarms tbody tr[data-id="{eid}"]', timeout=5000)
-                    assert "unreadable payload" in row.text_content()
-                assert "0.80 m apart" in page.text_content(f'#alarms tbody tr[data-id="{odd}"]')  # in words
-                page.screenshot(path=str(artifacts_dir / "console-hostile-01-list.png"), full_page=True)
-                page.goto(f"{url}/alarm/{odd}")
-                assert page.text_content("#metric-value").strip() == "0.80 m"  # a distance, in words
-                assert "tracks" in page.text_content("#unreadable")
-                page.screenshot(path=str(artifacts_dir / "console-hostile-02-detail.png"), full_page=True)
-                page.goto(f"{url}/cameras")
-                assert page.locator('.cam[data-camera="odd-cam"]').count() == 1
+                with sync_playwright() as pw:
+                    ctx = launch_chromium(pw, viewport={"width": 1400, "height": 900}, locale="en-US")
+                    try:
+                        page = ctx.new_page()
+                        _login(page, url, "alice", "alice-pass-1")
+                        page.wait_for_selector("#live.on", timeout=5000)
+                        bad = raw(1, "{not json")
+                        odd_payload = {"tracks": 5, "value": 0.8, "distance_m": 0.8, "positions_m": [[0, 1]]}
+                        odd = raw(2, json.dumps({"payload": odd_payload}))
+                        for eid in (bad, odd):
+                            row = page.wait_for_selector(f'#alarms tbody tr[data-id="{eid}"]', timeout=5000)
+                            assert "unreadable payload" in row.text_content()
+                        assert "0.80 m apart" in page.text_content(f'#alarms tbody tr[data-id="{odd}"]')  # in words
+                        page.screenshot(path=str(artifacts_dir / "console-hostile-01-list.png"), full_page=True)
+                        page.goto(f"{url}/alarm/{odd}")
+                        assert page.text_content("#metric-value").strip() == "0.80 m"  # a distance, in words
+                        assert "tracks" in page.text_content("#unreadable")
+                        page.screenshot(path=str(artifacts_dir / "console-hostile-02-detail.png"), full_page=True)
+                        page.goto(f"{url}/cameras")
+                        assert page.locator('.cam[data-camera="odd-cam"]').count() == 1
+                    finally:
+                        ctx.close()
             finally:
-                ctx.close()
+                app.state.hub.close()
     finally:
-        app.state.hub.close()
-        srv.should_exit = True
-        th.join(timeout=10)
-        sock.close()
         cdb.close()

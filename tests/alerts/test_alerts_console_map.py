@@ -11,12 +11,12 @@ goes when it ends. Screenshots go to ``$VIGIL_ARTIFACTS``.
 
 from __future__ import annotations
 
-import socket
-import threading
 import time
 from pathlib import Path
 
 import pytest
+
+from ..conftest import serve_in_thread
 
 REPO = Path(__file__).resolve().parents[2]
 SITES = REPO / "deploy" / "examples" / "sites-pets.yaml"
@@ -35,8 +35,6 @@ SCREEN_TO_PLAN = """(id) => {
 
 @pytest.fixture
 def map_stack(tmp_path, running_aggregator):
-    import uvicorn
-
     from vigil.alerts.console import create_app
     from vigil.alerts.console.db import ConsoleDB
     from vigil.alerts.console.sitemap import load_sites
@@ -46,23 +44,13 @@ def map_stack(tmp_path, running_aggregator):
         cdb = ConsoleDB(db_path)
         cdb.add_user("alice", "operator", "alice-pass-1")
         app = create_app(cdb, stream_endpoint=agg.stream_endpoint, sites=load_sites(SITES))
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-        srv = uvicorn.Server(uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=1))
-        th = threading.Thread(target=srv.run, kwargs={"sockets": [sock]}, daemon=True)
-        th.start()
-        deadline = time.time() + 10
-        while not srv.started and time.time() < deadline:
-            time.sleep(0.05)
-        assert srv.started, "uvicorn did not start"
         try:
-            yield {"url": f"http://127.0.0.1:{port}", "agg": agg, "db": cdb}
+            with serve_in_thread(app, timeout_graceful_shutdown=1) as url:
+                try:
+                    yield {"url": url, "agg": agg, "db": cdb}
+                finally:
+                    app.state.hub.close()
         finally:
-            app.state.hub.close()
-            srv.should_exit = True
-            th.join(timeout=10)
-            sock.close()
             cdb.close()
 
 

@@ -16,7 +16,6 @@ import os
 import socket
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -28,6 +27,8 @@ from vigil.alerts.console.app import create_app  # noqa: E402
 from vigil.alerts.console.db import ConsoleDB  # noqa: E402
 from vigil.alerts.events import Event  # noqa: E402
 from vigil.alerts.store import EventStore  # noqa: E402
+
+from ..conftest import serve_in_thread
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -70,47 +71,37 @@ def _wait_http(port: int, timeout_s: float = 30.0) -> None:
 @pytest.fixture
 def consoles(tmp_path):
     """``(url_a, url_b, db, alarm ids)``: console A here, console B another process, one database."""
-    import uvicorn
-
     path = tmp_path / "events.db"
     alarms = _seed(path)
     db = ConsoleDB(path)
     db.add_user("alice", "operator", "alice-pass-1")
     db.add_user("bob", "operator", "bob-pass-12")
     app = create_app(db, follow=False)
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    srv = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on", timeout_graceful_shutdown=1))
-    th = threading.Thread(target=srv.run, kwargs={"sockets": [sock]}, daemon=True)
-    th.start()
     port_b = _free_port()
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    log = open(tmp_path / "console-b.log", "wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "vigil", "console", "--db", str(path), "--port", str(port_b)],
-        cwd=REPO,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
     try:
-        deadline = time.time() + 10
-        while not srv.started and time.time() < deadline:
-            time.sleep(0.05)
-        assert srv.started, "uvicorn did not start"
-        _wait_http(port_b)
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}", f"http://127.0.0.1:{port_b}", db, alarms
+        with (
+            serve_in_thread(app, lifespan="on", timeout_graceful_shutdown=1) as url_a,
+            open(tmp_path / "console-b.log", "wb") as log,
+        ):
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "vigil", "console", "--db", str(path), "--port", str(port_b)],
+                cwd=REPO,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+            try:
+                _wait_http(port_b)
+                yield url_a, f"http://127.0.0.1:{port_b}", db, alarms
+            finally:
+                proc.terminate()
+                try:
+                    proc.wait(10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait(5)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
-        log.close()
-        srv.should_exit = True
-        th.join(timeout=10)
-        sock.close()
         db.close()
 
 

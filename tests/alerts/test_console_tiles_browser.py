@@ -6,8 +6,6 @@ page shows the new one within a few refreshes (``static/tiles.js``, every 2 s). 
 
 from __future__ import annotations
 
-import socket
-import threading
 import time
 
 import numpy as np
@@ -16,6 +14,8 @@ import pytest
 from vigil.detectors.detections import Detections
 from vigil.edge.config_parts import MediaConfig
 from vigil.edge.media import MediaRecorder
+
+from ..conftest import serve_in_thread
 
 #: what the page's canvas reads of a tile: its size and the colour at (x, y)
 PIXEL = """([x, y]) => {
@@ -41,8 +41,6 @@ def _scene(bg: tuple[int, int, int]) -> tuple[np.ndarray, Detections]:
 
 @pytest.fixture
 def tiles_console(tmp_path):
-    import uvicorn
-
     from vigil.alerts.console import create_app
     from vigil.alerts.console.db import ConsoleDB
     from vigil.alerts.store import EventStore
@@ -52,21 +50,10 @@ def tiles_console(tmp_path):
     db.add_user("alice", "operator", "alice-pass-1")
     tiles = tmp_path / "tiles"
     app = create_app(db, follow=False, tiles_dir=tiles)
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    srv = uvicorn.Server(uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=1))
-    th = threading.Thread(target=srv.run, kwargs={"sockets": [sock]}, daemon=True)
-    th.start()
-    deadline = time.time() + 10
-    while not srv.started and time.time() < deadline:
-        time.sleep(0.05)
-    assert srv.started, "uvicorn did not start"
     try:
-        yield {"url": f"http://127.0.0.1:{sock.getsockname()[1]}", "tiles": tiles}
+        with serve_in_thread(app, timeout_graceful_shutdown=1) as url:
+            yield {"url": url, "tiles": tiles}
     finally:
-        srv.should_exit = True
-        th.join(timeout=10)
-        sock.close()
         db.close()
 
 

@@ -7,14 +7,13 @@ saves, and checks the written calibration file. A screenshot of the page goes to
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
+
+from ..conftest import serve_in_thread
 
 REPO = Path(__file__).resolve().parents[2]
 VTEST = REPO / "data" / "vtest.avi"
@@ -32,27 +31,13 @@ def _need():
 @pytest.fixture
 def server(tmp_path):
     _need()
-    import uvicorn
-
     from vigil.calibration.frames import read_frame
     from vigil.calibration.pick import create_app
 
     out = tmp_path / "out" / "view1.calib.yaml"
     app = create_app(read_frame(str(VTEST), 0), out, source=str(VTEST))
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    srv = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
-    th = threading.Thread(target=srv.run, kwargs={"sockets": [sock]}, daemon=True)
-    th.start()
-    deadline = time.time() + 10
-    while not srv.started and time.time() < deadline:
-        time.sleep(0.05)
-    assert srv.started, "uvicorn did not start"
-    yield f"http://127.0.0.1:{port}/", out
-    srv.should_exit = True
-    th.join(timeout=5)
-    sock.close()
+    with serve_in_thread(app, lifespan="off") as url:
+        yield f"{url}/", out
 
 
 def test_pick_points_in_chromium(launch_chromium, artifacts_dir, server, tmp_path):
