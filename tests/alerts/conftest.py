@@ -22,7 +22,7 @@ def sample_payload(type: str = "distance_violation", **fields) -> dict:
     alarm = {
         "alarm_id": str(uuid.uuid4()),
         "tracks": [3, 7],
-        "positions_m": {"3": [1.0, 2.0], "7": [1.9, 2.4]},
+        "positions_m": {"3": [1.0, 2.0], "7": [1.72, 2.96]},  # 1.2 m apart, as value says
         "value": 1.2,
         "threshold": 2.0,
         "zone": None,

@@ -51,6 +51,7 @@ def console(tmp_path, sample_payload):
     assert img[EYE[1], EYE[0]].tolist() == [0, 0, 0]
     sid = rec.evidence.put(rec.picture(img, dets, violating=[(1, 2)]), camera="piazza-1", kind="snapshot")
     metres = {"value": 0.76, "distance_m": 0.76, "min_distance_m": 0.76, "threshold_m": 1.0}
+    metres["positions_m"] = {"3": [1.0, 2.0], "7": [1.456, 2.608]}  # 0.76 m apart
     payload = sample_payload("distance_violation", **metres, snapshot_id=sid, recording="on")
     with EventStore(tmp_path / "events.db") as store:
         store.add(Event(type="distance_violation", camera="piazza-1", seq=1, time="2026-12-02T10:00:00Z",
