@@ -489,16 +489,22 @@ def birdseye(payload: Any, size: int = 320) -> dict | None:
                 d = ((a[0] - b[0]) ** 2 + (a[1] - b[1]) ** 2) ** 0.5
                 close = _finite(thr) and d < thr
                 pa, pb = to_px(*a), to_px(*b)
-                lines.append(
-                    {
-                        "a": pa,
-                        "b": pb,
-                        "d": round(d, 2),
-                        "close": close,
-                        "mid": ((pa[0] + pb[0]) / 2, (pa[1] + pb[1]) / 2),
-                    }
-                )
+                lines.append({"a": pa, "b": pb, "d": round(d, 2), "close": close, **_pair_label(pa, pb)})
     return {"size": size, "grid": grid, "people": people, "lines": lines, "scale_m": round(span, 1)}
+
+
+def _pair_label(pa: tuple[float, float], pb: tuple[float, float], gap: float = 12.0) -> dict:
+    """Where a pair's distance is written (SVG pixels): ``gap`` px off the segment's middle,
+    perpendicular to it, on the side away from the people's labels (drawn right of each dot) or,
+    for a level pair, above it; ``anchor``: the SVG text-anchor that keeps it off the segment."""
+    dx, dy = pb[0] - pa[0], pb[1] - pa[1]
+    n = math.hypot(dx, dy) or 1.0
+    nx, ny = -dy / n, dx / n
+    if nx > 1e-9 or (abs(nx) <= 1e-9 and ny > 0):
+        nx, ny = -nx, -ny
+    mx, my = (pa[0] + pb[0]) / 2, (pa[1] + pb[1]) / 2
+    anchor = "end" if nx < -0.3 else "middle"
+    return {"mid": (mx, my), "label": (round(mx + gap * nx, 1), round(my + gap * ny + 4, 1)), "anchor": anchor}
 
 
 #: heat map colour ramp (value 0..1 -> colour), yellow to dark red

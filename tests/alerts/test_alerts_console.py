@@ -104,6 +104,13 @@ def test_birdseye_shapes():
     assert len(shapes["people"]) == 2 and shapes["lines"][0]["d"] == 5.0 and shapes["lines"][0]["close"]
     (a, b) = (p["px"] for p in shapes["people"])
     assert b[1] < a[1]  # world y up is screen up
+    # the distance is written off the segment, left of it (the people's labels are on their right)
+    line = shapes["lines"][0]
+    assert line["anchor"] == "end" and line["label"][0] < line["mid"][0]
+    # 12 px along the unit normal (-0.8, -0.6) of the screen segment (3, -4)/5, plus the baseline's 4
+    assert line["label"] == (round(line["mid"][0] - 9.6, 1), round(line["mid"][1] - 7.2 + 4, 1))
+    level = birdseye({"positions_m": {"1": [0, 0], "2": [3, 0]}})["lines"][0]
+    assert level["anchor"] == "middle" and level["label"] == (level["mid"][0], level["mid"][1] - 12 + 4)
     assert birdseye({}) is None and birdseye({"positions_m": {"1": "x"}}) is None
 
 
