@@ -220,6 +220,7 @@ def test_an_acknowledgement_appears_live_in_browsers_on_another_console_process(
             detail = watcher.new_page()
             detail.goto(f"{url_a}/alarm/{dist}")
             assert detail.text_content("#alarm-status") == "new"
+            expect(detail.locator("#reopen")).to_be_hidden()  # nothing to reopen yet
             for p in (listing, detail):  # both feeds connected (CSP forbids eval: locator waits only)
                 expect(p.locator("body")).to_have_attribute("data-actions-live", "on", timeout=10000)
             # bob acknowledges it with a note through console B
@@ -230,6 +231,7 @@ def test_an_acknowledgement_appears_live_in_browsers_on_another_console_process(
             t0 = time.monotonic()
             page.click("#ack")
             expect(detail.locator("#alarm-status")).to_have_text("acknowledged", timeout=5000)
+            expect(detail.locator("#reopen")).to_be_visible()  # without a reload
             expect(listing.locator(row)).to_have_text("acknowledged (by bob)", timeout=5000)
             latency = time.monotonic() - t0
             print(f"acknowledgement visible on the other console {latency * 1000:.0f} ms after the click")

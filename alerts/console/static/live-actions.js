@@ -38,6 +38,9 @@
     var badge = document.getElementById("alarm-status");
     badge.textContent = msg.status_text;
     badge.dataset.status = msg.status;
+    // an alarm acknowledged or closed elsewhere can be reopened from here at once
+    var reopen = document.getElementById("reopen");
+    if (reopen) { reopen.hidden = msg.status === "new"; }
     // other places of the page that spell the status out with who set it
     Array.prototype.forEach.call(document.querySelectorAll("[data-status-label]"), function (el) {
       el.textContent = msg.status_label;
