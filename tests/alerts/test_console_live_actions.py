@@ -43,7 +43,8 @@ def _seed(path: Path) -> list[str]:
     """Two alarms on ``piazza-1`` (a distance alarm, an occupancy alarm): their alarm ids."""
     from .conftest import sample_payload
 
-    dist = sample_payload("distance_violation", value=0.76, distance_m=0.76)
+    close = {"value": 0.76, "distance_m": 0.76, "min_distance_m": 0.76}  # one distance, said three ways
+    dist = sample_payload("distance_violation", **close, positions_m={"3": [1.0, 2.0], "7": [1.456, 2.608]})
     occ = sample_payload("occupancy_limit", value=14.0, threshold=12.0, zone="fontana")
     with EventStore(path) as store:
         for seq, (etype, sev, payload) in enumerate(
