@@ -306,13 +306,17 @@ class Forwarder:
         self.failing_since: float | None = None  # Unix time of the first failure of the current run of them
         self.last_error: str | None = None
         self.last_delivered: float | None = None
+        self._counters = threading.Lock()  # status() reads retries, failing_since and last_error as one
 
     def _fail(self, error: str) -> None:
-        self.retries += 1
-        if self.failing_since is None:
-            self.failing_since = time.time()
+        with self._counters:
+            first = self.failing_since is None
+            if first:
+                self.failing_since = time.time()
+            self.last_error = error
+            self.retries += 1
+        if first:
             log.warning("forward %s: delivery failing: %s (retrying with backoff)", self.target.name, error)
-        self.last_error = error
 
     def _pick(self, rows: list[tuple]) -> tuple[list[_Item], list[int]]:
         """The rows the filters keep, as items, and the ``stream_seq`` of those they leave out."""
@@ -372,7 +376,8 @@ class Forwarder:
             return False
         if self.failing_since is not None:
             log.info("forward %s: delivering again after %.0f s", t.name, time.time() - self.failing_since)
-        self.failing_since, self.last_error = None, None
+        with self._counters:
+            self.failing_since, self.last_error = None, None
         return True
 
     def run(self, stop: threading.Event) -> None:
@@ -403,16 +408,18 @@ class Forwarder:
     def status(self, last_stream_seq: int | None) -> dict[str, Any]:
         """Counters for the status file: ``backlog`` is ``stream_seq`` positions behind the store's last."""
         behind = None if self.cursor is None or last_stream_seq is None else max(0, last_stream_seq - self.cursor)
+        with self._counters:
+            retries, failing_since, last_error = self.retries, self.failing_since, self.last_error
         return {
             "kind": self.target.kind,
             "role": self.role,
             "cursor": self.cursor,
             "backlog": behind,
             "delivered": self.delivered,
-            "retries": self.retries,
+            "retries": retries,
             "skipped": self.skipped,
-            "failing_since": None if self.failing_since is None else utc_iso(self.failing_since),
-            "last_error": self.last_error,
+            "failing_since": None if failing_since is None else utc_iso(failing_since),
+            "last_error": last_error,
             "last_delivered_at": None if self.last_delivered is None else utc_iso(self.last_delivered),
         }
 
