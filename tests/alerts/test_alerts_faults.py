@@ -268,8 +268,9 @@ def test_fault4_slow_operator_client_does_not_slow_edge_or_aggregator(tmp_path, 
         # The bounds tell the failure apart from this machine's load: an edge or a fast client held
         # back by the slow one would go at its pace, 50 events/s, n / 50 = 200 s for the run. On
         # 2 shared cores the edge takes 5-7 s, and the fast client's p99 was under 0.5 s in earlier
-        # runs but 1.4-2.0 s in others of the same code (a lag the slow client still causes, to be
-        # found: bench/README), so the figures go to the artifacts instead of a tight bound
+        # runs but 1.4-2.0 s in others of the same code, made while other work held the cores (on a
+        # quiet VM 48-83 ms, as without a slow client: bench/README), so the figures go to the
+        # artifacts instead of a tight bound
         assert res["acked_s"] < n / 2000 + 15.0, res  # the edge kept its pace (held back: 200 s)
         assert res["received"] == n and res["latency_ms"]["p99"] < 10_000, res  # the fast client too
         assert len(got) < n / 2  # the slow client really was behind
