@@ -119,6 +119,7 @@ MAX_ABS_REAL = 1e12
 MAX_PAYLOAD_DEPTH = 8
 
 _WIRE = {"wire": True}
+_STORED = {"wire": True, "stored": True}
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _UTC_FORM = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z")
 
@@ -290,9 +291,10 @@ class Event(BaseModel):
         return utc.isoformat(timespec="microseconds")[:-6] + "Z"
 
     @model_validator(mode="after")
-    def _typed_payload(self) -> "Event":
+    def _typed_payload(self, info: ValidationInfo) -> "Event":
         """Upgrade schema 1 (add the ``alarm_id``), then check the payload against its type's model
-        (which also refuses non-finite numbers)."""
+        (which also refuses non-finite numbers; a stored event is read with the model's
+        ``stored`` context, which skips the checks that came after it may have been stored)."""
         payload = self.payload
         if self.schema_ == 1:
             alarm_id = schema1_alarm_id(self.camera, self.type, payload)
@@ -301,7 +303,7 @@ class Event(BaseModel):
             self.__dict__["schema_"] = SCHEMA_VERSION  # frozen: set once, while validating
             self.__dict__["payload"] = payload
         try:
-            PAYLOADS[self.type].__pydantic_validator__.validate_python(payload)
+            PAYLOADS[self.type].__pydantic_validator__.validate_python(payload, context=info.context)
         except ValidationError as exc:
             raise ValueError(_payload_reason(exc)) from None
         problem = _out_of_bounds(payload, "payload", 0)
@@ -319,8 +321,11 @@ class Event(BaseModel):
         return self.__pydantic_serializer__.to_json(self, by_alias=True)
 
     @classmethod
-    def from_json(cls, raw: str | bytes) -> "Event":
-        """Parse and validate; raises :class:`EventError` with the reason."""
+    def from_json(cls, raw: str | bytes, *, stored: bool = False) -> "Event":
+        """Parse and validate; raises :class:`EventError` with the reason. ``stored``: the event
+        was accepted into the store earlier (by this or an older version): the payload checks
+        added since (the agreement of a distance payload's fields) are skipped, so history
+        written before them stays readable."""
         if isinstance(raw, (bytearray, memoryview)):
             raw = bytes(raw)
         if isinstance(raw, bytes):
@@ -333,7 +338,7 @@ class Event(BaseModel):
         elif len(raw) > MAX_EVENT_BYTES:
             raise EventError(f"event of {len(raw)} characters exceeds {MAX_EVENT_BYTES}")
         try:
-            return cls.model_validate_json(raw, context=_WIRE)
+            return cls.model_validate_json(raw, context=_STORED if stored else _WIRE)
         except ValidationError as exc:
             first = exc.errors(include_url=False)[0] if exc.error_count() else {}
             if first.get("type") == "json_invalid":

@@ -36,6 +36,12 @@ unit), ``zone`` (or null), ``duration_s``, ``frame`` (frame index), ``reason`` (
 ``clear``: the first value seen outside the hysteresis band; ``lost`` and ``flush``: the last
 known one), not the last one inside the violation; ``worst`` the most extreme while it held.
 
+A ``distance_violation`` payload is one distance told several ways: ``distance_m`` equals
+``value``, ``min_distance_m`` is not above it, ``distance_interval_m`` holds it and the two
+tracks' ``positions_m`` are that far apart (to :data:`DISTANCE_TOLERANCE_M`); a payload whose
+fields disagree is refused, naming them (at ingest and at the edge; not on events read back from
+the store, which older versions may have accepted: ``Event.from_json(..., stored=True)``).
+
 How an :class:`~vigil.alarm.AlarmChange` becomes a payload is the model's own business
 (:meth:`RuleAlarmPayload.from_change`), so the conversion in :mod:`vigil.alerts.events` has no
 per-type cases. Adding an event type: a model here, an entry in ``PAYLOADS``.
@@ -45,7 +51,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, model_validator
 
 from vigil.alarm import AlarmChange
 
@@ -79,6 +85,11 @@ PositionM = Annotated[list[float], Field(min_length=2, max_length=2, description
 Reason = Literal["clear", "lost", "flush"]
 _PAIR_SUMMARY = ("tracks", "zone", "value", "threshold", "worst", "duration_s", "reason")
 _ZONE_SUMMARY = ("zone", "value", "threshold", "worst", "tracks", "duration_s", "reason")
+
+
+#: how far a distance_violation payload's distances may differ (metres): each is rounded to 1 mm,
+#: and a distance from two rounded positions is off by up to 1.5 mm
+DISTANCE_TOLERANCE_M = 0.002
 
 
 def _r3(x) -> float | None:
@@ -227,6 +238,38 @@ class DistanceViolationPayload(RuleAlarmPayload):
     confidence: float | None = Field(
         None, ge=0, le=1, description="P(true distance < threshold_m), normal approximation; null: no covariance"
     )
+
+    @model_validator(mode="after")
+    def _one_distance(self, info: ValidationInfo) -> "DistanceViolationPayload":
+        """The payload's distances are one measurement told several ways; a payload whose fields
+        disagree (a distance that is not ``value``, a worst distance above the current one, an
+        interval that does not hold the distance, positions another distance apart) is refused,
+        naming the fields: a console would otherwise show two distances for one alarm. Not
+        checked on events read back from the store (``stored`` context): they were accepted
+        before this rule and must stay readable."""
+        if info.context and info.context.get("stored"):
+            return self
+        tol = DISTANCE_TOLERANCE_M
+        if abs(self.distance_m - self.value) > tol:
+            raise ValueError(f"distance_m {self.distance_m} and value {self.value} differ: they are one distance")
+        if self.min_distance_m > self.distance_m + tol:
+            raise ValueError(
+                f"min_distance_m {self.min_distance_m} is above distance_m {self.distance_m}: "
+                "the worst distance is the smallest"
+            )
+        iv = self.distance_interval_m
+        if iv is not None and not iv[0] - tol <= self.distance_m <= iv[1] + tol:
+            raise ValueError(f"distance_interval_m {iv} does not hold distance_m {self.distance_m}")
+        if len(self.tracks) == 2:
+            a, b = (self.positions_m.get(str(t)) for t in self.tracks)
+            if a is not None and b is not None:
+                d = ((a[0] - b[0]) ** 2 + (a[1] - b[1]) ** 2) ** 0.5
+                if abs(d - self.distance_m) > 2 * tol:
+                    raise ValueError(
+                        f"positions_m of tracks {self.tracks[0]} and {self.tracks[1]} are {d:.3f} m apart, "
+                        f"distance_m says {self.distance_m}"
+                    )
+        return self
 
     @classmethod
     def specific(cls, change: AlarmChange) -> dict[str, Any]:

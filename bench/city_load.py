@@ -200,7 +200,7 @@ def _templates(seed: int) -> dict[str, list[Event]]:
             **rule_common,
             "rule": "distance",
             "tracks": [101, 102],
-            "positions_m": {"101": [3.12, 4.25], "102": [3.91, 4.87]},
+            "positions_m": {"101": [3.12, 4.25], "102": [3.928, 4.856]},  # 1.01 m apart, as value says
             "metric": "distance_m",
             "value": 1.01,
             "threshold": 1.5,

@@ -183,7 +183,7 @@ class EventReads:
             )
             for stream_seq, received_at, text in rows:
                 try:
-                    event = Event.from_json(text)
+                    event = Event.from_json(text, stored=True)
                 except EventError as exc:
                     raise StoreError(f"stored event at stream_seq {stream_seq} is unreadable: {exc}") from None
                 yield StoredEvent(int(stream_seq), received_at, event)

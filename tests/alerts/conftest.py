@@ -96,7 +96,17 @@ def sample_payload(type: str = "distance_violation", **fields) -> dict:
             "mode": "gate",
         },
     }
-    return {**samples[type], **fields}
+    out = {**samples[type], **fields}
+    if type == "distance_violation" and "value" in fields:
+        # one distance told several ways (the payload model refuses disagreeing fields): a new
+        # value moves distance_m, min_distance_m and the second person along the same bearing
+        d = float(fields["value"])
+        for key in ("distance_m", "min_distance_m"):
+            if key not in fields:
+                out[key] = d
+        if "positions_m" not in fields:
+            out["positions_m"] = {"3": [1.0, 2.0], "7": [round(1.0 + 0.6 * d, 3), round(2.0 + 0.8 * d, 3)]}
+    return out
 
 
 def wait_until(predicate: Callable[[], bool], timeout_s: float = 5.0, interval_s: float = 0.01) -> bool:

@@ -106,6 +106,9 @@ def test_map_live_alarm(launch_chromium, artifacts_dir, map_stack, sample_payloa
                 alarm_id=distance_id,
                 tracks=[3, 7],
                 positions_m={"3": [1.0, 2.0], "7": [2.0, 4.0]},
+                value=2.236,  # the two positions' distance (the payload model checks they agree)
+                threshold=2.5,
+                threshold_m=2.5,
             )
             t0 = time.monotonic()
             pub.publish(

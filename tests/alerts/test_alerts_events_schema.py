@@ -320,3 +320,48 @@ def test_distance_uncertainty_fields(sample_payload):
     for payload, message in cases:
         with pytest.raises(EventError, match=message):
             Event.from_json(json.dumps(_event("distance_violation", payload)))
+
+
+def test_a_distance_payload_is_one_distance(sample_payload):
+    """distance_m, value, min_distance_m, the interval and the two positions tell one distance;
+    a payload whose fields disagree is refused with the fields named (a console would show two
+    distances for one alarm), and rounding to 1 mm is not a disagreement."""
+    good = sample_payload("distance_violation", value=0.76)  # people 3 and 7 at (1, 2) and (1.456, 2.608)
+    assert Event.from_json(json.dumps(_event("distance_violation", good))).payload["distance_m"] == 0.76
+    # an end: the distance that cleared the alarm above the worst one; positions from 1 mm roundings
+    end = {**good, "value": 1.8, "distance_m": 1.8, "positions_m": {"3": [0.0, 0.0], "7": [1.273, 1.273]}}
+    assert Event.from_json(json.dumps(_event("distance_violation", {**end, "reason": "clear"})))
+    cases = [
+        ({**good, "distance_m": 1.2}, r"distance_m 1\.2 and value 0\.76 differ"),
+        ({**good, "min_distance_m": 0.9}, r"min_distance_m 0\.9 is above distance_m 0\.76"),
+        (
+            {**good, "distance_interval_m": [0.8, 1.1]},
+            r"distance_interval_m \[0\.8, 1\.1\] does not hold distance_m 0\.76",
+        ),
+        (
+            {**good, "positions_m": {"3": [1.0, 2.0], "7": [1.9, 2.4]}},
+            r"positions_m of tracks 3 and 7 are 0\.985 m apart, distance_m says 0\.76",
+        ),
+    ]
+    for payload, message in cases:
+        with pytest.raises(EventError, match=message):
+            Event.from_json(json.dumps(_event("distance_violation", payload)))
+    # one person's position only (the other was lost): nothing to compare, accepted
+    lost = {**good, "positions_m": {"3": [1.0, 2.0]}, "reason": "lost"}
+    assert Event.from_json(json.dumps(_event("distance_violation", lost))).payload["reason"] == "lost"
+
+
+def test_a_stored_distance_event_from_before_the_agreement_rule_stays_readable(tmp_path, sample_payload):
+    """An older version stored a distance payload whose positions disagree with its distance: the
+    store still reads it back (export, replay), while ingest would refuse it today."""
+    from vigil.alerts.store import EventStore
+
+    odd = {**sample_payload("distance_violation", value=0.76), "positions_m": {"3": [1.0, 2.0], "7": [1.9, 2.4]}}
+    raw = json.dumps(_event("distance_violation", odd))
+    with pytest.raises(EventError, match="0.985 m apart"):
+        Event.from_json(raw)
+    old = Event.from_json(raw, stored=True)  # as the older version accepted it
+    with EventStore(tmp_path / "ev.db") as store:
+        assert store.add(old)
+        back = [s.event for s in store.iter_events()]
+    assert back == [old] and back[0].payload["positions_m"]["7"] == [1.9, 2.4]
