@@ -30,16 +30,15 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import logging
 import os
 import secrets
 from pathlib import Path
 
 from vigil.errors import UserError
+from vigil.fileio import read_private_file
 
 from .grammar import clean
 
-log = logging.getLogger(__name__)
 
 __all__ = [
     "TransitError",
@@ -94,8 +93,10 @@ def load_key(key: bytes | str | None = None, key_file: str | Path | None = None)
     ``VIGIL_PLATE_KEY`` (hex, else its text); the file ``VIGIL_PLATE_KEY_FILE``; the default
     file (:func:`key_path`). A key file holds the key as text (surrounding whitespace ignored).
 
-    Fails closed, never creating a key: :class:`PlateKeyError` when the file is missing or
-    unreadable or the key is shorter than :data:`MIN_KEY_BYTES` bytes."""
+    Fails closed, never creating a key: :class:`PlateKeyError` when the file is missing,
+    unreadable, not a regular file or readable or writable by its group or others (mode 0600 or
+    stricter only, as every secret file: :func:`vigil.fileio.read_private_file`), or the key is
+    shorter than :data:`MIN_KEY_BYTES` bytes."""
     if key is not None:
         return _long_enough(key.encode() if isinstance(key, str) else bytes(key), "the plate key given")
     env = os.environ.get("VIGIL_PLATE_KEY")
@@ -106,19 +107,20 @@ def load_key(key: bytes | str | None = None, key_file: str | Path | None = None)
             data = env.encode()
         return _long_enough(data, "plate key VIGIL_PLATE_KEY")
     path = key_path(key_file)
-    try:
-        data = path.read_bytes().strip()
-        mode = path.stat().st_mode
-    except FileNotFoundError:
+    if not path.exists():
         raise PlateKeyError(
             f"plate key file {path} does not exist: no plate is stored or searched without the key. "
             "Give the path of the existing key (--key-file, VIGIL_PLATE_KEY_FILE), or, on a new "
             f"installation only, create one with `vigil transits keygen --key-file {path}`"
-        ) from None
-    except OSError as exc:
-        raise PlateKeyError(f"plate key file {path} cannot be read: {exc.strerror or exc}") from None
-    if mode & 0o077:
-        log.warning("plate key file %s can be read by other users (mode %03o): chmod 600 it", path, mode & 0o777)
+        )
+    # a key others can read is refused, not warned about: with it, every pseudonym can be undone
+    # by trying each possible plate (a few hundred million), so the pseudonymisation is gone
+    data = read_private_file(
+        path,
+        "plate key file",
+        PlateKeyError,
+        why="anyone who can read the key can recover every pseudonymised plate; only its owner may read it",
+    ).strip()
     return _long_enough(data, f"plate key file {path}")
 
 

@@ -130,6 +130,7 @@ def test_without_a_usable_key_a_no_hit_transit_is_refused_and_nothing_of_it_stor
     if key_content is not None:
         no_key.parent.mkdir()
         no_key.write_bytes(key_content)
+        no_key.chmod(0o600)
     db = tmp_path / "events.db"
     with EventStore(db) as store:
         transits = PlateTransits(store)

@@ -65,6 +65,7 @@ def test_keygen_then_search_with_that_key_and_no_other(tmp_path, monkeypatch, ca
     assert not typo.exists()
     short = tmp_path / "short.key"
     short.write_text("k" * 31)
+    short.chmod(0o600)
     assert main(["transits", "search", "EF456GH", "--db", str(db), "--key-file", str(short)]) == 2
     assert f"plate key file {short}: too short (31 bytes" in capsys.readouterr().err
     # export and purge read no key: they work without one

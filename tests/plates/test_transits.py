@@ -163,6 +163,7 @@ def test_a_missing_key_is_refused_and_never_created(tmp_path, monkeypatch, no_en
 def test_a_short_key_file_is_refused_naming_the_file(tmp_path, no_env_key, content):
     path = tmp_path / "plate.key"
     path.write_bytes(content)
+    path.chmod(0o600)
     with pytest.raises(PlateKeyError, match=f"plate key file {path}: too short .*need at least {MIN_KEY_BYTES}"):
         load_key(key_file=path)
     with TransitStore(tmp_path / "events.db", key_file=path) as store:
@@ -186,8 +187,25 @@ def test_short_keys_from_the_environment_or_the_caller_are_refused(monkeypatch, 
 def test_an_unreadable_key_file_is_refused(tmp_path, no_env_key):
     folder = tmp_path / "plate.key"
     folder.mkdir()  # (as root, a 000 file is still readable: a folder is not)
-    with pytest.raises(PlateKeyError, match=f"plate key file {folder} cannot be read"):
+    with pytest.raises(PlateKeyError, match=f"plate key file {folder} is not a regular file"):
         load_key(key_file=folder)
+
+
+def test_a_key_file_others_can_read_is_refused_and_nothing_stored(tmp_path, no_env_key):
+    """With the key, every pseudonym can be undone by trying each plate: a key file its group or
+    others may read is refused (not warned about), naming the file and the fix."""
+    path = create_key(tmp_path / "plate.key")
+    key = load_key(key_file=path)
+    for mode in (0o644, 0o640, 0o604, 0o660):
+        path.chmod(mode)
+        with pytest.raises(PlateKeyError, match=rf"plate key file {path} has mode {mode:04o}: .*\(chmod 600 {path}\)"):
+            load_key(key_file=path)
+        with TransitStore(tmp_path / "events.db", key_file=path) as store:
+            with pytest.raises(PlateKeyError, match="has mode"):
+                store.add(_transit("EF456GH", time.time()))
+            assert store.count() == 0
+    path.chmod(0o400)  # read-only for its owner is fine
+    assert load_key(key_file=path) == key
 
 
 def test_key_errors_are_user_errors_and_transit_errors():
@@ -271,6 +289,7 @@ def test_without_a_usable_key_nothing_is_stored(tmp_path, monkeypatch):
     monkeypatch.delenv("VIGIL_PLATE_KEY", raising=False)
     short = tmp_path / "short.key"
     short.write_text("tooshort")
+    short.chmod(0o600)
     monkeypatch.setenv("VIGIL_PLATE_KEY_FILE", str(short))
     with TransitStore(tmp_path / "events.db") as store:
         for hits in ([], [HIT]):
