@@ -39,7 +39,6 @@ from vigil.fileio import read_private_file
 
 from .grammar import clean
 
-
 __all__ = [
     "TransitError",
     "PlateKeyError",
