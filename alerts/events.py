@@ -302,13 +302,15 @@ class Event(BaseModel):
                 payload = {"alarm_id": alarm_id, **payload}
             self.__dict__["schema_"] = SCHEMA_VERSION  # frozen: set once, while validating
             self.__dict__["payload"] = payload
+        # bounds first: a number no payload may hold (1e308) is named as such, before a type's
+        # own rules compare it with its other fields
+        problem = _out_of_bounds(payload, "payload", 0)
+        if problem:
+            raise ValueError(problem)
         try:
             PAYLOADS[self.type].__pydantic_validator__.validate_python(payload, context=info.context)
         except ValidationError as exc:
             raise ValueError(_payload_reason(exc)) from None
-        problem = _out_of_bounds(payload, "payload", 0)
-        if problem:
-            raise ValueError(problem)
         return self
 
     # ------------------------------------------------------------------ wire format
