@@ -31,6 +31,7 @@ import numpy as np
 
 from vigil.detectors.ops import box_iou
 from vigil.plates.formats import region_code
+from vigil.plates.ocr import PlateLineRecognizer, TextRecognizer
 from vigil.plates.reader import ImageError, PlateReader, load_image
 from vigil.plates.synth import synthetic_set
 
@@ -273,6 +274,36 @@ def _print(r: dict) -> None:
         print("  confusions: " + ", ".join(f"{k} ×{v}" for k, v in r["confusions"].items()))
 
 
+def _reader(args: argparse.Namespace, region: str) -> PlateReader:
+    """The reader the command line asks for (``--recognizer``, ``--cross-check``)."""
+    first, _, second = getattr(args, "recognizer", "ppocr+vigil").partition("+")
+    make = {
+        "ppocr": lambda: TextRecognizer(threads=args.threads),
+        "vigil": lambda: PlateLineRecognizer(threads=args.threads),
+    }
+    return PlateReader(
+        region=region,
+        det_max_side=args.det_size,
+        threads=args.threads,
+        recognizer=make[first](),
+        second_recognizer=make[second]() if second else None,
+        cross_check=getattr(args, "cross_check", "unsure"),
+    )
+
+
+def _reader_args(p) -> None:
+    p.add_argument(
+        "--recognizer",
+        choices=["ppocr", "vigil", "ppocr+vigil", "vigil+ppocr"],
+        default="ppocr+vigil",
+        help="PP-OCRv4, Vigil's line recogniser, or one cross-checked by the other (first: the reader); "
+        "default ppocr+vigil, what a node runs",
+    )
+    p.add_argument(
+        "--cross-check", choices=["unsure", "always"], default="unsure", help="when the second recogniser reads"
+    )
+
+
 def cmd_eval_plates(args: argparse.Namespace) -> int:
     if not args.dir and not args.synthetic:
         print("vigil eval plates: give --dir DIR and/or --synthetic N", file=sys.stderr)
@@ -282,12 +313,12 @@ def cmd_eval_plates(args: argparse.Namespace) -> int:
             print(f"vigil eval plates: {d}: not a folder", file=sys.stderr)
             return 2
     results = []
-    reader = PlateReader(region=args.region or "auto", det_max_side=args.det_size, threads=args.threads)
+    reader = _reader(args, args.region or "auto")
     reader.read(np.zeros((64, 64, 3), np.uint8))  # warm-up
     for d in args.dir or []:
         results.append(evaluate_dir(Path(d), reader, args.limit, args.verbose))
     if args.synthetic:
-        it_reader = PlateReader(region=args.region or "IT", det_max_side=args.det_size, threads=args.threads)
+        it_reader = _reader(args, args.region or "IT")
         families = ["it", "foreign"] if args.family == "both" else [args.family]
         for fam in families:
             results.append(
@@ -304,7 +335,7 @@ def cmd_eval_plates(args: argparse.Namespace) -> int:
 def cmd_bench_plates(args: argparse.Namespace) -> int:
     """Time to locate the plates of a gate image and to read one located plate (rectify,
     recognise, decide), on rendered Italian scenes; medians and 95th percentiles."""
-    reader = PlateReader(region="IT", det_max_side=args.det_size, threads=args.threads)
+    reader = _reader(args, "IT")
     samples = [s for s in synthetic_set(args.plates, seed=args.seed, family="it") if s.variation != "tight_crop"]
     reader.read(samples[0].image)
     locate, read = [], []
@@ -348,6 +379,7 @@ def add_eval_command(eval_sub) -> None:
     p.add_argument("--limit", type=int, help="first N images of each folder only")
     p.add_argument("--verbose", action="store_true", help="list misses on stderr")
     p.add_argument("--json", action="store_true")
+    _reader_args(p)
     p.set_defaults(func=cmd_eval_plates)
 
 
@@ -358,4 +390,5 @@ def add_bench_command(bench_sub) -> None:
     p.add_argument("--det-size", type=int, default=640)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--json", action="store_true")
+    _reader_args(p)
     p.set_defaults(func=cmd_bench_plates)

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from vigil.alerts.transport import is_local_endpoint
 from vigil.plates.formats import region_code
+from vigil.plates.fusion import CROSS_CHECK_DEFAULT
 
 __all__ = [
     "StrictModel",
@@ -251,6 +252,14 @@ class PlatesConfig(StrictModel):
         description="ppocr: CTC recogniser (input (N, 3, 48, W) float; output (N, T, 1 + len(alphabet) [+ 1]), class "
         "0 the blank); fast_plate_ocr: fixed-size crop in, per-slot class probabilities over "
         "recognizer_alphabet out (fast-plate-ocr / fast-alpr / open-image-models)",
+    )
+    cross_check: Literal["off", "unsure", "always"] = Field(
+        CROSS_CHECK_DEFAULT,
+        description="Vigil's own plate line recogniser (trained on synthetic plates only, shipped in the "
+        "package) reads the same line crops as the ppocr recogniser; where the two disagree, a reading that "
+        "fits a plate format wins, else the product of their likelihoods decides, and the reading is not "
+        "sure: unsure checks only the readings the first recogniser is not sure of, always every plate, "
+        "off none. Ignored with fast_plate_ocr",
     )
     recognizer_model: Path | None = Field(
         None,

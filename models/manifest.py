@@ -264,9 +264,38 @@ OCR_MODELS = (
 OCR_LICENCE = "PP-OCRv4 weights: PaddleOCR, Apache-2.0; packaging: rapidocr-onnxruntime, Apache-2.0"
 
 
+#: Vigil's own plate line recogniser, trained on synthetic plates only and shipped in this package
+#: (``vigil/plates/plate_lines.onnx``; how it was made: docs/plates.md, ``vigil.plates.line_model``)
+LINE_MODEL = ("vigil-plate-lines", "plate_lines.onnx", "text-recognise (plate lines, CTC; cross-checks PP-OCRv4)")
+LINE_LICENCE = "Apache-2.0 (this project; trained by Vigil on its own synthetic plates, no third-party data)"
+
+
 def packaged_ocr_models() -> list[dict]:
     """The plate OCR models as ``vigil models list`` rows (name, file, bytes, sha256, task,
     licence, origin); a missing package or file gives a row with ``file: None``."""
+    return _rapidocr_rows() + [_line_model_row()]
+
+
+def _line_model_row() -> dict:
+    spec = importlib.util.find_spec("vigil.plates")
+    locations = list(spec.submodule_search_locations or []) if spec is not None else []
+    name, file, task = LINE_MODEL
+    path = Path(locations[0]) / file if locations else None
+    ok = path is not None and path.is_file()
+    return {
+        "name": name,
+        "file": str(path) if ok else None,
+        "bytes": path.stat().st_size if ok else None,
+        "sha256": sha256_file(path) if ok else None,
+        "task": task,
+        "input_size": [32, 192],
+        "classes": None,
+        "licence": LINE_LICENCE,
+        "origin": "trained by `vigil plates train-lines` on vigil.plates.line_data (synthetic), shipped in place",
+    }
+
+
+def _rapidocr_rows() -> list[dict]:
     spec = importlib.util.find_spec("rapidocr_onnxruntime")
     locations = list(spec.submodule_search_locations or []) if spec is not None else []
     folder = Path(locations[0]) / "models" if locations else None

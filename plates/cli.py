@@ -18,16 +18,20 @@ never replaced).
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 from vigil.postgres import DsnError, add_db_options, db_target
 
 from .formats import region_code
+from .fusion import CROSS_CHECK_DEFAULT
 from .grammar import clean
-from .ocr import OcrUnavailable
+from .line_model import train_and_export
+from .ocr import OcrUnavailable, PlateLineRecognizer
 from .pseudonym import PlateKeyError, create_key
 from .reader import ImageError, PlateReader, load_image
 from .transits import TransitError, TransitRecords, open_transit_store
@@ -39,12 +43,15 @@ __all__ = ["add_commands", "main"]
 # ---------------------------------------------------------------------------------- plates read
 def cmd_read(args: argparse.Namespace) -> int:
     try:
+        second = PlateLineRecognizer(threads=args.threads) if args.cross_check != "off" else None
         reader = PlateReader(
             region=args.region,
             det_max_side=args.det_size,
             threads=args.threads,
             max_plates=args.max_plates,
             use_haar=args.haar,
+            second_recognizer=second,
+            cross_check="unsure" if second is None else args.cross_check,
         )
     except OcrUnavailable as exc:
         print(f"vigil plates read: {exc}", file=sys.stderr)
@@ -165,6 +172,19 @@ def _cmd_check_list(args: argparse.Namespace) -> int:
     return 1 if lists.errors else 0
 
 
+def cmd_train_lines(args: argparse.Namespace) -> int:
+    if importlib.util.find_spec("torch") is None:
+        print("vigil plates train-lines: needs torch (pip install torch==2.13.0, the CPU build)", file=sys.stderr)
+        return 2
+    out = Path(args.out)
+    if not out.parent.is_dir():
+        print(f"vigil plates train-lines: {out.parent}: no such folder", file=sys.stderr)
+        return 2
+    summary = train_and_export(out, args.lines, args.minutes, args.seed, args.processes, args.threads)
+    print(json.dumps(summary))
+    return 0
+
+
 # ---------------------------------------------------------------------------------- parsers
 def _add_plates_command(sub) -> None:
     p = sub.add_parser("plates", help="licence plates: read plates in images")
@@ -183,7 +203,25 @@ def _add_plates_command(sub) -> None:
     r.add_argument("--threads", type=int, default=2)
     r.add_argument("--haar", action="store_true", help="add Haar-cascade candidates (Debian opencv-data, if installed)")
     r.add_argument("--details", action="store_true", help="with --json: add kind, country and raw OCR text")
+    r.add_argument(
+        "--cross-check",
+        choices=("off", "unsure", "always"),
+        default=CROSS_CHECK_DEFAULT,
+        help="Vigil's own line recogniser checks the readings PP-OCRv4 is not sure of (unsure), every "
+        f"reading (always) or none (off); default {CROSS_CHECK_DEFAULT}, as the camera config's plates.cross_check",
+    )
     r.set_defaults(func=cmd_read)
+    t = psub.add_parser(
+        "train-lines",
+        help="train Vigil's plate line recogniser on synthetic plates and write it as ONNX (needs torch)",
+    )
+    t.add_argument("--out", required=True, help="the ONNX file to write (the shipped one: plates/plate_lines.onnx)")
+    t.add_argument("--lines", type=int, default=150_000, help="training lines rendered (default 150000)")
+    t.add_argument("--minutes", type=float, default=30.0, help="training time (default 30)")
+    t.add_argument("--seed", type=int, default=1)
+    t.add_argument("--processes", type=int, default=2, help="processes rendering the training lines")
+    t.add_argument("--threads", type=int, default=2, help="torch threads")
+    t.set_defaults(func=cmd_train_lines)
 
 
 def _add_transit_commands(subparsers) -> None:

@@ -33,7 +33,9 @@ __all__ = [
     "TextDetector",
     "TextRecognizer",
     "OnnxPlateRecognizer",
+    "PlateLineRecognizer",
     "default_model_dir",
+    "line_input",
 ]
 
 
@@ -303,3 +305,58 @@ class OnnxPlateRecognizer:
                 )
             )
         return results
+
+
+#: input of Vigil's own plate line recogniser (:class:`PlateLineRecognizer`): grey, pixels
+LINE_HEIGHT, LINE_WIDTH = 32, 192
+#: input columns per CTC frame of that model
+LINE_STRIDE = 4
+
+
+def line_input(crop: np.ndarray) -> tuple[np.ndarray, int]:
+    """One line crop (BGR or grey uint8, any size) as the line recogniser's input: a
+    ``(LINE_HEIGHT, LINE_WIDTH)`` float32 image, grey, resized to the height keeping its aspect
+    (squeezed where wider), the right edge replicated beyond it, standardised (zero mean, unit
+    spread over the crop, so gain and offset do not matter); and its width in input columns."""
+    g = cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY) if crop.ndim == 3 else crop
+    h, w = g.shape[:2]
+    nw = int(min(LINE_WIDTH, max(LINE_STRIDE, round(LINE_HEIGHT * w / max(h, 1)))))
+    img = cv2.resize(g, (nw, LINE_HEIGHT), interpolation=cv2.INTER_AREA if h > LINE_HEIGHT else cv2.INTER_LINEAR)
+    img = img.astype(np.float32)
+    mean, std = float(img.mean()), float(img.std())
+    out = np.empty((LINE_HEIGHT, LINE_WIDTH), np.float32)
+    out[:, :nw] = img
+    out[:, nw:] = img[:, -1:]
+    return (out - mean) / max(std, 8.0), nw
+
+
+class PlateLineRecognizer:
+    """Vigil's own plate line recogniser (a small CNN + BiLSTM with CTC, trained on synthetic
+    plates only: :mod:`vigil.plates.line_model`), run with onnxruntime. Its classes are already
+    the plate matrix's: 0 = blank, 1..36 = ``PLATE_ALPHABET``."""
+
+    def __init__(self, model_path: str | Path | None = None, threads: int = 2):
+        self.path = Path(model_path) if model_path else default_line_model()
+        self.session = _session(self.path, threads)
+        self.input_name = self.session.get_inputs()[0].name
+
+    def probs(self, crops: list[np.ndarray]) -> list[np.ndarray]:
+        """Per crop, a ``(T, 37)`` float32 matrix of CTC probabilities (rows sum to 1), the frames
+        beyond the crop's own width cut off (one frame per ``LINE_STRIDE`` input columns)."""
+        if not crops:
+            return []
+        prepped = [line_input(c) for c in crops]
+        batch = np.stack([p for p, _ in prepped])[:, None]
+        out = self.session.run(None, {self.input_name: batch})[0].astype(np.float32)
+        res = []
+        for (_, nw), m in zip(prepped, out):
+            t = max(1, min(m.shape[0], int(np.ceil(nw / LINE_STRIDE)) + 1))
+            m = m[:t]
+            res.append(np.ascontiguousarray(m / np.maximum(m.sum(-1, keepdims=True), 1e-9)))
+        return res
+
+
+def default_line_model() -> Path:
+    """The line recogniser's ONNX file shipped in this package (``VIGIL_PLATE_LINE_MODEL`` overrides)."""
+    env = os.environ.get("VIGIL_PLATE_LINE_MODEL")
+    return Path(env) if env else Path(__file__).with_name("plate_lines.onnx")

@@ -32,13 +32,14 @@ from vigil.detectors.ops import box_iou
 
 from .decode import PlateDecision, decision_from_text, interpret
 from .formats import EU_BAND_CODES
+from .fusion import fuse
 from .localise import PlateCandidate, TextLine, group_lines, plate_quad, quad_size, quad_xyxy, read_quality, rectify
 from .localise import find_band as _find_band
 from .ocr import PLATE_ALPHABET, TextBox, TextDetector, TextRecognizer
 
 log = logging.getLogger(__name__)
 
-__all__ = ["PlateReading", "PlateReader", "ImageError", "HAAR_CASCADES", "load_image"]
+__all__ = ["PlateReading", "PlateReader", "ImageError", "HAAR_CASCADES", "load_image", "plate_crops"]
 
 HAAR_CASCADES = [
     "/usr/share/opencv4/haarcascades/haarcascade_russian_plate_number.xml",
@@ -143,7 +144,13 @@ class PlateReader:
         det_model: str | None = None,
         rec_model: str | None = None,
         recognizer=None,
+        second_recognizer=None,
+        cross_check: str = "unsure",  # with a second recogniser: "unsure" or "always"
     ):
+        if cross_check not in ("unsure", "always"):
+            raise ValueError(f"cross_check must be 'unsure' or 'always', got {cross_check!r}")
+        self.second = second_recognizer
+        self.cross_check = cross_check
         self.region = region
         self.detector = TextDetector(det_model, max_side=det_max_side, threads=threads, unclip_ratio=1.8)
         self.recognizer = recognizer or TextRecognizer(rec_model, threads=threads)
@@ -189,32 +196,7 @@ class PlateReader:
         return cands[: self.max_candidates]
 
     def _job(self, image: np.ndarray, cand: PlateCandidate) -> _Job:
-        plate, m = rectify(image, cand.quad, self.PLATE_HEIGHT)
-        hgt, wid = plate.shape[:2]
-        left = _find_band(plate, "left")
-        right = _find_band(plate, "right", max_frac=0.12)
-        x0 = left + 1 if left else 0
-        x1 = wid - right - 1 if right else wid
-        if x1 - x0 < 0.5 * wid:
-            x0, x1 = 0, wid
-        # the line crops come from a view padded around the plate (a glyph at the plate's end,
-        # or beyond a slightly tight quad, keeps its whole shape and some background: the
-        # recogniser drops characters that touch a crop's edge)
-        px, py = int(round(self.PAD_X * hgt)), int(round(self.PAD_Y * hgt))
-        pl = 0 if left else px  # cut at a band's inner edge: no padding back into the band
-        outer = np.array([[x0 - pl, -py], [x1 + px, -py], [x1 + px, hgt + py], [x0 - pl, hgt + py]], np.float32)
-        view, _ = rectify(image, cv2.perspectiveTransform(outer.reshape(1, 4, 2), np.linalg.inv(m))[0], hgt + 2 * py)
-        lines = []
-        for ln in cand.lines:
-            r0, r1 = _line_rows(ln.quad, m, hgt) if len(cand.lines) > 1 else (0, hgt)
-            if r1 - r0 < 6:
-                r0, r1 = 0, hgt
-            # rows in the padded view: the plate's own top and bottom get the whole padding,
-            # a split between two lines half of it
-            r0 = r0 + py - (py if r0 == 0 else py // 2)
-            r1 = r1 + py + (py if r1 == hgt else py // 2)
-            lines.append(_stretch(view[max(0, r0) : min(view.shape[0], r1)]))
-        band = plate[int(hgt * 0.45) :, :left] if left >= 6 else None
+        plate, lines, band = plate_crops(image, cand, self.PLATE_HEIGHT, self.PAD_X, self.PAD_Y)
         return _Job(cand, plate, lines, band)
 
     # ------------------------------------------------------------------ read
@@ -294,6 +276,8 @@ class PlateReader:
                 if not d or not d["lines"]:
                     continue
                 dec = interpret(d["lines"], PLATE_ALPHABET, region=self.region, band_country=d["band"])
+                if self.second is not None and (self.cross_check == "always" or not dec.sure):
+                    dec = self._cross_check(job, dec, d)
                 if not dec.text:
                     continue
                 out.append(self._reading(job, dec, d["band"], ox, oy))
@@ -312,6 +296,14 @@ class PlateReader:
                 if dec.valid and dec.text:
                     out.append(self._reading(job, dec, None, ox, oy))
         return out
+
+    def _cross_check(self, job: _Job, dec: PlateDecision, d: dict) -> PlateDecision:
+        """The second recogniser reads the same line crops; :func:`.fusion.fuse` decides."""
+        mats = self.second.probs(job.lines)
+        if len(mats) != len(d["lines"]):
+            return dec
+        other = interpret(mats, PLATE_ALPHABET, region=self.region, band_country=d["band"])
+        return fuse((dec, d["lines"]), (other, mats), PLATE_ALPHABET)
 
     def _reading(self, job: _Job, dec: PlateDecision, band: str | None, ox: int, oy: int) -> PlateReading:
         quad = job.cand.quad + np.array([ox, oy], np.float32)
@@ -341,6 +333,46 @@ class PlateReader:
             format=dec.format,
             quality=read_quality(job.plate, job.cand.quad),
         )
+
+
+def plate_crops(
+    image: np.ndarray, cand: PlateCandidate, height: int = 64, pad_x: float = 0.12, pad_y: float = 0.0
+) -> tuple[np.ndarray, list[np.ndarray], np.ndarray | None]:
+    """What the recogniser reads of a candidate: (the rectified plate ``(height, W, 3)``, its text
+    lines' crops top first, the EU band's lower part or None), BGR uint8.
+
+    The blue EU band (and the Italian right-hand band) is cut off; the line crops come from a view
+    padded ``pad_x`` plate heights beyond the plate's ends (not back into a cut band) and ``pad_y``
+    above and below, contrast-stretched. One home for the cut, so that a recogniser trained on
+    synthetic plates (:mod:`.line_data`) sees exactly what the reader gives it.
+    """
+    plate, m = rectify(image, cand.quad, height)
+    hgt, wid = plate.shape[:2]
+    left = _find_band(plate, "left")
+    right = _find_band(plate, "right", max_frac=0.12)
+    x0 = left + 1 if left else 0
+    x1 = wid - right - 1 if right else wid
+    if x1 - x0 < 0.5 * wid:
+        x0, x1 = 0, wid
+    # the line crops come from a view padded around the plate (a glyph at the plate's end,
+    # or beyond a slightly tight quad, keeps its whole shape and some background: the
+    # recogniser drops characters that touch a crop's edge)
+    px, py = int(round(pad_x * hgt)), int(round(pad_y * hgt))
+    pl = 0 if left else px  # cut at a band's inner edge: no padding back into the band
+    outer = np.array([[x0 - pl, -py], [x1 + px, -py], [x1 + px, hgt + py], [x0 - pl, hgt + py]], np.float32)
+    view, _ = rectify(image, cv2.perspectiveTransform(outer.reshape(1, 4, 2), np.linalg.inv(m))[0], hgt + 2 * py)
+    lines = []
+    for ln in cand.lines:
+        r0, r1 = _line_rows(ln.quad, m, hgt) if len(cand.lines) > 1 else (0, hgt)
+        if r1 - r0 < 6:
+            r0, r1 = 0, hgt
+        # rows in the padded view: the plate's own top and bottom get the whole padding,
+        # a split between two lines half of it
+        r0 = r0 + py - (py if r0 == 0 else py // 2)
+        r1 = r1 + py + (py if r1 == hgt else py // 2)
+        lines.append(_stretch(view[max(0, r0) : min(view.shape[0], r1)]))
+    band = plate[int(hgt * 0.45) :, :left] if left >= 6 else None
+    return plate, lines, band
 
 
 def _stretch(crop: np.ndarray) -> np.ndarray:

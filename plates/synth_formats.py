@@ -352,6 +352,30 @@ FONT_FILES: dict[str, tuple[str, ...]] = {
 }
 _HERSHEY = {"hershey_duplex": cv2.FONT_HERSHEY_DUPLEX, "hershey_simplex": cv2.FONT_HERSHEY_SIMPLEX}
 TYPEFACES: tuple[str, ...] = (*FONT_FILES, *_HERSHEY)
+#: Debian packages holding :data:`TRAIN_FONT_FILES`
+TRAIN_FONT_PACKAGES = (
+    "fonts-freefont-ttf", "fonts-croscore", "fonts-open-sans", "fonts-urw-base35", "fonts-noto-core",
+    "fonts-b612", "fonts-league-spartan", "fonts-dejavu-core", "fonts-dosis", "fonts-bebas-neue", "fonts-cabin",
+    "fonts-allerta",
+)  # fmt: skip
+#: typefaces the plate line recogniser is *trained* on (:mod:`.line_data`): none of them is one of
+#: :data:`TYPEFACES`, so the synthetic evaluation, drawn in those, judges it on typefaces it never saw
+TRAIN_FONT_FILES: dict[str, tuple[str, ...]] = {
+    "free_sans": ("/usr/share/fonts/truetype/freefont/FreeSansBold.ttf",),
+    "arimo": ("/usr/share/fonts/truetype/croscore/Arimo-Bold.ttf",),
+    "cousine": ("/usr/share/fonts/truetype/croscore/Cousine-Bold.ttf",),
+    "open_sans_cond": ("/usr/share/fonts/truetype/open-sans/OpenSans-CondBold.ttf",),
+    "open_sans": ("/usr/share/fonts/truetype/open-sans/OpenSans-Bold.ttf",),
+    "nimbus_narrow": ("/usr/share/fonts/opentype/urw-base35/NimbusSansNarrow-Bold.otf",),
+    "noto_sans": ("/usr/share/fonts/truetype/noto/NotoSans-Bold.ttf",),
+    "b612": ("/usr/share/fonts/opentype/b612/B612-Bold.otf",),
+    "league_spartan": ("/usr/share/fonts/opentype/league-spartan/LeagueSpartan-Bold.otf",),
+    "dejavu_mono": ("/usr/share/fonts/truetype/dejavu/DejaVuSansMono-Bold.ttf",),
+    "dosis": ("/usr/share/fonts/opentype/dosis/Dosis-Bold.otf",),
+    "bebas_neue": ("/usr/share/fonts/opentype/bebas-neue/BebasNeue-Bold.otf",),
+    "cabin": ("/usr/share/fonts/opentype/cabin/Cabin-SemiBold.otf",),
+    "allerta": ("/usr/share/fonts/opentype/allerta/allerta_medium.otf",),
+}
 DEFAULT_TYPEFACE = "din"
 _FALLBACK = "hershey_duplex"
 #: extra stroke (fraction of the cap height) and horizontal stretch per typeface
@@ -364,13 +388,19 @@ _TEXT_FACE = "dejavu_condensed"  # band letters, stickers and signs
 
 
 def _font_path(typeface: str) -> str | None:
-    return next((p for p in FONT_FILES.get(typeface, ()) if os.path.isfile(p)), None)
+    files = FONT_FILES.get(typeface) or TRAIN_FONT_FILES.get(typeface, ())
+    return next((p for p in files if os.path.isfile(p)), None)
 
 
 def resolve_typeface(typeface: str | None) -> str:
     """The typeface that will be drawn for ``typeface`` (Hershey where its file is missing)."""
     typeface = typeface or DEFAULT_TYPEFACE
     if typeface in _HERSHEY:
+        return typeface
+    if typeface in TRAIN_FONT_FILES:
+        if _font_path(typeface) is None:
+            packages = " ".join(TRAIN_FONT_PACKAGES)
+            raise ValueError(f"training typeface {typeface!r} is not installed (Debian: {packages})")
         return typeface
     if typeface not in FONT_FILES and typeface not in TYPEFACES:
         raise ValueError(f"unknown typeface {typeface!r}; known: {', '.join(TYPEFACES)}")

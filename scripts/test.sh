@@ -21,8 +21,11 @@ command -v curl >/dev/null || need+=(curl)
 [ -x /usr/sbin/mosquitto ] || command -v mosquitto >/dev/null || need+=(mosquitto)  # MQTT forwarding tests' broker
 command -v npm >/dev/null || need+=(npm)  # axe-core for the console's accessibility test (below)
 # typefaces of the synthetic plates (vigil.plates.synth.FONT_PACKAGES; without them it falls back
-# to OpenCV's Hershey fonts, recorded in each sample's typeface)
-for pkg in fonts-opendin fonts-roboto-unhinted fonts-liberation fonts-dejavu-core; do
+# to OpenCV's Hershey fonts, recorded in each sample's typeface), then the disjoint set the plate
+# line recogniser is trained on (vigil.plates.synth_formats.TRAIN_FONT_PACKAGES)
+for pkg in fonts-opendin fonts-roboto-unhinted fonts-liberation fonts-dejavu-core \
+    fonts-freefont-ttf fonts-croscore fonts-open-sans fonts-urw-base35 fonts-noto-core fonts-b612 fonts-league-spartan \
+    fonts-dosis fonts-bebas-neue fonts-cabin fonts-allerta; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 ls /usr/lib/*/libgstrtspserver-1.0.so.0 >/dev/null 2>&1 \

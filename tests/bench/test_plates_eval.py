@@ -63,3 +63,30 @@ def test_tally_scores_exact_match_localisation_cer_groups_and_confusions():
     assert r["sure_readings"] == 1 and r["sure_precision"] == 1.0
     assert r["read_as_country"] == {"IT": 1, "unknown": 1} and r["read_as_italian_and_wrong"] == 0
     assert [m["file"] for m in r["misses"]] == ["2", "3"]
+
+
+def test_the_evaluation_reads_as_a_node_does_unless_told_otherwise():
+    """`vigil eval plates` measures PP-OCRv4 cross-checked by Vigil's line recogniser (the node's
+    default); --recognizer picks one alone or the other way round."""
+    import argparse
+    import importlib.util
+
+    if importlib.util.find_spec("rapidocr_onnxruntime") is None:
+        pytest.skip("rapidocr-onnxruntime (PP-OCRv4 models) not installed: scripts/setup.sh installs it")
+    from vigil.bench.plates_eval import _reader, add_eval_command
+    from vigil.plates.ocr import PlateLineRecognizer, TextRecognizer
+
+    parser = argparse.ArgumentParser()
+    add_eval_command(parser.add_subparsers())
+    args = parser.parse_args(["plates", "--synthetic", "4", "--threads", "1"])
+    node = _reader(args, "IT")
+    assert isinstance(node.recognizer, TextRecognizer) and isinstance(node.second, PlateLineRecognizer)
+    assert node.cross_check == "unsure"
+    alone = _reader(parser.parse_args(["plates", "--synthetic", "4", "--threads", "1", "--recognizer", "ppocr"]), "IT")
+    assert alone.second is None
+    swapped = _reader(
+        parser.parse_args(["plates", "--synthetic", "4", "--recognizer", "vigil+ppocr", "--cross-check", "always"]),
+        "IT",
+    )
+    assert isinstance(swapped.recognizer, PlateLineRecognizer) and isinstance(swapped.second, TextRecognizer)
+    assert swapped.cross_check == "always"

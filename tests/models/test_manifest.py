@@ -81,8 +81,12 @@ def test_cli_import_list_verify(tmp_path, cache, capsys):
     listed = {r["name"]: r for r in out["models"]}
     assert listed["t1"]["licence"] == "MIT" and listed["t1"]["classes"] == 2
     ocr = {r["name"]: r for r in out["plate_ocr"]}
-    assert set(ocr) == {"pp-ocrv4-det", "pp-ocrv4-rec"}
+    assert set(ocr) == {"pp-ocrv4-det", "pp-ocrv4-rec", "vigil-plate-lines"}
+    line = ocr.pop("vigil-plate-lines")
     assert all("Apache-2.0" in r["licence"] and "rapidocr-onnxruntime==1.4.4" in r["origin"] for r in ocr.values())
+    # Vigil's own line recogniser ships in the package, with its licence and how it was made
+    assert line["file"].endswith("plates/plate_lines.onnx") and len(line["sha256"]) == 64
+    assert "Apache-2.0" in line["licence"] and "vigil plates train-lines" in line["origin"]
     if importlib.util.find_spec("rapidocr_onnxruntime") is not None:
         assert (
             ocr["pp-ocrv4-rec"]["file"].endswith("ch_PP-OCRv4_rec_infer.onnx")

@@ -92,6 +92,27 @@ def test_cli_json_lines_and_unreadable_files(tmp_path, capsys):
     assert "not a readable image" in lines[2]["error"] and "no such file" in lines[3]["error"]
 
 
+def test_cli_cross_check_choices_and_a_missing_line_model(tmp_path, capsys, monkeypatch):
+    import cv2
+
+    from vigil.plates.cli import main
+    from vigil.plates.synth import PlateSpec, render_scene
+
+    img = render_scene(PlateSpec("EF456GH", ("EF 456 GH",)), np.random.default_rng(11)).image
+    good = tmp_path / "car.jpg"
+    cv2.imwrite(str(good), img)
+    for mode in ("off", "unsure", "always"):
+        assert main(["plates", "read", str(good), "--json", "--region", "IT", "--cross-check", mode]) == 0, mode
+        assert json.loads(capsys.readouterr().out)["plates"][0]["text"] == "EF456GH", mode
+    with pytest.raises(SystemExit):
+        main(["plates", "read", str(good), "--cross-check", "sometimes"])
+    assert "invalid choice: 'sometimes'" in capsys.readouterr().err
+    monkeypatch.setenv("VIGIL_PLATE_LINE_MODEL", str(tmp_path / "gone.onnx"))
+    assert main(["plates", "read", str(good)]) == 2
+    assert "gone.onnx" in capsys.readouterr().err
+    assert main(["plates", "read", str(good), "--cross-check", "off"]) == 0
+
+
 @pytest.mark.skipif(not OPENALPR.is_dir(), reason="openalpr-eu benchmark not present")
 def test_openalpr_sample(reader):
     from vigil.bench.plates_eval import evaluate_dir, load_errata

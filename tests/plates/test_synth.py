@@ -267,3 +267,17 @@ def test_render_scene_and_plate_api():
     assert img.shape[0] == 100 and 0.8 < img.shape[1] / 100 < 1.5
     with pytest.raises(ValueError):
         render_scene(PlateSpec("AB123CD", ("AB 123 CD",), variation="fog"), rng)
+
+
+def test_the_test_setup_installs_every_typeface_package():
+    """scripts/test.sh installs the evaluation's and the line recogniser's typefaces: without them
+    the evaluation falls back to Hershey and the training-data tests skip."""
+    from pathlib import Path
+
+    from vigil.plates.synth import FONT_PACKAGES
+    from vigil.plates.synth_formats import TRAIN_FONT_PACKAGES
+
+    script = (Path(__file__).parents[2] / "scripts" / "test.sh").read_text()
+    loop = script[script.index("for pkg in fonts-") : script.index("; do", script.index("for pkg in fonts-"))]
+    installed = set(loop.replace("\\", " ").split()[3:])
+    assert set(FONT_PACKAGES) | set(TRAIN_FONT_PACKAGES) <= installed
