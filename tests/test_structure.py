@@ -41,3 +41,27 @@ def test_no_source_file_is_over_the_line_limit():
             if n > MAX_LINES:
                 too_long[str(path.relative_to(ROOT))] = n
     assert too_long == {}, f"source files over {MAX_LINES} lines"
+
+
+def test_browser_waits_pass_a_function_not_an_expression():
+    """Playwright's wait_for_function re-runs a non-function expression with eval() on each poll,
+    outside the DevTools call that is exempt from the page's CSP: the console's
+    ``script-src 'self'`` refuses it, so such a wait passes only when the page is already ready
+    (a test that fails under load). A function source is evaluated once, inside that call."""
+    import ast
+    import re
+
+    tests = Path(__file__).parent
+    function_source = re.compile(r"\s*(\([^)]*\)|[A-Za-z_$][\w$]*)\s*=>|\s*function\b")
+    bad = []
+    for path in sorted(tests.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if not (isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "wait_for_function"):
+                continue
+            first = node.args[0] if node.args else None
+            if isinstance(first, ast.JoinedStr):
+                first = first.values[0] if first.values else None
+            text = first.value if isinstance(first, ast.Constant) and isinstance(first.value, str) else None
+            if text is None or not function_source.match(text):
+                bad.append(f"{path.relative_to(tests)}:{node.lineno}")
+    assert bad == []

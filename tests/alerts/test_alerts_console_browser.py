@@ -150,7 +150,7 @@ def test_console_live_ack_roles(launch_chromium, artifacts_dir, stack, tmp_path)
             assert "piazza" in page.text_content("#alarms tbody")
             cookie = next(c for c in ctx.cookies() if c["name"].endswith("vigil_session"))
             assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
-            page.wait_for_function("document.getElementById('live').classList.contains('on')")
+            page.wait_for_function("() => document.getElementById('live')?.classList.contains('on') === true")
             page.click("#sound")  # unlock audio (the user gesture browsers want)
 
             # an edge node raises a distance alarm and a critical plate hit: both appear live
@@ -230,7 +230,7 @@ def test_console_live_ack_roles(launch_chromium, artifacts_dir, stack, tmp_path)
                     dist.model_copy(update={"id": new_event_id(), "seq": seq, "state": state, "payload": payload})
                 )
             page.wait_for_selector(f'#alarms tbody tr[data-id="{dist_alarm}"].al-ended', timeout=5000)
-            page.wait_for_function("document.getElementById('open-count').textContent === '2'", timeout=5000)
+            page.wait_for_function("() => document.getElementById('open-count')?.textContent === '2'", timeout=5000)
             row = page.text_content(f'#alarms tbody tr[data-id="{dist_alarm}"]')
             assert "2 people 0.76 m apart for 40 s — piazza" in row and "ended" in row
             assert page.locator(f'#alarms tbody tr[data-id="{dist_alarm}"]').count() == 1

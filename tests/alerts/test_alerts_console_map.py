@@ -87,7 +87,7 @@ def test_map_live_alarm(launch_chromium, artifacts_dir, map_stack, sample_payloa
             page.wait_for_selector("#nav-map")
             page.click("#nav-map")
             page.wait_for_selector("#sitemap")
-            page.wait_for_function("document.getElementById('live').classList.contains('on')")
+            page.wait_for_function("() => document.getElementById('live')?.classList.contains('on') === true")
             plan_ok = page.evaluate(
                 "fetch(document.querySelector('#sitemap image').getAttribute('href')).then(r => r.status)"
             )
@@ -134,7 +134,7 @@ def test_map_live_alarm(launch_chromium, artifacts_dir, map_stack, sample_payloa
             assert page.get_attribute(sel, "href").startswith("/alarm/")
             # the arrival pulse over before the picture
             page.wait_for_function(
-                "s => document.querySelector(s).getAnimations({subtree: true}).length === 0", arg=sel, timeout=10000
+                "s => document.querySelector(s)?.getAnimations({subtree: true}).length === 0", arg=sel, timeout=10000
             )
             page.screenshot(path=str(artifacts_dir / "console-map-01-live-alarm.png"), full_page=True)
 

@@ -77,7 +77,7 @@ def test_the_alarm_page_shows_its_masked_snapshot_in_chromium(launch_chromium, a
         page.click("button[type=submit]")
         page.wait_for_url(f"{base}/")
         page.goto(f"{base}/alarm/{alarm_id}")
-        page.wait_for_function("document.getElementById('snapshot') && document.getElementById('snapshot').complete")
+        page.wait_for_function("() => { const s = document.getElementById('snapshot'); return !!s && s.complete; }")
         assert page.get_attribute("#snapshot", "src") == f"/evidence/{sid}"
         w, h, eye = page.evaluate(PIXEL, list(EYE))
         assert (w, h) == (960, 720)

@@ -74,7 +74,9 @@ def test_the_tiles_page_shows_the_masked_tile_and_follows_its_updates(launch_chr
             page.click("#login-submit")
             page.wait_for_selector("#nav-tiles")
             page.click("#nav-tiles")
-            page.wait_for_function("document.querySelector('figure.tile img').naturalWidth > 0", timeout=15000)
+            page.wait_for_function(
+                "() => (document.querySelector('figure.tile img')?.naturalWidth ?? 0) > 0", timeout=15000
+            )
             w, h, bg = page.evaluate(PIXEL, [20, 700 * 640 // 960])
             assert (w, h) == (640, 480)  # shrunk to 640 px wide
             assert all(abs(a - b) <= 12 for a, b in zip(bg, (60, 140, 90)))  # RGB of the BGR background
@@ -86,7 +88,9 @@ def test_the_tiles_page_shows_the_masked_tile_and_follows_its_updates(launch_chr
             img2, _ = _scene((150, 60, 40))  # the node overwrites the tile: a new background
             rec.observe(img2, 1.0, people)
             page.wait_for_function(
-                "(old) => document.querySelector('figure.tile').dataset.loaded !== old", arg=first, timeout=15000
+                "(old) => { const f = document.querySelector('figure.tile'); return !!f && f.dataset.loaded !== old; }",
+                arg=first,
+                timeout=15000,
             )
             deadline = time.time() + 15
             while True:

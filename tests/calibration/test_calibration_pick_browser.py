@@ -59,7 +59,8 @@ def test_pick_points_in_chromium(launch_chromium, artifacts_dir, server, tmp_pat
             page = ctx.new_page()
             page.goto(url)
             page.wait_for_function(
-                "document.getElementById('frame').complete && document.getElementById('frame').naturalWidth === 768"
+                "() => { const f = document.getElementById('frame'); "
+                "return !!f && f.complete && f.naturalWidth === 768; }"
             )
             canvas = page.locator("#overlay")
             for i, ((u, v), (x, y)) in enumerate(zip(pixels, PLAZA_8)):
@@ -72,17 +73,17 @@ def test_pick_points_in_chromium(launch_chromium, artifacts_dir, server, tmp_pat
                 page.fill("#gx", f"{x:g}")
                 page.fill("#gy", f"{y:g}")
                 page.click("#add")
-                page.wait_for_function(f"document.querySelectorAll('#points tbody tr').length === {i + 1}")
+                page.wait_for_function(f"() => document.querySelectorAll('#points tbody tr').length === {i + 1}")
             # live residuals shown for every point once >= 4 points
             page.wait_for_function(
-                "document.querySelectorAll('#points tbody tr td:nth-child(6)')[7].textContent !== ''"
+                "() => (document.querySelectorAll('#points tbody tr td:nth-child(6)')[7]?.textContent ?? '') !== ''"
             )
             status = page.text_content("#status")
             assert "homography: 8 of 8 points used" in status
             residuals = [float(t) for t in page.locator("#points tbody tr td:nth-child(6)").all_text_contents()]
             assert len(residuals) == 8 and max(residuals) < 0.15
             page.click("#save")
-            page.wait_for_function("document.getElementById('status').dataset.saved !== undefined")
+            page.wait_for_function("() => document.getElementById('status')?.dataset.saved !== undefined")
             assert "saved" in page.text_content("#status")
             page.screenshot(path=str(artifacts / "calibrate-pick-page.png"), full_page=True)
         finally:

@@ -137,15 +137,17 @@ def test_draw_and_save_a_zone_in_chromium(launch_chromium, artifacts_dir, server
         browser = launch_chromium(pw, viewport={"width": 1400, "height": 800})
         page = browser.new_page()
         page.goto(url)
-        page.wait_for_function("document.getElementById('camera').textContent === 'plaza'")
+        page.wait_for_function("() => document.getElementById('camera')?.textContent === 'plaza'")
         for u, v in corners:
             page.locator("#overlay").click(position={"x": u, "y": v})
-        page.wait_for_function("document.querySelectorAll('#vertices tbody tr').length === 4")
-        page.wait_for_function("document.getElementById('area').textContent.includes('m²')")
+        page.wait_for_function("() => document.querySelectorAll('#vertices tbody tr').length === 4")
+        page.wait_for_function("() => (document.getElementById('area')?.textContent ?? '').includes('m²')")
         page.fill("#zname", "bench")
         page.fill("#max_people", "4")
         page.click("#save")
-        page.wait_for_function("document.getElementById('status').textContent.startsWith('Saved zone bench')")
+        page.wait_for_function(
+            "() => (document.getElementById('status')?.textContent ?? '').startsWith('Saved zone bench')"
+        )
         page.wait_for_selector("#zones tr[data-zone='bench']")
         page.screenshot(path=str(artifacts_dir / "zone-editor-01-saved.png"), full_page=True)
         browser.close()
