@@ -180,7 +180,12 @@ class AggregatorLink:
                 f"{curve}: the handshake failed ({detail}; when that repeats, this node's copy of the "
                 "aggregator's public key is not the aggregator's)"
             )
-        return f"{where} refused this node's handshake ({detail}): is a Vigil aggregator listening there?"
+        # an aggregator that requires CURVE closes on a plain node's greeting, and under load the
+        # close can beat its greeting (which names the mechanism) to this node: say both causes
+        return (
+            f"{where} refused this node's handshake ({detail}): either the aggregator requires CURVE keys and "
+            "this node has none (aggregator.keys_dir), or no Vigil aggregator is listening there"
+        )
 
     def _handshake_refused(self, event: int, value: int, where: str) -> None:
         vague = event == zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL

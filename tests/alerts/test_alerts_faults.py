@@ -364,8 +364,18 @@ def test_fault6_refused_node_says_why_once_and_connects_once_authorized(
                 "none (aggregator.keys_dir)",
             ]
 
+            # the plain node learns the mechanism mismatch from the aggregator's greeting; under load
+            # the aggregator's close can beat that greeting on every try, and the node says both causes
+            plain_vague = (
+                f"{where} refused this node's handshake (no reason given): either the aggregator requires CURVE "
+                "keys and this node has none (aggregator.keys_dir), or no Vigil aggregator is listening there"
+            )
+
+            def cause_ok(pub, want) -> bool:
+                return pub.report().refused == want or (pub is plain and pub.report().refused == plain_vague)
+
             def settled() -> bool:  # each refused a few times (libzmq retries the wrong key, we the others)
-                return all(p.report().refused == e and p.report().refusals >= 3 for p, e in zip(pubs, expected))
+                return all(cause_ok(p, e) and p.report().refusals >= 3 for p, e in zip(pubs, expected))
 
             assert wait_until(settled, 20), [p.report() for p in pubs]
             reports = [p.report() for p in pubs]
