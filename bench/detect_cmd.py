@@ -197,6 +197,18 @@ def bench_detect(config: str, source: str | None = None, frames: int = 150, came
         "pipeline_fps": round(pipeline_fps, 2),
         "pipeline_over_detector": round(pipeline_fps / detector_fps, 3),
         "detector_passes_s": [round(det_a, 2), round(det_b, 2)],
+        "detector": detector_facts(detector),
+    }
+
+
+def detector_facts(detector) -> dict:
+    """What a benchmark's detector ran: ``model`` (file name), ``runtime`` (``onnxruntime`` or
+    ``openvino``) and ``precision`` (``fp32``, ``bf16``, ``int8``), null where a backend has none."""
+    path = getattr(detector, "model_path", None)
+    return {
+        "model": getattr(path, "name", None),
+        "runtime": getattr(detector, "runtime", None),
+        "precision": getattr(detector, "precision", None),
     }
 
 

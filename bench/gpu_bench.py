@@ -63,8 +63,8 @@ _GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
 
 def variants(fallback: bool, table: Path | None) -> dict[str, dict[str, Any]]:
     """The detector settings compared, by name (changes to the node config's detector)."""
-    if fallback:
-        return {"cpu": {"providers": ["cpu"]}}
+    if fallback:  # onnxruntime on the CPU: the code path of the GPU variants, without the GPU
+        return {"cpu": {"providers": ["cpu"], "runtime": "onnxruntime"}}
     out: dict[str, dict[str, Any]] = {"tensorrt-fp16": {"providers": ["tensorrt", "cuda", "cpu"]}}
     if table is not None:
         out["tensorrt-int8"] = {"providers": ["tensorrt", "cuda", "cpu"], "tensorrt_int8_table": str(table)}

@@ -1,7 +1,7 @@
 """``vigil bench int8``: the node's detector in FP32 and in INT8, on the same frames, in one run.
 
-Both detectors are built from the config's ``detector`` section, one with ``precision: fp32``
-and one with ``precision: int8`` (its INT8 copy must have been made: ``vigil models prepare``
+Both detectors are built from the config's ``detector`` section (its ``runtime`` too), one
+with ``precision: fp32`` and one with ``precision: int8`` (its INT8 copy must have been made: ``vigil models prepare``
 or ``vigil models quantize``). The frames are decoded once; each frame is run through the
 two detectors back to back, alternating which goes first, so load on a shared machine hits
 both alike. Reported: frames/s of each (``detect`` calls: letterbox, inference, decode),
@@ -18,7 +18,7 @@ import time
 
 import numpy as np
 
-from vigil.bench.detect_cmd import _load_node, first_frames
+from vigil.bench.detect_cmd import _load_node, detector_facts, first_frames
 from vigil.detectors.ops import box_iou
 from vigil.detectors.registry import build_detector
 
@@ -76,6 +76,7 @@ def bench_int8(config: str, video: str | None = None, frames: int = 60, seed: in
         "boxes_matched": m,
         "boxes_fp32_only": a,
         "boxes_int8_only": b,
+        "runtime": {"fp32": detector_facts(fp32)["runtime"], "int8": detector_facts(int8)["runtime"]},
     }
 
 
@@ -88,7 +89,8 @@ def _cmd(args: argparse.Namespace) -> int:
             f"FP32 {res['fp32_fps']} fps, INT8 {res['int8_fps']} fps: {res['speedup']}x "
             f"(95 % {res['speedup_ci95'][0]}-{res['speedup_ci95'][1]}) over {res['frames']} frames at "
             f"{res['input_size'][0]}x{res['input_size'][1]}; boxes matched {res['boxes_matched']}, "
-            f"FP32 only {res['boxes_fp32_only']}, INT8 only {res['boxes_int8_only']}"
+            f"FP32 only {res['boxes_fp32_only']}, INT8 only {res['boxes_int8_only']} "
+            f"(runtime {res['runtime']['int8']})"
         )
     return 0
 

@@ -27,6 +27,13 @@ PETS_GT = SHARED / "data" / "pets2009" / "PETS2009-S2L1-dev.xml"
 PETS_CONFIG = REPO / "deploy" / "examples" / "pets2009-s2l1.yaml"
 
 
+@pytest.fixture(autouse=True)
+def _cpu_without_amx(monkeypatch):
+    """Detectors built in a test choose as on a CPU without AMX, whatever CPU runs the tests
+    (`precision: auto` would pick bf16 on one with AMX); tests of that choice patch it back."""
+    monkeypatch.setattr("vigil.detectors.ov_session.cpu_has_amx", lambda: False)
+
+
 @pytest.fixture
 def vtest() -> Path:
     if not VTEST.is_file():

@@ -34,6 +34,7 @@ from vigil.models.metadata import names_from_metadata, read_names_file
 
 if TYPE_CHECKING:
     from vigil.detectors.ort_session import OrtRunner
+    from vigil.detectors.ov_session import OvSession
 
 __all__ = ["OnnxYoloConfig", "OnnxYoloDetector", "PROVIDERS", "choose_providers", "BACKEND"]
 
@@ -82,13 +83,21 @@ class OnnxYoloConfig(BackendConfig):
         description="onnxruntime execution providers in order of preference; those this build lacks are skipped "
         "(logged), and CPU is always the last resort. GPU node: [tensorrt, cuda, cpu].",
     )
-    precision: Literal["auto", "fp32", "int8"] = Field(
+    precision: Literal["auto", "fp32", "bf16", "int8"] = Field(
         "auto",
         title="Precision",
         description="`int8`: run the model's static INT8 copy for this input size (made by `vigil models prepare` "
         "for the embedded default, or `vigil models quantize`; about 2x the FP32 speed on CPU, AP50 within half a "
-        "point on PETS2009); `fp32`: the model as given; `auto`: INT8 on CPU-only nodes when that copy exists, "
-        "else FP32 (logged).",
+        "point on PETS2009); `bf16`: the model as given with bfloat16 arithmetic (OpenVINO on CPUs with AMX or "
+        "AVX-512 BF16); `fp32`: the model as given, in float32; `auto`: on CPU-only nodes bf16 where OpenVINO runs "
+        "on a CPU with AMX, else the INT8 copy when it exists, else FP32 (logged).",
+    )
+    runtime: Literal["auto", "onnxruntime", "openvino"] = Field(
+        "auto",
+        title="Runtime",
+        description="What runs the model on the CPU: `onnxruntime`, or `openvino` (the `openvino` package: "
+        "faster on Intel CPUs, see bench/README.md); `auto`: OpenVINO on CPU-only nodes where it is installed, "
+        "else onnxruntime. GPU providers always run on onnxruntime.",
     )
     device_id: int = Field(0, ge=0, title="GPU", description="CUDA device index for the tensorrt and cuda providers.")
     tensorrt_fp16: bool = Field(True, title="TensorRT FP16", description="Let TensorRT build FP16 kernels.")
@@ -253,24 +262,41 @@ class OnnxYoloDetector(YoloDetectorBase):
         self._setup_classes(names, f"ONNX model {path}")
 
         providers = choose_providers(cfg.providers, ort.get_available_providers())
+        self.runtime = self._choose_runtime(providers)
         path = self._choose_precision(path, providers)
         self.model_path = path
+        input_hw = tuple(cfg.input_size) if cfg.input_size is not None else self._metadata_imgsz()
 
         # session (provider options, engine cache, INT8 table: vigil.detectors.ort_session)
-        try:
-            self.session = open_session(
-                path,
-                providers,
-                cfg,
-                tuple(cfg.input_size) if cfg.input_size is not None else self._metadata_imgsz(),
-                cfg.tensorrt_cache or cache_dir() / "tensorrt",
-                cfg.threads or cpu_count(),
-            )
-        except Exception as exc:  # noqa: BLE001 - whatever onnxruntime raises, reported as a model error
-            raise ModelError(f"onnxruntime cannot load ONNX model {path} (opset {opset}): {exc}") from None
         self._runner: OrtRunner | None = None
+        self._ov: OvSession | None = None
+        if self.runtime == "openvino":
+            from vigil.detectors.ov_session import OvSession  # noqa: PLC0415 - see above
+
+            try:
+                self.session = self._ov = OvSession(
+                    path,
+                    input_hw=input_hw,
+                    threads=cfg.threads or cpu_count(),
+                    # the INT8 copy's float tail (decode arithmetic) in the CPU's default precision
+                    precision={"fp32": "f32", "bf16": "bf16"}.get(self.precision, "auto"),
+                )
+            except Exception as exc:  # noqa: BLE001 - whatever OpenVINO raises, reported as a model error
+                raise ModelError(f"OpenVINO cannot load ONNX model {path} (opset {opset}): {exc}") from None
+        else:
+            try:
+                self.session = open_session(
+                    path,
+                    providers,
+                    cfg,
+                    input_hw,
+                    cfg.tensorrt_cache or cache_dir() / "tensorrt",
+                    cfg.threads or cpu_count(),
+                )
+            except Exception as exc:  # noqa: BLE001 - whatever onnxruntime raises, reported as a model error
+                raise ModelError(f"onnxruntime cannot load ONNX model {path} (opset {opset}): {exc}") from None
         self.providers = self.session.get_providers()
-        missing = [p for p in providers if p not in self.providers]
+        missing = [p for p in providers if p not in self.providers] if self._ov is None else []
         if missing:
             log.warning(
                 "onnxruntime could not start %s for %s (runs on %s)",
@@ -278,7 +304,8 @@ class OnnxYoloDetector(YoloDetectorBase):
                 path,
                 ", ".join(self.providers),
             )
-        log.info("detector %s on %s", path.name, ", ".join(self.providers))
+        where = f"OpenVINO {self._ov.version} (CPU, {self.precision})" if self._ov is not None else None
+        log.info("detector %s on %s", path.name, where or ", ".join(self.providers))
 
         # input
         inputs = self.session.get_inputs()
@@ -333,15 +360,26 @@ class OnnxYoloDetector(YoloDetectorBase):
     def _choose_precision(self, path: Path, providers: list[str]) -> Path:
         """The model file to run for ``cfg.precision`` (see :class:`OnnxYoloConfig`): ``path``
         itself, or its registered INT8 copy for the configured input size. Sets
-        ``self.precision`` (``"fp32"`` or ``"int8"``)."""
+        ``self.precision`` (``"fp32"``, ``"bf16"`` or ``"int8"``)."""
+        from vigil.detectors.ov_session import cpu_has_amx  # noqa: PLC0415 - reads /proc, imports nothing
+
         cfg = self.cfg
         self.precision = "fp32"
-        if cfg.precision == "fp32" or self.metadata.get("vigil_precision") == "int8":
-            self.precision = self.metadata.get("vigil_precision", "fp32")
+        if self.metadata.get("vigil_precision") == "int8":  # an INT8 file named directly
+            self.precision = "int8"
+            return path
+        if cfg.precision in ("fp32", "bf16"):
+            self.precision = cfg.precision
             return path
         cpu_only = providers == [PROVIDERS["cpu"]]
         if cfg.precision == "auto" and not cpu_only:
             return path  # a GPU node: FP16/INT8 are TensorRT's business (tensorrt_fp16, tensorrt_int8_table)
+        if cfg.precision == "auto" and self.runtime == "openvino" and cpu_has_amx():
+            # measured on a CPU with AMX (bench/README.md): bf16 is faster than the INT8 copy there, and as
+            # accurate as FP32
+            self.precision = "bf16"
+            log.info("detector %s: bf16 on OpenVINO (this CPU has AMX)", path.name)
+            return path
         size = tuple(cfg.input_size) if cfg.input_size is not None else self._metadata_imgsz()
         found = find_int8(sha256_file(path), size) if size is not None else None
         if found is None:
@@ -367,6 +405,36 @@ class OnnxYoloDetector(YoloDetectorBase):
         log.info("detector %s: INT8 copy %s (%s)", path.name, found.name, found.origin)
         return found.path()
 
+    def _choose_runtime(self, providers: list[str]) -> str:
+        """``onnxruntime`` or ``openvino`` for ``cfg.runtime`` (see :class:`OnnxYoloConfig`)."""
+        from vigil.detectors.ov_session import openvino_available  # noqa: PLC0415 - finds, imports nothing
+
+        asked = self.cfg.runtime
+        # what the config asks for, not what is found: a GPU config that falls back to the CPU
+        # stays on onnxruntime (logged above), like the node it was written for
+        cpu_only = set(self.cfg.providers) == {"cpu"} and providers == [PROVIDERS["cpu"]]
+        if asked == "openvino":
+            if not cpu_only:
+                raise ModelError(
+                    f"detector runtime openvino runs on the CPU; providers {list(self.cfg.providers)} ask for a GPU "
+                    "(use runtime onnxruntime or auto there)"
+                )
+            if not openvino_available():
+                raise ModelError(
+                    "detector runtime openvino: the openvino package is not installed (pip install openvino), "
+                    "or set runtime onnxruntime"
+                )
+            return "openvino"
+        if asked == "auto" and cpu_only and openvino_available():
+            return "openvino"
+        if self.cfg.precision == "bf16":
+            raise ModelError(
+                "detector precision bf16 needs runtime openvino on the CPU (installed: "
+                f"{'yes' if openvino_available() else 'no: pip install openvino'}; runtime {asked}, "
+                f"providers {list(self.cfg.providers)})"
+            )
+        return "onnxruntime"
+
     def _metadata_imgsz(self) -> tuple[int, int] | None:
         raw = self.metadata.get("imgsz")
         if raw is None:
@@ -382,6 +450,10 @@ class OnnxYoloDetector(YoloDetectorBase):
         return None
 
     def _infer(self, batch_hwc: np.ndarray) -> np.ndarray:
+        if self._ov is not None:
+            from vigil.detectors.ort_session import numpy_blob  # noqa: PLC0415 - see __init__
+
+            return self._ov.run_blob(numpy_blob(batch_hwc, np.float32))
         if self._runner is None:  # plain session.run on the CPU, IO binding on the GPU
             from vigil.detectors.ort_session import OrtRunner  # noqa: PLC0415 - see __init__
 

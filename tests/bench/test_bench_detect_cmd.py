@@ -48,3 +48,6 @@ def test_bench_detect_reports_both_rates_and_every_stage(vtest: Path, default_mo
     assert res["frames"] == 5
     assert res["detector_fps"] > 0 and res["pipeline_fps"] > 0
     assert {"decode", "inference", "tracking", "geometry", "events"} <= set(res["stages_ms"])
+    # a CPU node (AMX patched off by conftest): OpenVINO runs the INT8 copy, or FP32 before it is made
+    assert res["detector"]["runtime"] == "openvino" and res["detector"]["precision"] in ("int8", "fp32")
+    assert res["detector"]["model"].startswith("yolov8s") and res["detector"]["model"].endswith(".onnx")

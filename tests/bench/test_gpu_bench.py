@@ -18,7 +18,7 @@ from vigil.models.cache import ModelNotFoundError, resolve_default_model
 
 def test_variants_on_gpu_and_cpu(tmp_path):
     table = tmp_path / "t.flatbuffers"
-    assert gpu_bench.variants(True, table) == {"cpu": {"providers": ["cpu"]}}
+    assert gpu_bench.variants(True, table) == {"cpu": {"providers": ["cpu"], "runtime": "onnxruntime"}}
     assert gpu_bench.variants(False, table) == {
         "tensorrt-fp16": {"providers": ["tensorrt", "cuda", "cpu"]},
         "tensorrt-int8": {"providers": ["tensorrt", "cuda", "cpu"], "tensorrt_int8_table": str(table)},

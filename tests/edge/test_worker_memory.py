@@ -140,7 +140,7 @@ def test_the_worker_peak_memory_is_bounded(worker):
     assert worker["vmhwm_kib"] < MAX_HWM_KIB, f"VmHWM {worker['vmhwm_kib'] / 1024:.0f} MiB"
 
 
-@pytest.mark.parametrize("name", ["onnxruntime", "onnx"])
+@pytest.mark.parametrize("name", ["onnxruntime", "onnx", "openvino"])
 def test_the_worker_does_not_load_onnx(worker, name):
     assert not _loaded(worker["modules"], name)
 
