@@ -102,7 +102,10 @@ def test_onnx_backend_matches_ultralytics_postprocessing(ul, yaml, export_kw, la
     from vigil.detectors.backends.onnx_yolo import OnnxYoloConfig, OnnxYoloDetector
 
     _, onnx_path = _make(ul, yaml, **export_kw)
-    det = OnnxYoloDetector(OnnxYoloConfig(model=onnx_path, confidence=conf, nms_iou=0.7, threads=2))
+    # onnxruntime: the reference below runs the raw output of this same session
+    det = OnnxYoloDetector(
+        OnnxYoloConfig(model=onnx_path, confidence=conf, nms_iou=0.7, threads=2, runtime="onnxruntime")
+    )
     assert det.layout == layout and det.input_size == (INPUT, INPUT) and det.class_names[:2] == ["0", "1"]
     frame = _frame()
     ours = det.detect(frame)
