@@ -11,6 +11,12 @@ uses (``get_inputs``, ``get_outputs``, ``get_providers``) plus ``run_blob``, whi
 ``(B, 3, H, W)`` float32 blob. OpenVINO compiles for a static shape per batch size, on
 first use of that size (about a second), and keeps the compiled models.
 
+Every session of a process shares one ``openvino.Core`` (:func:`shared_core`): a second
+``Core`` in one process is a known cause of segmentation faults in OpenVINO 2026 (openvinotoolkit/openvino
+issue 35338; Ultralytics reuses one Core for the same reason). Each thread runs its own
+inference request, and inputs are copied into it, so no OpenVINO object refers to a Python
+array after a call returns.
+
 The ``openvino`` package is imported only here, and only when a session is opened, with
 Intel's usage telemetry kept out (see :class:`OvSession`).
 """
@@ -20,13 +26,14 @@ from __future__ import annotations
 import importlib.util
 import logging
 import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
-__all__ = ["OvSession", "OvTensorInfo", "cpu_has_amx", "openvino_available", "OPENVINO"]
+__all__ = ["OvSession", "OvTensorInfo", "cpu_has_amx", "openvino_available", "shared_core", "OPENVINO"]
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +43,27 @@ OPENVINO = "OpenVINO"
 Precision = Literal["auto", "f32", "bf16"]
 
 _TYPES = {"f32": "tensor(float)", "f16": "tensor(float16)", "u8": "tensor(uint8)", "i64": "tensor(int64)"}
+
+
+_CORE: Any = None
+_CORE_LOCK = threading.Lock()
+
+
+def shared_core() -> Any:
+    """The process's one ``openvino.Core``, created on first use (thread-safe), with Intel's
+    usage telemetry kept out: ``import openvino`` imports its model conversion tool, which starts
+    that telemetry (a client id and usage counts written under ~/intel, events sent by
+    conversions) unless the ``openvino_telemetry`` package cannot be imported, in which case it
+    uses its own stub. Vigil converts nothing with OpenVINO, so the package is blocked before the
+    first import."""
+    global _CORE
+    with _CORE_LOCK:
+        if _CORE is None:
+            sys.modules.setdefault("openvino_telemetry", None)  # type: ignore[arg-type]
+            import openvino as ov  # noqa: PLC0415 - loaded only where a session is opened
+
+            _CORE = ov.Core()
+        return _CORE
 
 
 def openvino_available() -> bool:
@@ -84,16 +112,11 @@ class OvSession:
     def __init__(
         self, path: Path, *, input_hw: tuple[int, int] | None, threads: int, precision: Precision = "auto"
     ) -> None:
-        # `import openvino` imports its model conversion tool, which starts Intel's usage telemetry
-        # (a client id and usage counts written under ~/intel, events sent by conversions); the
-        # tool falls back to its own stub when that package cannot be imported, so it is blocked
-        # here, before the first import (Vigil converts nothing with OpenVINO)
-        sys.modules.setdefault("openvino_telemetry", None)  # type: ignore[arg-type]
-        import openvino as ov  # noqa: PLC0415 - loaded only where a session is opened
+        self.core = shared_core()
+        import openvino as ov  # noqa: PLC0415 - imported by shared_core, telemetry blocked
 
         self._ov = ov
         self.path = Path(path)
-        self.core = ov.Core()
         self.model = self.core.read_model(str(self.path))
         if len(self.model.inputs) != 1:
             raise ValueError(f"expected one input, got {len(self.model.inputs)}")
@@ -105,6 +128,8 @@ class OvSession:
         if precision != "auto":
             self.config["INFERENCE_PRECISION_HINT"] = precision
         self._compiled: dict[int, Any] = {}
+        self._compile_lock = threading.Lock()
+        self._local = threading.local()  # .requests: {batch: this thread's InferRequest}
         self.version = ov.__version__.split("-")[0]
 
     # -------------------------------------------------------------- onnxruntime's questions
@@ -128,10 +153,15 @@ class OvSession:
 
     # ------------------------------------------------------------------------------ running
     def compiled(self, batch: int) -> Any:
-        """The model compiled for ``batch`` images (cached per batch size)."""
+        """The model compiled for ``batch`` images (cached per batch size; thread-safe)."""
         got = self._compiled.get(batch)
         if got is not None:
             return got
+        with self._compile_lock:
+            got = self._compiled.get(batch)
+            return got if got is not None else self._compile(batch)
+
+    def _compile(self, batch: int) -> Any:
         pshape = self.model.inputs[0].get_partial_shape()
         dims = [d.get_length() if d.is_static else None for d in pshape]
         if len(dims) != 4:
@@ -157,7 +187,13 @@ class OvSession:
         return compiled
 
     def run_blob(self, blob: np.ndarray) -> np.ndarray:
-        """The first output for ``blob``: ``(B, 3, H, W)`` float32 -> ``(B, ...)`` float32."""
-        compiled = self.compiled(int(blob.shape[0]))
-        result = compiled(blob)  # a synchronous inference on a fresh request
-        return np.asarray(result[compiled.outputs[0]])
+        """The first output for ``blob``: ``(B, 3, H, W)`` float32 -> ``(B, ...)`` float32, an
+        array of its own (thread-safe: each thread infers on its own request)."""
+        batch = int(blob.shape[0])
+        requests = self._local.__dict__.setdefault("requests", {})
+        request = requests.get(batch)
+        if request is None:
+            request = requests[batch] = self.compiled(batch).create_infer_request()
+        # copied in and out: the request keeps no reference to `blob`, the result none to the request
+        result = request.infer({0: np.ascontiguousarray(blob, np.float32)}, share_inputs=False, share_outputs=False)
+        return np.asarray(result[request.model_outputs[0]])

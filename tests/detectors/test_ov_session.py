@@ -8,6 +8,8 @@ import logging
 import os
 import subprocess
 import sys
+import threading
+import weakref
 
 import numpy as np
 import onnx
@@ -15,7 +17,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from vigil.detectors.backends.onnx_yolo import OnnxYoloConfig, OnnxYoloDetector
-from vigil.detectors.ov_session import OPENVINO, OvSession, cpu_has_amx, openvino_available
+from vigil.detectors.ov_session import OPENVINO, OvSession, cpu_has_amx, openvino_available, shared_core
 from vigil.models.errors import ModelError
 
 from .test_onnx_yolo import FRAME, _sorted, anchors_output, make_model
@@ -54,6 +56,66 @@ def test_a_graph_runs_exactly_compiled_once_per_batch_size(tmp_path):
         np.testing.assert_array_equal(got, blob * np.float32(2) + np.float32(1))
     assert sorted(s._compiled) == [1, 3]  # batch 1 compiled once, reused
     assert s.inference_precision == "f32"
+
+
+def test_every_session_of_a_process_shares_one_core(tmp_path):
+    """A second openvino.Core in one process is a known cause of segmentation faults."""
+    path = affine_model(tmp_path / "a.onnx", ["b", 3, 4, 6])
+    a, b = OvSession(path, input_hw=None, threads=1), OvSession(path, input_hw=None, threads=1, precision="f32")
+    assert a.core is b.core is shared_core()
+
+
+def test_threads_infer_on_their_own_requests_and_keep_no_input(tmp_path):
+    s = OvSession(affine_model(tmp_path / "a.onnx", ["b", 3, 4, 6]), input_hw=None, threads=1, precision="f32")
+    wrong: list[tuple[int, int]] = []
+
+    def work(k: int) -> None:
+        for i in range(40):
+            blob = np.full((1 + (k + i) % 3, 3, 4, 6), k * 100 + i, np.float32)
+            if not np.array_equal(s.run_blob(blob), blob * 2 + 1):
+                wrong.append((k, i))
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert wrong == [] and sorted(s._compiled) == [1, 2, 3]  # each size compiled once, for all threads
+    blob = np.ones((2, 3, 4, 6), np.float32)
+    gone = weakref.ref(blob)
+    out = s.run_blob(blob)
+    del blob
+    assert gone() is None  # the request holds no reference to the caller's array
+    s.run_blob(np.zeros((2, 3, 4, 6), np.float32))  # the same request again
+    np.testing.assert_array_equal(out, np.full((2, 3, 4, 6), 3, np.float32))  # a result of its own
+
+
+def test_detectors_dropped_beside_a_go_runtime_leave_a_broken_pipe_an_error(tmp_path):
+    """The crash that one shared Core fixes, in a fresh process: with a Go runtime loaded (the
+    `dockerfile` test dependency is Go code, which takes over SIGPIPE and SIGSEGV), a detector
+    replaced by another, each with its own OpenVINO Core, made the next write to a closed socket
+    kill the process with SIGSEGV instead of raising BrokenPipeError. The full test suite died so,
+    at a shared-detector test that writes to a stopped server."""
+    pytest.importorskip("dockerfile", reason="PyPI package 'dockerfile' (a Go runtime) not installed")
+    path = make_model(tmp_path / "m.onnx", anchors_output())
+    code = (
+        "import gc, os, socket, dockerfile\n"
+        "from vigil.detectors.backends.onnx_yolo import OnnxYoloConfig, OnnxYoloDetector\n"
+        "dockerfile.parse_string('FROM debian\\n')\n"
+        f"det = OnnxYoloDetector(OnnxYoloConfig(model={str(path)!r}))\n"
+        f"det = OnnxYoloDetector(OnnxYoloConfig(model={str(path)!r}))\n"
+        "assert det.runtime == 'openvino', det.runtime\n"
+        "del det\n"
+        "gc.collect()\n"
+        "a, b = socket.socketpair()\n"
+        "b.close()\n"
+        "try:\n"
+        "    os.write(a.fileno(), b'x' * 85)\n"
+        "except BrokenPipeError:\n"
+        "    print('broken pipe')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert (done.returncode, done.stdout) == (0, "broken pipe\n"), done.stderr[-2000:]
 
 
 def test_no_telemetry_state_is_written(tmp_path):
