@@ -287,7 +287,7 @@ def _reader(args: argparse.Namespace, region: str) -> PlateReader:
         threads=args.threads,
         recognizer=make[first](),
         second_recognizer=make[second]() if second else None,
-        cross_check=getattr(args, "cross_check", "unsure"),
+        cross_check=getattr(args, "cross_check", "unsure") if second else "off",
     )
 
 

@@ -28,10 +28,10 @@ from pathlib import Path
 from vigil.postgres import DsnError, add_db_options, db_target
 
 from .formats import region_code
-from .fusion import CROSS_CHECK_DEFAULT
+from .fusion import CROSS_CHECK_DEFAULT, CROSS_CHECK_MODES
 from .grammar import clean
 from .line_model import train_and_export
-from .ocr import OcrUnavailable, PlateLineRecognizer
+from .ocr import OcrUnavailable
 from .pseudonym import PlateKeyError, create_key
 from .reader import ImageError, PlateReader, load_image
 from .transits import TransitError, TransitRecords, open_transit_store
@@ -43,15 +43,13 @@ __all__ = ["add_commands", "main"]
 # ---------------------------------------------------------------------------------- plates read
 def cmd_read(args: argparse.Namespace) -> int:
     try:
-        second = PlateLineRecognizer(threads=args.threads) if args.cross_check != "off" else None
         reader = PlateReader(
             region=args.region,
             det_max_side=args.det_size,
             threads=args.threads,
             max_plates=args.max_plates,
             use_haar=args.haar,
-            second_recognizer=second,
-            cross_check="unsure" if second is None else args.cross_check,
+            cross_check=args.cross_check,
         )
     except OcrUnavailable as exc:
         print(f"vigil plates read: {exc}", file=sys.stderr)
@@ -205,7 +203,7 @@ def _add_plates_command(sub) -> None:
     r.add_argument("--details", action="store_true", help="with --json: add kind, country and raw OCR text")
     r.add_argument(
         "--cross-check",
-        choices=("off", "unsure", "always"),
+        choices=CROSS_CHECK_MODES,
         default=CROSS_CHECK_DEFAULT,
         help="Vigil's own line recogniser checks the readings PP-OCRv4 is not sure of (unsure), every "
         f"reading (always) or none (off); default {CROSS_CHECK_DEFAULT}, as the camera config's plates.cross_check",

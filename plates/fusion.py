@@ -26,12 +26,14 @@ import numpy as np
 
 from .decode import PlateDecision, ctc_log_prob
 
-__all__ = ["CROSS_CHECK_DEFAULT", "SECOND_WEIGHT", "text_log_prob", "fuse"]
+__all__ = ["CROSS_CHECK_DEFAULT", "CROSS_CHECK_MODES", "SECOND_WEIGHT", "text_log_prob", "fuse"]
 
 #: when the second recogniser reads a plate by default (the camera config's plates.cross_check,
 #: ``vigil plates read --cross-check``): "off", "unsure" (readings the first is not sure of) or
 #: "always"; chosen by measurement (docs/plates.md, "Cross-check")
 CROSS_CHECK_DEFAULT = "unsure"
+#: every mode; ``PlateReader(cross_check=...)`` takes them all ("off": no second recogniser)
+CROSS_CHECK_MODES = ("off", "unsure", "always")
 
 #: the weight of the second model's log-likelihood on a disagreement (1: the product of the two)
 SECOND_WEIGHT = 1.0

@@ -44,7 +44,7 @@ import numpy as np
 from vigil.alarm import AlarmChange
 
 from .evidence import EvidenceStore
-from .ocr import OnnxPlateRecognizer, PlateLineRecognizer, TextRecognizer
+from .ocr import OnnxPlateRecognizer, TextRecognizer
 from .reader import PlateReader
 from .watchlists import WatchLists
 
@@ -82,9 +82,6 @@ def build_reader(cfg):
         )
     elif cfg.recognizer_model is not None or cfg.recognizer_alphabet:
         recognizer = TextRecognizer(cfg.recognizer_model, threads=cfg.threads, alphabet=cfg.recognizer_alphabet)
-    second = None
-    if cfg.recognizer_format == "ppocr" and cfg.cross_check != "off":
-        second = PlateLineRecognizer(threads=cfg.threads)
     return PlateReader(
         region=cfg.region,
         det_max_side=cfg.det_max_side,
@@ -93,8 +90,8 @@ def build_reader(cfg):
         min_confidence=cfg.min_confidence,
         det_model=cfg.detector_model,
         recognizer=recognizer,
-        second_recognizer=second,
-        cross_check="always" if cfg.cross_check == "always" else "unsure",
+        # the cross-check pairs PP-OCR with Vigil's line model; another recogniser format reads alone
+        cross_check=cfg.cross_check if cfg.recognizer_format == "ppocr" else "off",
     )
 
 

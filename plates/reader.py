@@ -32,10 +32,10 @@ from vigil.detectors.ops import box_iou
 
 from .decode import PlateDecision, decision_from_text, interpret
 from .formats import EU_BAND_CODES
-from .fusion import fuse
+from .fusion import CROSS_CHECK_MODES, fuse
 from .localise import PlateCandidate, TextLine, group_lines, plate_quad, quad_size, quad_xyxy, read_quality, rectify
 from .localise import find_band as _find_band
-from .ocr import PLATE_ALPHABET, TextBox, TextDetector, TextRecognizer
+from .ocr import PLATE_ALPHABET, PlateLineRecognizer, TextBox, TextDetector, TextRecognizer
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +122,10 @@ class PlateReader:
     finds them likely; another code likewise for that country) or ``"auto"`` (no preference).
     ``max_plates``: readings returned per image (best first). ``max_candidates``: plate
     candidates read per image (largest text first). ``min_confidence``: calibrated confidence
-    below which a reading is dropped.
+    below which a reading is dropped. ``cross_check``: when a second recogniser reads the
+    plate's lines too (:data:`~vigil.plates.fusion.CROSS_CHECK_MODES`: ``off``, ``unsure``:
+    readings the first is not sure of, ``always``); ``second_recognizer`` is that recogniser,
+    Vigil's own line model (:class:`~vigil.plates.ocr.PlateLineRecognizer`) when not given.
     """
 
     #: height of the rectified plate, pixels
@@ -145,10 +148,14 @@ class PlateReader:
         rec_model: str | None = None,
         recognizer=None,
         second_recognizer=None,
-        cross_check: str = "unsure",  # with a second recogniser: "unsure" or "always"
+        cross_check: str = "off",
     ):
-        if cross_check not in ("unsure", "always"):
-            raise ValueError(f"cross_check must be 'unsure' or 'always', got {cross_check!r}")
+        if cross_check not in CROSS_CHECK_MODES:
+            raise ValueError(f"cross_check must be one of {', '.join(CROSS_CHECK_MODES)}, got {cross_check!r}")
+        if cross_check == "off" and second_recognizer is not None:
+            raise ValueError("a second recogniser is used only with cross_check 'unsure' or 'always', got 'off'")
+        if cross_check != "off" and second_recognizer is None:
+            second_recognizer = PlateLineRecognizer(threads=threads)  # Vigil's own line model
         self.second = second_recognizer
         self.cross_check = cross_check
         self.region = region

@@ -19,28 +19,9 @@ from vigil.plates.decode import (
     interpret,
 )
 
+from .ctc_frames import ctc_frame, ctc_frames
+
 ALPHA = DEFAULT_ALPHABET
-
-
-def _row(dist: dict, alphabet: str = ALPHA) -> np.ndarray:
-    """A frame: the given probabilities ("_" = blank), the rest spread over the other classes."""
-    r = np.zeros(len(alphabet) + 1)
-    for ch, p in dist.items():
-        r[0 if ch == "_" else alphabet.index(ch) + 1] += p
-    free = r == 0
-    r[free] += (1.0 - r.sum()) / free.sum()
-    return r
-
-
-def make_probs(spec, peak=0.98, frames=1, gap=1, margin=2, blank=0.98, alphabet=ALPHA) -> np.ndarray:
-    """A (T, K+1) matrix: ``margin`` blank frames, then per item (a character read at ``peak``,
-    or a dict of probabilities) ``frames`` frames, ``gap`` blank frames between items."""
-    b = _row({"_": blank}, alphabet)
-    rows = [b] * margin
-    for i, item in enumerate(spec):
-        dist = {item: peak} if isinstance(item, str) else item
-        rows += ([b] * gap if i else []) + [_row(dist, alphabet)] * frames
-    return np.array(rows + [b] * margin, np.float32)
 
 
 def _collapse(path, alphabet):
@@ -68,7 +49,7 @@ def _brute(p, alphabet):
 
 
 def test_greedy_reading():
-    p = make_probs(["A", "A", {"1": 0.7, "I": 0.2}], frames=2)
+    p = ctc_frames(["A", "A", {"1": 0.7, "I": 0.2}], frames=2)
     r = greedy(p)
     assert r.text == "AA1"  # a blank between the two A's keeps both
     assert r.frames == ((2, 4), (5, 7), (8, 10))
@@ -76,7 +57,7 @@ def test_greedy_reading():
     assert r.min_conf == pytest.approx(0.7, abs=1e-6) and r.mean_conf == pytest.approx((0.98 * 2 + 0.7) / 3, abs=1e-6)
     expected = np.log(p.astype(np.float64).max(1)).sum()
     assert r.log_prob == pytest.approx(expected, abs=1e-9)
-    merged = np.array([_row({"A": 0.9})] * 2, np.float32)  # no blank: one A
+    merged = np.array([ctc_frame({"A": 0.9})] * 2, np.float32)  # no blank: one A
     assert greedy(merged).text == "A"
 
 
@@ -119,7 +100,7 @@ def test_constrained_code_list_matches_brute_force(monkeypatch):
 
 def test_constrained_positional_correction_exact_log_prob():
     amb = {"5": 0.55, "S": 0.45}
-    p = make_probs(list("YS589") + [amb, amb])
+    p = ctc_frames(list("YS589") + [amb, amb])
     assert greedy(p).text == "YS58955"
     text, lp, confs = constrained(p, ALPHA, "LLDDDLL")
     assert text == "YS589SS"
@@ -138,19 +119,19 @@ def test_constrained_positional_correction_exact_log_prob():
 
 def test_clean_italian_reading_is_sure():
     for region in ("IT", "auto"):
-        d = interpret([make_probs("AB123CD")], region=region)
+        d = interpret([ctc_frames("AB123CD")], region=region)
         assert (d.text, d.country, d.kind, d.format, d.corrections) == ("AB123CD", "IT", "car", "IT-car", ())
         assert d.sure and d.confidence >= SURE_THRESHOLD
         assert min(d.char_confs) > 0.97
     # each character against the blank and the others allowed in its position (0.02 / 36 each)
-    d = interpret([make_probs("AB123CD")], region="IT", confusion=None)
+    d = interpret([ctc_frames("AB123CD")], region="IT", confusion=None)
     q = [0.98 / (0.98 + n * 0.02 / 36) for n in (9, 22, 10, 10, 10, 22, 22)]  # [A-HJ], L, D, ...
     assert d.char_confs == pytest.approx(q, abs=1e-6)
 
 
 def test_italian_positional_correction_with_region_it():
     amb = {"5": 0.55, "S": 0.45}
-    p = make_probs(list("YS589") + [amb, amb])
+    p = ctc_frames(list("YS589") + [amb, amb])
     d = interpret([p], region="IT")
     assert (d.text, d.country, d.kind) == ("YS589SS", "IT", "car")
     assert d.corrections == (5, 6) and d.raw == "YS58955"
@@ -159,42 +140,42 @@ def test_italian_positional_correction_with_region_it():
 
 
 def test_foreign_plates_keep_their_reading_and_country():
-    d = interpret([make_probs("RK099AN")])  # Slovak district RK: no Italian R series
+    d = interpret([ctc_frames("RK099AN")])  # Slovak district RK: no Italian R series
     assert (d.text, d.country, d.format, d.corrections) == ("RK099AN", "SK", "SK-district", ())
-    d = interpret([make_probs("4B04979")], region="IT")  # Czech: 4 is not bent into A
+    d = interpret([ctc_frames("4B04979")], region="IT")  # Czech: 4 is not bent into A
     assert (d.text, d.country) == ("4B04979", "CZ")
     # a foreign format's reading counts FOREIGN_FACTOR; at home it does not
     rest = [
         (d.confidence / d.text_posterior / math.prod(d.char_confs))
-        for d in (interpret([make_probs("4B04979")], region=r) for r in ("IT", "CZ"))
+        for d in (interpret([ctc_frames("4B04979")], region=r) for r in ("IT", "CZ"))
     ]
     assert rest[0] == pytest.approx(rest[1] * FOREIGN_FACTOR)
 
 
 def test_band_country_prevents_italian():
-    p = make_probs("BA123CD")  # fits the Italian car format and the Slovak district BA
+    p = ctc_frames("BA123CD")  # fits the Italian car format and the Slovak district BA
     assert interpret([p], region="IT").country == "IT"
     d = interpret([p], region="IT", band_country="SK")
     assert (d.text, d.country, d.format) == ("BA123CD", "SK", "SK-district")
 
 
 def test_band_letters_read_before_the_plate():
-    d = interpret([make_probs("IAB123CD")], region="IT")
+    d = interpret([ctc_frames("IAB123CD")], region="IT")
     assert (d.text, d.country, d.band, d.corrections) == ("AB123CD", "IT", "I", ())
 
 
 def test_dropped_characters_are_not_sure():
-    cut = make_probs("AB123", margin=0)  # a crop of AB123CD cut after the 3
+    cut = ctc_frames("AB123", margin=0)  # a crop of AB123CD cut after the 3
     for region in ("IT", "auto"):
         d = interpret([cut], region=region)
         assert d.text == "AB123" and not d.sure and d.confidence < 0.5
-    d = interpret([make_probs("AB123")], region="IT")  # blank margins, still fits no plate
+    d = interpret([ctc_frames("AB123")], region="IT")  # blank margins, still fits no plate
     assert d.kind == "free" and not d.sure
 
 
 def test_faint_letters_are_recovered_at_home_but_not_sure():
     faint = [{"F": 0.3, "_": 0.7}, {"Y": 0.3, "_": 0.7}]
-    p = make_probs(faint + list("655PB"))
+    p = ctc_frames(faint + list("655PB"))
     assert greedy(p).text == "655PB"
     d = interpret([p], region="IT")
     assert (d.text, d.country, d.corrections) == ("FY655PB", "IT", (0, 1))
@@ -204,35 +185,35 @@ def test_faint_letters_are_recovered_at_home_but_not_sure():
 
 def test_brazilian_plates():
     o0 = {"O": 0.6, "0": 0.4}
-    d = interpret([make_probs(list("ABC12") + [o0, "4"])])
+    d = interpret([ctc_frames(list("ABC12") + [o0, "4"])])
     assert (d.text, d.country, d.format, d.corrections) == ("ABC1204", "BR", "BR-old", (5,))
-    d = interpret([make_probs(list("ABC1D") + [o0, "3"])])
+    d = interpret([ctc_frames(list("ABC1D") + [o0, "3"])])
     assert (d.text, d.country, d.format, d.corrections) == ("ABC1D03", "BR", "BR-mercosul", (5,))
 
 
 def test_two_line_plates():
-    d = interpret([make_probs("AB"), make_probs("12345")], region="IT")
+    d = interpret([ctc_frames("AB"), ctc_frames("12345")], region="IT")
     assert (d.text, d.country, d.kind, d.lines) == ("AB12345", "IT", "motorcycle", 2)
     assert d.sure
-    d = interpret([make_probs("AB"), make_probs("12345")])
+    d = interpret([ctc_frames("AB"), ctc_frames("12345")])
     assert (d.text, d.kind) == ("AB12345", "motorcycle")
-    d = interpret([make_probs("ZA"), make_probs("123BC")], region="IT")  # split found by the decoder
+    d = interpret([ctc_frames("ZA"), ctc_frames("123BC")], region="IT")  # split found by the decoder
     assert (d.text, d.format) == ("ZA123BC", "IT-square")
-    assert interpret([make_probs("AB12345")], region="IT").kind != "motorcycle"  # one line: no moto
+    assert interpret([ctc_frames("AB12345")], region="IT").kind != "motorcycle"  # one line: no moto
 
 
 def test_decision_to_dict_and_input_checks():
-    d = interpret(make_probs("AB123CD"), region="IT")  # a single matrix is one line
+    d = interpret(ctc_frames("AB123CD"), region="IT")  # a single matrix is one line
     out = json.loads(json.dumps(d.to_dict()))
     assert out["text"] == "AB123CD" and out["sure"] is True and out["alternatives"][0][0] == "AB123CD"
     with pytest.raises(ValueError):
         interpret([np.ones((10, 5))])
     with pytest.raises(ValueError):
-        interpret([make_probs("AB")] * 3)
+        interpret([ctc_frames("AB")] * 3)
 
 
 def test_restricting_the_table():
-    p = make_probs("RK099AN")
+    p = ctc_frames("RK099AN")
     it_only = formats.formats_for(["IT"])
     d = interpret([p], formats=it_only)
     assert d.country != "SK" and d.format in (None, "IT-car-unissued")
@@ -253,33 +234,33 @@ def test_text_only_path():
 
 
 def test_confusable_pairs_are_not_trusted():
-    p = make_probs(list("RK896A") + [{"0": 0.98, "O": 0.01}])  # a Slovak O read as 0, as PP-OCRv4 does
+    p = ctc_frames(list("RK896A") + [{"0": 0.98, "O": 0.01}])  # a Slovak O read as 0, as PP-OCRv4 does
     d = interpret([p])
     assert (d.text, d.country, d.corrections) == ("RK896AO", "SK", (6,))
     assert interpret([p], confusion=None).text == "RK896A0"  # the model alone is sure of its 0
 
 
 def test_a_misread_band_letter_is_not_part_of_the_plate():
-    d = interpret([make_probs("HRK605AB")])  # the band's I read as H
+    d = interpret([ctc_frames("HRK605AB")])  # the band's I read as H
     assert (d.text, d.country, d.band) == ("RK605AB", "SK", "H")
-    near = make_probs([{"H": 0.4, "_": 0.6}] + list("AB123CD"))  # junk left of a whole plate
+    near = ctc_frames([{"H": 0.4, "_": 0.6}] + list("AB123CD"))  # junk left of a whole plate
     d = interpret([near], region="IT")
     assert d.text == "AB123CD" and d.sure
-    d = interpret([make_probs([{"H": 0.4, "_": 0.6}] + list("AB12"))], region="IT")
+    d = interpret([ctc_frames([{"H": 0.4, "_": 0.6}] + list("AB12"))], region="IT")
     assert d.kind == "free" and d.confidence < 0.5 * 0.65  # a free reading: the near-character counts
 
 
 def test_a_sticker_between_the_groups_is_dropped():
     for region in ("IT", "auto"):
-        d = interpret([make_probs("2T480211")], region=region)  # a Czech sticker read as 8
+        d = interpret([ctc_frames("2T480211")], region=region)  # a Czech sticker read as 8
         assert (d.text, d.country, d.format, d.skipped, d.corrections) == ("2T40211", "CZ", "CZ-car", (3,), ())
-        clean = interpret([make_probs("2T40211")], region=region)
+        clean = interpret([ctc_frames("2T40211")], region=region)
         assert d.char_confs == pytest.approx(clean.char_confs) and len(d.char_confs) == 7
         assert clean.skipped == ()
     # the Slovak coat of arms read as a letter (alone the string is also Polish: the band decides)
-    d = interpret([make_probs("RKB708AT")], region="IT", band_country="SK")
+    d = interpret([ctc_frames("RKB708AT")], region="IT", band_country="SK")
     assert (d.text, d.country, d.skipped) == ("RK708AT", "SK", (2,))
-    d = interpret([make_probs("AB8123CD")], region="IT")  # Italian plates carry nothing there
+    d = interpret([ctc_frames("AB8123CD")], region="IT")  # Italian plates carry nothing there
     assert d.text != "AB123CD" and d.country != "IT" and d.skipped == () and not d.sure
 
 
@@ -288,7 +269,7 @@ def test_the_zero_letter_o_channel_follows_the_plate_font():
     # O from 0 (Brazil) it stays O; under the Czechoslovak font, where O is drawn as 0, the Czech
     # format (digit first) may correct it at a Czech camera
     spec = [{"O": 0.97, "0": 0.02}, "K", "M", "2", "3", "7", "1"]
-    p = make_probs(spec)
+    p = ctc_frames(spec)
     br = interpret(p, region="BR")
     assert (br.text, br.country) == ("OKM2371", "BR")
     cz = interpret(p, region="CZ")

@@ -11,25 +11,14 @@ from vigil.plates.decode import PlateDecision, ctc_log_prob
 from vigil.plates.fusion import fuse, text_log_prob
 from vigil.plates.ocr import PLATE_ALPHABET
 
+from .ctc_frames import ctc_frames
+
 A = PLATE_ALPHABET
-
-
-def _row(dist: dict) -> np.ndarray:
-    r = np.zeros(len(A) + 1)
-    for ch, p in dist.items():
-        r[0 if ch == "_" else A.index(ch) + 1] += p
-    free = r == 0
-    r[free] += (1.0 - r.sum()) / free.sum()
-    return r
 
 
 def _mat(items) -> np.ndarray:
     """Blank, then each item (a character at 0.98, or a dict) on one frame with a blank frame between."""
-    b = _row({"_": 0.98})
-    rows = [b]
-    for it in items:
-        rows += [_row({it: 0.98} if isinstance(it, str) else it), b]
-    return np.array(rows, np.float32)
+    return ctc_frames(items, margin=1, alphabet=A)
 
 
 def _dec(text, conf=0.8, sure=False, valid=True, fmt="it_car") -> PlateDecision:

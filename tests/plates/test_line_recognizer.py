@@ -84,8 +84,20 @@ def test_only_unsure_readings_are_cross_checked_and_agreement_changes_no_text():
         got = [reader.read_plate(s.image) for s in samples]
         assert echo.calls == want_calls, mode
         assert [(g.text, g.sure) if g else None for g in got] == [(r.text, r.sure) if r else None for r in first]
-    with pytest.raises(ValueError, match="cross_check"):
-        PlateReader(region="IT", threads=1, cross_check="off")
+    # "off" reads alone, and refuses a second recogniser it would not use
+    assert PlateReader(region="IT", threads=1, cross_check="off").second is None
+    with pytest.raises(ValueError, match="only with cross_check 'unsure' or 'always', got 'off'"):
+        PlateReader(region="IT", threads=1, second_recognizer=_Counting(), cross_check="off")
+    with pytest.raises(ValueError, match="cross_check must be one of off, unsure, always, got 'sometimes'"):
+        PlateReader(region="IT", threads=1, cross_check="sometimes")
+
+
+def test_a_cross_checking_reader_without_a_second_recogniser_loads_vigils_line_model():
+    from vigil.plates.reader import PlateReader
+
+    for mode in ("unsure", "always"):
+        reader = PlateReader(region="IT", threads=1, cross_check=mode)
+        assert isinstance(reader.second, PlateLineRecognizer) and reader.cross_check == mode
 
 
 def test_the_cross_checked_reader_reports_no_disagreement_as_sure(lines, monkeypatch):
