@@ -11,14 +11,16 @@ uses (``get_inputs``, ``get_outputs``, ``get_providers``) plus ``run_blob``, whi
 ``(B, 3, H, W)`` float32 blob. OpenVINO compiles for a static shape per batch size, on
 first use of that size (about a second), and keeps the compiled models.
 
-Every session of a process shares one ``openvino.Core`` (:func:`shared_core`): a second
-``Core`` in one process is a known cause of segmentation faults in OpenVINO 2026 (openvinotoolkit/openvino
-issue 35338; Ultralytics reuses one Core for the same reason). Each thread runs its own
+Every session of a process shares one ``openvino.Core`` (:func:`shared_core`). Two Cores in
+one process caused a segmentation fault here: with a Go runtime loaded beside them (a test
+dependency), a write to a closed socket killed the process (bench/README.md, "One Core per
+process"). A second Core is also a known cause of crashes elsewhere (openvinotoolkit/openvino
+issue 35338; Ultralytics reuses one Core). Each thread runs its own
 inference request, and inputs are copied into it, so no OpenVINO object refers to a Python
 array after a call returns.
 
 The ``openvino`` package is imported only here, and only when a session is opened, with
-Intel's usage telemetry kept out (see :class:`OvSession`).
+Intel's usage telemetry kept out (see :func:`shared_core`).
 """
 
 from __future__ import annotations
