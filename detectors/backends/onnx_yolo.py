@@ -97,7 +97,8 @@ class OnnxYoloConfig(BackendConfig):
         title="Runtime",
         description="What runs the model on the CPU: `onnxruntime`, or `openvino` (the `openvino` package: "
         "faster on Intel CPUs, see bench/README.md); `auto`: OpenVINO on CPU-only nodes where it is installed, "
-        "else onnxruntime. GPU providers always run on onnxruntime.",
+        "else onnxruntime, and onnxruntime too (with a warning) for a model OpenVINO cannot compile. GPU "
+        "providers always run on onnxruntime.",
     )
     device_id: int = Field(0, ge=0, title="GPU", description="CUDA device index for the tensorrt and cuda providers.")
     tensorrt_fp16: bool = Field(True, title="TensorRT FP16", description="Let TensorRT build FP16 kernels.")
@@ -262,28 +263,30 @@ class OnnxYoloDetector(YoloDetectorBase):
         self._setup_classes(names, f"ONNX model {path}")
 
         providers = choose_providers(cfg.providers, ort.get_available_providers())
+        source = path
         self.runtime = self._choose_runtime(providers)
-        path = self._choose_precision(path, providers)
-        self.model_path = path
+        path = self._choose_precision(source, providers)
         input_hw = tuple(cfg.input_size) if cfg.input_size is not None else self._metadata_imgsz()
 
         # session (provider options, engine cache, INT8 table: vigil.detectors.ort_session)
         self._runner: OrtRunner | None = None
         self._ov: OvSession | None = None
         if self.runtime == "openvino":
-            from vigil.detectors.ov_session import OvSession  # noqa: PLC0415 - see above
-
             try:
-                self.session = self._ov = OvSession(
-                    path,
-                    input_hw=input_hw,
-                    threads=cfg.threads or cpu_count(),
-                    # the INT8 copy's float tail (decode arithmetic) in the CPU's default precision
-                    precision={"fp32": "f32", "bf16": "bf16"}.get(self.precision, "auto"),
-                )
+                self.session = self._ov = self._open_openvino(path, input_hw)
             except Exception as exc:  # noqa: BLE001 - whatever OpenVINO raises, reported as a model error
-                raise ModelError(f"OpenVINO cannot load ONNX model {path} (opset {opset}): {exc}") from None
-        else:
+                if cfg.runtime == "openvino" or cfg.precision == "bf16":
+                    raise ModelError(f"OpenVINO cannot load ONNX model {path} (opset {opset}): {exc}") from None
+                # runtime auto: a model that onnxruntime may still run (a custom operator, an odd graph)
+                log.warning(
+                    "detector %s: OpenVINO cannot compile it (%s); runtime auto runs it on onnxruntime",
+                    path.name,
+                    str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
+                )
+                self.runtime = "onnxruntime"
+                path = self._choose_precision(source, providers)
+        self.model_path = path
+        if self._ov is None:
             try:
                 self.session = open_session(
                     path,
@@ -404,6 +407,21 @@ class OnnxYoloDetector(YoloDetectorBase):
         self.precision = "int8"
         log.info("detector %s: INT8 copy %s (%s)", path.name, found.name, found.origin)
         return found.path()
+
+    def _open_openvino(self, path: Path, input_hw: tuple[int, int] | None) -> OvSession:
+        """An OpenVINO session for ``path``, compiled for one image now, so that a model OpenVINO
+        cannot run fails here, at start, and not on the first frame."""
+        from vigil.detectors.ov_session import OvSession  # noqa: PLC0415 - see __init__
+
+        session = OvSession(
+            path,
+            input_hw=input_hw,
+            threads=self.cfg.threads or cpu_count(),
+            # the INT8 copy's float tail (decode arithmetic) in the CPU's default precision
+            precision={"fp32": "f32", "bf16": "bf16"}.get(self.precision, "auto"),
+        )
+        session.compiled(1)
+        return session
 
     def _choose_runtime(self, providers: list[str]) -> str:
         """``onnxruntime`` or ``openvino`` for ``cfg.runtime`` (see :class:`OnnxYoloConfig`)."""

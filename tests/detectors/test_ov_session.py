@@ -222,3 +222,28 @@ def test_a_model_openvino_cannot_read_is_named(tmp_path, monkeypatch):
     monkeypatch.setattr("vigil.detectors.ov_session.OvSession", broken)
     with pytest.raises(ModelError, match=r"OpenVINO cannot load ONNX model .*m\.onnx \(opset 17\): unsupported"):
         OnnxYoloDetector(OnnxYoloConfig(model=path, runtime="openvino"))
+
+
+def test_runtime_auto_runs_a_model_openvino_cannot_compile_on_onnxruntime(tmp_path, monkeypatch, caplog):
+    path = make_model(tmp_path / "m.onnx", anchors_output())
+
+    def refuse(self, batch):
+        raise RuntimeError("Unsupported operation: Foo\nat line 2 of OpenVINO's report")
+
+    monkeypatch.setattr("vigil.detectors.ov_session.OvSession._compile", refuse)
+    with caplog.at_level(logging.WARNING, logger="vigil.detectors.backends.onnx_yolo"):
+        det = OnnxYoloDetector(OnnxYoloConfig(model=path))
+    assert (det.runtime, det.precision, det._ov) == ("onnxruntime", "fp32", None)
+    assert "m.onnx: OpenVINO cannot compile it (Unsupported operation: Foo); runtime auto runs it on onnxruntime" in (
+        caplog.text
+    )
+    pinned = OnnxYoloDetector(OnnxYoloConfig(model=path, runtime="onnxruntime"))
+    got, want = det.detect(FRAME), pinned.detect(FRAME)
+    assert len(got) > 0
+    np.testing.assert_array_equal(got.xyxy, want.xyxy)
+    # asked for by name (the runtime, or bf16 that only OpenVINO runs): the model error, at start
+    for asked in ({"runtime": "openvino"}, {"precision": "bf16"}):
+        with pytest.raises(
+            ModelError, match=r"OpenVINO cannot load ONNX model .*m\.onnx \(opset 17\): Unsupported operation"
+        ):
+            OnnxYoloDetector(OnnxYoloConfig(model=path, **asked))
