@@ -3,12 +3,15 @@
 - every folder with an ``__init__.py`` under a package root is listed in pyproject's
   ``packages`` (an editable install finds a forgotten subpackage; a wheel or a Docker image
   silently leaves it out);
+- each folder that installs as ``vigil.<folder>`` is linked as ``vigil/<folder>``, so that
+  ``lint-imports`` at the repository root reads the installed package tree;
 - no source file outside ``tests/`` is over 650 lines (a file that long holds more than one
   concern: split it where the concerns part).
 """
 
 from __future__ import annotations
 
+import os
 import tomllib
 from pathlib import Path
 
@@ -30,6 +33,16 @@ def test_every_package_folder_is_listed_in_pyproject():
             found.add(".".join((name, *rel.parts)))
     assert sorted(found - listed) == [], "package folders missing from pyproject's [tool.setuptools] packages"
     assert sorted(listed - found) == [], "pyproject lists packages that have no folder"
+
+
+def test_each_package_folder_is_linked_into_the_vigil_tree():
+    """`lint-imports` reads the package tree at the repository root: each top-level folder that
+    installs as ``vigil.<folder>`` is linked there as ``vigil/<folder>``."""
+    folders = {name.removeprefix("vigil."): folder for name, folder in _setuptools()["package-dir"].items()}
+    folders.pop("vigil")
+    assert folders and all(name == folder for name, folder in folders.items())
+    links = {p.name: os.readlink(p) for p in (ROOT / "vigil").iterdir() if p.is_symlink()}
+    assert links == {name: f"../{name}" for name in folders}
 
 
 def test_no_source_file_is_over_the_line_limit():
