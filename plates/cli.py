@@ -178,7 +178,10 @@ def cmd_train_lines(args: argparse.Namespace) -> int:
     if not out.parent.is_dir():
         print(f"vigil plates train-lines: {out.parent}: no such folder", file=sys.stderr)
         return 2
-    summary = train_and_export(out, args.lines, args.minutes, args.seed, args.processes, args.threads)
+    if args.steps is not None and args.steps < 1:
+        print(f"vigil plates train-lines: --steps must be at least 1, got {args.steps}", file=sys.stderr)
+        return 2
+    summary = train_and_export(out, args.lines, args.minutes, args.seed, args.processes, args.threads, args.steps)
     print(json.dumps(summary))
     return 0
 
@@ -215,7 +218,13 @@ def _add_plates_command(sub) -> None:
     )
     t.add_argument("--out", required=True, help="the ONNX file to write (the shipped one: plates/plate_lines.onnx)")
     t.add_argument("--lines", type=int, default=150_000, help="training lines rendered (default 150000)")
-    t.add_argument("--minutes", type=float, default=30.0, help="training time (default 30)")
+    t.add_argument("--minutes", type=float, default=30.0, help="training time (default 30), unless --steps")
+    t.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help="train exactly this many batches of 64 (the same run on any machine; --minutes is ignored)",
+    )
     t.add_argument("--seed", type=int, default=1)
     t.add_argument("--processes", type=int, default=2, help="processes rendering the training lines")
     t.add_argument("--threads", type=int, default=2, help="torch threads")

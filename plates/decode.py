@@ -49,7 +49,8 @@ probability of an unread character at a frame the path leaves blank (a dropped c
 a reading that fits a whole format only between its characters: outside lie the band, the frame,
 screws), ``edge`` = ``EDGE_FACTOR`` when the text touches the first or last frame of a line (the
 crop may cut the plate; the reader should pass only the frames of the crop itself), ``fit`` =
-``FIT_FREE`` when no format fits (0 when the text is too short or long to be a plate), and
+``FIT_FREE`` when no format fits (0 when the text is too short or long to be a plate, or is only
+digits, more than a plate ever has: :func:`vigil.plates.grammar.free_plausible`), and
 ``foreign`` = ``FOREIGN_FACTOR`` for a format of a country other than the home one (Italy with
 region "auto"). ``sure``: confidence >= ``SURE_THRESHOLD``.
 
@@ -519,6 +520,8 @@ def _decide(hyps: list[_Hyp], view, ranges, free_text: str, free_lp: float, band
     hidden = min(max(hidden, 0.0), 1.0)
     conf = text_post * float(np.prod(q)) * (1.0 - hidden) * (EDGE_FACTOR if edge else 1.0)
     valid = grammar.MIN_CHARS <= len(best.text) <= grammar.MAX_CHARS
+    if best.fmt is None:
+        valid = grammar.free_plausible(best.text)
     conf *= (1.0 if best.fmt else FIT_FREE) if valid else 0.0
     if best.fmt is not None and best.fmt.country != (home or _MAIN):
         conf *= FOREIGN_FACTOR

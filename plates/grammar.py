@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from .formats import EU_BAND_CODES, FORMATS, Variant, country_priors, resolve_country
 from .formats import IT_LETTERS as _IT_LETTERS
 
-__all__ = ["PlateParse", "clean", "parse", "normalize", "confusable_key", "is_italian", "IT_LETTERS"]
+__all__ = ["PlateParse", "clean", "parse", "normalize", "confusable_key", "is_italian", "free_plausible", "IT_LETTERS"]
 
 IT_LETTERS = frozenset(_IT_LETTERS)
 ALL_LETTERS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ")
@@ -78,6 +78,10 @@ for _g in _CONFUSABLE_GROUPS:
 
 MIN_CHARS = 4
 MAX_CHARS = 12
+#: the most digits a reading that fits no format may hold: no plate system numbers its vehicles
+#: with more than 8 digits only (Israel's 123-45-678 is the longest), while a phone number on a
+#: van or a shop sign has 9 to 11
+MAX_FREE_DIGITS_ONLY = 8
 #: corrections allowed in the formats of a country other than the home one
 MAX_FOREIGN_CORRECTIONS = 1
 #: corrections from which a home-country fit yields to an exact foreign fit
@@ -214,9 +218,16 @@ def parse(text: str, region: str = "auto", lines: int | None = None, band_countr
             collect(raw[len(code) :], country)
     if fits:
         return min(fits)[-1]
-    if len(raw) > MAX_CHARS:
-        return PlateParse(raw, "free", None, 0, valid=False)
-    return PlateParse(raw, "free", None, 0)
+    return PlateParse(raw, "free", None, 0, valid=free_plausible(raw))
+
+
+def free_plausible(text: str) -> bool:
+    """Whether ``text`` (clean), fitting no format, can still be a plate: between
+    :data:`MIN_CHARS` and :data:`MAX_CHARS` characters, and not a run of more than
+    :data:`MAX_FREE_DIGITS_ONLY` digits (a phone number)."""
+    if not MIN_CHARS <= len(text) <= MAX_CHARS:
+        return False
+    return not (text.isdigit() and len(text) > MAX_FREE_DIGITS_ONLY)
 
 
 def normalize(text: str, region: str = "auto") -> str:

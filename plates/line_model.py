@@ -95,10 +95,20 @@ def make_dataset(n: int, seed: int = 0, processes: int = 2, chunk: int = 2000):
     return tuple(np.concatenate([p[i] for p in parts]) for i in range(4))
 
 
-def train(data, minutes: float = 40.0, batch: int = 64, lr: float = 2e-3, seed: int = 0, threads: int = 2, val=None):
-    """Train :func:`build_network` on ``data`` (from :func:`make_dataset`) for about ``minutes``
-    (one-cycle learning rate over the steps that fit, estimated from the first 30), returning
-    the network and a log of (step, loss, validation line accuracy)."""
+def train(
+    data,
+    minutes: float = 40.0,
+    batch: int = 64,
+    lr: float = 2e-3,
+    seed: int = 0,
+    threads: int = 2,
+    val=None,
+    steps: int | None = None,
+):
+    """Train :func:`build_network` on ``data`` (from :func:`make_dataset`) for ``steps`` batches,
+    or when None for about ``minutes`` (the steps that fit, estimated from the first 30: a
+    loaded machine trains fewer), with a one-cycle learning rate; returns the network and a log
+    of (step, loss, validation line accuracy)."""
     import torch  # noqa: PLC0415  (optional heavy dependency: training only)
 
     torch.manual_seed(seed)
@@ -144,7 +154,7 @@ def train(data, minutes: float = 40.0, batch: int = 64, lr: float = 2e-3, seed: 
     for _ in range(30):
         step_on(next_idx())
     per_step = (time.perf_counter() - t0) / 30
-    total = max(100, int(minutes * 60 / per_step))
+    total = int(steps) if steps else max(100, int(minutes * 60 / per_step))
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=total, pct_start=0.15)
     history = []
     run = []
@@ -202,16 +212,22 @@ def export_onnx(net, path: str | Path) -> Path:
 
 
 def train_and_export(
-    out: str | Path, lines: int = 150_000, minutes: float = 30.0, seed: int = 1, processes: int = 2, threads: int = 2
+    out: str | Path,
+    lines: int = 150_000,
+    minutes: float = 30.0,
+    seed: int = 1,
+    processes: int = 2,
+    threads: int = 2,
+    steps: int | None = None,
 ) -> dict:
     """Make the training set (``lines`` samples, seed ``seed``) and a validation set (3,000, seed
-    ``seed + 1``), train for about ``minutes``, write the ONNX file ``out``; returns a summary
-    (validation line accuracy, steps, seconds)."""
+    ``seed + 1``), train for ``steps`` batches (None: about ``minutes``), write the ONNX file
+    ``out``; returns a summary (validation line accuracy, steps, seconds)."""
     t0 = time.perf_counter()
     data = make_dataset(lines, seed=seed, processes=processes)
     val = make_dataset(3000, seed=seed + 1, processes=processes)
     t_data = time.perf_counter() - t0
-    net, history = train(data, minutes=minutes, val=val, seed=seed - 1, threads=threads)
+    net, history = train(data, minutes=minutes, val=val, seed=seed - 1, threads=threads, steps=steps)
     path = export_onnx(net, out)
     return {
         "file": str(path),

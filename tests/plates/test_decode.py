@@ -231,6 +231,16 @@ def test_text_only_path():
     assert (d.text, d.band) == ("AB123CD", "I")
     assert not decision_from_text("AB").valid
     assert math.isnan(d.log_prob)
+    # a phone number, read whole: no plate, whatever the recogniser's confidence
+    d = decision_from_text("029 778 884", [0.99] * 9, region="IT")
+    assert (d.text, d.kind, d.valid, d.confidence) == ("029778884", "free", False, 0.0)
+
+
+def test_a_run_of_nine_digits_is_read_but_is_no_plate():
+    d = interpret(ctc_frames("029778884"), region="IT")
+    assert (d.text, d.format, d.valid, d.confidence, d.sure) == ("029778884", None, False, 0.0, False)
+    d = interpret(ctc_frames("02977888"), region="IT")  # eight digits may be a plate
+    assert (d.text, d.format, d.valid) == ("02977888", None, True) and d.confidence > 0.2
 
 
 def test_confusable_pairs_are_not_trusted():

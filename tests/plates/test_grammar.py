@@ -2,7 +2,7 @@
 
 import pytest
 
-from vigil.plates.grammar import clean, confusable_key, is_italian, normalize, parse
+from vigil.plates.grammar import clean, confusable_key, free_plausible, is_italian, normalize, parse
 
 
 @pytest.mark.parametrize(
@@ -69,6 +69,23 @@ def test_italian_correction_only_where_the_format_fits():
 def test_letters_forbidden_in_italy_are_not_italian():
     assert not is_italian("AO123CD")
     assert is_italian("AB123CD")
+
+
+@pytest.mark.parametrize(
+    "text, plausible",
+    [
+        ("02977888", True),  # 8 digits: Israel numbers plates so
+        ("029778884", False),  # 9 digits: a phone number on a van, not a plate
+        ("3391234567", False),
+        ("A123BC177", True),  # 9 characters with letters (Russia, not in the table)
+        ("ABCDEFGHIJKL", True),
+        ("ABCDEFGHIJKLM", False),
+    ],
+)
+def test_free_text_that_no_plate_can_be(text, plausible):
+    assert free_plausible(text) is plausible and not free_plausible("AB1")
+    p = parse(text, "IT")
+    assert p.kind == "free" and p.valid is plausible
 
 
 @pytest.mark.parametrize("raw", ["", "AB", "A-1", "  ", "@@@", None])

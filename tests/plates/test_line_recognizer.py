@@ -155,6 +155,8 @@ def test_train_lines_names_what_it_needs(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(iu, "find_spec", lambda name, *a: object() if name == "torch" else real(name, *a))
     assert main(["plates", "train-lines", "--out", str(tmp_path / "no" / "m.onnx")]) == 2
     assert capsys.readouterr().err == f"vigil plates train-lines: {tmp_path / 'no'}: no such folder\n"
+    assert main(["plates", "train-lines", "--out", str(tmp_path / "m.onnx"), "--steps", "0"]) == 2
+    assert capsys.readouterr().err == "vigil plates train-lines: --steps must be at least 1, got 0\n"
 
 
 @pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="torch not installed (training only)")
@@ -163,7 +165,8 @@ def test_a_briefly_trained_network_exports_and_runs_as_the_recogniser(tmp_path):
 
     assert sum(p.numel() for p in build_network().parameters()) == 431_813
     data = make_dataset(128, seed=3, processes=1, chunk=128)
-    net, history = train(data, minutes=0.05, batch=16, threads=1)
+    net, history = train(data, batch=16, threads=1, steps=40)  # a step count, not a time budget
+    assert [h[0] for h in history] == [40]
     path = export_onnx(net, tmp_path / "m.onnx")
     crops = [np.full((20, 100, 3), 200, np.uint8), np.full((30, 60, 3), 50, np.uint8)]
     mats = PlateLineRecognizer(path, threads=1).probs(crops)
