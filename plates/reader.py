@@ -121,10 +121,12 @@ class PlateReader:
     ``region``: the camera's country (``"IT"``: Italian formats are preferred where the model
     finds them likely; another code likewise for that country) or ``"auto"`` (no preference).
     ``max_plates``: readings returned per image (best first). ``max_candidates``: plate
-    candidates read per image (largest text first). ``min_confidence``: calibrated confidence
-    below which a reading is dropped. ``cross_check``: when a second recogniser reads the
-    plate's lines too (:data:`~vigil.plates.fusion.CROSS_CHECK_MODES`: ``off``, ``unsure``:
-    readings the first is not sure of, ``always``); ``second_recognizer`` is that recogniser,
+    candidates read per image (largest text first; 8, because a street scene's signs, stickers
+    and phone numbers, larger than a far plate, often fill the first four).
+    ``min_confidence``: calibrated confidence below which a reading is dropped.
+    ``cross_check``: when a second recogniser reads the plate's lines too
+    (:data:`~vigil.plates.fusion.CROSS_CHECK_MODES`: ``off``, ``unsure``: readings the first is
+    not sure of, ``always``); ``second_recognizer`` is that recogniser,
     Vigil's own line model (:class:`~vigil.plates.ocr.PlateLineRecognizer`) when not given.
     """
 
@@ -142,7 +144,7 @@ class PlateReader:
         max_plates: int = 1,
         min_text_height: float = 8.0,
         min_confidence: float = 0.05,
-        max_candidates: int = 4,
+        max_candidates: int = 8,
         use_haar: bool = False,
         det_model: str | None = None,
         rec_model: str | None = None,

@@ -51,6 +51,30 @@ def test_roi_limits_the_search(reader):
     assert reader.read(img, roi=(0, 0, 60, 40)) == []
 
 
+def test_a_plate_behind_four_larger_signs_is_still_read(reader):
+    import cv2
+
+    from vigil.plates.reader import PlateReader
+    from vigil.plates.synth import PlateSpec, render_scene
+
+    sample = render_scene(PlateSpec("AB123CD", ("AB 123 CD",)), np.random.default_rng(3))
+    img = sample.image.copy()
+    # shop signs with larger text than the plate's, none stacked on another (no two-line group)
+    for (x, y), word in zip(
+        [(8, 10), (168, 10), (328, 10), (488, 10), (440, 300)], ["HOTEL", "PIZZA", "BAR", "CAFE", "SALE"]
+    ):
+        cv2.rectangle(img, (x, y), (x + 150, y + 44), (240, 240, 240), -1)
+        cv2.putText(img, word, (x + 8, y + 36), cv2.FONT_HERSHEY_DUPLEX, 1.2, (20, 20, 20), 2, cv2.LINE_AA)
+    x1, y1 = sample.quad.min(0)
+    x2, y2 = sample.quad.max(0)
+    cands = reader.candidates(img)
+    at = [i for i, c in enumerate(cands) if c.xyxy[0] < x2 and c.xyxy[2] > x1 and c.xyxy[1] < y2 and c.xyxy[3] > y1]
+    assert at and at[0] >= 4  # the plate is not among the four largest texts
+    got = reader.read(img)
+    assert got and got[0].text == "AB123CD"
+    assert all(r.text != "AB123CD" for r in PlateReader(region="IT", max_candidates=4).read(img))
+
+
 @pytest.mark.parametrize(
     "image", [np.zeros((0, 0, 3), np.uint8), np.zeros((4, 4, 3), np.uint8), np.full((120, 200, 3), 128, np.uint8), None]
 )
