@@ -105,10 +105,11 @@ def train(
     val=None,
     steps: int | None = None,
 ):
-    """Train :func:`build_network` on ``data`` (from :func:`make_dataset`) for ``steps`` batches,
-    or when None for about ``minutes`` (the steps that fit, estimated from the first 30: a
-    loaded machine trains fewer), with a one-cycle learning rate; returns the network and a log
-    of (step, loss, validation line accuracy)."""
+    """Train :func:`build_network` on ``data`` (from :func:`make_dataset`): 30 warm-up batches at
+    a low rate, then ``steps`` batches, or when None about ``minutes`` of them (the count that
+    fits, estimated from the warm-up: a loaded machine trains fewer), on a one-cycle rate;
+    returns the network and a log of (step, loss, validation line accuracy), steps counted after
+    the warm-up."""
     import torch  # noqa: PLC0415  (optional heavy dependency: training only)
 
     torch.manual_seed(seed)
