@@ -223,7 +223,8 @@ def _add_plates_command(sub) -> None:
         "--steps",
         type=int,
         default=None,
-        help="train this many batches of 64 after the 30 warm-up ones (the same run on any machine; --minutes is ignored)",
+        help="train this many batches of 64 after the 30 warm-up ones (the same run on any machine; "
+        "--minutes is ignored)",
     )
     t.add_argument("--seed", type=int, default=1)
     t.add_argument("--processes", type=int, default=2, help="processes rendering the training lines")
