@@ -519,9 +519,10 @@ def _decide(hyps: list[_Hyp], view, ranges, free_text: str, free_lp: float, band
             hidden = max(hidden, float(mass.max()))
     hidden = min(max(hidden, 0.0), 1.0)
     conf = text_post * float(np.prod(q)) * (1.0 - hidden) * (EDGE_FACTOR if edge else 1.0)
-    valid = grammar.MIN_CHARS <= len(best.text) <= grammar.MAX_CHARS
     if best.fmt is None:
         valid = grammar.free_plausible(best.text)
+    else:
+        valid = grammar.MIN_CHARS <= len(best.text) <= grammar.MAX_CHARS
     conf *= (1.0 if best.fmt else FIT_FREE) if valid else 0.0
     if best.fmt is not None and best.fmt.country != (home or _MAIN):
         conf *= FOREIGN_FACTOR
