@@ -80,6 +80,10 @@ class TextBox:
         return float(q[:, 0].min()), float(q[:, 1].min()), float(q[:, 0].max()), float(q[:, 1].max())
 
 
+def _bgr(crop: np.ndarray) -> np.ndarray:
+    return crop if crop.ndim == 3 else cv2.cvtColor(crop, cv2.COLOR_GRAY2BGR)
+
+
 def _order_quad(pts: np.ndarray) -> np.ndarray:
     pts = np.asarray(pts, np.float32).reshape(4, 2)
     s = pts.sum(1)
@@ -181,12 +185,28 @@ class TextRecognizer:
         out[:, :, :nw] = img.transpose(2, 0, 1)
         return out
 
-    def _run(self, crops: list[np.ndarray]) -> np.ndarray:
-        """(N, T, classes) softmax outputs for a batch (width: the widest crop's, up to ``max_width``)."""
-        ratios = [c.shape[1] / max(1, c.shape[0]) for c in crops]
-        width = int(min(self.max_width, max(48, np.ceil(48 * max(ratios) / 8) * 8)))
-        batch = np.stack([self._prep(c if c.ndim == 3 else cv2.cvtColor(c, cv2.COLOR_GRAY2BGR), width) for c in crops])
-        return self.session.run(None, {self.input_name: batch})[0]
+    def _width(self, crop: np.ndarray) -> int:
+        """The input width a crop is read at: its own aspect at height 48, rounded up to 8 px
+        (one output frame each), at least 48 and at most ``max_width``."""
+        ratio = crop.shape[1] / max(1, crop.shape[0])
+        return int(min(self.max_width, max(48, np.ceil(48 * ratio / 8) * 8)))
+
+    def _run(self, crops: list[np.ndarray]) -> list[np.ndarray]:
+        """Per crop, its ``(T, classes)`` softmax output, ``T`` = its input width / 8.
+
+        Each crop is read at its own width: crops of one width share a batch, and none is padded
+        to another's. The model's attention spans its whole input, so padding a plate to the
+        width of a longer sign in the same image changed the plate's reading (OpenALPR-BR's
+        "OKM2371": "O" alone, "D" in a batch with a wider crop)."""
+        by_width: dict[int, list[int]] = {}
+        for i, c in enumerate(crops):
+            by_width.setdefault(self._width(c), []).append(i)
+        out: list = [None] * len(crops)
+        for width, idx in by_width.items():
+            batch = np.stack([self._prep(_bgr(crops[i]), width) for i in idx])
+            for i, m in zip(idx, self.session.run(None, {self.input_name: batch})[0]):
+                out[i] = m
+        return out
 
     def _plate_fold(self, n_classes: int) -> np.ndarray:
         """``(n_classes, 37)`` 0/1 matrix taking the model's classes to the plate matrix's columns
@@ -207,14 +227,12 @@ class TextRecognizer:
         frames (beyond the crop's own width) are cut off."""
         if not crops:
             return []
-        out = self._run(crops)
-        folded = out.astype(np.float32) @ self._plate_fold(out.shape[-1])
-        folded /= np.maximum(folded.sum(-1, keepdims=True), 1e-9)
-        t_all = out.shape[1]
-        width = t_all * 8  # PP-OCRv4 rec: one frame per 8 input columns
         res = []
-        for crop, m in zip(crops, folded):
-            nw = min(width, max(8, int(np.ceil(48 * crop.shape[1] / max(crop.shape[0], 1)))))
+        for crop, out in zip(crops, self._run(crops)):
+            m = out.astype(np.float32) @ self._plate_fold(out.shape[-1])
+            m /= np.maximum(m.sum(-1, keepdims=True), 1e-9)
+            t_all = len(m)
+            nw = min(t_all * 8, max(8, int(np.ceil(48 * crop.shape[1] / max(crop.shape[0], 1)))))
             res.append(np.ascontiguousarray(m[: max(1, min(t_all, int(np.ceil(nw / 8)) + 1))]))
         return res
 
@@ -222,11 +240,9 @@ class TextRecognizer:
         """Text, mean character confidence, and per-character confidences for each crop."""
         if not crops:
             return []
-        logits = self._run(crops)
-        idx = logits.argmax(-1)
-        prob = logits.max(-1)
         results = []
-        for row, p in zip(idx, prob):
+        for logits in self._run(crops):
+            row, p = logits.argmax(-1), logits.max(-1)
             text, confs, prev = [], [], 0
             for i, c in enumerate(row):
                 if c != 0 and c != prev:

@@ -39,7 +39,7 @@ from .ocr import PLATE_ALPHABET, PlateLineRecognizer, TextBox, TextDetector, Tex
 
 log = logging.getLogger(__name__)
 
-__all__ = ["PlateReading", "PlateReader", "ImageError", "HAAR_CASCADES", "load_image", "plate_crops"]
+__all__ = ["PlateReading", "PlateReader", "ImageError", "HAAR_CASCADES", "load_image", "plate_crops", "choose_plates"]
 
 HAAR_CASCADES = [
     "/usr/share/opencv4/haarcascades/haarcascade_russian_plate_number.xml",
@@ -233,13 +233,7 @@ class PlateReader:
         if not cands:
             return []
         jobs = [self._job(image, c) for c in cands]
-        readings = sorted(self._read_jobs(jobs, offset), key=lambda r: -r.score)
-        kept: list[PlateReading] = []
-        for r in readings:
-            if not kept or box_iou(np.array([r.box]), np.array([k.box for k in kept])).max() < 0.3:
-                kept.append(r)
-            if len(kept) >= self.max_plates:
-                break
+        kept = choose_plates(self._read_jobs(jobs, offset), self.max_plates)
         # the confidence floor applies after the choice: a doubtful plate is dropped, and the
         # shop sign it beat stays beaten
         return [r for r in kept if r.confidence >= self.min_confidence]
@@ -344,6 +338,26 @@ class PlateReader:
         )
 
 
+def choose_plates(readings: list[PlateReading], max_plates: int) -> list[PlateReading]:
+    """The plates of one image from its candidates' readings: best ``score`` first, at most
+    ``max_plates``, one per place (a reading whose box overlaps a chosen one at IoU ≥ 0.3 is the
+    same plate). Where two overlapping candidates read the same text, the smaller box is the
+    plate: the larger one's extra line or margin (a dealer's sticker above the plate grouped
+    with it) read as nothing."""
+    kept: list[PlateReading] = []
+    for r in sorted(readings, key=lambda r: -r.score):
+        if kept:
+            ious = box_iou(np.array([r.box]), np.array([k.box for k in kept]))[0]
+            j = int(ious.argmax())
+            if ious[j] >= 0.3:
+                if r.text == kept[j].text and _box_area(r.box) < _box_area(kept[j].box):
+                    kept[j] = r
+                continue
+        if len(kept) < max_plates:
+            kept.append(r)
+    return kept
+
+
 def plate_crops(
     image: np.ndarray, cand: PlateCandidate, height: int = 64, pad_x: float = 0.12, pad_y: float = 0.0
 ) -> tuple[np.ndarray, list[np.ndarray], np.ndarray | None]:
@@ -420,3 +434,7 @@ def _text_height(box: TextBox) -> float:
 def _aspect(q: np.ndarray) -> float:
     w, h = quad_size(q)
     return w / max(h, 1e-6)
+
+
+def _box_area(box: tuple[float, float, float, float]) -> float:
+    return max(0.0, box[2] - box[0]) * max(0.0, box[3] - box[1])
