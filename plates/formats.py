@@ -188,6 +188,12 @@ HOME_SHARE = 0.9
 #: apart): their formats are decoded with the stronger 0/O, 1/I channel of
 #: :data:`vigil.plates.decode.CONFUSION`
 SAME_O0_FONT = frozenset({"SK", "CZ", "GB"})
+#: width / height of the one-line plates of most countries in the table (EU 520 x 110 mm; GB,
+#: NO and CH front plates are within 4 % of it)
+PLATE_ASPECT_EU = 520 / 110
+#: the same for the countries whose one-line plates are shaped otherwise (Brazil: 400 x 130 mm,
+#: old grey and Mercosul alike)
+PLATE_ASPECT = {"BR": 400 / 130}
 #: share of the band's country when the EU band's letters were read
 BAND_SHARE = 0.9
 #: prior of a plate that fits no row of the table (vanity plates, old systems, other countries)

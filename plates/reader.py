@@ -113,6 +113,7 @@ class _Job:
     plate: np.ndarray
     lines: list[np.ndarray]
     band: np.ndarray | None
+    aspect: float | None = None  #: the one-line plate's quad width / height (None: unknown, two lines)
 
 
 class PlateReader:
@@ -206,7 +207,7 @@ class PlateReader:
 
     def _job(self, image: np.ndarray, cand: PlateCandidate) -> _Job:
         plate, lines, band = plate_crops(image, cand, self.PLATE_HEIGHT, self.PAD_X, self.PAD_Y)
-        return _Job(cand, plate, lines, band)
+        return _Job(cand, plate, lines, band, _aspect(cand.quad) if len(cand.lines) == 1 else None)
 
     # ------------------------------------------------------------------ read
     def read(self, image: np.ndarray, roi: tuple[int, int, int, int] | None = None) -> list[PlateReading]:
@@ -248,7 +249,9 @@ class PlateReader:
         group = [TextLine((w / 2, h / 2), w, h, 0.0, 1.0)]
         if lines == 2:
             group = [TextLine((w / 2, h / 4), w, h / 2, 0.0, 1.0), TextLine((w / 2, 3 * h / 4), w, h / 2, 0.0, 1.0)]
-        res = self._read_jobs([self._job(plate, PlateCandidate(quad, group, 1.0, 4))], (0, 0))
+        job = self._job(plate, PlateCandidate(quad, group, 1.0, 4))
+        job.aspect = None  # a crop's shape, not the plate's: a tight crop has no margins
+        res = self._read_jobs([job], (0, 0))
         return res[0] if res else None
 
     def _read_jobs(self, jobs: list[_Job], offset: tuple[int, int]) -> list[PlateReading]:
@@ -278,7 +281,9 @@ class PlateReader:
                 d = per.get(i)
                 if not d or not d["lines"]:
                     continue
-                dec = interpret(d["lines"], PLATE_ALPHABET, region=self.region, band_country=d["band"])
+                dec = interpret(
+                    d["lines"], PLATE_ALPHABET, region=self.region, band_country=d["band"], aspect=job.aspect
+                )
                 if self.second is not None and (self.cross_check == "always" or not dec.sure):
                     dec = self._cross_check(job, dec, d)
                 if not dec.text:
@@ -305,7 +310,7 @@ class PlateReader:
         mats = self.second.probs(job.lines)
         if len(mats) != len(d["lines"]):
             return dec
-        other = interpret(mats, PLATE_ALPHABET, region=self.region, band_country=d["band"])
+        other = interpret(mats, PLATE_ALPHABET, region=self.region, band_country=d["band"], aspect=job.aspect)
         return fuse((dec, d["lines"]), (other, mats), PLATE_ALPHABET)
 
     def _reading(self, job: _Job, dec: PlateDecision, band: str | None, ox: int, oy: int) -> PlateReading:

@@ -285,3 +285,36 @@ def test_the_zero_letter_o_channel_follows_the_plate_font():
     cz = interpret(p, region="CZ")
     assert (cz.text, cz.country) == ("0KM2371", "CZ") and cz.corrections == (0,)
     assert "SK" in formats.SAME_O0_FONT and "BR" not in formats.SAME_O0_FONT
+
+
+def test_the_plate_shape_weighs_brazil_against_europe():
+    from vigil.plates.decode import ASPECT_CAP, ASPECT_SIGMA, shape_evidence
+
+    br, eu = 400 / 130, 520 / 110
+    assert (formats.PLATE_ASPECT["BR"], formats.PLATE_ASPECT_EU) == (br, eu)
+
+    def expected(a):
+        return 0.5 * ((math.log(a / eu) / ASPECT_SIGMA) ** 2 - (math.log(a / br) / ASPECT_SIGMA) ** 2)
+
+    assert shape_evidence("BR", 3.5) == pytest.approx(expected(3.5)) == pytest.approx(1.639, abs=1e-3)
+    assert shape_evidence("BR", 4.2) == pytest.approx(expected(4.2)) and shape_evidence("BR", 4.2) < 0
+    assert shape_evidence("BR", math.sqrt(br * eu)) == pytest.approx(0.0, abs=1e-12)  # the two shapes cross
+    assert shape_evidence("BR", br) == ASPECT_CAP and shape_evidence("BR", eu) == -ASPECT_CAP
+    # EU-shaped countries and an unknown shape: no evidence
+    assert shape_evidence("CZ", 3.1) == shape_evidence("IT", 4.7) == shape_evidence("BR", None) == 0.0
+    assert shape_evidence("BR", 0.0) == shape_evidence("BR", float("nan")) == 0.0
+
+
+def test_a_brazilian_shaped_plate_is_read_as_brazilian_at_an_italian_camera():
+    # "OKM2371" read O 0.9 / 0 0.1: at an Italian camera the Czech format (digit first, O drawn as
+    # 0) wins on priors; a plate 3.1 times as wide as tall (Brazil's 400 x 130 mm, not the EU's
+    # 520 x 110) tells them apart
+    p = ctc_frames([{"O": 0.9, "0": 0.1}, "K", "M", "2", "3", "7", "1"])
+    assert (interpret(p, region="IT").text, interpret(p, region="IT").country) == ("0KM2371", "CZ")
+    d = interpret(p, region="IT", aspect=3.1)
+    assert (d.text, d.country, d.format) == ("OKM2371", "BR", "BR-old")
+    assert interpret(p, region="IT", aspect=4.7).country == "CZ"  # an EU-shaped plate stays Czech
+    # two lines: the quad is not a one-line plate's, its shape is not used
+    q = ctc_frames(["A", "B", "C"])
+    two = interpret([q, ctc_frames(list("1234"))], region="IT", aspect=3.1)
+    assert two.text == interpret([q, ctc_frames(list("1234"))], region="IT").text

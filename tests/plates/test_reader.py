@@ -184,3 +184,17 @@ def test_a_crop_reads_the_same_whatever_else_is_in_the_batch(reader):
     np.testing.assert_allclose(beside[1], alone, atol=1e-4)
     np.testing.assert_allclose(beside[2], alone, atol=1e-4)
     assert [t for t, _, _ in rec([plate])] == [t for t, _, _ in rec([sign, plate])[1:]]
+
+
+def test_a_one_line_candidate_carries_its_plates_shape(reader):
+    from vigil.detectors.ops import box_iou
+    from vigil.plates.localise import quad_size
+    from vigil.plates.synth import PlateSpec, render_scene
+
+    sample = render_scene(PlateSpec("AB123CD", ("AB 123 CD",)), np.random.default_rng(3))
+    box = np.array([[*sample.quad.min(0), *sample.quad.max(0)]], np.float64)
+    cand = next(c for c in reader.candidates(sample.image) if box_iou(np.array([c.xyxy]), box)[0, 0] >= 0.5)
+    job = reader._job(sample.image, cand)
+    w, h = quad_size(cand.quad)
+    assert len(cand.lines) == 1 and job.aspect == pytest.approx(w / h)
+    assert 3.9 < job.aspect < 5.5  # an Italian plate, 520 x 110 mm: EU-shaped
