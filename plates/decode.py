@@ -466,11 +466,13 @@ def interpret(
                     totals[i] += hit[0]
                     handles[i].append((lat, hit[1], T0 + 1 if m == 1 else 0))
         alive = [i for i in alive if totals[i] is not None]
+    # the plate's shape, once per country of another shape than the EU's (one-line plates only)
+    shape = {c: shape_evidence(c, aspect) for c in table.PLATE_ASPECT} if n == 1 else {}
     for i in alive:
         t = tries[i]
         if views[chan[i]][4] - totals[i] > margins[i] + 1e-9:
             continue
-        prior = log_prior[t.fmt.country] + t.prior + (shape_evidence(t.fmt.country, aspect) if n == 1 else 0.0)
+        prior = log_prior[t.fmt.country] + t.prior + shape.get(t.fmt.country, 0.0)
         h = _Hyp(t.fmt, t.code, totals[i], prior, list(t.allowed), handles[i], t.junk)
         h.profile = chan[i]
         hyps.append(h)

@@ -84,6 +84,11 @@ def _bgr(crop: np.ndarray) -> np.ndarray:
     return crop if crop.ndim == 3 else cv2.cvtColor(crop, cv2.COLOR_GRAY2BGR)
 
 
+def _scaled_width(crop: np.ndarray) -> int:
+    """A crop's width, pixels, once scaled to the recogniser's height of 48 (at least 8)."""
+    return max(8, int(np.ceil(48 * crop.shape[1] / max(crop.shape[0], 1))))
+
+
 def _order_quad(pts: np.ndarray) -> np.ndarray:
     pts = np.asarray(pts, np.float32).reshape(4, 2)
     s = pts.sum(1)
@@ -177,8 +182,7 @@ class TextRecognizer:
         self._fold: np.ndarray | None = None
 
     def _prep(self, crop: np.ndarray, width: int) -> np.ndarray:
-        h, w = crop.shape[:2]
-        nw = int(min(width, max(8, np.ceil(48 * w / max(h, 1)))))
+        nw = min(width, _scaled_width(crop))
         img = cv2.resize(crop, (nw, 48)).astype(np.float32)
         img = (img / 255.0 - 0.5) / 0.5
         out = np.zeros((3, 48, width), np.float32)
@@ -188,8 +192,7 @@ class TextRecognizer:
     def _width(self, crop: np.ndarray) -> int:
         """The input width a crop is read at: its own aspect at height 48, rounded up to 8 px
         (one output frame each), at least 48 and at most ``max_width``."""
-        ratio = crop.shape[1] / max(1, crop.shape[0])
-        return int(min(self.max_width, max(48, np.ceil(48 * ratio / 8) * 8)))
+        return int(min(self.max_width, max(48, int(np.ceil(_scaled_width(crop) / 8)) * 8)))
 
     def _run(self, crops: list[np.ndarray]) -> list[np.ndarray]:
         """Per crop, its ``(T, classes)`` softmax output, ``T`` = its input width / 8.
@@ -232,7 +235,7 @@ class TextRecognizer:
             m = out.astype(np.float32) @ self._plate_fold(out.shape[-1])
             m /= np.maximum(m.sum(-1, keepdims=True), 1e-9)
             t_all = len(m)
-            nw = min(t_all * 8, max(8, int(np.ceil(48 * crop.shape[1] / max(crop.shape[0], 1)))))
+            nw = min(t_all * 8, _scaled_width(crop))
             res.append(np.ascontiguousarray(m[: max(1, min(t_all, int(np.ceil(nw / 8)) + 1))]))
         return res
 
