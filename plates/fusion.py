@@ -1,8 +1,8 @@
 """Two recognisers, one reading: a plate read by PP-OCRv4 and by Vigil's own line recogniser.
 
 Each recogniser's line matrices give its own decision (:func:`.decode.interpret`). When the two
-texts agree, that is the reading, with the higher of the two confidences, and it is ``sure`` if
-either model is sure. When they differ:
+texts agree, that is the reading, with the higher of the two confidences and the format either
+decoder found it fits, and it is ``sure`` if either model is sure. When they differ:
 
 1. a text that fits a known plate format beats one that fits none (the prior the decoder
    already applies to one model's readings);
@@ -66,7 +66,11 @@ def fuse(
     if not (da.valid and da.text):
         return replace(db, sure=False)
     if da.text == db.text:
+        # one text: the higher confidence, and the format (country, kind) if either decoder
+        # found the text fits one (the other may have judged its free reading likelier)
         best = da if da.confidence >= db.confidence else db
+        if best.format is None and (other := db if best is da else da).format is not None:
+            best = replace(other, confidence=best.confidence)
         return replace(best, sure=da.sure or db.sure)
     sa = text_log_prob(ma, alphabet, da.text) + weight * text_log_prob(mb, alphabet, da.text)
     sb = text_log_prob(ma, alphabet, db.text) + weight * text_log_prob(mb, alphabet, db.text)

@@ -36,6 +36,7 @@ __all__ = [
     "PlateCandidate",
     "group_lines",
     "plate_quad",
+    "top_line_guess",
     "rectify",
     "find_band",
     "quad_size",
@@ -200,6 +201,85 @@ def group_lines(boxes: list[TextBox], max_gap: float = 1.6) -> list[list[TextLin
             groups.append([a, b])
     groups.sort(key=lambda g: -sum(ln.width * ln.height for ln in g))
     return groups
+
+
+def top_line_guess(image: np.ndarray, line: TextLine, min_ink: float = 0.25) -> tuple[TextLine, TextLine] | None:
+    """The short top line of a two-line plate right above ``line``, where the text detector found
+    none (one or two characters, "L" over "7 DPC", "TN" over "118ZB", are often missed): the two
+    lines (top, bottom) split in the middle of the gap between them, or None.
+
+    In ``line``'s own frame, scaled so that its box is 40 px tall, with 1.3 box heights above
+    it, a row's ink is its strongest stretch of one character's width (25 px) of horizontal
+    gradient, inside the line's inner columns: one character counts as much as five, and a
+    plate's side borders (which run on above the text) are left out. Rows reaching ``min_ink``
+    of the line's strongest row are inked. The line's own characters are the inked run around
+    that row; a second run above it, at least 0.3 box heights tall, at most 0.5 box heights
+    above, and ending inside the window, is the top line. A plate's top border (a horizontal
+    edge) has little horizontal gradient and is not taken for text. Both lines keep ``line``'s
+    angle; the top one spans the columns of strong gradient in its rows, the bottom one keeps
+    ``line``'s width.
+    """
+    u, v = _frame(line)
+    hb, wb = float(line.height), float(line.width)
+    if hb < 4 or wb < 4:
+        return None
+    scale = 40.0 / hb
+    above = 1.3 * hb
+    cu, cv = np.array(line.center) @ u, np.array(line.center) @ v
+    u0, v0 = cu - wb / 2, cv - hb / 2 - above
+    out_w, out_h = int(np.ceil(wb * scale)), int(np.ceil((hb + above) * scale))
+    if out_w < 16 or out_w > 4000:
+        return None
+    origin = u * u0 + v * v0
+    m_inv = np.array([[u[0] / scale, v[0] / scale, origin[0]], [u[1] / scale, v[1] / scale, origin[1]]], np.float32)
+    local = cv2.warpAffine(
+        image, m_inv, (out_w, out_h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE
+    ).astype(np.float32)
+    gx = np.abs(cv2.Sobel(cv2.GaussianBlur(local, (3, 3), 0), cv2.CV_32F, 1, 0, ksize=3))
+    if gx.ndim == 3:
+        gx = gx.max(2)
+    line_top = int(round(above * scale))
+    inner = gx[:, int(0.08 * out_w) : max(int(0.08 * out_w) + 2, int(0.92 * out_w))]
+    rows = cv2.blur(inner, (25, 1)).max(1)
+    if rows[line_top:].size == 0 or float(rows[line_top:].max()) < 8.0:
+        return None
+    peak = line_top + int(rows[line_top:].argmax())
+    ink = rows >= min_ink * float(rows[peak])
+    b0 = peak  # the line's characters start here
+    while b0 > 0 and ink[b0 - 1]:
+        b0 -= 1
+    end = b0 - 1  # the gap above them, then the top line's last row
+    while end >= 0 and not ink[end]:
+        end -= 1
+    if end < 0 or b0 - 1 - end > 0.5 * 40:
+        return None
+    start = end
+    while start > 0 and ink[start - 1]:
+        start -= 1
+    if end - start + 1 < 0.3 * 40 or start == 0:  # too thin, or running off the window: no line
+        return None
+    cols = gx[start : end + 1].mean(0)
+    strong = np.flatnonzero(cols >= 0.35 * float(cols.max()))
+    if strong.size < 2 or strong[-1] - strong[0] < 2:  # at least both edges of one stroke ("1", "I")
+        return None
+    split = (end + 1 + b0) / 2  # the middle of the gap
+    margin = split - (end + 1)
+
+    def at(x: float, y: float) -> tuple[float, float]:
+        c = u * (x / scale + u0) + v * (y / scale + v0)
+        return float(c[0]), float(c[1])
+
+    top_w = (strong[-1] - strong[0]) / scale + 0.5 * hb
+    top = TextLine(
+        at((strong[0] + strong[-1]) / 2, (start - margin + split) / 2),
+        top_w,
+        (split - start + margin) / scale,
+        line.angle,
+        line.score * 0.5,
+    )
+    y_end = (hb + above) * scale  # the line's own bottom
+    bottom = TextLine(at(wb * scale / 2, (split + y_end) / 2), wb, (y_end - split) / scale, line.angle, line.score)
+    return top, bottom
 
 
 def _overlap_of_smaller(a: TextLine, b: TextLine) -> float:

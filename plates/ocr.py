@@ -25,9 +25,14 @@ import onnxruntime as ort
 
 #: the characters a plate is read in (CTC columns 1..36 of :meth:`TextRecognizer.probs`)
 PLATE_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+#: characters of shop signs, prices and addresses that no plate carries ("SALDI 50%",
+#: "9,90 €", "info@bar.it"); an emblem at a plate's end (a police crest, a canton's cross) reads
+#: as "#", "*" or "+", which are therefore not among them
+SIGN_SYMBOLS = "%€$£@"
 
 __all__ = [
     "PLATE_ALPHABET",
+    "SIGN_SYMBOLS",
     "OcrUnavailable",
     "TextBox",
     "TextDetector",
@@ -180,6 +185,7 @@ class TextRecognizer:
         self.alphabet = ["<blank>"] + chars + [" "]
         self.max_width = int(max_width)
         self._fold: np.ndarray | None = None
+        self._signs: tuple[int, np.ndarray] | None = None
 
     def _prep(self, crop: np.ndarray, width: int) -> np.ndarray:
         nw = min(width, _scaled_width(crop))
@@ -228,16 +234,33 @@ class TextRecognizer:
         and ``PLATE_ALPHABET`` (columns 1..36), rows summing to 1: the model's other classes
         (punctuation, other scripts) count as blank, lower case as upper case. Trailing padding
         frames (beyond the crop's own width) are cut off."""
+        return self.probs_and_signs(crops)[0]
+
+    def probs_and_signs(self, crops: list[np.ndarray]) -> tuple[list[np.ndarray], list[float]]:
+        """:meth:`probs`, and per crop the highest probability any of its frames gives one of
+        :data:`SIGN_SYMBOLS` (0-1): a line that reads "50%" is a shop sign, whatever format
+        its letters and digits happen to fit."""
         if not crops:
-            return []
-        res = []
+            return [], []
+        res, signs = [], []
         for crop, out in zip(crops, self._run(crops)):
-            m = out.astype(np.float32) @ self._plate_fold(out.shape[-1])
+            out = out.astype(np.float32)
+            m = out @ self._plate_fold(out.shape[-1])
             m /= np.maximum(m.sum(-1, keepdims=True), 1e-9)
             t_all = len(m)
             nw = min(t_all * 8, _scaled_width(crop))
-            res.append(np.ascontiguousarray(m[: max(1, min(t_all, int(np.ceil(nw / 8)) + 1))]))
-        return res
+            t = max(1, min(t_all, int(np.ceil(nw / 8)) + 1))
+            res.append(np.ascontiguousarray(m[:t]))
+            cols = self._sign_columns(out.shape[-1])
+            signs.append(float(out[:t, cols].max()) if len(cols) else 0.0)
+        return res, signs
+
+    def _sign_columns(self, n_classes: int) -> np.ndarray:
+        """The model's classes that are :data:`SIGN_SYMBOLS` (built once per model)."""
+        if self._signs is None or self._signs[0] != n_classes:
+            cols = [i for i, ch in enumerate(self.alphabet[:n_classes]) if ch in SIGN_SYMBOLS]
+            self._signs = (n_classes, np.array(cols, np.int64))
+        return self._signs[1]
 
     def __call__(self, crops: list[np.ndarray]) -> list[tuple[str, float, list[float]]]:
         """Text, mean character confidence, and per-character confidences for each crop."""

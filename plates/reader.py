@@ -33,7 +33,17 @@ from vigil.detectors.ops import box_iou
 from .decode import PlateDecision, decision_from_text, interpret
 from .formats import EU_BAND_CODES
 from .fusion import CROSS_CHECK_MODES, fuse
-from .localise import PlateCandidate, TextLine, group_lines, plate_quad, quad_size, quad_xyxy, read_quality, rectify
+from .localise import (
+    PlateCandidate,
+    TextLine,
+    group_lines,
+    plate_quad,
+    quad_size,
+    quad_xyxy,
+    read_quality,
+    rectify,
+    top_line_guess,
+)
 from .localise import find_band as _find_band
 from .ocr import PLATE_ALPHABET, PlateLineRecognizer, TextBox, TextDetector, TextRecognizer
 
@@ -136,6 +146,13 @@ class PlateReader:
     #: padding of the line crops beyond the plate (left unless a band was cut, right; top, bottom),
     #: in plate heights
     PAD_X, PAD_Y = 0.12, 0.0
+    #: a line whose frames give a sign's symbol (:data:`~.ocr.SIGN_SYMBOLS`) at least this
+    #: probability is a sign's line
+    SIGN_PROB = 0.5
+    #: a two-line plate's bottom line (at most 6 characters) is at most this wide per height of
+    #: its detector box; only such lines get a top-line guess, at most MAX_TOP_GUESSES per image
+    MAX_BOTTOM_ASPECT = 3.5
+    MAX_TOP_GUESSES = 3
 
     def __init__(
         self,
@@ -203,7 +220,28 @@ class PlateReader:
             if not 0.8 <= aspect <= 8.0 or (len(group) == 1 and aspect < 1.6):
                 continue
             cands.append(c)
-        return cands[: self.max_candidates]
+        cands = cands[: self.max_candidates]
+        return cands + self._top_line_guesses(image, cands)
+
+    def _top_line_guesses(self, image: np.ndarray, cands: list[PlateCandidate]) -> list[PlateCandidate]:
+        """Two-line candidates for short one-line ones with strokes right above them: a motorcycle
+        or square plate whose short top line ("L", "TN") the text detector missed
+        (:func:`.localise.top_line_guess`). At most :attr:`MAX_TOP_GUESSES`, in ``cands``' order;
+        a line that already is the bottom of a two-line candidate gets none."""
+        bottoms = {id(c.lines[-1]) for c in cands if len(c.lines) == 2}
+        out: list[PlateCandidate] = []
+        for c in cands:
+            if len(out) >= self.MAX_TOP_GUESSES:
+                break
+            if len(c.lines) != 1 or id(c.lines[0]) in bottoms:
+                continue
+            line = c.lines[0]
+            if line.width > self.MAX_BOTTOM_ASPECT * line.height:
+                continue
+            pair = top_line_guess(image, line)
+            if pair is not None:
+                out.append(plate_quad(image, list(pair)))
+        return out
 
     def _job(self, image: np.ndarray, cand: PlateCandidate) -> _Job:
         plate, lines, band = plate_crops(image, cand, self.PLATE_HEIGHT, self.PAD_X, self.PAD_Y)
@@ -234,7 +272,7 @@ class PlateReader:
         if not cands:
             return []
         jobs = [self._job(image, c) for c in cands]
-        kept = choose_plates(self._read_jobs(jobs, offset), self.max_plates)
+        kept = choose_plates(self._read_jobs(jobs, offset), self.max_plates, self.region)
         # the confidence floor applies after the choice: a doubtful plate is dropped, and the
         # shop sign it beat stays beaten
         return [r for r in kept if r.confidence >= self.min_confidence]
@@ -269,12 +307,16 @@ class PlateReader:
         ox, oy = offset
         out: list[PlateReading] = []
         if hasattr(self.recognizer, "probs"):
-            mats = self.recognizer.probs(crops)
+            if hasattr(self.recognizer, "probs_and_signs"):
+                mats, signs = self.recognizer.probs_and_signs(crops)
+            else:
+                mats, signs = self.recognizer.probs(crops), [0.0] * len(crops)
             per: dict[int, dict] = {}
-            for (i, what), mat in zip(index, mats):
-                d = per.setdefault(i, {"lines": [], "band": None})
+            for (i, what), mat, sign in zip(index, mats, signs):
+                d = per.setdefault(i, {"lines": [], "band": None, "sign": 0.0})
                 if what == "line":
                     d["lines"].append(mat)
+                    d["sign"] = max(d["sign"], sign)
                 else:
                     d["band"] = _band_country(mat)
             for i, job in enumerate(jobs):
@@ -288,7 +330,7 @@ class PlateReader:
                     dec = self._cross_check(job, dec, d)
                 if not dec.text:
                     continue
-                out.append(self._reading(job, dec, d["band"], ox, oy))
+                out.append(self._reading(job, dec, d["band"], ox, oy, sign=d["sign"] >= self.SIGN_PROB))
         else:  # a fixed-slot recogniser: text and per-character confidences only
             results = self.recognizer(crops)
             texts: dict[int, list] = {}
@@ -313,7 +355,10 @@ class PlateReader:
         other = interpret(mats, PLATE_ALPHABET, region=self.region, band_country=d["band"], aspect=job.aspect)
         return fuse((dec, d["lines"]), (other, mats), PLATE_ALPHABET)
 
-    def _reading(self, job: _Job, dec: PlateDecision, band: str | None, ox: int, oy: int) -> PlateReading:
+    def _reading(
+        self, job: _Job, dec: PlateDecision, band: str | None, ox: int, oy: int, sign: bool = False
+    ) -> PlateReading:
+        """``sign``: a line of the candidate reads one of :data:`~.ocr.SIGN_SYMBOLS`."""
         quad = job.cand.quad + np.array([ox, oy], np.float32)
         x1, y1, x2, y2 = quad_xyxy(quad)
         fits = dec.format is not None
@@ -324,6 +369,9 @@ class PlateReader:
         # plate text without a digit (a shop's name, "HOTEL") is almost never a plate
         digitless = not any(ch.isdigit() for ch in dec.text)
         score = float(dec.confidence) + 0.5 * fits + 0.25 * home + 0.1 * (job.cand.edges_found / 4.0) - 0.5 * digitless
+        # a "%" or "€" beside the letters ("SALDI 50%" fits a German format): the format's fit
+        # is chance, and the text is a sign's, never a sure plate
+        score -= (0.5 + 0.5 * fits) * sign
         return PlateReading(
             text=dec.text,
             confidence=float(dec.confidence),
@@ -334,7 +382,7 @@ class PlateReader:
             crop=job.plate,
             score=score,
             quad=quad,
-            sure=bool(dec.sure),
+            sure=bool(dec.sure) and not sign,
             char_confs=tuple(dec.char_confs),
             lines=len(job.lines),
             band=band,
@@ -343,24 +391,41 @@ class PlateReader:
         )
 
 
-def choose_plates(readings: list[PlateReading], max_plates: int) -> list[PlateReading]:
+def choose_plates(readings: list[PlateReading], max_plates: int, region: str = "auto") -> list[PlateReading]:
     """The plates of one image from its candidates' readings: best ``score`` first, at most
     ``max_plates``, one per place (a reading whose box overlaps a chosen one at IoU ≥ 0.3 is the
-    same plate). Where two overlapping candidates read the same text, the smaller box is the
-    plate: the larger one's extra line or margin (a dealer's sticker above the plate grouped
-    with it) read as nothing."""
+    same plate). Two overlapping readings of one plate are settled by what they read, not by
+    score:
+
+    - the same text: the smaller box is the plate (the larger one's extra line or margin, a
+      dealer's sticker above the plate grouped with it, read as nothing);
+    - a two-line reading that fits a format and contains a one-line reading as its bottom (or
+      top) line: the two-line one is the plate, the other one of its lines ("1413XJ" alone
+      fits a Dutch format; with the "K" above it is Austrian), unless the line alone is a
+      plate of the camera's ``region`` and the two lines together are not.
+    """
     kept: list[PlateReading] = []
     for r in sorted(readings, key=lambda r: -r.score):
         if kept:
             ious = box_iou(np.array([r.box]), np.array([k.box for k in kept]))[0]
             j = int(ious.argmax())
             if ious[j] >= 0.3:
-                if r.text == kept[j].text and _box_area(r.box) < _box_area(kept[j].box):
+                k = kept[j]
+                if (r.text == k.text and _box_area(r.box) < _box_area(k.box)) or _completes(r, k, region):
                     kept[j] = r
                 continue
         if len(kept) < max_plates:
             kept.append(r)
     return kept
+
+
+def _completes(whole: PlateReading, part: PlateReading, region: str) -> bool:
+    """``whole`` is ``part``'s plate with its other line read (see :func:`choose_plates`)."""
+    if whole.lines <= part.lines or whole.format is None or len(whole.text) <= len(part.text):
+        return False
+    if not (whole.text.endswith(part.text) or whole.text.startswith(part.text)):
+        return False
+    return not (part.format is not None and part.country == region and whole.country != region)
 
 
 def plate_crops(

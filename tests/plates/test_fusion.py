@@ -31,6 +31,18 @@ def test_two_readers_that_agree_give_the_reading_with_the_higher_confidence_and_
     assert (out.text, out.confidence, out.sure) == ("AB123CD", 0.9, True)
 
 
+def test_agreeing_readers_keep_the_format_either_found_the_text_fits():
+    # the more confident one judged its free reading likelier: the text and confidence are its,
+    # the format, country and kind the other's
+    m = [_mat("L7DPC")]
+    fitted = PlateDecision("L7DPC", "AT", "car", "AT-capital", (), (0.5,) * 5, 0.5, False, "L7DPC")
+    free = PlateDecision("L7DPC", None, "free", None, (), (0.92,) * 5, 0.92, False, "L7DPC")
+    for first, second in ((fitted, free), (free, fitted)):
+        out = fuse((first, m), (second, m), A)
+        assert (out.text, out.format, out.country, out.kind) == ("L7DPC", "AT-capital", "AT", "car")
+        assert out.confidence == 0.92 and out.sure is False
+
+
 def test_a_disagreement_goes_to_the_text_both_models_find_likelier_and_is_not_sure():
     # the first model barely prefers 1 over 7 (0.55 / 0.45); the second is clear it is a 7 (0.9 / 0.1)
     ma = [_mat(["A", "B", {"1": 0.55, "7": 0.45}, "2", "3", "C", "D"])]

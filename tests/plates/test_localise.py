@@ -12,6 +12,7 @@ from vigil.plates.localise import (
     quad_xyxy,
     read_quality,
     rectify,
+    top_line_guess,
 )
 from vigil.plates.ocr import TextBox
 
@@ -106,3 +107,57 @@ def test_text_line_quad_round_trips_its_geometry():
     q = ln.quad
     assert np.linalg.norm(q[1] - q[0]) == pytest.approx(80.0) and np.linalg.norm(q[3] - q[0]) == pytest.approx(20.0)
     assert q.mean(0) == pytest.approx([100.0, 50.0])
+
+
+def drawn_two_line_plate(top: str = "L") -> tuple[np.ndarray, int, int]:
+    """A white square plate on a dark body: ``top`` (short) over "7 DPC"; returns the image and
+    the rows where the top line's glyphs end and the bottom line's begin (pixels)."""
+    img = np.full((240, 320, 3), 40, np.uint8)
+    x1, y1, x2, y2 = 100, 70, 220, 154
+    img[y1:y2, x1:x2] = 235
+    cv2.rectangle(img, (x1, y1), (x2 - 1, y2 - 1), (20, 20, 20), 2)
+    font, scale, th = cv2.FONT_HERSHEY_DUPLEX, 1.0, 2
+    (tw, _), _ = cv2.getTextSize(top, font, scale, th)
+    cv2.putText(img, top, (160 - tw // 2, 100), font, scale, (10, 10, 10), th, cv2.LINE_AA)
+    cv2.putText(img, "7 DPC", (112, 145), font, scale, (10, 10, 10), th, cv2.LINE_AA)
+    ink = np.flatnonzero((img[y1 + 3 : y2 - 3, x1 + 3 : x2 - 3] < 128).all(2).any(1)) + y1 + 3
+    gaps = np.flatnonzero(np.diff(ink) > 1)
+    if not gaps.size:  # no top line: "ends" above the plate
+        return img, y1, int(ink[0])
+    return img, int(ink[gaps[0]]), int(ink[gaps[0] + 1])
+
+
+def test_a_two_line_plates_missed_short_top_line_is_found_above_its_bottom_line():
+    for top in ("L", "TN", "1"):
+        img, top_end, bottom_start = drawn_two_line_plate(top)
+        # the detector's (grown) box around "7 DPC" only, reaching a little into the gap
+        line = group_lines([box(106, top_end - 2, 214, 151)])[0][0]
+        pair = top_line_guess(img, line)
+        assert pair is not None, top
+        upper, lower = pair
+        _, uy1, _, uy2 = quad_xyxy(upper.quad)
+        _, ly1, _, ly2 = quad_xyxy(lower.quad)
+        split = (top_end + 1 + bottom_start) / 2  # the middle of the gap between the glyphs
+        assert uy2 == pytest.approx(split, abs=1.5) and ly1 == pytest.approx(split, abs=1.5), top
+        assert uy1 < 78 and ly2 == pytest.approx(151, abs=0.5)
+        assert upper.angle == pytest.approx(line.angle) and lower.width == pytest.approx(line.width)
+        ux1, _, ux2, _ = quad_xyxy(upper.quad)
+        assert ux1 < 160 < ux2  # centred on the glyphs
+        # with the top line, the plate quad spans both lines: the whole plate
+        cand = plate_quad(img, list(pair))
+        assert cand.xyxy[1] == pytest.approx(70, abs=3) and cand.xyxy[3] == pytest.approx(153, abs=3)
+
+
+def test_no_top_line_is_guessed_above_a_one_line_plate_or_a_bare_border():
+    img, (x1, y1, x2, y2) = drawn_plate()
+    line = group_lines([box(x1 + 26, y1 + 6, x2 - 6, y2 - 6)])[0][0]
+    assert top_line_guess(img, line) is None  # above the text: the plate's top border, then the body
+    # a plate whose upper half is empty (a two-line plate with its top line rubbed off)
+    img, top_end, _ = drawn_two_line_plate(" ")
+    assert top_line_guess(img, group_lines([box(106, 112, 214, 151)])[0][0]) is None
+    # text running on through the whole window above (a wall of signs) is not a line
+    wall = np.full((240, 320, 3), 235, np.uint8)
+    for x in range(0, 320, 9):
+        cv2.line(wall, (x, 0), (x, 110), (10, 10, 10), 2)
+    cv2.putText(wall, "7 DPC", (112, 145), cv2.FONT_HERSHEY_DUPLEX, 1.0, (10, 10, 10), 2, cv2.LINE_AA)
+    assert top_line_guess(wall, group_lines([box(106, 116, 214, 151)])[0][0]) is None

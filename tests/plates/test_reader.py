@@ -198,3 +198,26 @@ def test_a_one_line_candidate_carries_its_plates_shape(reader):
     w, h = quad_size(cand.quad)
     assert len(cand.lines) == 1 and job.aspect == pytest.approx(w / h)
     assert 3.9 < job.aspect < 5.5  # an Italian plate, 520 x 110 mm: EU-shaped
+
+
+def test_a_shop_signs_percent_marks_it_as_no_plate(reader):
+    import cv2
+
+    from vigil.plates.reader import PlateReader
+
+    img = np.full((200, 640, 3), 90, np.uint8)
+    cv2.rectangle(img, (40, 40), (420, 110), (200, 200, 80), -1)
+    cv2.putText(img, "SALDI 50%", (60, 95), cv2.FONT_HERSHEY_DUPLEX, 1.6, (20, 20, 20), 3, cv2.LINE_AA)
+    cv2.rectangle(img, (440, 120), (600, 160), (235, 235, 235), -1)
+    cv2.putText(img, "AB 123 CD", (448, 151), cv2.FONT_HERSHEY_DUPLEX, 0.9, (20, 20, 20), 2, cv2.LINE_AA)
+    rec = reader.recognizer
+    mats, signs = rec.probs_and_signs([img[40:110, 40:420], img[120:160, 440:600]])
+    assert signs[0] > 0.5 and signs[1] < 0.05  # the "%" is read, and the plate has none
+    np.testing.assert_allclose(mats[1], rec.probs([img[120:160, 440:600]])[0], atol=1e-6)
+    # "SALDI50" fits a German format; with its "%" it scores below any plate that fits one, and
+    # is never sure
+    got = PlateReader(region="auto", max_plates=3).read(img)
+    sign = [r for r in got if r.text.startswith("SALDI")]
+    plate = [r for r in got if r.text == "AB123CD"]
+    assert plate and got[0] is plate[0]
+    assert sign and all(not r.sure and r.score < 1.0 for r in sign)
