@@ -203,6 +203,27 @@ def group_lines(boxes: list[TextBox], max_gap: float = 1.6) -> list[list[TextLin
     return groups
 
 
+def _frame_view(
+    image: np.ndarray, u: np.ndarray, v: np.ndarray, u0: float, v0: float, scale: float, size: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """``image`` in a rotated, scaled frame: local (x, y) is image point
+    ``u * (u0 + x / scale) + v * (v0 + y / scale)``. Returns the ``(2, 3)`` local → image matrix
+    and the view, ``size`` = (width, height), float32, smoothed by a 3 × 3 Gaussian."""
+    origin = u * u0 + v * v0
+    m_inv = np.array([[u[0] / scale, v[0] / scale, origin[0]], [u[1] / scale, v[1] / scale, origin[1]]], np.float32)
+    local = cv2.warpAffine(
+        image, m_inv, size, flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE
+    ).astype(np.float32)
+    return m_inv, cv2.GaussianBlur(local, (3, 3), 0)
+
+
+def _gradient(view: np.ndarray, dx: int) -> np.ndarray:
+    """``|Sobel|`` of ``view`` along x (``dx`` 1) or y (``dx`` 0), the strongest colour channel
+    kept: the blue EU band is as dark as a dark car in grey, not in its blue and red channels."""
+    g = np.abs(cv2.Sobel(view, cv2.CV_32F, dx, 1 - dx, ksize=3))
+    return g.max(2) if g.ndim == 3 else g
+
+
 def top_line_guess(image: np.ndarray, line: TextLine, min_ink: float = 0.25) -> tuple[TextLine, TextLine] | None:
     """The short top line of a two-line plate right above ``line``, where the text detector found
     none (one or two characters, "L" over "7 DPC", "TN" over "118ZB", are often missed): the two
@@ -230,14 +251,8 @@ def top_line_guess(image: np.ndarray, line: TextLine, min_ink: float = 0.25) -> 
     out_w, out_h = int(np.ceil(wb * scale)), int(np.ceil((hb + above) * scale))
     if out_w < 16 or out_w > 4000:
         return None
-    origin = u * u0 + v * v0
-    m_inv = np.array([[u[0] / scale, v[0] / scale, origin[0]], [u[1] / scale, v[1] / scale, origin[1]]], np.float32)
-    local = cv2.warpAffine(
-        image, m_inv, (out_w, out_h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE
-    ).astype(np.float32)
-    gx = np.abs(cv2.Sobel(cv2.GaussianBlur(local, (3, 3), 0), cv2.CV_32F, 1, 0, ksize=3))
-    if gx.ndim == 3:
-        gx = gx.max(2)
+    _, local = _frame_view(image, u, v, u0, v0, scale, (out_w, out_h))
+    gx = _gradient(local, 1)
     line_top = int(round(above * scale))
     inner = gx[:, int(0.08 * out_w) : max(int(0.08 * out_w) + 2, int(0.92 * out_w))]
     rows = cv2.blur(inner, (25, 1)).max(1)
@@ -333,19 +348,8 @@ def plate_quad(image: np.ndarray, group: list[TextLine]) -> PlateCandidate:
     out_w, out_h = int(np.ceil(2 * half_w * scale)), int(np.ceil(2 * half_h * scale))
     if out_w < 16 or out_h < 16 or out_w > 4000 or out_h > 2000:
         return PlateCandidate(_prior_quad(u, v, cu, cv, text_w, box_h, ch0), group, 0.0, 0)
-    origin = u * (cu - half_w) + v * (cv - half_h)
-    # local (x, y) → image: origin + u * x / scale + v * y / scale
-    m_inv = np.array([[u[0] / scale, v[0] / scale, origin[0]], [u[1] / scale, v[1] / scale, origin[1]]], np.float32)
-    local = cv2.warpAffine(
-        image, m_inv, (out_w, out_h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE
-    ).astype(np.float32)
-    local = cv2.GaussianBlur(local, (3, 3), 0)
-    # gradients per colour channel, the strongest kept: the blue EU band is as dark as a dark
-    # car in grey, not in its blue and red channels
-    gy = np.abs(cv2.Sobel(local, cv2.CV_32F, 0, 1, ksize=3))
-    gx = np.abs(cv2.Sobel(local, cv2.CV_32F, 1, 0, ksize=3))
-    if gx.ndim == 3:
-        gx, gy = gx.max(2), gy.max(2)
+    m_inv, local = _frame_view(image, u, v, cu - half_w, cv - half_h, scale, (out_w, out_h))
+    gy, gx = _gradient(local, 0), _gradient(local, 1)
     # the text's columns: the detector's line, less its grown margin; its rows (one line):
     # where the horizontal gradient (character strokes) is dense inside those columns; two
     # lines of different widths: the grown boxes less their margins

@@ -133,7 +133,8 @@ class PlateReader:
     finds them likely; another code likewise for that country) or ``"auto"`` (no preference).
     ``max_plates``: readings returned per image (best first). ``max_candidates``: plate
     candidates read per image (largest text first; 8, because a street scene's signs, stickers
-    and phone numbers, larger than a far plate, often fill the first four).
+    and phone numbers, larger than a far plate, often fill the first four), plus up to
+    :attr:`MAX_TOP_GUESSES` two-line guesses made from them.
     ``min_confidence``: calibrated confidence below which a reading is dropped.
     ``cross_check``: when a second recogniser reads the plate's lines too
     (:data:`~vigil.plates.fusion.CROSS_CHECK_MODES`: ``off``, ``unsure``: readings the first is
