@@ -194,6 +194,9 @@ PLATE_ASPECT_EU = 520 / 110
 #: the same for the countries whose one-line plates are shaped otherwise (Brazil: 400 x 130 mm,
 #: old grey and Mercosul alike)
 PLATE_ASPECT = {"BR": 400 / 130}
+#: what a plate's look can tell the reader (each found by :mod:`vigil.plates.localise`):
+#: ``top_band``, a blue band across the plate's top (Mercosul; ``find_top_band``)
+LOOKS = ("top_band",)
 #: share of the band's country when the EU band's letters were read
 BAND_SHARE = 0.9
 #: prior of a plate that fits no row of the table (vanity plates, old systems, other countries)
@@ -258,10 +261,16 @@ class PlateFormat:
     fallback: bool = False
     #: ``((characters before, prior), ...)``: a sticker or emblem read as one junk character
     junk: tuple[tuple[int, float], ...] = ()
+    #: what the row's plates carry that the reader can see (:data:`LOOKS`): a look seen on a
+    #: plate is evidence for the rows that carry it (:data:`vigil.plates.decode.LOOK_EVIDENCE`)
+    looks: frozenset[str] = frozenset()
 
     def __post_init__(self):
         if not self.name:
             object.__setattr__(self, "name", f"{self.country}-{self.kind}")
+        if not set(self.looks) <= set(LOOKS):
+            unknown = sorted(set(self.looks) - set(LOOKS))
+            raise ValueError(f"format {self.name}: unknown looks {unknown}")
 
     @cached_property
     def variants(self) -> tuple[Variant, ...]:
@@ -514,7 +523,7 @@ FORMATS: tuple[PlateFormat, ...] = (
     _F("BG", "car", "L{1,2}DDDDLL", None, 1.0, _BG_LETTERS, "BG-car", "CA1234AB"),
     # Brazil: old (1990-2018) ABC1234; Mercosul (2018-) ABC1D23
     _F("BR", "car", "LLLDDDD", None, 0.6, LETTERS, "BR-old", "ABC1234"),
-    _F("BR", "car", "LLLDLDD", None, 0.4, LETTERS, "BR-mercosul", "ABC1D23"),
+    _F("BR", "car", "LLLDLDD", None, 0.4, LETTERS, "BR-mercosul", "ABC1D23", looks=frozenset({"top_band"})),
 )
 del _F
 

@@ -17,7 +17,8 @@ turns fragments into plates:
 3. :func:`rectify`: the quadrilateral is warped to a frontal, upright plate image.
 4. :func:`find_band`: the blue EU band (left) and the Italian right-hand band, located in the
    rectified plate by colour, so that the reader can cut them off and read the band letters
-   separately.
+   separately; :func:`find_top_band`: the blue band across the top of a Mercosul plate, whose
+   presence tells the Mercosul format from the older one of the same country.
 
 All coordinates are image pixels; quads are ``(4, 2) float32`` corners tl, tr, br, bl.
 """
@@ -39,6 +40,7 @@ __all__ = [
     "top_line_guess",
     "rectify",
     "find_band",
+    "find_top_band",
     "quad_size",
     "quad_xyxy",
     "read_quality",
@@ -434,17 +436,23 @@ def rectify(image: np.ndarray, quad: np.ndarray, height: int = 64) -> tuple[np.n
     return out, m
 
 
+def _blue(bgr: np.ndarray, min_sat: int = 90, min_val: int = 40) -> np.ndarray:
+    """Blue pixels of a BGR image (bool, same shape less the channels): hue 95-135 (OpenCV's
+    0-180 scale), saturation ≥ ``min_sat``, value ≥ ``min_val`` (0-255)."""
+    hsv = cv2.cvtColor(bgr, cv2.COLOR_BGR2HSV)
+    h = hsv[..., 0]
+    return (h >= 95) & (h <= 135) & (hsv[..., 1] >= min_sat) & (hsv[..., 2] >= min_val)
+
+
 def find_band(plate: np.ndarray, side: str = "left", max_frac: float = 0.2) -> int:
     """Width in pixels of a blue band at the ``side`` of a rectified plate (0 when none).
 
-    Blue: hue 95-135 (OpenCV's 0-180 scale), saturation ≥ 90, value ≥ 40; a band column has
-    ≥ 45 % blue pixels; the band is the run of such columns from the edge (the first three
-    columns may be the plate's frame)."""
+    Blue: :func:`_blue` (saturation ≥ 90, value ≥ 40); a band column has ≥ 45 % blue pixels;
+    the band is the run of such columns from the edge (the first three columns may be the
+    plate's frame)."""
     if plate.ndim != 3 or plate.shape[1] < 16:
         return 0
-    hsv = cv2.cvtColor(plate, cv2.COLOR_BGR2HSV)
-    blue = (hsv[..., 0] >= 95) & (hsv[..., 0] <= 135) & (hsv[..., 1] >= 90) & (hsv[..., 2] >= 40)
-    frac = blue.mean(0)
+    frac = _blue(plate).mean(0)
     if side == "right":
         frac = frac[::-1]
     limit = int(plate.shape[1] * max_frac)
@@ -455,6 +463,62 @@ def find_band(plate: np.ndarray, side: str = "left", max_frac: float = 0.2) -> i
     while i < limit and frac[i] >= 0.45:
         i += 1
     return i if i - start >= max(2, plate.shape[0] * 0.15) else 0
+
+
+#: the window searched for a Mercosul band, in quad heights from the quad's top edge (negative:
+#: above it): the quad may be the whole plate (band at its top, 0 to 0.25) or only its
+#: characters (band above them, about -0.6 to -0.15)
+TOP_BAND_ROWS = (-1.0, 0.5)
+#: and its columns, in quad widths: the plate and some of what lies beside it
+TOP_BAND_COLUMNS = (-0.35, 1.35)
+#: the band's blue (saturation, value; 0-255): the Mercosul band is a vivid mid blue (about
+#: RGB 0, 51, 153: saturation 255, value 153), well above a dark bluish car grille in shade
+#: (saturation 100-170, value 55-100: the EU band's looser test found such grilles above 9 old
+#: grey plates of openalpr-br, seen while measuring)
+TOP_BAND_BLUE = (150, 90)
+
+
+def find_top_band(image: np.ndarray, quad: np.ndarray, rows_per_height: int = 40) -> bool:
+    """Whether a blue band runs across the top of the plate ``quad`` (a Mercosul plate's
+    "BRASIL" band), BGR ``image`` in pixels.
+
+    The band is searched in the quad's own frame, over the window of :data:`TOP_BAND_ROWS` and
+    :data:`TOP_BAND_COLUMNS`, ``rows_per_height`` rows per quad height. A row is blue when
+    ≥ 50 % of the quad's inner 80 % of columns is of :data:`TOP_BAND_BLUE` (the band's white
+    lettering and flag leave most of it blue). The band is a run of blue rows 0.12 to 0.9 quad
+    heights tall that ends above the quad's middle and is bounded: a row above it inside the
+    window is not blue, and at its rows the window's outer 6 % on either side is mostly not blue (the band
+    ends with the plate; a blue car's body above the plate runs on beside it). Grey images
+    (an infrared camera) have no band."""
+    if image is None or image.ndim != 3:
+        return False
+    (v0, v1), (u0, u1) = TOP_BAND_ROWS, TOP_BAND_COLUMNS
+    src = np.array([[u0, v0], [u1, v0], [u1, v1], [u0, v1]], np.float32)
+    unit = np.array([[0, 0], [1, 0], [1, 1], [0, 1]], np.float32)
+    to_image = cv2.getPerspectiveTransform(unit, np.asarray(quad, np.float32))
+    window = cv2.perspectiveTransform(src.reshape(1, 4, 2), to_image)[0]
+    view, _ = rectify(image, window, int(round((v1 - v0) * rows_per_height)))
+    blue = _blue(view, *TOP_BAND_BLUE)
+    w = blue.shape[1]
+    inner = slice(int(w * (0.1 - u0) / (u1 - u0)), max(1, int(w * (0.9 - u0) / (u1 - u0))))
+    edge = max(1, int(round(0.06 * w)))
+    blue_rows = blue[:, inner].mean(1) >= 0.5
+    middle = int(round((0.5 - v0) * rows_per_height))  # the row of the quad's middle
+    lo, hi = 0.12 * rows_per_height, 0.9 * rows_per_height
+    i = 0
+    while i < len(blue_rows):
+        if not blue_rows[i]:
+            i += 1
+            continue
+        j = i
+        while j < len(blue_rows) and blue_rows[j]:
+            j += 1
+        if i > 0 and j <= middle and lo <= j - i <= hi:
+            band = blue[i:j]
+            if band[:, :edge].mean() < 0.3 and band[:, -edge:].mean() < 0.3:
+                return True
+        i = j
+    return False
 
 
 def read_quality(plate: np.ndarray, quad: np.ndarray) -> float:

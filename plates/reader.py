@@ -36,6 +36,7 @@ from .fusion import CROSS_CHECK_MODES, fuse
 from .localise import (
     PlateCandidate,
     TextLine,
+    find_top_band,
     group_lines,
     plate_quad,
     quad_size,
@@ -124,6 +125,9 @@ class _Job:
     lines: list[np.ndarray]
     band: np.ndarray | None
     aspect: float | None = None  #: the one-line plate's quad width / height (None: unknown, two lines)
+    #: what the plate shows of its look (:data:`.formats.LOOKS`): its band across the top
+    #: (:func:`.localise.find_top_band`)
+    looks: frozenset[str] = frozenset()
 
 
 class PlateReader:
@@ -246,7 +250,9 @@ class PlateReader:
 
     def _job(self, image: np.ndarray, cand: PlateCandidate) -> _Job:
         plate, lines, band = plate_crops(image, cand, self.PLATE_HEIGHT, self.PAD_X, self.PAD_Y)
-        return _Job(cand, plate, lines, band, _aspect(cand.quad) if len(cand.lines) == 1 else None)
+        aspect = _aspect(cand.quad) if len(cand.lines) == 1 else None
+        looks = frozenset({"top_band"}) if find_top_band(image, cand.quad) else frozenset()
+        return _Job(cand, plate, lines, band, aspect, looks)
 
     # ------------------------------------------------------------------ read
     def read(self, image: np.ndarray, roi: tuple[int, int, int, int] | None = None) -> list[PlateReading]:
@@ -325,7 +331,12 @@ class PlateReader:
                 if not d or not d["lines"]:
                     continue
                 dec = interpret(
-                    d["lines"], PLATE_ALPHABET, region=self.region, band_country=d["band"], aspect=job.aspect
+                    d["lines"],
+                    PLATE_ALPHABET,
+                    region=self.region,
+                    band_country=d["band"],
+                    aspect=job.aspect,
+                    looks=job.looks,
                 )
                 if self.second is not None and (self.cross_check == "always" or not dec.sure):
                     dec = self._cross_check(job, dec, d)
@@ -353,7 +364,9 @@ class PlateReader:
         mats = self.second.probs(job.lines)
         if len(mats) != len(d["lines"]):
             return dec
-        other = interpret(mats, PLATE_ALPHABET, region=self.region, band_country=d["band"], aspect=job.aspect)
+        other = interpret(
+            mats, PLATE_ALPHABET, region=self.region, band_country=d["band"], aspect=job.aspect, looks=job.looks
+        )
         return fuse((dec, d["lines"]), (other, mats), PLATE_ALPHABET)
 
     def _reading(

@@ -191,6 +191,32 @@ def test_brazilian_plates():
     assert (d.text, d.country, d.format, d.corrections) == ("ABC1D03", "BR", "BR-mercosul", (5,))
 
 
+def test_a_band_across_the_top_is_evidence_for_the_mercosul_format():
+    from vigil.plates.decode import LOOK_EVIDENCE
+
+    # "ENV3697" with the fifth glyph 6 at 0.9, G at 0.1: the old format's digit wins on its own;
+    # a band seen across the plate's top (Mercosul) makes it the letter of ABC1D23
+    p = ctc_frames(list("ENV3") + [{"6": 0.9, "G": 0.1}] + list("97"))
+    old = interpret(p, region="BR")
+    assert (old.text, old.format) == ("ENV3697", "BR-old")
+    new = interpret(p, region="BR", looks=frozenset({"top_band"}))
+    assert (new.text, new.format, new.corrections) == ("ENV3G97", "BR-mercosul", (4,))
+    # the prior of the chosen string moved by exactly the evidence, and only Mercosul rows get it
+    assert [f.name for f in formats.FORMATS if "top_band" in f.looks] == ["BR-mercosul"]
+    band = frozenset({"top_band"})
+    ref = interpret(ctc_frames(list("ENV3G97")), region="BR")
+    seen = interpret(ctc_frames(list("ENV3G97")), region="BR", looks=band)
+    assert seen.log_prior - ref.log_prior == pytest.approx(LOOK_EVIDENCE["top_band"]) == pytest.approx(math.log(100))
+    it = ctc_frames(list("AB123CD"))
+    assert interpret(it, region="IT", looks=band).log_prior == interpret(it, region="IT").log_prior
+
+
+def test_a_format_names_only_looks_the_reader_knows():
+    assert formats.LOOKS == ("top_band",)
+    with pytest.raises(ValueError, match="XX-car: unknown looks"):
+        formats.PlateFormat("XX", "car", "LLDDD", looks=frozenset({"emblem"}))
+
+
 def test_two_line_plates():
     d = interpret([ctc_frames("AB"), ctc_frames("12345")], region="IT")
     assert (d.text, d.country, d.kind, d.lines) == ("AB12345", "IT", "motorcycle", 2)

@@ -7,6 +7,7 @@ import pytest
 from vigil.plates.localise import (
     TextLine,
     find_band,
+    find_top_band,
     group_lines,
     plate_quad,
     quad_xyxy,
@@ -86,6 +87,49 @@ def test_find_band_measures_the_blue_band_and_reports_none_without():
     assert find_band(plate, "right") == 0
     plain, _ = rectify(drawn_plate(band=False)[0], np.array([[x1, y1], [x2, y1], [x2, y2], [x1, y2]], np.float32), 64)
     assert find_band(plain, "left") == 0
+
+
+def drawn_mercosul(body=(60, 60, 60), band=(150, 60, 10)) -> tuple[np.ndarray, tuple, tuple]:
+    """A Mercosul-like plate (white, a blue band with white lettering across its top) on a car
+    body of the given colour: (image, the plate's box, its characters' box)."""
+    img = np.zeros((300, 600, 3), np.uint8)
+    img[:] = body
+    x1, y1, x2, y2 = 200, 120, 400, 185  # 400 x 130 mm at 0.5 px per mm
+    img[y1:y2, x1:x2] = 235
+    img[y1 + 2 : y1 + 17, x1 + 2 : x2 - 2] = band
+    cv2.putText(img, "BRASIL", (x1 + 75, y1 + 13), cv2.FONT_HERSHEY_PLAIN, 0.8, (255, 255, 255), 1)
+    cv2.rectangle(img, (x1, y1), (x2 - 1, y2 - 1), (20, 20, 20), 2)
+    cv2.putText(img, "ABC1D23", (x1 + 12, y2 - 12), cv2.FONT_HERSHEY_DUPLEX, 1.2, (10, 10, 10), 2, cv2.LINE_AA)
+    return img, (x1, y1, x2, y2), (x1 + 12, y1 + 24, x2 - 12, y2 - 10)
+
+
+def _quad(x1, y1, x2, y2):
+    return np.array([[x1, y1], [x2, y1], [x2, y2], [x1, y2]], np.float32)
+
+
+def test_a_mercosul_band_is_found_above_the_characters_or_at_the_plates_top():
+    img, plate, chars = drawn_mercosul()
+    assert find_top_band(img, _quad(*plate)) and find_top_band(img, _quad(*chars))
+    # under yaw: the plate's right side shorter
+    x1, y1, x2, y2 = plate
+    seen = np.array([[x1, y1], [x2, y1 + 8], [x2, y2 - 8], [x1, y2]], np.float32)
+    yawed = cv2.warpPerspective(img, cv2.getPerspectiveTransform(_quad(*plate), seen), (img.shape[1], img.shape[0]))
+    assert find_top_band(yawed, seen)
+
+
+def test_no_mercosul_band_on_an_eu_plate_a_blue_car_or_a_grey_image():
+    img, plate, chars = drawn_mercosul(band=(235, 235, 235))  # the old grey-white plate: no band
+    assert not find_top_band(img, _quad(*plate)) and not find_top_band(img, _quad(*chars))
+    # a blue car body above and beside a plain plate: blue runs on beyond the plate's sides
+    img, plate, chars = drawn_mercosul(body=(150, 60, 10), band=(235, 235, 235))
+    assert not find_top_band(img, _quad(*plate)) and not find_top_band(img, _quad(*chars))
+    # an EU plate: its band is on the left, not across the top
+    eu, box = drawn_plate(band=True)
+    assert not find_top_band(eu, _quad(*box))
+    # the Mercosul plate seen in grey (an infrared camera): no colour, no band
+    img, plate, _ = drawn_mercosul()
+    assert not find_top_band(cv2.cvtColor(img, cv2.COLOR_BGR2GRAY), _quad(*plate))
+    assert not find_top_band(cv2.cvtColor(cv2.cvtColor(img, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR), _quad(*plate))
 
 
 def test_read_quality_grows_with_size_sharpness_and_frontality():

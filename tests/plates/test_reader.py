@@ -200,6 +200,23 @@ def test_a_one_line_candidate_carries_its_plates_shape(reader):
     assert 3.9 < job.aspect < 5.5  # an Italian plate, 520 x 110 mm: EU-shaped
 
 
+def test_a_plate_candidate_carries_the_looks_its_plate_shows(reader):
+    from vigil.detectors.ops import box_iou
+    from vigil.plates.synth import PlateSpec, render_scene
+
+    def looks(spec, seed):
+        sample = render_scene(spec, np.random.default_rng(seed))
+        box = np.array([[*sample.quad.min(0), *sample.quad.max(0)]], np.float64)
+        cands = [c for c in reader.candidates(sample.image) if box_iou(np.array([c.xyxy]), box)[0, 0] >= 0.5]
+        return [reader._job(sample.image, c).looks for c in cands]
+
+    for seed in range(3):
+        # a Mercosul plate shows its blue band; the old grey Brazilian plate and an Italian one show nothing
+        assert looks(PlateSpec("ABC1D23", ("ABC1D23",), country="BR"), seed) == [frozenset({"top_band"})]
+        assert looks(PlateSpec("ABC1234", ("ABC-1234",), country="BR"), seed) == [frozenset()]
+        assert looks(PlateSpec("AB123CD", ("AB 123 CD",)), seed) == [frozenset()]
+
+
 def test_a_shop_signs_percent_marks_it_as_no_plate(reader):
     import cv2
 
