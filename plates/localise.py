@@ -487,9 +487,9 @@ def find_top_band(image: np.ndarray, quad: np.ndarray, rows_per_height: int = 40
     ≥ 50 % of the quad's inner 80 % of columns is of :data:`TOP_BAND_BLUE` (the band's white
     lettering and flag leave most of it blue). The band is a run of blue rows 0.12 to 0.9 quad
     heights tall that ends above the quad's middle and is bounded: a row above it inside the
-    window is not blue, and at its rows the window's outer 6 % on either side is mostly not blue (the band
-    ends with the plate; a blue car's body above the plate runs on beside it). Grey images
-    (an infrared camera) have no band."""
+    window is not blue, and at its rows the window's outer 6 % on either side is mostly not
+    blue (the band ends with the plate; a blue car's body above the plate runs on beside it).
+    Grey images (an infrared camera) have no band."""
     if image is None or image.ndim != 3:
         return False
     (v0, v1), (u0, u1) = TOP_BAND_ROWS, TOP_BAND_COLUMNS

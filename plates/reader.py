@@ -6,7 +6,9 @@
    group's plate quadrilateral is found in the image's gradients.
 3. **Rectification**: the quad is warped to a frontal plate; the blue EU band (and the Italian
    right-hand band) is located by colour and cut off, so that the characters next to it are
-   read as characters, and the band's letters are read on their own (the country code).
+   read as characters, and the band's letters are read on their own (the country code). A blue
+   band across the plate's top (a Mercosul plate, :func:`.localise.find_top_band`) is noted as
+   evidence for the formats whose plates carry one (``PlateFormat.looks``).
 4. **Reading** (:mod:`.decode`): the recogniser gives a CTC probability matrix per text line;
    the decision between the free reading and each country's formats is made on those
    probabilities (a positional correction is applied only where the model itself finds it
