@@ -18,8 +18,13 @@ from vigil.plates.localise import (
 from vigil.plates.ocr import TextBox
 
 
+def _quad(x1, y1, x2, y2):
+    """The axis-aligned quad (tl, tr, br, bl) of a box, float32 pixels."""
+    return np.array([[x1, y1], [x2, y1], [x2, y2], [x1, y2]], np.float32)
+
+
 def box(x1, y1, x2, y2, score=0.9):
-    return TextBox(np.array([[x1, y1], [x2, y1], [x2, y2], [x1, y2]], np.float32), score)
+    return TextBox(_quad(x1, y1, x2, y2), score)
 
 
 def drawn_plate(band: bool = True) -> tuple[np.ndarray, tuple[int, int, int, int]]:
@@ -70,7 +75,7 @@ def test_plate_quad_finds_the_plate_edges_around_its_text():
 
 def test_rectify_keeps_the_aspect_and_maps_corners_to_corners():
     img, (x1, y1, x2, y2) = drawn_plate()
-    quad = np.array([[x1, y1], [x2, y1], [x2, y2], [x1, y2]], np.float32)
+    quad = _quad(x1, y1, x2, y2)
     plate, m = rectify(img, quad, height=64)
     assert plate.shape == (64, round(64 * (x2 - x1) / (y2 - y1)), 3)
     mapped = cv2.perspectiveTransform(quad.reshape(1, 4, 2), m)[0]
@@ -79,13 +84,13 @@ def test_rectify_keeps_the_aspect_and_maps_corners_to_corners():
 
 def test_find_band_measures_the_blue_band_and_reports_none_without():
     img, (x1, y1, x2, y2) = drawn_plate(band=True)
-    plate, _ = rectify(img, np.array([[x1, y1], [x2, y1], [x2, y2], [x1, y2]], np.float32), 64)
+    plate, _ = rectify(img, _quad(x1, y1, x2, y2), 64)
     # the band spans x1+2 .. x1+24 of a 240 px plate → 2..24 of 240 → about 6..30 of 295 px
     width = find_band(plate, "left")
     scale = plate.shape[1] / (x2 - x1)
     assert width == pytest.approx(24 * scale, abs=3)
     assert find_band(plate, "right") == 0
-    plain, _ = rectify(drawn_plate(band=False)[0], np.array([[x1, y1], [x2, y1], [x2, y2], [x1, y2]], np.float32), 64)
+    plain, _ = rectify(drawn_plate(band=False)[0], _quad(x1, y1, x2, y2), 64)
     assert find_band(plain, "left") == 0
 
 
@@ -101,10 +106,6 @@ def drawn_mercosul(body=(60, 60, 60), band=(150, 60, 10)) -> tuple[np.ndarray, t
     cv2.rectangle(img, (x1, y1), (x2 - 1, y2 - 1), (20, 20, 20), 2)
     cv2.putText(img, "ABC1D23", (x1 + 12, y2 - 12), cv2.FONT_HERSHEY_DUPLEX, 1.2, (10, 10, 10), 2, cv2.LINE_AA)
     return img, (x1, y1, x2, y2), (x1 + 12, y1 + 24, x2 - 12, y2 - 10)
-
-
-def _quad(x1, y1, x2, y2):
-    return np.array([[x1, y1], [x2, y1], [x2, y2], [x1, y2]], np.float32)
 
 
 def test_a_mercosul_band_is_found_above_the_characters_or_at_the_plates_top():
@@ -134,7 +135,7 @@ def test_no_mercosul_band_on_an_eu_plate_a_blue_car_or_a_grey_image():
 
 def test_read_quality_grows_with_size_sharpness_and_frontality():
     img, (x1, y1, x2, y2) = drawn_plate()
-    quad = np.array([[x1, y1], [x2, y1], [x2, y2], [x1, y2]], np.float32)
+    quad = _quad(x1, y1, x2, y2)
     plate, _ = rectify(img, quad, 64)
     sharp = read_quality(plate, quad)
     blurred = read_quality(cv2.GaussianBlur(plate, (0, 0), 3), quad)

@@ -186,14 +186,20 @@ def test_a_crop_reads_the_same_whatever_else_is_in_the_batch(reader):
     assert [t for t, _, _ in rec([plate])] == [t for t, _, _ in rec([sign, plate])[1:]]
 
 
-def test_a_one_line_candidate_carries_its_plates_shape(reader):
+def _candidates_on_plate(reader, sample):
+    """The reader's candidates on a synthetic sample's plate (box IoU ≥ 0.5 with its quad's bounds)."""
     from vigil.detectors.ops import box_iou
+
+    box = np.array([[*sample.quad.min(0), *sample.quad.max(0)]], np.float64)
+    return [c for c in reader.candidates(sample.image) if box_iou(np.array([c.xyxy]), box)[0, 0] >= 0.5]
+
+
+def test_a_one_line_candidate_carries_its_plates_shape(reader):
     from vigil.plates.localise import quad_size
     from vigil.plates.synth import PlateSpec, render_scene
 
     sample = render_scene(PlateSpec("AB123CD", ("AB 123 CD",)), np.random.default_rng(3))
-    box = np.array([[*sample.quad.min(0), *sample.quad.max(0)]], np.float64)
-    cand = next(c for c in reader.candidates(sample.image) if box_iou(np.array([c.xyxy]), box)[0, 0] >= 0.5)
+    cand = _candidates_on_plate(reader, sample)[0]
     job = reader._job(sample.image, cand)
     w, h = quad_size(cand.quad)
     assert len(cand.lines) == 1 and job.aspect == pytest.approx(w / h)
@@ -201,14 +207,11 @@ def test_a_one_line_candidate_carries_its_plates_shape(reader):
 
 
 def test_a_plate_candidate_carries_the_looks_its_plate_shows(reader):
-    from vigil.detectors.ops import box_iou
     from vigil.plates.synth import PlateSpec, render_scene
 
     def looks(spec, seed):
         sample = render_scene(spec, np.random.default_rng(seed))
-        box = np.array([[*sample.quad.min(0), *sample.quad.max(0)]], np.float64)
-        cands = [c for c in reader.candidates(sample.image) if box_iou(np.array([c.xyxy]), box)[0, 0] >= 0.5]
-        return [reader._job(sample.image, c).looks for c in cands]
+        return [reader._job(sample.image, c).looks for c in _candidates_on_plate(reader, sample)]
 
     for seed in range(3):
         # a Mercosul plate shows its blue band; the old grey Brazilian plate and an Italian one show nothing
